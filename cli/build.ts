@@ -1,0 +1,332 @@
+/**
+ * `tsk build`: docker-build-style flags → Dockerfile frontend → solver → exporter.
+ */
+import { promises as fsp } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import type { Writable } from "node:stream";
+import { openEngine } from "../engine/engine.ts";
+import { createProgress, type ProgressMode } from "../engine/solver/progress.ts";
+import { Solver } from "../engine/solver/solver.ts";
+import { LocalWorker } from "../engine/ops/worker.ts";
+import { ExecError } from "../engine/ops/exec.ts";
+import { loadDefinition } from "../engine/llb/load.ts";
+import { decodeDefinition } from "../proto/ops.ts";
+import { convertDockerfile, type ConvertResult } from "../engine/frontend/dockerfile/convert.ts";
+import { DockerfileError, excerpt, formatDockerfileError } from "../engine/frontend/dockerfile/errors.ts";
+import { parseDockerignore } from "../engine/frontend/dockerfile/dockerignore.ts";
+import { parsePlatform, defaultPlatform } from "../engine/llb/platform.ts";
+import { parseOutput, type OutputSpec, UsageError } from "./output_spec.ts";
+import { exportImage } from "./export.ts";
+import type { ImageConfig } from "../exporters/image.ts";
+import type { Platform } from "../engine/types.ts";
+
+export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
+
+Build an image from a Dockerfile, without a daemon and without root.
+
+Options:
+  -f, --file string            Name of the Dockerfile (default: "PATH/Dockerfile")
+  -t, --tag name               Name and optionally a tag ("name:tag"); repeatable
+      --build-arg KEY[=VALUE]  Set a build-time variable (KEY alone takes it from the environment)
+      --target string          Set the target build stage to build
+  -o, --output spec            Output destination: type=oci|docker|tar|local|image[,dest=PATH][,name=..][,push=true]
+                               A bare PATH means type=local,dest=PATH; "-" means a tar on stdout
+      --push                   Push the image to the registry (shorthand for --output type=image,push=true)
+      --platform string        Target platform (default: the host's, linux/amd64)
+      --progress string        auto, plain, tty, rawjson or quiet (default "auto")
+      --no-cache               Do not use the cache
+      --no-cache-filter stage  Do not use the cache for these stages; repeatable
+      --secret id=ID,src=PATH  Secret to expose to RUN --mount=type=secret; repeatable
+      --root DIR               Store directory (default $XDG_DATA_HOME/tsk)
+      --insecure-registry HOST Allow plain HTTP for this registry; repeatable
+      --frontend llb           Build a marshalled LLB definition read from stdin (or --file)
+  -h, --help                   Show this help
+`;
+
+type Flags = {
+  file?: string;
+  tag: string[];
+  "build-arg": string[];
+  target?: string;
+  output: string[];
+  push: boolean;
+  platform?: string;
+  progress: string;
+  "no-cache": boolean;
+  "no-cache-filter": string[];
+  secret: string[];
+  root?: string;
+  "insecure-registry": string[];
+  frontend?: string;
+  help: boolean;
+};
+
+export function parseBuildFlags(argv: string[]): { flags: Flags; context: string } {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      file: { type: "string", short: "f" },
+      tag: { type: "string", short: "t", multiple: true, default: [] },
+      "build-arg": { type: "string", multiple: true, default: [] },
+      target: { type: "string" },
+      output: { type: "string", short: "o", multiple: true, default: [] },
+      push: { type: "boolean", default: false },
+      platform: { type: "string" },
+      progress: { type: "string", default: "auto" },
+      "no-cache": { type: "boolean", default: false },
+      "no-cache-filter": { type: "string", multiple: true, default: [] },
+      secret: { type: "string", multiple: true, default: [] },
+      root: { type: "string" },
+      "insecure-registry": { type: "string", multiple: true, default: [] },
+      frontend: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  const flags = values as unknown as Flags;
+  if (flags.help) return { flags, context: "." };
+  if (positionals.length !== 1) {
+    throw new UsageError(`"tsk build" requires exactly 1 argument (the context directory), got ${positionals.length}\n\n${BUILD_HELP}`);
+  }
+  return { flags, context: positionals[0] };
+}
+
+function buildArgs(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of list) {
+    const i = a.indexOf("=");
+    if (i < 0) {
+      const v = process.env[a];
+      if (v !== undefined) out[a] = v;
+    } else out[a.slice(0, i)] = a.slice(i + 1);
+  }
+  return out;
+}
+
+function secrets(list: string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const s of list) {
+    const kv = Object.fromEntries(s.split(",").map((p) => {
+      const i = p.indexOf("=");
+      return i < 0 ? [p, ""] : [p.slice(0, i), p.slice(i + 1)];
+    }));
+    const id = kv.id;
+    const src = kv.src ?? kv.source ?? (kv.env ? undefined : undefined);
+    if (!id) throw new UsageError(`--secret ${s}: id= is required`);
+    if (src) m.set(id, path.resolve(src));
+    else if (kv.env) m.set(id, `env:${kv.env}`);
+    else throw new UsageError(`--secret ${s}: src=PATH or env=NAME is required`);
+  }
+  return m;
+}
+
+/** Secrets from environment variables become temp files, so the sandbox can bind-mount them. */
+async function materializeSecrets(m: Map<string, string>, tmp: string): Promise<void> {
+  for (const [id, src] of m) {
+    if (src.startsWith("env:")) {
+      const v = process.env[src.slice(4)];
+      if (v === undefined) throw new UsageError(`secret ${id}: environment variable ${src.slice(4)} is not set`);
+      const f = path.join(tmp, `secret-${id}`);
+      await fsp.writeFile(f, v, { mode: 0o600 });
+      m.set(id, f);
+    }
+  }
+}
+
+function progressMode(flag: string): ProgressMode {
+  if (flag === "auto") return process.stderr.isTTY ? "tty" : "plain";
+  if (["plain", "tty", "rawjson", "quiet"].includes(flag)) return flag as ProgressMode;
+  throw new UsageError(`invalid --progress ${JSON.stringify(flag)}: expected auto, plain, tty, rawjson or quiet`);
+}
+
+/** Outputs from flags; tarball outputs without a file go to stdout, never to a terminal. */
+export function resolveOutputs(flags: Flags): OutputSpec[] {
+  const outs = flags.output.map(parseOutput);
+  if (flags.push) {
+    if (!flags.tag.length) throw new UsageError("--push needs at least one -t NAME");
+    const img = outs.find((o) => o.type === "image");
+    if (img) img.push = true;
+    else outs.push({ type: "image", names: [], push: true, compression: "gzip", attrs: {} });
+  }
+  for (const o of outs) {
+    if (!o.names.length) o.names = [...flags.tag];
+    if ((o.type === "oci" || o.type === "docker" || o.type === "tar") && (!o.dest || o.dest === "-")) {
+      if (process.stdout.isTTY) {
+        throw new UsageError(
+          `refusing to write a ${o.type} tarball to a terminal: redirect stdout (> out.tar) or give dest=FILE`,
+        );
+      }
+      o.dest = "-";
+    }
+    if (o.type === "image" && o.push && !o.names.length) throw new UsageError("pushing needs an image name: -t NAME or name=NAME");
+  }
+  return outs;
+}
+
+export async function buildCommand(argv: string[]): Promise<number> {
+  let flags: Flags, context: string;
+  try {
+    ({ flags, context } = parseBuildFlags(argv));
+  } catch (err) {
+    process.stderr.write(`ERROR: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (flags.help) {
+    process.stdout.write(BUILD_HELP);
+    return 0;
+  }
+  let outputs: OutputSpec[];
+  let mode: ProgressMode;
+  try {
+    outputs = resolveOutputs(flags);
+    mode = progressMode(flags.progress);
+  } catch (err) {
+    process.stderr.write(`ERROR: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const progress = createProgress(mode, (s) => process.stderr.write(s));
+  const ctxDir = path.resolve(context);
+  const dockerfilePath = flags.file === "-" ? "-" : path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile"));
+  const dockerfileName = flags.file && flags.file !== "-" ? path.basename(flags.file) : "Dockerfile";
+  let source: Uint8Array = new Uint8Array();
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-build-"));
+  const engine = await openEngine({ root: flags.root, insecureRegistries: flags["insecure-registry"], notice: (m) => progress.warn(m) });
+  let convert: ConvertResult | undefined;
+  try {
+    const st = await fsp.stat(ctxDir).catch(() => undefined);
+    if (!st?.isDirectory()) throw new UsageError(`unable to prepare context: path "${context}" not found or not a directory`);
+    const platform: Platform = flags.platform ? parsePlatform(flags.platform) : defaultPlatform();
+    const secretMap = secrets(flags.secret);
+    await materializeSecrets(secretMap, tmp);
+    let def;
+    if (flags.frontend === "llb") {
+      const bytes = flags.file && flags.file !== "-" ? await fsp.readFile(flags.file) : await readAll(process.stdin);
+      def = decodeDefinition(new Uint8Array(bytes));
+    } else if (flags.frontend && flags.frontend !== "dockerfile" && flags.frontend !== "dockerfile.v0") {
+      throw new UsageError(`unknown frontend ${JSON.stringify(flags.frontend)}: tsk runs the built-in dockerfile frontend or llb`);
+    } else {
+      const vp = progress.start(`[internal] load build definition from ${dockerfileName}`);
+      try {
+        source = dockerfilePath === "-" ? new Uint8Array(await readAll(process.stdin)) : new Uint8Array(await fsp.readFile(dockerfilePath));
+      } catch (err) {
+        const e = new Error(`failed to read dockerfile: open ${dockerfilePath}: no such file or directory`);
+        vp.error(e);
+        throw e;
+      }
+      vp.status(`transferring dockerfile: ${source.length}B done`);
+      vp.done();
+      const excludes = await readIgnore(ctxDir, dockerfilePath);
+      convert = await convertDockerfile({
+        source,
+        fileName: dockerfileName,
+        buildArgs: buildArgs(flags["build-arg"]),
+        target: flags.target,
+        platform,
+        excludes,
+        noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
+        resolveImage: async (ref, p) => {
+          const mp = progress.start(`[internal] load metadata for ${ref}`);
+          try {
+            const r = await engine.registry.resolve(ref, p);
+            mp.done();
+            return { digest: r.manifestDigest, config: r.config as ImageConfig };
+          } catch (err) {
+            mp.error(err as Error);
+            throw err;
+          }
+        },
+        warn: (msg) => progress.warn(msg),
+      });
+      def = convert.definition;
+    }
+    const graph = loadDefinition(def);
+    const abort = new AbortController();
+    const onSignal = () => abort.abort(new Error("build canceled"));
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    const worker = new LocalWorker({
+      storeRoot: engine.root,
+      snapshotter: engine.snapshotter,
+      store: engine.store,
+      meta: engine.meta,
+      registry: engine.registry,
+      platform,
+      locals: new Map([["context", ctxDir], ["dockerfile", path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath)]]),
+      secrets: secretMap,
+      signal: abort.signal,
+    });
+    const solver = new Solver(worker, engine.meta, progress, {
+      noCache: flags["no-cache"],
+      concurrency: Math.max(2, os.cpus().length),
+    });
+    abort.signal.addEventListener("abort", () => {});
+    const ref = await solver.solve(graph.root, graph.index);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    const config = convert?.image ?? { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: "layers", diff_ids: [] } };
+    const epoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
+    for (const out of outputs) {
+      await exportImage({ engine, ref, config, out, progress, sourceDateEpoch: epoch, views: worker.views, stdout: process.stdout as unknown as Writable });
+    }
+    if (!outputs.length) {
+      progress.warn("No output specified: the build result is only in the cache (use --output or --push)");
+    }
+    for (const w of convert?.warnings ?? []) progress.warn(w);
+    await progress.close();
+    return 0;
+  } catch (err) {
+    await progress.close();
+    process.stderr.write(formatBuildError(err, dockerfileName, source, convert));
+    return 1;
+  } finally {
+    engine.close();
+    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+async function readIgnore(ctxDir: string, dockerfilePath: string): Promise<string[]> {
+  const candidates = dockerfilePath !== "-" ? [`${dockerfilePath}.dockerignore`] : [];
+  candidates.push(path.join(ctxDir, ".dockerignore"));
+  for (const c of candidates) {
+    const text = await fsp.readFile(c, "utf8").catch(() => undefined);
+    if (text !== undefined) return parseDockerignore(text);
+  }
+  return [];
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.from(c as Uint8Array));
+  return Buffer.concat(chunks);
+}
+
+/** BuildKit-style failure report: the step's last output, the Dockerfile excerpt, the cause. */
+export function formatBuildError(err: unknown, fileName: string, source: Uint8Array, convert?: ConvertResult): string {
+  if (err instanceof DockerfileError) return formatDockerfileError(err, fileName, source);
+  if (err instanceof UsageError) return `ERROR: ${err.message}\n`;
+  const e = err as Error & { vertexName?: string; vertexDigest?: string };
+  let out = "";
+  const exec = findCause(err, ExecError);
+  if (e.vertexName) {
+    out += `------\n > ${e.vertexName}:\n`;
+    for (const l of exec?.tail ?? []) out += `${l}\n`;
+    out += `------\n`;
+  }
+  const loc = e.vertexDigest ? convert?.locations.get(e.vertexDigest) : undefined;
+  if (loc && source.length) {
+    out += excerpt(new TextDecoder().decode(source), fileName, loc.start, loc.end);
+  }
+  out += `ERROR: failed to solve: ${e.message ?? String(err)}\n`;
+  return out;
+}
+
+function findCause<T>(err: unknown, cls: new (...a: never[]) => T): T | undefined {
+  let cur = err as { cause?: unknown } | undefined;
+  for (let i = 0; cur && i < 5; i++) {
+    if (cur instanceof cls) return cur as T;
+    cur = cur.cause as { cause?: unknown } | undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,47 @@
+/** Command dispatch: `tsk build|version|debug|help`. */
+import { buildCommand, BUILD_HELP } from "./build.ts";
+import { debugCommand } from "./debug.ts";
+import { enterUserNamespace } from "../rootless/userns.ts";
+import { VERSION } from "./version.ts";
+
+export const HELP = `Usage: tsk COMMAND [OPTIONS]
+
+A rootless, daemonless container image builder: Dockerfile in, OCI image out.
+
+Commands:
+  build        Build an image from a Dockerfile
+  debug        Debugging tools (dump-llb)
+  version      Show the tsk version
+
+Run 'tsk COMMAND --help' for more information on a command.
+`;
+
+/** Commands that use the store run as root inside a user namespace (re-executing tsk there). */
+const NEEDS_NAMESPACE = new Set(["build"]);
+
+export async function run(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === "help" || cmd === "--help" || cmd === "-h") {
+    process.stdout.write(HELP);
+    return cmd ? 0 : 2;
+  }
+  if (cmd === "version" || cmd === "--version" || cmd === "-v") {
+    process.stdout.write(`tsk ${VERSION}\n`);
+    return 0;
+  }
+  if (NEEDS_NAMESPACE.has(cmd) && !rest.includes("--help") && !rest.includes("-h")) {
+    const code = await enterUserNamespace({ argv });
+    if (code !== null) return code;
+  }
+  switch (cmd) {
+    case "build":
+      return await buildCommand(rest);
+    case "debug":
+      return await debugCommand(rest);
+    default:
+      process.stderr.write(`ERROR: unknown command "${cmd}" for "tsk"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+export { BUILD_HELP };

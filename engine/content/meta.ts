@@ -1,0 +1,150 @@
+/**
+ * Metadata store: cache records, layer blobs of snapshots and the context stat cache, in SQLite
+ * (`node:sqlite`, WAL). Every write is one statement or one transaction, so a kill at any point
+ * leaves either the old or the new row, never half of one.
+ */
+import { DatabaseSync } from "node:sqlite";
+
+export type CacheRecord = { key: string; snapshots: (string | null)[]; created: number };
+export type LayerRecord = {
+  snapshot: string;
+  compression: string;
+  diffId: string;
+  digest: string;
+  size: number;
+  mediaType: string;
+  empty: boolean;
+};
+export type StatEntry = { path: string; sig: string; digest: string };
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS cache (
+  key TEXT PRIMARY KEY, snapshots TEXT NOT NULL, created INTEGER NOT NULL, last_used INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS layers (
+  snapshot TEXT NOT NULL, compression TEXT NOT NULL, diff_id TEXT NOT NULL, digest TEXT NOT NULL,
+  size INTEGER NOT NULL, media_type TEXT NOT NULL, empty INTEGER NOT NULL,
+  PRIMARY KEY (snapshot, compression)
+);
+CREATE TABLE IF NOT EXISTS statcache (
+  scope TEXT NOT NULL, path TEXT NOT NULL, sig TEXT NOT NULL, digest TEXT NOT NULL,
+  PRIMARY KEY (scope, path)
+);
+CREATE TABLE IF NOT EXISTS images (
+  name TEXT PRIMARY KEY, manifest_digest TEXT NOT NULL, updated INTEGER NOT NULL
+);
+`;
+
+export class MetaStore {
+  #db: DatabaseSync;
+
+  constructor(path: string) {
+    this.#db = new DatabaseSync(path);
+    // WAL lets concurrent tsk processes read while one writes; busy_timeout makes writers wait.
+    this.#db.exec("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    this.#db.exec(SCHEMA);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  getCache(key: string): CacheRecord | undefined {
+    const row = this.#db.prepare("SELECT key, snapshots, created FROM cache WHERE key = ?").get(key) as
+      | { key: string; snapshots: string; created: number }
+      | undefined;
+    if (!row) return undefined;
+    this.#db.prepare("UPDATE cache SET last_used = ? WHERE key = ?").run(Date.now(), key);
+    return { key: row.key, snapshots: JSON.parse(row.snapshots), created: row.created };
+  }
+
+  putCache(key: string, snapshots: (string | null)[]): void {
+    const now = Date.now();
+    this.#db.prepare(
+      "INSERT OR REPLACE INTO cache (key, snapshots, created, last_used) VALUES (?, ?, ?, ?)",
+    ).run(key, JSON.stringify(snapshots), now, now);
+  }
+
+  deleteCache(key: string): void {
+    this.#db.prepare("DELETE FROM cache WHERE key = ?").run(key);
+  }
+
+  allCache(): (CacheRecord & { lastUsed: number })[] {
+    const rows = this.#db.prepare("SELECT key, snapshots, created, last_used FROM cache").all() as {
+      key: string;
+      snapshots: string;
+      created: number;
+      last_used: number;
+    }[];
+    return rows.map((r) => ({
+      key: r.key,
+      snapshots: JSON.parse(r.snapshots),
+      created: r.created,
+      lastUsed: r.last_used,
+    }));
+  }
+
+  getLayer(snapshot: string, compression: string): LayerRecord | undefined {
+    const row = this.#db.prepare(
+      "SELECT snapshot, compression, diff_id, digest, size, media_type, empty FROM layers WHERE snapshot = ? AND compression = ?",
+    ).get(snapshot, compression) as Record<string, string | number> | undefined;
+    if (!row) return undefined;
+    return {
+      snapshot: String(row.snapshot),
+      compression: String(row.compression),
+      diffId: String(row.diff_id),
+      digest: String(row.digest),
+      size: Number(row.size),
+      mediaType: String(row.media_type),
+      empty: Number(row.empty) === 1,
+    };
+  }
+
+  putLayer(r: LayerRecord): void {
+    this.#db.prepare(
+      "INSERT OR REPLACE INTO layers (snapshot, compression, diff_id, digest, size, media_type, empty) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ).run(r.snapshot, r.compression, r.diffId, r.digest, r.size, r.mediaType, r.empty ? 1 : 0);
+  }
+
+  allLayers(): LayerRecord[] {
+    const rows = this.#db.prepare("SELECT snapshot, compression FROM layers").all() as {
+      snapshot: string;
+      compression: string;
+    }[];
+    return rows.map((r) => this.getLayer(r.snapshot, r.compression)!).filter(Boolean);
+  }
+
+  deleteLayers(snapshot: string): void {
+    this.#db.prepare("DELETE FROM layers WHERE snapshot = ?").run(snapshot);
+  }
+
+  /** Records a named image built into the store (`type=image` without push). */
+  putImage(name: string, manifestDigest: string): void {
+    this.#db.prepare("INSERT OR REPLACE INTO images (name, manifest_digest, updated) VALUES (?, ?, ?)")
+      .run(name, manifestDigest, Date.now());
+  }
+
+  /** Stat cache of a context scope: path → (stat signature, content digest). */
+  statCache(scope: string): Map<string, { sig: string; digest: string }> {
+    const rows = this.#db.prepare("SELECT path, sig, digest FROM statcache WHERE scope = ?").all(scope) as {
+      path: string;
+      sig: string;
+      digest: string;
+    }[];
+    return new Map(rows.map((r) => [r.path, { sig: r.sig, digest: r.digest }]));
+  }
+
+  /** Replaces a scope's stat cache in one transaction. */
+  putStatCache(scope: string, entries: Iterable<StatEntry>): void {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      this.#db.prepare("DELETE FROM statcache WHERE scope = ?").run(scope);
+      const ins = this.#db.prepare("INSERT INTO statcache (scope, path, sig, digest) VALUES (?, ?, ?, ?)");
+      for (const e of entries) ins.run(scope, e.path, e.sig, e.digest);
+      this.#db.exec("COMMIT");
+    } catch (err) {
+      this.#db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,524 @@
+/**
+ * ADD's archive auto-extraction (BuildKit attemptUnpackDockerCompatibility): recognise a local
+ * tar archive (plain, gzip, bzip2, xz, zstd — by magic bytes, then a valid tar header checksum
+ * in the first decompressed block) and extract it into a directory without ever writing outside
+ * it. gzip/zstd use node:zlib; bzip2/xz pipe through `bzip2 -dc` / `xz -dc`. Includes a minimal
+ * streaming tar reader (ustar, PAX path/linkpath/size/times/ids, GNU long names).
+ */
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import * as zlib from "node:zlib";
+import { execFile, spawn } from "node:child_process";
+import type { Readable } from "node:stream";
+import { cleanPath, resolveInRoot } from "./root_path.ts";
+
+export type ArchiveKind = "tar" | "gzip" | "bzip2" | "xz" | "zstd";
+
+/** Compression detected from the first bytes of a file ("tar" = uncompressed). */
+export function detectCompression(head: Uint8Array): ArchiveKind {
+  const b = head;
+  if (b.length >= 3 && b[0] === 0x42 && b[1] === 0x5a && b[2] === 0x68) return "bzip2"; // "BZh"
+  if (b.length >= 3 && b[0] === 0x1f && b[1] === 0x8b && b[2] === 0x08) return "gzip";
+  if (
+    b.length >= 6 && b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58 &&
+    b[4] === 0x5a && b[5] === 0x00
+  ) return "xz";
+  if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return "zstd";
+  // zstd skippable frame: 0x184D2A5? little endian
+  if (b.length >= 4 && (b[0] & 0xf0) === 0x50 && b[1] === 0x2a && b[2] === 0x4d && b[3] === 0x18) return "zstd";
+  return "tar";
+}
+
+type Decompressed = { stream: Readable; done: () => Promise<void>; kill: () => void };
+
+/** A readable of the decompressed bytes of `path`; `done` rejects if the decompressor failed. */
+function openDecompressed(path: string, kind: ArchiveKind): Decompressed {
+  if (kind === "bzip2" || kind === "xz") {
+    const child = spawn(kind === "xz" ? "xz" : "bzip2", ["-dc", "--", path], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (d: Uint8Array) => {
+      if (stderr.length < 4096) stderr += new TextDecoder().decode(d);
+    });
+    let killed = false;
+    const exited = new Promise<void>((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", (code: number | null) => {
+        if (code === 0 || killed) resolve();
+        else reject(new Error(`${kind} -dc ${path} failed (exit ${code}): ${stderr.trim()}`));
+      });
+    });
+    exited.catch(() => {});
+    return {
+      stream: child.stdout! as Readable,
+      done: () => exited,
+      kill: () => {
+        killed = true;
+        child.kill();
+      },
+    };
+  }
+  const file = fs.createReadStream(path);
+  if (kind === "tar") {
+    return { stream: file, done: () => Promise.resolve(), kill: () => file.destroy() };
+  }
+  const z = kind === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
+  file.on("error", (e) => z.destroy(e));
+  file.pipe(z);
+  return {
+    stream: z,
+    done: () => Promise.resolve(),
+    kill: () => {
+      file.destroy();
+      z.destroy();
+    },
+  };
+}
+
+/** Whether a 512-byte block is a tar header with a valid checksum (unsigned or signed sum). */
+export function isTarHeader(block: Uint8Array): boolean {
+  if (block.length < 512) return false;
+  const want = parseOctal(block.subarray(148, 156));
+  if (want === undefined) return false;
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < 512; i++) {
+    const c = i >= 148 && i < 156 ? 0x20 : block[i];
+    unsigned += c;
+    signed += c > 127 ? c - 256 : c;
+  }
+  return want === unsigned || want === signed;
+}
+
+/**
+ * Kind of archive at `path` (a regular file, not followed if a symlink), or false when it is
+ * not a tar archive (BuildKit then copies it as a plain file).
+ */
+export async function isArchive(path: string): Promise<false | ArchiveKind> {
+  let st: fs.Stats;
+  try {
+    st = await fsp.lstat(path);
+  } catch {
+    return false;
+  }
+  if (!st.isFile() || st.size === 0) return false;
+  const fh = await fsp.open(path, "r");
+  const head = new Uint8Array(512);
+  let n = 0;
+  try {
+    while (n < 512) {
+      const r = await fh.read(head, n, 512 - n, n);
+      if (r.bytesRead === 0) break;
+      n += r.bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  const kind = detectCompression(head.subarray(0, n));
+  if (kind === "tar") return n === 512 && isTarHeader(head) ? "tar" : false;
+  const d = openDecompressed(path, kind);
+  const block = new Uint8Array(512);
+  let got = 0;
+  try {
+    for await (const chunk of d.stream as AsyncIterable<Uint8Array>) {
+      const take = Math.min(chunk.length, 512 - got);
+      block.set(chunk.subarray(0, take), got);
+      got += take;
+      if (got >= 512) break;
+    }
+  } catch {
+    return false;
+  } finally {
+    d.kill();
+  }
+  return got === 512 && isTarHeader(block) ? kind : false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming tar reader
+
+export type TarEntryType = "file" | "hardlink" | "symlink" | "char" | "block" | "dir" | "fifo";
+
+export type TarEntry = {
+  name: string;
+  type: TarEntryType;
+  /** Permission and special bits (07777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  size: number;
+  /** Seconds since the epoch (fractional with PAX times). */
+  mtime: number;
+  atime?: number;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+};
+
+function parseOctal(f: Uint8Array): number | undefined {
+  if (f.length > 0 && (f[0] & 0x80) !== 0) {
+    // base-256 (GNU) for large values
+    let v = f[0] & 0x7f;
+    if ((f[0] & 0x40) !== 0) return undefined; // negative: unsupported
+    for (let i = 1; i < f.length; i++) v = v * 256 + f[i];
+    return v;
+  }
+  let s = "";
+  for (const c of f) {
+    if (c === 0) break;
+    s += String.fromCharCode(c);
+  }
+  s = s.trim();
+  if (s === "") return 0;
+  if (!/^[0-7]+$/.test(s)) return undefined;
+  return Number.parseInt(s, 8);
+}
+
+function cstr(f: Uint8Array): string {
+  const z = f.indexOf(0);
+  return new TextDecoder().decode(z < 0 ? f : f.subarray(0, z));
+}
+
+/** Pulls exact byte counts out of an async chunk iterator. */
+class ChunkReader {
+  private it: AsyncIterator<Uint8Array>;
+  private buf: Uint8Array = new Uint8Array(0);
+  private off = 0;
+  private eof = false;
+  constructor(src: AsyncIterable<Uint8Array>) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+  private async fill(): Promise<boolean> {
+    while (this.off >= this.buf.length) {
+      if (this.eof) return false;
+      const r = await this.it.next();
+      if (r.done) {
+        this.eof = true;
+        return false;
+      }
+      this.buf = r.value;
+      this.off = 0;
+    }
+    return true;
+  }
+  /** Exactly n bytes, or null at a clean EOF before the first byte; throws when truncated. */
+  async readExact(n: number): Promise<Uint8Array | null> {
+    const out = new Uint8Array(n);
+    let got = 0;
+    while (got < n) {
+      if (!(await this.fill())) {
+        if (got === 0) return null;
+        throw new Error("unexpected EOF in tar archive");
+      }
+      const take = Math.min(n - got, this.buf.length - this.off);
+      out.set(this.buf.subarray(this.off, this.off + take), got);
+      this.off += take;
+      got += take;
+    }
+    return out;
+  }
+  /** Up to n bytes as a sequence of chunks (views into the source chunks). */
+  async *pieces(n: number): AsyncGenerator<Uint8Array> {
+    let left = n;
+    while (left > 0) {
+      if (!(await this.fill())) throw new Error("unexpected EOF in tar archive");
+      const take = Math.min(left, this.buf.length - this.off);
+      yield this.buf.subarray(this.off, this.off + take);
+      this.off += take;
+      left -= take;
+    }
+  }
+  async skip(n: number): Promise<void> {
+    for await (const _ of this.pieces(n)) { /* discard */ }
+  }
+}
+
+function parsePax(data: Uint8Array): Map<string, string> {
+  const out = new Map<string, string>();
+  const text = new TextDecoder().decode(data);
+  let i = 0;
+  while (i < text.length) {
+    const sp = text.indexOf(" ", i);
+    if (sp < 0) break;
+    const len = Number.parseInt(text.slice(i, sp), 10);
+    if (!Number.isFinite(len) || len <= 0) break;
+    // len counts bytes; records are ASCII-length-prefixed, decode by bytes for safety
+    const recBytes = new TextEncoder().encode(text.slice(i)).subarray(0, len);
+    const rec = new TextDecoder().decode(recBytes);
+    const body = rec.slice(rec.indexOf(" ") + 1).replace(/\n$/, "");
+    const eq = body.indexOf("=");
+    if (eq > 0) out.set(body.slice(0, eq), body.slice(eq + 1));
+    i += rec.length;
+  }
+  return out;
+}
+
+/**
+ * Read a tar stream entry by entry. The body must be consumed (or ignored: the reader skips
+ * what is left) before asking for the next entry.
+ */
+export async function* readTarEntries(
+  src: AsyncIterable<Uint8Array>,
+): AsyncGenerator<{ entry: TarEntry; body: AsyncIterable<Uint8Array> }> {
+  const r = new ChunkReader(src);
+  let pax = new Map<string, string>();
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  while (true) {
+    const h = await r.readExact(512);
+    if (h === null) return;
+    if (h.every((b) => b === 0)) return; // end-of-archive marker
+    if (!isTarHeader(h)) throw new Error("invalid tar header (checksum mismatch)");
+    const flag = String.fromCharCode(h[156]);
+    const size = parseOctal(h.subarray(124, 136)) ?? 0;
+    const padded = Math.ceil(size / 512) * 512;
+    if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
+      const data = (await r.readExact(padded)) ?? new Uint8Array(0);
+      const body = data.subarray(0, size);
+      if (flag === "x") pax = parsePax(body);
+      else if (flag === "L") longName = cstr(body);
+      else if (flag === "K") longLink = cstr(body);
+      continue; // global headers are ignored, as BuildKit does
+    }
+    const magic = cstr(h.subarray(257, 263));
+    let name = cstr(h.subarray(0, 100));
+    const prefix = magic === "ustar" && h[262] === 0 ? cstr(h.subarray(345, 500)) : "";
+    if (prefix !== "") name = prefix + "/" + name;
+    if (longName !== undefined) name = longName;
+    if (pax.has("path")) name = pax.get("path") as string;
+    let linkname = cstr(h.subarray(157, 257));
+    if (longLink !== undefined) linkname = longLink;
+    if (pax.has("linkpath")) linkname = pax.get("linkpath") as string;
+    let type: TarEntryType;
+    switch (flag) {
+      case "0":
+      case "\0":
+      case "7":
+        type = name.endsWith("/") ? "dir" : "file";
+        break;
+      case "1":
+        type = "hardlink";
+        break;
+      case "2":
+        type = "symlink";
+        break;
+      case "3":
+        type = "char";
+        break;
+      case "4":
+        type = "block";
+        break;
+      case "5":
+        type = "dir";
+        break;
+      case "6":
+        type = "fifo";
+        break;
+      default:
+        throw new Error(`unsupported tar entry ${JSON.stringify(name)} type ${JSON.stringify(flag)}`);
+    }
+    const num = (k: string, v: number | undefined): number => {
+      const p = pax.get(k);
+      if (p !== undefined && p !== "" && Number.isFinite(Number(p))) return Number(p);
+      return v ?? 0;
+    };
+    const entry: TarEntry = {
+      name,
+      type,
+      mode: (parseOctal(h.subarray(100, 108)) ?? 0) & 0o7777,
+      uid: num("uid", parseOctal(h.subarray(108, 116))),
+      gid: num("gid", parseOctal(h.subarray(116, 124))),
+      uname: pax.get("uname") ?? cstr(h.subarray(265, 297)),
+      gname: pax.get("gname") ?? cstr(h.subarray(297, 329)),
+      size: num("size", size),
+      mtime: num("mtime", parseOctal(h.subarray(136, 148))),
+      atime: pax.has("atime") ? num("atime", 0) : undefined,
+      linkname,
+      devmajor: parseOctal(h.subarray(329, 337)) ?? 0,
+      devminor: parseOctal(h.subarray(337, 345)) ?? 0,
+    };
+    pax = new Map();
+    longName = undefined;
+    longLink = undefined;
+    const bodySize = entry.type === "file" ? entry.size : entry.size; // bodies of links are skipped
+    const bodyPadded = Math.ceil(bodySize / 512) * 512;
+    let consumed = 0;
+    const body: AsyncIterable<Uint8Array> = {
+      [Symbol.asyncIterator]: async function* () {
+        for await (const p of r.pieces(bodySize - consumed)) {
+          consumed += p.length;
+          yield p;
+        }
+      },
+    };
+    yield { entry, body };
+    await r.skip(bodySize - consumed + (bodyPadded - bodySize));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extraction
+
+/** Run `mknod` (coreutils) — node has no mknod/mkfifo. kind: "p" fifo, "c"/"b" devices. */
+export function mknod(path: string, kind: "p" | "c" | "b", major = 0, minor = 0): Promise<void> {
+  const args = kind === "p" ? ["--", path, "p"] : ["--", path, kind, String(major), String(minor)];
+  return new Promise((resolve, reject) => {
+    execFile("mknod", args, (err, _out, stderr) => {
+      if (err) reject(new Error(`mknod ${path}: ${String(stderr).trim() || err.message}`));
+      else resolve();
+    });
+  });
+}
+
+function errCode(e: unknown): string | undefined {
+  return (e as { code?: string } | null)?.code;
+}
+
+async function lstatOrNull(p: string): Promise<fs.Stats | null> {
+  try {
+    return await fsp.lstat(p);
+  } catch (e) {
+    if (errCode(e) === "ENOENT" || errCode(e) === "ENOTDIR") return null;
+    throw e;
+  }
+}
+
+/** Archive member name → relative path inside the extraction root ("" = the root itself). */
+export function cleanArchivePath(name: string): string {
+  const c = cleanPath(name.replace(/^\/+/, ""));
+  if (c === "." || c === "") return "";
+  if (c === ".." || c.startsWith("../")) {
+    throw new Error(`archive path ${JSON.stringify(name)} is outside extraction root`);
+  }
+  return c;
+}
+
+export type ExtractOptions = {
+  /** Overrides every entry's owner (ADD --chown). */
+  owner?: { uid: number; gid: number };
+};
+
+/**
+ * Extract the archive at `path` (of `kind`, from isArchive) into `destDir` (created if missing).
+ * Entry owners, modes and times are preserved; names and symlinks are resolved with destDir as
+ * the root so nothing lands outside it; `..` names are rejected.
+ */
+export async function extractArchive(
+  path: string,
+  destDir: string,
+  kind: ArchiveKind,
+  opts: ExtractOptions = {},
+): Promise<void> {
+  await fsp.mkdir(destDir, { recursive: true });
+  const d = openDecompressed(path, kind);
+  const dirTimes: { p: string; atime: number; mtime: number }[] = [];
+  try {
+    for await (const { entry, body } of readTarEntries(d.stream as AsyncIterable<Uint8Array>)) {
+      const rel = cleanArchivePath(entry.name);
+      if (rel === "") continue;
+      const isDir = entry.type === "dir";
+      const target = await resolveInRoot(destDir, rel, { followLast: isDir });
+      if (target === destDir || !target.startsWith(destDir.replace(/\/$/, "") + "/")) continue;
+      await ensureParents(destDir, target);
+      const existing = await lstatOrNull(target);
+      if (existing && !(existing.isDirectory() && isDir)) {
+        await fsp.rm(target, { recursive: true, force: true });
+      }
+      const uid = opts.owner ? opts.owner.uid : entry.uid;
+      const gid = opts.owner ? opts.owner.gid : entry.gid;
+      const mtime = boundTime(entry.mtime);
+      const atime = boundTime(entry.atime !== undefined && entry.atime > entry.mtime ? entry.atime : entry.mtime);
+      switch (entry.type) {
+        case "dir":
+          try {
+            await fsp.mkdir(target, entry.mode & 0o777);
+          } catch (e) {
+            if (errCode(e) !== "EEXIST") throw e;
+          }
+          await fsp.lchown(target, uid, gid);
+          await fsp.chmod(target, entry.mode);
+          dirTimes.push({ p: target, atime, mtime });
+          break;
+        case "file": {
+          const fh = await fsp.open(target, "wx", 0o600);
+          try {
+            for await (const piece of body) {
+              let off = 0;
+              while (off < piece.length) {
+                const w = await fh.write(piece, off, piece.length - off);
+                off += w.bytesWritten;
+              }
+            }
+            await fh.chown(uid, gid);
+            await fh.chmod(entry.mode);
+          } finally {
+            await fh.close();
+          }
+          await fsp.utimes(target, atime, mtime);
+          break;
+        }
+        case "symlink":
+          await fsp.symlink(entry.linkname, target);
+          await fsp.lchown(target, uid, gid);
+          await fsp.lutimes(target, atime, mtime);
+          break;
+        case "hardlink": {
+          const lrel = cleanArchivePath(entry.linkname);
+          if (lrel === "") throw new Error(`archive hardlink ${JSON.stringify(entry.name)} targets extraction root`);
+          const ltarget = await resolveInRoot(destDir, lrel, { followLast: false });
+          await fsp.link(ltarget, target);
+          await fsp.lchown(target, uid, gid);
+          const st = await fsp.lstat(target);
+          if (!st.isSymbolicLink()) {
+            await fsp.chmod(target, entry.mode);
+            await fsp.utimes(target, atime, mtime);
+          }
+          break;
+        }
+        case "char":
+        case "block":
+        case "fifo":
+          await mknod(target, entry.type === "fifo" ? "p" : entry.type === "char" ? "c" : "b", entry.devmajor, entry.devminor);
+          await fsp.lchown(target, uid, gid);
+          await fsp.chmod(target, entry.mode);
+          await fsp.utimes(target, atime, mtime);
+          break;
+      }
+    }
+    await d.done();
+  } catch (e) {
+    d.kill();
+    throw e;
+  }
+  for (let i = dirTimes.length - 1; i >= 0; i--) {
+    await fsp.utimes(dirTimes[i].p, dirTimes[i].atime, dirTimes[i].mtime);
+  }
+}
+
+function boundTime(t: number): number {
+  return Number.isFinite(t) && t >= 0 ? t : 0;
+}
+
+/** Create missing directories between root and target's parent (0755, owned by 0:0). */
+async function ensureParents(root: string, target: string): Promise<void> {
+  const r = root.replace(/\/$/, "");
+  const rel = target.slice(r.length + 1).split("/");
+  rel.pop();
+  let cur = r;
+  for (const c of rel) {
+    cur = cur + "/" + c;
+    const st = await lstatOrNull(cur);
+    if (st) {
+      if (st.isDirectory()) continue;
+      const err = new Error(`mkdir ${cur}: not a directory`) as Error & { code: string };
+      err.code = "ENOTDIR";
+      throw err;
+    }
+    await fsp.mkdir(cur, 0o755);
+    await fsp.lchown(cur, 0, 0);
+    await fsp.chmod(cur, 0o755);
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Content checksums of selected paths, the "content second" half of cache keys: a COPY's key
+ * depends on exactly the files it copies (path, type, mode, owner, content, link target), never
+ * on mtimes, so touching a file keeps the cache and renaming one does not.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream, promises as fsp } from "node:fs";
+import path from "node:path";
+import type { ContextEntry } from "./local_context.ts";
+import { entryHash } from "./local_context.ts";
+
+const WILD = /[*?[\\]/;
+
+function clean(sel: string): string {
+  const c = path.posix.normalize("/" + sel).replace(/^\/+/, "").replace(/\/+$/, "");
+  return c === "." ? "" : c;
+}
+
+/** Go filepath.Match-style matching of one path component. */
+export function matchComponent(pattern: string, name: string): boolean {
+  let re = "^";
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "[") {
+      const end = pattern.indexOf("]", i + 1);
+      if (end < 0) re += "\\[";
+      else {
+        let cls = pattern.slice(i + 1, end);
+        if (cls.startsWith("^")) cls = "!" + cls.slice(1);
+        re += "[" + (cls.startsWith("!") ? "^" + cls.slice(1) : cls).replace(/\\/g, "\\\\") + "]";
+        i = end;
+      }
+    } else if (c === "\\" && i + 1 < pattern.length) re += "\\" + pattern[++i];
+    else re += c.replace(/[.+^${}()|\]\\]/g, "\\$&");
+  }
+  return new RegExp(re + "$").test(name);
+}
+
+/** Whether `p` (relative) is selected by cleaned selector `sel` (itself or below it). */
+export function selected(sel: string, p: string): boolean {
+  if (sel === "") return true;
+  if (!WILD.test(sel)) return p === sel || p.startsWith(sel + "/");
+  const sc = sel.split("/");
+  const pc = p.split("/");
+  if (pc.length < sc.length) return false;
+  for (let i = 0; i < sc.length; i++) if (!matchComponent(sc[i], pc[i])) return false;
+  return true;
+}
+
+/** Checksum of the selected paths of a synced context, from its entry digests (no file reads). */
+export function checksumEntries(entries: Map<string, ContextEntry>, selectors: string[]): string {
+  const h = createHash("sha256");
+  for (const raw of selectors) {
+    const sel = clean(raw);
+    h.update(`sel:${sel}\n`);
+    for (const [p, e] of entries) if (selected(sel, p)) h.update(`${p}\0${entryHash(e)}\n`);
+  }
+  return "sha256:" + h.digest("hex");
+}
+
+async function fileHash(p: string): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of createReadStream(p)) h.update(chunk as Uint8Array);
+  return h.digest("hex");
+}
+
+/** Checksum of the selected paths inside a materialised root filesystem. */
+export async function checksumTree(root: string, selectors: string[]): Promise<string> {
+  const h = createHash("sha256");
+  for (const raw of selectors) {
+    const sel = clean(raw);
+    h.update(`sel:${sel}\n`);
+    const lines: string[] = [];
+    async function visit(rel: string): Promise<void> {
+      const abs = rel ? path.join(root, rel) : root;
+      const names = (await fsp.readdir(abs).catch(() => [] as string[])).sort();
+      for (const n of names) {
+        const p = rel ? `${rel}/${n}` : n;
+        // Only descend where the selector can still match.
+        const depthOk = sel === "" || selected(sel, p) || sel.startsWith(p + "/") ||
+          (WILD.test(sel) && p.split("/").length < sel.split("/").length);
+        if (!depthOk) continue;
+        const st = await fsp.lstat(path.join(abs, n));
+        if (selected(sel, p)) {
+          let content = "";
+          if (st.isFile()) content = await fileHash(path.join(abs, n));
+          else if (st.isSymbolicLink()) content = await fsp.readlink(path.join(abs, n));
+          const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : "other";
+          lines.push(`${p}\0${type}:${(st.mode & 0o7777).toString(8)}:${st.uid}:${st.gid}:${content}`);
+        }
+        if (st.isDirectory()) await visit(p);
+      }
+    }
+    await visit("");
+    for (const l of lines) h.update(l + "\n");
+  }
+  return "sha256:" + h.digest("hex");
+}

@@ -1,0 +1,131 @@
+/**
+ * ExecOp: runs a process in the sandbox on a fresh snapshot of its root input, with the op's
+ * extra mounts (bind, cache, tmpfs, secret), and commits every writable mount that has an output.
+ */
+import { createHash } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import type { Vertex } from "../llb/load.ts";
+import type { OpHandler, Ref } from "../solver/solver.ts";
+import type { VertexProgress } from "../solver/progress.ts";
+import type { RefViews } from "./refs.ts";
+import { runInSandbox, type RunSpec } from "../../rootless/sandbox.ts";
+
+export type ExecEnv = {
+  views: RefViews;
+  storeRoot: string;
+  /** Secret id → host file. */
+  secrets: Map<string, string>;
+  signal: AbortSignal;
+};
+
+/** A failed RUN, formatted as BuildKit reports it. */
+export class ExecError extends Error {
+  exitCode: number;
+  tail: string[];
+  constructor(args: string[], exitCode: number, tail: string[]) {
+    super(`process "${args.join(" ")}" did not complete successfully: exit code: ${exitCode}`);
+    this.exitCode = exitCode;
+    this.tail = tail;
+  }
+}
+
+const MOUNT_BIND = 0, MOUNT_SECRET = 1, MOUNT_SSH = 2, MOUNT_CACHE = 3, MOUNT_TMPFS = 4;
+
+export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
+  const exec = v.op.exec!;
+  const meta = exec.meta ?? {};
+  const mounts = exec.mounts ?? [];
+  return {
+    cacheable: true,
+    heavy: true,
+    baseKey: () => Promise.resolve(v.digest),
+    contentSelectors: () => new Map(),
+    exists: async (refs) => (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),
+    async run(inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
+      const cleanups: (() => Promise<void>)[] = [];
+      const actives: { key: string; output: number }[] = [];
+      const outputs: Ref[] = [];
+      try {
+        const root = mounts.find((m) => m.dest === "/");
+        if (!root) throw new Error("exec op has no root mount");
+        const rootRef = (root.input ?? -1) >= 0 ? inputs[root.input!] : null;
+        const rootActive = await env.views.prepare(rootRef);
+        actives.push({ key: rootActive.key, output: root.output ?? -1 });
+        const extra: NonNullable<RunSpec["mounts"]> = [];
+        for (const m of mounts) {
+          if (m === root) continue;
+          const type = m.mountType ?? MOUNT_BIND;
+          const target = m.dest ?? "/";
+          if (type === MOUNT_BIND) {
+            const ref = (m.input ?? -1) >= 0 ? inputs[m.input!] : null;
+            let dir: string;
+            if (m.readonly) {
+              const view = await env.views.view(ref);
+              cleanups.push(view.release);
+              dir = view.root;
+            } else {
+              const act = await env.views.prepare(ref);
+              actives.push({ key: act.key, output: m.output ?? -1 });
+              dir = act.root;
+            }
+            const source = m.selector ? path.join(dir, path.posix.normalize("/" + m.selector)) : dir;
+            extra.push({ type: "bind", source, target, readonly: !!m.readonly });
+          } else if (type === MOUNT_CACHE) {
+            const id = m.cacheOpt?.ID || target;
+            const dir = path.join(env.storeRoot, "cachemounts", createHash("sha256").update(id).digest("hex").slice(0, 32));
+            await fsp.mkdir(dir, { recursive: true });
+            extra.push({ type: "bind", source: dir, target, readonly: !!m.readonly });
+          } else if (type === MOUNT_TMPFS) {
+            const size = m.TmpfsOpt?.size;
+            extra.push({ type: "tmpfs", target, options: size ? [`size=${size}`] : [] });
+          } else if (type === MOUNT_SECRET) {
+            const id = m.secretOpt?.ID ?? "";
+            const src = env.secrets.get(id);
+            if (!src) {
+              if (m.secretOpt?.optional) continue;
+              throw new Error(`secret ${id} not found (pass it with --secret id=${id},src=PATH)`);
+            }
+            extra.push({ type: "bind", source: src, target, readonly: true });
+          } else if (type === MOUNT_SSH) {
+            if (m.SSHOpt?.optional) continue;
+            throw new Error("RUN --mount=type=ssh needs an SSH agent socket; tsk does not forward one (use type=secret)");
+          }
+        }
+        const args = meta.args ?? [];
+        const result = await runInSandbox({
+          rootfs: rootActive.root,
+          args,
+          env: meta.env ?? [],
+          cwd: meta.cwd || "/",
+          user: meta.user ?? "",
+          hostname: meta.hostname || undefined,
+          network: exec.network === 2 ? "none" : "host",
+          mounts: extra,
+          onStdout: (c) => vp.log(1, c),
+          onStderr: (c) => vp.log(2, c),
+          signal: env.signal,
+        });
+        const valid = meta.validExitCodes?.length ? meta.validExitCodes : [0];
+        if (!valid.includes(result.exitCode)) {
+          throw new ExecError(args, result.signal ? 128 + signalNumber(result.signal) : result.exitCode, vp.tail(10));
+        }
+        for (const c of cleanups.splice(0)) await c();
+        for (const a of actives) {
+          if (a.output >= 0) outputs[a.output] = await env.views.commit(a.key);
+          else await env.views.discard(a.key);
+        }
+        actives.length = 0;
+        return outputs;
+      } finally {
+        for (const c of cleanups) await c().catch(() => {});
+        for (const a of actives) await env.views.discard(a.key).catch(() => {});
+      }
+    },
+  };
+}
+
+function signalNumber(sig: string): number {
+  const table: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
+  return table[sig] ?? 0;
+}

@@ -1,0 +1,126 @@
+/**
+ * FileOp: a chain of copy/mkfile/mkdir/rm/symlink actions. An action's input (and secondary
+ * input) below len(inputs) names an op input; at or above it names an earlier action's result,
+ * which is worked on in place. Actions with an output index are committed as op outputs.
+ */
+import type { Vertex } from "../llb/load.ts";
+import type { OpHandler, Ref } from "../solver/solver.ts";
+import type { VertexProgress } from "../solver/progress.ts";
+import type { RefViews } from "./refs.ts";
+import * as fa from "./file_actions.ts";
+
+type Working = { key?: string; root: string; release?: () => Promise<void> };
+
+export function fileHandler(v: Vertex, views: RefViews, checksum: (ref: Ref, sel: string[]) => Promise<string>): OpHandler {
+  const actions = v.op.file?.actions ?? [];
+  const nInputs = v.inputs.length;
+
+  // Inputs read only as copy sources are keyed by the content they contribute (BuildKit's selectors).
+  function contentSelectors(): Map<number, string[]> {
+    const sel = new Map<number, string[]>();
+    const asBase = new Set<number>();
+    for (const a of actions) {
+      const inp = a.input ?? -1;
+      if (inp >= 0 && inp < nInputs) asBase.add(inp);
+      const owner = a.copy?.owner ?? a.mkfile?.owner ?? a.mkdir?.owner ?? a.symlink?.owner;
+      for (const u of [owner?.user, owner?.group]) {
+        const i = u?.byName?.input ?? -1;
+        if (u?.byName && i >= 0 && i < nInputs) asBase.add(i);
+      }
+    }
+    for (const a of actions) {
+      const s = a.secondaryInput ?? -1;
+      if (a.copy && s >= 0 && s < nInputs && !asBase.has(s)) {
+        const list = sel.get(s) ?? [];
+        list.push(a.copy.src ?? "/");
+        sel.set(s, list);
+      }
+    }
+    return sel;
+  }
+
+  return {
+    cacheable: true,
+    heavy: true,
+    baseKey: () => Promise.resolve(v.digest),
+    contentSelectors,
+    checksum,
+    exists: async (refs) => (await Promise.all(refs.map((r) => views.exists(r)))).every(Boolean),
+    async run(inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
+      const results: (Working | undefined)[] = [];
+      const opened: Working[] = [];
+      const outputs: Ref[] = [];
+      const readCache = new Map<number, Working>();
+
+      async function readable(idx: number): Promise<Working | undefined> {
+        if (idx < 0) return undefined;
+        if (idx >= nInputs) return results[idx - nInputs];
+        let w = readCache.get(idx);
+        if (!w) {
+          const m = await views.view(inputs[idx]);
+          w = { root: m.root, release: m.release };
+          readCache.set(idx, w);
+          opened.push(w);
+        }
+        return w;
+      }
+
+      try {
+        for (let i = 0; i < actions.length; i++) {
+          const a = actions[i];
+          const inp = a.input ?? -1;
+          let work: Working;
+          if (inp >= nInputs) {
+            const prev = results[inp - nInputs];
+            if (!prev) throw new Error(`file action ${i} uses the result of action ${inp - nInputs}, which has none`);
+            work = prev;
+            results[inp - nInputs] = undefined; // consumed in place
+          } else {
+            const act = await views.prepare(inp >= 0 ? inputs[inp] : null);
+            work = { key: act.key, root: act.root };
+            opened.push(work);
+          }
+          const owner = a.copy?.owner ?? a.mkfile?.owner ?? a.mkdir?.owner ?? a.symlink?.owner;
+          const nameInput = owner?.user?.byName?.input ?? owner?.group?.byName?.input;
+          const userRoot = nameInput !== undefined && nameInput >= 0 ? (await readable(nameInput))?.root : work.root;
+          if (a.copy) {
+            const src = await readable(a.secondaryInput ?? -1);
+            const srcRoot = src?.root ?? (await readable(-1))?.root;
+            if (!srcRoot) {
+              const empty = await views.view(null);
+              opened.push({ root: empty.root, release: empty.release });
+              await fa.copy(empty.root, work.root, a.copy as fa.CopyAction, userRoot);
+            } else {
+              await fa.copy(srcRoot, work.root, a.copy as fa.CopyAction, userRoot);
+            }
+            vp.status(`copy ${a.copy.src} ${a.copy.dest}`);
+          } else if (a.mkfile) {
+            await fa.mkfile(work.root, a.mkfile as fa.MkFileAction, userRoot);
+          } else if (a.mkdir) {
+            await fa.mkdir(work.root, a.mkdir as fa.MkDirAction, userRoot);
+          } else if (a.rm) {
+            await fa.rm(work.root, a.rm as fa.RmAction);
+          } else if (a.symlink) {
+            await fa.symlink(work.root, a.symlink as fa.SymlinkAction, userRoot);
+          } else {
+            throw new Error(`file action ${i} has no known action`);
+          }
+          results[i] = work;
+          const out = a.output ?? -1;
+          if (out >= 0) {
+            if (!work.key) throw new Error(`file action ${i} output is not writable`);
+            outputs[out] = await views.commit(work.key);
+            work.key = undefined;
+            results[i] = undefined;
+          }
+        }
+        return outputs;
+      } finally {
+        for (const w of opened) {
+          if (w.key) await views.discard(w.key).catch(() => {});
+          if (w.release) await w.release().catch(() => {});
+        }
+      }
+    },
+  };
+}

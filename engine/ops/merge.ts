@@ -1,0 +1,66 @@
+/**
+ * MergeOp: the inputs' filesystems layered in order onto an empty snapshot (later inputs win),
+ * as BuildKit's merge does for `COPY --link` results.
+ */
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import type { Vertex } from "../llb/load.ts";
+import type { OpHandler, Ref } from "../solver/solver.ts";
+import type { RefViews } from "./refs.ts";
+
+/** Copies `src` over `dst`, replacing entries of another type and keeping owners, modes and mtimes. */
+export async function overlayCopy(src: string, dst: string): Promise<void> {
+  const names = await fsp.readdir(src);
+  for (const n of names) {
+    const s = path.join(src, n);
+    const d = path.join(dst, n);
+    const st = await fsp.lstat(s);
+    const existing = await fsp.lstat(d).catch(() => undefined);
+    if (st.isDirectory()) {
+      if (existing && !existing.isDirectory()) await fsp.rm(d, { recursive: true, force: true });
+      if (!existing || !existing.isDirectory()) await fsp.mkdir(d);
+      await overlayCopy(s, d);
+      await fsp.lchown(d, st.uid, st.gid);
+      await fsp.chmod(d, st.mode & 0o7777);
+      await fsp.utimes(d, st.atime, st.mtime);
+      continue;
+    }
+    if (existing) await fsp.rm(d, { recursive: true, force: true });
+    if (st.isSymbolicLink()) await fsp.symlink(await fsp.readlink(s), d);
+    else if (st.isFile()) await fsp.copyFile(s, d);
+    else continue; // device nodes and fifos are not carried by merges
+    await fsp.lchown(d, st.uid, st.gid);
+    if (!st.isSymbolicLink()) {
+      await fsp.chmod(d, st.mode & 0o7777);
+      await fsp.utimes(d, st.atime, st.mtime);
+    }
+  }
+}
+
+export function mergeHandler(v: Vertex, views: RefViews): OpHandler {
+  const order = (v.op.merge?.inputs ?? []).map((i) => i.input ?? 0);
+  return {
+    cacheable: true,
+    heavy: true,
+    baseKey: () => Promise.resolve(v.digest),
+    contentSelectors: () => new Map(),
+    exists: async (refs) => (await Promise.all(refs.map((r) => views.exists(r)))).every(Boolean),
+    async run(inputs: Ref[]): Promise<Ref[]> {
+      const act = await views.prepare(null);
+      try {
+        for (const idx of order) {
+          const view = await views.view(inputs[idx]);
+          try {
+            await overlayCopy(view.root, act.root);
+          } finally {
+            await view.release();
+          }
+        }
+        return [await views.commit(act.key)];
+      } catch (err) {
+        await views.discard(act.key).catch(() => {});
+        throw err;
+      }
+    },
+  };
+}

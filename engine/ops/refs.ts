@@ -1,0 +1,73 @@
+/**
+ * Turning solver refs into directories: a committed snapshot is viewed (mounted read-only), a
+ * `local:` ref is the context mirror, and scratch is an empty directory.
+ */
+import { promises as fsp } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { randomUUID } from "node:crypto";
+import type { Snapshotter } from "../snapshot/snapshotter.ts";
+import type { Ref } from "../solver/solver.ts";
+
+export const LOCAL_PREFIX = "local:";
+
+export type Materialized = { root: string; release(): Promise<void> };
+
+export class RefViews {
+  #snap: Snapshotter;
+  #tmp: string;
+
+  constructor(snap: Snapshotter, tmpDir = os.tmpdir()) {
+    this.#snap = snap;
+    this.#tmp = tmpDir;
+  }
+
+  get snapshotter(): Snapshotter {
+    return this.#snap;
+  }
+
+  /** A read-only view of `ref`; call release() when done. */
+  async view(ref: Ref): Promise<Materialized> {
+    if (ref && ref.startsWith(LOCAL_PREFIX)) {
+      return { root: ref.slice(LOCAL_PREFIX.length), release: async () => {} };
+    }
+    if (!ref) {
+      const dir = await fsp.mkdtemp(path.join(this.#tmp, "tsk-scratch-"));
+      return { root: dir, release: () => fsp.rm(dir, { recursive: true, force: true }) };
+    }
+    const key = `view-${randomUUID()}`;
+    const { root } = await this.#snap.view(key, ref);
+    return { root, release: () => this.#snap.remove(key) };
+  }
+
+  /** A new writable snapshot on top of `ref` (which must be a snapshot or scratch). */
+  async prepare(ref: Ref): Promise<{ key: string; root: string }> {
+    if (ref && ref.startsWith(LOCAL_PREFIX)) {
+      // A context used as a base: start empty and copy it in (rare: LLB that runs on local sources).
+      const key = `active-${randomUUID()}`;
+      const { root } = await this.#snap.prepare(key, undefined);
+      await fsp.cp(ref.slice(LOCAL_PREFIX.length), root, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+      return { key, root };
+    }
+    const key = `active-${randomUUID()}`;
+    const { root } = await this.#snap.prepare(key, ref ?? undefined);
+    return { key, root };
+  }
+
+  /** Commits an active snapshot and returns its new ref. */
+  async commit(key: string): Promise<string> {
+    const name = `s-${randomUUID()}`;
+    await this.#snap.commit(name, key);
+    return name;
+  }
+
+  discard(key: string): Promise<void> {
+    return this.#snap.remove(key);
+  }
+
+  async exists(ref: Ref): Promise<boolean> {
+    if (!ref) return true;
+    if (ref.startsWith(LOCAL_PREFIX)) return fsp.stat(ref.slice(LOCAL_PREFIX.length)).then(() => true, () => false);
+    return this.#snap.exists(ref);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The worker: maps each LLB vertex to the handler that runs it (image, local, exec, file, merge)
+ * over one snapshotter, content store and metadata store.
+ */
+import type { Vertex } from "../llb/load.ts";
+import type { OpHandler, Ref, Worker } from "../solver/solver.ts";
+import type { Snapshotter } from "../snapshot/snapshotter.ts";
+import type { ContentStore } from "../content/store.ts";
+import type { MetaStore } from "../content/meta.ts";
+import type { RegistryClient } from "../source/registry.ts";
+import type { Platform } from "../types.ts";
+import { RefViews } from "./refs.ts";
+import { imageHandler } from "./source_image.ts";
+import { type LocalEnv, localChecksum, localHandler } from "./source_local.ts";
+import { execHandler } from "./exec.ts";
+import { fileHandler } from "./file.ts";
+import { mergeHandler } from "./merge.ts";
+import { checksumTree } from "./checksum.ts";
+
+export type WorkerOptions = {
+  storeRoot: string;
+  snapshotter: Snapshotter;
+  store: ContentStore;
+  meta: MetaStore;
+  registry: RegistryClient;
+  platform: Platform;
+  locals: Map<string, string>;
+  secrets: Map<string, string>;
+  signal: AbortSignal;
+};
+
+export class LocalWorker implements Worker {
+  readonly views: RefViews;
+  #o: WorkerOptions;
+  #local: LocalEnv;
+
+  constructor(o: WorkerOptions) {
+    this.#o = o;
+    this.views = new RefViews(o.snapshotter);
+    this.#local = { locals: o.locals, storeRoot: o.storeRoot, meta: o.meta, synced: new Map() };
+  }
+
+  handler(v: Vertex): OpHandler {
+    const op = v.op;
+    if (op.source) {
+      const id = op.source.identifier ?? "";
+      if (id.startsWith("docker-image://")) {
+        return imageHandler(v, {
+          views: this.views,
+          registry: this.#o.registry,
+          store: this.#o.store,
+          meta: this.#o.meta,
+          storeRoot: this.#o.storeRoot,
+          defaultPlatform: this.#o.platform,
+        });
+      }
+      if (id.startsWith("local://")) return localHandler(v, this.#local);
+      throw new Error(`unsupported source ${id.split("://")[0]}:// in ${id}`);
+    }
+    if (op.exec) {
+      return execHandler(v, {
+        views: this.views,
+        storeRoot: this.#o.storeRoot,
+        secrets: this.#o.secrets,
+        signal: this.#o.signal,
+      });
+    }
+    if (op.file) return fileHandler(v, this.views, (ref, sel) => this.checksum(ref, sel));
+    if (op.merge) return mergeHandler(v, this.views);
+    throw new Error(`unsupported LLB op in vertex ${v.digest}`);
+  }
+
+  async checksum(ref: Ref, selectors: string[]): Promise<string> {
+    const fast = localChecksum(this.#local, ref, selectors);
+    if (fast) return fast;
+    const view = await this.views.view(ref);
+    try {
+      return await checksumTree(view.root, selectors);
+    } finally {
+      await view.release();
+    }
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The solver: walks an LLB vertex graph, computes BuildKit-style cache keys (definition first,
+ * content second), reuses cached results, and runs the rest concurrently. Each vertex runs at most
+ * once per build (memoised by digest), so identical vertices from different stages are shared.
+ */
+import { createHash } from "node:crypto";
+import type { Vertex } from "../llb/load.ts";
+import type { MetaStore } from "../content/meta.ts";
+import { type Progress, vertexName, type VertexProgress } from "./progress.ts";
+import { Semaphore } from "./semaphore.ts";
+
+/** A solved output: the name of a committed snapshot, or null for scratch (empty). */
+export type Ref = string | null;
+
+/** What the solver needs to know about one op kind; the worker supplies one per vertex. */
+export interface OpHandler {
+  /** Content-independent identity of the op (for local sources, it includes the context checksum). */
+  baseKey(): Promise<string>;
+  /** Inputs whose cache key is replaced by the checksum of the selected paths in their result. */
+  contentSelectors(): Map<number, string[]>;
+  /** Computes the checksum of `selectors` inside `ref` (used for contentSelectors). */
+  checksum?(ref: Ref, selectors: string[]): Promise<string>;
+  /** Runs the op on its input refs (one per vertex input); returns refs per output index. */
+  run(inputs: Ref[], vp: VertexProgress): Promise<Ref[]>;
+  /** Whether results are kept in the cache (local/context sources are re-checked every build). */
+  cacheable: boolean;
+  /** Checks that a cached result still exists in the store. */
+  exists(refs: Ref[]): Promise<boolean>;
+  /** True for ops that do heavy work and count against the concurrency limit. */
+  heavy: boolean;
+}
+
+export interface Worker {
+  handler(v: Vertex): OpHandler;
+  /** Shared checksum for content selectors on any ref. */
+  checksum(ref: Ref, selectors: string[]): Promise<string>;
+}
+
+export type SolveOptions = {
+  noCache?: boolean;
+  /** Digests of vertices whose cache is ignored (from --no-cache-filter). */
+  ignoreCache?: Set<string>;
+  concurrency?: number;
+};
+
+type Solved = { key: string; refs: Ref[] };
+
+export class Solver {
+  #worker: Worker;
+  #meta: MetaStore;
+  #progress: Progress;
+  #opts: SolveOptions;
+  #keys = new Map<string, Promise<string>>();
+  #results = new Map<string, Promise<Solved>>();
+  #handlers = new Map<string, OpHandler>();
+  #sem: Semaphore;
+  #abort = new AbortController();
+
+  constructor(worker: Worker, meta: MetaStore, progress: Progress, opts: SolveOptions = {}) {
+    this.#worker = worker;
+    this.#meta = meta;
+    this.#progress = progress;
+    this.#opts = opts;
+    this.#sem = new Semaphore(opts.concurrency ?? 4);
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  /** Solves `root` and returns the ref of output `index`. The first failure cancels the rest. */
+  async solve(root: Vertex, index = 0): Promise<Ref> {
+    try {
+      const solved = await this.#result(root);
+      return solved.refs[index] ?? null;
+    } catch (err) {
+      this.#abort.abort(err);
+      throw err;
+    }
+  }
+
+  #handler(v: Vertex): OpHandler {
+    let h = this.#handlers.get(v.digest);
+    if (!h) {
+      h = this.#worker.handler(v);
+      this.#handlers.set(v.digest, h);
+    }
+    return h;
+  }
+
+  /** Cache key of a vertex: its base key plus, per input, either the input's key or a content checksum. */
+  #key(v: Vertex): Promise<string> {
+    let p = this.#keys.get(v.digest);
+    if (!p) {
+      p = this.#computeKey(v);
+      this.#keys.set(v.digest, p);
+    }
+    return p;
+  }
+
+  async #computeKey(v: Vertex): Promise<string> {
+    const h = this.#handler(v);
+    const selectors = h.contentSelectors();
+    const parts = await Promise.all(v.inputs.map(async (inp, i) => {
+      const sel = selectors.get(i);
+      if (sel) {
+        const solved = await this.#result(inp.vertex);
+        const ref = solved.refs[inp.index] ?? null;
+        const sum = h.checksum ? await h.checksum(ref, sel) : await this.#worker.checksum(ref, sel);
+        return `content:${sum}`;
+      }
+      return `key:${await this.#key(inp.vertex)}#${inp.index}`;
+    }));
+    const base = await h.baseKey();
+    return "sha256:" + createHash("sha256").update(JSON.stringify([base, parts])).digest("hex");
+  }
+
+  #result(v: Vertex): Promise<Solved> {
+    let p = this.#results.get(v.digest);
+    if (!p) {
+      p = this.#computeResult(v);
+      this.#results.set(v.digest, p);
+      // Avoid unhandled-rejection noise for vertices whose failure is reported elsewhere.
+      p.catch(() => {});
+    }
+    return p;
+  }
+
+  async #computeResult(v: Vertex): Promise<Solved> {
+    this.#abort.signal.throwIfAborted();
+    const h = this.#handler(v);
+    const key = await this.#key(v);
+    const ignore = this.#opts.noCache || this.#opts.ignoreCache?.has(v.digest) ||
+      v.metadata?.ignore_cache === true;
+    if (h.cacheable && !ignore) {
+      const rec = this.#meta.getCache(key);
+      if (rec && await h.exists(rec.snapshots)) {
+        this.#progress.cached(v);
+        return { key, refs: rec.snapshots };
+      }
+    }
+    const inputs = await Promise.all(v.inputs.map(async (inp) => {
+      const solved = await this.#result(inp.vertex);
+      return solved.refs[inp.index] ?? null;
+    }));
+    this.#abort.signal.throwIfAborted();
+    const release = h.heavy ? await this.#sem.acquire() : () => {};
+    const vp = this.#progress.start(v, ignore && h.cacheable ? (this.#opts.noCache ? "--no-cache" : "cache disabled for this step") : undefined);
+    try {
+      this.#abort.signal.throwIfAborted();
+      const refs = await h.run(inputs, vp);
+      if (h.cacheable) this.#meta.putCache(key, refs);
+      vp.done();
+      return { key, refs };
+    } catch (err) {
+      const e = err as Error & { vertexDigest?: string; vertexName?: string };
+      if (e && typeof e === "object" && !e.vertexDigest) {
+        e.vertexDigest = v.digest;
+        e.vertexName = vertexName(v);
+      }
+      vp.error(e);
+      this.#abort.abort(err);
+      throw err;
+    } finally {
+      release();
+    }
+  }
+}

@@ -1,0 +1,27 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { ensureMountpoint, removeStubs, type Stubs } from "./stubs.ts";
+
+test("stubs created for mounts are removed afterwards, used ones are kept", () => {
+  const root = mkdtempSync(`${tmpdir()}/tsk-stubs-`);
+  try {
+    mkdirSync(`${root}/proc`);
+    const stubs: Stubs = { paths: [] };
+    ensureMountpoint(stubs, root, `${root}/etc/hosts`, "file");
+    ensureMountpoint(stubs, root, `${root}/etc/resolv.conf`, "file");
+    ensureMountpoint(stubs, root, `${root}/proc`, "dir");
+    ensureMountpoint(stubs, root, `${root}/mnt/a/b`, "dir");
+    ensureMountpoint(stubs, root, `${root}/keep/x`, "dir");
+    assert.ok(existsSync(`${root}/etc/hosts`) && existsSync(`${root}/mnt/a/b`));
+    writeFileSync(`${root}/keep/file`, "data"); // the command wrote next to a stub
+    removeStubs(stubs);
+    assert.ok(!existsSync(`${root}/etc`), "/etc must be removed");
+    assert.ok(!existsSync(`${root}/mnt`), "/mnt must be removed");
+    assert.ok(existsSync(`${root}/proc`), "pre-existing /proc must stay");
+    assert.ok(!existsSync(`${root}/keep/x`) && existsSync(`${root}/keep/file`));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

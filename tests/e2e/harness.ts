@@ -1,0 +1,152 @@
+/**
+ * End-to-end harness: runs the compiled `dist/tsk` (as root, or as an unprivileged user with
+ * subuid/subgid ranges), against a real registry started here with an offline busybox image, and
+ * opens the OCI tarballs it writes with real tools (tar, umoci, skopeo).
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { startRegistry, type RegistryFixture } from "../fixtures/registry.ts";
+import { pushBusybox } from "../fixtures/base_images.ts";
+import { ensureUnprivilegedUser, type UnprivilegedUser } from "../fixtures/unpriv_user.ts";
+
+export const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
+export const TSK = process.env.TSK_BIN ?? path.join(REPO, "dist", "tsk");
+
+export type RunResult = { code: number; stdout: Buffer; stderr: string };
+
+export type Env = {
+  registry: RegistryFixture;
+  /** e.g. 127.0.0.1:PORT/library/busybox:latest */
+  busybox: string;
+  user: UnprivilegedUser;
+  /** A scratch area readable by the unprivileged user. */
+  work: string;
+};
+
+let shared: Promise<Env> | undefined;
+
+/** Starts (once per test process) the registry with busybox, and the unprivileged user. */
+export function env(): Promise<Env> {
+  shared ??= (async () => {
+    const registry = await startRegistry({ auth: "none" });
+    await pushBusybox(registry.host);
+    const user = await ensureUnprivilegedUser("tskuser");
+    const work = mkdtempSync(path.join(os.tmpdir(), "tsk-e2e-"));
+    chmodSync(work, 0o755);
+    return { registry, busybox: `${registry.host}/library/busybox:latest`, user, work };
+  })();
+  return shared;
+}
+
+export async function stopEnv(): Promise<void> {
+  if (!shared) return;
+  const e = await shared;
+  await e.registry.stop();
+  spawnSync("rm", ["-rf", e.work]);
+  shared = undefined;
+}
+
+/** A context directory with files, owned by `owner` so an unprivileged build can read it. */
+export function makeContext(e: Env, files: Record<string, string>, owner?: UnprivilegedUser): string {
+  const dir = mkdtempSync(path.join(e.work, "ctx-"));
+  for (const [name, content] of Object.entries(files)) {
+    const p = path.join(dir, name);
+    mkdirSync(path.dirname(p), { recursive: true });
+    writeFileSync(p, content);
+  }
+  chmodSync(dir, 0o755);
+  if (owner) spawnSync("chown", ["-R", `${owner.uid}:${owner.gid}`, dir]);
+  return dir;
+}
+
+export type TskOptions = {
+  cwd?: string;
+  /** Run as this unprivileged user instead of root. */
+  as?: UnprivilegedUser;
+  env?: Record<string, string>;
+  stdin?: Uint8Array;
+};
+
+/** Runs dist/tsk; captures stdout as bytes (tarballs) and stderr as text. */
+export function tsk(args: string[], o: TskOptions = {}): Promise<RunResult> {
+  const cmd = o.as ? "setpriv" : TSK;
+  const argv = o.as
+    ? [`--reuid=${o.as.uid}`, `--regid=${o.as.gid}`, "--init-groups", "--reset-env", TSK, ...args]
+    : args;
+  const baseEnv: Record<string, string> = o.as
+    ? { HOME: o.as.home, USER: o.as.name, PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
+    : { ...(process.env as Record<string, string>) };
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, {
+      cwd: o.cwd,
+      env: { ...baseEnv, ...o.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const out: Buffer[] = [];
+    let err = "";
+    child.stdout.on("data", (c: Buffer) => out.push(c));
+    child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+    child.on("error", reject);
+    child.stdin.end(o.stdin ?? undefined);
+    child.on("close", (code, signal) => {
+      resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out), stderr: err });
+    });
+  });
+}
+
+/** A store dir for a test, owned by the user who will run tsk. */
+export function storeDir(e: Env, as?: UnprivilegedUser): string {
+  const d = mkdtempSync(path.join(e.work, "store-"));
+  if (as) chownSync(d, as.uid, as.gid);
+  return d;
+}
+
+export type OciImage = {
+  dir: string;
+  index: { manifests: { digest: string; annotations?: Record<string, string> }[] };
+  manifest: { config: { digest: string }; layers: { digest: string; mediaType: string; size: number }[] };
+  config: {
+    architecture: string;
+    os: string;
+    config: Record<string, unknown>;
+    rootfs: { diff_ids: string[] };
+    history: { created_by?: string; empty_layer?: boolean }[];
+  };
+  /** Unpacked root filesystem (umoci, ownership preserved), when a ref name was given. */
+  rootfs: string;
+  blob(digest: string): Buffer;
+};
+
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Extracts an OCI tarball, validates it with skopeo, and unpacks its rootfs with umoci. */
+export function openOci(tarball: Buffer | string, tag = "latest"): OciImage {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "tsk-oci-"));
+  const tarPath = typeof tarball === "string" ? tarball : path.join(dir, "image.tar");
+  if (typeof tarball !== "string") writeFileSync(tarPath, tarball);
+  const layout = path.join(dir, "layout");
+  mkdirSync(layout);
+  sh("tar", ["-xf", tarPath, "-C", layout]);
+  const blob = (d: string) => readFileSync(path.join(layout, "blobs", "sha256", d.replace(/^sha256:/, "")));
+  const index = JSON.parse(readFileSync(path.join(layout, "index.json"), "utf8"));
+  const manifest = JSON.parse(blob(index.manifests[0].digest).toString());
+  const config = JSON.parse(blob(manifest.config.digest).toString());
+  // skopeo validates the layout and manifest the way other tools will read it.
+  sh("skopeo", ["inspect", "--raw", `oci:${layout}${index.manifests[0].annotations?.["org.opencontainers.image.ref.name"] ? ":" + tag : ""}`]);
+  const bundle = path.join(dir, "bundle");
+  sh("umoci", ["unpack", "--image", `${layout}:${tag}`, bundle]);
+  return { dir, index, manifest, config, rootfs: path.join(bundle, "rootfs"), blob };
+}
+
+/** Lists the entries of a (possibly gzipped) layer blob with GNU tar. */
+export function layerEntries(img: OciImage, digest: string): string[] {
+  const f = path.join(img.dir, "layer.tgz");
+  writeFileSync(f, img.blob(digest));
+  return sh("tar", ["-tzf", f]).split("\n").filter(Boolean);
+}
