@@ -13,14 +13,13 @@ import { LocalWorker } from "../engine/ops/worker.ts";
 import { ExecError } from "../engine/ops/exec.ts";
 import { loadDefinition } from "../engine/llb/load.ts";
 import { decodeDefinition } from "../proto/ops.ts";
-import { convertDockerfile, type ConvertResult } from "../engine/frontend/dockerfile/convert.ts";
+import { convertDockerfile, type ConvertResult, ociPlatform } from "../engine/frontend/dockerfile/convert.ts";
 import { DockerfileError, excerpt, formatDockerfileError } from "../engine/frontend/dockerfile/errors.ts";
 import { parseDockerignore } from "../engine/frontend/dockerfile/dockerignore.ts";
 import { parsePlatform, defaultPlatform } from "../engine/llb/platform.ts";
 import { parseOutput, type OutputSpec, UsageError } from "./output_spec.ts";
 import { exportImage } from "./export.ts";
 import type { ImageConfig } from "../exporters/image.ts";
-import type { Platform } from "../engine/types.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 
@@ -155,7 +154,7 @@ export function resolveOutputs(flags: Flags): OutputSpec[] {
     if ((o.type === "oci" || o.type === "docker" || o.type === "tar") && (!o.dest || o.dest === "-")) {
       if (process.stdout.isTTY) {
         throw new UsageError(
-          `refusing to write a ${o.type} tarball to a terminal: redirect stdout (> out.tar) or give dest=FILE`,
+          `refusing to write the ${o.type} tarball to a terminal: redirect stdout (> out.tar) or give dest=FILE`,
         );
       }
       o.dest = "-";
@@ -197,7 +196,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
   try {
     const st = await fsp.stat(ctxDir).catch(() => undefined);
     if (!st?.isDirectory()) throw new UsageError(`unable to prepare context: path "${context}" not found or not a directory`);
-    const platform: Platform = flags.platform ? parsePlatform(flags.platform) : defaultPlatform();
+    const llbPlatform = flags.platform ? parsePlatform(flags.platform) : defaultPlatform();
+    const platform = ociPlatform(llbPlatform);
     const secretMap = secrets(flags.secret);
     await materializeSecrets(secretMap, tmp);
     let def;
@@ -223,7 +223,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         fileName: dockerfileName,
         buildArgs: buildArgs(flags["build-arg"]),
         target: flags.target,
-        platform,
+        platform: llbPlatform,
         excludes,
         noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
         resolveImage: async (ref, p) => {

@@ -39,7 +39,7 @@ export async function openEngine(o: EngineOptions = {}): Promise<Engine> {
   await fsp.mkdir(root, { recursive: true, mode: 0o700 });
   const store = new ContentStore(path.join(root, "content"));
   const meta = new MetaStore(path.join(root, "meta.db"));
-  const snapshotter = await detectSnapshotter(path.join(root, "snapshots"), o.notice);
+  const snapshotter = await detectSnapshotter(path.join(root, "snapshots"));
   const registry = new RegistryClient({ store, insecure: o.insecureRegistries ?? [], userAgent: "tsk/0.1" });
   return { root, store, meta, snapshotter, registry, close: () => meta.close() };
 }

@@ -147,7 +147,8 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
   const chain: string[] = [];
   if (o.ref) {
     if (o.ref.startsWith("local:")) throw new Error("cannot export a local source directly as an image");
-    chain.push(...(await o.snapshotter.parents(o.ref)), o.ref);
+    // parents() is nearest first; layers go base first.
+    chain.push(...(await o.snapshotter.parents(o.ref)).reverse(), o.ref);
   }
   const layers: Layer[] = [];
   const emptyGenerated: boolean[] = [];

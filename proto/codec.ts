@@ -205,7 +205,10 @@ export function compareCodePoints(a: string, b: string): number {
 function mapKeyValue(keyType: string, k: string): unknown {
   if (keyType === "string") return k;
   if (keyType === "bool") return k === "true";
-  if (keyType === "int64" || keyType === "uint64" || keyType === "sint64" || keyType.endsWith("fixed64")) {
+  if (
+    keyType === "int64" || keyType === "uint64" || keyType === "sint64" ||
+    keyType.endsWith("fixed64")
+  ) {
     return BigInt(k);
   }
   return Number(k);
@@ -238,11 +241,17 @@ export class Codec {
   }
 
   private writeMessage(w: Writer, m: MessageDesc, obj: Record<string, unknown>) {
-    if (obj === null || typeof obj !== "object") throw new TypeError(`${m.name}: expected an object`);
+    if (obj === null || typeof obj !== "object") {
+      throw new TypeError(`${m.name}: expected an object`);
+    }
     for (const [name, members] of m.oneofs) {
       const set = members.filter((f) => obj[f.name] !== undefined && obj[f.name] !== null);
       if (set.length > 1) {
-        throw new Error(`${m.name}: more than one member of oneof ${name} set (${set.map((f) => f.name).join(", ")})`);
+        throw new Error(
+          `${m.name}: more than one member of oneof ${name} set (${
+            set.map((f) => f.name).join(", ")
+          })`,
+        );
       }
     }
     for (const f of m.encodeOrder) {
@@ -291,7 +300,9 @@ export class Codec {
 
   private writeMap(w: Writer, f: FieldDesc, obj: Record<string, unknown>, what: string) {
     if (typeof obj !== "object") throw new TypeError(`${what}: expected an object`);
-    const entries = obj instanceof Map ? [...obj.entries()].map(([k, v]) => [String(k), v] as const) : Object.entries(obj);
+    const entries = obj instanceof Map
+      ? [...obj.entries()].map(([k, v]) => [String(k), v] as const)
+      : Object.entries(obj);
     entries.sort((a, b) => compareMapKeys(f.mapKey!, a[0], b[0]));
     const keyField = { type: f.mapKey!, kind: "scalar" };
     for (const [k, v] of entries) {
@@ -389,7 +400,13 @@ export class Codec {
     for (const o of m.oneofs.get(f.oneof!)!) if (o !== f) delete out[o.name];
   }
 
-  private readScalar(r: Reader, f: { type: string; kind: string }, wire: number, end: number, what: string): unknown {
+  private readScalar(
+    r: Reader,
+    f: { type: string; kind: string },
+    wire: number,
+    end: number,
+    what: string,
+  ): unknown {
     const expected = wireTypeOf(f as FieldDesc);
     if (wire !== expected) throw new Error(`${what}: bad wire type ${wire}`);
     if (f.type === "string" || f.type === "bytes") {
@@ -397,7 +414,7 @@ export class Codec {
       const sEnd = r.limit(len, end);
       const b = r.buf.subarray(r.pos, sEnd);
       r.pos = sEnd;
-      if (f.type === "bytes") return b.slice();
+      if (f.type === "bytes") return new Uint8Array(b);
       try {
         return utf8Dec.decode(b);
       } catch {

@@ -107,7 +107,13 @@ export type Mount = {
 
 export type TmpfsOpt = { size?: number };
 export type CacheOpt = { ID?: string; sharing?: number };
-export type SecretOpt = { ID?: string; uid?: number; gid?: number; mode?: number; optional?: boolean };
+export type SecretOpt = {
+  ID?: string;
+  uid?: number;
+  gid?: number;
+  mode?: number;
+  optional?: boolean;
+};
 export type SSHOpt = { ID?: string; uid?: number; gid?: number; mode?: number; optional?: boolean };
 
 export type SourceOp = { identifier?: string; attrs?: Record<string, string> };
@@ -131,7 +137,12 @@ export type OpMetadata = {
 
 export type Source = { locations?: Record<string, Locations>; infos?: SourceInfo[] };
 export type Locations = { locations?: Location[] };
-export type SourceInfo = { filename?: string; data?: Uint8Array; definition?: Definition; language?: string };
+export type SourceInfo = {
+  filename?: string;
+  data?: Uint8Array;
+  definition?: Definition;
+  language?: string;
+};
 export type Location = { sourceIndex?: number; ranges?: Range[] };
 export type Range = { start?: Position; end?: Position };
 export type Position = { line?: number; character?: number };
@@ -201,7 +212,12 @@ export type FileActionMkFile = {
   timestamp?: number;
 };
 
-export type FileActionSymlink = { oldpath?: string; newpath?: string; owner?: ChownOpt; timestamp?: number };
+export type FileActionSymlink = {
+  oldpath?: string;
+  newpath?: string;
+  owner?: ChownOpt;
+  timestamp?: number;
+};
 
 export type FileActionMkDir = {
   path?: string;

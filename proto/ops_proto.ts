@@ -1,5 +1,6 @@
 /** The text of proto/ops.proto, embedded so compiled binaries need no schema file (ops_test.ts keeps the two identical). */
-export const OPS_PROTO = `// LLB wire format: BuildKit's solver/pb/ops.proto (package pb), field numbers and names as upstream.
+export const OPS_PROTO =
+  `// LLB wire format: BuildKit's solver/pb/ops.proto (package pb), field numbers and names as upstream.
 // Shape reconstructed from the BuildKit LLB summary; comments are ours. The TS codec (ops.ts) embeds
 // the same schema; ops_test.ts checks that both stay identical.
 syntax = "proto3";

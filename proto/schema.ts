@@ -65,7 +65,8 @@ const PACKABLE = new Set<string>(SCALAR_TYPES.filter((t) => t !== "string" && t 
 
 function tokenize(src: string): string[] {
   const out: string[] = [];
-  const re = /\s+|\/\/[^\n]*|\/\*[\s\S]*?\*\/|"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_.]*|-?\d+|[{}=;<>,()[\]]/y;
+  const re =
+    /\s+|\/\/[^\n]*|\/\*[\s\S]*?\*\/|"(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_.]*|-?\d+|[{}=;<>,()[\]]/y;
   let i = 0;
   while (i < src.length) {
     re.lastIndex = i;
@@ -90,7 +91,9 @@ export function parseProto(src: string): Schema {
   };
   const expect = (t: string) => {
     const got = next();
-    if (got !== t) throw new Error(`proto parse: expected ${JSON.stringify(t)}, got ${JSON.stringify(got)}`);
+    if (got !== t) {
+      throw new Error(`proto parse: expected ${JSON.stringify(t)}, got ${JSON.stringify(got)}`);
+    }
   };
   const schema: Schema = { package: "", messages: new Map(), enums: new Map() };
   const rawMessages: { name: string; fields: FieldDesc[] }[] = [];
@@ -120,7 +123,9 @@ export function parseProto(src: string): Schema {
     const name = next();
     expect("=");
     const number = Number(next());
-    if (!Number.isInteger(number) || number < 1) throw new Error(`proto parse: bad field number for ${name}`);
+    if (!Number.isInteger(number) || number < 1) {
+      throw new Error(`proto parse: bad field number for ${name}`);
+    }
     if (peek() === "[") throw new Error(`proto parse: field options are not supported (${name})`);
     expect(";");
     fields.push({
@@ -194,17 +199,23 @@ export function parseProto(src: string): Schema {
     }
     const seen = new Set<number>();
     for (const f of raw.fields) {
-      if (seen.has(f.number)) throw new Error(`proto parse: duplicate field number ${f.number} in ${raw.name}`);
+      if (seen.has(f.number)) {
+        throw new Error(`proto parse: duplicate field number ${f.number} in ${raw.name}`);
+      }
       seen.add(f.number);
     }
     // protobuf-go: sort by number, then ("legacy field order", kept for historic wire output)
     // non-oneof fields first, oneof members last, oneofs in declaration order.
     const oneofIndex = new Map<string, number>();
-    for (const f of raw.fields) if (f.oneof && !oneofIndex.has(f.oneof)) oneofIndex.set(f.oneof, oneofIndex.size);
+    for (const f of raw.fields) {
+      if (f.oneof && !oneofIndex.has(f.oneof)) oneofIndex.set(f.oneof, oneofIndex.size);
+    }
     const encodeOrder = [...raw.fields].sort((a, b) => {
       const ia = a.oneof !== undefined, ib = b.oneof !== undefined;
       if (ia !== ib) return ia ? 1 : -1;
-      if (ia && ib && a.oneof !== b.oneof) return oneofIndex.get(a.oneof!)! - oneofIndex.get(b.oneof!)!;
+      if (ia && ib && a.oneof !== b.oneof) {
+        return oneofIndex.get(a.oneof!)! - oneofIndex.get(b.oneof!)!;
+      }
       return a.number - b.number;
     });
     const oneofs = new Map<string, FieldDesc[]>();

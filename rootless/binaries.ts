@@ -5,7 +5,14 @@
  */
 import { accessSync, constants, statSync } from "node:fs";
 
-const FALLBACK_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+const FALLBACK_DIRS = [
+  "/usr/local/sbin",
+  "/usr/local/bin",
+  "/usr/sbin",
+  "/usr/bin",
+  "/sbin",
+  "/bin",
+];
 const cache = new Map<string, string | null>();
 
 /** Absolute path of an executable named `name`, or null when it is not installed. */
@@ -16,7 +23,10 @@ export function findBinary(name: string): string | null {
   if (name.includes("/")) {
     found = isExecutable(name) ? name : null;
   } else {
-    const dirs = [...(process.env.PATH ?? "").split(":").filter((d) => d.startsWith("/")), ...FALLBACK_DIRS];
+    const dirs = [
+      ...(process.env.PATH ?? "").split(":").filter((d) => d.startsWith("/")),
+      ...FALLBACK_DIRS,
+    ];
     for (const dir of dirs) {
       const p = `${dir}/${name}`;
       if (isExecutable(p)) {

@@ -16,14 +16,18 @@ export function selfExecArgv(args: string[]): string[] {
     const exe = deno.execPath();
     // A `deno compile`d program is not called deno and runs itself.
     if (!/^deno(\.exe)?$/.test(basename(exe))) return [exe, ...args];
-    const main = deno.mainModule.startsWith("file:") ? fileURLToPath(deno.mainModule) : deno.mainModule;
+    const main = deno.mainModule.startsWith("file:")
+      ? fileURLToPath(deno.mainModule)
+      : deno.mainModule;
     return [exe, "run", "-A", main, ...args];
   }
   const exe = process.execPath;
   const script = process.argv[1];
   if (process.versions.bun) {
     // Compiled Bun executables expose their entry point under the virtual /$bunfs/ root.
-    if (script === undefined || script.startsWith("/$bunfs/") || script.startsWith("B:/~BUN/")) return [exe, ...args];
+    if (script === undefined || script.startsWith("/$bunfs/") || script.startsWith("B:/~BUN/")) {
+      return [exe, ...args];
+    }
     return [exe, script, ...args];
   }
   if (isNodeSea() || script === undefined || script === exe) return [exe, ...args];

@@ -4,7 +4,16 @@
  * path component we created (deepest first) and, after the run, remove those that are still an
  * empty directory or an empty regular file, restoring the parent directory's timestamps.
  */
-import { lstatSync, mkdirSync, readdirSync, rmdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  rmdirSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname } from "node:path";
 
 export type Stubs = { paths: string[] };
@@ -13,7 +22,12 @@ export type Stubs = { paths: string[] };
  * Ensure host path `target` (already resolved inside `root`) exists as a directory or file,
  * recording what had to be created in `stubs`.
  */
-export function ensureMountpoint(stubs: Stubs, root: string, target: string, kind: "dir" | "file"): void {
+export function ensureMountpoint(
+  stubs: Stubs,
+  root: string,
+  target: string,
+  kind: "dir" | "file",
+): void {
   const missing: string[] = [];
   for (let p = target; p !== root && p.startsWith(root + "/"); p = dirname(p)) {
     if (exists(p)) break;

@@ -83,7 +83,12 @@ function readPasswd(rootfs: string): PasswdEntry[] | undefined {
     const l = line.trim();
     if (l === "" || l.startsWith("#")) continue;
     const f = l.split(":");
-    out.push({ name: f[0], uid: Number(f[2] ?? 0) || 0, gid: Number(f[3] ?? 0) || 0, home: f[5] ?? "" });
+    out.push({
+      name: f[0],
+      uid: Number(f[2] ?? 0) || 0,
+      gid: Number(f[3] ?? 0) || 0,
+      home: f[5] ?? "",
+    });
   }
   return out;
 }

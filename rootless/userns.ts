@@ -114,7 +114,16 @@ export function planNamespace(input: PlanInput): NamespacePlan {
     if (find("newuidmap") && find("newgidmap")) {
       return {
         mode: "subid",
-        prefix: [unshare, "--user", "--map-auto", "--map-root-user", "--mount", "--propagation", "private", "--"],
+        prefix: [
+          unshare,
+          "--user",
+          "--map-auto",
+          "--map-root-user",
+          "--mount",
+          "--propagation",
+          "private",
+          "--",
+        ],
       };
     }
     return {
@@ -128,7 +137,8 @@ export function planNamespace(input: PlanInput): NamespacePlan {
   return {
     mode: "single",
     prefix: [unshare, "--user", "--map-root-user", "--mount", "--propagation", "private", "--"],
-    warning: `tsk: warning: no subuid/subgid ranges for ${u} in /etc/subuid: only one id is mapped; ` +
+    warning:
+      `tsk: warning: no subuid/subgid ranges for ${u} in /etc/subuid: only one id is mapped; ` +
       `files cannot be owned by other users (chown to other ids will fail); add a range with ` +
       `\`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${u}\``,
   };
@@ -144,17 +154,30 @@ export async function enterUserNamespace(
 ): Promise<number | null> {
   if (inTskNamespace()) return null;
   const uid = process.getuid?.() ?? 0;
-  let user = "";
-  try {
-    user = userInfo().username;
-  } catch {
-    // uid without a passwd entry
-  }
-  const plan = planNamespace({ uid, user });
+  const plan = planNamespace({ uid, user: userName(uid) });
   if (plan.warning) process.stderr.write(plan.warning + "\n");
   const argv = [...plan.prefix, ...selfExecArgv(opts.argv)];
   const env = { ...process.env, ...opts.env, [USERNS_ENV]: plan.mode } as Record<string, string>;
   return await runForwardingSignals(argv, env);
+}
+
+/** Name of `uid`: /etc/passwd first (Bun's userInfo() answers "unknown" without $USER). */
+function userName(uid: number): string {
+  try {
+    for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
+      const f = line.split(":");
+      if (f.length >= 3 && Number(f[2]) === uid && f[2] !== "") return f[0];
+    }
+  } catch {
+    // no /etc/passwd
+  }
+  try {
+    const n = userInfo().username;
+    if (n && n !== "unknown") return n;
+  } catch {
+    // uid without a passwd entry (NSS)
+  }
+  return process.env.USER ?? process.env.LOGNAME ?? "";
 }
 
 function runForwardingSignals(argv: string[], env: Record<string, string>): Promise<number> {
@@ -181,7 +204,9 @@ function runForwardingSignals(argv: string[], env: Record<string, string>): Prom
     child.on("exit", (code, signal) => {
       done();
       if (code !== null) resolve(code);
-      else resolve(128 + ((signal && (osConstants.signals as Record<string, number>)[signal]) || 1));
+      else {resolve(
+          128 + ((signal && (osConstants.signals as Record<string, number>)[signal]) || 1),
+        );}
     });
   });
 }

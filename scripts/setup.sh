@@ -6,7 +6,7 @@
 #   npm: deno (tests), bun (compiler), protobufjs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(uidmap runc attr busybox-static docker-registry skopeo umoci apache2-utils openssl zstd xz-utils bzip2 util-linux git)
+PKGS=(uidmap runc attr busybox-static docker-registry skopeo umoci apache2-utils openssl zstd xz-utils bzip2 util-linux git curl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

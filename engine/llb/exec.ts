@@ -5,14 +5,14 @@
  * secret and ssh mounts appended last, and the capability IDs client/llb records.
  */
 import type { ExecOp, HostIP, Input, Mount, SecretEnv, Ulimit } from "../../proto/ops.ts";
-import { encodeOp, Empty, MountType, opDigest, RootMount, SkipOutput } from "../../proto/ops.ts";
+import { Empty, encodeOp, MountType, opDigest, RootMount, SkipOutput } from "../../proto/ops.ts";
 import { Caps } from "./caps.ts";
 import {
   cachedMarshal,
   Constraints,
+  marshalConstraints,
   type MarshalContext,
   type MarshalledOp,
-  marshalConstraints,
   type OpNode,
   type OpOptions,
   Output,
@@ -115,14 +115,22 @@ export class ExecNode implements OpNode {
   secrets: SecretSpec[] = [];
   ssh: SSHSpec[] = [];
 
-  constructor(base: State, proxyEnv: ProxyEnvSpec | undefined, readonlyRoot: boolean, c: Constraints) {
+  constructor(
+    base: State,
+    proxyEnv: ProxyEnvSpec | undefined,
+    readonlyRoot: boolean,
+    c: Constraints,
+  ) {
     this.base = base;
     this.proxyEnv = proxyEnv;
     this.constraints = c;
     const rootMount: MountRec = { target: RootMount, source: base.output, readonly: readonlyRoot };
     this.mounts.push(rootMount);
     if (readonlyRoot) this.root = base.output;
-    else this.root = new Output(this, { index: this.mountIndexFn(rootMount), platform: c.platform });
+    else {this.root = new Output(this, {
+        index: this.mountIndexFn(rootMount),
+        platform: c.platform,
+      });}
     rootMount.output = this.root;
   }
 
@@ -145,16 +153,25 @@ export class ExecNode implements OpNode {
   }
 
   /** Adds a mount; returns the output that holds the mount's result after the exec. */
-  addMount(target: string, source: Output | undefined, opts: MountOptions = {}): Output | undefined {
+  addMount(
+    target: string,
+    source: Output | undefined,
+    opts: MountOptions = {},
+  ): Output | undefined {
     const m: MountRec = { ...opts, target, source };
     this.mounts.push(m);
     if (m.readonly) m.output = source;
     else if (m.tmpfs) {
       m.output = new Output(this, { error: `tmpfs mount for ${target} can't be used as a parent` });
     } else if (m.noOutput) {
-      m.output = new Output(this, { error: `mount marked no-output and ${target} can't be used as a parent` });
+      m.output = new Output(this, {
+        error: `mount marked no-output and ${target} can't be used as a parent`,
+      });
     } else {
-      m.output = new Output(this, { index: this.mountIndexFn(m), platform: this.constraints.platform });
+      m.output = new Output(this, {
+        index: this.mountIndexFn(m),
+        platform: this.constraints.platform,
+      });
     }
     return m.output;
   }
@@ -196,7 +213,9 @@ export class ExecNode implements OpNode {
       this.ssh.forEach((s, i) => {
         if (!s.target) s.target = `/run/buildkit/ssh_agent.${i}`;
       });
-      if (base.getEnv("SSH_AUTH_SOCK") === undefined) base = base.addEnv("SSH_AUTH_SOCK", this.ssh[0].target!);
+      if (base.getEnv("SSH_AUTH_SOCK") === undefined) {
+        base = base.addEnv("SSH_AUTH_SOCK", this.ssh[0].target!);
+      }
     }
     if (ctx.supportedCaps) {
       if (!ctx.supportedCaps.has(Caps.ExecMetaSetsDefaultPath)) {
@@ -307,7 +326,13 @@ export class ExecNode implements OpNode {
           input: Empty,
           dest: s.target,
           mountType: MountType.SECRET,
-          secretOpt: { ID: s.id, uid: s.uid ?? 0, gid: s.gid ?? 0, optional: !!s.optional, mode: s.mode ?? 0o400 },
+          secretOpt: {
+            ID: s.id,
+            uid: s.uid ?? 0,
+            gid: s.gid ?? 0,
+            optional: !!s.optional,
+            mode: s.mode ?? 0o400,
+          },
         });
       }
     }
@@ -316,7 +341,13 @@ export class ExecNode implements OpNode {
         input: Empty,
         dest: s.target,
         mountType: MountType.SSH,
-        SSHOpt: { ID: s.id ?? "", uid: s.uid ?? 0, gid: s.gid ?? 0, mode: s.mode ?? 0o600, optional: !!s.optional },
+        SSHOpt: {
+          ID: s.id ?? "",
+          uid: s.uid ?? 0,
+          gid: s.gid ?? 0,
+          mode: s.mode ?? 0o600,
+          optional: !!s.optional,
+        },
       });
     }
     peo.mounts = mounts;
@@ -363,7 +394,9 @@ export function run(s: State, opts: RunOptions): ExecState {
   if (opts.validExitCodes) base = base.validExitCodes(...opts.validExitCodes);
 
   const exec = new ExecNode(base, opts.proxyEnv, !!opts.readonlyRootFS, Constraints.from(opts));
-  for (const { dest, source, ...mopts } of opts.mounts ?? []) exec.addMount(dest, source?.output, mopts);
+  for (const { dest, source, ...mopts } of opts.mounts ?? []) {
+    exec.addMount(dest, source?.output, mopts);
+  }
   exec.secrets = (opts.secrets ?? []).map((x) => ({ ...x }));
   exec.ssh = (opts.ssh ?? []).map((x) => ({ ...x }));
   return new ExecState(exec, s.withOutput(exec.root));

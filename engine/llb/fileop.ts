@@ -17,9 +17,9 @@ import { Caps } from "./caps.ts";
 import {
   cachedMarshal,
   Constraints,
+  marshalConstraints,
   type MarshalContext,
   type MarshalledOp,
-  marshalConstraints,
   type OpNode,
   type OpOptions,
   Output,
@@ -83,7 +83,14 @@ type SubAction =
   | { kind: "mkdir"; path: string; mode: number; opts: MkdirOptions }
   | { kind: "mkfile"; path: string; mode: number; data: Uint8Array; opts: MkfileOptions }
   | { kind: "rm"; path: string; opts: RmOptions }
-  | { kind: "copy"; state?: State; fas?: FileActionWithState; src: string; dest: string; opts: CopyOptions }
+  | {
+    kind: "copy";
+    state?: State;
+    fas?: FileActionWithState;
+    src: string;
+    dest: string;
+    opts: CopyOptions;
+  }
   | { kind: "symlink"; oldpath: string; newpath: string; opts: SymlinkOptions };
 
 /** What `copy` reads from: a state, or the result of another action chain bound to a state. */
@@ -102,7 +109,12 @@ export class FileAction {
   mkdir(path: string, mode: number, opts: MkdirOptions = {}): FileAction {
     return new FileAction(mkdir(path, mode, opts).action, this);
   }
-  mkfile(path: string, mode: number, data: Uint8Array | string, opts: MkfileOptions = {}): FileAction {
+  mkfile(
+    path: string,
+    mode: number,
+    data: Uint8Array | string,
+    opts: MkfileOptions = {},
+  ): FileAction {
     return new FileAction(mkfile(path, mode, data, opts).action, this);
   }
   rm(path: string, opts: RmOptions = {}): FileAction {
@@ -134,16 +146,30 @@ export class FileActionWithState {
 export function mkdir(path: string, mode: number, opts: MkdirOptions = {}): FileAction {
   return new FileAction({ kind: "mkdir", path, mode, opts });
 }
-export function mkfile(path: string, mode: number, data: Uint8Array | string, opts: MkfileOptions = {}): FileAction {
+export function mkfile(
+  path: string,
+  mode: number,
+  data: Uint8Array | string,
+  opts: MkfileOptions = {},
+): FileAction {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   return new FileAction({ kind: "mkfile", path, mode, data: bytes, opts });
 }
 export function rm(path: string, opts: RmOptions = {}): FileAction {
   return new FileAction({ kind: "rm", path, opts });
 }
-export function copy(input: CopyInput, src: string, dest: string, opts: CopyOptions = {}): FileAction {
-  if (input instanceof State) return new FileAction({ kind: "copy", state: input, src, dest, opts });
-  if (input instanceof FileActionWithState) return new FileAction({ kind: "copy", fas: input, src, dest, opts });
+export function copy(
+  input: CopyInput,
+  src: string,
+  dest: string,
+  opts: CopyOptions = {},
+): FileAction {
+  if (input instanceof State) {
+    return new FileAction({ kind: "copy", state: input, src, dest, opts });
+  }
+  if (input instanceof FileActionWithState) {
+    return new FileAction({ kind: "copy", fas: input, src, dest, opts });
+  }
   throw new TypeError("copy: input must be a State or FileAction.withState(...)");
 }
 /** A symlink at `newpath` pointing to `oldpath`. */

@@ -62,7 +62,9 @@ export function goJSONInt(n: number | bigint): string {
 /** Std base64 with padding (Go's encoding of []byte). */
 export function goBase64(b: Uint8Array): string {
   let bin = "";
-  for (let i = 0; i < b.length; i += 0x8000) bin += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  for (let i = 0; i < b.length; i += 0x8000) {
+    bin += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  }
   return btoa(bin);
 }
 

@@ -5,8 +5,8 @@
  * Metadata is looked up by the digest of the bytes as received.
  */
 import {
-  type Definition,
   decodeOp,
+  type Definition,
   encodeOp,
   type Op,
   opDigest,
@@ -40,7 +40,9 @@ type Entry = { op: Op; metadata?: OpMetadata };
 export function validateOp(op: Op): void {
   const inputCount = op.inputs?.length ?? 0;
   for (const inp of op.inputs ?? []) {
-    if ((inp.index ?? 0) < 0) throw new Error(`invalid negative input index ${inp.index} for ${inp.digest}`);
+    if ((inp.index ?? 0) < 0) {
+      throw new Error(`invalid negative input index ${inp.index} for ${inp.digest}`);
+    }
   }
   switch (opKind(op)) {
     case "exec": {
@@ -48,7 +50,9 @@ export function validateOp(op: Op): void {
       if (!e.meta) throw new Error("invalid exec op with no meta");
       if (!e.meta.args?.length) throw new Error("invalid exec op with no args");
       if (!e.mounts?.length) throw new Error("invalid exec op with no mounts");
-      if (!e.mounts.some((m) => m.dest === RootMount)) throw new Error("invalid exec op with no rootfs");
+      if (!e.mounts.some((m) => m.dest === RootMount)) {
+        throw new Error("invalid exec op with no rootfs");
+      }
       break;
     }
     case "file":
@@ -62,14 +66,18 @@ export function validateOp(op: Op): void {
       break;
     }
     case "diff":
-      if (!op.diff!.lower || !op.diff!.upper) throw new Error("invalid diff op with nil lower or upper input");
+      if (!op.diff!.lower || !op.diff!.upper) {
+        throw new Error("invalid diff op with nil lower or upper input");
+      }
       break;
     case "passthrough": {
       const p = op.passthrough!;
       if (!p.id) throw new Error("invalid passthrough op with no id");
       if (!p.outputs?.length) throw new Error("invalid passthrough op with no outputs");
       for (const o of p.outputs) {
-        if (o < 0 || (inputCount > 0 && o >= inputCount)) throw new Error(`invalid passthrough output input index ${o}`);
+        if (o < 0 || (inputCount > 0 && o >= inputCount)) {
+          throw new Error(`invalid passthrough output input index ${o}`);
+        }
       }
       break;
     }
@@ -88,7 +96,15 @@ export function opName(op: Op, inputName: (i: number) => string): string {
     case "file":
       return (op.file!.actions ?? [])
         .map((a) =>
-          a.mkdir ? `mkdir ${a.mkdir.path ?? ""}` : a.mkfile ? `mkfile ${a.mkfile.path ?? ""}` : a.rm ? `rm ${a.rm.path ?? ""}` : a.copy ? `copy ${a.copy.src ?? ""} ${a.copy.dest ?? ""}` : undefined
+          a.mkdir
+            ? `mkdir ${a.mkdir.path ?? ""}`
+            : a.mkfile
+            ? `mkfile ${a.mkfile.path ?? ""}`
+            : a.rm
+            ? `rm ${a.rm.path ?? ""}`
+            : a.copy
+            ? `copy ${a.copy.src ?? ""} ${a.copy.dest ?? ""}`
+            : undefined
         )
         .filter((x) => x !== undefined)
         .join(", ");
@@ -164,7 +180,10 @@ export function loadDefinition(def: Definition): LoadedDefinition {
     const entry = all.get(dgst);
     if (!entry) throw new Error(`invalid missing input digest ${dgst}`);
     validateOp(entry.op);
-    const inputs = (entry.op.inputs ?? []).map((inp) => ({ vertex: load(inp.digest ?? ""), index: inp.index ?? 0 }));
+    const inputs = (entry.op.inputs ?? []).map((inp) => ({
+      vertex: load(inp.digest ?? ""),
+      index: inp.index ?? 0,
+    }));
     const metadata = entry.metadata ?? {};
     const name = metadata.description?.["llb.customname"] ??
       opName(entry.op, (i) => (inputs[i] ? inputs[i].vertex.name : ""));

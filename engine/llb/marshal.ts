@@ -4,7 +4,17 @@
  * terminal op `{inputs: [output]}` whose metadata caps are `constraints`, `platform` and the
  * `meta.*` caps other ops rely on, plus the source map.
  */
-import { type Definition, encodeDefinition, encodeOp, type Locations, opDigest, type OpMetadata, type Platform, type Source, type SourceInfo } from "../../proto/ops.ts";
+import {
+  type Definition,
+  encodeDefinition,
+  encodeOp,
+  type Locations,
+  opDigest,
+  type OpMetadata,
+  type Platform,
+  type Source,
+  type SourceInfo,
+} from "../../proto/ops.ts";
 import { Caps } from "./caps.ts";
 import { defaultPlatform } from "./platform.ts";
 import {
@@ -18,17 +28,27 @@ import {
   type State,
 } from "./state.ts";
 
-export type MarshalOptions = Pick<OpOptions, "customName" | "description" | "ignoreCache" | "exportCache" | "progressGroup" | "workerConstraints"> & {
-  /** Default platform for ops that do not set one (default: the normalised host platform). */
-  platform?: Platform;
-  /** `local.unique` for local sources without a session (default: random per marshal). */
-  localUniqueID?: string;
-  /**
-   * LLB caps the solver supports (client/llb WithCaps). When given, exec ops either record
-   * `exec.meta.setsdefaultpath` (supported) or get a default PATH env (not supported).
-   */
-  supportedCaps?: Iterable<string>;
-};
+export type MarshalOptions =
+  & Pick<
+    OpOptions,
+    | "customName"
+    | "description"
+    | "ignoreCache"
+    | "exportCache"
+    | "progressGroup"
+    | "workerConstraints"
+  >
+  & {
+    /** Default platform for ops that do not set one (default: the normalised host platform). */
+    platform?: Platform;
+    /** `local.unique` for local sources without a session (default: random per marshal). */
+    localUniqueID?: string;
+    /**
+     * LLB caps the solver supports (client/llb WithCaps). When given, exec ops either record
+     * `exec.meta.setsdefaultpath` (supported) or get a default PATH env (not supported).
+     */
+    supportedCaps?: Iterable<string>;
+  };
 
 export type MarshalResult = {
   /** Marshalled ops, dependencies first, terminal op last. */
@@ -111,14 +131,18 @@ export function marshalDefinition(state: State, opts: MarshalOptions = {}): Defi
 }
 
 /** Serialised `pb.Definition` (what `buildctl build` / `dump-llb` read), maps sorted by key. */
-export function definitionBytes(d: State | MarshalResult | Definition, opts: MarshalOptions = {}): Uint8Array {
+export function definitionBytes(
+  d: State | MarshalResult | Definition,
+  opts: MarshalOptions = {},
+): Uint8Array {
   if (isState(d)) return encodeDefinition(marshalDefinition(d, opts));
   if ("source" in d) return encodeDefinition(toDefinition(d as MarshalResult));
   return encodeDefinition(d as Definition);
 }
 
 function isState(x: unknown): x is State {
-  return typeof x === "object" && x !== null && "withOutput" in x && typeof (x as State).withOutput === "function";
+  return typeof x === "object" && x !== null && "withOutput" in x &&
+    typeof (x as State).withOutput === "function";
 }
 
 /** client/llb sourceMapCollector. */

@@ -9,9 +9,9 @@ import { Caps } from "./caps.ts";
 import {
   cachedMarshal,
   Constraints,
+  marshalConstraints,
   type MarshalContext,
   type MarshalledOp,
-  marshalConstraints,
   type OpNode,
   type OpOptions,
   Output,
@@ -39,7 +39,12 @@ export class MergeNode implements OpNode {
       const inputs: Input[] = this.ins.map((o) => o.toInput(ctx));
       const full: Op = { inputs, ...op, merge: { inputs: inputs.map((_, i) => ({ input: i })) } };
       const bytes = encodeOp(full);
-      return { digest: opDigest(bytes), bytes, metadata, sourceLocations: this.constraints.sourceLocations };
+      return {
+        digest: opDigest(bytes),
+        bytes,
+        metadata,
+        sourceLocations: this.constraints.sourceLocations,
+      };
     });
   }
 }
@@ -78,7 +83,12 @@ export class DiffNode implements OpNode {
       const upper = { input: this.upper ? inputs.push(this.upper.toInput(ctx)) - 1 : Empty };
       const full: Op = { ...(inputs.length ? { inputs } : {}), ...op, diff: { lower, upper } };
       const bytes = encodeOp(full);
-      return { digest: opDigest(bytes), bytes, metadata, sourceLocations: this.constraints.sourceLocations };
+      return {
+        digest: opDigest(bytes),
+        bytes,
+        metadata,
+        sourceLocations: this.constraints.sourceLocations,
+      };
     });
   }
 }

@@ -88,5 +88,9 @@ export function parsePlatform(s: string): Platform {
   if (parts.length < 2 || parts.length > 3 || parts.some((x) => x === "")) {
     throw new Error(`invalid platform ${JSON.stringify(s)}: expected os/arch[/variant]`);
   }
-  return normalizePlatform({ OS: parts[0], Architecture: parts[1], ...(parts[2] ? { Variant: parts[2] } : {}) });
+  return normalizePlatform({
+    OS: parts[0],
+    Architecture: parts[1],
+    ...(parts[2] ? { Variant: parts[2] } : {}),
+  });
 }

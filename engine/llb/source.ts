@@ -9,9 +9,9 @@ import { goJSONStringArray } from "./gojson.ts";
 import {
   cachedMarshal,
   Constraints,
+  marshalConstraints,
   type MarshalContext,
   type MarshalledOp,
-  marshalConstraints,
   type OpNode,
   type OpOptions,
   Output,
@@ -50,7 +50,12 @@ export class SourceNode implements OpNode {
       op.source = source;
       if (!platformSpecificSource(this.id)) delete op.platform;
       const bytes = encodeOp(op);
-      return { digest: opDigest(bytes), bytes, metadata, sourceLocations: this.constraints.sourceLocations };
+      return {
+        digest: opDigest(bytes),
+        bytes,
+        metadata,
+        sourceLocations: this.constraints.sourceLocations,
+      };
     });
   }
 }
@@ -60,7 +65,11 @@ function platformSpecificSource(id: string): boolean {
 }
 
 /** A generic source by identifier (client/llb NewSource + NewState). */
-export function source(id: string, attrs: Record<string, string> = {}, opts: OpOptions & { caps?: string[] } = {}): State {
+export function source(
+  id: string,
+  attrs: Record<string, string> = {},
+  opts: OpOptions & { caps?: string[] } = {},
+): State {
   const c = Constraints.from(opts);
   for (const cap of opts.caps ?? []) c.addCap(cap);
   return State.fromOutput(new SourceNode(id, attrs, c).output);
@@ -68,7 +77,8 @@ export function source(id: string, attrs: Record<string, string> = {}, opts: OpO
 
 // ---- image references (distribution/reference ParseNormalizedNamed + TagNameOnly) ----
 
-const DOMAIN_RE = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[a-fA-F0-9:]+\](?::[0-9]+)?$/;
+const DOMAIN_RE =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[a-fA-F0-9:]+\](?::[0-9]+)?$/;
 const PATH_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$/;
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
 const DIGEST_RE = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
@@ -100,7 +110,10 @@ export function normalizeImageRef(ref: string): string {
   const slash = rest.indexOf("/");
   if (slash >= 0) {
     const first = rest.slice(0, slash);
-    if (first.includes(".") || first.includes(":") || first === "localhost" || first.toLowerCase() !== first) {
+    if (
+      first.includes(".") || first.includes(":") || first === "localhost" ||
+      first.toLowerCase() !== first
+    ) {
       domain = first;
       remainder = rest.slice(slash + 1);
     }
@@ -114,7 +127,9 @@ export function normalizeImageRef(ref: string): string {
   if (!remainder.split("/").every((p) => PATH_COMPONENT_RE.test(p))) {
     throw new Error(`invalid reference format: ${ref}`);
   }
-  if (domain.length + 1 + remainder.length > 255) throw new Error(`repository name must not be more than 255 characters`);
+  if (domain.length + 1 + remainder.length > 255) {
+    throw new Error(`repository name must not be more than 255 characters`);
+  }
   let out = `${domain}/${remainder}`;
   if (tag) out += ":" + tag;
   if (digest) out += "@" + digest;
@@ -309,7 +324,11 @@ export function http(url: string, opts: HTTPOptions = {}): State {
   return State.fromOutput(new SourceNode(url, attrs, c).output);
 }
 
-export type OCILayoutOptions = OpOptions & { sessionID?: string; storeID?: string; layerLimit?: number };
+export type OCILayoutOptions = OpOptions & {
+  sessionID?: string;
+  storeID?: string;
+  layerLimit?: number;
+};
 
 /** `oci-layout://<ref>`: an image from a client-side OCI layout store. */
 export function ociLayout(ref: string, opts: OCILayoutOptions = {}): State {
@@ -317,7 +336,9 @@ export function ociLayout(ref: string, opts: OCILayoutOptions = {}): State {
   const attrs: Record<string, string> = {};
   if (opts.sessionID) attrs[Attr.OCILayoutSessionID] = opts.sessionID;
   if (opts.storeID) attrs[Attr.OCILayoutStoreID] = opts.storeID;
-  if (opts.layerLimit !== undefined) attrs[Attr.OCILayoutLayerLimit] = String(Math.trunc(opts.layerLimit));
+  if (opts.layerLimit !== undefined) {
+    attrs[Attr.OCILayoutLayerLimit] = String(Math.trunc(opts.layerLimit));
+  }
   c.addCap(Caps.SourceOCILayout);
   return State.fromOutput(new SourceNode("oci-layout://" + ref, attrs, c).output);
 }

@@ -50,7 +50,11 @@ export class SourceMap {
   /** The state that produced the file (marshalled into SourceInfo.definition). */
   state?: State;
   definition?: Definition;
-  constructor(filename: string, data: Uint8Array | string, opts: { language?: string; state?: State; definition?: Definition } = {}) {
+  constructor(
+    filename: string,
+    data: Uint8Array | string,
+    opts: { language?: string; state?: State; definition?: Definition } = {},
+  ) {
     this.filename = filename;
     this.data = typeof data === "string" ? new TextEncoder().encode(data) : data;
     this.language = opts.language;
@@ -140,7 +144,10 @@ export interface OpNode {
 }
 
 /** client/llb MarshalConstraints: the op skeleton (platform, constraints) and merged metadata. */
-export function marshalConstraints(ctx: MarshalContext, c: Constraints): { op: Op; metadata: OpMetadata } {
+export function marshalConstraints(
+  ctx: MarshalContext,
+  c: Constraints,
+): { op: Op; metadata: OpMetadata } {
   const p = c.platform ?? ctx.platform;
   const platform: Platform = {};
   if (p.Architecture) platform.Architecture = p.Architecture;
@@ -160,7 +167,10 @@ export class Output {
   readonly platform?: Platform;
   private readonly getIndex?: () => number;
   private readonly error?: string;
-  constructor(node: OpNode, opts: { index?: () => number; platform?: Platform; error?: string } = {}) {
+  constructor(
+    node: OpNode,
+    opts: { index?: () => number; platform?: Platform; error?: string } = {},
+  ) {
     this.node = node;
     this.getIndex = opts.index;
     this.platform = opts.platform;
@@ -182,7 +192,11 @@ export function sameInput(a: Input, b: Input): boolean {
 }
 
 /** Runs `fn` once per marshal context per node. */
-export function cachedMarshal(ctx: MarshalContext, node: OpNode, fn: () => MarshalledOp): MarshalledOp {
+export function cachedMarshal(
+  ctx: MarshalContext,
+  node: OpNode,
+  fn: () => MarshalledOp,
+): MarshalledOp {
   const hit = ctx.cache.get(node);
   if (hit) return hit;
   const r = fn();
@@ -380,7 +394,7 @@ export class State {
     "os.features"?: string[];
     config?: { Env?: string[] | null; WorkingDir?: string };
   }): State {
-    let s: State = this;
+    let s = this.with({});
     for (const e of img.config?.Env ?? []) {
       const i = e.indexOf("=");
       const k = i < 0 ? e : e.slice(0, i);

@@ -49,16 +49,16 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
       try {
         const root = mounts.find((m) => m.dest === "/");
         if (!root) throw new Error("exec op has no root mount");
-        const rootRef = (root.input ?? -1) >= 0 ? inputs[root.input!] : null;
+        const rootRef = (root.input ?? 0) >= 0 ? inputs[root.input ?? 0] : null;
         const rootActive = await env.views.prepare(rootRef);
-        actives.push({ key: rootActive.key, output: root.output ?? -1 });
+        actives.push({ key: rootActive.key, output: root.output ?? 0 });
         const extra: NonNullable<RunSpec["mounts"]> = [];
         for (const m of mounts) {
           if (m === root) continue;
           const type = m.mountType ?? MOUNT_BIND;
           const target = m.dest ?? "/";
           if (type === MOUNT_BIND) {
-            const ref = (m.input ?? -1) >= 0 ? inputs[m.input!] : null;
+            const ref = (m.input ?? 0) >= 0 ? inputs[m.input ?? 0] : null;
             let dir: string;
             if (m.readonly) {
               const view = await env.views.view(ref);
@@ -66,7 +66,7 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
               dir = view.root;
             } else {
               const act = await env.views.prepare(ref);
-              actives.push({ key: act.key, output: m.output ?? -1 });
+              actives.push({ key: act.key, output: m.output ?? 0 });
               dir = act.root;
             }
             const source = m.selector ? path.join(dir, path.posix.normalize("/" + m.selector)) : dir;

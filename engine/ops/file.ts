@@ -20,16 +20,16 @@ export function fileHandler(v: Vertex, views: RefViews, checksum: (ref: Ref, sel
     const sel = new Map<number, string[]>();
     const asBase = new Set<number>();
     for (const a of actions) {
-      const inp = a.input ?? -1;
+      const inp = a.input ?? 0;
       if (inp >= 0 && inp < nInputs) asBase.add(inp);
       const owner = a.copy?.owner ?? a.mkfile?.owner ?? a.mkdir?.owner ?? a.symlink?.owner;
       for (const u of [owner?.user, owner?.group]) {
-        const i = u?.byName?.input ?? -1;
+        const i = u?.byName?.input ?? 0;
         if (u?.byName && i >= 0 && i < nInputs) asBase.add(i);
       }
     }
     for (const a of actions) {
-      const s = a.secondaryInput ?? -1;
+      const s = a.secondaryInput ?? 0;
       if (a.copy && s >= 0 && s < nInputs && !asBase.has(s)) {
         const list = sel.get(s) ?? [];
         list.push(a.copy.src ?? "/");
@@ -68,7 +68,7 @@ export function fileHandler(v: Vertex, views: RefViews, checksum: (ref: Ref, sel
       try {
         for (let i = 0; i < actions.length; i++) {
           const a = actions[i];
-          const inp = a.input ?? -1;
+          const inp = a.input ?? 0;
           let work: Working;
           if (inp >= nInputs) {
             const prev = results[inp - nInputs];
@@ -81,11 +81,12 @@ export function fileHandler(v: Vertex, views: RefViews, checksum: (ref: Ref, sel
             opened.push(work);
           }
           const owner = a.copy?.owner ?? a.mkfile?.owner ?? a.mkdir?.owner ?? a.symlink?.owner;
-          const nameInput = owner?.user?.byName?.input ?? owner?.group?.byName?.input;
-          const userRoot = nameInput !== undefined && nameInput >= 0 ? (await readable(nameInput))?.root : work.root;
+          const named = owner?.user?.byName ?? owner?.group?.byName;
+          const nameInput = named ? named.input ?? 0 : -1;
+          const userRoot = nameInput >= 0 ? (await readable(nameInput))?.root : work.root;
           if (a.copy) {
-            const src = await readable(a.secondaryInput ?? -1);
-            const srcRoot = src?.root ?? (await readable(-1))?.root;
+            const src = await readable(a.secondaryInput ?? 0);
+            const srcRoot = src?.root;
             if (!srcRoot) {
               const empty = await views.view(null);
               opened.push({ root: empty.root, release: empty.release });
@@ -106,7 +107,7 @@ export function fileHandler(v: Vertex, views: RefViews, checksum: (ref: Ref, sel
             throw new Error(`file action ${i} has no known action`);
           }
           results[i] = work;
-          const out = a.output ?? -1;
+          const out = a.output ?? 0;
           if (out >= 0) {
             if (!work.key) throw new Error(`file action ${i} output is not writable`);
             outputs[out] = await views.commit(work.key);

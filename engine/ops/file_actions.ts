@@ -426,29 +426,45 @@ async function setTimes(p: string, t: number | undefined, isLink: boolean): Prom
 
 /**
  * fsutil's MkdirAll on a host path already resolved inside `root`: creates each missing
- * directory with exactly `perm`, chowned to `ids` and timed to `utime` when given. An existing
- * non-directory is ENOTDIR.
+ * directory with exactly `perm`, chowned to `ids`; an existing non-directory is ENOTDIR.
+ * Returns the directories created (outermost first). When `utime` is given they get it after
+ * all of them exist (so creating a child does not bump its parent's time).
  */
-async function mkdirAll(root: string, host: string, perm: number, ids: Ids | undefined, utime: number | undefined): Promise<void> {
+async function mkdirAll(root: string, host: string, perm: number, ids: Ids | undefined, utime: number | undefined): Promise<string[]> {
   const r = root.replace(/\/+$/, "") || "/";
-  const st = await lstatOrNull(host);
-  if (st) {
-    if (st.isDirectory()) return;
-    throw codedError(`mkdir ${containerPath(r, host) ?? host}: not a directory`, "ENOTDIR");
+  const missing: string[] = [];
+  let cur = host;
+  while (true) {
+    const st = await lstatOrNull(cur);
+    if (st) {
+      if (st.isDirectory()) break;
+      throw codedError(`mkdir ${containerPath(r, cur) ?? cur}: not a directory`, "ENOTDIR");
+    }
+    if (cur === r || !cur.startsWith(r === "/" ? "/" : r + "/")) {
+      throw codedError(`mkdir ${cur}: no such file or directory`, "ENOENT");
+    }
+    missing.unshift(cur);
+    cur = dirname(cur);
   }
-  if (host === r || !host.startsWith(r === "/" ? "/" : r + "/")) {
-    throw codedError(`mkdir ${host}: no such file or directory`, "ENOENT");
+  const created: string[] = [];
+  for (const d of missing) {
+    try {
+      await fsp.mkdir(d, perm);
+    } catch (e) {
+      if (errCode(e) === "EEXIST" && (await lstatOrNull(d))?.isDirectory()) continue;
+      throw e;
+    }
+    created.push(d);
+    await fsp.chmod(d, perm);
+    if (ids) await fsp.lchown(d, ids.uid, ids.gid);
   }
-  await mkdirAll(r, dirname(host), perm, ids, utime);
-  try {
-    await fsp.mkdir(host, perm);
-  } catch (e) {
-    if (errCode(e) === "EEXIST" && (await lstatOrNull(host))?.isDirectory()) return;
-    throw e;
-  }
-  await fsp.chmod(host, perm);
-  if (ids) await fsp.lchown(host, ids.uid, ids.gid);
-  await setTimes(host, utime, false);
+  await setTimesAll(created, utime);
+  return created;
+}
+
+async function setTimesAll(dirs: string[], utime: number | undefined): Promise<void> {
+  if (utime === undefined) return;
+  for (let i = dirs.length - 1; i >= 0; i--) await fsp.utimes(dirs[i], utime, utime);
 }
 
 /** Bounded concurrency for the leaf syscalls of a copy. */
@@ -456,7 +472,10 @@ class Limiter {
   private active = 0;
   private queue: (() => void)[] = [];
   failed: unknown = undefined;
-  constructor(private readonly max: number) {}
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.active >= this.max) await new Promise<void>((r) => this.queue.push(r));
     this.active++;
@@ -492,8 +511,11 @@ type CopyOptions = {
 
 class Copier {
   private inodes = new Map<string, Promise<string>>();
-  private limit = new Limiter(64);
-  constructor(private readonly o: CopyOptions) {}
+  private limit = new Limiter(256);
+  private readonly o: CopyOptions;
+  constructor(o: CopyOptions) {
+    this.o = o;
+  }
 
   private cpath(host: string): string {
     return containerPath(this.o.destRoot, host) ?? host;
@@ -801,8 +823,9 @@ async function doCopy(srcRoot: string, destRoot: string, a: CopyAction, userRoot
       const kind = await isArchive(host);
       if (kind) {
         const dest = await resolveInRoot(destRoot, destPath);
-        await mkdirAll(destRoot, dest, 0o755, chown, utime);
+        const created = await mkdirAll(destRoot, dest, 0o755, chown, utime);
         await extractArchive(host, dest, kind, { owner: chown });
+        await setTimesAll(created, utime);
         continue;
       }
     }
@@ -822,8 +845,9 @@ async function copyOne(
 ): Promise<void> {
   const [d, f] = splitPath(dst);
   const ensure = f !== "" && f !== "." ? d : dst;
+  const created: string[] = [];
   if (ensure !== "") {
-    await mkdirAll(destRoot, await resolveInRoot(destRoot, ensure), 0o755, o.chown, o.utime);
+    created.push(...await mkdirAll(destRoot, await resolveInRoot(destRoot, ensure), 0o755, o.chown, o.utime));
   }
   const dstHost = await resolveInRoot(destRoot, cleanPath(dst));
   const srcFollowed = await rootPath(srcRoot, src, follow);
@@ -837,10 +861,13 @@ async function copyOne(
   }
   let target = dirname(destHost);
   if (dirContents && fiSrc.isDirectory() && !fiDest) target = destHost;
-  await mkdirAll(destRoot, target, 0o755, o.chown, o.utime);
+  created.push(...await mkdirAll(destRoot, target, 0o755, o.chown, o.utime));
 
   await new Copier(o).copy(srcFollowed, "", destHost, false, false, []);
+  await setTimesAll(created, o.utime);
 }
+
+let tmpSeq = 0;
 
 /** FileActionMkFile: write `data` to path (parent must exist), atomically replacing what was there. */
 export async function mkfile(root: string, a: MkFileAction, userRoot?: string): Promise<void> {
@@ -853,7 +880,7 @@ export async function mkfile(root: string, a: MkFileAction, userRoot?: string): 
     const ids = await resolveChown(a.owner, userRoot);
     const utime = timestampToSeconds(a.timestamp);
     const dir = dirname(p);
-    const tmp = `${dir}/.tmp-mkfile${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+    const tmp = `${dir}/.tmp-mkfile${(++tmpSeq).toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
     let fh: fsp.FileHandle;
     try {
       fh = await fsp.open(tmp, "wx", 0o600);
@@ -871,7 +898,7 @@ export async function mkfile(root: string, a: MkFileAction, userRoot?: string): 
           const w = await fh.write(data, off, data.length - off);
           off += w.bytesWritten;
         }
-        await fh.chmod(Number(a.mode ?? 0) & 0o7777);
+        await fh.chmod(Number(a.mode ?? 0) & 0o777);
         if (ids) await fh.chown(ids.uid, ids.gid);
       } finally {
         await fh.close();
@@ -897,13 +924,13 @@ export async function mkdir(root: string, a: MkDirAction, userRoot?: string): Pr
     const p = await resolveInRoot(root, cleanPath("/" + (a.path ?? "")));
     const ids = await resolveChown(a.owner, userRoot);
     const utime = timestampToSeconds(a.timestamp);
-    const perm = Number(a.mode ?? 0) & 0o7777;
+    const perm = Number(a.mode ?? 0) & 0o777;
     if (a.makeParents) {
       await mkdirAll(root, p, perm, ids, utime);
       return;
     }
     try {
-      await fsp.mkdir(p, perm & 0o777);
+      await fsp.mkdir(p, perm);
     } catch (e) {
       if (errCode(e) === "EEXIST") return;
       throw e;

@@ -39,6 +39,8 @@ export const OPAQUE_XATTR = "user.overlay.opaque";
 const OVERLAY_XATTR = /^(trusted|user)\.overlay\./;
 const WH = ".wh.";
 const OPQ = ".wh..wh..opq";
+const SMALL_FILE = 256 * 1024;
+const PARALLEL = 16;
 
 /** Split an entry name into safe components; rejects `..`, strips leading `/` and `.`. */
 export function cleanPath(p: string): string[] {
@@ -80,6 +82,10 @@ class Applier {
   opaque = new Set<string>();
   result: ApplyResult = { size: 0, skippedDevices: 0, chownFailures: 0, xattrFailures: 0 };
   skippedExample = "";
+  /** small-file writes in flight (bounded); anything touching their paths waits for them */
+  inflight = new Set<Promise<void>>();
+  inflightPaths = new Set<string>();
+  taskError: unknown = null;
 
   constructor(root: string, format: ApplyFormat) {
     this.root = root;
@@ -103,6 +109,7 @@ class Applier {
       }
       const abs = this.abs([...cur, c]);
       if (this.pending.has(abs)) await this.flushNodes();
+      if (this.inflightPaths.has(abs)) await this.drain();
       const st = await lstatOrNull(abs);
       if (!st) {
         if (!create) throw Object.assign(new Error(`no such directory: ${key}`), { code: "ENOENT" });
@@ -141,6 +148,7 @@ class Applier {
     this.pending.delete(abs);
     if (!st) return;
     if (st.isDirectory()) {
+      await this.drain();
       await fsp.rm(abs, { recursive: true, force: true });
       this.dirCache.clear();
       const prefix = abs + "/";
@@ -188,6 +196,7 @@ class Applier {
     const base = parts[parts.length - 1];
     const parentParts = parts.slice(0, -1);
     if (base.startsWith(WH)) {
+      await this.drain();
       const parent = await this.resolveDir(parentParts, true);
       if (base === OPQ) await this.opaqueMarker(parent);
       else if (base.startsWith(WH + WH)) { /* aufs metadata: ignore */ }
@@ -200,12 +209,20 @@ class Applier {
     }
     const parent = await this.resolveDir(parentParts, true);
     const target = parent + "/" + base;
+    if (this.inflightPaths.has(target)) await this.drain();
     switch (e.type) {
       case "dir":
         await this.dir(target, e);
         break;
       case "file":
-        await this.file(target, e, item.body);
+        if ((e.size ?? 0) <= SMALL_FILE) {
+          const chunks: Uint8Array[] = [];
+          for await (const c of item.body) chunks.push(c);
+          await this.spawn(target, () => this.file(target, e, chunks));
+        } else {
+          await this.drain();
+          await this.file(target, e, item.body);
+        }
         break;
       case "symlink":
         await this.replaceWith(target, false, () => fsp.symlink(e.linkname!, target));
@@ -267,7 +284,11 @@ class Applier {
     this.queueXattrs(target, e);
   }
 
-  async file(target: string, e: TarEntry, body: AsyncIterable<Uint8Array>): Promise<void> {
+  async file(
+    target: string,
+    e: TarEntry,
+    body: AsyncIterable<Uint8Array> | Uint8Array[],
+  ): Promise<void> {
     let fh: fsp.FileHandle | undefined;
     await this.replaceWith(target, false, async () => {
       fh = await fsp.open(target, "wx", 0o600);
@@ -296,6 +317,24 @@ class Applier {
     this.queueXattrs(target, e);
   }
 
+  async spawn(path: string, task: () => Promise<void>): Promise<void> {
+    while (this.inflight.size >= PARALLEL) await Promise.race(this.inflight);
+    if (this.taskError) throw this.taskError;
+    this.inflightPaths.add(path);
+    const p: Promise<void> = task().catch((err) => {
+      this.taskError ??= err;
+    }).finally(() => {
+      this.inflight.delete(p);
+      this.inflightPaths.delete(path);
+    });
+    this.inflight.add(p);
+  }
+
+  async drain(): Promise<void> {
+    while (this.inflight.size) await Promise.all(this.inflight);
+    if (this.taskError) throw this.taskError;
+  }
+
   async hardlink(target: string, e: TarEntry): Promise<void> {
     const lparts = cleanPath(e.linkname ?? "");
     if (lparts.length === 0) throw new Error(`hardlink ${e.path} to the root`);
@@ -308,6 +347,7 @@ class Applier {
     }
     const src = ldir + "/" + lparts[lparts.length - 1];
     if (src === target) return;
+    if (this.inflightPaths.has(src)) await this.drain();
     if (this.pending.has(src)) await this.flushNodes();
     const st = await lstatOrNull(src);
     if (!st) throw new Error(`hardlink target not found: ${e.linkname}`);
@@ -378,6 +418,7 @@ class Applier {
   }
 
   async finish(quiet: boolean): Promise<void> {
+    await this.drain();
     await this.flushNodes();
     if (this.xattrs.length) {
       const fails = await setXattrsBatch(this.xattrs);
@@ -418,7 +459,12 @@ export async function applyLayer(
   await fsp.mkdir(dest, { recursive: true });
   const root = await fsp.realpath(dest);
   const a = new Applier(root, opts.format);
-  for await (const item of readTar(tar)) await a.apply(item);
+  try {
+    for await (const item of readTar(tar)) await a.apply(item);
+  } catch (e) {
+    await a.drain().catch(() => {});
+    throw e;
+  }
   await a.finish(opts.quiet ?? false);
   return a.result;
 }

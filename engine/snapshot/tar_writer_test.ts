@@ -48,7 +48,7 @@ test("writer output is a valid archive that GNU tar lists correctly", async () =
   assert.ok(lines[3].endsWith(" " + longName), lines[3]);
   assert.ok(lines[4].endsWith("dir/link -> ../" + "t".repeat(130)), lines[4]);
   assert.ok(lines[5].endsWith("dir/hard link to dir/hello.txt"), lines[5]);
-  assert.ok(lines[6].endsWith("dir/héllo-ünïcode"), lines[6]);
+  assert.ok(lines[6].endsWith("dir/h\\303\\251llo-\\303\\274n\\303\\257code"), lines[6]); // C locale quoting
   assert.match(lines[7], /^-rw-r--r-- 3000000\/4000000 /);
   assert.match(lines[8], /^crw-rw-rw- 0\/0 +1,3 .* dev\/null$/);
   assert.match(lines[9], /^brw-rw---- 0\/0 +8,0 .* dev\/sda$/);
@@ -58,7 +58,7 @@ test("writer output is a valid archive that GNU tar lists correctly", async () =
 test("GNU tar extracts writer output with content, links and xattrs intact", async () => {
   const dir = await tempDir();
   try {
-    const r = await run("tar", ["--xattrs", "--xattrs-include=user.*", "-xf", "-", "-C", dir, "--exclude=dev"], {
+    const r = await run("tar", ["--no-same-owner", "--xattrs", "--xattrs-include=user.*", "-xf", "-", "-C", dir, "--exclude=dev"], {
       input: await sample(),
     });
     assert.equal(r.code, 0, r.stderr);
@@ -108,7 +108,7 @@ test("identical input gives byte-identical output", async () => {
   assert.ok(a.equals(b));
 });
 
-test("file content streams from a path, large sizes use PAX size", async () => {
+test("file content streams from a path; size mismatches are errors", async () => {
   const dir = await tempDir();
   try {
     const p = `${dir}/big`;

@@ -31,7 +31,9 @@ export class DockerfileError extends Error {
 
   /** The message BuildKit prints, e.g. `dockerfile parse error on line 3: unknown instruction: RUNN`. */
   get detail(): string {
-    return this.parseError ? `dockerfile parse error on line ${this.line}: ${this.message}` : this.message;
+    return this.parseError
+      ? `dockerfile parse error on line ${this.line}: ${this.message}`
+      : this.message;
   }
 }
 
@@ -59,7 +61,11 @@ export function withLocation(err: unknown, line: number, endLine?: number): Dock
  * Context: 2 lines each side for a single-line error, 1 each side for a range
  * (BuildKit's `pad` algorithm). Non-DockerfileErrors print just `ERROR: msg`.
  */
-export function formatDockerfileError(err: unknown, fileName: string, source: string | Uint8Array): string {
+export function formatDockerfileError(
+  err: unknown,
+  fileName: string,
+  source: string | Uint8Array,
+): string {
   if (!(err instanceof DockerfileError)) {
     return `ERROR: ${err instanceof Error ? err.message : String(err)}\n`;
   }
@@ -71,7 +77,12 @@ export function formatDockerfileError(err: unknown, fileName: string, source: st
 }
 
 /** The excerpt part alone (empty string if the location is outside the file). */
-export function excerpt(text: string, fileName: string, startLine: number, endLine: number): string {
+export function excerpt(
+  text: string,
+  fileName: string,
+  startLine: number,
+  endLine: number,
+): string {
   const lines = text.split("\n");
   let start = startLine;
   let end = endLine < startLine ? startLine : endLine;

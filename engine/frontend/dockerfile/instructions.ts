@@ -6,7 +6,14 @@
  */
 import { DockerfileError } from "./errors.ts";
 import { goQuote, trimSpace } from "./gostr.ts";
-import { chompHeredocContent, type Heredoc, type Node, nodeArgs, parseHeredoc, type ParseResult } from "./parser.ts";
+import {
+  chompHeredocContent,
+  type Heredoc,
+  type Node,
+  nodeArgs,
+  parseHeredoc,
+  type ParseResult,
+} from "./parser.ts";
 
 export type Location = { start: number; end: number };
 type Base = { location: Location; original: string };
@@ -70,7 +77,12 @@ export type RunInstruction = Base & {
   security: "sandbox" | "insecure";
   flagsUsed: string[];
 };
-export type CmdInstruction = Base & { kind: "CMD"; cmdLine: string[]; prependShell: boolean; files: ShellInlineFile[] };
+export type CmdInstruction = Base & {
+  kind: "CMD";
+  cmdLine: string[];
+  prependShell: boolean;
+  files: ShellInlineFile[];
+};
 export type EntrypointInstruction = Base & {
   kind: "ENTRYPOINT";
   /** undefined for `ENTRYPOINT []` (BuildKit: empty as nil) */
@@ -150,8 +162,24 @@ export type Stage = {
 };
 
 export const INSTRUCTION_NAMES = [
-  "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
-  "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+  "ADD",
+  "ARG",
+  "CMD",
+  "COPY",
+  "ENTRYPOINT",
+  "ENV",
+  "EXPOSE",
+  "FROM",
+  "HEALTHCHECK",
+  "LABEL",
+  "MAINTAINER",
+  "ONBUILD",
+  "RUN",
+  "SHELL",
+  "STOPSIGNAL",
+  "USER",
+  "VOLUME",
+  "WORKDIR",
 ] as const;
 
 // ---------------------------------------------------------------- suggestions
@@ -172,7 +200,12 @@ export function levenshtein(a: string, b: string): number {
 }
 
 /** BuildKit `suggest.WrapError`: append ` (did you mean X?)` when an option is within distance 2. */
-export function suggest(message: string, val: string, options: readonly string[], caseSensitive: boolean): string {
+export function suggest(
+  message: string,
+  val: string,
+  options: readonly string[],
+  caseSensitive: boolean,
+): string {
   const orig = val;
   if (!caseSensitive) val = val.toLowerCase();
   let match = "";
@@ -235,8 +268,12 @@ export class BFlags {
         arg = arg.slice(0, index);
       }
       const flag = this.flags.get(arg);
-      if (!flag) throw new Error(suggest(`unknown flag: --${arg}`, arg, [...this.flags.keys()], true));
-      if (flag.used && flag.type !== "strings") throw new Error(`duplicate flag specified: --${arg}`);
+      if (!flag) {
+        throw new Error(suggest(`unknown flag: --${arg}`, arg, [...this.flags.keys()], true));
+      }
+      if (flag.used && flag.type !== "strings") {
+        throw new Error(`duplicate flag specified: --${arg}`);
+      }
       flag.used = true;
       if (flag.type === "bool") {
         if (index >= 0 && value === "") throw new Error(`missing a value on flag: --${arg}`);
@@ -258,7 +295,9 @@ export class BFlags {
 const errAtLeastOne = (c: string) => new Error(`${c} requires at least one argument`);
 const errExactlyOne = (c: string) => new Error(`${c} requires exactly one argument`);
 const errNoDest = (c: string) =>
-  new Error(`${c} requires at least two arguments, but only one was provided. Destination could not be determined`);
+  new Error(
+    `${c} requires at least two arguments, but only one was provided. Destination could not be determined`,
+  );
 const errBlankNames = (c: string) => new Error(`${c} names can not be blank`);
 
 function handleJSONArgs(args: string[], attrs: Record<string, boolean>): string[] {
@@ -328,7 +367,14 @@ export function parseGoDuration(s: string): number {
   if (s === "0") return 0;
   if (s === "") throw bad();
   const units: Record<string, number> = {
-    ns: 1, us: 1e3, "\u00b5s": 1e3, "\u03bcs": 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9,
+    ns: 1,
+    us: 1e3,
+    "\u00b5s": 1e3,
+    "\u03bcs": 1e3,
+    ms: 1e6,
+    s: 1e9,
+    m: 60e9,
+    h: 3600e9,
   };
   let total = 0;
   while (s !== "") {
@@ -337,7 +383,9 @@ export function parseGoDuration(s: string): number {
     s = s.slice(m[0].length);
     const u = /^[^0-9.]*/.exec(s)![0];
     if (u === "") throw new Error(`time: missing unit in duration ${goQuote(orig)}`);
-    if (!(u in units)) throw new Error(`time: unknown unit ${goQuote(u)} in duration ${goQuote(orig)}`);
+    if (!(u in units)) {
+      throw new Error(`time: unknown unit ${goQuote(u)} in duration ${goQuote(orig)}`);
+    }
     s = s.slice(u.length);
     total += Number(`${m[1] || "0"}.${m[3] || "0"}`) * units[u];
   }
@@ -354,9 +402,13 @@ function parseOptInterval(f: Flag): number {
 
 /** Go strconv.ParseInt(s, 10, 32). */
 function parseInt32(s: string): number {
-  if (!/^[+-]?[0-9]+$/.test(s)) throw new Error(`strconv.ParseInt: parsing ${goQuote(s)}: invalid syntax`);
+  if (!/^[+-]?[0-9]+$/.test(s)) {
+    throw new Error(`strconv.ParseInt: parsing ${goQuote(s)}: invalid syntax`);
+  }
   const n = Number(s);
-  if (n > 2147483647 || n < -2147483648) throw new Error(`strconv.ParseInt: parsing ${goQuote(s)}: value out of range`);
+  if (n > 2147483647 || n < -2147483648) {
+    throw new Error(`strconv.ParseInt: parsing ${goQuote(s)}: value out of range`);
+  }
   return n;
 }
 
@@ -364,8 +416,25 @@ function parseInt32(s: string): number {
 
 const MOUNT_TYPES = ["bind", "cache", "tmpfs", "secret", "ssh"];
 const MOUNT_KEYS = [
-  "type", "from", "source", "target", "readonly", "id", "sharing", "required", "mode", "uid", "gid",
-  "src", "dst", "destination", "ro", "rw", "readwrite", "env", "size",
+  "type",
+  "from",
+  "source",
+  "target",
+  "readonly",
+  "id",
+  "sharing",
+  "required",
+  "mode",
+  "uid",
+  "gid",
+  "src",
+  "dst",
+  "destination",
+  "ro",
+  "rw",
+  "readwrite",
+  "env",
+  "size",
 ];
 
 /** Go encoding/csv single-record reader (enough for mount specs). */
@@ -421,7 +490,14 @@ function parseUint(v: string, base: number, what: string): number {
 function parseSize(v: string): number {
   const m = /^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtTpP]?)[iI]?[bB]?$/.exec(v);
   if (!m) throw new Error(`invalid value ${v} for size`);
-  const mul: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
+  const mul: Record<string, number> = {
+    "": 1,
+    k: 1024,
+    m: 1024 ** 2,
+    g: 1024 ** 3,
+    t: 1024 ** 4,
+    p: 1024 ** 5,
+  };
   return Math.floor(Number(m[1]) * mul[m[2].toLowerCase()]);
 }
 
@@ -504,7 +580,9 @@ export function parseRunMount(value: string, expand: (s: string) => string): Run
         break;
       case "sharing": {
         const s = v.toLowerCase();
-        if (s !== "shared" && s !== "private" && s !== "locked") throw new Error(`unsupported sharing value ${goQuote(v)}`);
+        if (s !== "shared" && s !== "private" && s !== "locked") {
+          throw new Error(`unsupported sharing value ${goQuote(v)}`);
+        }
         m.sharing = s;
         break;
       }
@@ -528,19 +606,35 @@ export function parseRunMount(value: string, expand: (s: string) => string): Run
     }
   }
   const fileInfoAllowed = m.type === "secret" || m.type === "ssh" || m.type === "cache";
-  if (m.mode !== undefined && !fileInfoAllowed) throw new Error(`mode not allowed for ${goQuote(m.type)} type mounts`);
-  if (m.uid !== undefined && !fileInfoAllowed) throw new Error(`uid not allowed for ${goQuote(m.type)} type mounts`);
-  if (m.gid !== undefined && !fileInfoAllowed) throw new Error(`gid not allowed for ${goQuote(m.type)} type mounts`);
-  if (m.size !== undefined && m.type !== "tmpfs") throw new Error(`size not allowed for ${goQuote(m.type)} type mounts`);
-  if (m.env !== undefined && m.type !== "secret") throw new Error(`env not allowed for ${goQuote(m.type)} type mounts`);
+  if (m.mode !== undefined && !fileInfoAllowed) {
+    throw new Error(`mode not allowed for ${goQuote(m.type)} type mounts`);
+  }
+  if (m.uid !== undefined && !fileInfoAllowed) {
+    throw new Error(`uid not allowed for ${goQuote(m.type)} type mounts`);
+  }
+  if (m.gid !== undefined && !fileInfoAllowed) {
+    throw new Error(`gid not allowed for ${goQuote(m.type)} type mounts`);
+  }
+  if (m.size !== undefined && m.type !== "tmpfs") {
+    throw new Error(`size not allowed for ${goQuote(m.type)} type mounts`);
+  }
+  if (m.env !== undefined && m.type !== "secret") {
+    throw new Error(`env not allowed for ${goQuote(m.type)} type mounts`);
+  }
   if (roAuto) m.readOnly = !(m.type === "cache" || m.type === "tmpfs");
-  if (m.sharing !== undefined && m.type !== "cache") throw new Error(`invalid cache sharing set for ${m.type} mount`);
+  if (m.sharing !== undefined && m.type !== "cache") {
+    throw new Error(`invalid cache sharing set for ${m.type} mount`);
+  }
   if (m.type === "secret") {
     if (m.from !== undefined) throw new Error("secret mount should not have a from");
-    if (m.source === undefined && m.target === undefined && m.id === undefined && m.env === undefined) {
+    if (
+      m.source === undefined && m.target === undefined && m.id === undefined && m.env === undefined
+    ) {
       throw new Error("invalid secret mount. one of source, target required");
     }
-    if (m.source !== undefined && m.id !== undefined) throw new Error("both source and id can't be set");
+    if (m.source !== undefined && m.id !== undefined) {
+      throw new Error("both source and id can't be set");
+    }
   }
   return m;
 }
@@ -652,7 +746,9 @@ function parseInstructionInner(node: Node): Instruction {
         name = args[2].toLowerCase();
         if (!/^[a-z][a-z0-9-_.]*$/.test(name)) {
           throw new Error(
-            `invalid name for build stage: ${goQuote(args[2])}, name can't start with a number or contain symbols`,
+            `invalid name for build stage: ${
+              goQuote(args[2])
+            }, name can't start with a number or contain symbols`,
           );
         }
       } else if (args.length !== 1) {
@@ -660,14 +756,25 @@ function parseInstructionInner(node: Node): Instruction {
       }
       const platform = flags.addString("platform");
       flags.parse();
-      return { kind: "FROM", ...base, baseName: args[0], name, origName, platform: opt(platform.value) };
+      return {
+        kind: "FROM",
+        ...base,
+        baseName: args[0],
+        name,
+        origName,
+        platform: opt(platform.value),
+      };
     }
     case "onbuild": {
       if (args.length === 0) throw errAtLeastOne("ONBUILD");
       flags.parse();
       const trigger = trimSpace(args[0]).toUpperCase();
-      if (trigger === "ONBUILD") throw new Error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
-      if (trigger === "MAINTAINER" || trigger === "FROM") throw new Error(`${trigger} isn't allowed as an ONBUILD trigger`);
+      if (trigger === "ONBUILD") {
+        throw new Error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
+      }
+      if (trigger === "MAINTAINER" || trigger === "FROM") {
+        throw new Error(`${trigger} isn't allowed as an ONBUILD trigger`);
+      }
       let expression = node.original.replace(/^[\t\n\f\r ]*ONBUILD[\t\n\f\r ]*/i, "");
       for (const h of heredocs) expression += "\n" + h.content + h.name;
       return { kind: "ONBUILD", ...base, expression };
@@ -682,9 +789,13 @@ function parseInstructionInner(node: Node): Instruction {
       const security = flags.addString("security", "sandbox");
       flags.parse();
       const net = network.value;
-      if (net !== "default" && net !== "none" && net !== "host") throw new Error(`invalid network mode ${goQuote(net)}`);
+      if (net !== "default" && net !== "none" && net !== "host") {
+        throw new Error(`invalid network mode ${goQuote(net)}`);
+      }
       const sec = security.value;
-      if (sec !== "sandbox" && sec !== "insecure") throw new Error(`security ${goQuote(sec)} is not valid`);
+      if (sec !== "sandbox" && sec !== "insecure") {
+        throw new Error(`security ${goQuote(sec)} is not valid`);
+      }
       const specs = mount.values;
       let mounts: RunMount[] | undefined;
       if (specs.some((s) => s.includes("$"))) {
@@ -707,7 +818,13 @@ function parseInstructionInner(node: Node): Instruction {
     }
     case "cmd":
       flags.parse();
-      return { kind: "CMD", ...base, cmdLine: handleJSONArgs(args, attrs), prependShell: !attrs.json, files: inlineFiles(heredocs) };
+      return {
+        kind: "CMD",
+        ...base,
+        cmdLine: handleJSONArgs(args, attrs),
+        prependShell: !attrs.json,
+        files: inlineFiles(heredocs),
+      };
     case "entrypoint": {
       flags.parse();
       const cl = handleJSONArgs(args, attrs);
@@ -723,7 +840,14 @@ function parseInstructionInner(node: Node): Instruction {
       if (args.length === 0) throw errAtLeastOne("HEALTHCHECK");
       let typ = args[0].toUpperCase();
       const rest = args.slice(1);
-      const health: HealthConfig = { test: [], interval: 0, timeout: 0, startPeriod: 0, startInterval: 0, retries: 0 };
+      const health: HealthConfig = {
+        test: [],
+        interval: 0,
+        timeout: 0,
+        startPeriod: 0,
+        startInterval: 0,
+        retries: 0,
+      };
       if (typ === "NONE") {
         if (rest.length !== 0) throw new Error("HEALTHCHECK NONE takes no arguments");
         health.test = ["NONE"];
@@ -793,7 +917,9 @@ function parseInstructionInner(node: Node): Instruction {
       return { kind: "SHELL", ...base, shell: sh };
     }
   }
-  throw new Error(suggest(`unknown instruction: ${node.value}`, node.value, INSTRUCTION_NAMES, false));
+  throw new Error(
+    suggest(`unknown instruction: ${node.value}`, node.value, INSTRUCTION_NAMES, false),
+  );
 }
 
 /**
@@ -806,7 +932,12 @@ export function parseStages(result: ParseResult): { stages: Stage[]; metaArgs: A
   for (const n of result.ast.children) {
     const ins = parseInstruction(n);
     if (ins.kind === "FROM") {
-      const stage: Stage = { baseName: ins.baseName, commands: [], location: ins.location, from: ins };
+      const stage: Stage = {
+        baseName: ins.baseName,
+        commands: [],
+        location: ins.location,
+        from: ins,
+      };
       if (ins.name !== undefined) stage.name = ins.name;
       if (ins.origName !== undefined) stage.origName = ins.origName;
       if (ins.platform !== undefined) stage.platform = ins.platform;
@@ -820,7 +951,9 @@ export function parseStages(result: ParseResult): { stages: Stage[]; metaArgs: A
         metaArgs.push(ins);
         continue;
       }
-      throw new DockerfileError("no build stage in current context", n.startLine, { endLine: n.endLine });
+      throw new DockerfileError("no build stage in current context", n.startLine, {
+        endLine: n.endLine,
+      });
     }
     stages[stages.length - 1].commands.push(ins);
   }

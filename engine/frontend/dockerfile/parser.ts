@@ -5,10 +5,24 @@
  * `dump()` reproduces `Node.Dump()` byte for byte.
  */
 import { DockerfileError, withLocation } from "./errors.ts";
-import { fromUtf8, goQuote, goQuoteList, isGoSpace, trimLeftSpace, trimSpace, utf8 } from "./gostr.ts";
+import {
+  fromUtf8,
+  goQuote,
+  goQuoteList,
+  isGoSpace,
+  trimLeftSpace,
+  trimSpace,
+  utf8,
+} from "./gostr.ts";
 import { ShellLex } from "./shell_lex.ts";
 
-export type Heredoc = { name: string; fileDescriptor: number; expand: boolean; chomp: boolean; content: string };
+export type Heredoc = {
+  name: string;
+  fileDescriptor: number;
+  expand: boolean;
+  chomp: boolean;
+  content: string;
+};
 export type Node = {
   value: string;
   next?: Node;
@@ -23,7 +37,12 @@ export type Node = {
 };
 export type Directives = { syntax?: string; escape?: string; check?: string };
 export type ParseWarning = { message: string; line: number; detail?: string; url?: string };
-export type ParseResult = { ast: Node; directives: Directives; escapeToken: string; warnings: ParseWarning[] };
+export type ParseResult = {
+  ast: Node;
+  directives: Directives;
+  escapeToken: string;
+  warnings: ParseWarning[];
+};
 
 export const DEFAULT_ESCAPE_TOKEN = "\\";
 /** bufio.MaxScanTokenSize */
@@ -153,12 +172,17 @@ function toText(src: string | Uint8Array): string {
  * `{"syntax": ...}` document), skipping a BOM and a leading `#!` shebang line.
  * `syntax` is the value up to the first space, `cmdline` the whole value.
  */
-export function detectSyntax(src: string | Uint8Array): { syntax: string; cmdline: string; line: number } | undefined {
+export function detectSyntax(
+  src: string | Uint8Array,
+): { syntax: string; cmdline: string; line: number } | undefined {
   return findDirective("syntax", src, true);
 }
 
 /** BuildKit `ParseDirective(key, dt)` (`#` comments only). */
-export function parseDirective(key: string, src: string | Uint8Array): { value: string; cmdline: string; line: number } | undefined {
+export function parseDirective(
+  key: string,
+  src: string | Uint8Array,
+): { value: string; cmdline: string; line: number } | undefined {
   const r = findDirective(key, src, false);
   return r && { value: r.syntax, cmdline: r.cmdline, line: r.line };
 }
@@ -208,7 +232,9 @@ class ParserState {
   }
 
   setEscapeToken(s: string): void {
-    if (s !== "`" && s !== "\\") throw new Error(`invalid escape token '${s}' does not match \` or \\`);
+    if (s !== "`" && s !== "\\") {
+      throw new Error(`invalid escape token '${s}' does not match \` or \\`);
+    }
     this.escapeToken = s;
     const e = s === "\\" ? "\\\\" : "`";
     this.continuation = new RegExp(`([^${e}])${e}[ \\t]*$|^${e}[ \\t]*$`, "u");
@@ -468,7 +494,9 @@ function parseNameVal(rest: string, key: string, d: ParserState): Node | undefin
   let last: Node | undefined;
   for (const w of words) {
     if (!w.includes("=")) {
-      throw new Error(`Syntax error - can't find = in ${goQuote(w)}. Must be of the form: name=value`);
+      throw new Error(
+        `Syntax error - can't find = in ${goQuote(w)}. Must be of the form: name=value`,
+      );
     }
     const i = w.indexOf("=");
     const node = kvNode(w.slice(0, i), w.slice(i + 1), "=");
@@ -481,7 +509,9 @@ function parseNameVal(rest: string, key: string, d: ParserState): Node | undefin
 
 const parseEnv: LineParser = (rest, d) => ({ next: parseNameVal(rest, "ENV", d) });
 const parseLabel: LineParser = (rest, d) => ({ next: parseNameVal(rest, "LABEL", d) });
-const parseNameOrNameVal: LineParser = (rest, d) => ({ next: chain(parseWords(rest, d.escapeToken)) });
+const parseNameOrNameVal: LineParser = (rest, d) => ({
+  next: chain(parseWords(rest, d.escapeToken)),
+});
 
 const parseStringsWhitespaceDelimited: LineParser = (rest) => {
   if (rest === "") return {};
@@ -653,7 +683,10 @@ export function parse(src: string | Uint8Array): ParseResult {
 
   while (sc.scan()) {
     let bytes = sc.token;
-    if (currentLine === 0 && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+    if (
+      currentLine === 0 && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb &&
+      bytes[2] === 0xbf
+    ) {
       bytes = bytes.subarray(3);
     }
     const text = fromUtf8(bytes);
@@ -733,7 +766,9 @@ export function parse(src: string | Uint8Array): ParseResult {
           }
           content += raw;
         }
-        if (!terminated) throw new DockerfileError("unterminated heredoc", startLine, { endLine: currentLine });
+        if (!terminated) {
+          throw new DockerfileError("unterminated heredoc", startLine, { endLine: currentLine });
+        }
         child.heredocs.push({ ...h, content });
       }
     }

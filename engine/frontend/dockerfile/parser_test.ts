@@ -69,12 +69,17 @@ test("testfile-line: line numbers", () => {
   const r = parse(new Uint8Array(readFileSync(dir + "testfile-line/Dockerfile")));
   assert.equal(r.ast.startLine, 5);
   assert.equal(r.ast.endLine, 31);
-  assert.deepEqual(r.ast.children.map((c) => [c.startLine, c.endLine]), [[5, 5], [11, 12], [17, 31]]);
+  assert.deepEqual(r.ast.children.map((c) => [c.startLine, c.endLine]), [[5, 5], [11, 12], [
+    17,
+    31,
+  ]]);
 });
 
 test("print counts", () => {
   const f = (k: keyof typeof counts) => `${counts[k][0]}/${counts[k][1]}`;
-  console.log(`parser vectors: ${f("positive")} positive, ${f("negative")} negative, heredoc ${f("heredoc")}`);
+  console.log(
+    `parser vectors: ${f("positive")} positive, ${f("negative")} negative, heredoc ${f("heredoc")}`,
+  );
   assert.equal(counts.positive[1], 33);
   assert.equal(counts.negative[1], 4);
   assert.ok(counts.heredoc[1] > 0);
@@ -145,8 +150,16 @@ test("negative error messages and locations", () => {
     1,
     undefined,
   ]);
-  assert.deepEqual(err("# escape=x\nFROM a\n"), ["invalid escape token 'x' does not match ` or \\", 1, undefined]);
-  assert.deepEqual(err("# escape=`\n# escape=\\\nFROM a\n"), ["only one escape parser directive can be used", 2, undefined]);
+  assert.deepEqual(err("# escape=x\nFROM a\n"), [
+    "invalid escape token 'x' does not match ` or \\",
+    1,
+    undefined,
+  ]);
+  assert.deepEqual(err("# escape=`\n# escape=\\\nFROM a\n"), [
+    "only one escape parser directive can be used",
+    2,
+    undefined,
+  ]);
   assert.deepEqual(err("FROM a\nRUN <<EOF\nhello\n"), ["unterminated heredoc", 2, 3]);
 });
 
@@ -164,7 +177,11 @@ test("directives are collected and removed from comments", () => {
 });
 
 test("detectSyntax supports #, //, JSON and shebang", () => {
-  assert.deepEqual(detectSyntax("# syntax = foo/bar:1 --x\nFROM a"), { syntax: "foo/bar:1", cmdline: "foo/bar:1 --x", line: 1 });
+  assert.deepEqual(detectSyntax("# syntax = foo/bar:1 --x\nFROM a"), {
+    syntax: "foo/bar:1",
+    cmdline: "foo/bar:1 --x",
+    line: 1,
+  });
   assert.equal(detectSyntax("#!/usr/bin/env tsk\n#syntax=x\nFROM a")?.syntax, "x");
   assert.equal(detectSyntax("#!/usr/bin/env tsk\n#syntax=x\nFROM a")?.line, 2);
   assert.equal(detectSyntax("// syntax=y\n")?.syntax, "y");
@@ -175,7 +192,7 @@ test("detectSyntax supports #, //, JSON and shebang", () => {
 
 test("flags, ONBUILD, HEALTHCHECK and nodeArgs", () => {
   const r = parse(
-    "FROM --platform=linux/amd64 busybox AS b\nONBUILD RUN --mount=type=cache,target=/x echo hi\nHEALTHCHECK --interval=5s CMD [\"a\", \"b\"]\nCOPY --chown='a b' --from=\"x\" s d\n",
+    'FROM --platform=linux/amd64 busybox AS b\nONBUILD RUN --mount=type=cache,target=/x echo hi\nHEALTHCHECK --interval=5s CMD ["a", "b"]\nCOPY --chown=\'a b\' --from="x" s d\n',
   );
   const [from, onbuild, hc, copy] = r.ast.children;
   assert.deepEqual(from.flags, ["--platform=linux/amd64"]);
@@ -191,11 +208,25 @@ test("flags, ONBUILD, HEALTHCHECK and nodeArgs", () => {
 });
 
 test("heredoc helpers (parser_heredoc_test.go)", () => {
-  for (const s of ["<<EOF", "<<'EOF'", '<<"EOF"', "<<-EOF", "<<-'EOF'", '<<-"EOF"', '<<EO"F"', "<< EOF", "<<- EOF"]) {
+  for (
+    const s of [
+      "<<EOF",
+      "<<'EOF'",
+      '<<"EOF"',
+      "<<-EOF",
+      "<<-'EOF'",
+      '<<-"EOF"',
+      '<<EO"F"',
+      "<< EOF",
+      "<<- EOF",
+    ]
+  ) {
     assert.equal(parseHeredoc(s)?.name, "EOF", s);
   }
   for (const s of ["<<'EOF", '<<"EOF', "<<EOF'", '<<EOF"']) assert.throws(() => parseHeredoc(s), s);
-  for (const s of ["", "EOF", "<<", "<<-", "<EOF", "<<<EOF", "<<EOF sh"]) assert.equal(parseHeredoc(s), null, s);
+  for (const s of ["", "EOF", "<<", "<<-", "<EOF", "<<<EOF", "<<EOF sh"]) {
+    assert.equal(parseHeredoc(s), null, s);
+  }
   const names = (l: string) => heredocsFromLine(l).map((h) => h.name);
   assert.deepEqual(names("RUN <<EOF"), ["EOF"]);
   assert.deepEqual(names("RUN <<-EOF"), ["EOF"]);
@@ -239,7 +270,18 @@ test("JSON array vectors (json_test.go)", () => {
     "☃",
     '" \\ / \b \f \n \r \t \u0000',
   ]);
-  for (const bad of ['["a",42,"b"]', '["a",123.456,"b"]', '["a",{},"b"]', '["a",{"c": "d"},"b"]', '["a",["c"],"b"]', '["a",true,"b"]', '["a",false,"b"]', '["a",null,"b"]']) {
+  for (
+    const bad of [
+      '["a",42,"b"]',
+      '["a",123.456,"b"]',
+      '["a",{},"b"]',
+      '["a",{"c": "d"},"b"]',
+      '["a",["c"],"b"]',
+      '["a",true,"b"]',
+      '["a",false,"b"]',
+      '["a",null,"b"]',
+    ]
+  ) {
     assert.throws(() => parse("CMD " + bad), /arrays must be comprised of strings only/, bad);
   }
   // not JSON: single string node kept verbatim

@@ -36,7 +36,9 @@ export function envFromRecord(rec: Record<string, string>): EnvGetter {
 export function toEnvGetter(env: EnvLike | undefined): EnvGetter {
   if (env === undefined) return envFromList([]);
   if (Array.isArray(env)) return envFromList(env);
-  if (typeof (env as EnvGetter).get === "function" && typeof (env as EnvGetter).keys === "function") {
+  if (
+    typeof (env as EnvGetter).get === "function" && typeof (env as EnvGetter).keys === "function"
+  ) {
     return env as EnvGetter;
   }
   return envFromRecord(env as Record<string, string>);
@@ -65,7 +67,8 @@ const EOF = -1;
 const digitRe = /^\p{Nd}$/u;
 const letterRe = /^\p{L}$/u;
 function isDigit(cp: number): boolean {
-  return cp >= 0 && (cp >= 0x30 && cp <= 0x39 || (cp > 0x7f && digitRe.test(String.fromCodePoint(cp))));
+  return cp >= 0 &&
+    (cp >= 0x30 && cp <= 0x39 || (cp > 0x7f && digitRe.test(String.fromCodePoint(cp))));
 }
 function isLetter(cp: number): boolean {
   if (cp < 0) return false;
@@ -269,7 +272,9 @@ class ShellWord {
     if (this.lex.rawQuotes) result += String.fromCodePoint(ch);
     for (;;) {
       ch = sc.next();
-      if (ch === EOF) throw new Fail("unexpected end of statement while looking for matching single-quote");
+      if (ch === EOF) {
+        throw new Fail("unexpected end of statement while looking for matching single-quote");
+      }
       if (ch === 0x27) {
         if (this.lex.rawQuotes) result += "'";
         return result;
@@ -285,7 +290,9 @@ class ShellWord {
     if (this.lex.rawQuotes) result += String.fromCodePoint(first);
     for (;;) {
       const p = sc.peek();
-      if (p === EOF) throw new Fail("unexpected end of statement while looking for matching double-quote");
+      if (p === EOF) {
+        throw new Fail("unexpected end of statement while looking for matching double-quote");
+      }
       if (p === 0x22) {
         sc.next();
         if (this.lex.rawQuotes) result += '"';
@@ -380,7 +387,9 @@ class ShellWord {
       try {
         pattern = this.processStopOn(0x2f, true)[0];
       } catch (e) {
-        if (e instanceof Fail && sc.peek() === EOF) throw new Fail("syntax error: missing '/' in ${}");
+        if (e instanceof Fail && sc.peek() === EOF) {
+          throw new Fail("syntax error: missing '/' in ${}");
+        }
         throw e;
       }
       let replacement: string;
@@ -391,7 +400,9 @@ class ShellWord {
         throw e;
       }
       const value = this.getEnv(name);
-      if (skipUnset && value === undefined) return "${" + name + "/" + pattern + "/" + replacement + "}";
+      if (skipUnset && value === undefined) {
+        return "${" + name + "/" + pattern + "/" + replacement + "}";
+      }
       let re: RegExp;
       try {
         re = compileShellPattern(pattern, true, false);
@@ -440,7 +451,11 @@ class ShellWord {
  * regular expression source in Go RE2 syntax (what BuildKit builds), e.g. `*` → `^.*`.
  * Throws on an invalid escape.
  */
-export function convertShellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean): string {
+export function convertShellPatternToRegex(
+  pattern: string,
+  greedy: boolean,
+  anchored: boolean,
+): string {
   return convertPattern(pattern, greedy, anchored)[0];
 }
 

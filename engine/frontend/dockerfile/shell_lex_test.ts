@@ -129,12 +129,14 @@ function run(kind: string, name: string, fn: () => void) {
       });
     },
   );
-  o.platformRelease.cases.forEach((c: { env: Record<string, string>; expected: string }, i: number) => {
-    run("otherLexVectors", `platformRelease #${i}`, () => {
-      const r = new ShellLex("\\").processWordWithMatches(o.platformRelease.input, c.env);
-      assert.equal(r.result, c.expected);
-    });
-  });
+  o.platformRelease.cases.forEach(
+    (c: { env: Record<string, string>; expected: string }, i: number) => {
+      run("otherLexVectors", `platformRelease #${i}`, () => {
+        const r = new ShellLex("\\").processWordWithMatches(o.platformRelease.input, c.env);
+        assert.equal(r.result, c.expected);
+      });
+    },
+  );
   for (const [pat, re] of Object.entries(o.shellPatternToRegex.valid as Record<string, string>)) {
     run("otherLexVectors", `shellPatternToRegex ${pat}`, () => {
       assert.equal(convertShellPatternToRegex(pat, true, true), re);
@@ -169,23 +171,38 @@ test("error messages match BuildKit", () => {
     }
     return "no error";
   };
-  assert.equal(msg("'abc"), `failed to process "'abc": unexpected end of statement while looking for matching single-quote`);
-  assert.equal(msg('"abc'), `failed to process "\\"abc": unexpected end of statement while looking for matching double-quote`);
+  assert.equal(
+    msg("'abc"),
+    `failed to process "'abc": unexpected end of statement while looking for matching single-quote`,
+  );
+  assert.equal(
+    msg('"abc'),
+    `failed to process "\\"abc": unexpected end of statement while looking for matching double-quote`,
+  );
   assert.equal(msg("${"), `failed to process "\${": syntax error: missing '}'`);
   assert.equal(msg("${a:-b"), `failed to process "\${a:-b": syntax error: missing '}'`);
   // Go reads EOF as U+FFFD here
-  assert.equal(msg("${abc"), `failed to process "\${abc": unsupported modifier (\ufffd) in substitution`);
+  assert.equal(
+    msg("${abc"),
+    `failed to process "\${abc": unsupported modifier (\ufffd) in substitution`,
+  );
   assert.equal(msg("${}"), `failed to process "\${}": syntax error: bad substitution`);
-  assert.equal(msg("${a:=b}"), `failed to process "\${a:=b}": unsupported modifier (:=) in substitution`);
+  assert.equal(
+    msg("${a:=b}"),
+    `failed to process "\${a:=b}": unsupported modifier (:=) in substitution`,
+  );
   assert.equal(msg("${a?}"), `failed to process "\${a?}": a: is not allowed to be unset`);
-  assert.equal(msg("${a:?}", { a: "" }), `failed to process "\${a:?}": a: is not allowed to be empty`);
+  assert.equal(
+    msg("${a:?}", { a: "" }),
+    `failed to process "\${a:?}": a: is not allowed to be empty`,
+  );
   assert.equal(msg("${a:?boom}"), `failed to process "\${a:?boom}": a: boom`);
 });
 
 test("processWords splits only unquoted expansions", () => {
   const lex = new ShellLex();
   assert.deepEqual(lex.processWords('a "b c" $X', { X: "d  e" }), ["a", "b c", "d", "e"]);
-  assert.deepEqual(lex.processWords('a${X}b', { X: "1 2" }), ["a1", "2b"]);
+  assert.deepEqual(lex.processWords("a${X}b", { X: "1 2" }), ["a1", "2b"]);
 });
 
 test("options: rawQuotes, rawEscapes, skipUnsetEnv, backtick escape", () => {
@@ -214,7 +231,10 @@ test("replacement template follows Go regexp semantics", () => {
 test("print counts", () => {
   const parts = Object.entries(counts).map(([k, [ok, n]]) => `${k} ${ok}/${n}`);
   console.log(`shell vectors: ${parts.join(", ")}`);
-  assert.ok(counts.envVarTest[1] === 228, `expected 228 Unix envVarTest vectors, got ${counts.envVarTest[1]}`);
+  assert.ok(
+    counts.envVarTest[1] === 228,
+    `expected 228 Unix envVarTest vectors, got ${counts.envVarTest[1]}`,
+  );
   assert.equal(counts.wordsTest[1], 24);
   assert.equal(counts.processWithMatches[1], 47);
 });

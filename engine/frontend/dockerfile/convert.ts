@@ -1,0 +1,758 @@
+/**
+ * Dockerfile → LLB, following BuildKit's dockerfile2llb: stages become states, instructions
+ * become exec/file ops with BuildKit's names (`[stage 2/3] RUN …`), and the target stage's image
+ * config (env, cmd, entrypoint, user, ports, volumes, labels, history, …) is computed alongside.
+ * Only the stages the target needs are converted, and their base images resolved concurrently.
+ */
+import path from "node:path";
+import { parse, parseHeredoc, chompHeredocContent } from "./parser.ts";
+import {
+  type ArgInstruction,
+  type CopyInstruction,
+  type AddInstruction,
+  type Instruction,
+  parseInstruction,
+  parseStages,
+  resolveRunMounts,
+  type RunInstruction,
+  type RunMount,
+  type Stage,
+} from "./instructions.ts";
+import { ShellLex, envFromList } from "./shell_lex.ts";
+import { DockerfileError, withLocation } from "./errors.ts";
+import {
+  chown as chownSpec,
+  copy as llbCopy,
+  type CopyOptions,
+  type FileAction,
+  image as llbImage,
+  local as llbLocal,
+  marshalDefinition,
+  mkdir as llbMkdir,
+  mkfile as llbMkfile,
+  type MountSpec,
+  normalizePlatform,
+  scratch,
+  SourceMap,
+  type State,
+  type SecretSpec,
+  ALL_CAPS,
+} from "../../llb/mod.ts";
+import type { Definition } from "../../../proto/ops.ts";
+import type { Platform as LlbPlatform } from "../../llb/platform.ts";
+import type { ImageConfig, HistoryEntry } from "../../../exporters/image.ts";
+import type { Platform } from "../../types.ts";
+
+export type ResolvedBase = { digest: string; config: ImageConfig };
+
+export type ConvertOptions = {
+  source: Uint8Array | string;
+  fileName: string;
+  buildArgs: Record<string, string>;
+  target?: string;
+  /** Target platform (proto field names, as the LLB builder uses). */
+  platform: LlbPlatform;
+  /** .dockerignore patterns for the context. */
+  excludes: string[];
+  noCacheStages?: string[];
+  resolveImage(ref: string, platform: Platform): Promise<ResolvedBase>;
+  warn?(msg: string): void;
+};
+
+export type ConvertResult = {
+  definition: Definition;
+  image: ImageConfig;
+  /** Vertex digest → Dockerfile line range. */
+  locations: Map<string, { start: number; end: number }>;
+  warnings: string[];
+  stageNames: string[];
+};
+
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const HISTORY_COMMENT = "buildkit.dockerfile.v0";
+const PROXY_ARGS = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"];
+
+type StageState = {
+  stage: Stage;
+  index: number;
+  /** Display name in vertex names: the stage name, `stage-N`, or "" for a lone unnamed stage. */
+  label: string;
+  state: State;
+  image: ImageConfig;
+  /** ARG values visible to RUN/expansion in this stage, in declaration order. */
+  args: Map<string, string>;
+  cmdIndex: number;
+  cmdTotal: number;
+  cmdSet: boolean;
+  ignoreCache: boolean;
+  deps: Set<number>;
+};
+
+/** LLB platform (proto field names) → OCI platform. */
+export function ociPlatform(p: LlbPlatform): Platform {
+  return { os: p.OS ?? "linux", architecture: p.Architecture ?? "amd64", ...(p.Variant ? { variant: p.Variant } : {}) };
+}
+
+function platformString(p: LlbPlatform): string {
+  return `${p.OS}/${p.Architecture}${p.Variant ? "/" + p.Variant : ""}`;
+}
+
+/** Predefined platform ARGs (TARGETPLATFORM, BUILDARCH, …) for the build and target platforms. */
+export function platformArgs(target: LlbPlatform, build: LlbPlatform): Record<string, string> {
+  return {
+    BUILDPLATFORM: platformString(build),
+    BUILDOS: build.OS ?? "",
+    BUILDARCH: build.Architecture ?? "",
+    BUILDVARIANT: build.Variant ?? "",
+    TARGETPLATFORM: platformString(target),
+    TARGETOS: target.OS ?? "",
+    TARGETARCH: target.Architecture ?? "",
+    TARGETVARIANT: target.Variant ?? "",
+  };
+}
+
+function emptyImage(p: LlbPlatform): ImageConfig {
+  return {
+    architecture: p.Architecture ?? "amd64",
+    os: p.OS ?? "linux",
+    ...(p.Variant ? { variant: p.Variant } : {}),
+    config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: "/" },
+    rootfs: { type: "layers", diff_ids: [] },
+    history: [],
+  };
+}
+
+function cloneImage(img: ImageConfig): ImageConfig {
+  return JSON.parse(JSON.stringify(img));
+}
+
+function envList(img: ImageConfig): string[] {
+  return ((img.config.Env as string[] | undefined) ?? []).slice();
+}
+
+function setEnv(img: ImageConfig, key: string, value: string): void {
+  const env = envList(img).filter((e) => e.split("=")[0] !== key);
+  env.push(`${key}=${value}`);
+  img.config.Env = env;
+}
+
+export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResult> {
+  const warnings: string[] = [];
+  const warn = (m: string) => {
+    warnings.push(m);
+  };
+  const parsed = parse(o.source);
+  for (const w of parsed.warnings) warn(`${w.message} (line ${w.line})`);
+  if (parsed.directives.syntax && !/^(docker\/dockerfile|docker\.io\/docker\/dockerfile)(:[\w.-]+)?(@sha256:[a-f0-9]+)?$/.test(parsed.directives.syntax)) {
+    warn(`syntax directive ${parsed.directives.syntax} names another frontend; tsk runs no frontend images and uses its built-in Dockerfile frontend`);
+  }
+  const { stages, metaArgs } = parseStages(parsed);
+  if (!stages.length) throw new DockerfileError("file with no instructions", 1);
+  const lex = new ShellLex(parsed.escapeToken);
+  const platform = normalizePlatform(o.platform);
+  const buildPlatform = normalizePlatform(o.platform);
+  const sourceMap = new SourceMap(o.fileName, typeof o.source === "string" ? o.source : new Uint8Array(o.source), { language: "Dockerfile" });
+  const usedBuildArgs = new Set<string>();
+
+  // Global scope: meta ARGs (with --build-arg overrides) and the predefined platform ARGs.
+  const predefined = platformArgs(platform, buildPlatform);
+  const globalArgs = new Map<string, string>(Object.entries(predefined));
+  for (const a of metaArgs) {
+    for (const kv of a.args) {
+      let v: string | undefined = o.buildArgs[kv.key];
+      if (v !== undefined) usedBuildArgs.add(kv.key);
+      else if (kv.value !== undefined) v = expand(lex, kv.value, mapEnv(globalArgs), a.location.start);
+      if (v !== undefined) globalArgs.set(kv.key, v);
+      else if (!globalArgs.has(kv.key)) globalArgs.set(kv.key, "\u0000unset");
+    }
+  }
+  const globalEnv = () => [...globalArgs].filter(([, v]) => v !== "\u0000unset").map(([k, v]) => `${k}=${v}`);
+
+  // Stage names and FROM expansion.
+  const byName = new Map<string, number>();
+  const baseNames: string[] = [];
+  const lone = stages.length === 1 && !stages[0].name;
+  stages.forEach((s, i) => {
+    const base = expand(lex, s.baseName, globalEnv(), s.location.start);
+    if (!base) throw new DockerfileError(`base name (${s.baseName}) should not be blank`, s.location.start);
+    baseNames.push(base);
+    if (s.name) {
+      if (byName.has(s.name)) throw new DockerfileError(`duplicate stage name ${JSON.stringify(s.name)}`, s.location.start);
+      byName.set(s.name, i);
+    }
+  });
+  let targetIdx = stages.length - 1;
+  if (o.target) {
+    const t = byName.get(o.target.toLowerCase());
+    if (t === undefined) throw new Error(`target stage "${o.target}" could not be found`);
+    targetIdx = t;
+  }
+
+  // Which stages the target needs: FROM another stage, COPY --from, RUN --mount from=.
+  const stageRef = (name: string, before: number, line: number): number | undefined => {
+    const lower = name.toLowerCase();
+    const i = byName.get(lower);
+    if (i !== undefined) {
+      if (i >= before) throw new DockerfileError(`stage ${JSON.stringify(name)} is used before it is defined`, line);
+      return i;
+    }
+    if (/^\d+$/.test(name)) {
+      const n = Number(name);
+      if (n >= before) {
+        throw new DockerfileError(`invalid stage index ${n}: only ${before} stage(s) are defined before this instruction`, line);
+      }
+      return n;
+    }
+    return undefined;
+  };
+  const needed = new Set<number>();
+  const visit = (i: number) => {
+    if (needed.has(i)) return;
+    needed.add(i);
+    const s = stages[i];
+    const from = byName.get(baseNames[i].toLowerCase());
+    if (from !== undefined) {
+      if (from >= i) throw new DockerfileError(`stage ${JSON.stringify(baseNames[i])} is used before it is defined`, s.location.start);
+      visit(from);
+    }
+    for (const c of s.commands) {
+      for (const ref of stageRefsOf(c)) {
+        if (ref.includes("$")) {
+          throw new DockerfileError(`variable expansion is not supported in --from: ${ref} (define an alias stage instead)`, c.location.start);
+        }
+        const j = stageRef(ref, i, c.location.start);
+        if (j !== undefined) visit(j);
+      }
+    }
+  };
+  visit(targetIdx);
+
+  // Resolve all needed base images concurrently.
+  const images = new Map<string, Promise<ResolvedBase>>();
+  for (const i of needed) {
+    const base = baseNames[i];
+    if (base === "scratch" || byName.has(base.toLowerCase())) continue;
+    const p = stagePlatform(stages[i], platform, lex, globalEnv());
+    const key = `${base}|${platformString(p)}`;
+    if (!images.has(key)) images.set(key, o.resolveImage(base, ociPlatform(p)).catch((err) => {
+      throw withLocation(new Error(`failed to resolve source metadata for ${base}: ${(err as Error).message}`), stages[i].location.start);
+    }));
+  }
+  for (const p of images.values()) p.catch(() => {});
+
+  const context = llbLocal("context", {
+    excludePatterns: o.excludes,
+    sharedKeyHint: "context",
+    sessionID: "tsk",
+    customName: "[internal] load build context",
+  });
+
+  const done = new Map<number, StageState>();
+  const noCache = new Set((o.noCacheStages ?? []).map((s) => s.toLowerCase()));
+
+  for (let i = 0; i <= targetIdx; i++) {
+    if (!needed.has(i)) continue;
+    const s = stages[i];
+    const label = lone ? "" : s.name ?? `stage-${i}`;
+    const p = stagePlatform(s, platform, lex, globalEnv());
+    let st: StageState;
+    const fromStage = byName.get(baseNames[i].toLowerCase());
+    const total = s.commands.length + 1;
+    const ignoreCache = noCache.has(s.name ?? "") || noCache.has(String(i));
+    if (fromStage !== undefined) {
+      const parent = done.get(fromStage)!;
+      st = {
+        stage: s, index: i, label, state: parent.state, image: cloneImage(parent.image), args: new Map(),
+        cmdIndex: 1, cmdTotal: total, cmdSet: parent.cmdSet, ignoreCache, deps: new Set([fromStage]),
+      };
+    } else if (baseNames[i] === "scratch") {
+      st = {
+        stage: s, index: i, label, state: scratch().platform(p), image: emptyImage(p), args: new Map(),
+        cmdIndex: 1, cmdTotal: total, cmdSet: false, ignoreCache, deps: new Set(),
+      };
+    } else {
+      const resolved = await images.get(`${baseNames[i]}|${platformString(p)}`)!;
+      const cfg = cloneImage(resolved.config);
+      cfg.config ??= {};
+      cfg.history ??= [];
+      const name = prefix(label, 1, total) + ` FROM ${canonicalName(baseNames[i])}@${resolved.digest}`;
+      let state = llbImage(`${baseNames[i]}@${resolved.digest}`, {
+        platform: p,
+        customName: name.replace(/@sha256:[a-f0-9]+$/, ""),
+        ...loc(sourceMap, s.location),
+        ignoreCache,
+      });
+      state = state.withImageConfig(cfg as Parameters<State["withImageConfig"]>[0]);
+      if (cfg.config.User) state = state.user(String(cfg.config.User));
+      st = {
+        stage: s, index: i, label, state, image: cfg, args: new Map(),
+        cmdIndex: 1, cmdTotal: total, cmdSet: false, ignoreCache, deps: new Set(),
+      };
+      const onbuild = (cfg.config.OnBuild as string[] | null | undefined) ?? [];
+      cfg.config.OnBuild = undefined;
+      delete cfg.config.OnBuild;
+      for (const trigger of onbuild) {
+        const triggerAst = parse(trigger);
+        for (const n of triggerAst.ast.children) {
+          const ins = parseInstruction(n);
+          if (ins.kind === "ONBUILD" || ins.kind === "FROM" || ins.kind === "MAINTAINER") {
+            throw new DockerfileError(`${ins.kind} isn't allowed as an ONBUILD trigger`, s.location.start);
+          }
+          ins.location = s.location;
+          st.cmdTotal++;
+          await dispatch(st, ins, true);
+        }
+      }
+    }
+    if (platformString(p) !== platformString(platform)) st.image.architecture = p.Architecture ?? st.image.architecture;
+    for (const c of s.commands) await dispatch(st, c, false);
+    done.set(i, st);
+  }
+
+  async function dispatch(d: StageState, c: Instruction, onbuild: boolean): Promise<void> {
+    try {
+      await dispatchInner(d, c, onbuild);
+    } catch (err) {
+      throw withLocation(err, c.location.start, c.location.end);
+    }
+  }
+
+  function scopeEnv(d: StageState): string[] {
+    const env = d.state.env();
+    const keys = new Set(env.map((e) => e.split("=")[0]));
+    for (const [k, v] of d.args) if (!keys.has(k)) env.push(`${k}=${v}`);
+    return env;
+  }
+
+  function ex(d: StageState, word: string, line: number): string {
+    return expand(lex, word, scopeEnv(d), line);
+  }
+
+  function history(d: StageState, createdBy: string, withLayer: boolean): void {
+    d.image.history ??= [];
+    const h: HistoryEntry = { created_by: createdBy, comment: HISTORY_COMMENT };
+    if (!withLayer) h.empty_layer = true;
+    d.image.history.push(h);
+  }
+
+  function opOpts(d: StageState, c: Instruction, text: string) {
+    d.cmdIndex++;
+    return {
+      customName: `${prefix(d.label, d.cmdIndex, d.cmdTotal)} ${text}`,
+      description: { "com.docker.dockerfile.v1.command": c.original },
+      ...loc(sourceMap, c.location),
+      ...(d.ignoreCache ? { ignoreCache: true } : {}),
+    };
+  }
+
+  async function dispatchInner(d: StageState, c: Instruction, onbuild: boolean): Promise<void> {
+    const line = c.location.start;
+    switch (c.kind) {
+      case "ENV": {
+        const parts: string[] = [];
+        for (const kv of c.env) {
+          const v = ex(d, kv.value, line);
+          const k = ex(d, kv.key, line);
+          d.state = d.state.addEnv(k, v);
+          setEnv(d.image, k, v);
+          parts.push(`${k}=${v}`);
+        }
+        d.cmdIndex++;
+        history(d, `ENV ${parts.join(" ")}`, false);
+        return;
+      }
+      case "ARG": {
+        for (const kv of c.args) {
+          let v: string | undefined;
+          if (o.buildArgs[kv.key] !== undefined) {
+            v = o.buildArgs[kv.key];
+            usedBuildArgs.add(kv.key);
+          } else if (kv.value !== undefined) {
+            v = ex(d, kv.value, line);
+          } else if (globalArgs.has(kv.key) && globalArgs.get(kv.key) !== "\u0000unset") {
+            v = globalArgs.get(kv.key);
+          }
+          if (v !== undefined) d.args.set(kv.key, v);
+        }
+        d.cmdIndex++;
+        history(d, `ARG ${c.args.map((a) => (a.value !== undefined ? `${a.key}=${a.value}` : a.key)).join(" ")}`, false);
+        return;
+      }
+      case "LABEL": {
+        const labels = (d.image.config.Labels as Record<string, string> | undefined) ?? {};
+        const parts: string[] = [];
+        for (const kv of c.labels) {
+          const k = ex(d, kv.key, line);
+          const v = ex(d, kv.value, line);
+          labels[k] = v;
+          parts.push(`${k}=${JSON.stringify(v)}`);
+        }
+        d.image.config.Labels = labels;
+        d.cmdIndex++;
+        history(d, `LABEL ${parts.join(" ")}`, false);
+        return;
+      }
+      case "MAINTAINER": {
+        d.image.author = c.maintainer;
+        d.cmdIndex++;
+        history(d, `MAINTAINER ${c.maintainer}`, false);
+        return;
+      }
+      case "USER": {
+        const u = ex(d, c.user, line);
+        d.state = d.state.user(u);
+        d.image.config.User = u;
+        d.cmdIndex++;
+        history(d, `USER ${u}`, false);
+        return;
+      }
+      case "WORKDIR": {
+        const p = ex(d, c.path, line);
+        const prev = (d.image.config.WorkingDir as string) || "/";
+        const wd = path.posix.isAbsolute(p) ? path.posix.normalize(p) : path.posix.join(prev, p);
+        d.state = d.state.dir(wd);
+        d.image.config.WorkingDir = wd;
+        const user = d.state.getUser();
+        const action = llbMkdir(wd, 0o755, { makeParents: true, ...(user ? { chown: chownSpec(user) } : {}) });
+        d.state = d.state.file(action, opOpts(d, c, `WORKDIR ${wd}`));
+        history(d, `WORKDIR ${wd}`, true);
+        return;
+      }
+      case "EXPOSE": {
+        const ports = (d.image.config.ExposedPorts as Record<string, object> | undefined) ?? {};
+        for (const raw of c.ports) {
+          for (const p of ex(d, raw, line).split(/\s+/).filter(Boolean)) {
+            const [num, proto = "tcp"] = p.split("/");
+            if (!/^\d+(-\d+)?$/.test(num)) throw new Error(`invalid containerPort: ${num}`);
+            ports[`${num}/${proto.toLowerCase()}`] = {};
+          }
+        }
+        d.image.config.ExposedPorts = sortKeys(ports);
+        d.cmdIndex++;
+        history(d, `EXPOSE map[${Object.keys(d.image.config.ExposedPorts as object).map((k) => `${k}:{}`).join(" ")}]`, false);
+        return;
+      }
+      case "VOLUME": {
+        const vols = (d.image.config.Volumes as Record<string, object> | undefined) ?? {};
+        for (const v of c.volumes) {
+          const x = ex(d, v, line);
+          if (!x.trim()) throw new Error("VOLUME specified can not be an empty string");
+          vols[x] = {};
+        }
+        d.image.config.Volumes = sortKeys(vols);
+        d.cmdIndex++;
+        history(d, `VOLUME [${c.volumes.join(" ")}]`, false);
+        return;
+      }
+      case "STOPSIGNAL": {
+        const sig = ex(d, c.signal, line);
+        if (!/^(SIG[A-Z0-9+-]+|\d+)$/.test(sig)) throw new Error(`invalid signal: ${sig}`);
+        d.image.config.StopSignal = sig;
+        d.cmdIndex++;
+        history(d, `STOPSIGNAL ${sig}`, false);
+        return;
+      }
+      case "SHELL": {
+        d.image.config.Shell = c.shell;
+        d.cmdIndex++;
+        history(d, `SHELL ${JSON.stringify(c.shell)}`, false);
+        return;
+      }
+      case "CMD": {
+        const cmd = withShell(d, c.cmdLine, c.prependShell);
+        d.image.config.Cmd = cmd;
+        d.cmdSet = true;
+        d.cmdIndex++;
+        history(d, `CMD ${JSON.stringify(cmd)}`, false);
+        return;
+      }
+      case "ENTRYPOINT": {
+        const ep = c.cmdLine ? withShell(d, c.cmdLine, c.prependShell) : null;
+        d.image.config.Entrypoint = ep;
+        if (!d.cmdSet) d.image.config.Cmd = null;
+        d.cmdIndex++;
+        history(d, `ENTRYPOINT ${JSON.stringify(ep)}`, false);
+        return;
+      }
+      case "HEALTHCHECK": {
+        const h = c.health;
+        const hc: Record<string, unknown> = { Test: h.test };
+        const prev = d.image.config.Healthcheck as Record<string, unknown> | undefined;
+        if (h.test[0] !== "NONE") {
+          if (h.interval) hc.Interval = h.interval;
+          if (h.timeout) hc.Timeout = h.timeout;
+          if (h.startPeriod) hc.StartPeriod = h.startPeriod;
+          if (h.startInterval) hc.StartInterval = h.startInterval;
+          if (h.retries) hc.Retries = h.retries;
+        } else if (prev) {
+          // HEALTHCHECK NONE disables an inherited check.
+        }
+        d.image.config.Healthcheck = hc;
+        d.cmdIndex++;
+        history(d, `HEALTHCHECK &{${JSON.stringify(h.test)}}`, false);
+        return;
+      }
+      case "ONBUILD": {
+        const list = (d.image.config.OnBuild as string[] | undefined) ?? [];
+        list.push(c.expression);
+        d.image.config.OnBuild = list;
+        d.cmdIndex++;
+        history(d, `ONBUILD ${c.expression}`, false);
+        return;
+      }
+      case "RUN":
+        return dispatchRun(d, c);
+      case "COPY":
+      case "ADD":
+        return dispatchCopy(d, c);
+      case "FROM":
+        throw new Error("FROM inside a stage");
+    }
+    void onbuild;
+  }
+
+  function withShell(d: StageState, cmd: string[], prepend: boolean): string[] {
+    if (!prepend) return cmd;
+    const shell = (d.image.config.Shell as string[] | undefined) ?? ["/bin/sh", "-c"];
+    return [...shell, ...cmd];
+  }
+
+  function dispatchRun(d: StageState, c: RunInstruction): void {
+    let args = c.cmdLine.slice();
+    const mounts: MountSpec[] = [];
+    if (c.files.length > 0) {
+      if (args.length !== 1 || !c.prependShell) throw new Error(`parsing produced an invalid run command: ${JSON.stringify(args)}`);
+      const heredoc = parseHeredoc(args[0]);
+      if (heredoc) {
+        const f = c.files[0];
+        const data = f.chomp ? chompHeredocContent(f.data) : f.data;
+        if (data.startsWith("#!")) {
+          // A script with its own interpreter: write it to a file and run that.
+          const st = scratch().dir("/").file(llbMkfile(f.name, 0o755, data));
+          mounts.push({ dest: "/dev/pipes/", source: st, readonly: true, selector: "/" });
+          args = [path.posix.join("/dev/pipes/", f.name)];
+        } else {
+          args = [data];
+        }
+      } else {
+        let full = args[0];
+        for (const f of c.files) full += "\n" + f.data + f.name;
+        args = [full];
+      }
+    }
+    if (c.prependShell && !(c.files.length && args[0].startsWith("/dev/pipes/"))) args = withShell(d, args, true);
+    const env = d.state.env();
+    const secrets: SecretSpec[] = [];
+    const runMounts: RunMount[] = c.mounts ?? resolveRunMounts(c, (w) => ex(d, w, c.location.start));
+    for (const m of runMounts) {
+      const target = m.target ? (path.posix.isAbsolute(m.target) ? m.target : path.posix.join(d.state.getDir() || "/", m.target)) : "";
+      if (m.type === "bind") {
+        let src: State = context;
+        if (m.from) {
+          const j = stageRef(m.from, d.index, c.location.start);
+          src = j !== undefined ? done.get(j)!.state : llbImage(m.from);
+        }
+        mounts.push({ dest: target, source: src, readonly: m.readOnly, selector: m.source ? path.posix.join("/", m.source) : undefined, noOutput: true });
+      } else if (m.type === "cache") {
+        let src: State | undefined;
+        if (m.from) {
+          const j = stageRef(m.from, d.index, c.location.start);
+          src = j !== undefined ? done.get(j)!.state : llbImage(m.from);
+        }
+        const sharing = m.sharing === "private" ? 1 : m.sharing === "locked" ? 2 : 0;
+        mounts.push({ dest: target, source: src, cache: { id: m.id || target, sharing }, readonly: m.readOnly });
+      } else if (m.type === "tmpfs") {
+        mounts.push({ dest: target, tmpfs: m.size ? { size: m.size } : {} });
+      } else if (m.type === "secret") {
+        const id = m.id || path.posix.basename(m.target ?? "");
+        secrets.push({
+          id,
+          ...(m.env ? { env: m.env } : {}),
+          ...(m.env && !m.target ? {} : { target: target || `/run/secrets/${id}` }),
+          ...(m.uid !== undefined ? { uid: m.uid } : {}),
+          ...(m.gid !== undefined ? { gid: m.gid } : {}),
+          ...(m.mode !== undefined ? { mode: m.mode } : {}),
+          optional: !m.required,
+        });
+      } else if (m.type === "ssh") {
+        throw new Error("RUN --mount=type=ssh is not available: tsk does not forward SSH agents (use --mount=type=secret)");
+      }
+    }
+    const buildArgEnv: Record<string, string> = {};
+    const envKeys = new Set(env.map((e) => e.split("=")[0]));
+    for (const [k, v] of d.args) if (!envKeys.has(k)) buildArgEnv[k] = v;
+    for (const k of PROXY_ARGS) {
+      if (o.buildArgs[k] !== undefined && !envKeys.has(k)) {
+        buildArgEnv[k] = o.buildArgs[k];
+        usedBuildArgs.add(k);
+      }
+    }
+    const shown = c.original.replace(/^\s*RUN\s+/i, "");
+    const name = `RUN ${c.files.length ? shown : (c.prependShell ? c.cmdLine.join(" ") : JSON.stringify(c.cmdLine))}`;
+    const argsForHistory = Object.entries(buildArgEnv).filter(([k]) => !PROXY_ARGS.includes(k));
+    const histArgs = argsForHistory.length ? `|${argsForHistory.length} ${argsForHistory.map(([k, v]) => `${k}=${v}`).join(" ")} ` : "";
+    const exec = d.state.run({
+      args,
+      env: buildArgEnv,
+      network: c.network === "none" ? 2 : c.network === "host" ? 1 : 0,
+      security: c.security === "insecure" ? 1 : 0,
+      mounts,
+      secrets,
+      ...opOpts(d, c, name),
+    });
+    d.state = exec.root;
+    history(d, `RUN ${histArgs}${args.join(" ")} # buildkit`, true);
+  }
+
+  function dispatchCopy(d: StageState, c: CopyInstruction | AddInstruction): void {
+    const line = c.location.start;
+    const isAdd = c.kind === "ADD";
+    let src: State = context;
+    let fromLabel = "";
+    const from = c.kind === "COPY" ? c.from : undefined;
+    if (from) {
+      const j = stageRef(from, d.index, line);
+      if (j !== undefined) {
+        src = done.get(j)!.state;
+        d.deps.add(j);
+      } else {
+        src = llbImage(ex(d, from, line), { platform });
+      }
+      fromLabel = `--from=${from} `;
+    }
+    const destRaw = ex(d, c.destPath, line);
+    const wd = d.state.getDir() || "/";
+    let dest = path.posix.isAbsolute(destRaw) ? destRaw : path.posix.join(wd, destRaw);
+    const total = c.sourcePaths.length + c.sourceContents.length;
+    const destIsDir = destRaw === "." || destRaw === "" || destRaw.endsWith("/") || destRaw.endsWith("/.");
+    if (destIsDir && !dest.endsWith("/")) dest += "/";
+    if (total > 1 && !dest.endsWith("/")) {
+      throw new Error(`When using ${c.kind} with more than one source file, the destination must be a directory and end with a /`);
+    }
+    let mode: number | string | undefined;
+    if (c.chmod) {
+      const m = ex(d, c.chmod, line);
+      if (/^[0-7]{3,4}$/.test(m)) mode = parseInt(m, 8);
+      else if (/^([ugoa]*[-+=][rwxXst]*,?)+$/.test(m)) mode = m;
+      else throw new Error(`invalid chmod parameter ${JSON.stringify(m)}: must be octal (e.g. 0755) or symbolic (e.g. u+x)`);
+    }
+    const chownStr = c.chown ? ex(d, c.chown, line) : undefined;
+    const excludes = c.excludes.map((x) => ex(d, x, line));
+    let action: FileAction | undefined;
+    const shownSrcs: string[] = [];
+    for (const raw of c.sourcePaths) {
+      const s = ex(d, raw, line);
+      if (isAdd && /^(https?:\/\/|git@|git:\/\/)/.test(s)) {
+        throw new Error(`ADD of remote sources (${s}) is not supported by tsk yet; download it in a RUN step or COPY it from the context`);
+      }
+      const opts: CopyOptions = {
+        followSymlinks: true,
+        copyDirContentsOnly: true,
+        attemptUnpack: isAdd && (c as AddInstruction).unpack !== false,
+        createDestPath: true,
+        allowWildcard: true,
+        allowEmptyWildcard: true,
+        ...(mode !== undefined ? { mode } : {}),
+        ...(chownStr ? { chown: chownSpec(chownStr) } : {}),
+        ...(excludes.length ? { excludePatterns: excludes } : {}),
+      };
+      const a = llbCopy(src, path.posix.join("/", s), dest, opts);
+      action = action ? action.copy(src, path.posix.join("/", s), dest, opts) : a;
+      shownSrcs.push(s);
+    }
+    for (const sc of c.sourceContents) {
+      const data = sc.expand ? ex(d, sc.data, line) : sc.data;
+      const base = path.posix.basename(sc.path);
+      const st = scratch().dir("/").file(llbMkfile(base, typeof mode === "number" ? mode : 0o644, data));
+      const opts: CopyOptions = {
+        createDestPath: true,
+        ...(chownStr ? { chown: chownSpec(chownStr) } : {}),
+      };
+      const target = dest.endsWith("/") ? path.posix.join(dest, base) : dest;
+      action = action ? action.copy(st, "/" + base, target, opts) : llbCopy(st, "/" + base, target, opts);
+      shownSrcs.push(`<<${sc.path}`);
+    }
+    if (!action) throw new Error(`${c.kind} needs at least one source`);
+    const flags = [chownStr ? `--chown=${chownStr} ` : "", c.chmod ? `--chmod=${c.chmod} ` : ""].join("");
+    const text = `${c.kind} ${fromLabel}${flags}${shownSrcs.join(" ")} ${destRaw}`;
+    d.state = d.state.file(action, opOpts(d, c, text));
+    history(d, `${text} # buildkit`, true);
+  }
+
+  const target = done.get(targetIdx)!;
+  const unused = Object.keys(o.buildArgs).filter((k) => !usedBuildArgs.has(k) && !(k in predefined) && !PROXY_ARGS.includes(k));
+  if (unused.length) warn(`One or more build-args [${unused.sort().join(" ")}] were not consumed`);
+  const definition = marshalDefinition(target.state, { platform, localUniqueID: "tsk", supportedCaps: ALL_CAPS });
+  const locations = new Map<string, { start: number; end: number }>();
+  for (const [dg, l] of Object.entries(definition.Source?.locations ?? {})) {
+    const r = l.locations?.[0]?.ranges?.[0];
+    if (r?.start?.line) locations.set(dg, { start: r.start.line, end: r.end?.line ?? r.start.line });
+  }
+  const image = target.image;
+  image.os = platform.OS ?? "linux";
+  image.architecture = platform.Architecture ?? "amd64";
+  if (platform.Variant) image.variant = platform.Variant;
+  for (const w of warnings) o.warn?.(w);
+  return {
+    definition,
+    image,
+    locations,
+    warnings: [],
+    stageNames: stages.map((s, i) => s.name ?? `stage-${i}`),
+  };
+}
+
+function stageRefsOf(c: Instruction): string[] {
+  if (c.kind === "COPY" && c.from) return [c.from];
+  if (c.kind === "RUN") {
+    return c.mountSpecs.flatMap((spec) => {
+      const m = /(?:^|,)from=([^,]+)/.exec(spec);
+      return m ? [m[1]] : [];
+    });
+  }
+  return [];
+}
+
+function stagePlatform(s: Stage, def: LlbPlatform, lex: ShellLex, env: string[]): LlbPlatform {
+  if (!s.platform) return def;
+  const v = expand(lex, s.platform, env, s.location.start);
+  const [os, arch, variant] = v.split("/");
+  if (!os || !arch) throw new DockerfileError(`invalid platform ${JSON.stringify(v)}: expected os/arch[/variant]`, s.location.start);
+  return normalizePlatform({ OS: os, Architecture: arch, ...(variant ? { Variant: variant } : {}) });
+}
+
+function expand(lex: ShellLex, word: string, env: string[], line: number): string {
+  try {
+    return lex.processWord(word, envFromList(env));
+  } catch (err) {
+    throw new DockerfileError((err as Error).message, line);
+  }
+}
+
+function mapEnv(m: Map<string, string>): string[] {
+  return [...m].filter(([, v]) => v !== "\u0000unset").map(([k, v]) => `${k}=${v}`);
+}
+
+function prefix(label: string, i: number, total: number): string {
+  const width = String(total).length;
+  const num = `${String(i).padStart(width, " ")}/${total}`;
+  return `[${label ? label + " " : ""}${num}]`;
+}
+
+function canonicalName(ref: string): string {
+  const first = ref.split("/")[0];
+  const hasDomain = ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  let name = hasDomain ? ref : ref.includes("/") ? `docker.io/${ref}` : `docker.io/library/${ref}`;
+  if (!name.slice(name.lastIndexOf("/") + 1).includes(":") && !name.includes("@")) name += ":latest";
+  return name;
+}
+
+function sortKeys<T>(o: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+function loc(sm: SourceMap, l: { start: number; end: number }) {
+  return { sourceLocations: [sm.location([{ start: { line: l.start, character: 0 }, end: { line: l.end, character: 0 } }])] };
+}
+
+export type { ArgInstruction };
