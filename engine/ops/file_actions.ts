@@ -511,7 +511,7 @@ type CopyOptions = {
 
 class Copier {
   private inodes = new Map<string, Promise<string>>();
-  private limit = new Limiter(256);
+  private limit = new Limiter(64);
   private readonly o: CopyOptions;
   constructor(o: CopyOptions) {
     this.o = o;

@@ -9,6 +9,7 @@
  * SHA. Remotes: `git.fullurl` (https, http, git, ssh, scp-like `user@host:path`, `file://`,
  * absolute paths) or the identifier `git://host/path#ref:subdir` (https assumed).
  */
+import { Buffer } from "node:buffer";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
@@ -53,7 +54,7 @@ type Resolved = {
   refName?: string;
 };
 
-const IMPLICIT_SSH = /^[A-Za-z0-9_-]+@[A-Za-z0-9.-]+:/;
+const IMPLICIT_SSH = /^[A-Za-z0-9_][A-Za-z0-9_-]*@[A-Za-z0-9.-]+:/;
 
 /** BuildKit's isGitTransport, plus local repositories (`file://`, absolute paths). */
 export function isGitTransport(s: string): boolean {
@@ -81,6 +82,7 @@ export function parseGitSpec(identifier: string, attrs: Record<string, string> =
   const full = attrs["git.fullurl"];
   if (full) remote = isGitTransport(full) ? full : "https://" + full;
   if (remote === "" || remote === "https://") throw new Error(`invalid git source identifier ${JSON.stringify(identifier)}`);
+  if (ref.startsWith("-")) throw new Error(`invalid git ref ${JSON.stringify(ref)} in ${JSON.stringify(identifier)}`);
   return {
     remote,
     ref,
@@ -181,6 +183,8 @@ function rawGit(args: string[], o: GitOpts): Promise<GitResult> {
   });
 }
 
+const SUBCOMMANDS = new Set(["ls-remote", "init", "remote", "fetch", "rev-parse", "update-ref", "checkout", "submodule", "reflog", "cat-file", "ls-tree"]);
+
 /** Runs git; a failing shallow fetch is retried without `--depth=1` (dumb transports). */
 async function git(args: string[], o: GitOpts = {}): Promise<string> {
   let a = args;
@@ -191,8 +195,10 @@ async function git(args: string[], o: GitOpts = {}): Promise<string> {
       a = a.filter((x) => x !== "--depth=1");
       continue;
     }
-    const msg = r.stderr.trim().split("\n").filter((l) => l.trim() !== "").slice(-3).join("; ");
-    throw new GitError(`git ${a.find((x) => !x.startsWith("-") && !x.includes("=")) ?? ""}: ${msg || `exit ${r.code}`}`, r.stderr);
+    const lines = r.stderr.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+    const fatal = lines.filter((l) => /^(fatal|error):/.test(l));
+    const msg = (fatal.length ? fatal : lines.slice(-3)).join("; ");
+    throw new GitError(`git ${a.find((x) => SUBCOMMANDS.has(x)) ?? ""}: ${msg || `exit ${r.code}`}`, r.stderr);
   }
 }
 
@@ -203,12 +209,12 @@ async function exists(p: string): Promise<boolean> {
 export function gitHandler(v: Vertex, env: GitEnv): OpHandler {
   let spec: GitSpec | undefined;
   const getSpec = () => (spec ??= parseGitSpec(v.op.source?.identifier ?? "", v.op.source?.attrs ?? {}));
-  let remoteEnv: Promise<{ env: Record<string, string>; cleanup(): Promise<void> }> | undefined;
+  let remoteEnv: Promise<Record<string, string>> | undefined;
   const gitEnv = () => (remoteEnv ??= makeRemoteEnv(getSpec(), env));
   let resolved: Promise<Resolved> | undefined;
   const resolve = () => (resolved ??= (async () => {
     const s = getSpec();
-    const r = await resolveRef(s, (await gitEnv()).env, env.signal);
+    const r = await resolveRef(s, await gitEnv(), env.signal);
     verifyChecksum(s, r);
     return r;
   })());
@@ -220,30 +226,27 @@ export function gitHandler(v: Vertex, env: GitEnv): OpHandler {
     contentSelectors: () => new Map(),
     exists: async (refs) => (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),
     async run(_inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
-      const s = getSpec();
       const r = await resolve();
-      const ge = await gitEnv();
-      try {
-        return [await checkout(s, r, env, ge.env, vp)];
-      } finally {
-        await ge.cleanup();
-        remoteEnv = undefined;
-      }
+      return [await checkout(getSpec(), r, env, await gitEnv(), vp)];
     },
   };
 }
 
 /** Environment for commands that talk to the remote: auth header, ssh command and agent. */
-async function makeRemoteEnv(s: GitSpec, env: GitEnv): Promise<{ env: Record<string, string>; cleanup(): Promise<void> }> {
+async function makeRemoteEnv(s: GitSpec, env: GitEnv): Promise<Record<string, string>> {
   const e = baseEnv();
-  const cleanups: (() => Promise<void>)[] = [];
   let sshCommand = "ssh -F /dev/null";
   if (s.knownSSHHosts) {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-known-hosts-"));
-    const file = path.join(dir, "known_hosts");
-    await fsp.writeFile(file, s.knownSSHHosts);
-    cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
-    sshCommand += ` -o UserKnownHostsFile=${file}`;
+    // Content-addressed, so it needs no cleanup and concurrent builds share it.
+    const hex = createHash("sha256").update(s.knownSSHHosts).digest("hex").slice(0, 32);
+    const file = path.join(env.storeRoot, "git-cache", `known_hosts-${hex}`);
+    if (!(await exists(file))) {
+      await fsp.mkdir(path.dirname(file), { recursive: true });
+      const tmp = `${file}.tmp-${randomBytes(4).toString("hex")}`;
+      await fsp.writeFile(tmp, s.knownSSHHosts);
+      await fsp.rename(tmp, file);
+    }
+    sshCommand += ` -o UserKnownHostsFile='${file.replaceAll("'", "'\\''")}'`;
   } else {
     sshCommand += " -o StrictHostKeyChecking=no";
   }
@@ -273,7 +276,7 @@ async function makeRemoteEnv(s: GitSpec, env: GitEnv): Promise<{ env: Record<str
       break;
     }
   }
-  return { env: e, cleanup: async () => void await Promise.all(cleanups.map((c) => c())) };
+  return e;
 }
 
 /** ls-remote: the commit a ref names now (a full commit SHA is its own answer). */
@@ -376,10 +379,13 @@ async function checkout(s: GitSpec, r: Resolved, env: GitEnv, remoteEnv: Record<
       try {
         await gw(["checkout", commit, "--", ...paths]);
       } catch (err) {
-        if (s.subdir && /did not match/.test((err as GitError).stderr ?? "")) {
+        const unmatched = /did not match/.test((err as GitError).stderr ?? "");
+        if (s.subdir && unmatched) {
           throw new Error(`subdir ${s.subdir} not found in ${redactURL(s.remote)}#${s.ref || "HEAD"} (${commit})`);
         }
-        throw new Error(`failed to checkout ${redactURL(s.remote)}#${s.ref || "HEAD"}: ${(err as Error).message}`);
+        // A commit with an empty tree checks out to an empty snapshot.
+        const empty = unmatched && (await git(["--git-dir", gitDir, "ls-tree", commit], { signal: env.signal })).trim() === "";
+        if (!empty) throw new Error(`failed to checkout ${redactURL(s.remote)}#${s.ref || "HEAD"}: ${(err as Error).message}`);
       }
       if (hasModules) {
         await gw(["submodule", "update", "--init", "--recursive", "--depth=1", "--", ...(s.subdir ? [s.subdir] : [])], vp)

@@ -65,7 +65,13 @@ class Emitter {
   }
 
   /** Emit `abs` (already lstat'ed) under tar path `rel`. */
-  async emit(abs: string, rel: string, st: BigIntStats, xattrs: Record<string, string> | undefined) {
+  async emit(
+    abs: string,
+    rel: string,
+    st: BigIntStats,
+    xattrs: Record<string, string> | undefined,
+    data?: Promise<Uint8Array>,
+  ) {
     const e: TarEntry = {
       path: rel,
       type: "file",
@@ -95,7 +101,9 @@ class Emitter {
     }
     if (st.isFile()) {
       e.size = Number(st.size);
-      await this.w.add(e, e.size > 0 ? abs : undefined);
+      const content = data ? await data : undefined;
+      if (content && content.length !== e.size) throw new Error(`${abs} changed while archiving`);
+      await this.w.add(e, e.size > 0 ? (content ?? abs) : undefined);
     } else if (st.isSymbolicLink()) {
       e.type = "symlink";
       e.linkname = await fsp.readlink(abs);
@@ -132,17 +140,63 @@ const isWhiteout = (st: BigIntStats) => st.isCharacterDevice() && st.rdev === 0n
 
 type Child = { name: string; key: string; abs: string; st: BigIntStats };
 
+const PARALLEL = 16;
+
+/** Run fn over items with bounded concurrency, results in order. */
+async function mapLimit<T, R>(items: T[], fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, items.length) }, worker));
+  return out;
+}
+
 async function children(dir: string, whiteoutKeys: boolean): Promise<Child[]> {
   const names = await fsp.readdir(dir);
-  const out: Child[] = [];
-  for (const name of names) {
+  const out = await mapLimit(names, async (name) => {
     const abs = dir + "/" + name;
     const st = await fsp.lstat(abs, { bigint: true });
     const key = whiteoutKeys && isWhiteout(st) ? ".wh." + name : name;
-    out.push({ name, key, abs, st });
-  }
+    return { name, key, abs, st };
+  });
   out.sort((a, b) => compareBytes(a.key, b.key));
   return out;
+}
+
+const SMALL_FILE = 64 * 1024;
+
+/**
+ * Start reading small regular files of a directory listing ahead of the (sequential) tar writer,
+ * at most PARALLEL at a time. Returns a getter for child i's content (or undefined).
+ */
+function prefetcher(list: Child[]): (i: number) => Promise<Uint8Array> | undefined {
+  const started = new Map<number, Promise<Uint8Array>>();
+  let next = 0;
+  const small = (c: Child) => c.st.isFile() && c.st.size > 0n && c.st.size <= BigInt(SMALL_FILE) && c.st.nlink === 1n;
+  const fill = (from: number) => {
+    if (next < from) next = from;
+    while (next < list.length && started.size < PARALLEL) {
+      const c = list[next];
+      if (small(c)) {
+        const p = fsp.readFile(c.abs);
+        p.catch(() => {}); // surfaced when awaited
+        started.set(next, p);
+      }
+      next++;
+    }
+  };
+  return (i) => {
+    fill(i);
+    const p = started.get(i);
+    started.delete(i);
+    fill(i + 1);
+    return p;
+  };
 }
 
 async function walkTree(
@@ -152,14 +206,18 @@ async function walkTree(
   rel: string,
   overlay: boolean,
 ): Promise<void> {
-  for (const c of await children(dir, overlay)) {
+  const list = await children(dir, overlay);
+  const content = prefetcher(list);
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i];
+    const data = content(i);
     const path = rel + c.name;
     if (overlay && isWhiteout(c.st)) {
       await em.whiteout(rel + ".wh." + c.name);
       continue;
     }
     const x = xattrs.get(c.abs);
-    await em.emit(c.abs, path, c.st, x);
+    await em.emit(c.abs, path, c.st, x, data);
     if (c.st.isDirectory()) {
       if (overlay && x && OPAQUE_NAMES.some((n) => x[n] === "y")) {
         await em.whiteout(path + "/.wh..wh..opq");

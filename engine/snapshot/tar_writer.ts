@@ -79,11 +79,12 @@ export class TarWriter {
   }
 
   /**
-   * Append one entry. For `file` entries `content` is a Readable or a file path to stream from;
+   * Append one entry. For `file` entries `content` is a Readable, the bytes, or a file path to
+   * stream from;
    * `size` is required with a Readable (taken from the file when a path is given and size is
    * unset). The number of content bytes must equal `size`.
    */
-  async add(entry: TarEntry, content?: Readable | string): Promise<void> {
+  async add(entry: TarEntry, content?: Readable | string | Uint8Array): Promise<void> {
     if (this.#busy) throw new Error("TarWriter.add: previous add() still in progress");
     if (this.#finished) throw new Error("TarWriter.add: writer already finished");
     this.#busy = true;
@@ -98,6 +99,8 @@ export class TarWriter {
           } finally {
             await fh.close();
           }
+        } else if (content instanceof Uint8Array) {
+          size = content.length;
         } else if (content !== undefined) {
           throw new Error(`tar: size required for streamed content of ${entry.path}`);
         }
@@ -106,9 +109,12 @@ export class TarWriter {
       for (const h of encodeHeaders(entry, size)) await this.#push(h);
       if (size > 0) {
         if (content === undefined) throw new Error(`tar: no content given for ${entry.path}`);
-        const n = typeof content === "string"
-          ? await this.#copyFile(content, size, entry.path)
-          : await this.#copyStream(content, size, entry.path);
+        let n: number;
+        if (typeof content === "string") n = await this.#copyFile(content, size, entry.path);
+        else if (content instanceof Uint8Array) {
+          n = content.length;
+          if (n === size) await this.#push(content);
+        } else n = await this.#copyStream(content, size, entry.path);
         if (n !== size) throw new Error(`tar: ${entry.path}: expected ${size} bytes, got ${n}`);
         const pad = (BLOCK - (size % BLOCK)) % BLOCK;
         if (pad) await this.#push(new Uint8Array(pad));

@@ -72,11 +72,23 @@ export class Solver {
   async solve(root: Vertex, index = 0): Promise<Ref> {
     try {
       const solved = await this.#result(root);
+      this.#reportSkipped(root, new Set());
       return solved.refs[index] ?? null;
     } catch (err) {
       this.#abort.abort(err);
       throw err;
     }
+  }
+
+  /**
+   * Vertices below a cache hit never run and are never looked up; like BuildKit, show them as
+   * CACHED too, so a no-op rebuild lists every step (inputs first).
+   */
+  #reportSkipped(v: Vertex, seen: Set<string>): void {
+    if (seen.has(v.digest)) return;
+    seen.add(v.digest);
+    for (const inp of v.inputs) this.#reportSkipped(inp.vertex, seen);
+    if (!this.#results.has(v.digest)) this.#progress.cached(v);
   }
 
   #handler(v: Vertex): OpHandler {

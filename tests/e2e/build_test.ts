@@ -59,7 +59,7 @@ for (const who of ["root", "unprivileged"] as const) {
     test("succeeds and writes an OCI tarball to stdout", () => {
       assert.equal(first.code, 0, first.stderr);
       assert.ok(first.stdout.length > 1000, "tarball on stdout");
-      assert.match(first.stderr, /\[build 3\/3\] RUN mkdir -p \/out/);
+      assert.match(first.stderr, /\[build 4\/4\] RUN mkdir -p \/out/);
     });
 
     test("image files, owners and modes are right", () => {
@@ -78,8 +78,8 @@ for (const who of ["root", "unprivileged"] as const) {
       assert.throws(() => lstatSync(path.join(root, "bin/vi")), /ENOENT/);
       assert.equal(readlinkSync(path.join(root, "bin/sh")), "busybox");
       // The deletion travels as a whiteout in the RUN layer.
-      const runLayer = img.manifest.layers[img.manifest.layers.length - 2];
-      assert.ok(layerEntries(img, runLayer.digest).some((n) => /bin\/\.wh\.vi$/.test(n)), "whiteout for /bin/vi");
+      const withWhiteout = img.manifest.layers.filter((l) => layerEntries(img, l.digest).some((n) => /^bin\/\.wh\.vi$/.test(n)));
+      assert.equal(withWhiteout.length, 1, "one layer holds the whiteout for /bin/vi");
     });
 
     test("image config carries every instruction", () => {
@@ -109,7 +109,7 @@ for (const who of ["root", "unprivileged"] as const) {
     test("a second identical build is all CACHED and gives the same image", async () => {
       const again = await tsk(["build", "--root", store, "--progress", "plain", "-t", "example.com/hello:1", "--output", "type=oci", ctx], { as });
       assert.equal(again.code, 0, again.stderr);
-      const steps = again.stderr.split("\n").filter((l) => /^#\d+ \[(build|stage-1) \d+\/\d+\] (RUN|COPY|WORKDIR)/.test(l));
+      const steps = again.stderr.split("\n").filter((l) => /^#\d+ \[(build|stage-1)\s+\d+\/\d+\] (RUN|COPY|WORKDIR)/.test(l));
       assert.ok(steps.length >= 4, again.stderr);
       for (const s of steps) {
         const id = s.split(" ")[0];
@@ -127,9 +127,9 @@ describe("parallel stages and failures", () => {
     const ctx = makeContext(e, {
       "Dockerfile": `
 FROM ${e.busybox} AS a
-RUN date +%s.%N > /start && sleep 2 && date +%s.%N > /end
+RUN cut -d" " -f1 /proc/uptime > /start && sleep 2 && cut -d" " -f1 /proc/uptime > /end && echo a
 FROM ${e.busybox} AS b
-RUN date +%s.%N > /start && sleep 2 && date +%s.%N > /end
+RUN cut -d" " -f1 /proc/uptime > /start && sleep 2 && cut -d" " -f1 /proc/uptime > /end && echo b
 FROM ${e.busybox}
 COPY --from=a /start /a.start
 COPY --from=a /end /a.end
@@ -155,7 +155,7 @@ COPY --from=b /end /b.end
     assert.match(r.stderr, /process "\/bin\/sh -c echo some-output && exit 3" did not complete successfully: exit code: 3/);
     assert.match(r.stderr, /Dockerfile:3/);
     assert.match(r.stderr, />>> RUN echo some-output && exit 3/);
-    assert.doesNotMatch(r.stderr, /never/);
+    assert.doesNotMatch(r.stderr, /#\d+ \[4\/4\] RUN echo never/, "later steps never start");
   });
 
   test("a misspelled instruction fails before anything runs", async () => {
