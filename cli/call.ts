@@ -4,7 +4,11 @@
  * buildx's exit status (check: 1 when any warning or error is found).
  */
 import { PatternMatcher } from "../engine/frontend/dockerfile/dockerignore.ts";
-import { DockerfileError, excerpt, formatDockerfileError } from "../engine/frontend/dockerfile/errors.ts";
+import {
+  DockerfileError,
+  excerpt,
+  formatDockerfileError,
+} from "../engine/frontend/dockerfile/errors.ts";
 import { fromUtf8 } from "../engine/frontend/dockerfile/gostr.ts";
 import {
   formatLintWarnings,
@@ -60,13 +64,25 @@ export function runCallSync(kind: CallKind, opts: CallOptions): CallResult {
         ...(opts.target ? { target: opts.target } : {}),
         ...(opts.platform ? { platform: opts.platform } : {}),
       });
-      return { stdout: opts.format === "json" ? outlineJSON(o) + "\n" : formatOutline(o), stderr: "", exitCode: 0 };
+      return {
+        stdout: opts.format === "json" ? outlineJSON(o) + "\n" : formatOutline(o),
+        stderr: "",
+        exitCode: 0,
+      };
     }
     const t = targets({ source: opts.source, fileName: opts.fileName });
-    return { stdout: opts.format === "json" ? targetsJSON(t) + "\n" : formatTargets(t), stderr: "", exitCode: 0 };
+    return {
+      stdout: opts.format === "json" ? targetsJSON(t) + "\n" : formatTargets(t),
+      stderr: "",
+      exitCode: 0,
+    };
   } catch (e) {
     if (e instanceof DockerfileError) {
-      return { stdout: "", stderr: formatDockerfileError(e, opts.fileName, opts.source), exitCode: 1 };
+      return {
+        stdout: "",
+        stderr: formatDockerfileError(e, opts.fileName, opts.source),
+        exitCode: 1,
+      };
     }
     return { stdout: "", stderr: `ERROR: ${(e as Error).message ?? String(e)}\n`, exitCode: 1 };
   }
@@ -86,7 +102,11 @@ function check(opts: CallOptions): CallResult {
   const failed = res.warnings.length > 0 || res.buildError !== undefined;
   const exitCode = failed ? 1 : 0;
   if (opts.format === "json") {
-    return { stdout: lintResultsJSON(res, opts.fileName, opts.source) + "\n", stderr: "", exitCode };
+    return {
+      stdout: lintResultsJSON(res, opts.fileName, opts.source) + "\n",
+      stderr: "",
+      exitCode,
+    };
   }
   let stdout = "";
   if (res.warnings.length > 0 || res.buildError === undefined) {

@@ -2,8 +2,8 @@
  * ADD's archive auto-extraction (BuildKit attemptUnpackDockerCompatibility): recognise a local
  * tar archive (plain, gzip, bzip2, xz, zstd — by magic bytes, then a valid tar header checksum
  * in the first decompressed block) and extract it into a directory without ever writing outside
- * it. gzip/zstd use node:zlib; bzip2/xz pipe through `bzip2 -dc` / `xz -dc`. Includes a minimal
- * streaming tar reader (ustar, PAX path/linkpath/size/times/ids, GNU long names).
+ * it. gzip/zstd use node:zlib; bzip2/xz pipe through `bzip2 -dc` / `xz -dc`; entries come from
+ * the streaming reader in engine/snapshot/tar_reader.ts.
  */
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -11,6 +11,7 @@ import * as zlib from "node:zlib";
 import { execFile, spawn } from "node:child_process";
 import type { Readable } from "node:stream";
 import { cleanPath, resolveInRoot } from "./root_path.ts";
+import { readTar } from "../snapshot/tar_reader.ts";
 
 export type ArchiveKind = "tar" | "gzip" | "bzip2" | "xz" | "zstd";
 
@@ -29,9 +30,9 @@ export function detectCompression(head: Uint8Array): ArchiveKind {
   return "tar";
 }
 
-type Decompressed = { stream: Readable; done: () => Promise<void>; kill: () => void };
+type Decompressed = { stream: Readable; kill: () => void };
 
-/** A readable of the decompressed bytes of `path`; `done` rejects if the decompressor failed. */
+/** A readable of the decompressed bytes of `path`; a failing decompressor errors the stream. */
 function openDecompressed(path: string, kind: ArchiveKind): Decompressed {
   if (kind === "bzip2" || kind === "xz") {
     const child = spawn(kind === "xz" ? "xz" : "bzip2", ["-dc", "--", path], {
@@ -42,33 +43,30 @@ function openDecompressed(path: string, kind: ArchiveKind): Decompressed {
       if (stderr.length < 4096) stderr += new TextDecoder().decode(d);
     });
     let killed = false;
-    const exited = new Promise<void>((resolve, reject) => {
-      child.on("error", reject);
-      child.on("close", (code: number | null) => {
-        if (code === 0 || killed) resolve();
-        else reject(new Error(`${kind} -dc ${path} failed (exit ${code}): ${stderr.trim()}`));
-      });
+    const out = child.stdout! as Readable;
+    // A failing decompressor surfaces as an error on the stream being read.
+    child.on("error", (e: Error) => out.destroy(e));
+    child.on("exit", (code: number | null) => {
+      if (code !== 0 && code !== null && !killed) {
+        out.destroy(new Error(`${kind} -dc failed (exit ${code}): ${stderr.trim()}`));
+      }
     });
-    exited.catch(() => {});
     return {
-      stream: child.stdout! as Readable,
-      done: () => exited,
+      stream: out,
       kill: () => {
         killed = true;
+        out.destroy();
         child.kill();
       },
     };
   }
   const file = fs.createReadStream(path);
-  if (kind === "tar") {
-    return { stream: file, done: () => Promise.resolve(), kill: () => file.destroy() };
-  }
+  if (kind === "tar") return { stream: file, kill: () => file.destroy() };
   const z = kind === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
   file.on("error", (e) => z.destroy(e));
   file.pipe(z);
   return {
     stream: z,
-    done: () => Promise.resolve(),
     kill: () => {
       file.destroy();
       z.destroy();
@@ -138,26 +136,6 @@ export async function isArchive(path: string): Promise<false | ArchiveKind> {
 // ---------------------------------------------------------------------------------------------
 // Streaming tar reader
 
-export type TarEntryType = "file" | "hardlink" | "symlink" | "char" | "block" | "dir" | "fifo";
-
-export type TarEntry = {
-  name: string;
-  type: TarEntryType;
-  /** Permission and special bits (07777). */
-  mode: number;
-  uid: number;
-  gid: number;
-  uname: string;
-  gname: string;
-  size: number;
-  /** Seconds since the epoch (fractional with PAX times). */
-  mtime: number;
-  atime?: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
-};
-
 function parseOctal(f: Uint8Array): number | undefined {
   if (f.length > 0 && (f[0] & 0x80) !== 0) {
     // base-256 (GNU) for large values
@@ -175,188 +153,6 @@ function parseOctal(f: Uint8Array): number | undefined {
   if (s === "") return 0;
   if (!/^[0-7]+$/.test(s)) return undefined;
   return Number.parseInt(s, 8);
-}
-
-function cstr(f: Uint8Array): string {
-  const z = f.indexOf(0);
-  return new TextDecoder().decode(z < 0 ? f : f.subarray(0, z));
-}
-
-/** Pulls exact byte counts out of an async chunk iterator. */
-class ChunkReader {
-  private it: AsyncIterator<Uint8Array>;
-  private buf: Uint8Array = new Uint8Array(0);
-  private off = 0;
-  private eof = false;
-  constructor(src: AsyncIterable<Uint8Array>) {
-    this.it = src[Symbol.asyncIterator]();
-  }
-  private async fill(): Promise<boolean> {
-    while (this.off >= this.buf.length) {
-      if (this.eof) return false;
-      const r = await this.it.next();
-      if (r.done) {
-        this.eof = true;
-        return false;
-      }
-      this.buf = r.value;
-      this.off = 0;
-    }
-    return true;
-  }
-  /** Exactly n bytes, or null at a clean EOF before the first byte; throws when truncated. */
-  async readExact(n: number): Promise<Uint8Array | null> {
-    const out = new Uint8Array(n);
-    let got = 0;
-    while (got < n) {
-      if (!(await this.fill())) {
-        if (got === 0) return null;
-        throw new Error("unexpected EOF in tar archive");
-      }
-      const take = Math.min(n - got, this.buf.length - this.off);
-      out.set(this.buf.subarray(this.off, this.off + take), got);
-      this.off += take;
-      got += take;
-    }
-    return out;
-  }
-  /** Up to n bytes as a sequence of chunks (views into the source chunks). */
-  async *pieces(n: number): AsyncGenerator<Uint8Array> {
-    let left = n;
-    while (left > 0) {
-      if (!(await this.fill())) throw new Error("unexpected EOF in tar archive");
-      const take = Math.min(left, this.buf.length - this.off);
-      yield this.buf.subarray(this.off, this.off + take);
-      this.off += take;
-      left -= take;
-    }
-  }
-  async skip(n: number): Promise<void> {
-    for await (const _ of this.pieces(n)) { /* discard */ }
-  }
-}
-
-function parsePax(data: Uint8Array): Map<string, string> {
-  const out = new Map<string, string>();
-  const text = new TextDecoder().decode(data);
-  let i = 0;
-  while (i < text.length) {
-    const sp = text.indexOf(" ", i);
-    if (sp < 0) break;
-    const len = Number.parseInt(text.slice(i, sp), 10);
-    if (!Number.isFinite(len) || len <= 0) break;
-    // len counts bytes; records are ASCII-length-prefixed, decode by bytes for safety
-    const recBytes = new TextEncoder().encode(text.slice(i)).subarray(0, len);
-    const rec = new TextDecoder().decode(recBytes);
-    const body = rec.slice(rec.indexOf(" ") + 1).replace(/\n$/, "");
-    const eq = body.indexOf("=");
-    if (eq > 0) out.set(body.slice(0, eq), body.slice(eq + 1));
-    i += rec.length;
-  }
-  return out;
-}
-
-/**
- * Read a tar stream entry by entry. The body must be consumed (or ignored: the reader skips
- * what is left) before asking for the next entry.
- */
-export async function* readTarEntries(
-  src: AsyncIterable<Uint8Array>,
-): AsyncGenerator<{ entry: TarEntry; body: AsyncIterable<Uint8Array> }> {
-  const r = new ChunkReader(src);
-  let pax = new Map<string, string>();
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  while (true) {
-    const h = await r.readExact(512);
-    if (h === null) return;
-    if (h.every((b) => b === 0)) return; // end-of-archive marker
-    if (!isTarHeader(h)) throw new Error("invalid tar header (checksum mismatch)");
-    const flag = String.fromCharCode(h[156]);
-    const size = parseOctal(h.subarray(124, 136)) ?? 0;
-    const padded = Math.ceil(size / 512) * 512;
-    if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
-      const data = (await r.readExact(padded)) ?? new Uint8Array(0);
-      const body = data.subarray(0, size);
-      if (flag === "x") pax = parsePax(body);
-      else if (flag === "L") longName = cstr(body);
-      else if (flag === "K") longLink = cstr(body);
-      continue; // global headers are ignored, as BuildKit does
-    }
-    const magic = cstr(h.subarray(257, 263));
-    let name = cstr(h.subarray(0, 100));
-    const prefix = magic === "ustar" && h[262] === 0 ? cstr(h.subarray(345, 500)) : "";
-    if (prefix !== "") name = prefix + "/" + name;
-    if (longName !== undefined) name = longName;
-    if (pax.has("path")) name = pax.get("path") as string;
-    let linkname = cstr(h.subarray(157, 257));
-    if (longLink !== undefined) linkname = longLink;
-    if (pax.has("linkpath")) linkname = pax.get("linkpath") as string;
-    let type: TarEntryType;
-    switch (flag) {
-      case "0":
-      case "\0":
-      case "7":
-        type = name.endsWith("/") ? "dir" : "file";
-        break;
-      case "1":
-        type = "hardlink";
-        break;
-      case "2":
-        type = "symlink";
-        break;
-      case "3":
-        type = "char";
-        break;
-      case "4":
-        type = "block";
-        break;
-      case "5":
-        type = "dir";
-        break;
-      case "6":
-        type = "fifo";
-        break;
-      default:
-        throw new Error(`unsupported tar entry ${JSON.stringify(name)} type ${JSON.stringify(flag)}`);
-    }
-    const num = (k: string, v: number | undefined): number => {
-      const p = pax.get(k);
-      if (p !== undefined && p !== "" && Number.isFinite(Number(p))) return Number(p);
-      return v ?? 0;
-    };
-    const entry: TarEntry = {
-      name,
-      type,
-      mode: (parseOctal(h.subarray(100, 108)) ?? 0) & 0o7777,
-      uid: num("uid", parseOctal(h.subarray(108, 116))),
-      gid: num("gid", parseOctal(h.subarray(116, 124))),
-      uname: pax.get("uname") ?? cstr(h.subarray(265, 297)),
-      gname: pax.get("gname") ?? cstr(h.subarray(297, 329)),
-      size: num("size", size),
-      mtime: num("mtime", parseOctal(h.subarray(136, 148))),
-      atime: pax.has("atime") ? num("atime", 0) : undefined,
-      linkname,
-      devmajor: parseOctal(h.subarray(329, 337)) ?? 0,
-      devminor: parseOctal(h.subarray(337, 345)) ?? 0,
-    };
-    pax = new Map();
-    longName = undefined;
-    longLink = undefined;
-    const bodySize = entry.type === "file" ? entry.size : entry.size; // bodies of links are skipped
-    const bodyPadded = Math.ceil(bodySize / 512) * 512;
-    let consumed = 0;
-    const body: AsyncIterable<Uint8Array> = {
-      [Symbol.asyncIterator]: async function* () {
-        for await (const p of r.pieces(bodySize - consumed)) {
-          consumed += p.length;
-          yield p;
-        }
-      },
-    };
-    yield { entry, body };
-    await r.skip(bodySize - consumed + (bodyPadded - bodySize));
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,8 +212,8 @@ export async function extractArchive(
   const d = openDecompressed(path, kind);
   const dirTimes: { p: string; atime: number; mtime: number }[] = [];
   try {
-    for await (const { entry, body } of readTarEntries(d.stream as AsyncIterable<Uint8Array>)) {
-      const rel = cleanArchivePath(entry.name);
+    for await (const { entry, body } of readTar(d.stream)) {
+      const rel = cleanArchivePath(entry.path);
       if (rel === "") continue;
       const isDir = entry.type === "dir";
       const target = await resolveInRoot(destDir, rel, { followLast: isDir });
@@ -430,7 +226,7 @@ export async function extractArchive(
       const uid = opts.owner ? opts.owner.uid : entry.uid;
       const gid = opts.owner ? opts.owner.gid : entry.gid;
       const mtime = boundTime(entry.mtime);
-      const atime = boundTime(entry.atime !== undefined && entry.atime > entry.mtime ? entry.atime : entry.mtime);
+      const atime = mtime;
       switch (entry.type) {
         case "dir":
           try {
@@ -461,13 +257,13 @@ export async function extractArchive(
           break;
         }
         case "symlink":
-          await fsp.symlink(entry.linkname, target);
+          await fsp.symlink(entry.linkname ?? "", target);
           await fsp.lchown(target, uid, gid);
           await fsp.lutimes(target, atime, mtime);
           break;
         case "hardlink": {
-          const lrel = cleanArchivePath(entry.linkname);
-          if (lrel === "") throw new Error(`archive hardlink ${JSON.stringify(entry.name)} targets extraction root`);
+          const lrel = cleanArchivePath(entry.linkname ?? "");
+          if (lrel === "") throw new Error(`archive hardlink ${JSON.stringify(entry.path)} targets extraction root`);
           const ltarget = await resolveInRoot(destDir, lrel, { followLast: false });
           await fsp.link(ltarget, target);
           await fsp.lchown(target, uid, gid);
@@ -481,17 +277,16 @@ export async function extractArchive(
         case "char":
         case "block":
         case "fifo":
-          await mknod(target, entry.type === "fifo" ? "p" : entry.type === "char" ? "c" : "b", entry.devmajor, entry.devminor);
+          await mknod(target, entry.type === "fifo" ? "p" : entry.type === "char" ? "c" : "b", entry.devmajor ?? 0, entry.devminor ?? 0);
           await fsp.lchown(target, uid, gid);
           await fsp.chmod(target, entry.mode);
           await fsp.utimes(target, atime, mtime);
           break;
       }
     }
-    await d.done();
-  } catch (e) {
+  } finally {
+    // the tar end marker may precede trailing padding: stop reading rather than drain it
     d.kill();
-    throw e;
   }
   for (let i = dirTimes.length - 1; i >= 0; i--) {
     await fsp.utimes(dirTimes[i].p, dirTimes[i].atime, dirTimes[i].mtime);

@@ -81,8 +81,12 @@ export function parseGitSpec(identifier: string, attrs: Record<string, string> =
   const subdir = cleanSubdir(colon >= 0 ? fragment.slice(colon + 1) : "");
   const full = attrs["git.fullurl"];
   if (full) remote = isGitTransport(full) ? full : "https://" + full;
-  if (remote === "" || remote === "https://") throw new Error(`invalid git source identifier ${JSON.stringify(identifier)}`);
-  if (ref.startsWith("-")) throw new Error(`invalid git ref ${JSON.stringify(ref)} in ${JSON.stringify(identifier)}`);
+  if (remote === "" || remote === "https://") {
+    throw new Error(`invalid git source identifier ${JSON.stringify(identifier)}`);
+  }
+  if (ref.startsWith("-")) {
+    throw new Error(`invalid git ref ${JSON.stringify(ref)} in ${JSON.stringify(identifier)}`);
+  }
   return {
     remote,
     ref,
@@ -104,7 +108,14 @@ export function pickRef(lsRemote: string, ref: string): Resolved | undefined {
     const tab = line.indexOf("\t");
     if (tab > 0) refs.set(line.slice(tab + 1).trim(), line.slice(0, tab).trim());
   }
-  const candidates = [ref, `refs/${ref}`, `refs/tags/${ref}`, `refs/heads/${ref}`, `refs/remotes/${ref}`, `refs/remotes/${ref}/HEAD`];
+  const candidates = [
+    ref,
+    `refs/${ref}`,
+    `refs/tags/${ref}`,
+    `refs/heads/${ref}`,
+    `refs/remotes/${ref}`,
+    `refs/remotes/${ref}/HEAD`,
+  ];
   for (const name of candidates) {
     const sha = refs.get(name);
     if (sha) return { object: sha, commit: refs.get(`${name}^{}`) ?? sha, refName: name };
@@ -115,18 +126,33 @@ export function pickRef(lsRemote: string, ref: string): Resolved | undefined {
 /** BuildKit's checksum check: a hex prefix of the commit or of the annotated tag object. */
 function verifyChecksum(s: GitSpec, r: Resolved): void {
   if (!s.checksum) return;
-  if (!/^[0-9a-f]+$/.test(s.checksum)) throw new Error(`invalid git.checksum ${JSON.stringify(s.checksum)}: want a hex commit SHA (prefix)`);
+  if (!/^[0-9a-f]+$/.test(s.checksum)) {
+    throw new Error(
+      `invalid git.checksum ${JSON.stringify(s.checksum)}: want a hex commit SHA (prefix)`,
+    );
+  }
   if (r.commit.startsWith(s.checksum) || r.object.startsWith(s.checksum)) return;
   const got = r.object !== r.commit ? `${r.object} or ${r.commit}` : r.commit;
-  throw new Error(`expected checksum to match ${s.checksum}, got ${got} (${redactURL(s.remote)}#${s.ref || "HEAD"})`);
+  throw new Error(
+    `expected checksum to match ${s.checksum}, got ${got} (${redactURL(s.remote)}#${
+      s.ref || "HEAD"
+    })`,
+  );
 }
 
 function tokenScope(remote: string): string {
-  for (const pfx of ["https://github.com/", "https://www.github.com/"]) if (remote.startsWith(pfx)) return pfx;
+  for (const pfx of ["https://github.com/", "https://www.github.com/"]) {
+    if (remote.startsWith(pfx)) return pfx;
+  }
   return remote;
 }
 
-type GitOpts = { cwd?: string; env?: Record<string, string>; vp?: VertexProgress; signal?: AbortSignal };
+type GitOpts = {
+  cwd?: string;
+  env?: Record<string, string>;
+  vp?: VertexProgress;
+  signal?: AbortSignal;
+};
 type GitResult = { code: number; stdout: string; stderr: string };
 
 class GitError extends Error {
@@ -146,7 +172,18 @@ function baseEnv(): Record<string, string> {
     HOME: "/dev/null",
     LC_ALL: "C",
   };
-  for (const k of ["http_proxy", "https_proxy", "no_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"]) {
+  for (
+    const k of [
+      "http_proxy",
+      "https_proxy",
+      "no_proxy",
+      "all_proxy",
+      "HTTP_PROXY",
+      "HTTPS_PROXY",
+      "NO_PROXY",
+      "ALL_PROXY",
+    ]
+  ) {
     const v = process.env[k];
     if (v) env[k] = v;
   }
@@ -183,7 +220,19 @@ function rawGit(args: string[], o: GitOpts): Promise<GitResult> {
   });
 }
 
-const SUBCOMMANDS = new Set(["ls-remote", "init", "remote", "fetch", "rev-parse", "update-ref", "checkout", "submodule", "reflog", "cat-file", "ls-tree"]);
+const SUBCOMMANDS = new Set([
+  "ls-remote",
+  "init",
+  "remote",
+  "fetch",
+  "rev-parse",
+  "update-ref",
+  "checkout",
+  "submodule",
+  "reflog",
+  "cat-file",
+  "ls-tree",
+]);
 
 /** Runs git; a failing shallow fetch is retried without `--depth=1` (dumb transports). */
 async function git(args: string[], o: GitOpts = {}): Promise<string> {
@@ -198,7 +247,10 @@ async function git(args: string[], o: GitOpts = {}): Promise<string> {
     const lines = r.stderr.split("\n").map((l) => l.trim()).filter((l) => l !== "");
     const fatal = lines.filter((l) => /^(fatal|error):/.test(l));
     const msg = (fatal.length ? fatal : lines.slice(-3)).join("; ");
-    throw new GitError(`git ${a.find((x) => SUBCOMMANDS.has(x)) ?? ""}: ${msg || `exit ${r.code}`}`, r.stderr);
+    throw new GitError(
+      `git ${a.find((x) => SUBCOMMANDS.has(x)) ?? ""}: ${msg || `exit ${r.code}`}`,
+      r.stderr,
+    );
   }
 }
 
@@ -208,7 +260,8 @@ async function exists(p: string): Promise<boolean> {
 
 export function gitHandler(v: Vertex, env: GitEnv): OpHandler {
   let spec: GitSpec | undefined;
-  const getSpec = () => (spec ??= parseGitSpec(v.op.source?.identifier ?? "", v.op.source?.attrs ?? {}));
+  const getSpec =
+    () => (spec ??= parseGitSpec(v.op.source?.identifier ?? "", v.op.source?.attrs ?? {}));
   let remoteEnv: Promise<Record<string, string>> | undefined;
   const gitEnv = () => (remoteEnv ??= makeRemoteEnv(getSpec(), env));
   let resolved: Promise<Resolved> | undefined;
@@ -224,7 +277,8 @@ export function gitHandler(v: Vertex, env: GitEnv): OpHandler {
     heavy: true,
     baseKey: async () => `${v.digest}:${(await resolve()).commit}`,
     contentSelectors: () => new Map(),
-    exists: async (refs) => (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),
+    exists: async (refs) =>
+      (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),
     async run(_inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
       const r = await resolve();
       return [await checkout(getSpec(), r, env, await gitEnv(), vp)];
@@ -261,8 +315,12 @@ async function makeRemoteEnv(s: GitSpec, env: GitEnv): Promise<Record<string, st
       // unparseable: only unscoped secret names apply
     }
     const names: { name: string; token: boolean }[] = [];
-    if (s.authHeaderSecret && host) names.push({ name: `${s.authHeaderSecret}.${host}`, token: false });
-    if (s.authTokenSecret && host) names.push({ name: `${s.authTokenSecret}.${host}`, token: true });
+    if (s.authHeaderSecret && host) {
+      names.push({ name: `${s.authHeaderSecret}.${host}`, token: false });
+    }
+    if (s.authTokenSecret && host) {
+      names.push({ name: `${s.authTokenSecret}.${host}`, token: true });
+    }
     if (s.authHeaderSecret) names.push({ name: s.authHeaderSecret, token: false });
     if (s.authTokenSecret) names.push({ name: s.authTokenSecret, token: true });
     for (const n of names) {
@@ -280,14 +338,22 @@ async function makeRemoteEnv(s: GitSpec, env: GitEnv): Promise<Record<string, st
 }
 
 /** ls-remote: the commit a ref names now (a full commit SHA is its own answer). */
-async function resolveRef(s: GitSpec, remoteEnv: Record<string, string>, signal?: AbortSignal): Promise<Resolved> {
+async function resolveRef(
+  s: GitSpec,
+  remoteEnv: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<Resolved> {
   if (isCommitSHA(s.ref)) return { commit: s.ref, object: s.ref };
   const ref = s.ref || "HEAD";
   let out: string;
   try {
     out = await git(["ls-remote", "--", s.remote, ref, `${ref}^{}`], { env: remoteEnv, signal });
   } catch (err) {
-    throw new Error(`failed to resolve ref ${ref} of ${redactURL(s.remote)}: ${(err as Error).message.replace(/^git ls-remote: /, "")}`);
+    throw new Error(
+      `failed to resolve ref ${ref} of ${redactURL(s.remote)}: ${
+        (err as Error).message.replace(/^git ls-remote: /, "")
+      }`,
+    );
   }
   const r = pickRef(out, ref);
   if (!r) throw new Error(`repository ${redactURL(s.remote)} does not contain ref ${ref}`);
@@ -300,9 +366,18 @@ function cacheDir(env: GitEnv, remote: string): { dir: string; name: string } {
 }
 
 /** Makes sure the cache repo has `r.object` (and its commit): shallow fetch by ref, else by SHA. */
-async function fetchInto(gitDir: string, s: GitSpec, r: Resolved, e: Record<string, string>, vp: VertexProgress, signal?: AbortSignal): Promise<void> {
-  const g = (args: string[], o: GitOpts = {}) => git(["--git-dir", gitDir, ...args], { env: e, signal, ...o });
-  const has = async (obj: string) => (await rawGit(["--git-dir", gitDir, "cat-file", "-e", obj], { signal })).code === 0;
+async function fetchInto(
+  gitDir: string,
+  s: GitSpec,
+  r: Resolved,
+  e: Record<string, string>,
+  vp: VertexProgress,
+  signal?: AbortSignal,
+): Promise<void> {
+  const g = (args: string[], o: GitOpts = {}) =>
+    git(["--git-dir", gitDir, ...args], { env: e, signal, ...o });
+  const has = async (obj: string) =>
+    (await rawGit(["--git-dir", gitDir, "cat-file", "-e", obj], { signal })).code === 0;
   if (!(await exists(path.join(gitDir, "HEAD")))) {
     await fsp.mkdir(gitDir, { recursive: true });
     await g(["-c", "init.defaultBranch=master", "init", "--bare", "--quiet"]);
@@ -316,7 +391,9 @@ async function fetchInto(gitDir: string, s: GitSpec, r: Resolved, e: Record<stri
     if (r.refName) {
       // Keep fetched refs locally so later fetches negotiate against them.
       const local = r.refName.startsWith("refs/") ? r.refName : `refs/tsk/${r.refName}`;
-      await g(["fetch", "--depth=1", "--no-tags", "--force", "origin", `+${r.refName}:${local}`], { vp });
+      await g(["fetch", "--depth=1", "--no-tags", "--force", "origin", `+${r.refName}:${local}`], {
+        vp,
+      });
       if (!(await has(r.object))) {
         // The ref moved between ls-remote and fetch: ask for the resolved object itself.
         await g(["fetch", "--depth=1", "--no-tags", "origin", r.object], { vp });
@@ -327,18 +404,35 @@ async function fetchInto(gitDir: string, s: GitSpec, r: Resolved, e: Record<stri
       } catch {
         // Servers that refuse unadvertised SHAs: fetch every branch and tag, unshallowed.
         const unshallow = await exists(path.join(gitDir, "shallow")) ? ["--unshallow"] : [];
-        await g(["fetch", ...unshallow, "--tags", "--force", "origin", "+refs/heads/*:refs/remotes/origin/*"], { vp });
+        await g([
+          "fetch",
+          ...unshallow,
+          "--tags",
+          "--force",
+          "origin",
+          "+refs/heads/*:refs/remotes/origin/*",
+        ], { vp });
       }
     }
   } catch (err) {
-    throw new Error(`failed to fetch ${where}: ${(err as Error).message.replace(/^git fetch: /, "")}`);
+    throw new Error(
+      `failed to fetch ${where}: ${(err as Error).message.replace(/^git fetch: /, "")}`,
+    );
   }
-  if (!(await has(`${r.commit}^{commit}`))) throw new Error(`failed to fetch ${where}: commit ${r.commit} not found in the repository`);
+  if (!(await has(`${r.commit}^{commit}`))) {
+    throw new Error(`failed to fetch ${where}: commit ${r.commit} not found in the repository`);
+  }
   await rawGit(["--git-dir", gitDir, "reflog", "expire", "--all", "--expire=now"], { signal });
 }
 
 /** Fetches and checks out the resolved commit into a new committed snapshot. */
-async function checkout(s: GitSpec, r: Resolved, env: GitEnv, remoteEnv: Record<string, string>, vp: VertexProgress): Promise<string> {
+async function checkout(
+  s: GitSpec,
+  r: Resolved,
+  env: GitEnv,
+  remoteEnv: Record<string, string>,
+  vp: VertexProgress,
+): Promise<string> {
   const { dir: gitDir, name } = cacheDir(env, s.remote);
   const release = await acquireLock(path.join(env.storeRoot, "locks"), name, env.signal);
   const tmpRef = `refs/tsk/tmp/${randomBytes(8).toString("hex")}`;
@@ -347,11 +441,19 @@ async function checkout(s: GitSpec, r: Resolved, env: GitEnv, remoteEnv: Record<
   try {
     await fetchInto(gitDir, s, r, remoteEnv, vp, env.signal);
     // Trust what the repository says the commit is (the annotated tag is peeled locally too).
-    const commit = (await git(["--git-dir", gitDir, "rev-parse", `${r.object}^{commit}`], { signal: env.signal })).trim();
-    if (commit !== r.commit) throw new Error(`${redactURL(s.remote)}#${s.ref}: ${r.object} resolves to ${commit}, expected ${r.commit}`);
+    const commit = (await git(["--git-dir", gitDir, "rev-parse", `${r.object}^{commit}`], {
+      signal: env.signal,
+    })).trim();
+    if (commit !== r.commit) {
+      throw new Error(
+        `${redactURL(s.remote)}#${s.ref}: ${r.object} resolves to ${commit}, expected ${r.commit}`,
+      );
+    }
     verifyChecksum(s, r);
     const hasModules = !s.skipSubmodules &&
-      (await rawGit(["--git-dir", gitDir, "cat-file", "-e", `${commit}:.gitmodules`], { signal: env.signal })).code === 0;
+      (await rawGit(["--git-dir", gitDir, "cat-file", "-e", `${commit}:.gitmodules`], {
+          signal: env.signal,
+        })).code === 0;
 
     active = await env.views.prepare(null);
     const root = active.root;
@@ -361,12 +463,33 @@ async function checkout(s: GitSpec, r: Resolved, env: GitEnv, remoteEnv: Record<
       await git(["-c", "init.defaultBranch=master", "init", "--quiet", root], local);
       await git(["--git-dir", gitDir, "update-ref", tmpRef, r.object], local);
       const dst = r.refName && /^refs\/(heads|tags)\//.test(r.refName) ? `:${r.refName}` : "";
-      await git(["-C", root, "fetch", "--depth=1", "--no-tags", "--quiet", "file://" + gitDir, tmpRef + dst], local);
-      await git(["-C", root, "-c", "advice.detachedHead=false", "checkout", "--quiet", commit], local);
+      await git([
+        "-C",
+        root,
+        "fetch",
+        "--depth=1",
+        "--no-tags",
+        "--quiet",
+        "file://" + gitDir,
+        tmpRef + dst,
+      ], local);
+      await git(
+        ["-C", root, "-c", "advice.detachedHead=false", "checkout", "--quiet", commit],
+        local,
+      );
       await git(["-C", root, "remote", "add", "origin", redactURL(s.remote)], local);
       if (hasModules) {
-        await git(["-C", root, "submodule", "update", "--init", "--recursive", "--depth=1"], { env: remoteEnv, cwd: root, vp, signal: env.signal })
-          .catch((err: Error) => Promise.reject(new Error(`failed to update submodules for ${redactURL(s.remote)}: ${err.message}`)));
+        await git(["-C", root, "submodule", "update", "--init", "--recursive", "--depth=1"], {
+          env: remoteEnv,
+          cwd: root,
+          vp,
+          signal: env.signal,
+        })
+          .catch((err: Error) =>
+            Promise.reject(
+              new Error(`failed to update submodules for ${redactURL(s.remote)}: ${err.message}`),
+            )
+          );
       }
       await git(["-C", root, "reflog", "expire", "--all", "--expire=now"], local);
       await fsp.rm(path.join(root, ".git", "FETCH_HEAD"), { force: true });
@@ -374,28 +497,57 @@ async function checkout(s: GitSpec, r: Resolved, env: GitEnv, remoteEnv: Record<
       const work = s.subdir ? await fsp.mkdtemp(path.join(root, ".tsk-checkout-")) : root;
       const ge = { ...remoteEnv, GIT_INDEX_FILE: indexFile };
       const gw = (args: string[], vpx?: VertexProgress) =>
-        git(["--git-dir", gitDir, "--work-tree", work, ...args], { env: ge, cwd: work, vp: vpx, signal: env.signal });
+        git(["--git-dir", gitDir, "--work-tree", work, ...args], {
+          env: ge,
+          cwd: work,
+          vp: vpx,
+          signal: env.signal,
+        });
       const paths = s.subdir ? (hasModules ? [s.subdir, ".gitmodules"] : [s.subdir]) : ["."];
       try {
         await gw(["checkout", commit, "--", ...paths]);
       } catch (err) {
         const unmatched = /did not match/.test((err as GitError).stderr ?? "");
         if (s.subdir && unmatched) {
-          throw new Error(`subdir ${s.subdir} not found in ${redactURL(s.remote)}#${s.ref || "HEAD"} (${commit})`);
+          throw new Error(
+            `subdir ${s.subdir} not found in ${redactURL(s.remote)}#${s.ref || "HEAD"} (${commit})`,
+          );
         }
         // A commit with an empty tree checks out to an empty snapshot.
-        const empty = unmatched && (await git(["--git-dir", gitDir, "ls-tree", commit], { signal: env.signal })).trim() === "";
-        if (!empty) throw new Error(`failed to checkout ${redactURL(s.remote)}#${s.ref || "HEAD"}: ${(err as Error).message}`);
+        const empty = unmatched &&
+          (await git(["--git-dir", gitDir, "ls-tree", commit], { signal: env.signal })).trim() ===
+            "";
+        if (!empty) {
+          throw new Error(
+            `failed to checkout ${redactURL(s.remote)}#${s.ref || "HEAD"}: ${
+              (err as Error).message
+            }`,
+          );
+        }
       }
       if (hasModules) {
-        await gw(["submodule", "update", "--init", "--recursive", "--depth=1", "--", ...(s.subdir ? [s.subdir] : [])], vp)
-          .catch((err: Error) => Promise.reject(new Error(`failed to update submodules for ${redactURL(s.remote)}: ${err.message}`)));
+        await gw([
+          "submodule",
+          "update",
+          "--init",
+          "--recursive",
+          "--depth=1",
+          "--",
+          ...(s.subdir ? [s.subdir] : []),
+        ], vp)
+          .catch((err: Error) =>
+            Promise.reject(
+              new Error(`failed to update submodules for ${redactURL(s.remote)}: ${err.message}`),
+            )
+          );
         // Submodule work trees point into the cache repo: drop those links like the main .git.
         await removeGitLinks(work);
       }
       if (s.subdir) {
         const src = await subdirPath(work, s.subdir, s);
-        for (const n of await fsp.readdir(src)) await fsp.rename(path.join(src, n), path.join(root, n));
+        for (const n of await fsp.readdir(src)) {
+          await fsp.rename(path.join(src, n), path.join(root, n));
+        }
         await fsp.rm(work, { recursive: true, force: true });
       }
     }
@@ -417,8 +569,14 @@ async function subdirPath(work: string, subdir: string, s: GitSpec): Promise<str
   for (const part of subdir.split("/")) {
     p = path.join(p, part);
     const st = await fsp.lstat(p).catch(() => undefined);
-    if (!st) throw new Error(`subdir ${subdir} not found in ${redactURL(s.remote)}#${s.ref || "HEAD"}`);
-    if (!st.isDirectory()) throw new Error(`subdir ${subdir} of ${redactURL(s.remote)}#${s.ref || "HEAD"} is not a directory`);
+    if (!st) {
+      throw new Error(`subdir ${subdir} not found in ${redactURL(s.remote)}#${s.ref || "HEAD"}`);
+    }
+    if (!st.isDirectory()) {
+      throw new Error(
+        `subdir ${subdir} of ${redactURL(s.remote)}#${s.ref || "HEAD"} is not a directory`,
+      );
+    }
   }
   return p;
 }
@@ -438,7 +596,7 @@ async function chownRoot(dir: string): Promise<void> {
   const walk = async (p: string): Promise<void> => {
     await fsp.lchown(p, 0, 0);
     const st = await fsp.lstat(p);
-    if (st.isDirectory()) for (const n of await fsp.readdir(p)) await walk(path.join(p, n));
+    if (st.isDirectory()) { for (const n of await fsp.readdir(p)) await walk(path.join(p, n)); }
   };
   for (const n of await fsp.readdir(dir)) await walk(path.join(dir, n));
 }

@@ -1,6 +1,6 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -34,7 +34,12 @@ const gitEnv = () => ({
 });
 
 function g(cwd: string, ...args: string[]): string {
-  return execFileSync("git", args, { cwd, env: gitEnv(), encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+  return execFileSync("git", args, {
+    cwd,
+    env: gitEnv(),
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  }).trim();
 }
 
 async function write(file: string, content: string, mode = 0o644): Promise<void> {
@@ -105,12 +110,25 @@ before(async () => {
   await write(path.join(sup, "main.txt"), "main\n");
   g(sup, "add", "-A");
   g(sup, "-c", "protocol.file.allow=always", "submodule", "add", "-q", lib, "vendor/lib");
-  g(sup, "config", "-f", ".gitmodules", "submodule.vendor/lib.url", `git://127.0.0.1:${daemonPort}/lib`);
+  g(
+    sup,
+    "config",
+    "-f",
+    ".gitmodules",
+    "submodule.vendor/lib.url",
+    `git://127.0.0.1:${daemonPort}/lib`,
+  );
   g(sup, "add", "-A");
   g(sup, "commit", "-q", "-m", "super");
 
   daemon = spawn("git", [
-    "daemon", "--reuseaddr", "--export-all", `--base-path=${repos}`, "--listen=127.0.0.1", `--port=${daemonPort}`, repos,
+    "daemon",
+    "--reuseaddr",
+    "--export-all",
+    `--base-path=${repos}`,
+    "--listen=127.0.0.1",
+    `--port=${daemonPort}`,
+    repos,
   ], { stdio: "ignore", env: gitEnv() });
   await waitPort(daemonPort);
 });
@@ -132,7 +150,12 @@ function vertexOf(st: State): Vertex {
 
 /** A git source on a local repository (client/llb cannot express a file remote with a ref). */
 function local(repo: string, fragment: string, attrs: Record<string, string> = {}): Vertex {
-  return vertexOf(source(`git://${repo}${fragment ? "#" + fragment : ""}`, { "git.fullurl": "file://" + repo, ...attrs }));
+  return vertexOf(
+    source(`git://${repo}${fragment ? "#" + fragment : ""}`, {
+      "git.fullurl": "file://" + repo,
+      ...attrs,
+    }),
+  );
 }
 
 /** Files of a snapshot: path → content | "->target" | "dir", plus mode for files. */
@@ -170,13 +193,24 @@ async function solve(v: Vertex): Promise<{ key: string; ref: string | null }> {
 
 test("parseGitSpec: identifiers, fragments and git.fullurl", () => {
   const a = parseGitSpec("git://github.com/moby/buildkit#v0.12:docs/dev");
-  assert.deepEqual([a.remote, a.ref, a.subdir, a.keepGitDir], ["https://github.com/moby/buildkit", "v0.12", "docs/dev", false]);
+  assert.deepEqual([a.remote, a.ref, a.subdir, a.keepGitDir], [
+    "https://github.com/moby/buildkit",
+    "v0.12",
+    "docs/dev",
+    false,
+  ]);
   const b = parseGitSpec("github.com/moby/buildkit.git#main", {
     "git.fullurl": "git@github.com:moby/buildkit.git",
     "git.keepgitdir": "true",
     "git.skipsubmodules": "true",
   });
-  assert.deepEqual([b.remote, b.ref, b.subdir, b.keepGitDir, b.skipSubmodules], ["git@github.com:moby/buildkit.git", "main", "", true, true]);
+  assert.deepEqual([b.remote, b.ref, b.subdir, b.keepGitDir, b.skipSubmodules], [
+    "git@github.com:moby/buildkit.git",
+    "main",
+    "",
+    true,
+    true,
+  ]);
   assert.equal(parseGitSpec("git://h/r", { "git.fullurl": "h/r" }).remote, "https://h/r");
   assert.equal(parseGitSpec("git:///srv/repo#x:/../../etc/").subdir, "etc");
   assert.equal(parseGitSpec("git:///srv/repo#x:/").subdir, "");
@@ -192,8 +226,16 @@ test("pickRef prefers exact names, then tags, then heads, and peels annotated ta
     `${"c".repeat(40)}\trefs/tags/v1^{}`,
     `${"d".repeat(40)}\trefs/heads/main`,
   ].join("\n");
-  assert.deepEqual(pickRef(ls, "v1"), { object: "b".repeat(40), commit: "c".repeat(40), refName: "refs/tags/v1" });
-  assert.deepEqual(pickRef(ls, "refs/heads/v1"), { object: "a".repeat(40), commit: "a".repeat(40), refName: "refs/heads/v1" });
+  assert.deepEqual(pickRef(ls, "v1"), {
+    object: "b".repeat(40),
+    commit: "c".repeat(40),
+    refName: "refs/tags/v1",
+  });
+  assert.deepEqual(pickRef(ls, "refs/heads/v1"), {
+    object: "a".repeat(40),
+    commit: "a".repeat(40),
+    refName: "refs/heads/v1",
+  });
   assert.equal(pickRef(ls, "main")?.refName, "refs/heads/main");
   assert.equal(pickRef(ls, "ain"), undefined);
 });
@@ -212,7 +254,10 @@ test("branch: checkout without .git, modes and symlinks kept; key is op digest +
     "sub/inner/b.txt": "644 b\n",
   });
   // default branch (no ref) resolves the remote HEAD
-  assert.equal(await gitHandler(local(path.join(repos, "work"), ""), env()).baseKey(), `${local(path.join(repos, "work"), "").digest}:${sha.c2}`);
+  assert.equal(
+    await gitHandler(local(path.join(repos, "work"), ""), env()).baseKey(),
+    `${local(path.join(repos, "work"), "").digest}:${sha.c2}`,
+  );
 });
 
 test("tags (annotated and lightweight) and a commit SHA", async () => {
@@ -239,7 +284,10 @@ test("subdir: only its contents; missing or non-directory subdirs are errors", a
   assert.deepEqual(await tree(ref), { "a.txt": "644 a\n", inner: "dir", "inner/b.txt": "644 b\n" });
   const nested = await solve(local(repo, "main:sub/inner"));
   assert.deepEqual(await tree(nested.ref), { "b.txt": "644 b\n" });
-  await assert.rejects(solve(local(repo, "main:nope")), /subdir nope not found in file:\/\/.*work#main/);
+  await assert.rejects(
+    solve(local(repo, "main:nope")),
+    /subdir nope not found in file:\/\/.*work#main/,
+  );
   await assert.rejects(solve(local(repo, "main:README")), /subdir README .*not a directory/);
 });
 
@@ -294,19 +342,29 @@ test("git.checksum: commit or tag prefix accepted, mismatch names both", async (
   const repo = path.join(repos, "work");
   await solve(local(repo, "v1", { "git.checksum": sha.c1.slice(0, 12) }));
   await solve(local(repo, "v1", { "git.checksum": sha.v1tag }));
-  await assert.rejects(gitHandler(local(repo, "main", { "git.checksum": sha.c1 }), env()).baseKey(), (err: Error) => {
-    assert.match(err.message, /expected checksum to match/);
-    assert.ok(err.message.includes(sha.c1) && err.message.includes(sha.c2), err.message);
-    return true;
-  });
+  await assert.rejects(
+    gitHandler(local(repo, "main", { "git.checksum": sha.c1 }), env()).baseKey(),
+    (err: Error) => {
+      assert.match(err.message, /expected checksum to match/);
+      assert.ok(err.message.includes(sha.c1) && err.message.includes(sha.c2), err.message);
+      return true;
+    },
+  );
   // a SHA ref with a different checksum fails without network
-  await assert.rejects(gitHandler(local(path.join(dir, "nowhere"), sha.c2, { "git.checksum": "deadbeef" }), env()).baseKey(), /expected checksum/);
+  await assert.rejects(
+    gitHandler(local(path.join(dir, "nowhere"), sha.c2, { "git.checksum": "deadbeef" }), env())
+      .baseKey(),
+    /expected checksum/,
+  );
 });
 
 test("unknown refs and unreachable repositories name the URL", async () => {
   const repo = path.join(repos, "work");
   await assert.rejects(gitHandler(local(repo, "no-such-branch"), env()).baseKey(), (err: Error) => {
-    assert.ok(err.message.includes(`file://${repo}`) && err.message.includes("no-such-branch"), err.message);
+    assert.ok(
+      err.message.includes(`file://${repo}`) && err.message.includes("no-such-branch"),
+      err.message,
+    );
     return true;
   });
   const missing = path.join(dir, "missing");
@@ -315,7 +373,8 @@ test("unknown refs and unreachable repositories name the URL", async () => {
     return true;
   });
   await assert.rejects(
-    gitHandler(vertexOf(gitSource(`git://127.0.0.1:${await freePort()}/x.git`, "main")), env()).baseKey(),
+    gitHandler(vertexOf(gitSource(`git://127.0.0.1:${await freePort()}/x.git`, "main")), env())
+      .baseKey(),
     /127\.0\.0\.1/,
   );
 });
@@ -341,8 +400,14 @@ test("git:// transport (git daemon) with submodules; skipsubmodules leaves them 
   const kept = await solve(vertexOf(gitSource(url, "main", { keepGitDir: true })));
   const view = await views.view(kept.ref);
   try {
-    assert.equal(await fsp.readFile(path.join(view.root, "vendor/lib/lib.txt"), "utf8"), "library\n");
-    assert.equal(g(path.join(view.root, "vendor/lib"), "rev-parse", "--is-inside-work-tree"), "true");
+    assert.equal(
+      await fsp.readFile(path.join(view.root, "vendor/lib/lib.txt"), "utf8"),
+      "library\n",
+    );
+    assert.equal(
+      g(path.join(view.root, "vendor/lib"), "rev-parse", "--is-inside-work-tree"),
+      "true",
+    );
   } finally {
     await view.release();
   }

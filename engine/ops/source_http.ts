@@ -41,7 +41,13 @@ type HttpSpec = {
 };
 
 /** What the ETag cache remembers about one download. */
-type CacheRecord = { etag: string; digest: string; filename: string; lastModified?: string; ref?: string };
+type CacheRecord = {
+  etag: string;
+  digest: string;
+  filename: string;
+  lastModified?: string;
+  ref?: string;
+};
 
 type Resolved = { digest: string; filename: string; lastModified?: string; ref?: string };
 
@@ -69,21 +75,36 @@ const DIGEST_ALGOS: Record<string, number> = { sha256: 64, sha384: 96, sha512: 1
 
 function parseDigest(s: string): { algo: string; hex: string; text: string } {
   const m = /^([a-z0-9]+):([a-f0-9]+)$/.exec(s);
-  if (!m || DIGEST_ALGOS[m[1]] !== m[2].length) throw new Error(`invalid http.checksum ${JSON.stringify(s)}: want sha256:<64 hex>`);
+  if (!m || DIGEST_ALGOS[m[1]] !== m[2].length) {
+    throw new Error(`invalid http.checksum ${JSON.stringify(s)}: want sha256:<64 hex>`);
+  }
   return { algo: m[1], hex: m[2], text: s };
 }
 
 /** Go's http.CanonicalHeaderKey for the simple cases: `user-agent` → `User-Agent`. */
 function canonicalHeader(name: string): string {
-  return name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, p: string, c: string) => p + c.toUpperCase());
+  return name.toLowerCase().replace(
+    /(^|-)([a-z])/g,
+    (_m, p: string, c: string) => p + c.toUpperCase(),
+  );
 }
 
 /** The op's attrs, validated like BuildKit's http Identifier(). */
 export function parseHttpSpec(v: Vertex): HttpSpec {
   const src = v.op.source!;
   const url = src.identifier ?? "";
-  if (!/^https?:\/\//i.test(url)) throw new Error(`invalid http source identifier ${JSON.stringify(url)}`);
-  const spec: HttpSpec = { url, filename: "", perm: 0, uid: 0, gid: 0, headers: [], authHeaderSecret: "" };
+  if (!/^https?:\/\//i.test(url)) {
+    throw new Error(`invalid http source identifier ${JSON.stringify(url)}`);
+  }
+  const spec: HttpSpec = {
+    url,
+    filename: "",
+    perm: 0,
+    uid: 0,
+    gid: 0,
+    headers: [],
+    authHeaderSecret: "",
+  };
   const attrs = src.attrs ?? {};
   for (const [k, val] of Object.entries(attrs)) {
     switch (k) {
@@ -166,7 +187,10 @@ export function fileNameFor(url: string, manual: string, headers?: Headers): str
 }
 
 /** Reads a build secret: a file path, or `env:NAME`. Undefined when absent. */
-export async function readSecret(secrets: Map<string, string> | undefined, id: string): Promise<string | undefined> {
+export async function readSecret(
+  secrets: Map<string, string> | undefined,
+  id: string,
+): Promise<string | undefined> {
   const src = secrets?.get(id);
   if (src === undefined) return undefined;
   if (src.startsWith("env:")) return process.env[src.slice(4)];
@@ -204,13 +228,16 @@ export function httpHandler(v: Vertex, env: HttpEnv): OpHandler {
       return `${v.digest}:${JSON.stringify([r.digest, r.filename, r.lastModified ?? ""])}`;
     },
     contentSelectors: () => new Map(),
-    exists: async (refs) => (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),
+    exists: async (refs) =>
+      (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),
     async run(_inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
       const s = getSpec();
       if (s.checksum) {
         // A download recorded earlier with this exact content is reused without network.
         for (const rec of await readRecords(env, s)) {
-          if (rec.digest === s.checksum.text && rec.ref && await env.views.exists(rec.ref)) return [rec.ref];
+          if (rec.digest === s.checksum.text && rec.ref && await env.views.exists(rec.ref)) {
+            return [rec.ref];
+          }
         }
         const res = await request(s, env, "GET");
         const saved = await save(s, env, res, vp, s.checksum.text);
@@ -228,7 +255,9 @@ export function httpHandler(v: Vertex, env: HttpEnv): OpHandler {
 async function authHeader(s: HttpSpec, env: HttpEnv): Promise<string | undefined> {
   if (s.authHeaderSecret) {
     const v = await readSecret(env.secrets, s.authHeaderSecret);
-    if (v === undefined) throw new Error(`failed to retrieve HTTP auth secret ${s.authHeaderSecret}: not found`);
+    if (v === undefined) {
+      throw new Error(`failed to retrieve HTTP auth secret ${s.authHeaderSecret}: not found`);
+    }
     return v;
   }
   const host = new URL(s.url).hostname;
@@ -240,7 +269,12 @@ async function authHeader(s: HttpSpec, env: HttpEnv): Promise<string | undefined
   return out;
 }
 
-async function request(s: HttpSpec, env: HttpEnv, method: "GET" | "HEAD", extra: Record<string, string> = {}): Promise<Response> {
+async function request(
+  s: HttpSpec,
+  env: HttpEnv,
+  method: "GET" | "HEAD",
+  extra: Record<string, string> = {},
+): Promise<Response> {
   const headers = new Headers({ "User-Agent": USER_AGENT });
   for (const [k, val] of s.headers) headers.set(k, val);
   const auth = await authHeader(s, env);
@@ -264,7 +298,15 @@ async function request(s: HttpSpec, env: HttpEnv, method: "GET" | "HEAD", extra:
 
 /** The key of this URL + output attrs in the ETag cache (BuildKit's urlHash). */
 function urlHash(s: HttpSpec): string {
-  const j = JSON.stringify([s.url, s.filename, s.perm, s.uid, s.gid, s.authHeaderSecret, s.headers]);
+  const j = JSON.stringify([
+    s.url,
+    s.filename,
+    s.perm,
+    s.uid,
+    s.gid,
+    s.authHeaderSecret,
+    s.headers,
+  ]);
   return createHash("sha256").update(j).digest("hex");
 }
 
@@ -299,12 +341,16 @@ async function addRecord(env: HttpEnv, s: HttpSpec, rec: CacheRecord): Promise<v
 async function resolveMetadata(s: HttpSpec, env: HttpEnv): Promise<Resolved> {
   const byEtag = new Map<string, CacheRecord>();
   for (const rec of await readRecords(env, s)) {
-    if (rec.etag && !byEtag.has(rec.etag) && (!rec.ref || await env.views.exists(rec.ref))) byEtag.set(rec.etag, rec);
+    if (rec.etag && !byEtag.has(rec.etag) && (!rec.ref || await env.views.exists(rec.ref))) {
+      byEtag.set(rec.etag, rec);
+    }
   }
   const onlyETag = byEtag.size === 1 ? [...byEtag.keys()][0] : "";
   const fromRecord = (rec: CacheRecord, headers: Headers): Resolved => ({
     digest: rec.digest,
-    filename: (s.filename || headers.get("content-disposition")) ? fileNameFor(s.url, s.filename, headers) : rec.filename,
+    filename: (s.filename || headers.get("content-disposition"))
+      ? fileNameFor(s.url, s.filename, headers)
+      : rec.filename,
     lastModified: rec.lastModified,
     ref: rec.ref,
   });
@@ -312,7 +358,9 @@ async function resolveMetadata(s: HttpSpec, env: HttpEnv): Promise<Resolved> {
   if (byEtag.size > 0) {
     extra = { "If-None-Match": [...byEtag.keys()].join(", ") };
     // Some servers mishandle If-None-Match but send ETags: compare a HEAD response's ETag first.
-    const head = await request(s, env, "HEAD", { ...extra, "Accept-Encoding": "gzip" }).catch(() => undefined);
+    const head = await request(s, env, "HEAD", { ...extra, "Accept-Encoding": "gzip" }).catch(() =>
+      undefined
+    );
     if (head && (head.status === 200 || head.status === 304)) {
       let tag = etagValue(head.headers.get("etag"));
       if (!tag && onlyETag && head.status === 304) tag = onlyETag;
@@ -325,11 +373,18 @@ async function resolveMetadata(s: HttpSpec, env: HttpEnv): Promise<Resolved> {
     let tag = etagValue(res.headers.get("etag"));
     if (!tag && onlyETag) tag = onlyETag;
     const rec = byEtag.get(tag);
-    if (!rec) throw new Error(`invalid not-modified ETag ${JSON.stringify(tag)} from ${redactURL(s.url)}`);
+    if (!rec) {
+      throw new Error(`invalid not-modified ETag ${JSON.stringify(tag)} from ${redactURL(s.url)}`);
+    }
     return fromRecord(rec, res.headers);
   }
   const saved = await save(s, env, res, undefined, undefined);
-  return { digest: saved.digest, filename: saved.filename, lastModified: saved.lastModified, ref: saved.ref };
+  return {
+    digest: saved.digest,
+    filename: saved.filename,
+    lastModified: saved.lastModified,
+    ref: saved.ref,
+  };
 }
 
 type Saved = { ref: string; digest: string; filename: string; lastModified?: string };
@@ -363,11 +418,17 @@ async function save(
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
           hash.update(chunk);
           let off = 0;
-          while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+          while (off < chunk.length) {
+            off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+          }
           done += chunk.length;
           if (vp && done - lastReport >= 8 << 20) {
             lastReport = done;
-            vp.status(`downloading ${redactURL(s.url)}: ${(done / 1e6).toFixed(1)}MB${total ? ` / ${(total / 1e6).toFixed(1)}MB` : ""}`);
+            vp.status(
+              `downloading ${redactURL(s.url)}: ${(done / 1e6).toFixed(1)}MB${
+                total ? ` / ${(total / 1e6).toFixed(1)}MB` : ""
+              }`,
+            );
           }
         }
       }
@@ -383,7 +444,9 @@ async function save(
       throw new Error(
         s.checksum
           ? `digest mismatch for ${redactURL(s.url)}: ${digest} (expected: ${expected})`
-          : `content of ${redactURL(s.url)} changed during the build: ${digest} (expected: ${expected})`,
+          : `content of ${
+            redactURL(s.url)
+          } changed during the build: ${digest} (expected: ${expected})`,
       );
     }
     const ref = await env.views.commit(key);
@@ -391,7 +454,9 @@ async function save(
     const etag = etagValue(res.headers.get("etag"));
     if (etag) {
       const sha = algo === "sha256" ? digest : undefined;
-      if (sha) await addRecord(env, s, { etag, digest: sha, filename, lastModified, ref }).catch(() => {});
+      if (sha) {
+        await addRecord(env, s, { etag, digest: sha, filename, lastModified, ref }).catch(() => {});
+      }
     }
     return { ref, digest, filename, lastModified };
   } catch (err) {

@@ -122,8 +122,18 @@ test("file names: attr, Content-Disposition, URL basename, fallback", () => {
   assert.equal(fileNameFor("http://h/a/b.tar.gz", "../../etc/passwd"), "passwd");
   assert.equal(fileNameFor("http://h/", ""), "download");
   assert.equal(fileNameFor("http://h", ""), "download");
-  assert.equal(fileNameFor("http://h/x", "", new Headers({ "Content-Disposition": 'attachment; filename="../r.bin"' })), "r.bin");
-  assert.equal(dispositionFilename("attachment; filename*=UTF-8''na%C3%AFve.txt; filename=x"), "naïve.txt");
+  assert.equal(
+    fileNameFor(
+      "http://h/x",
+      "",
+      new Headers({ "Content-Disposition": 'attachment; filename="../r.bin"' }),
+    ),
+    "r.bin",
+  );
+  assert.equal(
+    dispositionFilename("attachment; filename*=UTF-8''na%C3%AFve.txt; filename=x"),
+    "naïve.txt",
+  );
   assert.equal(dispositionFilename("inline"), undefined);
 });
 
@@ -158,7 +168,10 @@ test("checksum mismatch names the URL, expected and actual digests", async () =>
     assert.ok(err.message.includes(sha("actual\n")), err.message);
     return true;
   });
-  await assert.rejects(httpHandler(vertex(url, {}, { "http.checksum": "md5:abc" }), env()).baseKey(), /invalid http.checksum/);
+  await assert.rejects(
+    httpHandler(vertex(url, {}, { "http.checksum": "md5:abc" }), env()).baseKey(),
+    /invalid http.checksum/,
+  );
 });
 
 test("filename, perm, uid and gid attrs", async () => {
@@ -167,7 +180,13 @@ test("filename, perm, uid and gid attrs", async () => {
   const h = httpHandler(v, env());
   await h.baseKey();
   const f = await only((await h.run([], vp))[0]);
-  assert.deepEqual([f.name, f.content, f.mode, f.uid, f.gid], ["run.sh", "#!/bin/sh\n", 0o755, 1234, 2345]);
+  assert.deepEqual([f.name, f.content, f.mode, f.uid, f.gid], [
+    "run.sh",
+    "#!/bin/sh\n",
+    0o755,
+    1234,
+    2345,
+  ]);
 });
 
 test("without ETag: key is stable for the same content and changes with it", async () => {
@@ -220,7 +239,10 @@ test("Last-Modified is part of the key (it sets the mtime)", async () => {
   files.set("/lm.txt", { body: "same" });
   const url = `${base}/lm.txt`;
   const k1 = await httpHandler(vertex(url), env()).baseKey();
-  files.set("/lm.txt", { body: "same", headers: { "Last-Modified": "Thu, 22 Oct 2015 07:28:00 GMT" } });
+  files.set("/lm.txt", {
+    body: "same",
+    headers: { "Last-Modified": "Thu, 22 Oct 2015 07:28:00 GMT" },
+  });
   const k2 = await httpHandler(vertex(url), env()).baseKey();
   assert.notEqual(k1, k2);
 });
@@ -233,8 +255,14 @@ test("redirects are followed; the name comes from the original URL", async () =>
 });
 
 test("Content-Disposition names the file; user headers Accept and User-Agent are sent", async () => {
-  files.set("/cd", { body: "x", headers: { "Content-Disposition": 'attachment; filename="real.bin"' } });
-  const v = vertex(`${base}/cd`, {}, { "http.header.accept": "application/x-tsk", "http.header.x-other": "dropped" });
+  files.set("/cd", {
+    body: "x",
+    headers: { "Content-Disposition": 'attachment; filename="real.bin"' },
+  });
+  const v = vertex(`${base}/cd`, {}, {
+    "http.header.accept": "application/x-tsk",
+    "http.header.x-other": "dropped",
+  });
   const h = httpHandler(v, env());
   await h.baseKey();
   const f = await only((await h.run([], vp))[0]);
@@ -251,11 +279,17 @@ test("HTTP errors report the status and the URL", async () => {
     assert.ok(err.message.includes(url), err.message);
     return true;
   });
-  await assert.rejects(httpHandler(vertex(url, { checksum: sha("x") }), env()).run([], vp), /404.*\/nope/);
+  await assert.rejects(
+    httpHandler(vertex(url, { checksum: sha("x") }), env()).run([], vp),
+    /404.*\/nope/,
+  );
   // unreachable server
   const closed = http.createServer();
   await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
   const port = (closed.address() as AddressInfo).port;
   await new Promise<void>((r) => closed.close(() => r()));
-  await assert.rejects(httpHandler(vertex(`http://127.0.0.1:${port}/x`), env()).baseKey(), /failed to fetch http:\/\/127\.0\.0\.1/);
+  await assert.rejects(
+    httpHandler(vertex(`http://127.0.0.1:${port}/x`), env()).baseKey(),
+    /failed to fetch http:\/\/127\.0\.0\.1/,
+  );
 });

@@ -15,6 +15,8 @@ import { type LocalEnv, localChecksum, localHandler } from "./source_local.ts";
 import { execHandler } from "./exec.ts";
 import { fileHandler } from "./file.ts";
 import { mergeHandler } from "./merge.ts";
+import { httpHandler } from "./source_http.ts";
+import { gitHandler } from "./source_git.ts";
 import { checksumTree } from "./checksum.ts";
 
 export type WorkerOptions = {
@@ -55,6 +57,9 @@ export class LocalWorker implements Worker {
         });
       }
       if (id.startsWith("local://")) return localHandler(v, this.#local);
+      const remote = { views: this.views, storeRoot: this.#o.storeRoot, secrets: this.#o.secrets, signal: this.#o.signal };
+      if (id.startsWith("http://") || id.startsWith("https://")) return httpHandler(v, remote);
+      if (id.startsWith("git://")) return gitHandler(v, remote);
       throw new Error(`unsupported source ${id.split("://")[0]}:// in ${id}`);
     }
     if (op.exec) {

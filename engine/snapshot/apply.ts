@@ -40,7 +40,7 @@ const OVERLAY_XATTR = /^(trusted|user)\.overlay\./;
 const WH = ".wh.";
 const OPQ = ".wh..wh..opq";
 const SMALL_FILE = 256 * 1024;
-const PARALLEL = 32;
+const PARALLEL = 16;
 
 /** Split an entry name into safe components; rejects `..`, strips leading `/` and `.`. */
 export function cleanPath(p: string): string[] {

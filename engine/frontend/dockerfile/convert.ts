@@ -27,6 +27,8 @@ import {
   type FileAction,
   image as llbImage,
   local as llbLocal,
+  http as llbHttp,
+  git as llbGit,
   marshalDefinition,
   mkdir as llbMkdir,
   mkfile as llbMkfile,
@@ -642,8 +644,31 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const shownSrcs: string[] = [];
     for (const raw of c.sourcePaths) {
       const s = ex(d, raw, line);
-      if (isAdd && /^(https?:\/\/|git@|git:\/\/)/.test(s)) {
-        throw new Error(`ADD of remote sources (${s}) is not supported by tsk yet; download it in a RUN step or COPY it from the context`);
+      if (isAdd && isRemote(s)) {
+        const add = c as AddInstruction;
+        const copyOpts: CopyOptions = {
+          createDestPath: true,
+          ...(mode !== undefined ? { mode } : {}),
+          ...(chownStr ? { chown: chownSpec(chownStr) } : {}),
+        };
+        let st: State;
+        let srcPath: string;
+        let target = dest;
+        const git = gitRemote(s);
+        if (git) {
+          st = llbGit(git.url, git.ref, { keepGitDir: add.keepGitDir, customName: `[internal] load git source ${s}` });
+          srcPath = "/";
+          copyOpts.copyDirContentsOnly = true;
+          if (add.checksum) throw new Error("ADD --checksum is not supported for git sources");
+        } else {
+          const fname = httpFileName(s);
+          st = llbHttp(s, { filename: fname, ...(add.checksum ? { checksum: add.checksum } : {}), customName: `[internal] load remote file ${s}` });
+          srcPath = "/" + fname;
+          if (dest.endsWith("/")) target = path.posix.join(dest, fname);
+        }
+        action = action ? action.copy(st, srcPath, target, copyOpts) : llbCopy(st, srcPath, target, copyOpts);
+        shownSrcs.push(s);
+        continue;
       }
       const opts: CopyOptions = {
         followSymlinks: true,
@@ -700,6 +725,31 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     warnings: [],
     stageNames: stages.map((s, i) => s.name ?? `stage-${i}`),
   };
+}
+
+function isRemote(s: string): boolean {
+  return /^https?:\/\//.test(s) || /^git:\/\//.test(s) || /^[\w.-]+@[\w.-]+:/.test(s);
+}
+
+/** BuildKit's git URL detection for ADD: git:// and ssh-style always, http(s) ending in .git or with #ref. */
+function gitRemote(s: string): { url: string; ref: string } | undefined {
+  const hash = s.indexOf("#");
+  const base = hash >= 0 ? s.slice(0, hash) : s;
+  const ref = hash >= 0 ? s.slice(hash + 1) : "";
+  if (/^git:\/\//.test(s) || /^[\w.-]+@[\w.-]+:/.test(s) || /\.git$/.test(base) || (/^https?:\/\//.test(s) && hash >= 0 && /\.git$/.test(base))) {
+    return { url: base, ref };
+  }
+  return undefined;
+}
+
+/** The file name ADD gives a downloaded URL: its last path component (BuildKit's default). */
+function httpFileName(u: string): string {
+  try {
+    const name = path.posix.basename(new URL(u).pathname);
+    return name && name !== "/" ? name : "__unnamed__";
+  } catch {
+    return "__unnamed__";
+  }
 }
 
 function stageRefsOf(c: Instruction): string[] {

@@ -78,7 +78,10 @@ function rule(name: string, description: string, experimental = false): LintRule
 /** The rules (BuildKit `linter/ruleset.go`), with their exact names, descriptions and URLs. */
 export const RULES = {
   StageNameCasing: rule("StageNameCasing", "Stage names should be lowercase"),
-  FromAsCasing: rule("FromAsCasing", "The 'as' keyword should match the case of the 'from' keyword"),
+  FromAsCasing: rule(
+    "FromAsCasing",
+    "The 'as' keyword should match the case of the 'from' keyword",
+  ),
   NoEmptyContinuation: rule(
     "NoEmptyContinuation",
     "Empty continuation lines will become errors in a future release",
@@ -127,7 +130,10 @@ export const RULES = {
     "FromPlatformFlagConstDisallowed",
     "FROM --platform flag should not use a constant value",
   ),
-  CopyIgnoredFile: rule("CopyIgnoredFile", "Attempting to Copy file that is excluded by .dockerignore"),
+  CopyIgnoredFile: rule(
+    "CopyIgnoredFile",
+    "Attempting to Copy file that is excluded by .dockerignore",
+  ),
   InvalidDefinitionDescription: rule(
     "InvalidDefinitionDescription",
     "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.",
@@ -191,7 +197,9 @@ export function parseLintOptions(checkStr: string): LintConfig {
       const b = parseGoBool(v);
       if (b === undefined) {
         throw new Error(
-          `failed to parse check option ${goQ(p)}: strconv.ParseBool: parsing ${goQ(v)}: invalid syntax`,
+          `failed to parse check option ${goQ(p)}: strconv.ParseBool: parsing ${
+            goQ(v)
+          }: invalid syntax`,
         );
       }
       cfg.error = b;
@@ -270,7 +278,8 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 const NON_ENV_ARGS = new Set(["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"]);
 const RESERVED_STAGE_NAMES = new Set(["context", "scratch"]);
 
-const SECRET_DENY = /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
+const SECRET_DENY =
+  /(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)/i;
 const SECRET_ALLOW = /(?:_|^)(?:public)(?:_|$)/i;
 
 // distribution/reference grammar
@@ -299,13 +308,46 @@ export function isValidImageReference(s: string): boolean {
 }
 
 const KNOWN_OS = new Set([
-  "aix", "android", "darwin", "dragonfly", "freebsd", "illumos", "ios", "js", "linux", "netbsd",
-  "openbsd", "plan9", "solaris", "wasip1", "windows",
+  "aix",
+  "android",
+  "darwin",
+  "dragonfly",
+  "freebsd",
+  "illumos",
+  "ios",
+  "js",
+  "linux",
+  "netbsd",
+  "openbsd",
+  "plan9",
+  "solaris",
+  "wasip1",
+  "windows",
 ]);
 const KNOWN_ARCH = new Set([
-  "386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64",
-  "ppc64le", "riscv64", "s390x", "wasm", "x86_64", "x86-64", "aarch64", "armhf", "armel", "i386",
-  "i486", "i586", "i686",
+  "386",
+  "amd64",
+  "arm",
+  "arm64",
+  "loong64",
+  "mips",
+  "mips64",
+  "mips64le",
+  "mipsle",
+  "ppc64",
+  "ppc64le",
+  "riscv64",
+  "s390x",
+  "wasm",
+  "x86_64",
+  "x86-64",
+  "aarch64",
+  "armhf",
+  "armel",
+  "i386",
+  "i486",
+  "i586",
+  "i686",
 ]);
 
 /** containerd `platforms.Parse` (normalised); undefined when it would fail. */
@@ -314,7 +356,9 @@ function parsePlatformLoose(s: string, host: Platform): Platform | undefined {
   if (parts.some((p) => !/^[A-Za-z0-9_.-]+$/.test(p))) return undefined;
   if (parts.length === 1) {
     const p = parts[0].toLowerCase();
-    if (KNOWN_OS.has(p)) return normalizePlatform({ OS: p, Architecture: host.Architecture, Variant: host.Variant });
+    if (KNOWN_OS.has(p)) {
+      return normalizePlatform({ OS: p, Architecture: host.Architecture, Variant: host.Variant });
+    }
     if (KNOWN_ARCH.has(p)) return normalizePlatform({ OS: host.OS, Architecture: p });
     return undefined;
   }
@@ -461,11 +505,20 @@ function asBuildError(e: unknown, fallback?: Location): BuildError {
   return new BuildError((e as Error).message ?? String(e), fallback);
 }
 
-function simulate(opts: LintOptions & { allStages?: boolean }, parsed: ParseResult, lint: Linter, out: Analysis): void {
+function simulate(
+  opts: LintOptions & { allStages?: boolean },
+  parsed: ParseResult,
+  lint: Linter,
+  out: Analysis,
+): void {
   const buildArgs = opts.buildArgs ?? {};
   for (const w of parsed.warnings) {
     if (w.url === RULES.NoEmptyContinuation.url) {
-      lint.run(RULES.NoEmptyContinuation, { start: w.line, end: w.line }, "Empty continuation line");
+      lint.run(
+        RULES.NoEmptyContinuation,
+        { start: w.line, end: w.line },
+        "Empty continuation line",
+      );
     }
   }
 
@@ -479,7 +532,11 @@ function simulate(opts: LintOptions & { allStages?: boolean }, parsed: ParseResu
     const args: string[] = [];
     for (let a = n.next; a; a = a.next) args.push(a.value);
     if (lower === "maintainer") {
-      lint.run(RULES.MaintainerDeprecated, loc, "Maintainer instruction is deprecated in favor of using label");
+      lint.run(
+        RULES.MaintainerDeprecated,
+        loc,
+        "Maintainer instruction is deprecated in favor of using label",
+      );
     } else if (lower === "from") {
       if (args.length === 3 && args[2] !== args[2].toLowerCase()) {
         lint.run(RULES.StageNameCasing, loc, `Stage name '${args[2]}' should be lowercase`);
@@ -492,7 +549,11 @@ function simulate(opts: LintOptions & { allStages?: boolean }, parsed: ParseResu
           (isLower && args[1] !== args[1].toLowerCase()) ||
           (!isLower && isUpper && args[1] !== args[1].toUpperCase())
         ) {
-          lint.run(RULES.FromAsCasing, loc, `'${args[1]}' and '${cmd}' keywords' casing do not match`);
+          lint.run(
+            RULES.FromAsCasing,
+            loc,
+            `'${args[1]}' and '${cmd}' keywords' casing do not match`,
+          );
         }
       }
     }
@@ -528,10 +589,18 @@ function simulate(opts: LintOptions & { allStages?: boolean }, parsed: ParseResu
     const name = s.from.name;
     if (!name) continue;
     if (RESERVED_STAGE_NAMES.has(name)) {
-      lint.run(RULES.ReservedStageName, s.from.location, `Stage name should not use the same name as reserved stage ${goQ(name)}`);
+      lint.run(
+        RULES.ReservedStageName,
+        s.from.location,
+        `Stage name should not use the same name as reserved stage ${goQ(name)}`,
+      );
     }
     if (seen.has(name)) {
-      lint.run(RULES.DuplicateStageName, s.from.location, `Duplicate stage name ${goQ(name)}, stage names should be unique`);
+      lint.run(
+        RULES.DuplicateStageName,
+        s.from.location,
+        `Duplicate stage name ${goQ(name)}, stage names should be unique`,
+      );
     }
     seen.add(name);
   }
@@ -552,7 +621,11 @@ function simulate(opts: LintOptions & { allStages?: boolean }, parsed: ParseResu
     if (majorityLower && name.toLowerCase() !== name) correct = "lowercase";
     else if (!majorityLower && name.toUpperCase() !== name) correct = "uppercase";
     if (correct !== "") {
-      lint.run(RULES.ConsistentInstructionCasing, loc, `Command '${name}' should match the case of the command majority (${correct})`);
+      lint.run(
+        RULES.ConsistentInstructionCasing,
+        loc,
+        `Command '${name}' should match the case of the command majority (${correct})`,
+      );
     }
   };
   for (const s of stages) {
@@ -584,7 +657,9 @@ function simulate(opts: LintOptions & { allStages?: boolean }, parsed: ParseResu
     ["TARGETVARIANT", targetPlatform.Variant ?? ""],
     ["TARGETSTAGE", targetName || "default"],
   ];
-  for (const [k, v] of defaults) globalDefaults.set(k, Object.hasOwn(buildArgs, k) ? buildArgs[k] : v);
+  for (const [k, v] of defaults) {
+    globalDefaults.set(k, Object.hasOwn(buildArgs, k) ? buildArgs[k] : v);
+  }
 
   const lex = new ShellLex(parsed.escapeToken);
 
@@ -613,7 +688,9 @@ function simulate(opts: LintOptions & { allStages?: boolean }, parsed: ParseResu
 
   const states: StageState[] = [];
   const byName = new Map<string, StageState>();
-  const newState = (init: Partial<StageState> & { baseName: string; location: Location }): StageState => ({
+  const newState = (
+    init: Partial<StageState> & { baseName: string; location: Location },
+  ): StageState => ({
     index: states.length,
     name: "",
     fromName: init.baseName,
@@ -651,7 +728,11 @@ function simulate(opts: LintOptions & { allStages?: boolean }, parsed: ParseResu
     for (const a of unmatched) {
       if (keys.has(a)) continue;
       const s = suggestSearch(a, [...keys]);
-      lint.run(RULES.UndefinedArgInFrom, loc, `FROM argument '${a}' is not declared${s ? ` (did you mean ${s}?)` : ""}`);
+      lint.run(
+        RULES.UndefinedArgInFrom,
+        loc,
+        `FROM argument '${a}' is not declared${s ? ` (did you mean ${s}?)` : ""}`,
+      );
     }
   };
 
@@ -683,23 +764,45 @@ function simulate(opts: LintOptions & { allStages?: boolean }, parsed: ParseResu
       try {
         pm = lex.processWordWithMatches(v, globalArgs.getter());
       } catch (e) {
-        throw new BuildError(`failed to process arguments for platform ${v}: ${(e as Error).message}`, loc);
+        throw new BuildError(
+          `failed to process arguments for platform ${v}: ${(e as Error).message}`,
+          loc,
+        );
       }
       reportUnusedFromArgs(pm.unmatched, loc);
-      if (pm.matched.size === 1 && pm.unmatched.size === 0 && pm.matched.has("TARGETPLATFORM") &&
-        pm.result === globalArgs.get("TARGETPLATFORM")) {
-        lint.run(RULES.RedundantTargetPlatform, loc, `Setting platform to predefined ${v} in FROM is redundant as this is the default behavior`);
+      if (
+        pm.matched.size === 1 && pm.unmatched.size === 0 && pm.matched.has("TARGETPLATFORM") &&
+        pm.result === globalArgs.get("TARGETPLATFORM")
+      ) {
+        lint.run(
+          RULES.RedundantTargetPlatform,
+          loc,
+          `Setting platform to predefined ${v} in FROM is redundant as this is the default behavior`,
+        );
       }
       if (pm.matched.size === 0 && pm.unmatched.size === 0) {
         const p = parsePlatformLoose(pm.result, buildPlatform);
         const stageName = s.from.name ?? "";
         if (p && !stageName.includes(p.OS ?? "") && !stageName.includes(p.Architecture ?? "")) {
-          lint.run(RULES.FromPlatformFlagConstDisallowed, loc, `FROM --platform flag should not use constant value ${goQ(pm.result)}`);
+          lint.run(
+            RULES.FromPlatformFlagConstDisallowed,
+            loc,
+            `FROM --platform flag should not use constant value ${goQ(pm.result)}`,
+          );
         }
       }
-      if (pm.result === "") throw new BuildError(`empty platform value from expression ${v}`, loc);
+      const withSuggest = (msg: string) => {
+        for (const k of pm.unmatched) {
+          const sg = suggestSearch(k, globalArgs.keys());
+          if (sg) return `${msg} (did you mean ${sg}?)`;
+        }
+        return msg;
+      };
+      if (pm.result === "") {
+        throw new BuildError(withSuggest(`empty platform value from expression ${v}`), loc);
+      }
       if (!parsePlatformLoose(pm.result, buildPlatform)) {
-        throw new BuildError(`failed to parse platform ${v}`, loc);
+        throw new BuildError(withSuggest(`failed to parse platform ${v}`), loc);
       }
       for (const k of pm.matched) used.add(k);
     }
@@ -893,7 +996,13 @@ function dispatchStage(
   }
 }
 
-function reportUnmatched(d: StageState, unmatched: Set<string>, env: Env, loc: Location, lint: Linter): void {
+function reportUnmatched(
+  d: StageState,
+  unmatched: Set<string>,
+  env: Env,
+  loc: Location,
+  lint: Linter,
+): void {
   if (unmatched.size === 0) return;
   const left = new Set(unmatched);
   for (const a of d.buildArgs) left.delete(a.key);
@@ -901,17 +1010,31 @@ function reportUnmatched(d: StageState, unmatched: Set<string>, env: Env, loc: L
   for (const v of left) {
     if (NON_ENV_ARGS.has(v)) continue;
     const s = suggestSearch(v, options);
-    lint.run(RULES.UndefinedVar, loc, `Usage of undefined variable '$${v}'${s ? ` (did you mean $${s}?)` : ""}`);
+    lint.run(
+      RULES.UndefinedVar,
+      loc,
+      `Usage of undefined variable '$${v}'${s ? ` (did you mean $${s}?)` : ""}`,
+    );
   }
 }
 
 function validateNoSecretKey(instruction: string, key: string, loc: Location, lint: Linter): void {
   if (SECRET_DENY.test(key) && !SECRET_ALLOW.test(key)) {
-    lint.run(RULES.SecretsUsedInArgOrEnv, loc, `Do not use ARG or ENV instructions for sensitive data (${instruction} ${goQ(key)})`);
+    lint.run(
+      RULES.SecretsUsedInArgOrEnv,
+      loc,
+      `Do not use ARG or ENV instructions for sensitive data (${instruction} ${goQ(key)})`,
+    );
   }
 }
 
-function validateUsedOnce(d: StageState, kind: string, name: string, loc: Location, lint: Linter): void {
+function validateUsedOnce(
+  d: StageState,
+  kind: string,
+  name: string,
+  loc: Location,
+  lint: Linter,
+): void {
   const prev = d.trackers[kind];
   if (prev) {
     lint.run(
@@ -949,10 +1072,18 @@ function dispatchCommand(
 
   switch (c.kind) {
     case "ENV": {
-      const pairs = c.env.map((e) => ({ key: expand(e.key), value: expand(e.value), noDelim: e.noDelim }));
+      const pairs = c.env.map((e) => ({
+        key: expand(e.key),
+        value: expand(e.value),
+        noDelim: e.noDelim,
+      }));
       for (const e of pairs) {
         if (e.noDelim) {
-          lint.run(RULES.LegacyKeyValueFormat, loc, `"${cmd.name} key=value" should be used instead of legacy "${cmd.name} key value" format`);
+          lint.run(
+            RULES.LegacyKeyValueFormat,
+            loc,
+            `"${cmd.name} key=value" should be used instead of legacy "${cmd.name} key value" format`,
+          );
         }
         validateNoSecretKey("ENV", e.key, loc, lint);
         d.env.set(e.key, e.value);
@@ -966,7 +1097,11 @@ function dispatchCommand(
       }
       for (const l of c.labels) {
         if (l.noDelim) {
-          lint.run(RULES.LegacyKeyValueFormat, loc, `"${cmd.name} key=value" should be used instead of legacy "${cmd.name} key value" format`);
+          lint.run(
+            RULES.LegacyKeyValueFormat,
+            loc,
+            `"${cmd.name} key=value" should be used instead of legacy "${cmd.name} key value" format`,
+          );
         }
       }
       return;
@@ -975,7 +1110,11 @@ function dispatchCommand(
     case "ENTRYPOINT": {
       validateUsedOnce(d, c.kind, cmd.name, loc, lint);
       if (c.prependShell && d.shell.length === 0) {
-        lint.run(RULES.JSONArgsRecommended, loc, `JSON arguments recommended for ${cmd.name} to prevent unintended behavior related to OS signals`);
+        lint.run(
+          RULES.JSONArgsRecommended,
+          loc,
+          `JSON arguments recommended for ${cmd.name} to prevent unintended behavior related to OS signals`,
+        );
       }
       return;
     }
@@ -988,7 +1127,11 @@ function dispatchCommand(
     case "WORKDIR": {
       const p = expand(c.path);
       if (!d.workdirSet && !p.startsWith("/")) {
-        lint.run(RULES.WorkdirRelativePath, loc, `Relative workdir ${goQ(p)} can have unexpected results if the base image changes`);
+        lint.run(
+          RULES.WorkdirRelativePath,
+          loc,
+          `Relative workdir ${goQ(p)} can have unexpected results if the base image changes`,
+        );
       }
       d.workdirSet = true;
       return;
@@ -1016,11 +1159,14 @@ function dispatchCommand(
       const from = c.kind === "COPY" ? c.from : undefined;
       if (from) {
         const src = [...d.deps].find((s) =>
-          s.name === from.toLowerCase() || String(s.index) === from || (s.unregistered && s.baseName === from)
+          s.name === from.toLowerCase() || String(s.index) === from ||
+          (s.unregistered && s.baseName === from)
         );
         if (src && !src.dispatched) {
           throw new BuildError(
-            `cannot copy from stage ${goQ(from)}, it needs to be defined before current stage ${goQ(d.name || `stage-${d.index}`)}`,
+            `cannot copy from stage ${goQ(from)}, it needs to be defined before current stage ${
+              goQ(d.name || `stage-${d.index}`)
+            }`,
             loc,
           );
         }
@@ -1032,7 +1178,9 @@ function dispatchCommand(
           lint.run(
             RULES.CopyIgnoredFile,
             loc,
-            `Attempting to ${c.kind === "ADD" ? "Add" : "Copy"} file ${goQ(src)} that is excluded by .dockerignore`,
+            `Attempting to ${c.kind === "ADD" ? "Add" : "Copy"} file ${
+              goQ(src)
+            } that is excluded by .dockerignore`,
           );
         }
       }
@@ -1080,7 +1228,9 @@ function dispatchCommand(
         } else if (m.type === "ssh") {
           if (m.source !== undefined) throw new BuildError("ssh does not support source", loc);
           const id = m.id || "default";
-          if (!d.outline.ssh.has(id)) d.outline.ssh.set(id, { required: m.required, location: loc });
+          if (!d.outline.ssh.has(id)) {
+            d.outline.ssh.set(id, { required: m.required, location: loc });
+          }
         }
       }
       return;
@@ -1116,7 +1266,11 @@ function sourceText(source: string | Uint8Array): string {
 }
 
 /** One warning as buildx prints it (`lint.Warning.PrintTo`), starting with a blank line. */
-export function formatLintWarning(w: LintWarning, fileName: string, source: string | Uint8Array): string {
+export function formatLintWarning(
+  w: LintWarning,
+  fileName: string,
+  source: string | Uint8Array,
+): string {
   let out = `\nWARNING: ${w.rule}`;
   if (w.url !== "") out += ` - ${w.url}`;
   out += `\n${w.detail}\n`;
@@ -1152,7 +1306,8 @@ export function formatBuildWarnings(
   opts: { debug?: boolean; fileName?: string; source?: string | Uint8Array } = {},
 ): string {
   if (warnings.length === 0) return "";
-  let out = "\n " + (warnings.length === 1 ? "1 warning found" : `${warnings.length} warnings found`);
+  let out = "\n " +
+    (warnings.length === 1 ? "1 warning found" : `${warnings.length} warnings found`);
   if (!opts.debug) out += " (use docker --debug to expand)";
   out += ":\n";
   for (const w of warnings) {
@@ -1179,12 +1334,15 @@ export function goMarshalIndent(v: unknown, indent = ""): string {
   const inner = indent + "  ";
   if (Array.isArray(v)) {
     if (v.length === 0) return "[]";
-    return "[\n" + v.map((x) => inner + goMarshalIndent(x, inner)).join(",\n") + "\n" + indent + "]";
+    return "[\n" + v.map((x) => inner + goMarshalIndent(x, inner)).join(",\n") + "\n" + indent +
+      "]";
   }
   const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
   if (entries.length === 0) return "{}";
   return "{\n" +
-    entries.map(([k, x]) => `${inner}${goJSONString(k)}: ${goMarshalIndent(x, inner)}`).join(",\n") +
+    entries.map(([k, x]) => `${inner}${goJSONString(k)}: ${goMarshalIndent(x, inner)}`).join(
+      ",\n",
+    ) +
     "\n" + indent + "}";
 }
 
@@ -1233,7 +1391,10 @@ export function lintResultsJSON(
   let buildError: Record<string, unknown> | undefined;
   if (result.buildError) {
     const e = result.buildError;
-    buildError = { message: e.message, location: e.line ? pbLocation(e.line, e.endLine ?? e.line) : {} };
+    buildError = {
+      message: e.message,
+      location: e.line ? pbLocation(e.line, e.endLine ?? e.line) : {},
+    };
   } else if (result.errorOnWarning && result.warnings.length > 0) {
     buildError = { message: lintViolationMessage(result.warnings), location: {} };
   }

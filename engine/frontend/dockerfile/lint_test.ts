@@ -45,8 +45,14 @@ test("clean Dockerfile: no warnings", () => {
 });
 
 test("rule metadata: names, descriptions and URLs", () => {
-  assert.equal(RULES.JSONArgsRecommended.url, "https://docs.docker.com/go/dockerfile/rule/json-args-recommended/");
-  assert.equal(RULES.FromAsCasing.url, "https://docs.docker.com/go/dockerfile/rule/from-as-casing/");
+  assert.equal(
+    RULES.JSONArgsRecommended.url,
+    "https://docs.docker.com/go/dockerfile/rule/json-args-recommended/",
+  );
+  assert.equal(
+    RULES.FromAsCasing.url,
+    "https://docs.docker.com/go/dockerfile/rule/from-as-casing/",
+  );
   assert.equal(
     RULES.FromPlatformFlagConstDisallowed.url,
     "https://docs.docker.com/go/dockerfile/rule/from-platform-flag-const-disallowed/",
@@ -65,7 +71,9 @@ test("rule metadata: names, descriptions and URLs", () => {
 });
 
 test("StageNameCasing", () => {
-  assert.deepEqual(check("FROM alpine AS Build\n"), ["StageNameCasing@1: Stage name 'Build' should be lowercase"]);
+  assert.deepEqual(check("FROM alpine AS Build\n"), [
+    "StageNameCasing@1: Stage name 'Build' should be lowercase",
+  ]);
   assert.deepEqual(check("FROM alpine AS build\n"), []);
 });
 
@@ -90,7 +98,8 @@ test("NoEmptyContinuation", () => {
 });
 
 test("ConsistentInstructionCasing (buildx testBuildCall check case)", () => {
-  const src = "\nfrOM busybox as base\ncOpy Dockerfile .\nfrom scratch\nCOPy --from=base \\\n  /Dockerfile \\\n  /\n\t";
+  const src =
+    "\nfrOM busybox as base\ncOpy Dockerfile .\nfrom scratch\nCOPy --from=base \\\n  /Dockerfile \\\n  /\n\t";
   assert.deepEqual(check(src), [
     "ConsistentInstructionCasing@2: Command 'frOM' should match the case of the command majority (lowercase)",
     "ConsistentInstructionCasing@3: Command 'cOpy' should match the case of the command majority (lowercase)",
@@ -117,11 +126,14 @@ test("JSONArgsRecommended", () => {
   assert.deepEqual(check("FROM busybox\nENTRYPOINT my-app start\n"), [
     "JSONArgsRecommended@2: JSON arguments recommended for ENTRYPOINT to prevent unintended behavior related to OS signals",
   ]);
-  assert.deepEqual(check("FROM busybox\ncmd my-app start\n"), [
+  assert.deepEqual(check("from busybox\ncmd my-app start\n"), [
     "JSONArgsRecommended@2: JSON arguments recommended for cmd to prevent unintended behavior related to OS signals",
   ]);
   // an explicit SHELL (also inherited from a base stage) silences it
-  assert.deepEqual(check('FROM busybox AS b\nSHELL ["/bin/sh", "-c"]\nFROM b\nCMD my-app start\n'), []);
+  assert.deepEqual(
+    check('FROM busybox AS b\nSHELL ["/bin/sh", "-c"]\nFROM b\nCMD my-app start\n'),
+    [],
+  );
   assert.deepEqual(check('FROM busybox\nCMD ["my-app", "start"]\n'), []);
 });
 
@@ -132,16 +144,32 @@ test("MaintainerDeprecated", () => {
 });
 
 test("UndefinedArgInFrom", () => {
-  assert.deepEqual(check("FROM --platform=$BULIDPLATFORM busybox\n"), [
+  const typo = lintDockerfile({ source: "FROM --platform=$BULIDPLATFORM busybox\n" });
+  assert.deepEqual(typo.warnings.map((w) => `${w.rule}@${w.line}: ${w.detail}`), [
     "UndefinedArgInFrom@1: FROM argument 'BULIDPLATFORM' is not declared (did you mean BUILDPLATFORM?)",
   ]);
+  assert.equal(
+    typo.buildError?.message,
+    "empty platform value from expression $BULIDPLATFORM (did you mean BUILDPLATFORM?)",
+  );
+  assert.deepEqual(
+    check("ARG BULIDPLATFORM=linux/amd64\nFROM --platform=$BULIDPLATFORM busybox\n"),
+    [],
+  );
   assert.deepEqual(check("ARG IMAGE=busybox\nFROM ${IMAGE}\n"), []);
   // declared without a value: not reported (but the base name is then invalid)
   assert.deepEqual(check("ARG TAG\nFROM busybox:latest$TAG\n"), []);
   const r = lintDockerfile({ source: "FROM $IMG\n" });
-  assert.deepEqual(r.warnings.map((w) => w.rule), ["UndefinedArgInFrom", "InvalidDefaultArgInFrom"]);
-  assert.equal(r.warnings[0].detail, "FROM argument 'IMG' is not declared");
-  assert.deepEqual(r.buildError, { message: "base name ($IMG) should not be blank", line: 1, endLine: 1 });
+  assert.deepEqual(r.warnings.map((w) => w.rule), [
+    "InvalidDefaultArgInFrom",
+    "UndefinedArgInFrom",
+  ]);
+  assert.equal(r.warnings[1].detail, "FROM argument 'IMG' is not declared");
+  assert.deepEqual(r.buildError, {
+    message: "base name ($IMG) should not be blank",
+    line: 1,
+    endLine: 1,
+  });
 });
 
 test("WorkdirRelativePath", () => {
@@ -152,29 +180,41 @@ test("WorkdirRelativePath", () => {
 });
 
 test("UndefinedVar", () => {
-  assert.deepEqual(check("FROM busybox\nCOPY $FOO /x\n"), ["UndefinedVar@2: Usage of undefined variable '$FOO'"]);
+  assert.deepEqual(check("FROM busybox\nCOPY $FOO /x\n"), [
+    "UndefinedVar@2: Usage of undefined variable '$FOO'",
+  ]);
   assert.deepEqual(check("FROM busybox\nENV PAHT=$PATHH\n"), [
     "UndefinedVar@2: Usage of undefined variable '$PATHH' (did you mean $PATH?)",
   ]);
   // the value of one ENV instruction is expanded with the environment before it
-  assert.deepEqual(check("FROM busybox\nENV A=1 B=$A\n"), ["UndefinedVar@2: Usage of undefined variable '$A'"]);
+  assert.deepEqual(check("FROM busybox\nENV A=1 B=$A\n"), [
+    "UndefinedVar@2: Usage of undefined variable '$A'",
+  ]);
   // ARG without value, ENV, global ARG re-declared, RUN/CMD (shell expands): fine
   assert.deepEqual(
-    check("ARG G=1\nFROM busybox\nARG G\nARG X\nENV Y=1\nRUN echo $Z\nCMD echo $Z\nWORKDIR /$X/$Y/$G\n"),
+    check(
+      'ARG G=1\nFROM busybox\nARG G\nARG X\nENV Y=1\nRUN echo $Z\nCMD ["echo", "$Z"]\nWORKDIR /$X/$Y/$G\n',
+    ),
     [],
   );
   // global ARGs are not visible without re-declaration
-  assert.deepEqual(check("ARG G=1\nFROM busybox\nWORKDIR /$G\n"), ["UndefinedVar@3: Usage of undefined variable '$G'"]);
+  assert.deepEqual(check("ARG G=1\nFROM busybox\nWORKDIR /$G\n"), [
+    "UndefinedVar@3: Usage of undefined variable '$G'",
+  ]);
   // base image environment (when known)
   assert.deepEqual(
-    check("FROM golang\nWORKDIR $GOPATH/src\n", { baseImages: { golang: { env: ["GOPATH=/go"] } } }),
+    check("FROM golang\nWORKDIR $GOPATH/src\n", {
+      baseImages: { golang: { env: ["GOPATH=/go"] } },
+    }),
     [],
   );
 });
 
 test("MultipleInstructionsDisallowed (reported at the ignored instruction)", () => {
   assert.deepEqual(
-    check('FROM busybox\nCMD ["a"]\nENTRYPOINT ["b"]\nCMD ["c"]\nHEALTHCHECK CMD ["x"]\nHEALTHCHECK NONE\n'),
+    check(
+      'FROM busybox\nCMD ["a"]\nENTRYPOINT ["b"]\nCMD ["c"]\nHEALTHCHECK CMD ["x"]\nHEALTHCHECK NONE\n',
+    ),
     [
       "MultipleInstructionsDisallowed@2: Multiple CMD instructions should not be used in the same stage because only the last one will be used",
       "MultipleInstructionsDisallowed@5: Multiple HEALTHCHECK instructions should not be used in the same stage because only the last one will be used",
@@ -200,10 +240,13 @@ test("RedundantTargetPlatform", () => {
 });
 
 test("SecretsUsedInArgOrEnv", () => {
-  assert.deepEqual(check("FROM busybox\nARG API_KEY\nENV github_token=x\nENV PUBLIC_KEY=x KEYBOARD=y\n"), [
-    'SecretsUsedInArgOrEnv@2: Do not use ARG or ENV instructions for sensitive data (ARG "API_KEY")',
-    'SecretsUsedInArgOrEnv@3: Do not use ARG or ENV instructions for sensitive data (ENV "github_token")',
-  ]);
+  assert.deepEqual(
+    check("FROM busybox\nARG API_KEY\nENV github_token=x\nENV PUBLIC_KEY=x KEYBOARD=y\n"),
+    [
+      'SecretsUsedInArgOrEnv@2: Do not use ARG or ENV instructions for sensitive data (ARG "API_KEY")',
+      'SecretsUsedInArgOrEnv@3: Do not use ARG or ENV instructions for sensitive data (ENV "github_token")',
+    ],
+  );
   // global (meta) ARGs are not checked
   assert.deepEqual(check("ARG PASSWORD\nFROM busybox\n"), []);
 });
@@ -213,7 +256,10 @@ test("InvalidDefaultArgInFrom", () => {
     "InvalidDefaultArgInFrom@2: Default value for ARG busybox:$VERSION results in empty or invalid base image name",
   ]);
   // a build arg makes the build work, the default is still invalid
-  assert.deepEqual(check("ARG VERSION\nFROM busybox:$VERSION\n", { buildArgs: { VERSION: "1" } }).length, 1);
+  assert.deepEqual(
+    check("ARG VERSION\nFROM busybox:$VERSION\n", { buildArgs: { VERSION: "1" } }).length,
+    1,
+  );
   assert.deepEqual(check("ARG VERSION=latest\nFROM busybox:$VERSION\n"), []);
 });
 
@@ -226,7 +272,8 @@ test("FromPlatformFlagConstDisallowed", () => {
 });
 
 test("CopyIgnoredFile", () => {
-  const src = "\nFROM scratch\nCOPY Dockerfile .\nADD Dockerfile /windy\nCOPY --from=busybox Dockerfile /x\nADD https://example.com/Dockerfile /y\n";
+  const src =
+    "\nFROM scratch\nCOPY Dockerfile .\nADD Dockerfile /windy\nCOPY --from=busybox Dockerfile /x\nADD https://example.com/Dockerfile /y\n";
   const ignored = (p: string) => p === "Dockerfile";
   assert.deepEqual(check(src, { contextFiles: ignored }), [
     'CopyIgnoredFile@3: Attempting to Copy file "Dockerfile" that is excluded by .dockerignore',
@@ -237,7 +284,8 @@ test("CopyIgnoredFile", () => {
 });
 
 test("InvalidDefinitionDescription (experimental)", () => {
-  const src = "# check=experimental=InvalidDefinitionDescription\n# some comment\nFROM busybox AS base\n# the version\nARG VERSION\n# names\nARG A B\n# VERSION2 fine\nARG VERSION2\n";
+  const src =
+    "# check=experimental=InvalidDefinitionDescription\n# some comment\nFROM busybox AS base\n# the version\nARG VERSION\n# names\nARG A B\n# VERSION2 fine\nARG VERSION2\n";
   assert.deepEqual(check(src), [
     "InvalidDefinitionDescription@3: Comment for FROM should follow the format: `# base <description>`",
     "InvalidDefinitionDescription@5: Comment for ARG should follow the format: `# VERSION <description>`",
@@ -245,7 +293,11 @@ test("InvalidDefinitionDescription (experimental)", () => {
   ]);
   // not enabled by default; skip does not disable an enabled experimental rule
   assert.deepEqual(check(src.replace(/^# check=.*\n/, "")), []);
-  assert.equal(check(src.replace("experimental=InvalidDefinitionDescription", "skip=all;experimental=all")).length, 3);
+  assert.equal(
+    check(src.replace("experimental=InvalidDefinitionDescription", "skip=all;experimental=all"))
+      .length,
+    3,
+  );
 });
 
 test("check directive: skip, skip=all, error=true, build-arg override", () => {
@@ -258,17 +310,25 @@ test("check directive: skip, skip=all, error=true, build-arg override", () => {
   const r = lintDockerfile({ source: "# check=error=true\n" + src });
   assert.equal(r.errorOnWarning, true);
   assert.deepEqual(r.warnings.map((w) => w.level), ["error", "error"]);
-  assert.equal(lintViolationMessage(r.warnings), "lint violation found for rules: FromAsCasing, MaintainerDeprecated");
+  assert.equal(
+    lintViolationMessage(r.warnings),
+    "lint violation found for rules: FromAsCasing, MaintainerDeprecated",
+  );
   const plain = lintDockerfile({ source: src });
   assert.equal(plain.errorOnWarning, false);
   assert.deepEqual(plain.warnings.map((w) => w.level), ["warning", "warning"]);
   // BUILDKIT_DOCKERFILE_CHECK replaces the directive
   assert.deepEqual(
-    check("# check=error=true\n" + src, { buildArgs: { BUILDKIT_DOCKERFILE_CHECK: "skip=MaintainerDeprecated" } }),
+    check("# check=error=true\n" + src, {
+      buildArgs: { BUILDKIT_DOCKERFILE_CHECK: "skip=MaintainerDeprecated" },
+    }),
     ["FromAsCasing@2: 'as' and 'FROM' keywords' casing do not match"],
   );
   const bad = lintDockerfile({ source: "# check=foo=bar\n" + src });
-  assert.equal(bad.buildError?.message, 'failed to parse check options: invalid check option "foo"');
+  assert.equal(
+    bad.buildError?.message,
+    'failed to parse check options: invalid check option "foo"',
+  );
 });
 
 test("parseLintOptions", () => {
@@ -281,13 +341,18 @@ test("parseLintOptions", () => {
 });
 
 test("target: only reachable stages are dispatched; parse-time checks cover the file", () => {
-  const src = "FROM busybox AS a\nWORKDIR rel\nFROM busybox AS b\nMAINTAINER x\nFROM busybox AS c\nCOPY --from=b /x /x\n";
+  const src =
+    "FROM busybox AS a\nWORKDIR rel\nFROM busybox AS b\nMAINTAINER x\nFROM busybox AS c\nCOPY --from=b /x /x\n";
   assert.deepEqual(check(src).map((s) => s.split(":")[0]), [
     "WorkdirRelativePath@2",
     "MaintainerDeprecated@4",
   ]);
-  assert.deepEqual(check(src, { target: "c" }).map((s) => s.split(":")[0]), ["MaintainerDeprecated@4"]);
-  assert.deepEqual(check(src, { reachableOnly: true }).map((s) => s.split(":")[0]), ["MaintainerDeprecated@4"]);
+  assert.deepEqual(check(src, { target: "c" }).map((s) => s.split(":")[0]), [
+    "MaintainerDeprecated@4",
+  ]);
+  assert.deepEqual(check(src, { reachableOnly: true }).map((s) => s.split(":")[0]), [
+    "MaintainerDeprecated@4",
+  ]);
   assert.deepEqual(check(src, { target: "a" }).map((s) => s.split(":")[0]), [
     "WorkdirRelativePath@2",
     "MaintainerDeprecated@4",
@@ -300,11 +365,25 @@ test("build errors are reported with warnings found before them", () => {
   const r = lintDockerfile({ source: "FROM busybox as b\nFNTRYPOINT x\n" });
   assert.deepEqual(r.warnings.map((w) => w.rule), ["FromAsCasing"]);
   assert.equal(r.buildError?.line, 2);
-  assert.match(r.buildError!.message, /^dockerfile parse error on line 2: unknown instruction: FNTRYPOINT \(did you mean ENTRYPOINT\?\)$/);
-  assert.equal(lintDockerfile({ source: "" }).buildError?.message, "the Dockerfile cannot be empty");
-  assert.equal(lintDockerfile({ source: "ARG A=1\n" }).buildError?.message, "dockerfile contains no stages to build");
-  const copy = lintDockerfile({ source: "FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\n" });
-  assert.equal(copy.buildError?.message, 'cannot copy from stage "b", it needs to be defined before current stage "a"');
+  assert.match(
+    r.buildError!.message,
+    /^dockerfile parse error on line 2: unknown instruction: FNTRYPOINT \(did you mean ENTRYPOINT\?\)$/,
+  );
+  assert.equal(
+    lintDockerfile({ source: "" }).buildError?.message,
+    "the Dockerfile cannot be empty",
+  );
+  assert.equal(
+    lintDockerfile({ source: "ARG A=1\n" }).buildError?.message,
+    "dockerfile contains no stages to build",
+  );
+  const copy = lintDockerfile({
+    source: "FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\n",
+  });
+  assert.equal(
+    copy.buildError?.message,
+    'cannot copy from stage "b", it needs to be defined before current stage "a"',
+  );
 });
 
 test("ONBUILD triggers of a base stage are checked in the child", () => {
@@ -329,19 +408,28 @@ test("formatLintWarnings: buildx --call=check text", () => {
   );
   assert.equal(formatLintWarnings([], "Dockerfile", src), "Check complete, no warnings found.\n");
   const two = lintDockerfile({ source: "FROM busybox as build\nMAINTAINER x\n" });
-  assert.match(formatLintWarnings(two.warnings, "Dockerfile", src), /^Check complete, 2 warnings have been found!\n/);
+  assert.match(
+    formatLintWarnings(two.warnings, "Dockerfile", src),
+    /^Check complete, 2 warnings have been found!\n/,
+  );
 });
 
 test("formatBuildWarnings and lintShort: summary after a normal build", () => {
   const src = "FROM busybox as build\n";
   const r = lintDockerfile({ source: src });
-  assert.equal(lintShort(r.warnings[0]), "FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)");
+  assert.equal(
+    lintShort(r.warnings[0]),
+    "FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)",
+  );
   assert.equal(
     formatBuildWarnings(r.warnings),
     "\n 1 warning found (use docker --debug to expand):\n - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n",
   );
   const dbg = formatBuildWarnings(r.warnings, { debug: true, source: src, fileName: "Dockerfile" });
-  assert.match(dbg, /^\n 1 warning found:\n - FromAsCasing: .*\nThe 'as' keyword should match the case of the 'from' keyword\nMore info: https:\/\/docs\.docker\.com\/go\/dockerfile\/rule\/from-as-casing\/\nDockerfile:1\n/);
+  assert.match(
+    dbg,
+    /^\n 1 warning found:\n - FromAsCasing: .*\nThe 'as' keyword should match the case of the 'from' keyword\nMore info: https:\/\/docs\.docker\.com\/go\/dockerfile\/rule\/from-as-casing\/\nDockerfile:1\n/,
+  );
   assert.equal(formatBuildWarnings([]), "");
 });
 
@@ -364,21 +452,45 @@ test("lintResultsJSON: BuildKit lint.LintResults field names and Go escaping", (
     message: "lint violation found for rules: FromAsCasing, InvalidDefinitionDescription",
     location: {},
   });
-  const none = JSON.parse(lintResultsJSON(lintDockerfile({ source: "FROM busybox\n" }), "Dockerfile", "FROM busybox\n"));
+  const none = JSON.parse(
+    lintResultsJSON(lintDockerfile({ source: "FROM busybox\n" }), "Dockerfile", "FROM busybox\n"),
+  );
   assert.equal(none.warnings, null);
   assert.equal(none.buildError, undefined);
 });
 
 test("goMarshalIndent matches Go's MarshalIndent layout", () => {
-  assert.equal(goMarshalIndent({ a: [1, { b: "x<y" }], c: [], d: {}, e: undefined }), '{\n  "a": [\n    1,\n    {\n      "b": "x\\u003cy"\n    }\n  ],\n  "c": [],\n  "d": {}\n}');
+  assert.equal(
+    goMarshalIndent({ a: [1, { b: "x<y" }], c: [], d: {}, e: undefined }),
+    '{\n  "a": [\n    1,\n    {\n      "b": "x\\u003cy"\n    }\n  ],\n  "c": [],\n  "d": {}\n}',
+  );
   assert.equal(goMarshalIndent(new Uint8Array([104, 105])), '"aGk="');
 });
 
 test("isValidImageReference (distribution/reference)", () => {
-  for (const ok of ["busybox", "busybox:latest", "docker.io/library/alpine:3.20", "localhost:5000/a/b", "Example.com/a", `a@sha256:${"a".repeat(64)}`]) {
+  for (
+    const ok of [
+      "busybox",
+      "busybox:latest",
+      "docker.io/library/alpine:3.20",
+      "localhost:5000/a/b",
+      "Example.com/a",
+      `a@sha256:${"a".repeat(64)}`,
+    ]
+  ) {
     assert.equal(isValidImageReference(ok), true, ok);
   }
-  for (const bad of ["", "busybox:", "Busybox", "a/B", ":tag", "a@sha256:abc", "a".repeat(64).replace(/a/g, "f")]) {
+  for (
+    const bad of [
+      "",
+      "busybox:",
+      "Busybox",
+      "a/B",
+      ":tag",
+      "a@sha256:abc",
+      "a".repeat(64).replace(/a/g, "f"),
+    ]
+  ) {
     assert.equal(isValidImageReference(bad), false, bad);
   }
 });

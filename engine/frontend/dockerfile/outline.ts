@@ -18,7 +18,12 @@ import {
 } from "./lint.ts";
 import { parse } from "./parser.ts";
 
-export type OutlineArg = { name: string; description?: string; value?: string; location?: Location };
+export type OutlineArg = {
+  name: string;
+  description?: string;
+  value?: string;
+  location?: Location;
+};
 export type OutlineMount = { name: string; required?: boolean; location?: Location };
 export type Outline = {
   /** target stage name ("" for an unnamed stage) */
@@ -59,12 +64,14 @@ export function outline(opts: OutlineOptions): Outline {
     xs.map((x, i) => ({ x, i }))
       .sort((p, q) => (p.x.location?.start ?? 0) - (q.x.location?.start ?? 0) || p.i - q.i)
       .map((p) => p.x);
-  const args = byLine(collectArgs(ds, new Set(), new Set()).map((a): OutlineArg => ({
-    name: a.key,
-    ...(a.description ? { description: a.description } : {}),
-    ...(a.value ? { value: a.value } : {}),
-    location: a.location,
-  })));
+  const args = byLine(
+    collectArgs(ds, new Set(), new Set()).map((a): OutlineArg => ({
+      name: a.key,
+      ...(a.description ? { description: a.description } : {}),
+      ...(a.value ? { value: a.value } : {}),
+      location: a.location,
+    })),
+  );
   const mounts = (pick: (s: StageState) => Map<string, MountInfo>) =>
     byLine(collectMounts(ds, pick, new Set(), new Set()));
   return {
@@ -236,7 +243,11 @@ const loc = (l?: Location) => (l ? pbLocation(l.start, l.end) : undefined);
 
 /** The outline subrequest's `result.json` (`outline.Outline`, Go field names). */
 export function outlineJSON(o: Outline): string {
-  const mount = (m: OutlineMount) => ({ name: m.name, required: m.required || undefined, location: loc(m.location) });
+  const mount = (m: OutlineMount) => ({
+    name: m.name,
+    required: m.required || undefined,
+    location: loc(m.location),
+  });
   return goMarshalIndent({
     name: o.name || undefined,
     description: o.description || undefined,
