@@ -260,6 +260,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const solver = new Solver(worker, engine.meta, progress, {
       noCache: flags["no-cache"],
       concurrency: Math.max(2, os.cpus().length),
+      scope: `${ctxDir}\0${dockerfilePath}\0${flags.target ?? ""}`,
+      buildArgs: new Set(Object.keys(buildArgs(flags["build-arg"]))),
+      lockDir: path.join(engine.root, "locks"),
     });
     abort.signal.addEventListener("abort", () => {});
     const ref = await solver.solve(graph.root, graph.index);

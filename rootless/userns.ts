@@ -102,7 +102,9 @@ export function planNamespace(input: PlanInput): NamespacePlan {
   const subuid = subordinateRanges(input.subuidFile ?? "/etc/subuid", input.user, input.uid);
   const subgid = subordinateRanges(input.subgidFile ?? "/etc/subgid", input.user, input.uid);
   if (subuid.length > 0 && subgid.length > 0) {
-    const rootlesskit = find("rootlesskit");
+    // rootlesskit only on request (TSK_ROOTLESSKIT=1): `unshare --map-auto` needs nothing running
+    // and is the path the test suite proves; rootlesskit's extra port/network drivers are unused.
+    const rootlesskit = process.env.TSK_ROOTLESSKIT === "1" ? find("rootlesskit") : null;
     if (rootlesskit) {
       // Host network (as rootless BuildKit with --net=host), a private mount namespace; no
       // copy-up of /etc is needed since /etc/resolv.conf and /etc/hosts stay the host's.

@@ -86,10 +86,17 @@ test("subordinateRanges and planNamespace", () => {
     assert.ok(sub.prefix.includes("--map-auto") && sub.prefix.includes("--map-root-user"));
     assert.equal(sub.warning, undefined);
 
-    assert.equal(
-      planNamespace({ uid: 1000, user: "alice", find: all, ...files }).mode,
-      "rootlesskit",
-    );
+    // rootlesskit is used only when asked for.
+    assert.equal(planNamespace({ uid: 1000, user: "alice", find: all, ...files }).mode, "subid");
+    process.env.TSK_ROOTLESSKIT = "1";
+    try {
+      assert.equal(
+        planNamespace({ uid: 1000, user: "alice", find: all, ...files }).mode,
+        "rootlesskit",
+      );
+    } finally {
+      delete process.env.TSK_ROOTLESSKIT;
+    }
 
     const single = planNamespace({ uid: 1001, user: "bob", find: noKit, ...files }); // no subgid
     assert.equal(single.mode, "single");

@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS statcache (
   scope TEXT NOT NULL, path TEXT NOT NULL, sig TEXT NOT NULL, digest TEXT NOT NULL,
   PRIMARY KEY (scope, path)
 );
+CREATE TABLE IF NOT EXISTS steps (
+  id TEXT PRIMARY KEY, record TEXT NOT NULL, updated INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS images (
   name TEXT PRIMARY KEY, manifest_digest TEXT NOT NULL, updated INTEGER NOT NULL
 );
@@ -116,6 +119,17 @@ export class MetaStore {
 
   deleteLayers(snapshot: string): void {
     this.#db.prepare("DELETE FROM layers WHERE snapshot = ?").run(snapshot);
+  }
+
+  /** The last key ingredients of a Dockerfile step (see solver/explain.ts). */
+  getStep<T>(id: string): T | undefined {
+    const row = this.#db.prepare("SELECT record FROM steps WHERE id = ?").get(id) as { record: string } | undefined;
+    return row ? JSON.parse(row.record) as T : undefined;
+  }
+
+  putStep(id: string, record: unknown): void {
+    this.#db.prepare("INSERT OR REPLACE INTO steps (id, record, updated) VALUES (?, ?, ?)")
+      .run(id, JSON.stringify(record), Date.now());
   }
 
   /** Records a named image built into the store (`type=image` without push). */

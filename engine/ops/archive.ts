@@ -24,9 +24,13 @@ export function detectCompression(head: Uint8Array): ArchiveKind {
     b.length >= 6 && b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58 &&
     b[4] === 0x5a && b[5] === 0x00
   ) return "xz";
-  if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return "zstd";
+  if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) {
+    return "zstd";
+  }
   // zstd skippable frame: 0x184D2A5? little endian
-  if (b.length >= 4 && (b[0] & 0xf0) === 0x50 && b[1] === 0x2a && b[2] === 0x4d && b[3] === 0x18) return "zstd";
+  if (b.length >= 4 && (b[0] & 0xf0) === 0x50 && b[1] === 0x2a && b[2] === 0x4d && b[3] === 0x18) {
+    return "zstd";
+  }
   return "tar";
 }
 
@@ -132,9 +136,6 @@ export async function isArchive(path: string): Promise<false | ArchiveKind> {
   }
   return got === 512 && isTarHeader(block) ? kind : false;
 }
-
-// ---------------------------------------------------------------------------------------------
-// Streaming tar reader
 
 function parseOctal(f: Uint8Array): number | undefined {
   if (f.length > 0 && (f[0] & 0x80) !== 0) {
@@ -263,7 +264,11 @@ export async function extractArchive(
           break;
         case "hardlink": {
           const lrel = cleanArchivePath(entry.linkname ?? "");
-          if (lrel === "") throw new Error(`archive hardlink ${JSON.stringify(entry.path)} targets extraction root`);
+          if (lrel === "") {
+            throw new Error(
+              `archive hardlink ${JSON.stringify(entry.path)} targets extraction root`,
+            );
+          }
           const ltarget = await resolveInRoot(destDir, lrel, { followLast: false });
           await fsp.link(ltarget, target);
           await fsp.lchown(target, uid, gid);
@@ -277,7 +282,12 @@ export async function extractArchive(
         case "char":
         case "block":
         case "fifo":
-          await mknod(target, entry.type === "fifo" ? "p" : entry.type === "char" ? "c" : "b", entry.devmajor ?? 0, entry.devminor ?? 0);
+          await mknod(
+            target,
+            entry.type === "fifo" ? "p" : entry.type === "char" ? "c" : "b",
+            entry.devmajor ?? 0,
+            entry.devminor ?? 0,
+          );
           await fsp.lchown(target, uid, gid);
           await fsp.chmod(target, entry.mode);
           await fsp.utimes(target, atime, mtime);

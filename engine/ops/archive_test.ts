@@ -3,7 +3,13 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import { execFileSync } from "node:child_process";
-import { cleanArchivePath, detectCompression, extractArchive, isArchive, isTarHeader } from "./archive.ts";
+import {
+  cleanArchivePath,
+  detectCompression,
+  extractArchive,
+  isArchive,
+  isTarHeader,
+} from "./archive.ts";
 
 function tmp(prefix = "tsk-archive-"): string {
   return fs.realpathSync(fs.mkdtempSync(os.tmpdir() + "/" + prefix));
@@ -92,13 +98,18 @@ test("detectCompression magic bytes", () => {
 
 // --- hand-made archives for hostile entries ---------------------------------------------------
 
-function header(name: string, type: string, opts: { size?: number; linkname?: string; mode?: number } = {}): Uint8Array {
+function header(
+  name: string,
+  type: string,
+  opts: { size?: number; linkname?: string; mode?: number } = {},
+): Uint8Array {
   const h = new Uint8Array(512);
   const put = (off: number, len: number, s: string) => {
     const b = new TextEncoder().encode(s);
     h.set(b.subarray(0, len), off);
   };
-  const oct = (off: number, len: number, v: number) => put(off, len, v.toString(8).padStart(len - 1, "0") + "\0");
+  const oct = (off: number, len: number, v: number) =>
+    put(off, len, v.toString(8).padStart(len - 1, "0") + "\0");
   put(0, 100, name);
   oct(100, 8, opts.mode ?? 0o644);
   oct(108, 8, 0);
@@ -116,7 +127,9 @@ function header(name: string, type: string, opts: { size?: number; linkname?: st
   return h;
 }
 
-function tarBytes(entries: { name: string; type: string; data?: string; linkname?: string }[]): Uint8Array {
+function tarBytes(
+  entries: { name: string; type: string; data?: string; linkname?: string }[],
+): Uint8Array {
   const parts: Uint8Array[] = [];
   for (const e of entries) {
     const data = new TextEncoder().encode(e.data ?? "");
@@ -148,7 +161,10 @@ test("entries naming .. are rejected", async () => {
   const d = tmp();
   fs.writeFileSync(d + "/evil.tar", tarBytes([{ name: "../evil", type: "0", data: "x" }]));
   assert.equal(await isArchive(d + "/evil.tar"), "tar");
-  await assert.rejects(extractArchive(d + "/evil.tar", d + "/dest", "tar"), /outside extraction root/);
+  await assert.rejects(
+    extractArchive(d + "/evil.tar", d + "/dest", "tar"),
+    /outside extraction root/,
+  );
   assert.equal(fs.existsSync(d + "/evil"), false);
   assert.throws(() => cleanArchivePath("a/../../b"), /outside extraction root/);
   assert.equal(cleanArchivePath("/abs/./x/"), "abs/x");
@@ -211,11 +227,15 @@ test("PAX archives: long names and sub-second times", async () => {
 });
 
 test("a truncated compressed archive fails instead of hanging", { timeout: 60_000 }, async () => {
-  for (const [flag, ext] of [["-J", "xz"], ["-Ibzip2 -1", "bz2"], ["-z", "gz"], ["--zstd", "zst"]]) {
+  for (
+    const [flag, ext] of [["-J", "xz"], ["-Ibzip2 -1", "bz2"], ["-z", "gz"], ["--zstd", "zst"]]
+  ) {
     const d = tmp();
     fs.mkdirSync(d + "/tree");
     const noise = new Uint8Array(300_000);
-    for (let i = 0; i < noise.length; i += 65536) crypto.getRandomValues(noise.subarray(i, i + 65536));
+    for (let i = 0; i < noise.length; i += 65536) {
+      crypto.getRandomValues(noise.subarray(i, i + 65536));
+    }
     fs.writeFileSync(d + "/tree/big", noise);
     const arc = d + "/a.tar." + ext;
     execFileSync("tar", [flag, "-cf", arc, "-C", d + "/tree", "."]);

@@ -10,6 +10,7 @@ import type { OpHandler, Ref } from "../solver/solver.ts";
 import type { VertexProgress } from "../solver/progress.ts";
 import type { RefViews } from "./refs.ts";
 import { runInSandbox, type RunSpec } from "../../rootless/sandbox.ts";
+import { encodeOp, opDigest } from "../../proto/ops.ts";
 
 export type ExecEnv = {
   views: RefViews;
@@ -39,7 +40,11 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
   return {
     cacheable: true,
     heavy: true,
-    baseKey: () => Promise.resolve(v.digest),
+    // Proxy variables are not part of the cache key (BuildKit: ExecOp.Meta.ProxyEnv is stripped).
+    baseKey: () =>
+      Promise.resolve(
+        meta.proxy_env ? opDigest(encodeOp({ ...v.op, exec: { ...exec, meta: { ...meta, proxy_env: undefined } } })) : v.digest,
+      ),
     contentSelectors: () => new Map(),
     exists: async (refs) => (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),
     async run(inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
@@ -53,6 +58,18 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
         const rootActive = await env.views.prepare(rootRef);
         actives.push({ key: rootActive.key, output: root.output ?? 0 });
         const extra: NonNullable<RunSpec["mounts"]> = [];
+        const runEnv = (meta.env ?? []).slice();
+        for (const [k, val] of Object.entries(meta.proxy_env ?? {})) {
+          if (val) runEnv.push(`${k.toUpperCase()}=${val}`, `${k}=${val}`);
+        }
+        for (const se of exec.secretenv ?? []) {
+          const src = env.secrets.get(se.ID ?? "");
+          if (!src) {
+            if (se.optional) continue;
+            throw new Error(`secret ${se.ID} not found (pass it with --secret id=${se.ID},src=PATH)`);
+          }
+          runEnv.push(`${se.name}=${await fsp.readFile(src, "utf8")}`);
+        }
         for (const m of mounts) {
           if (m === root) continue;
           const type = m.mountType ?? MOUNT_BIND;
@@ -86,7 +103,14 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
               if (m.secretOpt?.optional) continue;
               throw new Error(`secret ${id} not found (pass it with --secret id=${id},src=PATH)`);
             }
-            extra.push({ type: "bind", source: src, target, readonly: true });
+            // A private copy with the requested owner and mode (default 0400 root:root).
+            const dir = await fsp.mkdtemp(path.join(env.storeRoot, "secret-"));
+            cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
+            const copy = path.join(dir, "secret");
+            await fsp.copyFile(src, copy);
+            await fsp.chown(copy, m.secretOpt?.uid ?? 0, m.secretOpt?.gid ?? 0).catch(() => {});
+            await fsp.chmod(copy, m.secretOpt?.mode ?? 0o400);
+            extra.push({ type: "bind", source: copy, target, readonly: true });
           } else if (type === MOUNT_SSH) {
             if (m.SSHOpt?.optional) continue;
             throw new Error("RUN --mount=type=ssh needs an SSH agent socket; tsk does not forward one (use type=secret)");
@@ -96,7 +120,7 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
         const result = await runInSandbox({
           rootfs: rootActive.root,
           args,
-          env: meta.env ?? [],
+          env: runEnv,
           cwd: meta.cwd || "/",
           user: meta.user ?? "",
           hostname: meta.hostname || undefined,

@@ -37,10 +37,27 @@ export type CopyAction = {
   alwaysReplaceExistingDestPaths?: boolean;
   required_paths?: string[];
 };
-export type MkFileAction = { path: string; mode: number; data?: Uint8Array; owner?: ChownOpt | null; timestamp?: Timestamp };
-export type MkDirAction = { path: string; mode: number; makeParents?: boolean; owner?: ChownOpt | null; timestamp?: Timestamp };
+export type MkFileAction = {
+  path: string;
+  mode: number;
+  data?: Uint8Array;
+  owner?: ChownOpt | null;
+  timestamp?: Timestamp;
+};
+export type MkDirAction = {
+  path: string;
+  mode: number;
+  makeParents?: boolean;
+  owner?: ChownOpt | null;
+  timestamp?: Timestamp;
+};
 export type RmAction = { path: string; allowNotFound?: boolean; allowWildcard?: boolean };
-export type SymlinkAction = { oldpath: string; newpath: string; owner?: ChownOpt | null; timestamp?: Timestamp };
+export type SymlinkAction = {
+  oldpath: string;
+  newpath: string;
+  owner?: ChownOpt | null;
+  timestamp?: Timestamp;
+};
 
 type Ids = { uid: number; gid: number };
 
@@ -321,7 +338,9 @@ export function applyModeString(modeStr: string, mode: number, isDir: boolean): 
     if (i >= clause.length) throw new Error(`invalid mode string ${JSON.stringify(modeStr)}`);
     while (i < clause.length) {
       const op = clause[i++];
-      if (op !== "+" && op !== "-" && op !== "=") throw new Error(`invalid mode string ${JSON.stringify(modeStr)}`);
+      if (op !== "+" && op !== "-" && op !== "=") {
+        throw new Error(`invalid mode string ${JSON.stringify(modeStr)}`);
+      }
       let bits = 0;
       while (i < clause.length && !"+-=".includes(clause[i])) {
         const p = clause[i++];
@@ -378,7 +397,10 @@ function isNamed(u: UserOpt): u is UserOpt & { byName: { name: string; input?: n
  * byName looks the name up in userRoot's /etc/passwd (uid + primary gid) or /etc/group (gid).
  * As in BuildKit, a name missing from the files leaves the id at 0.
  */
-export async function resolveChown(owner: ChownOpt | undefined | null, userRoot: string | undefined): Promise<Ids | undefined> {
+export async function resolveChown(
+  owner: ChownOpt | undefined | null,
+  userRoot: string | undefined,
+): Promise<Ids | undefined> {
   if (!owner) return undefined;
   const ids: Ids = { uid: 0, gid: 0 };
   if (owner.user) {
@@ -430,7 +452,13 @@ async function setTimes(p: string, t: number | undefined, isLink: boolean): Prom
  * Returns the directories created (outermost first). When `utime` is given they get it after
  * all of them exist (so creating a child does not bump its parent's time).
  */
-async function mkdirAll(root: string, host: string, perm: number, ids: Ids | undefined, utime: number | undefined): Promise<string[]> {
+async function mkdirAll(
+  root: string,
+  host: string,
+  perm: number,
+  ids: Ids | undefined,
+  utime: number | undefined,
+): Promise<string[]> {
   const r = root.replace(/\/+$/, "") || "/";
   const missing: string[] = [];
   let cur = host;
@@ -554,7 +582,9 @@ class Copier {
         p.created = (async () => {
           const t = await lstatOrNull(p.target);
           if (t) {
-            if (!t.isDirectory()) throw codedError(`cannot copy to non-directory: ${this.cpath(p.target)}`, "ENOTDIR");
+            if (!t.isDirectory()) {
+              throw codedError(`cannot copy to non-directory: ${this.cpath(p.target)}`, "ENOTDIR");
+            }
             return false;
           }
           await fsp.mkdir(p.target, p.st.mode & 0o777);
@@ -571,7 +601,14 @@ class Copier {
    * include/exclude; `overwriteMeta` is false only for the top entry; `fresh` means target's
    * parent was just created by this copy (nothing to replace).
    */
-  async copy(src: string, rel: string, target: string, overwriteMeta: boolean, fresh: boolean, pending: PendingDir[]): Promise<void> {
+  async copy(
+    src: string,
+    rel: string,
+    target: string,
+    overwriteMeta: boolean,
+    fresh: boolean,
+    pending: PendingDir[],
+  ): Promise<void> {
     const prep = await this.limit.run(async () => {
       let st: fs.Stats;
       try {
@@ -593,7 +630,10 @@ class Copier {
         if (!include) return null;
         if (tst) {
           if (tst.isDirectory()) {
-            throw codedError(`cannot replace to directory ${this.cpath(target)} with file`, "EISDIR");
+            throw codedError(
+              `cannot replace to directory ${this.cpath(target)} with file`,
+              "EISDIR",
+            );
           }
           await fsp.unlink(target);
         }
@@ -620,10 +660,17 @@ class Copier {
       !this.o.exclude.hasExclusions;
     let self: PendingDir | undefined;
     if (!skipChildren && names.length > 0) {
-      const childPending = include ? [] : [...pending, (self = { src, target, st })];
+      const childPending = include ? [] : [...pending, self = { src, target, st }];
       await Promise.all(
         names.map((n) =>
-          this.copy(src + "/" + n, rel === "" ? n : rel + "/" + n, target + "/" + n, true, created, childPending)
+          this.copy(
+            src + "/" + n,
+            rel === "" ? n : rel + "/" + n,
+            target + "/" + n,
+            true,
+            created,
+            childPending,
+          )
         ),
       );
     }
@@ -688,7 +735,9 @@ async function copyFileContents(src: string, dst: string): Promise<void> {
       return;
     } catch (e) {
       const c = errCode(e);
-      if (c !== "EINVAL" && c !== "ENOTSUP" && c !== "ENOSYS" && c !== "ERR_INVALID_ARG_VALUE") throw e;
+      if (c !== "EINVAL" && c !== "ENOTSUP" && c !== "ENOSYS" && c !== "ERR_INVALID_ARG_VALUE") {
+        throw e;
+      }
       cloneUnsupported = true;
     }
   }
@@ -713,9 +762,9 @@ function splitWildcards(p: string): [string, string] {
 }
 
 /** Host path of container path p: parent resolved, last component followed only if asked. */
-async function rootPath(root: string, p: string, followLinks: boolean): Promise<string> {
+function rootPath(root: string, p: string, followLinks: boolean): Promise<string> {
   const c = cleanPath("/" + p);
-  if (c === "/") return root.replace(/\/+$/, "") || "/";
+  if (c === "/") return Promise.resolve(root.replace(/\/+$/, "") || "/");
   return resolveInRoot(root, c, { followLast: followLinks });
 }
 
@@ -723,7 +772,11 @@ async function rootPath(root: string, p: string, followLinks: boolean): Promise<
  * Paths (relative to root, no leading slash) matching a wildcard path, in lexical order;
  * [src] itself when src has no wildcards. A missing non-wildcard base is an lstat error.
  */
-export async function resolveWildcards(root: string, src: string, followLinks: boolean): Promise<string[]> {
+export async function resolveWildcards(
+  root: string,
+  src: string,
+  followLinks: boolean,
+): Promise<string[]> {
   const [d1, d2] = splitWildcards(src);
   if (d2 === "") return [d1];
   const base = await rootPath(root, d1, followLinks);
@@ -763,7 +816,12 @@ export async function resolveWildcards(root: string, src: string, followLinks: b
 // Actions
 
 /** FileActionCopy: copy `a.src` from srcRoot to `a.dest` in destRoot. */
-export async function copy(srcRoot: string, destRoot: string, a: CopyAction, userRoot?: string): Promise<void> {
+export async function copy(
+  srcRoot: string,
+  destRoot: string,
+  a: CopyAction,
+  userRoot?: string,
+): Promise<void> {
   try {
     await doCopy(srcRoot, destRoot, a, userRoot);
   } catch (e) {
@@ -771,7 +829,12 @@ export async function copy(srcRoot: string, destRoot: string, a: CopyAction, use
   }
 }
 
-async function doCopy(srcRoot: string, destRoot: string, a: CopyAction, userRoot?: string): Promise<void> {
+async function doCopy(
+  srcRoot: string,
+  destRoot: string,
+  a: CopyAction,
+  userRoot?: string,
+): Promise<void> {
   const srcPath = llbCleanPath(a.src ?? "");
   const destPath = llbCleanPath(a.dest ?? "");
   const follow = !!a.followSymlink;
@@ -781,7 +844,9 @@ async function doCopy(srcRoot: string, destRoot: string, a: CopyAction, userRoot
     const parent = p === destRoot.replace(/\/+$/, "") ? p : dirname(p);
     if (!(await lstatOrNull(parent))) {
       throw codedError(
-        `failed to stat ${a.dest}: lstat ${containerPath(destRoot, parent) ?? parent}: no such file or directory`,
+        `failed to stat ${a.dest}: lstat ${
+          containerPath(destRoot, parent) ?? parent
+        }: no such file or directory`,
         "ENOENT",
       );
     }
@@ -789,7 +854,11 @@ async function doCopy(srcRoot: string, destRoot: string, a: CopyAction, userRoot
 
   const chown = await resolveChown(a.owner, userRoot);
   const utime = timestampToSeconds(a.timestamp);
-  const mode = a.modeStr ? undefined : a.mode === undefined || a.mode === null || Number(a.mode) === -1 ? undefined : Number(a.mode);
+  const mode = a.modeStr
+    ? undefined
+    : a.mode === undefined || a.mode === null || Number(a.mode) === -1
+    ? undefined
+    : Number(a.mode);
   if (a.modeStr) applyModeString(a.modeStr, 0o644, false); // validate early
   const opts: CopyOptions = {
     destRoot,
@@ -797,8 +866,12 @@ async function doCopy(srcRoot: string, destRoot: string, a: CopyAction, userRoot
     utime,
     mode,
     modeStr: a.modeStr || undefined,
-    include: a.include_patterns && a.include_patterns.length > 0 ? new PatternMatcher(a.include_patterns) : undefined,
-    exclude: a.exclude_patterns && a.exclude_patterns.length > 0 ? new PatternMatcher(a.exclude_patterns) : undefined,
+    include: a.include_patterns && a.include_patterns.length > 0
+      ? new PatternMatcher(a.include_patterns)
+      : undefined,
+    exclude: a.exclude_patterns && a.exclude_patterns.length > 0
+      ? new PatternMatcher(a.exclude_patterns)
+      : undefined,
     alwaysReplace: !!a.alwaysReplaceExistingDestPaths,
   };
 
@@ -847,7 +920,9 @@ async function copyOne(
   const ensure = f !== "" && f !== "." ? d : dst;
   const created: string[] = [];
   if (ensure !== "") {
-    created.push(...await mkdirAll(destRoot, await resolveInRoot(destRoot, ensure), 0o755, o.chown, o.utime));
+    created.push(
+      ...await mkdirAll(destRoot, await resolveInRoot(destRoot, ensure), 0o755, o.chown, o.utime),
+    );
   }
   const dstHost = await resolveInRoot(destRoot, cleanPath(dst));
   const srcFollowed = await rootPath(srcRoot, src, follow);
@@ -856,7 +931,10 @@ async function copyOne(
   if (!fiSrc) throw notFound(cleanPath("/" + src));
   const fiDest = await lstatOrNull(dstHost);
   let destHost = dstHost;
-  if ((!dirContents && fiSrc.isDirectory() && fiDest) || (!fiSrc.isDirectory() && fiDest?.isDirectory())) {
+  if (
+    (!dirContents && fiSrc.isDirectory() && fiDest) ||
+    (!fiSrc.isDirectory() && fiDest?.isDirectory())
+  ) {
     destHost = joinHost(dstHost, basename(src));
   }
   let target = dirname(destHost);
@@ -880,13 +958,20 @@ export async function mkfile(root: string, a: MkFileAction, userRoot?: string): 
     const ids = await resolveChown(a.owner, userRoot);
     const utime = timestampToSeconds(a.timestamp);
     const dir = dirname(p);
-    const tmp = `${dir}/.tmp-mkfile${(++tmpSeq).toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    const tmp = `${dir}/.tmp-mkfile${(++tmpSeq).toString(36)}-${
+      Math.random().toString(36).slice(2, 10)
+    }`;
     let fh: fsp.FileHandle;
     try {
       fh = await fsp.open(tmp, "wx", 0o600);
     } catch (e) {
       if (errCode(e) === "ENOENT" || errCode(e) === "ENOTDIR") {
-        throw codedError(`open ${target}: ${errCode(e) === "ENOENT" ? "no such file or directory" : "not a directory"}`, errCode(e));
+        throw codedError(
+          `open ${target}: ${
+            errCode(e) === "ENOENT" ? "no such file or directory" : "not a directory"
+          }`,
+          errCode(e),
+        );
       }
       throw e;
     }
@@ -907,7 +992,10 @@ export async function mkfile(root: string, a: MkFileAction, userRoot?: string): 
       try {
         await fsp.rename(tmp, p);
       } catch (e) {
-        throw codedError(`rename ${target}: ${(e as Error).message.replace(/,.*$/, "")}`, errCode(e));
+        throw codedError(
+          `rename ${target}: ${(e as Error).message.replace(/,.*$/, "")}`,
+          errCode(e),
+        );
       }
     } catch (e) {
       await fsp.rm(tmp, { force: true }).catch(() => {});

@@ -94,14 +94,29 @@ test("resolveChown: byID, names from passwd/group, unknown names → 0 (BuildKit
   write(r + "/etc/group", "root:x:0:\nwheel:x:10:\n");
   assert.equal(await resolveChown(undefined, r), undefined);
   assert.deepEqual(await resolveChown({ user: { byID: 42 } }, r), { uid: 42, gid: 42 });
-  assert.deepEqual(await resolveChown({ user: { byName: { name: "app" } } }, r), { uid: 1000, gid: 1001 });
+  assert.deepEqual(await resolveChown({ user: { byName: { name: "app" } } }, r), {
+    uid: 1000,
+    gid: 1001,
+  });
   assert.deepEqual(
-    await resolveChown({ user: { byName: { name: "app" } }, group: { byName: { name: "wheel" } } }, r),
+    await resolveChown(
+      { user: { byName: { name: "app" } }, group: { byName: { name: "wheel" } } },
+      r,
+    ),
     { uid: 1000, gid: 10 },
   );
-  assert.deepEqual(await resolveChown({ user: { byID: 5 }, group: { byID: 7 } }, r), { uid: 5, gid: 7 });
-  assert.deepEqual(await resolveChown({ user: { byName: { name: "ghost" } } }, r), { uid: 0, gid: 0 });
-  await assert.rejects(resolveChown({ user: { byName: { name: "app" } } }, undefined), /missing user mount/);
+  assert.deepEqual(await resolveChown({ user: { byID: 5 }, group: { byID: 7 } }, r), {
+    uid: 5,
+    gid: 7,
+  });
+  assert.deepEqual(await resolveChown({ user: { byName: { name: "ghost" } } }, r), {
+    uid: 0,
+    gid: 0,
+  });
+  await assert.rejects(
+    resolveChown({ user: { byName: { name: "app" } } }, undefined),
+    /missing user mount/,
+  );
 });
 
 // --- copy --------------------------------------------------------------------------------------
@@ -156,7 +171,11 @@ test("copy dir: itself, into existing dir, and dirCopyContents merge", async () 
   assert.equal(read(dest + "/merge/sub/f2"), "2");
   assert.equal(mode(dest + "/merge"), 0o711); // the existing top dir keeps its metadata
 
-  await copy(src, dest, act({ src: "/d", dest: "/fresh", dirCopyContents: true, owner: { user: { byID: 1000 } } }));
+  await copy(
+    src,
+    dest,
+    act({ src: "/d", dest: "/fresh", dirCopyContents: true, owner: { user: { byID: 1000 } } }),
+  );
   assert.equal(read(dest + "/fresh/f1"), "1");
   assert.equal(mode(dest + "/fresh"), 0o755); // created like MkdirAll, not from the source dir
   assert.deepEqual(owner(dest + "/fresh"), [1000, 1000]);
@@ -179,7 +198,16 @@ test("copy: owner and timestamp apply to every copied entry and created parents"
   fs.mkdirSync(src + "/t/d");
   fs.symlinkSync("f", src + "/t/l");
   const ts = 1_500_000_000_000_000_000;
-  await copy(src, dest, act({ src: "/t", dest: "/p/q/t", owner: { user: { byID: 1000 }, group: { byID: 1000 } }, timestamp: ts }));
+  await copy(
+    src,
+    dest,
+    act({
+      src: "/t",
+      dest: "/p/q/t",
+      owner: { user: { byID: 1000 }, group: { byID: 1000 } },
+      timestamp: ts,
+    }),
+  );
   for (const p of ["/p", "/p/q", "/p/q/t", "/p/q/t/f", "/p/q/t/d", "/p/q/t/l"]) {
     assert.deepEqual(owner(dest + p), [1000, 1000], p);
     assert.equal(mtime(dest + p), 1_500_000_000, p);
@@ -270,8 +298,15 @@ test("copy: wildcards", async () => {
   assert.deepEqual(fs.readdirSync(dest + "/o2").sort(), ["f1.txt", "f2.txt"]);
   await copy(src, dest, act({ src: "/dir[12]", dest: "/o3/", allowWildcard: true }));
   assert.deepEqual(fs.readdirSync(dest + "/o3").sort(), ["dir1", "dir2"]);
-  await assert.rejects(copy(src, dest, act({ src: "/x*", dest: "/o4/", allowWildcard: true })), /"\/x\*": not found/);
-  await copy(src, dest, act({ src: "/x*", dest: "/o5/", allowWildcard: true, allowEmptyWildcard: true }));
+  await assert.rejects(
+    copy(src, dest, act({ src: "/x*", dest: "/o4/", allowWildcard: true })),
+    /"\/x\*": not found/,
+  );
+  await copy(
+    src,
+    dest,
+    act({ src: "/x*", dest: "/o5/", allowWildcard: true, allowEmptyWildcard: true }),
+  );
   await assert.rejects(
     copy(src, dest, act({ src: "/nodir/*.txt", dest: "/o6/", allowWildcard: true })),
     /no such file or directory/,
@@ -305,11 +340,18 @@ test("copy: replacing existing destination entries", async () => {
     copy(src, dest, act({ src: "/tree", dest: "/t3", dirCopyContents: true })),
     /cannot replace to directory \/t3\/x with file/,
   );
-  await copy(src, dest, act({ src: "/tree", dest: "/t3", dirCopyContents: true, alwaysReplaceExistingDestPaths: true }));
+  await copy(
+    src,
+    dest,
+    act({ src: "/tree", dest: "/t3", dirCopyContents: true, alwaysReplaceExistingDestPaths: true }),
+  );
   assert.equal(read(dest + "/t3/x"), "new-x");
   // and a file is not replaced by a directory unless asked
   write(dest + "/t4/tree", "file");
-  await assert.rejects(copy(src, dest, act({ src: "/tree", dest: "/t4/" })), /cannot copy to non-directory/);
+  await assert.rejects(
+    copy(src, dest, act({ src: "/tree", dest: "/t4/" })),
+    /cannot copy to non-directory/,
+  );
   await copy(src, dest, act({ src: "/tree", dest: "/t4/", alwaysReplaceExistingDestPaths: true }));
   assert.equal(read(dest + "/t4/tree/x"), "new-x");
 });
@@ -322,14 +364,22 @@ test("copy: include and exclude patterns", async () => {
   write(src + "/c/node_modules/m/index.js", "m");
   write(src + "/c/sub/deep/x.ts", "x");
   write(src + "/c/sub/other.md", "o");
-  await copy(src, dest, act({
-    src: "/c",
-    dest: "/e",
-    dirCopyContents: true,
-    exclude_patterns: ["*.log", "!keep.log", "node_modules"],
-  }));
+  await copy(
+    src,
+    dest,
+    act({
+      src: "/c",
+      dest: "/e",
+      dirCopyContents: true,
+      exclude_patterns: ["*.log", "!keep.log", "node_modules"],
+    }),
+  );
   assert.deepEqual(fs.readdirSync(dest + "/e").sort(), ["app.ts", "keep.log", "sub"]);
-  await copy(src, dest, act({ src: "/c", dest: "/i", dirCopyContents: true, include_patterns: ["sub/**/*.ts"] }));
+  await copy(
+    src,
+    dest,
+    act({ src: "/c", dest: "/i", dirCopyContents: true, include_patterns: ["sub/**/*.ts"] }),
+  );
   assert.deepEqual(fs.readdirSync(dest + "/i"), ["sub"]);
   assert.deepEqual(fs.readdirSync(dest + "/i/sub"), ["deep"]);
   assert.equal(read(dest + "/i/sub/deep/x.ts"), "x");
@@ -339,7 +389,10 @@ test("copy: required_paths must exist", async () => {
   const { src, dest } = roots();
   write(src + "/c/a/f", "f");
   await copy(src, dest, act({ src: "/c", dest: "/o", required_paths: ["a"] }));
-  await assert.rejects(copy(src, dest, act({ src: "/c", dest: "/o2", required_paths: ["b"] })), /"\/c\/b": not found/);
+  await assert.rejects(
+    copy(src, dest, act({ src: "/c", dest: "/o2", required_paths: ["b"] })),
+    /"\/c\/b": not found/,
+  );
 });
 
 test("copy: ADD unpacks archives, copies other files", async () => {
@@ -348,13 +401,30 @@ test("copy: ADD unpacks archives, copies other files", async () => {
   fs.chownSync(src + "/tree/dir/f", 1000, 1000);
   execFileSync("tar", ["-czf", src + "/a.tar.gz", "-C", src + "/tree", "."]);
   write(src + "/plain.gz.txt", "not an archive");
-  await copy(src, dest, act({ src: "/a.tar.gz", dest: "/x", attemptUnpackDockerCompatibility: true }));
+  await copy(
+    src,
+    dest,
+    act({ src: "/a.tar.gz", dest: "/x", attemptUnpackDockerCompatibility: true }),
+  );
   assert.equal(read(dest + "/x/dir/f"), "from-archive");
   assert.equal(mode(dest + "/x/dir/f"), 0o600);
   assert.deepEqual(owner(dest + "/x/dir/f"), [1000, 1000]);
-  await copy(src, dest, act({ src: "/plain.gz.txt", dest: "/y/", attemptUnpackDockerCompatibility: true }));
+  await copy(
+    src,
+    dest,
+    act({ src: "/plain.gz.txt", dest: "/y/", attemptUnpackDockerCompatibility: true }),
+  );
   assert.equal(read(dest + "/y/plain.gz.txt"), "not an archive");
-  await copy(src, dest, act({ src: "/a.tar.gz", dest: "/z/", attemptUnpackDockerCompatibility: true, owner: { user: { byID: 7 } } }));
+  await copy(
+    src,
+    dest,
+    act({
+      src: "/a.tar.gz",
+      dest: "/z/",
+      attemptUnpackDockerCompatibility: true,
+      owner: { user: { byID: 7 } },
+    }),
+  );
   assert.deepEqual(owner(dest + "/z/dir/f"), [7, 7]);
   assert.deepEqual(owner(dest + "/z"), [7, 7]);
 });
@@ -364,7 +434,16 @@ test("copy: chown by name from the user rootfs", async () => {
   write(dest + "/etc/passwd", "app:x:1000:1000::/home/app:/bin/sh\n");
   write(dest + "/etc/group", "app:x:1000:\n");
   write(src + "/f", "f");
-  await copy(src, dest, act({ src: "/f", dest: "/home/app/f", owner: { user: { byName: { name: "app" } }, group: { byName: { name: "app" } } } }), dest);
+  await copy(
+    src,
+    dest,
+    act({
+      src: "/f",
+      dest: "/home/app/f",
+      owner: { user: { byName: { name: "app" } }, group: { byName: { name: "app" } } },
+    }),
+    dest,
+  );
   assert.deepEqual(owner(dest + "/home/app/f"), [1000, 1000]);
   assert.deepEqual(owner(dest + "/home/app"), [1000, 1000]);
 });
@@ -391,7 +470,13 @@ test("copy: 20,000 small files", { timeout: 300_000 }, async () => {
 test("mkfile: data, mode, owner, timestamp; parent must exist; replaces", async () => {
   const r = tmp();
   fs.mkdirSync(r + "/etc");
-  await mkfile(r, { path: "/etc/conf", mode: 0o640, data: new TextEncoder().encode("hi"), owner: { user: { byID: 1000 } }, timestamp: 1_234_567_890_000_000_000 });
+  await mkfile(r, {
+    path: "/etc/conf",
+    mode: 0o640,
+    data: new TextEncoder().encode("hi"),
+    owner: { user: { byID: 1000 } },
+    timestamp: 1_234_567_890_000_000_000,
+  });
   assert.equal(read(r + "/etc/conf"), "hi");
   assert.equal(mode(r + "/etc/conf"), 0o640);
   assert.deepEqual(owner(r + "/etc/conf"), [1000, 1000]);
@@ -399,7 +484,10 @@ test("mkfile: data, mode, owner, timestamp; parent must exist; replaces", async 
   await mkfile(r, { path: "etc/conf", mode: 0o600, data: new TextEncoder().encode("2") });
   assert.equal(read(r + "/etc/conf"), "2");
   assert.deepEqual(owner(r + "/etc/conf"), [0, 0]);
-  await assert.rejects(mkfile(r, { path: "/nodir/f", mode: 0o644 }), /open \/nodir\/f: no such file or directory/);
+  await assert.rejects(
+    mkfile(r, { path: "/nodir/f", mode: 0o644 }),
+    /open \/nodir\/f: no such file or directory/,
+  );
   assert.deepEqual(fs.readdirSync(r + "/etc"), ["conf"]); // no temp file left behind
   // a symlink at the path is followed inside the root
   fs.symlinkSync("/etc/target", r + "/lnk");
@@ -410,14 +498,25 @@ test("mkfile: data, mode, owner, timestamp; parent must exist; replaces", async 
 
 test("mkdir: mode, owner, timestamp, makeParents, existing is fine", async () => {
   const r = tmp();
-  await mkdir(r, { path: "/a", mode: 0o700, owner: { user: { byID: 1000 } }, timestamp: 1_300_000_000_000_000_000 });
+  await mkdir(r, {
+    path: "/a",
+    mode: 0o700,
+    owner: { user: { byID: 1000 } },
+    timestamp: 1_300_000_000_000_000_000,
+  });
   assert.equal(mode(r + "/a"), 0o700);
   assert.deepEqual(owner(r + "/a"), [1000, 1000]);
   assert.equal(mtime(r + "/a"), 1_300_000_000);
   await mkdir(r, { path: "/a", mode: 0o755 });
   assert.equal(mode(r + "/a"), 0o700);
   await assert.rejects(mkdir(r, { path: "/x/y", mode: 0o755 }), /no such file or directory/);
-  await mkdir(r, { path: "/x/y/z", mode: 0o750, makeParents: true, owner: { user: { byID: 1000 } }, timestamp: 1_300_000_000_000_000_000 });
+  await mkdir(r, {
+    path: "/x/y/z",
+    mode: 0o750,
+    makeParents: true,
+    owner: { user: { byID: 1000 } },
+    timestamp: 1_300_000_000_000_000_000,
+  });
   for (const p of ["/x", "/x/y", "/x/y/z"]) {
     assert.equal(mode(r + p), 0o750, p);
     assert.deepEqual(owner(r + p), [1000, 1000], p);
@@ -425,7 +524,10 @@ test("mkdir: mode, owner, timestamp, makeParents, existing is fine", async () =>
   }
   await mkdir(r, { path: "/x/y", mode: 0o700, makeParents: true });
   write(r + "/file", "f");
-  await assert.rejects(mkdir(r, { path: "/file/sub", mode: 0o755, makeParents: true }), /not a directory/);
+  await assert.rejects(
+    mkdir(r, { path: "/file/sub", mode: 0o755, makeParents: true }),
+    /not a directory/,
+  );
   const outside = tmp("tsk-fa-outside-");
   fs.symlinkSync(outside, r + "/out");
   await mkdir(r, { path: "/out/made", mode: 0o755, makeParents: true });
@@ -469,7 +571,12 @@ test("rm: files, dirs, not found, wildcards, symlinks not followed", async () =>
 test("symlink: target verbatim, owner, timestamp, inside root", async () => {
   const r = tmp();
   fs.mkdirSync(r + "/bin");
-  await symlink(r, { oldpath: "/usr/bin/busybox", newpath: "/bin/sh", owner: { user: { byID: 1000 } }, timestamp: 1_400_000_000_000_000_000 });
+  await symlink(r, {
+    oldpath: "/usr/bin/busybox",
+    newpath: "/bin/sh",
+    owner: { user: { byID: 1000 } },
+    timestamp: 1_400_000_000_000_000_000,
+  });
   assert.equal(fs.readlinkSync(r + "/bin/sh"), "/usr/bin/busybox");
   assert.deepEqual(owner(r + "/bin/sh"), [1000, 1000]);
   assert.equal(mtime(r + "/bin/sh"), 1_400_000_000);
@@ -477,7 +584,10 @@ test("symlink: target verbatim, owner, timestamp, inside root", async () => {
   await assert.rejects(symlink(r, { oldpath: "x", newpath: "/bin/ls" }), /EEXIST|exists/i);
   const outside = tmp("tsk-fa-outside-");
   fs.symlinkSync(outside, r + "/out");
-  await assert.rejects(symlink(r, { oldpath: "t", newpath: "/out/l" }), /no such file or directory/i);
+  await assert.rejects(
+    symlink(r, { oldpath: "t", newpath: "/out/l" }),
+    /no such file or directory/i,
+  );
   fs.mkdirSync(r + outside, { recursive: true });
   await symlink(r, { oldpath: "t", newpath: "/out/l" });
   assert.deepEqual(fs.readdirSync(outside), []);

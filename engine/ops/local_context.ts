@@ -28,7 +28,7 @@ export type SyncResult = {
   /** Mirror directory holding the filtered context, owned by 0:0. */
   dir: string;
   entries: Map<string, ContextEntry>;
-  /** Paths whose content changed since the previous sync (first few). */
+  /** Paths added, removed, or changed in content or mode since the previous sync. */
   changed: string[];
   bytesRead: number;
 };
@@ -42,6 +42,11 @@ export type LocalSyncOptions = {
   storeRoot: string;
   meta: MetaStore;
 };
+
+/** The permission bits recorded in a stat signature. */
+function modeOf(sig: string): number {
+  return Number(sig.slice(sig.lastIndexOf(":") + 1)) & 0o7777;
+}
 
 function sigOf(st: Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.mode}`;
@@ -58,7 +63,10 @@ export async function walkContext(
   root: string,
   excludes: string[],
   includes: string[],
+  /** Absolute paths never sent (tsk's own store when it lives inside the context). */
+  skip: string[] = [],
 ): Promise<{ path: string; st: Stats }[]> {
+  const skipRel = new Set(skip.map((s) => path.relative(root, s)).filter((r) => r && !r.startsWith("..") && !path.isAbsolute(r)));
   const ex = excludes.length ? new PatternMatcher(excludes) : undefined;
   const inc = includes.length ? new PatternMatcher(includes) : undefined;
   const out: { path: string; st: Stats }[] = [];
@@ -75,6 +83,7 @@ export async function walkContext(
     for (let i = 0; i < names.length; i++) {
       const p = rel ? `${rel}/${names[i]}` : names[i];
       const st = stats[i];
+      if (skipRel.has(p)) continue;
       const excluded = ex?.matches(p) ?? false;
       if (st.isDirectory()) {
         if (excluded && ex!.canSkipDir(p)) continue;
@@ -134,7 +143,7 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     await fsp.mkdir(dir, { recursive: true });
     // A mirror removed by prune must be refilled: forget what the stat cache says it holds.
     const stat = fresh ? new Map<string, { sig: string; digest: string }>() : o.meta.statCache(scope);
-    const walked = await walkContext(o.contextDir, o.excludePatterns, o.includePatterns);
+    const walked = await walkContext(o.contextDir, o.excludePatterns, o.includePatterns, [o.storeRoot]);
     const entries = new Map<string, ContextEntry>();
     const changed: string[] = [];
     let bytesRead = 0;
@@ -177,10 +186,10 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
           continue;
         } else {
           await fsp.mkdir(path.dirname(dst), { recursive: true });
-          const before = stat.get(e.path)?.digest;
+          const prev = stat.get(e.path);
           e.digest = await copyAndHash(src, dst);
           bytesRead += e.size;
-          if (before !== e.digest && changed.length < 20) changed.push(e.path);
+          if (!prev || prev.digest !== e.digest || modeOf(prev.sig) !== (e.mode & 0o7777)) changed.push(e.path);
         }
         await fsp.chown(dst, 0, 0);
         await fsp.chmod(dst, e.mode & 0o7777);
@@ -195,6 +204,8 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
         await fsp.chmod(dst, e.mode & 0o7777);
       }
     }
+    if (!fresh) for (const p of stat.keys()) if (!entries.has(p)) changed.push(p);
+    changed.sort();
     o.meta.putStatCache(scope, [...entries.values()].map((e) => ({ path: e.path, sig: e.sig, digest: e.digest })));
     return { checksum: contextChecksum(entries.values()), dir, entries, changed, bytesRead };
   } finally {

@@ -51,7 +51,10 @@ test("dangling symlink resolves to its (in-root) target; loops fail", async () =
   assert.equal(await resolveInRoot(r, "/dangling"), r + "/nowhere/file");
   fs.symlinkSync("loop2", r + "/loop1");
   fs.symlinkSync("loop1", r + "/loop2");
-  await assert.rejects(resolveInRoot(r, "/loop1/x"), (e: Error & { code?: string }) => e.code === "ELOOP");
+  await assert.rejects(
+    resolveInRoot(r, "/loop1/x"),
+    (e: Error & { code?: string }) => e.code === "ELOOP",
+  );
 });
 
 test("a file in the middle of a path is kept literally", async () => {

@@ -17,7 +17,7 @@ import { fileHandler } from "./file.ts";
 import { mergeHandler } from "./merge.ts";
 import { httpHandler } from "./source_http.ts";
 import { gitHandler } from "./source_git.ts";
-import { checksumTree } from "./checksum.ts";
+import { checksumTree, selected } from "./checksum.ts";
 
 export type WorkerOptions = {
   storeRoot: string;
@@ -73,6 +73,13 @@ export class LocalWorker implements Worker {
     if (op.file) return fileHandler(v, this.views, (ref, sel) => this.checksum(ref, sel));
     if (op.merge) return mergeHandler(v, this.views);
     throw new Error(`unsupported LLB op in vertex ${v.digest}`);
+  }
+
+  changedFiles(ref: Ref, selectors: string[]): string[] | undefined {
+    const synced = ref ? this.#local.synced.get(ref) : undefined;
+    if (!synced) return undefined;
+    const sels = selectors.map((s) => s.replace(/^\/+/, "").replace(/\/+$/, "").replace(/^\.$/, ""));
+    return synced.changed.filter((p) => sels.some((s) => selected(s, p)));
   }
 
   async checksum(ref: Ref, selectors: string[]): Promise<string> {

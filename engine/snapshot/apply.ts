@@ -112,7 +112,9 @@ class Applier {
       if (this.inflightPaths.has(abs)) await this.drain();
       const st = await lstatOrNull(abs);
       if (!st) {
-        if (!create) throw Object.assign(new Error(`no such directory: ${key}`), { code: "ENOENT" });
+        if (!create) {
+          throw Object.assign(new Error(`no such directory: ${key}`), { code: "ENOENT" });
+        }
         await fsp.mkdir(abs, { mode: 0o755 });
         await fsp.chmod(abs, 0o755);
         cur.push(c);
@@ -237,7 +239,9 @@ class Applier {
       case "block":
       case "fifo": {
         await this.replaceWith(target, false, async () => {
-          if (await lstatOrNull(target)) throw Object.assign(new Error("exists"), { code: "EEXIST" });
+          if (await lstatOrNull(target)) {
+            throw Object.assign(new Error("exists"), { code: "EEXIST" });
+          }
         });
         const kind = e.type === "fifo" ? "p" : e.type === "char" ? "c" : "b";
         this.pending.set(target, {
@@ -257,11 +261,17 @@ class Applier {
    * Run create(); on EEXIST remove what is there (keeping an existing dir when `keepDir`) and
    * retry. Returns true when an existing directory was kept.
    */
-  async replaceWith(target: string, keepDir: boolean, create: () => Promise<unknown>): Promise<boolean> {
+  async replaceWith(
+    target: string,
+    keepDir: boolean,
+    create: () => Promise<unknown>,
+  ): Promise<boolean> {
     const wasPending = this.pending.get(target);
     if (wasPending) {
       this.pending.delete(target);
-      if (keepDir && this.format === "overlay" && wasPending.entry === null) this.opaque.add(target);
+      if (keepDir && this.format === "overlay" && wasPending.entry === null) {
+        this.opaque.add(target);
+      }
     }
     try {
       await create();
@@ -443,7 +453,9 @@ class Applier {
         );
       }
       if (r.chownFailures) {
-        console.error(`tsk: warning: could not set ownership of ${r.chownFailures} path(s) (unmapped ids)`);
+        console.error(
+          `tsk: warning: could not set ownership of ${r.chownFailures} path(s) (unmapped ids)`,
+        );
       }
       if (r.xattrFailures) console.error(`tsk: warning: could not set ${r.xattrFailures} xattr(s)`);
     }

@@ -15,7 +15,13 @@ async function layer(items: Item[]): Promise<Buffer> {
   const w = new TarWriter(c);
   for (const it of items) {
     const { data, ...rest } = it;
-    const e: TarEntry = { mode: it.type === "dir" ? 0o755 : 0o644, uid: 0, gid: 0, mtime: 1600000000, ...rest };
+    const e: TarEntry = {
+      mode: it.type === "dir" ? 0o755 : 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 1600000000,
+      ...rest,
+    };
     if (it.type === "file") e.size = Buffer.byteLength(data ?? "");
     await w.add(e, e.size ? Readable.from([Buffer.from(data!)]) : undefined);
   }
@@ -88,7 +94,19 @@ test("overlay format: char 0/0 whiteouts and user.overlay.opaque", async () => {
 
 test("overlay format: whiteout plus re-added dir in one layer becomes an opaque dir", async () => {
   await withDir(async (d) => {
-    await applyLayer(chunksOf(await layer([wh(".wh.a"), { path: "a/", type: "dir" }, { path: "a/f", type: "file", data: "f" }, { path: "b/", type: "dir" }, wh(".wh.b")])), d, { format: "overlay" });
+    await applyLayer(
+      chunksOf(
+        await layer([
+          wh(".wh.a"),
+          { path: "a/", type: "dir" },
+          { path: "a/f", type: "file", data: "f" },
+          { path: "b/", type: "dir" },
+          wh(".wh.b"),
+        ]),
+      ),
+      d,
+      { format: "overlay" },
+    );
     const x = await getXattrsTree(d);
     const r = await fsp.realpath(d);
     assert.equal(x.get(`${r}/a`)?.["user.overlay.opaque"], "y");
@@ -99,16 +117,22 @@ test("overlay format: whiteout plus re-added dir in one layer becomes an opaque 
 
 test("metadata: modes incl. setuid/sticky, mtimes (dirs after children), symlinks, hardlinks, fifos", async () => {
   await withDir(async (d) => {
-    const res = await applyLayer(chunksOf(await layer([
-      { path: "bin/", type: "dir", mode: 0o555, mtime: 1000 },
-      { path: "bin/su", type: "file", mode: 0o4755, data: "suid", mtime: 2000 },
-      { path: "bin/sg", type: "file", mode: 0o2711, data: "", mtime: 2000 },
-      { path: "bin/link", type: "hardlink", linkname: "bin/su" },
-      { path: "bin/sym", type: "symlink", linkname: "su", mtime: 3000 },
-      { path: "tmp/", type: "dir", mode: 0o1777, mtime: 4000 },
-      { path: "tmp/pipe", type: "fifo", mode: 0o620, mtime: 5000 },
-      { path: "./", type: "dir", mode: 0o700, mtime: 6000 },
-    ])), d, { format: "overlay" });
+    const res = await applyLayer(
+      chunksOf(
+        await layer([
+          { path: "bin/", type: "dir", mode: 0o555, mtime: 1000 },
+          { path: "bin/su", type: "file", mode: 0o4755, data: "suid", mtime: 2000 },
+          { path: "bin/sg", type: "file", mode: 0o2711, data: "", mtime: 2000 },
+          { path: "bin/link", type: "hardlink", linkname: "bin/su" },
+          { path: "bin/sym", type: "symlink", linkname: "su", mtime: 3000 },
+          { path: "tmp/", type: "dir", mode: 0o1777, mtime: 4000 },
+          { path: "tmp/pipe", type: "fifo", mode: 0o620, mtime: 5000 },
+          { path: "./", type: "dir", mode: 0o700, mtime: 6000 },
+        ]),
+      ),
+      d,
+      { format: "overlay" },
+    );
     assert.equal(res.size, 4);
     const st = (p: string) => fsp.lstat(`${d}/${p}`);
     assert.equal((await st("bin")).mode & 0o7777, 0o555);
@@ -132,16 +156,39 @@ test("metadata: modes incl. setuid/sticky, mtimes (dirs after children), symlink
 test("ownership and xattrs; overlay xattrs from a layer are dropped", async () => {
   await withDir(async (d) => {
     const mapped = await canChownTo(d, 1000);
-    const res = await applyLayer(chunksOf(await layer([
-      { path: "f", type: "file", data: "x", uid: 1000, gid: 1001, mode: 0o4750, xattrs: { "user.note": "hi\x00\xff", "user.overlay.opaque": "y" } },
-      { path: "d/", type: "dir", uid: 1000, gid: 1000, xattrs: { "user.overlay.redirect": "/x" } },
-      { path: "d/l", type: "symlink", linkname: "../f", uid: 1000, gid: 1000 },
-    ])), d, { format: "overlay", quiet: true });
+    const res = await applyLayer(
+      chunksOf(
+        await layer([
+          {
+            path: "f",
+            type: "file",
+            data: "x",
+            uid: 1000,
+            gid: 1001,
+            mode: 0o4750,
+            xattrs: { "user.note": "hi\x00\xff", "user.overlay.opaque": "y" },
+          },
+          {
+            path: "d/",
+            type: "dir",
+            uid: 1000,
+            gid: 1000,
+            xattrs: { "user.overlay.redirect": "/x" },
+          },
+          { path: "d/l", type: "symlink", linkname: "../f", uid: 1000, gid: 1000 },
+        ]),
+      ),
+      d,
+      { format: "overlay", quiet: true },
+    );
     const st = await fsp.lstat(`${d}/f`);
     if (mapped) {
       assert.equal(res.chownFailures, 0);
       assert.deepEqual([st.uid, st.gid], [1000, 1001]);
-      assert.deepEqual([(await fsp.lstat(`${d}/d/l`)).uid, (await fsp.lstat(`${d}/d`)).gid], [1000, 1000]);
+      assert.deepEqual([(await fsp.lstat(`${d}/d/l`)).uid, (await fsp.lstat(`${d}/d`)).gid], [
+        1000,
+        1000,
+      ]);
     } else {
       assert.equal(res.chownFailures, 3);
     }
@@ -156,12 +203,18 @@ test("ownership and xattrs; overlay xattrs from a layer are dropped", async () =
 test("device nodes are created when permitted, otherwise skipped and counted", async () => {
   await withDir(async (d) => {
     const allowed = await canMknodDevices(d);
-    const res = await applyLayer(chunksOf(await layer([
-      { path: "dev/", type: "dir" },
-      { path: "dev/null", type: "char", mode: 0o666, devmajor: 1, devminor: 3 },
-      { path: "dev/loop0", type: "block", mode: 0o660, devmajor: 7, devminor: 0 },
-      wh("dev/.wh.zero"),
-    ])), d, { format: "overlay", quiet: true });
+    const res = await applyLayer(
+      chunksOf(
+        await layer([
+          { path: "dev/", type: "dir" },
+          { path: "dev/null", type: "char", mode: 0o666, devmajor: 1, devminor: 3 },
+          { path: "dev/loop0", type: "block", mode: 0o660, devmajor: 7, devminor: 0 },
+          wh("dev/.wh.zero"),
+        ]),
+      ),
+      d,
+      { format: "overlay", quiet: true },
+    );
     const z = await fsp.lstat(`${d}/dev/zero`);
     assert.ok(z.isCharacterDevice() && z.rdev === 0, "whiteouts always work");
     if (allowed) {
@@ -184,23 +237,48 @@ test("entries cannot escape the destination", async () => {
     await fsp.mkdir(d);
     await fsp.writeFile(`${outer}/victim`, "safe");
     // `..` is rejected outright
-    await assert.rejects(applyLayer(chunksOf(await layer([{ path: "../victim", type: "file", data: "pwned" }])), d, { format: "merged" }), /escapes/);
-    await assert.rejects(applyLayer(chunksOf(await layer([{ path: "a/../../victim", type: "file", data: "pwned" }])), d, { format: "merged" }), /escapes/);
-    await assert.rejects(applyLayer(chunksOf(await layer([{ path: "h", type: "hardlink", linkname: "../victim" }])), d, { format: "merged" }), /escapes/);
+    await assert.rejects(
+      applyLayer(chunksOf(await layer([{ path: "../victim", type: "file", data: "pwned" }])), d, {
+        format: "merged",
+      }),
+      /escapes/,
+    );
+    await assert.rejects(
+      applyLayer(
+        chunksOf(await layer([{ path: "a/../../victim", type: "file", data: "pwned" }])),
+        d,
+        { format: "merged" },
+      ),
+      /escapes/,
+    );
+    await assert.rejects(
+      applyLayer(
+        chunksOf(await layer([{ path: "h", type: "hardlink", linkname: "../victim" }])),
+        d,
+        { format: "merged" },
+      ),
+      /escapes/,
+    );
     // absolute names and symlinked parents are contained inside dest
-    await applyLayer(chunksOf(await layer([
-      { path: "/abs", type: "file", data: "abs" },
-      { path: "a", type: "symlink", linkname: "/" },
-      { path: "a/etc/", type: "dir" },
-      { path: "a/etc/passwd", type: "file", data: "contained" },
-      { path: "up", type: "symlink", linkname: "../../../.." },
-      { path: "up/victim", type: "file", data: "contained too" },
-      { path: "rel", type: "symlink", linkname: "etc/../../.." },
-      { path: "rel/x", type: "file", data: "x" },
-      { path: "h2", type: "hardlink", linkname: "a/etc/passwd" },
-      { path: "b", type: "symlink", linkname: `${outer}` },
-      { path: "b/victim", type: "file", data: "still inside" },
-    ])), d, { format: "merged" });
+    await applyLayer(
+      chunksOf(
+        await layer([
+          { path: "/abs", type: "file", data: "abs" },
+          { path: "a", type: "symlink", linkname: "/" },
+          { path: "a/etc/", type: "dir" },
+          { path: "a/etc/passwd", type: "file", data: "contained" },
+          { path: "up", type: "symlink", linkname: "../../../.." },
+          { path: "up/victim", type: "file", data: "contained too" },
+          { path: "rel", type: "symlink", linkname: "etc/../../.." },
+          { path: "rel/x", type: "file", data: "x" },
+          { path: "h2", type: "hardlink", linkname: "a/etc/passwd" },
+          { path: "b", type: "symlink", linkname: `${outer}` },
+          { path: "b/victim", type: "file", data: "still inside" },
+        ]),
+      ),
+      d,
+      { format: "merged" },
+    );
     assert.equal(await fsp.readFile(`${outer}/victim`, "utf8"), "safe");
     assert.equal(await fsp.readFile(`${d}/abs`, "utf8"), "abs");
     assert.equal(await fsp.readFile(`${d}/etc/passwd`, "utf8"), "contained");
@@ -211,7 +289,9 @@ test("entries cannot escape the destination", async () => {
     assert.notEqual(await fsp.readFile("/etc/passwd", "utf8"), "contained");
     // a final component that is a symlink is replaced, never written through
     await fsp.symlink(`${outer}/victim`, `${d}/trap`);
-    await applyLayer(chunksOf(await layer([{ path: "trap", type: "file", data: "replaced" }])), d, { format: "merged" });
+    await applyLayer(chunksOf(await layer([{ path: "trap", type: "file", data: "replaced" }])), d, {
+      format: "merged",
+    });
     assert.equal(await fsp.readFile(`${outer}/victim`, "utf8"), "safe");
     assert.ok((await fsp.lstat(`${d}/trap`)).isFile());
   });
@@ -219,18 +299,30 @@ test("entries cannot escape the destination", async () => {
 
 test("a file replaces a directory and vice versa; existing hardlinked files are not modified in place", async () => {
   await withDir(async (d) => {
-    await applyLayer(chunksOf(await layer([
-      { path: "x/", type: "dir" },
-      { path: "x/inner", type: "file", data: "i" },
-      { path: "y", type: "file", data: "y" },
-      { path: "orig", type: "file", data: "orig" },
-      { path: "twin", type: "hardlink", linkname: "orig" },
-    ])), d, { format: "merged" });
-    await applyLayer(chunksOf(await layer([
-      { path: "x", type: "file", data: "now a file" },
-      { path: "y/", type: "dir" },
-      { path: "twin", type: "file", data: "new twin" },
-    ])), d, { format: "merged" });
+    await applyLayer(
+      chunksOf(
+        await layer([
+          { path: "x/", type: "dir" },
+          { path: "x/inner", type: "file", data: "i" },
+          { path: "y", type: "file", data: "y" },
+          { path: "orig", type: "file", data: "orig" },
+          { path: "twin", type: "hardlink", linkname: "orig" },
+        ]),
+      ),
+      d,
+      { format: "merged" },
+    );
+    await applyLayer(
+      chunksOf(
+        await layer([
+          { path: "x", type: "file", data: "now a file" },
+          { path: "y/", type: "dir" },
+          { path: "twin", type: "file", data: "new twin" },
+        ]),
+      ),
+      d,
+      { format: "merged" },
+    );
     assert.equal(await fsp.readFile(`${d}/x`, "utf8"), "now a file");
     assert.ok((await fsp.lstat(`${d}/y`)).isDirectory());
     assert.equal(await fsp.readFile(`${d}/orig`, "utf8"), "orig");

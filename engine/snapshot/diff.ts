@@ -45,7 +45,8 @@ const OPAQUE_NAMES = ["user.overlay.opaque", "trusted.overlay.opaque"];
 
 /** Bytewise (UTF-8) comparison of two strings. */
 export function compareBytes(a: string, b: string): number {
-  if (/^[\x00-\x7f]*$/.test(a) && /^[\x00-\x7f]*$/.test(b)) return a < b ? -1 : a > b ? 1 : 0;
+  const nonAscii = /[\u0080-\uffff]/;
+  if (!nonAscii.test(a) && !nonAscii.test(b)) return a < b ? -1 : a > b ? 1 : 0;
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 }
 
@@ -177,7 +178,8 @@ const SMALL_FILE = 64 * 1024;
 function prefetcher(list: Child[]): (i: number) => Promise<Uint8Array> | undefined {
   const started = new Map<number, Promise<Uint8Array>>();
   let next = 0;
-  const small = (c: Child) => c.st.isFile() && c.st.size > 0n && c.st.size <= BigInt(SMALL_FILE) && c.st.nlink === 1n;
+  const small = (c: Child) =>
+    c.st.isFile() && c.st.size > 0n && c.st.size <= BigInt(SMALL_FILE) && c.st.nlink === 1n;
   const fill = (from: number) => {
     if (next < from) next = from;
     while (next < list.length && started.size < PARALLEL) {
@@ -241,7 +243,11 @@ export async function writeLayerFromUpper(
 }
 
 /** A whole directory tree → tar (no root entry, no whiteout interpretation). */
-export async function writeTreeTar(root: string, out: Sink, opts: LayerOptions = {}): Promise<void> {
+export async function writeTreeTar(
+  root: string,
+  out: Sink,
+  opts: LayerOptions = {},
+): Promise<void> {
   const r = await fsp.realpath(root);
   const xattrs = await getXattrsTree(r);
   const em = new Emitter(out, opts);

@@ -124,7 +124,9 @@ async function makeLowerUpper(d: string) {
   await fsp.writeFile(`${l}/rm-me`, "r");
   await fsp.symlink("a", `${l}/relink`);
   await fsp.writeFile(`${l}/to-dir`, "was a file");
-  for (const p of ["etc/deep/er/same-size", "etc/deep/er/untouched", "etc/chmod-me", "same/s", "rm-me"]) {
+  for (
+    const p of ["etc/deep/er/same-size", "etc/deep/er/untouched", "etc/chmod-me", "same/s", "rm-me"]
+  ) {
     await fsp.utimes(`${l}/${p}`, 1_600_000_000, 1_600_000_000); // whole seconds, like unpacked layers
   }
   await runOk("cp", ["-a", l, u]);
@@ -167,7 +169,10 @@ test("writeLayerFromDirs emits changes, parents and whiteouts; applying it repro
     const m = `${d}/merged`;
     await runOk("cp", ["-a", l, m]);
     await applyLayer(chunksOf(c.data, 1000), m, { format: "merged" });
-    assert.deepEqual(await describeTree(m, { mtimes: true }), await describeTree(u, { mtimes: true }));
+    assert.deepEqual(
+      await describeTree(m, { mtimes: true }),
+      await describeTree(u, { mtimes: true }),
+    );
   });
 });
 
@@ -193,7 +198,10 @@ test("writeLayerFromDirs with no lower emits the whole tree", async () => {
     await writeLayerFromDirs(null, u, c, {});
     const m = `${d}/m`;
     await applyLayer(chunksOf(c.data), m, { format: "merged" });
-    assert.deepEqual(await describeTree(m, { mtimes: true }), await describeTree(u, { mtimes: true }));
+    assert.deepEqual(
+      await describeTree(m, { mtimes: true }),
+      await describeTree(u, { mtimes: true }),
+    );
   });
 });
 
@@ -205,7 +213,15 @@ test("writeTreeTar round-trips through GNU tar", async () => {
     await writeTreeTar(u, c, { sourceDateEpoch: 1_650_000_000 });
     const x = `${d}/x`;
     await fsp.mkdir(x);
-    const r = await run("tar", ["--xattrs", "--xattrs-include=user.*", "--no-same-owner", "-xf", "-", "-C", x], { input: c.data });
+    const r = await run("tar", [
+      "--xattrs",
+      "--xattrs-include=user.*",
+      "--no-same-owner",
+      "-xf",
+      "-",
+      "-C",
+      x,
+    ], { input: c.data });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await describeTree(x), await describeTree(u));
     for (const g of await entries(c.data)) assert.ok(g.e.mtime <= 1_650_000_000);

@@ -214,7 +214,9 @@ abstract class BaseSnapshotter {
 
   /** Turn an active dir into committed snapshot `name` (marker first, then the rename). */
   async seal(name: string, key: string): Promise<void> {
-    if (await this.present(name)) throw new Error(`snapshot ${JSON.stringify(name)} already exists`);
+    if (await this.present(name)) {
+      throw new Error(`snapshot ${JSON.stringify(name)} already exists`);
+    }
     const src = this.dir(key);
     await writeAtomic(`${src}/committed`, name);
     await writeAtomic(`${src}/name`, name);
@@ -225,7 +227,9 @@ abstract class BaseSnapshotter {
 
   async requireActive(key: string): Promise<string> {
     const d = this.dir(key);
-    if ((await readText(`${d}/name`)) !== key) throw new Error(`snapshot ${JSON.stringify(key)} not found`);
+    if ((await readText(`${d}/name`)) !== key) {
+      throw new Error(`snapshot ${JSON.stringify(key)} not found`);
+    }
     if ((await readText(`${d}/committed`)) !== undefined) {
       throw new Error(`snapshot ${JSON.stringify(key)} is committed, not active`);
     }
@@ -247,7 +251,9 @@ async function mountOverlay(
   let opts = `lowerdir=${lowers.join(":")}`;
   if (upper) opts += `,upperdir=${upper.upper},workdir=${upper.work}`;
   opts += `,${OVERLAY_OPTIONS}`;
-  if (opts.length > 4000) throw new Error(`overlay: too many layers (${lowers.length}) for one mount`);
+  if (opts.length > 4000) {
+    throw new Error(`overlay: too many layers (${lowers.length}) for one mount`);
+  }
   await runOk("mount", ["-t", "overlay", "overlay", "-o", opts, target], { cwd });
 }
 
@@ -278,7 +284,10 @@ export class OverlaySnapshotter extends BaseSnapshotter implements Snapshotter {
     const id = this.id(key);
     try {
       const lowers = parent !== undefined ? await this.#lowers(parent) : [await this.#empty()];
-      await mountOverlay(this.root, lowers, `${dir}/mnt`, { upper: `${id}/fs`, work: `${id}/work` });
+      await mountOverlay(this.root, lowers, `${dir}/mnt`, {
+        upper: `${id}/fs`,
+        work: `${id}/work`,
+      });
     } catch (e) {
       await this.trash(dir).catch(() => {});
       throw e;
@@ -381,9 +390,14 @@ export class CopySnapshotter extends BaseSnapshotter implements Snapshotter {
     await fsp.rm(`${dir}/diff`, { recursive: true, force: true });
     await pipeTar(
       (out) =>
-        writeLayerFromDirs(parent !== undefined ? `${this.dir(parent)}/fs` : null, `${dir}/fs`, out, {
-          copiedAt: parent !== undefined && Number.isFinite(copiedAt) ? copiedAt : undefined,
-        }),
+        writeLayerFromDirs(
+          parent !== undefined ? `${this.dir(parent)}/fs` : null,
+          `${dir}/fs`,
+          out,
+          {
+            copiedAt: parent !== undefined && Number.isFinite(copiedAt) ? copiedAt : undefined,
+          },
+        ),
       (src) => applyLayer(src, `${dir}/diff`, { format: "overlay", quiet: true }),
     );
     await this.seal(name, key);
@@ -430,7 +444,9 @@ export async function detectSnapshotter(root: string): Promise<Snapshotter> {
   const probe = `${root}/probe-${randomBytes(6).toString("hex")}`;
   let reason = "";
   try {
-    for (const d of ["l1", "l2", "u", "w", "m"]) await fsp.mkdir(`${probe}/${d}`, { recursive: true });
+    for (const d of ["l1", "l2", "u", "w", "m"]) {
+      await fsp.mkdir(`${probe}/${d}`, { recursive: true });
+    }
     await fsp.writeFile(`${probe}/l1/f`, "x");
     await mountOverlay(probe, ["l1", "l2"], `${probe}/m`, { upper: "u", work: "w" });
     try {

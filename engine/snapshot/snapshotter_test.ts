@@ -56,9 +56,16 @@ async function chain(s: Snapshotter) {
 
   const { root: v } = await s.view("v3", "l3");
   const view = await describeTree(v);
-  if (s.kind === "overlay") await assert.rejects(fsp.writeFile(`${v}/nope`, "x"), { code: "EROFS" });
+  if (s.kind === "overlay") {
+    await assert.rejects(fsp.writeFile(`${v}/nope`, "x"), { code: "EROFS" });
+  }
   await s.remove("v3");
-  return { l1: await layerOf(s, "l1"), l2: await layerOf(s, "l2"), l3: await layerOf(s, "l3"), view };
+  return {
+    l1: await layerOf(s, "l1"),
+    l2: await layerOf(s, "l2"),
+    l3: await layerOf(s, "l3"),
+    view,
+  };
 }
 
 async function mergedOf(layers: Uint8Array[]): Promise<string[]> {
@@ -83,7 +90,9 @@ const expectedView = [
 
 function checkView(view: string[]) {
   assert.equal(view.length, expectedView.length, view.join("\n"));
-  for (let i = 0; i < view.length; i++) assert.ok(view[i].startsWith(expectedView[i]), `${view[i]} vs ${expectedView[i]}`);
+  for (let i = 0; i < view.length; i++) {
+    assert.ok(view[i].startsWith(expectedView[i]), `${view[i]} vs ${expectedView[i]}`);
+  }
 }
 
 let overlayOk: boolean | undefined;
@@ -102,14 +111,22 @@ async function canOverlay(): Promise<boolean> {
 
 test("overlay: 3-layer chain, whiteout and opaque dir in layer 3, view, bookkeeping", async (t) => {
   if (!(await canOverlay())) {
-    t.skip("overlay mounts not permitted here: run under `unshare --mount` / `unshare --map-root-user --mount`");
+    t.skip(
+      "overlay mounts not permitted here: run under `unshare --mount` / `unshare --map-root-user --mount`",
+    );
     return;
   }
   const d = await tempDir();
   try {
     const s = new OverlaySnapshotter(`${d}/snapshots`);
     const { l1, l2, l3, view } = await chain(s);
-    assert.deepEqual(await paths(l3), [".wh.keep", "data/", "data/dir/", "data/dir/.wh..wh..opq", "data/dir/c"]);
+    assert.deepEqual(await paths(l3), [
+      ".wh.keep",
+      "data/",
+      "data/dir/",
+      "data/dir/.wh..wh..opq",
+      "data/dir/c",
+    ]);
     assert.deepEqual(await paths(l2), ["etc/", "etc/group", "etc/passwd"]);
     checkView(view);
     assert.deepEqual(await mergedOf([l1, l2, l3]), view);
@@ -124,7 +141,11 @@ test("overlay: 3-layer chain, whiteout and opaque dir in layer 3, view, bookkeep
     await assert.rejects(s.commit("l3", "k4"), /exists/);
     await assert.rejects(s.prepare("k4"), /exists/);
     await s.remove("k4");
-    assert.ok(!(await fsp.readdir(`${d}/snapshots`)).some((n) => n.startsWith("trash-") || n.startsWith("tmp-")));
+    assert.ok(
+      !(await fsp.readdir(`${d}/snapshots`)).some((n) =>
+        n.startsWith("trash-") || n.startsWith("tmp-")
+      ),
+    );
 
     // image pulls: a snapshot straight from layer tars, then a view of it
     await s.applyLayerSnapshot("p1", undefined, chunksOf(l1));
@@ -147,11 +168,21 @@ test("copy backend produces equivalent layers and views", async () => {
   try {
     const s = new CopySnapshotter(`${d}/snapshots`);
     const { l1, l2, l3, view } = await chain(s);
-    assert.deepEqual(await paths(l3), [".wh.keep", "data/", "data/dir/", "data/dir/.wh.a", "data/dir/.wh.b", "data/dir/c"]);
+    assert.deepEqual(await paths(l3), [
+      ".wh.keep",
+      "data/",
+      "data/dir/",
+      "data/dir/.wh.a",
+      "data/dir/.wh.b",
+      "data/dir/c",
+    ]);
     assert.deepEqual(await paths(l2), ["etc/", "etc/group", "etc/passwd"]);
     checkView(view);
     assert.deepEqual(await mergedOf([l1, l2, l3]), view);
-    assert.deepEqual(await mergedOf([l1, l2]), await mergedOf([await layerOf(s, "l1"), await layerOf(s, "l2")]));
+    assert.deepEqual(
+      await mergedOf([l1, l2]),
+      await mergedOf([await layerOf(s, "l1"), await layerOf(s, "l2")]),
+    );
     assert.deepEqual(await s.parents("l3"), ["l2", "l1"]);
     await s.applyLayerSnapshot("p1", undefined, chunksOf(l1));
     await s.applyLayerSnapshot("p2", "p1", chunksOf(l2));

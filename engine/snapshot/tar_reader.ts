@@ -207,7 +207,7 @@ export async function* readTar(
         const { data } = await bs.exact(padded);
         if (!data) throw new Error("tar: unexpected end of archive");
         const body = data.subarray(0, size);
-        if (flag === "x") for (const [k, v] of parsePax(body)) local.set(k, v);
+        if (flag === "x") { for (const [k, v] of parsePax(body)) local.set(k, v); }
         else if (flag === "g") {
           global = new Map(global);
           for (const [k, v] of parsePax(body)) global.set(k, v);
@@ -235,7 +235,9 @@ export async function* readTar(
         if (prefix) name = prefix + "/" + name;
       }
       let type = TYPES[flag];
-      if (type === undefined) throw new Error(`tar: unsupported entry type ${JSON.stringify(flag)}`);
+      if (type === undefined) {
+        throw new Error(`tar: unsupported entry type ${JSON.stringify(flag)}`);
+      }
       if (type === "file" && name.endsWith("/") && (flag === "0" || flag === "\0")) type = "dir";
 
       const pax = new Map([...global, ...local]);

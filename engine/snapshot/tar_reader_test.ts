@@ -64,7 +64,19 @@ for (const format of ["gnu", "posix", "ustar-short", "v7-short"]) {
         await fsp.link(`${dir}/small`, `${dir}/hard`);
         await fsp.symlink("target", `${dir}/sym`);
         await fsp.mkdir(`${dir}/d`);
-        const r = await run("tar", [`--format=${f}`, "--sort=name", "--mtime=@1600000000", "-cf", "-", "-C", dir, "d", "hard", "small", "sym"]);
+        const r = await run("tar", [
+          `--format=${f}`,
+          "--sort=name",
+          "--mtime=@1600000000",
+          "-cf",
+          "-",
+          "-C",
+          dir,
+          "d",
+          "hard",
+          "small",
+          "sym",
+        ]);
         assert.equal(r.code, 0, r.stderr);
         tar = r.stdout;
       } finally {
@@ -106,7 +118,17 @@ test("reads PAX xattrs and big ids from GNU tar", async () => {
     await fsp.writeFile(`${dir}/f`, "data");
     const s = await run("setfattr", ["-n", "user.k", "-v", "0x00ff41", `${dir}/f`]);
     assert.equal(s.code, 0, s.stderr);
-    const r = await run("tar", ["--format=posix", "--xattrs", "--owner=:3000000", "--group=:3000001", "-cf", "-", "-C", dir, "f"]);
+    const r = await run("tar", [
+      "--format=posix",
+      "--xattrs",
+      "--owner=:3000000",
+      "--group=:3000001",
+      "-cf",
+      "-",
+      "-C",
+      dir,
+      "f",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const got = await readAll(r.stdout, 97);
     assert.equal(got.length, 1);
@@ -115,7 +137,16 @@ test("reads PAX xattrs and big ids from GNU tar", async () => {
     assert.equal(got[0].e.xattrs?.["user.k"], "\x00\xffA");
     assert.equal(got[0].data, "data");
     // GNU format stores the big ids base-256
-    const g = await run("tar", ["--format=gnu", "--owner=:3000000", "--group=:3000001", "-cf", "-", "-C", dir, "f"]);
+    const g = await run("tar", [
+      "--format=gnu",
+      "--owner=:3000000",
+      "--group=:3000001",
+      "-cf",
+      "-",
+      "-C",
+      dir,
+      "f",
+    ]);
     const gg = await readAll(g.stdout);
     assert.equal(gg[0].e.uid, 3000000);
     assert.equal(gg[0].e.gid, 3000001);

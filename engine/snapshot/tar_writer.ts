@@ -105,7 +105,9 @@ export class TarWriter {
           throw new Error(`tar: size required for streamed content of ${entry.path}`);
         }
       }
-      if (!Number.isSafeInteger(size) || size < 0) throw new Error(`tar: bad size for ${entry.path}`);
+      if (!Number.isSafeInteger(size) || size < 0) {
+        throw new Error(`tar: bad size for ${entry.path}`);
+      }
       for (const h of encodeHeaders(entry, size)) await this.#push(h);
       if (size > 0) {
         if (content === undefined) throw new Error(`tar: no content given for ${entry.path}`);

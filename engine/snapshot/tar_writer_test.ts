@@ -15,13 +15,34 @@ async function sample(): Promise<Buffer> {
   const c = new Collector();
   const w = new TarWriter(c);
   await w.add({ ...base, path: "dir", type: "dir", mode: 0o1755 });
-  await w.add({ ...base, path: "dir/hello.txt", type: "file", size: 5 }, Readable.from([Buffer.from("hello")]));
-  await w.add({ ...base, path: "dir/suid", type: "file", mode: 0o4755, uid: 1000, gid: 1001, size: 0 });
-  await w.add({ ...base, path: longName, type: "file", size: 3 }, Readable.from([Buffer.from("abc")]));
+  await w.add(
+    { ...base, path: "dir/hello.txt", type: "file", size: 5 },
+    Readable.from([Buffer.from("hello")]),
+  );
+  await w.add({
+    ...base,
+    path: "dir/suid",
+    type: "file",
+    mode: 0o4755,
+    uid: 1000,
+    gid: 1001,
+    size: 0,
+  });
+  await w.add(
+    { ...base, path: longName, type: "file", size: 3 },
+    Readable.from([Buffer.from("abc")]),
+  );
   await w.add({ ...base, path: "dir/link", type: "symlink", linkname: "../" + "t".repeat(130) });
   await w.add({ ...base, path: "dir/hard", type: "hardlink", linkname: "dir/hello.txt" });
   await w.add({ ...base, path: "dir/héllo-ünïcode", type: "file", size: 0 });
-  await w.add({ ...base, path: "dir/bigid", type: "file", size: 0, uid: 3_000_000, gid: 4_000_000 });
+  await w.add({
+    ...base,
+    path: "dir/bigid",
+    type: "file",
+    size: 0,
+    uid: 3_000_000,
+    gid: 4_000_000,
+  });
   await w.add({ ...base, path: "dev/null", type: "char", mode: 0o666, devmajor: 1, devminor: 3 });
   await w.add({ ...base, path: "dev/sda", type: "block", mode: 0o660, devmajor: 8, devminor: 0 });
   await w.add({ ...base, path: "fifo", type: "fifo", mode: 0o600 });
@@ -58,7 +79,16 @@ test("writer output is a valid archive that GNU tar lists correctly", async () =
 test("GNU tar extracts writer output with content, links and xattrs intact", async () => {
   const dir = await tempDir();
   try {
-    const r = await run("tar", ["--no-same-owner", "--xattrs", "--xattrs-include=user.*", "-xf", "-", "-C", dir, "--exclude=dev"], {
+    const r = await run("tar", [
+      "--no-same-owner",
+      "--xattrs",
+      "--xattrs-include=user.*",
+      "-xf",
+      "-",
+      "-C",
+      dir,
+      "--exclude=dev",
+    ], {
       input: await sample(),
     });
     assert.equal(r.code, 0, r.stderr);
@@ -83,7 +113,15 @@ test("round trip through readTar preserves every field", async () => {
     got.push({ e: entry, data: Buffer.concat(parts).toString() });
   }
   assert.equal(got.length, 13);
-  assert.deepEqual(got[0].e, { path: "dir/", type: "dir", mode: 0o1755, uid: 0, gid: 0, size: 0, mtime: 1700000000 });
+  assert.deepEqual(got[0].e, {
+    path: "dir/",
+    type: "dir",
+    mode: 0o1755,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    mtime: 1700000000,
+  });
   assert.equal(got[1].data, "hello");
   assert.equal(got[2].e.mode, 0o4755);
   assert.equal(got[2].e.uid, 1000);
@@ -100,7 +138,10 @@ test("round trip through readTar preserves every field", async () => {
   assert.equal(got[10].e.type, "fifo");
   assert.equal(got[11].e.uname, "alice");
   assert.equal(got[11].e.gname, "staff");
-  assert.deepEqual(got[12].e.xattrs, { "user.b": "two", "security.capability": "\x01\x00\x00\x02\xff" });
+  assert.deepEqual(got[12].e.xattrs, {
+    "user.b": "two",
+    "security.capability": "\x01\x00\x00\x02\xff",
+  });
 });
 
 test("identical input gives byte-identical output", async () => {
@@ -129,7 +170,10 @@ test("file content streams from a path; size mismatches are errors", async () =>
     assert.ok(items[0].data.equals(data));
     // a size mismatch is an error, not a corrupt archive
     const w2 = new TarWriter(new Collector());
-    await assert.rejects(w2.add({ ...base, path: "big", type: "file", size: 10 }, p), /grew|expected/);
+    await assert.rejects(
+      w2.add({ ...base, path: "big", type: "file", size: 10 }, p),
+      /grew|expected/,
+    );
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
@@ -149,7 +193,10 @@ test("backpressure: a slow sink receives everything in order", async () => {
   const payload = Buffer.alloc(300_000);
   for (let i = 0; i < payload.length; i++) payload[i] = i % 251;
   for (let i = 0; i < 5; i++) {
-    await w.add({ ...base, path: `f${i}`, type: "file", size: payload.length }, Readable.from([payload]));
+    await w.add(
+      { ...base, path: `f${i}`, type: "file", size: payload.length },
+      Readable.from([payload]),
+    );
     // the writer must not have buffered the whole archive in the sink
     assert.ok(slow.writableLength <= 128 * 1024, `sink buffer ${slow.writableLength}`);
   }

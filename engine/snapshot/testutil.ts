@@ -38,7 +38,10 @@ export async function gnuList(tar: Uint8Array): Promise<string[]> {
  * A canonical description of a tree: one line per path with type, mode, ids, size/target/
  * content digest, device numbers and (non-overlay) xattrs. mtimes included when asked.
  */
-export async function describeTree(root: string, opts: { mtimes?: boolean } = {}): Promise<string[]> {
+export async function describeTree(
+  root: string,
+  opts: { mtimes?: boolean } = {},
+): Promise<string[]> {
   const xattrs = await getXattrsTree(root);
   const out: string[] = [];
   const walk = async (dir: string, rel: string) => {
@@ -62,7 +65,11 @@ export async function describeTree(root: string, opts: { mtimes?: boolean } = {}
         extra = String(st.rdev);
       } else if (st.isFIFO()) t = "p";
       const x = xattrs.get(abs);
-      const xs = x ? Object.entries(x).sort().map(([k, v]) => `${k}=${Buffer.from(v, "latin1").toString("hex")}`).join(",") : "";
+      const xs = x
+        ? Object.entries(x).sort().map(([k, v]) =>
+          `${k}=${Buffer.from(v, "latin1").toString("hex")}`
+        ).join(",")
+        : "";
       const mode = (st.mode & 0o7777).toString(8);
       const mt = opts.mtimes && t !== "l" ? ` mtime=${Math.floor(st.mtimeMs / 1000)}` : "";
       out.push(`${rel}${n} ${t} ${mode} ${st.uid}:${st.gid} ${extra}${xs ? " " + xs : ""}${mt}`);

@@ -8,6 +8,8 @@ import type { Vertex } from "../llb/load.ts";
 import type { MetaStore } from "../content/meta.ts";
 import { type Progress, vertexName, type VertexProgress } from "./progress.ts";
 import { Semaphore } from "./semaphore.ts";
+import { explainMiss, type StepRecord, stepId, stepRecord } from "./explain.ts";
+import { acquireLock } from "../content/lock.ts";
 
 /** A solved output: the name of a committed snapshot, or null for scratch (empty). */
 export type Ref = string | null;
@@ -34,6 +36,8 @@ export interface Worker {
   handler(v: Vertex): OpHandler;
   /** Shared checksum for content selectors on any ref. */
   checksum(ref: Ref, selectors: string[]): Promise<string>;
+  /** Paths under `selectors` in `ref` that changed since the previous build, when known. */
+  changedFiles?(ref: Ref, selectors: string[]): string[] | undefined;
 }
 
 export type SolveOptions = {
@@ -41,7 +45,15 @@ export type SolveOptions = {
   /** Digests of vertices whose cache is ignored (from --no-cache-filter). */
   ignoreCache?: Set<string>;
   concurrency?: number;
+  /** Identifies the build (context + Dockerfile) so steps can be compared with the last build's. */
+  scope?: string;
+  /** Names of --build-arg values, to word cache-miss reasons. */
+  buildArgs?: Set<string>;
+  /** Directory for per-step locks shared with other tsk processes on the same store. */
+  lockDir?: string;
 };
+
+type Ingredients = { base: string; parts: string[]; refs: Map<number, { ref: Ref; selectors: string[] }> };
 
 type Solved = { key: string; refs: Ref[] };
 
@@ -53,6 +65,7 @@ export class Solver {
   #keys = new Map<string, Promise<string>>();
   #results = new Map<string, Promise<Solved>>();
   #handlers = new Map<string, OpHandler>();
+  #ingredients = new Map<string, Ingredients>();
   #sem: Semaphore;
   #abort = new AbortController();
 
@@ -113,17 +126,20 @@ export class Solver {
   async #computeKey(v: Vertex): Promise<string> {
     const h = this.#handler(v);
     const selectors = h.contentSelectors();
+    const refs = new Map<number, { ref: Ref; selectors: string[] }>();
     const parts = await Promise.all(v.inputs.map(async (inp, i) => {
       const sel = selectors.get(i);
       if (sel) {
         const solved = await this.#result(inp.vertex);
         const ref = solved.refs[inp.index] ?? null;
+        refs.set(i, { ref, selectors: sel });
         const sum = h.checksum ? await h.checksum(ref, sel) : await this.#worker.checksum(ref, sel);
         return `content:${sum}`;
       }
       return `key:${await this.#key(inp.vertex)}#${inp.index}`;
     }));
     const base = await h.baseKey();
+    this.#ingredients.set(v.digest, { base, parts, refs });
     return "sha256:" + createHash("sha256").update(JSON.stringify([base, parts])).digest("hex");
   }
 
@@ -144,24 +160,56 @@ export class Solver {
     const key = await this.#key(v);
     const ignore = this.#opts.noCache || this.#opts.ignoreCache?.has(v.digest) ||
       v.metadata?.ignore_cache === true;
-    if (h.cacheable && !ignore) {
+    const id = h.cacheable && this.#opts.scope !== undefined ? stepId(v, this.#opts.scope) : undefined;
+    const ing = this.#ingredients.get(v.digest)!;
+    const record = stepRecord(v, key, ing.base, ing.parts);
+    const lookup = async () => {
       const rec = this.#meta.getCache(key);
       if (rec && await h.exists(rec.snapshots)) {
         this.#progress.cached(v);
+        if (id) this.#meta.putStep(id, record);
         return { key, refs: rec.snapshots };
       }
+      return undefined;
+    };
+    if (h.cacheable && !ignore) {
+      const hit = await lookup();
+      if (hit) return hit;
     }
     const inputs = await Promise.all(v.inputs.map(async (inp) => {
       const solved = await this.#result(inp.vertex);
       return solved.refs[inp.index] ?? null;
     }));
     this.#abort.signal.throwIfAborted();
-    const release = h.heavy ? await this.#sem.acquire() : () => {};
-    const vp = this.#progress.start(v, ignore && h.cacheable ? (this.#opts.noCache ? "--no-cache" : "cache disabled for this step") : undefined);
+    // Another tsk process may be running the same step on this store: wait for it, then reuse.
+    const unlock = h.cacheable && this.#opts.lockDir
+      ? await acquireLock(this.#opts.lockDir, `step-${key.replace(/^sha256:/, "")}`, this.#abort.signal)
+      : async () => {};
+    let release = () => {};
+    let vp: VertexProgress | undefined;
     try {
+      if (h.cacheable && !ignore) {
+        const hit = await lookup();
+        if (hit) return hit;
+      }
+      release = h.heavy ? await this.#sem.acquire() : () => {};
+      let reason: string | undefined;
+      if (ignore && h.cacheable) reason = this.#opts.noCache ? "cache miss: --no-cache" : "cache miss: cache disabled for this step";
+      else if (id) {
+        reason = explainMiss(this.#meta.getStep<StepRecord>(id), record, {
+          inputName: (i) => vertexName(v.inputs[i].vertex),
+          changedFiles: (i) => {
+            const r = ing.refs.get(i);
+            return r ? this.#worker.changedFiles?.(r.ref, r.selectors) : undefined;
+          },
+          buildArgs: this.#opts.buildArgs ?? new Set(),
+        });
+      }
+      vp = this.#progress.start(v, reason);
       this.#abort.signal.throwIfAborted();
       const refs = await h.run(inputs, vp);
       if (h.cacheable) this.#meta.putCache(key, refs);
+      if (id) this.#meta.putStep(id, record);
       vp.done();
       return { key, refs };
     } catch (err) {
@@ -170,11 +218,13 @@ export class Solver {
         e.vertexDigest = v.digest;
         e.vertexName = vertexName(v);
       }
-      vp.error(e);
+      if (vp) vp.error(e);
+      else this.#progress.start(v).error(e);
       this.#abort.abort(err);
       throw err;
     } finally {
       release();
+      await unlock();
     }
   }
 }

@@ -38,10 +38,11 @@ import {
   SourceMap,
   type State,
   type SecretSpec,
+  type ProxyEnvSpec,
   ALL_CAPS,
 } from "../../llb/mod.ts";
 import type { Definition } from "../../../proto/ops.ts";
-import type { Platform as LlbPlatform } from "../../llb/platform.ts";
+import { defaultPlatform, type Platform as LlbPlatform } from "../../llb/platform.ts";
 import type { ImageConfig, HistoryEntry } from "../../../exporters/image.ts";
 import type { Platform } from "../../types.ts";
 
@@ -54,6 +55,8 @@ export type ConvertOptions = {
   target?: string;
   /** Target platform (proto field names, as the LLB builder uses). */
   platform: LlbPlatform;
+  /** Platform of the machine running the build (BUILDPLATFORM); default: this host's. */
+  buildPlatform?: LlbPlatform;
   /** .dockerignore patterns for the context. */
   excludes: string[];
   noCacheStages?: string[];
@@ -152,7 +155,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   if (!stages.length) throw new DockerfileError("file with no instructions", 1);
   const lex = new ShellLex(parsed.escapeToken);
   const platform = normalizePlatform(o.platform);
-  const buildPlatform = normalizePlatform(o.platform);
+  const buildPlatform = normalizePlatform(o.buildPlatform ?? defaultPlatform());
   const sourceMap = new SourceMap(o.fileName, typeof o.source === "string" ? o.source : new Uint8Array(o.source), { language: "Dockerfile" });
   const usedBuildArgs = new Set<string>();
 
@@ -583,9 +586,13 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const buildArgEnv: Record<string, string> = {};
     const envKeys = new Set(env.map((e) => e.split("=")[0]));
     for (const [k, v] of d.args) if (!envKeys.has(k)) buildArgEnv[k] = v;
+    // Proxy build-args reach RUN without an ARG, via ExecOp.ProxyEnv: kept out of the image
+    // history and out of the cache key.
+    const proxyEnv: ProxyEnvSpec = {};
+    const proxyField: Record<string, keyof ProxyEnvSpec> = { http_proxy: "httpProxy", https_proxy: "httpsProxy", ftp_proxy: "ftpProxy", no_proxy: "noProxy", all_proxy: "allProxy" };
     for (const k of PROXY_ARGS) {
-      if (o.buildArgs[k] !== undefined && !envKeys.has(k)) {
-        buildArgEnv[k] = o.buildArgs[k];
+      if (o.buildArgs[k] !== undefined) {
+        proxyEnv[proxyField[k.toLowerCase()]] = o.buildArgs[k];
         usedBuildArgs.add(k);
       }
     }
@@ -600,6 +607,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       security: c.security === "insecure" ? 1 : 0,
       mounts,
       secrets,
+      ...(Object.keys(proxyEnv).length ? { proxyEnv } : {}),
       ...opOpts(d, c, name),
     });
     d.state = exec.root;
