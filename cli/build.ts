@@ -15,7 +15,9 @@ import { loadDefinition } from "../engine/llb/load.ts";
 import { decodeDefinition } from "../proto/ops.ts";
 import { convertDockerfile, type ConvertResult, ociPlatform } from "../engine/frontend/dockerfile/convert.ts";
 import { DockerfileError, excerpt, formatDockerfileError } from "../engine/frontend/dockerfile/errors.ts";
-import { parseDockerignore } from "../engine/frontend/dockerfile/dockerignore.ts";
+import { parseDockerignore, PatternMatcher } from "../engine/frontend/dockerfile/dockerignore.ts";
+import { formatBuildWarnings, lintDockerfile, lintViolationMessage } from "../engine/frontend/dockerfile/lint.ts";
+import { runCall, type CallKind } from "./call.ts";
 import { parsePlatform, defaultPlatform } from "../engine/llb/platform.ts";
 import { parseOutput, type OutputSpec, UsageError } from "./output_spec.ts";
 import { exportImage } from "./export.ts";
@@ -41,6 +43,8 @@ Options:
       --root DIR               Store directory (default $XDG_DATA_HOME/tsk)
       --insecure-registry HOST Allow plain HTTP for this registry; repeatable
       --frontend llb           Build a marshalled LLB definition read from stdin (or --file)
+      --call KIND[,format=json] check (lint), outline (args, secrets) or targets (stages); build nothing
+      --check                  Shorthand for --call=check
   -h, --help                   Show this help
 `;
 
@@ -59,6 +63,8 @@ type Flags = {
   root?: string;
   "insecure-registry": string[];
   frontend?: string;
+  call?: string;
+  check: boolean;
   help: boolean;
 };
 
@@ -81,6 +87,8 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       root: { type: "string" },
       "insecure-registry": { type: "string", multiple: true, default: [] },
       frontend: { type: "string" },
+      call: { type: "string" },
+      check: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -176,6 +184,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     process.stdout.write(BUILD_HELP);
     return 0;
   }
+  if ((flags.call && !/^build(,|$)/.test(flags.call)) || flags.check) return await callCommand(flags, context);
   let outputs: OutputSpec[];
   let mode: ProgressMode;
   try {
@@ -193,6 +202,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-build-"));
   const engine = await openEngine({ root: flags.root, insecureRegistries: flags["insecure-registry"], notice: (m) => progress.warn(m) });
   let convert: ConvertResult | undefined;
+  let lintWarnings: ReturnType<typeof lintDockerfile>["warnings"] = [];
   try {
     const st = await fsp.stat(ctxDir).catch(() => undefined);
     if (!st?.isDirectory()) throw new UsageError(`unable to prepare context: path "${context}" not found or not a directory`);
@@ -218,6 +228,19 @@ export async function buildCommand(argv: string[]): Promise<number> {
       vp.status(`transferring dockerfile: ${source.length}B done`);
       vp.done();
       const excludes = await readIgnore(ctxDir, dockerfilePath);
+      const ignored = new PatternMatcher(excludes);
+      const lint = lintDockerfile({
+        source,
+        fileName: dockerfileName,
+        buildArgs: buildArgs(flags["build-arg"]),
+        target: flags.target,
+        reachableOnly: true,
+        contextFiles: (p) => excludes.length > 0 && ignored.matches(p.replace(/^\/+/, "")),
+      });
+      lintWarnings = lint.warnings;
+      if (lint.errorOnWarning && lint.warnings.length) {
+        throw new UsageError(`${formatBuildWarnings(lint.warnings, { fileName: dockerfileName, source })}ERROR: ${lintViolationMessage(lint.warnings)}`);
+      }
       convert = await convertDockerfile({
         source,
         fileName: dockerfileName,
@@ -278,6 +301,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     }
     for (const w of convert?.warnings ?? []) progress.warn(w);
     await progress.close();
+    if (lintWarnings.length) process.stderr.write(formatBuildWarnings(lintWarnings, { fileName: dockerfileName, source }));
     return 0;
   } catch (err) {
     await progress.close();
@@ -287,6 +311,39 @@ export async function buildCommand(argv: string[]): Promise<number> {
     engine.close();
     await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/** `--call=check|outline|targets[,format=json]`: answer about the Dockerfile without building. */
+async function callCommand(flags: Flags, context: string): Promise<number> {
+  const spec = flags.check ? "check" : flags.call!;
+  const [kind, ...opts] = spec.split(",");
+  if (!["check", "outline", "targets"].includes(kind)) {
+    process.stderr.write(`ERROR: unknown --call ${JSON.stringify(kind)}: expected build, check, outline or targets\n`);
+    return 2;
+  }
+  const format = opts.find((o) => o.startsWith("format="))?.slice(7) === "json" ? "json" : "text";
+  const ctxDir = path.resolve(context);
+  const file = path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile"));
+  let source: Uint8Array;
+  try {
+    source = new Uint8Array(await fsp.readFile(file));
+  } catch {
+    process.stderr.write(`ERROR: failed to read dockerfile: open ${file}: no such file or directory\n`);
+    return 1;
+  }
+  const r = await runCall(kind as CallKind, {
+    source,
+    fileName: path.basename(file),
+    buildArgs: buildArgs(flags["build-arg"]),
+    target: flags.target,
+    format,
+    contextDir: ctxDir,
+    excludes: await readIgnore(ctxDir, file),
+    platform: flags.platform,
+  });
+  process.stdout.write(r.stdout);
+  if (r.stderr) process.stderr.write(r.stderr);
+  return r.exitCode;
 }
 
 async function readIgnore(ctxDir: string, dockerfilePath: string): Promise<string[]> {

@@ -33,13 +33,17 @@ export async function acquireLock(dir: string, name: string, signal?: AbortSigna
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
     const owner = Number(await fsp.readFile(file, "utf8").catch(() => "0"));
-    if (owner > 0 && !alive(owner)) {
+    // An empty lock file older than a few seconds: its creator died between create and write.
+    const ownerless = !(owner > 0) &&
+      Date.now() - ((await fsp.stat(file).catch(() => undefined))?.mtimeMs ?? Date.now()) > 5000;
+    if ((owner > 0 && !alive(owner)) || ownerless) {
       // Stale: rename away atomically so only one waiter takes it over.
       const stale = `${file}.stale.${process.pid}.${Math.random().toString(36).slice(2)}`;
       try {
         await fsp.rename(file, stale);
         const again = Number(await fsp.readFile(stale, "utf8").catch(() => "0"));
-        if (again === owner) {
+        const old = Date.now() - ((await fsp.stat(stale).catch(() => undefined))?.mtimeMs ?? Date.now()) > 5000;
+        if ((owner > 0 && again === owner) || (ownerless && !(again > 0) && old)) {
           await fsp.rm(stale, { force: true });
         } else {
           // Someone else's fresh lock slipped in: put it back.

@@ -16,6 +16,9 @@ export type LayerRecord = {
   empty: boolean;
 };
 export type StatEntry = { path: string; sig: string; digest: string };
+export type ImageRecord = { name: string; manifestDigest: string; updated: number };
+/** A running build: pid plus the process start time (so a recycled pid is not mistaken for it). */
+export type LeaseRecord = { id: string; pid: number; start: string; created: number };
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS cache (
@@ -35,6 +38,9 @@ CREATE TABLE IF NOT EXISTS steps (
 );
 CREATE TABLE IF NOT EXISTS images (
   name TEXT PRIMARY KEY, manifest_digest TEXT NOT NULL, updated INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+  id TEXT PRIMARY KEY, pid INTEGER NOT NULL, start TEXT NOT NULL, created INTEGER NOT NULL
 );
 `;
 
@@ -136,6 +142,77 @@ export class MetaStore {
   putImage(name: string, manifestDigest: string): void {
     this.#db.prepare("INSERT OR REPLACE INTO images (name, manifest_digest, updated) VALUES (?, ?, ?)")
       .run(name, manifestDigest, Date.now());
+  }
+
+  /** Named images built into the store. */
+  allImages(): ImageRecord[] {
+    const rows = this.#db.prepare("SELECT name, manifest_digest, updated FROM images").all() as {
+      name: string;
+      manifest_digest: string;
+      updated: number;
+    }[];
+    return rows.map((r) => ({ name: r.name, manifestDigest: r.manifest_digest, updated: r.updated }));
+  }
+
+  deleteImage(name: string): void {
+    this.#db.prepare("DELETE FROM images WHERE name = ?").run(name);
+  }
+
+  /** Deletes cache records in one transaction (GC: records go before their snapshots). */
+  deleteCacheMany(keys: Iterable<string>): void {
+    this.transaction(() => {
+      const del = this.#db.prepare("DELETE FROM cache WHERE key = ?");
+      for (const k of keys) del.run(k);
+    });
+  }
+
+  /** Deletes layer rows of one (snapshot, compression). */
+  deleteLayer(snapshot: string, compression: string): void {
+    this.#db.prepare("DELETE FROM layers WHERE snapshot = ? AND compression = ?").run(snapshot, compression);
+  }
+
+  /** Context scopes that have a stat cache. */
+  statScopes(): string[] {
+    const rows = this.#db.prepare("SELECT DISTINCT scope FROM statcache").all() as { scope: string }[];
+    return rows.map((r) => r.scope);
+  }
+
+  deleteStatCache(scope: string): void {
+    this.#db.prepare("DELETE FROM statcache WHERE scope = ?").run(scope);
+  }
+
+  /** Build leases (see engine/gc/lease.ts): one row per running build. */
+  putLease(l: LeaseRecord): void {
+    this.#db.prepare("INSERT OR REPLACE INTO leases (id, pid, start, created) VALUES (?, ?, ?, ?)")
+      .run(l.id, l.pid, l.start, l.created);
+  }
+
+  deleteLease(id: string): void {
+    this.#db.prepare("DELETE FROM leases WHERE id = ?").run(id);
+  }
+
+  allLeases(): LeaseRecord[] {
+    return (this.#db.prepare("SELECT id, pid, start, created FROM leases").all() as LeaseRecord[])
+      .map((r) => ({ id: String(r.id), pid: Number(r.pid), start: String(r.start), created: Number(r.created) }));
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction. */
+  transaction<T>(fn: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const out = fn();
+      this.#db.exec("COMMIT");
+      return out;
+    } catch (err) {
+      this.#db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  /** SQLite's own consistency check ("ok" when sound). */
+  integrityCheck(): string[] {
+    const rows = this.#db.prepare("PRAGMA integrity_check").all() as Record<string, string>[];
+    return rows.map((r) => String(Object.values(r)[0]));
   }
 
   /** Stat cache of a context scope: path → (stat signature, content digest). */

@@ -41,6 +41,7 @@ const WH = ".wh.";
 const OPQ = ".wh..wh..opq";
 const SMALL_FILE = 256 * 1024;
 const PARALLEL = 16;
+const RETRY = Symbol("retry sequentially");
 
 /** Split an entry name into safe components; rejects `..`, strips leading `/` and `.`. */
 export function cleanPath(p: string): string[] {
@@ -86,6 +87,8 @@ class Applier {
   inflight = new Set<Promise<void>>();
   inflightPaths = new Set<string>();
   taskError: unknown = null;
+  /** tasks that met a directory to replace: rerun sequentially by drain() */
+  retries: { path: string; task: (inTask: boolean) => Promise<void> }[] = [];
 
   constructor(root: string, format: ApplyFormat) {
     this.root = root;
@@ -220,7 +223,7 @@ class Applier {
         if ((e.size ?? 0) <= SMALL_FILE) {
           const chunks: Uint8Array[] = [];
           for await (const c of item.body) chunks.push(c);
-          await this.spawn(target, () => this.file(target, e, chunks));
+          await this.spawn(target, (inTask) => this.file(target, e, chunks, inTask));
         } else {
           await this.drain();
           await this.file(target, e, item.body);
@@ -265,6 +268,7 @@ class Applier {
     target: string,
     keepDir: boolean,
     create: () => Promise<unknown>,
+    inTask = false,
   ): Promise<boolean> {
     const wasPending = this.pending.get(target);
     if (wasPending) {
@@ -281,6 +285,7 @@ class Applier {
     }
     const st = await lstatOrNull(target);
     if (st?.isDirectory() && keepDir) return true;
+    if (st?.isDirectory() && inTask) throw RETRY;
     if (st && keepDir && this.format === "overlay" && isWhiteoutDev(st)) this.opaque.add(target);
     await this.remove(target, st);
     await create();
@@ -298,11 +303,12 @@ class Applier {
     target: string,
     e: TarEntry,
     body: AsyncIterable<Uint8Array> | Uint8Array[],
+    inTask = false,
   ): Promise<void> {
     let fh: fsp.FileHandle | undefined;
     await this.replaceWith(target, false, async () => {
       fh = await fsp.open(target, "wx", 0o600);
-    });
+    }, inTask);
     try {
       for await (const chunk of body) {
         let off = 0;
@@ -327,22 +333,39 @@ class Applier {
     this.queueXattrs(target, e);
   }
 
-  async spawn(path: string, task: () => Promise<void>): Promise<void> {
+  /**
+   * Run a small-file write concurrently (bounded). A task that finds a directory in its way
+   * does not remove it (that must not race other tasks): it is retried sequentially by drain().
+   */
+  async spawn(path: string, task: (inTask: boolean) => Promise<void>): Promise<void> {
     while (this.inflight.size >= PARALLEL) await Promise.race(this.inflight);
     if (this.taskError) throw this.taskError;
     this.inflightPaths.add(path);
-    const p: Promise<void> = task().catch((err) => {
-      this.taskError ??= err;
+    let retry = false;
+    const p: Promise<void> = task(true).catch((err) => {
+      if (err === RETRY) {
+        retry = true;
+        this.retries.push({ path, task });
+      } else this.taskError ??= err;
     }).finally(() => {
       this.inflight.delete(p);
-      this.inflightPaths.delete(path);
+      if (!retry) this.inflightPaths.delete(path);
     });
     this.inflight.add(p);
   }
 
   async drain(): Promise<void> {
-    while (this.inflight.size) await Promise.all(this.inflight);
-    if (this.taskError) throw this.taskError;
+    while (true) {
+      while (this.inflight.size) await Promise.all(this.inflight);
+      if (this.taskError) throw this.taskError;
+      if (this.retries.length === 0) return;
+      const todo = this.retries;
+      this.retries = [];
+      for (const r of todo) {
+        this.inflightPaths.delete(r.path);
+        await r.task(false);
+      }
+    }
   }
 
   async hardlink(target: string, e: TarEntry): Promise<void> {

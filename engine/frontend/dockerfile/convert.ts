@@ -262,10 +262,25 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const p = stagePlatform(s, platform, lex, globalEnv());
     let st: StageState;
     const fromStage = byName.get(baseNames[i].toLowerCase());
-    const total = s.commands.length + 1;
+    let total = s.commands.length + 1;
+    // ONBUILD triggers of the base (an image, or an earlier stage) run first, then are cleared.
+    const parseTriggers = (list: unknown): Instruction[] =>
+      ((list as string[] | null | undefined) ?? []).flatMap((trigger) =>
+        parse(trigger).ast.children.map((n) => {
+          const ins = parseInstruction(n);
+          if (ins.kind === "ONBUILD" || ins.kind === "FROM" || ins.kind === "MAINTAINER") {
+            throw new DockerfileError(`${ins.kind} isn't allowed as an ONBUILD trigger`, s.location.start);
+          }
+          ins.location = s.location;
+          return ins;
+        })
+      );
+    let triggers: Instruction[] = [];
     const ignoreCache = noCache.has(s.name ?? "") || noCache.has(String(i));
     if (fromStage !== undefined) {
       const parent = done.get(fromStage)!;
+      triggers = parseTriggers(parent.image.config.OnBuild);
+      total += triggers.length;
       st = {
         stage: s, index: i, label, state: parent.state, image: cloneImage(parent.image), args: new Map(),
         cmdIndex: 1, cmdTotal: total, cmdSet: parent.cmdSet, ignoreCache, deps: new Set([fromStage]),
@@ -280,6 +295,8 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       const cfg = cloneImage(resolved.config);
       cfg.config ??= {};
       cfg.history ??= [];
+      triggers = parseTriggers(cfg.config.OnBuild);
+      total += triggers.length;
       const name = prefix(label, 1, total) + ` FROM ${canonicalName(baseNames[i])}@${resolved.digest}`;
       let state = llbImage(`${baseNames[i]}@${resolved.digest}`, {
         platform: p,
@@ -293,22 +310,9 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         stage: s, index: i, label, state, image: cfg, args: new Map(),
         cmdIndex: 1, cmdTotal: total, cmdSet: false, ignoreCache, deps: new Set(),
       };
-      const onbuild = (cfg.config.OnBuild as string[] | null | undefined) ?? [];
-      cfg.config.OnBuild = undefined;
-      delete cfg.config.OnBuild;
-      for (const trigger of onbuild) {
-        const triggerAst = parse(trigger);
-        for (const n of triggerAst.ast.children) {
-          const ins = parseInstruction(n);
-          if (ins.kind === "ONBUILD" || ins.kind === "FROM" || ins.kind === "MAINTAINER") {
-            throw new DockerfileError(`${ins.kind} isn't allowed as an ONBUILD trigger`, s.location.start);
-          }
-          ins.location = s.location;
-          st.cmdTotal++;
-          await dispatch(st, ins, true);
-        }
-      }
     }
+    delete st.image.config.OnBuild;
+    for (const ins of triggers) await dispatch(st, ins, true);
     if (platformString(p) !== platformString(platform)) st.image.architecture = p.Architecture ?? st.image.architecture;
     for (const c of s.commands) await dispatch(st, c, false);
     done.set(i, st);
@@ -689,8 +693,18 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         ...(chownStr ? { chown: chownSpec(chownStr) } : {}),
         ...(excludes.length ? { excludePatterns: excludes } : {}),
       };
-      const a = llbCopy(src, path.posix.join("/", s), dest, opts);
-      action = action ? action.copy(src, path.posix.join("/", s), dest, opts) : a;
+      let srcPath = path.posix.join("/", s);
+      if (c.kind === "COPY" && c.parents) {
+        // --parents keeps the source's path below the last `/./` pivot (or below the root).
+        const pivot = s.lastIndexOf("/./");
+        const pattern = path.posix.normalize("/" + (pivot >= 0 ? s.slice(pivot + 3) : s)).replace(/^\/+/, "");
+        srcPath = pivot >= 0 ? path.posix.join("/", s.slice(0, pivot)) : "/";
+        if (pattern && pattern !== ".") {
+          opts.includePatterns = [pattern];
+          if (!/[*?[\\]/.test(pattern)) opts.requiredPaths = [pattern];
+        }
+      }
+      action = action ? action.copy(src, srcPath, dest, opts) : llbCopy(src, srcPath, dest, opts);
       shownSrcs.push(s);
     }
     for (const sc of c.sourceContents) {

@@ -1308,7 +1308,7 @@ export function formatBuildWarnings(
   if (warnings.length === 0) return "";
   let out = "\n " +
     (warnings.length === 1 ? "1 warning found" : `${warnings.length} warnings found`);
-  if (!opts.debug) out += " (use docker --debug to expand)";
+  if (!opts.debug) out += " (use tsk build --check to expand)";
   out += ":\n";
   for (const w of warnings) {
     out += ` - ${lintShort(w)}\n`;

@@ -423,7 +423,7 @@ test("formatBuildWarnings and lintShort: summary after a normal build", () => {
   );
   assert.equal(
     formatBuildWarnings(r.warnings),
-    "\n 1 warning found (use docker --debug to expand):\n - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n",
+    "\n 1 warning found (use tsk build --check to expand):\n - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)\n",
   );
   const dbg = formatBuildWarnings(r.warnings, { debug: true, source: src, fileName: "Dockerfile" });
   assert.match(
