@@ -7,6 +7,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import type { Writable } from "node:stream";
 import { openEngine } from "../engine/engine.ts";
+import { type Config, loadConfig } from "../engine/config.ts";
+import { beginBuild, type Lease } from "../engine/gc/lease.ts";
+import { maybeCollect } from "../engine/gc/collector.ts";
 import { createProgress, type ProgressMode } from "../engine/solver/progress.ts";
 import { Solver } from "../engine/solver/solver.ts";
 import { LocalWorker } from "../engine/ops/worker.ts";
@@ -41,6 +44,7 @@ Options:
       --no-cache-filter stage  Do not use the cache for these stages; repeatable
       --secret id=ID,src=PATH  Secret to expose to RUN --mount=type=secret; repeatable
       --root DIR               Store directory (default $XDG_DATA_HOME/tsk)
+      --config FILE            Config file (default $XDG_CONFIG_HOME/tsk/config.json; garbage collection policy)
       --insecure-registry HOST Allow plain HTTP for this registry; repeatable
       --frontend llb           Build a marshalled LLB definition read from stdin (or --file)
       --call KIND[,format=json] check (lint), outline (args, secrets) or targets (stages); build nothing
@@ -61,6 +65,7 @@ type Flags = {
   "no-cache-filter": string[];
   secret: string[];
   root?: string;
+  config?: string;
   "insecure-registry": string[];
   frontend?: string;
   call?: string;
@@ -85,6 +90,7 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       "no-cache-filter": { type: "string", multiple: true, default: [] },
       secret: { type: "string", multiple: true, default: [] },
       root: { type: "string" },
+      config: { type: "string" },
       "insecure-registry": { type: "string", multiple: true, default: [] },
       frontend: { type: "string" },
       call: { type: "string" },
@@ -187,9 +193,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
   if ((flags.call && !/^build(,|$)/.test(flags.call)) || flags.check) return await callCommand(flags, context);
   let outputs: OutputSpec[];
   let mode: ProgressMode;
+  let gcConfig: Config;
   try {
     outputs = resolveOutputs(flags);
     mode = progressMode(flags.progress);
+    gcConfig = await loadConfig(flags.config);
   } catch (err) {
     process.stderr.write(`ERROR: ${(err as Error).message}\n`);
     return 2;
@@ -202,8 +210,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-build-"));
   const engine = await openEngine({ root: flags.root, insecureRegistries: flags["insecure-registry"], notice: (m) => progress.warn(m) });
   let convert: ConvertResult | undefined;
+  let lease: Lease | undefined;
   let lintWarnings: ReturnType<typeof lintDockerfile>["warnings"] = [];
   try {
+    // A lease keeps garbage collection away while this build runs (engine/gc/lease.ts).
+    lease = await beginBuild(engine);
     const st = await fsp.stat(ctxDir).catch(() => undefined);
     if (!st?.isDirectory()) throw new UsageError(`unable to prepare context: path "${context}" not found or not a directory`);
     const llbPlatform = flags.platform ? parsePlatform(flags.platform) : defaultPlatform();
@@ -300,6 +311,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
       progress.warn("No output specified: the build result is only in the cache (use --output or --push)");
     }
     for (const w of convert?.warnings ?? []) progress.warn(w);
+    await lease?.end();
+    await maybeCollect(engine, gcConfig, progress);
     await progress.close();
     if (lintWarnings.length) process.stderr.write(formatBuildWarnings(lintWarnings, { fileName: dockerfileName, source }));
     return 0;
@@ -308,6 +321,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     process.stderr.write(formatBuildError(err, dockerfileName, source, convert));
     return 1;
   } finally {
+    await lease?.end().catch(() => {});
     engine.close();
     await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
   }

@@ -14,8 +14,10 @@ import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { decodeDefinition, encodeDefinition, type Definition } from "../proto/ops.ts";
 import { openEngine } from "../engine/engine.ts";
 import type { ImageConfig } from "../exporters/image.ts";
+import { fsckCommand } from "./fsck.ts";
 
 export const DEBUG_HELP = `Usage: tsk debug dump-llb [OPTIONS] [CONTEXT]
+       tsk debug fsck [--dry-run] [-v] [--format json] [--root DIR]   (see tsk debug fsck --help)
 
 Print the LLB graph of a build as JSON lines (buildctl debug dump-llb), or as Graphviz.
 
@@ -32,6 +34,7 @@ Options:
 
 export async function debugCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === "fsck") return await fsckCommand(rest);
   if (sub !== "dump-llb") {
     process.stderr.write(sub ? `ERROR: unknown debug command "${sub}"\n\n${DEBUG_HELP}` : DEBUG_HELP);
     return sub ? 2 : 0;

@@ -1,6 +1,8 @@
 /** Command dispatch: `tsk build|version|debug|help`. */
 import { buildCommand, BUILD_HELP } from "./build.ts";
 import { debugCommand } from "./debug.ts";
+import { duCommand } from "./du.ts";
+import { pruneCommand } from "./prune.ts";
 import { enterUserNamespace } from "../rootless/userns.ts";
 import { VERSION } from "./version.ts";
 
@@ -10,14 +12,16 @@ A rootless, daemonless container image builder: Dockerfile in, OCI image out.
 
 Commands:
   build        Build an image from a Dockerfile
-  debug        Debugging tools (dump-llb)
+  debug        Debugging tools (dump-llb, fsck)
+  du           Show the disk usage of the build cache
+  prune        Remove build cache
   version      Show the tsk version
 
 Run 'tsk COMMAND --help' for more information on a command.
 `;
 
 /** Commands that use the store run as root inside a user namespace (re-executing tsk there). */
-const NEEDS_NAMESPACE = new Set(["build"]);
+const NEEDS_NAMESPACE = new Set(["build", "du", "prune"]);
 
 export async function run(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -29,7 +33,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`tsk ${VERSION}\n`);
     return 0;
   }
-  if (NEEDS_NAMESPACE.has(cmd) && !rest.includes("--help") && !rest.includes("-h")) {
+  if ((NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && rest[0] === "fsck")) && !rest.includes("--help") && !rest.includes("-h")) {
     const code = await enterUserNamespace({ argv });
     if (code !== null) return code;
   }
@@ -38,6 +42,10 @@ export async function run(argv: string[]): Promise<number> {
       return await buildCommand(rest);
     case "debug":
       return await debugCommand(rest);
+    case "du":
+      return await duCommand(rest);
+    case "prune":
+      return await pruneCommand(rest);
     default:
       process.stderr.write(`ERROR: unknown command "${cmd}" for "tsk"\n\n${HELP}`);
       return 2;

@@ -16,6 +16,9 @@
  * }
  * ```
  *
+ * `"interval": "10m"` (the default) is the least time between two automatic collections: the
+ * store walk they need is skipped on rebuilds in quick succession.
+ *
  * Like BuildKit's `gcpolicy`, rules apply in order after each successful build; each rule prunes
  * what its filters select (`--all` semantics when `all` is true) down to its limits. Sizes are bytes,
  * `512MB`, `20GiB`, … or a percentage of the filesystem holding the store (`10%`); durations are
@@ -45,7 +48,8 @@ export type GcRule = {
 export type Config = {
   /** Where the config was read from (undefined: defaults only). */
   source?: string;
-  gc: { enabled: boolean; policy: GcRule[] };
+  /** interval: minimum time between automatic collections (ms), so no-op rebuilds stay cheap. */
+  gc: { enabled: boolean; policy: GcRule[]; interval: number };
 };
 
 const DAY = 24 * 3600 * 1000;
@@ -63,7 +67,7 @@ export function defaultPolicy(keepStorage: SizeLimit = { percent: 10 }): GcRule[
 export const DEFAULT_CAP = 20e9;
 
 export function defaultConfig(): Config {
-  return { gc: { enabled: true, policy: defaultPolicy() } };
+  return { gc: { enabled: true, policy: defaultPolicy(), interval: 10 * 60_000 } };
 }
 
 /** `$XDG_CONFIG_HOME/tsk/config.json`, else `~/.config/tsk/config.json`. */
@@ -164,12 +168,13 @@ export function parseConfig(text: string, source?: string): Config {
   if (!gc || typeof gc !== "object" || Array.isArray(gc)) throw new Error(`${source ?? "config"}: gc: want an object`);
   const g = gc as Record<string, unknown>;
   for (const k of Object.keys(g)) {
-    if (!["enabled", "policy", "keepStorage"].includes(k)) throw new Error(`${source ?? "config"}: gc: unknown field ${JSON.stringify(k)}`);
+    if (!["enabled", "policy", "keepStorage", "interval"].includes(k)) throw new Error(`${source ?? "config"}: gc: unknown field ${JSON.stringify(k)}`);
   }
   if (g.enabled !== undefined) {
     if (typeof g.enabled !== "boolean") throw new Error(`${source ?? "config"}: gc.enabled: want true or false`);
     cfg.gc.enabled = g.enabled;
   }
+  if (g.interval !== undefined) cfg.gc.interval = parseDuration(g.interval as string);
   if (g.keepStorage !== undefined) cfg.gc.policy = defaultPolicy(parseSize(g.keepStorage as string));
   if (g.policy !== undefined) {
     if (!Array.isArray(g.policy)) throw new Error(`${source ?? "config"}: gc.policy: want a list of rules`);

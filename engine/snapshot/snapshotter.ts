@@ -258,9 +258,18 @@ async function mountOverlay(
 }
 
 async function unmount(target: string): Promise<void> {
-  const r = await run("umount", [target]);
-  if (r.code !== 0 && !/not mounted|no mount point|not found/i.test(r.stderr)) {
-    throw new Error(`umount ${target}: ${r.stderr.trim()}`);
+  // "target is busy" is transient (a just-exited sandbox process, a closing file handle): retry,
+  // then detach lazily; the mount disappears once the last user lets go.
+  for (let attempt = 0; ; attempt++) {
+    const r = await run("umount", [target]);
+    if (r.code === 0 || /not mounted|no mount point|not found/i.test(r.stderr)) return;
+    if (!/busy/i.test(r.stderr)) throw new Error(`umount ${target}: ${r.stderr.trim()}`);
+    if (attempt >= 5) {
+      const lazy = await run("umount", ["-l", target]);
+      if (lazy.code === 0) return;
+      throw new Error(`umount ${target}: ${r.stderr.trim()}`);
+    }
+    await new Promise((res) => setTimeout(res, 20 * 2 ** attempt));
   }
 }
 
@@ -441,6 +450,14 @@ export class CopySnapshotter extends BaseSnapshotter implements Snapshotter {
 /** Probe an overlay mount under `root`; fall back to copy snapshots with a notice. */
 export async function detectSnapshotter(root: string): Promise<Snapshotter> {
   await fsp.mkdir(root, { recursive: true });
+  // A store keeps the backend it was created with (the two lay out snapshots differently);
+  // TSK_SNAPSHOTTER=copy|overlay chooses for a new store.
+  const recorded = (await readText(`${root}/backend`))?.trim();
+  const wanted = recorded || process.env.TSK_SNAPSHOTTER;
+  if (wanted === "copy") {
+    if (!recorded) await writeAtomic(`${root}/backend`, "copy\n");
+    return new CopySnapshotter(root);
+  }
   const probe = `${root}/probe-${randomBytes(6).toString("hex")}`;
   let reason = "";
   try {
@@ -461,7 +478,12 @@ export async function detectSnapshotter(root: string): Promise<Snapshotter> {
   } finally {
     await fsp.rm(probe, { recursive: true, force: true }).catch(() => {});
   }
-  if (!reason) return new OverlaySnapshotter(root);
+  if (!reason) {
+    if (!recorded) await writeAtomic(`${root}/backend`, "overlay\n");
+    return new OverlaySnapshotter(root);
+  }
+  if (wanted === "overlay") throw new Error(`this store uses overlay snapshots, but overlayfs cannot mount here: ${reason}`);
   console.error(`overlayfs unavailable: ${reason}; using copy snapshots (slower)`);
+  await writeAtomic(`${root}/backend`, "copy\n");
   return new CopySnapshotter(root);
 }

@@ -71,13 +71,15 @@ export type TskOptions = {
 
 /** Runs dist/tsk; captures stdout as bytes (tarballs) and stderr as text. */
 export function tsk(args: string[], o: TskOptions = {}): Promise<RunResult> {
+  // As the unprivileged user: a clean login-like environment plus the test's own variables.
+  const userEnv = o.as
+    ? { HOME: o.as.home, USER: o.as.name, PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ...o.env }
+    : {};
   const cmd = o.as ? "setpriv" : TSK;
   const argv = o.as
-    ? [`--reuid=${o.as.uid}`, `--regid=${o.as.gid}`, "--init-groups", "--reset-env", TSK, ...args]
+    ? [`--reuid=${o.as.uid}`, `--regid=${o.as.gid}`, "--init-groups", "env", "-i", ...Object.entries(userEnv).map(([k, v]) => `${k}=${v}`), TSK, ...args]
     : args;
-  const baseEnv: Record<string, string> = o.as
-    ? { HOME: o.as.home, USER: o.as.name, PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
-    : { ...(process.env as Record<string, string>) };
+  const baseEnv: Record<string, string> = { ...(process.env as Record<string, string>) };
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, argv, {
       cwd: o.cwd,

@@ -20,6 +20,7 @@ import {
 } from "./instructions.ts";
 import { ShellLex, envFromList } from "./shell_lex.ts";
 import { DockerfileError, withLocation } from "./errors.ts";
+import { suggest } from "./instructions.ts";
 import {
   chown as chownSpec,
   copy as llbCopy,
@@ -152,8 +153,10 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     warn(`syntax directive ${parsed.directives.syntax} names another frontend; tsk runs no frontend images and uses its built-in Dockerfile frontend`);
   }
   const { stages, metaArgs } = parseStages(parsed);
-  if (!stages.length) throw new DockerfileError("file with no instructions", 1);
+  if (!stages.length) throw new DockerfileError("dockerfile contains no stages to build", 1);
   const lex = new ShellLex(parsed.escapeToken);
+  const heredocLex = new ShellLex("\\");
+  heredocLex.skipProcessQuotes = true;
   const platform = normalizePlatform(o.platform);
   const buildPlatform = normalizePlatform(o.buildPlatform ?? defaultPlatform());
   const sourceMap = new SourceMap(o.fileName, typeof o.source === "string" ? o.source : new Uint8Array(o.source), { language: "Dockerfile" });
@@ -189,7 +192,9 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   let targetIdx = stages.length - 1;
   if (o.target) {
     const t = byName.get(o.target.toLowerCase());
-    if (t === undefined) throw new Error(`target stage "${o.target}" could not be found`);
+    if (t === undefined) {
+      throw new Error(suggest(`target stage "${o.target}" could not be found`, o.target, stages.flatMap((s) => (s.name ? [s.name] : [])), false));
+    }
     targetIdx = t;
   }
 
@@ -210,6 +215,33 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     }
     return undefined;
   };
+  // Every stage is checked (not only the ones the target needs): --from never expands variables
+  // and names a stage defined earlier, or else an image.
+  stages.forEach((s, i) => {
+    for (const c of s.commands) {
+      for (const ref of stageRefsOf(c)) {
+        if (ref.includes("$")) {
+          throw new DockerfileError(
+            c.kind === "RUN"
+              ? "'from' doesn't support variable expansion, define alias stage instead"
+              : `variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround (--from=${ref})`,
+            c.location.start,
+            { endLine: c.location.end },
+          );
+        }
+        const j = byName.get(ref.toLowerCase());
+        if (j !== undefined && j >= i) {
+          throw new DockerfileError(
+            `cannot copy from stage ${JSON.stringify(ref)}, it needs to be defined before current stage ${JSON.stringify(s.name ?? `stage-${i}`)}`,
+            c.location.start,
+            { endLine: c.location.end },
+          );
+        }
+      }
+    }
+  });
+  /** `--from` values that name no stage: images, resolved with the base images. */
+  const fromImages: { ref: string; line: number; kind: string }[] = [];
   const needed = new Set<number>();
   const visit = (i: number) => {
     if (needed.has(i)) return;
@@ -227,6 +259,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         }
         const j = stageRef(ref, i, c.location.start);
         if (j !== undefined) visit(j);
+        else fromImages.push({ ref, line: c.location.start, kind: c.kind });
       }
     }
   };
@@ -243,7 +276,25 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       throw withLocation(new Error(`failed to resolve source metadata for ${base}: ${(err as Error).message}`), stages[i].location.start);
     }));
   }
+  const stageNames = stages.flatMap((s) => (s.name ? [s.name] : []));
+  for (const f of fromImages) {
+    const key = `${f.ref}|${platformString(platform)}`;
+    if (images.has(key)) continue;
+    images.set(key, o.resolveImage(f.ref, ociPlatform(platform)).catch((err) => {
+      const msg = `${f.kind === "RUN" ? "RUN --mount from=" : "COPY --from="}${f.ref}: ${JSON.stringify(f.ref)} is not a stage defined before this instruction, ` +
+        `and pulling it as an image failed: ${(err as Error).message}`;
+      throw new DockerfileError(suggest(msg, f.ref, stageNames, false), f.line, { parseError: false });
+    }));
+  }
   for (const p of images.values()) p.catch(() => {});
+  // Fail before anything runs when a base or --from image cannot be resolved.
+  const resolvedImages = new Map<string, ResolvedBase>();
+  for (const [k, p] of images) resolvedImages.set(k, await p);
+  /** An image named by --from, pinned to the digest resolved above. */
+  const fromImage = (ref: string): State => {
+    const r = resolvedImages.get(`${ref}|${platformString(platform)}`);
+    return llbImage(r ? `${ref}@${r.digest}` : ref, { platform });
+  };
 
   const context = llbLocal("context", {
     excludePatterns: o.excludes,
@@ -286,9 +337,10 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         cmdIndex: 1, cmdTotal: total, cmdSet: parent.cmdSet, ignoreCache, deps: new Set([fromStage]),
       };
     } else if (baseNames[i] === "scratch") {
+      // FROM scratch has no vertex, so it is not a numbered step (BuildKit: `[stage-1 1/1] COPY …`).
       st = {
         stage: s, index: i, label, state: scratch().platform(p), image: emptyImage(p), args: new Map(),
-        cmdIndex: 1, cmdTotal: total, cmdSet: false, ignoreCache, deps: new Set(),
+        cmdIndex: 0, cmdTotal: total - 1, cmdSet: false, ignoreCache, deps: new Set(),
       };
     } else {
       const resolved = await images.get(`${baseNames[i]}|${platformString(p)}`)!;
@@ -312,15 +364,15 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       };
     }
     delete st.image.config.OnBuild;
-    for (const ins of triggers) await dispatch(st, ins, true);
+    for (const ins of triggers) dispatch(st, ins, true);
     if (platformString(p) !== platformString(platform)) st.image.architecture = p.Architecture ?? st.image.architecture;
-    for (const c of s.commands) await dispatch(st, c, false);
+    for (const c of s.commands) dispatch(st, c, false);
     done.set(i, st);
   }
 
-  async function dispatch(d: StageState, c: Instruction, onbuild: boolean): Promise<void> {
+  function dispatch(d: StageState, c: Instruction, onbuild: boolean): void {
     try {
-      await dispatchInner(d, c, onbuild);
+      dispatchInner(d, c, onbuild);
     } catch (err) {
       throw withLocation(err, c.location.start, c.location.end);
     }
@@ -354,7 +406,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     };
   }
 
-  async function dispatchInner(d: StageState, c: Instruction, onbuild: boolean): Promise<void> {
+  function dispatchInner(d: StageState, c: Instruction, onbuild: boolean): void {
     const line = c.location.start;
     switch (c.kind) {
       case "ENV": {
@@ -559,14 +611,14 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         let src: State = context;
         if (m.from) {
           const j = stageRef(m.from, d.index, c.location.start);
-          src = j !== undefined ? done.get(j)!.state : llbImage(m.from);
+          src = j !== undefined ? done.get(j)!.state : fromImage(m.from);
         }
         mounts.push({ dest: target, source: src, readonly: m.readOnly, selector: m.source ? path.posix.join("/", m.source) : undefined, noOutput: true });
       } else if (m.type === "cache") {
         let src: State | undefined;
         if (m.from) {
           const j = stageRef(m.from, d.index, c.location.start);
-          src = j !== undefined ? done.get(j)!.state : llbImage(m.from);
+          src = j !== undefined ? done.get(j)!.state : fromImage(m.from);
         }
         const sharing = m.sharing === "private" ? 1 : m.sharing === "locked" ? 2 : 0;
         mounts.push({ dest: target, source: src, cache: { id: m.id || target, sharing }, readonly: m.readOnly });
@@ -630,7 +682,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         src = done.get(j)!.state;
         d.deps.add(j);
       } else {
-        src = llbImage(ex(d, from, line), { platform });
+        src = fromImage(from);
       }
       fromLabel = `--from=${from} `;
     }
@@ -646,9 +698,11 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     let mode: number | string | undefined;
     if (c.chmod) {
       const m = ex(d, c.chmod, line);
-      if (/^[0-7]{3,4}$/.test(m)) mode = parseInt(m, 8);
+      if (/^[0-7]+$/.test(m) && parseInt(m, 8) <= 0o7777) mode = parseInt(m, 8);
       else if (/^([ugoa]*[-+=][rwxXst]*,?)+$/.test(m)) mode = m;
-      else throw new Error(`invalid chmod parameter ${JSON.stringify(m)}: must be octal (e.g. 0755) or symbolic (e.g. u+x)`);
+      else {
+        throw new Error(`invalid chmod parameter: '${m}'. it should be octal string and between 0 and 07777, or symbolic (e.g. u+x,go-w)`);
+      }
     }
     const chownStr = c.chown ? ex(d, c.chown, line) : undefined;
     const excludes = c.excludes.map((x) => ex(d, x, line));
@@ -682,6 +736,9 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         shownSrcs.push(s);
         continue;
       }
+      if (isAdd && (c as AddInstruction).checksum) {
+        throw new Error(`checksum can't be specified for a local source (${s}): ADD --checksum applies to HTTP(S) and Git sources`);
+      }
       const opts: CopyOptions = {
         followSymlinks: true,
         copyDirContentsOnly: true,
@@ -708,7 +765,8 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       shownSrcs.push(s);
     }
     for (const sc of c.sourceContents) {
-      const data = sc.expand ? ex(d, sc.data, line) : sc.data;
+      // BuildKit expands heredoc bodies with quotes left as written (SkipProcessQuotes).
+      const data = sc.expand ? expand(heredocLex, sc.data, scopeEnv(d), line) : sc.data;
       const base = path.posix.basename(sc.path);
       const st = scratch().dir("/").file(llbMkfile(base, typeof mode === "number" ? mode : 0o644, data));
       const opts: CopyOptions = {

@@ -1,0 +1,94 @@
+/**
+ * `tsk prune [--all] [--keep-duration D] [--keep-storage SIZE] [--filter F]... [-v] [--format json]`:
+ * removes build cache (engine/gc/collector.ts has the selection rules). Waits for builds running on
+ * the store to finish first (engine/gc/lease.ts). Prints one line per removed item (`ID TYPE SIZE`)
+ * with -v, and always a final `Total:` line with the bytes reclaimed; `--format json` prints
+ * `{"removed":[...],"reclaimed":N,"before":N,"after":N}`.
+ */
+import { parseArgs } from "node:util";
+import { openEngine } from "../engine/engine.ts";
+import { parseDuration, parseSize, resolveSize } from "../engine/config.ts";
+import { formatBytes, parseFilters, prune } from "../engine/gc/collector.ts";
+import { asCollector } from "../engine/gc/lease.ts";
+import { itemJSON } from "./du.ts";
+
+export const PRUNE_HELP = `Usage: tsk prune [OPTIONS]
+
+Remove build cache. Without --all, base-image layers, named images and cache mounts are kept.
+
+Options:
+  -a, --all                  Remove all cache, not just build results and sources
+      --keep-duration D      Keep cache used within D (e.g. 24h, 7d)
+      --keep-storage SIZE    Remove least recently used cache until the store fits in SIZE (e.g. 5GB, 10%)
+      --filter F             Only remove items matching F (type=T, type!=T, id=PREFIX, until=DURATION); repeatable
+  -v, --verbose              List every removed item
+      --format string        "table" (default) or "json"
+      --root DIR             Store directory (default $XDG_DATA_HOME/tsk)
+  -h, --help                 Show this help
+`;
+
+export async function pruneCommand(argv: string[]): Promise<number> {
+  let values;
+  let keepDuration: number | undefined;
+  let keepStorage: ReturnType<typeof parseSize> | undefined;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        all: { type: "boolean", short: "a", default: false },
+        "keep-duration": { type: "string" },
+        "keep-storage": { type: "string" },
+        filter: { type: "string", multiple: true, default: [] },
+        verbose: { type: "boolean", short: "v", default: false },
+        format: { type: "string", default: "table" },
+        force: { type: "boolean", short: "f", default: false },
+        root: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+    if (!["table", "json"].includes(values.format!)) throw new Error(`invalid --format ${JSON.stringify(values.format)}: want table or json`);
+    if (values["keep-duration"] !== undefined) keepDuration = parseDuration(values["keep-duration"]);
+    if (values["keep-storage"] !== undefined) keepStorage = parseSize(values["keep-storage"]);
+    parseFilters(values.filter!);
+  } catch (err) {
+    process.stderr.write(`ERROR: ${(err as Error).message}\n\n${PRUNE_HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(PRUNE_HELP);
+    return 0;
+  }
+  const engine = await openEngine({ root: values.root });
+  try {
+    const result = await asCollector(engine, async () =>
+      prune(engine, {
+        all: values.all,
+        keepDuration,
+        keepStorage: keepStorage ? await resolveSize(keepStorage, engine.root) : undefined,
+        filters: values.filter,
+      }), {
+      wait: true,
+      onWait: (n) => process.stderr.write(`waiting for ${n} running build${n > 1 ? "s" : ""} to finish...\n`),
+    });
+    if (!result) throw new Error("could not start pruning");
+    if (values.format === "json") {
+      process.stdout.write(JSON.stringify({
+        removed: result.removed.map(itemJSON),
+        reclaimed: result.reclaimed,
+        before: result.before,
+        after: result.after,
+      }, null, 2) + "\n");
+    } else {
+      if (values.verbose) {
+        for (const i of result.removed) process.stdout.write(`${i.id}\t${i.type}\t${formatBytes(i.size)}\n`);
+      }
+      process.stdout.write(`Total:\t${formatBytes(result.reclaimed)}\n`);
+    }
+    return 0;
+  } catch (err) {
+    process.stderr.write(`ERROR: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    engine.close();
+  }
+}

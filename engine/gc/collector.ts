@@ -1,0 +1,281 @@
+/**
+ * The garbage collector: `prune()` (what `tsk prune` and each automatic-GC rule run) and `sweep()`
+ * (removes what nothing reaches). Both must run as a collection (engine/gc/lease.ts: GC lock held,
+ * no other build running), which is what makes deleting safe; `maybeCollect()` is the automatic GC
+ * a build calls when it has succeeded.
+ *
+ * Crash safety: metadata goes first, files second. Cache records (and layer rows, image rows, stat
+ * caches) are deleted in SQLite before the snapshots and blobs they name, so a kill in the middle
+ * leaves only unreachable files (orphans, removed by the next sweep or `tsk debug fsck`), never a
+ * record pointing at something half-deleted. Snapshots are renamed to `trash-*` before being
+ * deleted (snapshotter), so a half-deleted snapshot is never mistaken for a committed one.
+ *
+ * Selection (BuildKit's prune semantics): without `all`, base-image layers, named images and
+ * cache mounts are kept unless a `type=` filter names them. Filters: `type=T`, `type!=T`,
+ * `id=PREFIX`, `until=DURATION` (unused for at least that long); the same key given twice is OR,
+ * different keys AND. `keepDuration` keeps what was used more recently; `keepStorage` removes the
+ * least recently used items only until the store (metadata excluded) fits. A snapshot is removed
+ * only after every snapshot built on it.
+ */
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import type { Config } from "../config.ts";
+import { resolveSize } from "../config.ts";
+import { parseDuration } from "../config.ts";
+import type { Progress } from "../solver/progress.ts";
+import { asCollector } from "./lease.ts";
+import {
+  type ItemType,
+  recordIntact,
+  scanStore,
+  type StoreScan,
+  storeUsage,
+  type UsageItem,
+} from "./usage.ts";
+
+type EngineLike = Parameters<typeof scanStore>[0];
+
+export type PruneOptions = {
+  all?: boolean;
+  /** Keep items used within this many ms. */
+  keepDuration?: number;
+  /** Stop once the store (without metadata) is at most this many bytes. */
+  keepStorage?: number;
+  filters?: string[];
+  /** Garbage blobs and ingest files younger than this are left alone (lease-less writers). */
+  graceMs?: number;
+  now?: number;
+};
+
+export type PruneResult = {
+  removed: UsageItem[];
+  reclaimed: number;
+  /** Store size (metadata excluded) before and after. */
+  before: number;
+  after: number;
+};
+
+const ALWAYS: ItemType[] = ["regular", "source.local", "source.http", "source.git"];
+const WITH_ALL: ItemType[] = ["image", "image.named", "exec.cachemount"];
+
+type Filter = { key: string; neg: boolean; value: string };
+
+export function parseFilters(list: string[]): Filter[] {
+  return list.map((f) => {
+    const m = /^([a-z]+)(!?=)(.*)$/.exec(f.trim());
+    if (!m || !["type", "id", "until"].includes(m[1])) {
+      throw new Error(`invalid filter ${JSON.stringify(f)}: want type=T, type!=T, id=PREFIX or until=DURATION`);
+    }
+    if (m[1] === "until") parseDuration(m[3]);
+    return { key: m[1], neg: m[2] === "!=", value: m[3] };
+  });
+}
+
+function matches(item: UsageItem, filters: Filter[], now: number): boolean {
+  const byKey = new Map<string, Filter[]>();
+  for (const f of filters) byKey.set(f.key, [...(byKey.get(f.key) ?? []), f]);
+  for (const [key, fs] of byKey) {
+    const pos = fs.filter((f) => !f.neg), neg = fs.filter((f) => f.neg);
+    const test = (f: Filter) =>
+      key === "type" ? item.type === f.value
+      : key === "id" ? item.id.startsWith(f.value)
+      : now - item.lastUsed >= parseDuration(f.value);
+    if (pos.length && !pos.some(test)) return false;
+    if (neg.some(test)) return false;
+  }
+  return true;
+}
+
+/** Whether an item passes `key=value` filters (see the top of this file). */
+export function itemMatches(item: UsageItem, filters: string[], now = Date.now()): boolean {
+  return matches(item, parseFilters(filters), now);
+}
+
+function depth(scan: StoreScan, name: string): number {
+  let d = 0;
+  for (let cur = scan.snapshots.get(name)?.parent; cur && d < 1000; cur = scan.snapshots.get(cur)?.parent) d++;
+  return d;
+}
+
+/** Removes a directory that may hold a stale mount (`mnt`, `m`): unmount first, never recurse into one. */
+async function removeDir(dir: string): Promise<boolean> {
+  const top = await fsp.lstat(dir).catch(() => undefined);
+  if (!top) return true;
+  for (const sub of ["mnt", "m"]) {
+    const p = path.join(dir, sub);
+    const st = await fsp.lstat(p).catch(() => undefined);
+    if (st?.isDirectory() && st.dev !== top.dev) {
+      spawnSync("umount", [p], { stdio: "ignore" });
+      const again = await fsp.lstat(p).catch(() => undefined);
+      if (again && again.dev !== top.dev) return false;
+    }
+  }
+  const trash = path.join(path.dirname(dir), `trash-gc-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const target = path.basename(dir).startsWith("trash-") ? dir : trash;
+  if (target !== dir) {
+    try {
+      await fsp.rename(dir, target);
+    } catch (e) {
+      if ((e as { code?: string }).code === "ENOENT") return true;
+      throw e;
+    }
+  }
+  await fsp.rm(target, { recursive: true, force: true });
+  return true;
+}
+
+/** Deletes the on-disk part of an item (metadata must already be gone). */
+async function removeItemFiles(e: EngineLike, item: UsageItem, scan: StoreScan): Promise<void> {
+  if ((item.type === "regular" || item.type === "image" || item.type === "garbage") && scan.snapshots.has(item.id)) {
+    await e.snapshotter.remove(item.id);
+  } else if (item.type === "image.named") {
+    // blobs below
+  } else {
+    for (const p of item.paths) await removeDir(p);
+  }
+  for (const d of item.blobs ?? []) await e.store.delete(d);
+}
+
+/**
+ * Removes everything unreachable: records whose snapshots are gone, layer rows of missing
+ * snapshots, orphan snapshots, unreferenced blobs, leftovers of killed builds and unfinished
+ * ingest files. Returns the removed items.
+ */
+export async function sweep(e: EngineLike, o: { graceMs?: number; now?: number } = {}): Promise<UsageItem[]> {
+  const now = o.now ?? Date.now();
+  const grace = o.graceMs ?? 0;
+  let scan = await scanStore(e);
+  const broken = scan.records.filter((r) => !recordIntact(scan, r)).map((r) => r.key);
+  if (broken.length) e.meta.deleteCacheMany(broken);
+  for (const l of scan.layers) {
+    if (!scan.snapshots.has(l.snapshot)) e.meta.deleteLayer(l.snapshot, l.compression);
+  }
+  if (broken.length) scan = await scanStore(e);
+  const usage = await storeUsage(e, scan);
+  const removed: UsageItem[] = [];
+  const garbage = usage.items.filter((i) => i.type === "garbage")
+    .filter((i) => !(scan.blobs.has(i.id) || i.description === "unfinished blob write") || now - i.lastUsed >= grace)
+    .sort((a, b) => depth(scan, b.id) - depth(scan, a.id));
+  for (const item of garbage) {
+    if (scan.blobs.has(item.id)) await e.store.delete(item.id);
+    else if (scan.snapshots.has(item.id)) await e.snapshotter.remove(item.id);
+    else {
+      const lo = scan.leftovers.find((l) => item.paths[0] === l.dir);
+      if (lo && lo.name && (lo.kind === "active" || lo.kind === "view")) {
+        await e.snapshotter.remove(lo.name);
+      } else if (!(await removeDir(item.paths[0]))) continue;
+    }
+    removed.push(item);
+  }
+  return removed;
+}
+
+/** Prunes the store by `o` (then sweeps). Call inside a collection (see asCollector). */
+export async function prune(e: EngineLike, o: PruneOptions = {}): Promise<PruneResult> {
+  const now = o.now ?? Date.now();
+  const filters = parseFilters(o.filters ?? []);
+  const typeNamed = new Set(filters.filter((f) => f.key === "type" && !f.neg).map((f) => f.value));
+  const scan = await scanStore(e);
+  const usage = await storeUsage(e, scan);
+  const sizeOf = (items: UsageItem[]) => items.filter((i) => i.type !== "metadata").reduce((a, i) => a + i.size, 0);
+  const before = sizeOf(usage.items);
+  const garbage = sizeOf(usage.items.filter((i) => i.type === "garbage"));
+  const candidates = usage.items.filter((i) =>
+    (ALWAYS.includes(i.type) || (WITH_ALL.includes(i.type) && (o.all || typeNamed.has(i.type)))) &&
+    matches(i, filters, now) &&
+    (o.keepDuration === undefined || now - i.lastUsed >= o.keepDuration)
+  ).sort((a, b) => a.lastUsed - b.lastUsed || depth(scan, b.id) - depth(scan, a.id) || (a.id < b.id ? -1 : 1));
+  // Children of each live snapshot: a snapshot goes only after all of them.
+  const children = new Map<string, Set<string>>();
+  for (const i of usage.items) {
+    if ((i.type === "regular" || i.type === "image") && i.parent) {
+      children.set(i.parent, (children.get(i.parent) ?? new Set()).add(i.id));
+    }
+  }
+  const chosen = new Set<string>();
+  const key = (i: UsageItem) => `${i.type}\0${i.id}`;
+  const removable = (i: UsageItem) =>
+    !(i.type === "regular" || i.type === "image") || [...(children.get(i.id) ?? [])].every((c) => chosen.has(`regular\0${c}`) || chosen.has(`image\0${c}`));
+  let current = before - garbage;
+  for (let progress = true; progress;) {
+    progress = false;
+    for (const i of candidates) {
+      if (o.keepStorage !== undefined && current <= o.keepStorage) break;
+      if (chosen.has(key(i)) || !removable(i)) continue;
+      chosen.add(key(i));
+      current -= i.size;
+      progress = true;
+      if (o.keepStorage !== undefined) break; // re-scan from the least recently used
+    }
+  }
+  const removed = candidates.filter((i) => chosen.has(key(i)));
+  // Metadata first: records naming a removed snapshot, layer rows, image rows, stat caches.
+  const gone = new Set(removed.filter((i) => i.type === "regular" || i.type === "image").map((i) => i.id));
+  e.meta.deleteCacheMany(scan.records.filter((r) => r.snapshots.some((s) => s !== null && gone.has(s))).map((r) => r.key));
+  for (const s of gone) e.meta.deleteLayers(s);
+  for (const i of removed) {
+    if (i.type === "image.named") e.meta.deleteImage(i.id);
+    if (i.type === "source.local") e.meta.deleteStatCache(i.id);
+  }
+  // Then files, children before parents.
+  removed.sort((a, b) => depth(scan, b.id) - depth(scan, a.id));
+  for (const i of removed) await removeItemFiles(e, i, scan);
+  const swept = await sweep(e, { graceMs: o.graceMs, now });
+  const all = [...removed, ...swept];
+  const reclaimed = all.reduce((a, i) => a + i.size, 0);
+  return { removed: all, reclaimed, before, after: Math.max(0, before - reclaimed) };
+}
+
+/**
+ * Automatic GC after a successful build: applies the configured policy rules in order, unless GC
+ * is disabled, another collection runs, or other builds are still running (the last one collects).
+ * Prints one progress line when it removed something. Never fails the build.
+ */
+export async function maybeCollect(e: EngineLike, config: Config, progress?: Progress): Promise<PruneResult | undefined> {
+  if (!config.gc.enabled) return undefined;
+  const stamp = path.join(e.root, "gc.stamp");
+  const last = await fsp.stat(stamp).then((st) => st.mtimeMs, () => 0);
+  if (Date.now() - last < config.gc.interval) return undefined;
+  try {
+    await fsp.writeFile(stamp, "");
+    return await asCollector(e, async () => {
+      const started = Date.now();
+      const total: PruneResult = { removed: [], reclaimed: 0, before: 0, after: 0 };
+      for (const [n, rule] of config.gc.policy.entries()) {
+        const keepStorage = rule.keepStorage ? await resolveSize(rule.keepStorage, e.root, rule.cap) : undefined;
+        const r = await prune(e, {
+          all: rule.all,
+          keepDuration: rule.keepDuration,
+          keepStorage,
+          filters: rule.filters,
+          graceMs: 60_000,
+        });
+        if (n === 0) total.before = r.before;
+        total.after = r.after;
+        total.removed.push(...r.removed);
+        total.reclaimed += r.reclaimed;
+      }
+      if (total.removed.length && progress) {
+        const vp = progress.start("[internal] garbage collection");
+        vp.status(`removed ${total.removed.length} items, reclaimed ${formatBytes(total.reclaimed)} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+        vp.done();
+      }
+      return total;
+    }, { wait: false });
+  } catch (err) {
+    progress?.warn(`garbage collection failed: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** `1.23GB`-style sizes (decimal units, as docker's du). */
+export function formatBytes(n: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let v = n, u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return u === 0 ? `${v}B` : `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)}${units[u]}`;
+}
