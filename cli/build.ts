@@ -298,7 +298,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
       buildArgs: new Set(Object.keys(buildArgs(flags["build-arg"]))),
       lockDir: path.join(engine.root, "locks"),
     });
-    abort.signal.addEventListener("abort", () => {});
+    // The first failure cancels every other running step (their sandboxes are killed).
+    solver.signal.addEventListener("abort", () => abort.abort(solver.signal.reason));
     const ref = await solver.solve(graph.root, graph.index);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

@@ -22,7 +22,15 @@
  * that is missing or fails is reported as such; the run goes on.
  */
 import { parseArgs } from "node:util";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
@@ -61,6 +69,8 @@ export type Rec = {
   ctxLine?: string;
   error?: string;
   log?: string;
+  /** 1-minute load average when the command started (other work on the machine skews times). */
+  load?: number;
 };
 
 export type Results = {
@@ -68,6 +78,7 @@ export type Results = {
   finished?: string;
   argv: string[];
   runs: number;
+  runsPer?: Record<string, number>;
   machine: Record<string, string>;
   versions: Record<string, string>;
   tools: Record<string, string | null>; // id -> null (used) or why it was not
@@ -77,7 +88,8 @@ export type Results = {
   records: Rec[];
 };
 
-const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+const log = (msg: string) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 
 function usage(): never {
   process.stdout.write(`usage: deno run -A scripts/bench.ts [options]
@@ -85,7 +97,8 @@ function usage(): never {
     ALL_TOOLS.filter((t) => !DEFAULT_TOOLS.includes(t)).join(",")
   })
   --scenarios LIST   comma-separated s1..s6, default all (s6 reuses the s2 builds)
-  --runs N           runs per tool and scenario (default 3); --runs-s5 N for the network one (default: --runs)
+  --runs N           runs per tool and scenario (default 3)
+  --runs-per LIST    per-scenario overrides, e.g. s2=2,s3=2,s5=1 (the slow ones)
   --registry HOST    where library/busybox:latest and library/debian:bookworm are (default localhost:5000)
   --workdir DIR      contexts, stores, tarballs, results (default /tmp/tsk-bench)
   --tsk PATH         tsk binary (default dist/tsk; copied into the work dir first)
@@ -100,22 +113,43 @@ function usage(): never {
 
 function machine(workdir: string): Record<string, string> {
   const mem = /MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1];
-  const osr = existsSync("/etc/os-release") ? /PRETTY_NAME="?([^"\n]+)/.exec(readFileSync("/etc/os-release", "utf8"))?.[1] : "";
+  const osr = existsSync("/etc/os-release")
+    ? /PRETTY_NAME="?([^"\n]+)/.exec(readFileSync("/etc/os-release", "utf8"))?.[1]
+    : "";
   const df = sh("df", ["-T", workdir]).out.trim().split("\n")[1]?.split(/\s+/)[1] ?? "?";
-  const dockerRoot = sh("/usr/bin/docker", ["info", "--format", "{{.Driver}} on {{.DockerRootDir}}"], { timeoutMs: 10_000 });
+  const dockerRoot = sh("/usr/bin/docker", [
+    "info",
+    "--format",
+    "{{.Driver}} on {{.DockerRootDir}}",
+  ], { timeoutMs: 10_000 });
   return {
     cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "?"}`,
     memory: mem ? `${(Number(mem) / 1024 / 1024).toFixed(1)} GiB` : "?",
     kernel: `${os.release()}`,
     os: osr ?? "?",
-    cgroup: existsSync("/sys/fs/cgroup/unified") ? "v1+v2 hybrid" : sh("stat", ["-fc", "%T", "/sys/fs/cgroup"]).out.trim(),
+    cgroup: existsSync("/sys/fs/cgroup/unified")
+      ? "v1+v2 hybrid"
+      : sh("stat", ["-fc", "%T", "/sys/fs/cgroup"]).out.trim(),
     "work dir fs": `${workdir} on ${df}`,
     "dockerd storage": dockerRoot.code === 0 ? dockerRoot.out.trim() : "n/a",
     runc: sh("runc", ["--version"]).out.split("\n")[0] ?? "",
+    "tsk source": tskSource(),
   };
 }
 
-async function registryHas(registry: string, repo: string, tag: string): Promise<string | undefined> {
+/** The commit dist/tsk was (most likely) built from; read-only git. */
+function tskSource(): string {
+  const head = sh("git", ["-C", REPO, "rev-parse", "--short", "HEAD"]);
+  if (head.code !== 0) return "?";
+  const dirty = sh("git", ["-C", REPO, "status", "--porcelain", "--untracked-files=no"]).out.trim();
+  return `git ${head.out.trim()}${dirty ? " + uncommitted changes" : ""}`;
+}
+
+async function registryHas(
+  registry: string,
+  repo: string,
+  tag: string,
+): Promise<string | undefined> {
   try {
     const r = await fetch(`http://${registry}/v2/${repo}/manifests/${tag}`, {
       method: "HEAD",
@@ -140,7 +174,9 @@ async function mirrorCheck(): Promise<string | undefined> {
   let mirror: string | undefined;
   const files = ["/etc/apt/sources.list"];
   try {
-    for (const f of (await import("node:fs")).readdirSync("/etc/apt/sources.list.d")) files.push(`/etc/apt/sources.list.d/${f}`);
+    for (const f of (await import("node:fs")).readdirSync("/etc/apt/sources.list.d")) {
+      files.push(`/etc/apt/sources.list.d/${f}`);
+    }
   } catch { /* none */ }
   for (const f of files) {
     if (mirror || !existsSync(f)) continue;
@@ -151,7 +187,10 @@ async function mirrorCheck(): Promise<string | undefined> {
   }
   if (!mirror) return "no bookworm mirror in the host's apt sources";
   try {
-    const r = await fetch(`${mirror.replace(/\/$/, "")}/dists/bookworm/InRelease`, { method: "HEAD", signal: AbortSignal.timeout(8000) });
+    const r = await fetch(`${mirror.replace(/\/$/, "")}/dists/bookworm/InRelease`, {
+      method: "HEAD",
+      signal: AbortSignal.timeout(8000),
+    });
     return r.ok ? undefined : `Debian mirror ${mirror} answered HTTP ${r.status}`;
   } catch (e) {
     return `Debian mirror ${mirror} unreachable: ${(e as Error).message}`;
@@ -173,7 +212,7 @@ async function runBench(opts: {
   tools: string[];
   scenarios: ScenarioId[];
   runs: number;
-  runsS5: number;
+  runsPer: Record<string, number>;
   registry: string;
   workdir: string;
   tskSrc: string;
@@ -208,6 +247,7 @@ async function runBench(opts: {
     started: new Date().toISOString(),
     argv: opts.argv,
     runs: opts.runs,
+    runsPer: opts.runsPer,
     machine: machine(workdir),
     versions: {},
     tools: {},
@@ -241,7 +281,9 @@ async function runBench(opts: {
   log(`tools: ${tools.map((t) => t.id).join(", ") || "(none)"}`);
 
   const busyboxMissing = await registryHas(opts.registry, "library/busybox", "latest");
-  if (busyboxMissing) throw new Error(`base image missing: ${busyboxMissing} (run ../shared/lab/setup-anchors.sh)`);
+  if (busyboxMissing) {
+    throw new Error(`base image missing: ${busyboxMissing} (run ../shared/lab/setup-anchors.sh)`);
+  }
 
   const defs = scenarios();
   const toRun: Scenario[] = [];
@@ -250,7 +292,8 @@ async function runBench(opts: {
   for (const id of ["s1", "s2", "s3", "s4", "s5"] as const) {
     if (!want.has(id)) continue;
     if (id === "s5") {
-      const why = (await registryHas(opts.registry, "library/debian", "bookworm")) ?? (await mirrorCheck());
+      const why = (await registryHas(opts.registry, "library/debian", "bookworm")) ??
+        (await mirrorCheck());
       if (why) {
         results.skipped.s5 = why;
         log(`s5 skipped: ${why}`);
@@ -260,9 +303,10 @@ async function runBench(opts: {
     toRun.push(defs[id]);
   }
 
-  const save = () => writeFileSync(path.join(resDir, "results.json"), JSON.stringify(results, null, 1));
+  const save = () =>
+    writeFileSync(path.join(resDir, "results.json"), JSON.stringify(results, null, 1));
   for (const sc of toRun) {
-    const runs = sc.id === "s5" ? opts.runsS5 : opts.runs;
+    const runs = opts.runsPer[sc.id] ?? opts.runs;
     log(`${sc.id}: preparing the context`);
     const ctx = await sc.prepare(workdir, opts.registry);
     const failed = new Set<string>();
@@ -274,6 +318,7 @@ async function runBench(opts: {
         const tag = `tsk-bench-${sc.id}`;
         const phase = async (p: Phase, argv: string[]): Promise<Measured> => {
           const logFile = path.join(logs, `${sc.id}-${t.id}-${p}-${run}.log`);
+          const load = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
           log(`${sc.id} run ${run}/${runs} ${t.id}: ${p}`);
           const m = await measure(argv, {
             logFile,
@@ -293,15 +338,18 @@ async function runBench(opts: {
             readBytes: m.readBytes,
             daemonHwmKiB: m.daemonHwmKiB,
             log: logFile,
+            load,
           };
           if (m.ok) rec.seconds = m.seconds;
-          else rec.error = `${m.timedOut ? `timed out after ${sc.timeoutS}s` : `exit ${m.code}`}: ${tailOf(logFile, 6)}`;
+          else {rec.error = `${
+              m.timedOut ? `timed out after ${sc.timeoutS}s` : `exit ${m.code}`
+            }: ${tailOf(logFile, 6)}`;}
           if (t.id.startsWith("tsk")) rec.ctxLine = ctxLine(logFile);
           results.records.push(rec);
           log(
-            `  ${m.ok ? fmtSeconds(m.seconds) + " s" : "FAILED " + rec.error?.split("\n")[0]}, peak ${
-              fmtBytes(m.peakKiB * 1024)
-            }${rec.ctxLine ? ", context " + rec.ctxLine : ""}`,
+            `  ${
+              m.ok ? fmtSeconds(m.seconds) + " s" : "FAILED " + rec.error?.split("\n")[0]
+            }, peak ${fmtBytes(m.peakKiB * 1024)}${rec.ctxLine ? ", context " + rec.ctxLine : ""}`,
           );
           save();
           return m;
@@ -332,7 +380,14 @@ async function runBench(opts: {
           rmSync(out, { force: true });
         } catch (e) {
           // a tool's own plumbing failing (prune, ...) must not stop the others
-          results.records.push({ scenario: sc.id, tool: t.id, run, phase: "cold", ok: false, error: `bench error: ${(e as Error).message}` });
+          results.records.push({
+            scenario: sc.id,
+            tool: t.id,
+            run,
+            phase: "cold",
+            ok: false,
+            error: `bench error: ${(e as Error).message}`,
+          });
           log(`${sc.id} ${t.id}: bench error ${(e as Error).message}`);
         }
       }
@@ -390,27 +445,37 @@ export function report(r: Results): string {
   const usedTools = Object.entries(r.tools).filter(([, v]) => v === null).map(([k]) => k);
   const order = ALL_SCENARIOS.filter((s) => scen.includes(s));
   const hasChange = (s: ScenarioId) => s === "s1" || s === "s2" || s === "s3";
-  L.push(`## Results: medians of ${r.runs} run(s), seconds`);
+  const per = Object.entries(r.runsPer ?? {}).map(([k, v]) => `${k.toUpperCase()} ${v}`).join(", ");
+  L.push(`## Results: medians of ${r.runs} run(s)${per ? ` (${per})` : ""}, seconds`);
   L.push("");
-  L.push("| scenario | tool | cold | warm no-op | 1-file change | export | peak MiB (cold) | CPU s (cold) | image MiB | tarball MiB |");
+  L.push(
+    "| scenario | tool | cold | warm no-op | 1-file change | export | peak MiB (cold) | CPU s (cold) | image MiB | tarball MiB |",
+  );
   L.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const s of order) {
     if (s === "s6") continue;
     for (const t of usedTools) {
-      const c = Object.fromEntries(PHASES.map((p) => [p, cell(r, s, t, p)])) as Record<Phase, ReturnType<typeof cell>>;
+      const c = Object.fromEntries(PHASES.map((p) => [p, cell(r, s, t, p)])) as Record<
+        Phase,
+        ReturnType<typeof cell>
+      >;
       if (c.cold.n === 0) continue;
       const img = r.images[`${s}/${t}`];
       const im = img && "uncompressedBytes" in img ? img : undefined;
       L.push(
-        `| ${TITLES[s]} | ${t} | ${timeCell(c.cold)} | ${timeCell(c.warm)} | ${timeCell(c.change, !hasChange(s))} | ${timeCell(c.export)} | ${
-          mib(c.cold.peakKiB)
-        } | ${c.cold.cpuS === undefined ? "" : c.cold.cpuS.toFixed(1)} | ${im ? (im.uncompressedBytes / 2 ** 20).toFixed(1) : ""} | ${
+        `| ${TITLES[s]} | ${t} | ${timeCell(c.cold)} | ${timeCell(c.warm)} | ${
+          timeCell(c.change, !hasChange(s))
+        } | ${timeCell(c.export)} | ${mib(c.cold.peakKiB)} | ${
+          c.cold.cpuS === undefined ? "" : c.cold.cpuS.toFixed(1)
+        } | ${im ? (im.uncompressedBytes / 2 ** 20).toFixed(1) : ""} | ${
           im ? (im.blobBytes / 2 ** 20).toFixed(1) : ""
         } |`,
       );
     }
   }
-  for (const [s, why] of Object.entries(r.skipped)) L.push(`| ${TITLES[s as ScenarioId]} | all | skipped: ${why} | | | | | | | |`);
+  for (const [s, why] of Object.entries(r.skipped)) {
+    L.push(`| ${TITLES[s as ScenarioId]} | all | skipped: ${why} | | | | | | | |`);
+  }
   L.push("");
 
   // ratios: tsk (and tsk-rootless) time divided by each peer's; < 1 means tsk is faster
@@ -428,7 +493,9 @@ export function report(r: Results): string {
         if (cell(r, s, p, "cold").n === 0) continue;
         const cells = tsks.flatMap((t) =>
           PHASES.map((ph) =>
-            ph === "change" && !hasChange(s) ? "n/a" : fmtRatio(cell(r, s, t, ph).seconds, cell(r, s, p, ph).seconds) || "–"
+            ph === "change" && !hasChange(s)
+              ? "n/a"
+              : fmtRatio(cell(r, s, t, ph).seconds, cell(r, s, p, ph).seconds) || "–"
           )
         );
         L.push(`| ${TITLES[s]} | ${p} | ${cells.join(" | ")} |`);
@@ -440,19 +507,27 @@ export function report(r: Results): string {
   if (scen.includes("s2")) {
     L.push("### S6 cache: S2 (20,000 files) rebuilt unchanged and after editing one file");
     L.push("");
-    L.push("| tool | no-op s | no-op read | 1-file change s | change read | tsk context line (no-op) |");
+    L.push(
+      "| tool | no-op s | no-op read | 1-file change s | change read | tsk context line (no-op) |",
+    );
     L.push("|---|---:|---:|---:|---:|---|");
     for (const t of usedTools) {
       const w = cell(r, "s2", t, "warm");
       const ch = cell(r, "s2", t, "change");
       if (w.n === 0) continue;
       L.push(
-        `| ${t} | ${timeCell(w)} | ${fmtBytes(w.rchar)} | ${timeCell(ch)} | ${fmtBytes(ch.rchar)} | ${w.ctxLine ?? ""} |`,
+        `| ${t} | ${timeCell(w)} | ${fmtBytes(w.rchar)} | ${timeCell(ch)} | ${
+          fmtBytes(ch.rchar)
+        } | ${w.ctxLine ?? ""} |`,
       );
     }
     L.push("");
-    L.push("Read = rchar of the builder's process tree (/proc/PID/io, bytes through read(2) and friends,");
-    L.push("page cache included). For docker it is the client only (the daemon reads on its side).");
+    L.push(
+      "Read = rchar of the builder's process tree (/proc/PID/io, bytes through read(2) and friends,",
+    );
+    L.push(
+      "page cache included). For docker it is the client only (the daemon reads on its side).",
+    );
     L.push("");
   }
 
@@ -477,12 +552,22 @@ export function report(r: Results): string {
   const missing = Object.entries(r.tools).filter(([, v]) => v !== null);
   L.push("### Tools");
   L.push("");
-  for (const t of usedTools) L.push(`- ${t}: ${r.versions[t] ?? ""}; export: ${r.exportFormats[t] ?? ""}`);
+  for (const t of usedTools) {
+    L.push(`- ${t}: ${r.versions[t] ?? ""}; export: ${r.exportFormats[t] ?? ""}`);
+  }
   for (const [t, why] of missing) L.push(`- ${t}: **not run**: ${why}`);
   L.push("");
   L.push("### Machine");
   L.push("");
   for (const [k, v] of Object.entries(r.machine)) L.push(`- ${k}: ${v}`);
+  const loads = r.records.map((x) => x.load).filter((x): x is number => x !== undefined);
+  if (loads.length) {
+    L.push(
+      `- 1-min load average at the start of the measured commands: median ${
+        median(loads)!.toFixed(2)
+      }, max ${Math.max(...loads).toFixed(2)}`,
+    );
+  }
   L.push(`- run: ${r.started} → ${r.finished ?? "(unfinished)"}; \`${r.argv.join(" ")}\``);
   L.push("");
   return L.join("\n");
@@ -494,7 +579,9 @@ function list(v: string | undefined, all: string[], def: string[]): string[] {
   if (!v) return def;
   const xs = v.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
   if (xs.includes("all")) return all;
-  for (const x of xs) if (!all.includes(x)) throw new Error(`unknown ${x}; expected one of ${all.join(", ")}`);
+  for (const x of xs) {
+    if (!all.includes(x)) throw new Error(`unknown ${x}; expected one of ${all.join(", ")}`);
+  }
   return xs;
 }
 
@@ -507,7 +594,7 @@ async function main(argv: string[]): Promise<number> {
         tools: { type: "string" },
         scenarios: { type: "string" },
         runs: { type: "string", default: "3" },
-        "runs-s5": { type: "string" },
+        "runs-per": { type: "string" },
         registry: { type: "string", default: "localhost:5000" },
         workdir: { type: "string", default: "/tmp/tsk-bench" },
         tsk: { type: "string", default: path.join(REPO, "dist", "tsk") },
@@ -528,12 +615,19 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (process.getuid?.() !== 0) {
-    process.stderr.write("bench.ts must run as root (it empties the builders' caches and runs tsk-rootless via setpriv)\n");
+    process.stderr.write(
+      "bench.ts must run as root (it empties the builders' caches and runs tsk-rootless via setpriv)\n",
+    );
     return 2;
   }
   const runs = Number(flags.runs);
-  const runsS5 = Number(flags["runs-s5"] ?? flags.runs);
-  if (!(runs >= 1) || !(runsS5 >= 1)) usage();
+  const runsPer: Record<string, number> = {};
+  for (const kv of (flags["runs-per"] ?? "").split(",").filter(Boolean)) {
+    const [k, v] = kv.split("=");
+    runsPer[k.trim().toLowerCase()] = Number(v);
+    if (!(Number(v) >= 1) || !ALL_SCENARIOS.includes(k.trim().toLowerCase() as ScenarioId)) usage();
+  }
+  if (!(runs >= 1)) usage();
   let tools: string[], scens: ScenarioId[];
   try {
     tools = list(flags.tools, ALL_TOOLS, DEFAULT_TOOLS);
@@ -548,7 +642,7 @@ async function main(argv: string[]): Promise<number> {
     tools,
     scenarios: scens,
     runs,
-    runsS5,
+    runsPer,
     registry: flags.registry!,
     workdir,
     tskSrc: path.resolve(flags.tsk!),

@@ -55,7 +55,11 @@ export function duBytes(dir: string): number {
   return r.status === 0 ? Number(r.stdout.split(/\s+/)[0]) : NaN;
 }
 
-export function sh(cmd: string, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): {
+export function sh(
+  cmd: string,
+  args: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): {
   code: number;
   out: string;
   err: string;
@@ -66,12 +70,19 @@ export function sh(cmd: string, args: string[], opts: { env?: Record<string, str
     timeout: opts.timeoutMs ?? 120_000,
     maxBuffer: 64 * 1024 * 1024,
   });
-  return { code: r.status ?? (r.error ? 127 : 1), out: r.stdout ?? "", err: (r.stderr ?? "") + (r.error ? String(r.error) : "") };
+  return {
+    code: r.status ?? (r.error ? 127 : 1),
+    out: r.stdout ?? "",
+    err: (r.stderr ?? "") + (r.error ? String(r.error) : ""),
+  };
 }
 
 export function which(bin: string): string | undefined {
   if (bin.includes("/")) return existsSync(bin) ? bin : undefined;
-  for (const d of (process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
+  for (
+    const d of (process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+      .split(":")
+  ) {
     const p = path.join(d, bin);
     try {
       if (statSync(p).isFile()) return p;
@@ -146,9 +157,11 @@ export class TreeSampler {
   maxHwmKiB = 0;
   samples = 0;
   private roots: Set<number>;
+  private intervalMs: number;
 
-  constructor(roots: number[], private intervalMs = 100) {
+  constructor(roots: number[], intervalMs = 100) {
     this.roots = new Set(roots);
+    this.intervalMs = intervalMs;
   }
 
   start(): void {
@@ -246,7 +259,8 @@ export type MeasureOptions = {
 export async function measure(argv: string[], o: MeasureOptions): Promise<Measured> {
   const statFile = `${o.logFile}.procstat`;
   rmSync(statFile, { force: true });
-  const script = 'f=$1; shift; "$@"; rc=$?; cat /proc/$$/io /proc/$$/stat >"$f" 2>/dev/null; exit $rc';
+  const script =
+    'f=$1; shift; "$@"; rc=$?; cat /proc/$$/io /proc/$$/stat >"$f" 2>/dev/null; exit $rc';
   const fd = openSync(o.logFile, "w");
   writeFileSync(fd, `$ ${argv.map(shellQuote).join(" ")}\n`);
   const daemons = o.daemonPids ?? [];
@@ -280,7 +294,14 @@ export async function measure(argv: string[], o: MeasureOptions): Promise<Measur
   sampler.sample();
   sampler.stop();
   closeSync(fd);
-  const m: Measured = { ok: code === 0 && !timedOut, code, timedOut, seconds, peakKiB: sampler.peakKiB, logFile: o.logFile };
+  const m: Measured = {
+    ok: code === 0 && !timedOut,
+    code,
+    timedOut,
+    seconds,
+    peakKiB: sampler.peakKiB,
+    logFile: o.logFile,
+  };
   try {
     const t = readFileSync(statFile, "utf8");
     const rchar = /^rchar:\s+(\d+)/m.exec(t);
@@ -296,7 +317,10 @@ export async function measure(argv: string[], o: MeasureOptions): Promise<Measur
   if (daemons.length) {
     const hwm = memOf(daemons[0])?.hwm;
     if (hwm !== undefined) m.daemonHwmKiB = hwm;
-    const d = daemons.reduce((s, p, i) => s + Math.max(0, (cpuSecondsOf(p) ?? 0) - daemonCpu0[i]), 0);
+    const d = daemons.reduce(
+      (s, p, i) => s + Math.max(0, (cpuSecondsOf(p) ?? 0) - daemonCpu0[i]),
+      0,
+    );
     m.cpuS = (m.cpuS ?? 0) + d;
   }
   return m;

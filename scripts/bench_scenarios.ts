@@ -43,7 +43,8 @@ function writeCtx(dir: string, files: Record<string, string>): void {
   chmodSync(dir, 0o755);
 }
 
-const s2File = (n: number) => `file ${String(n).padStart(5, "0")} of the s2-many-files context, padding to about 64 bytes\n`;
+const s2File = (n: number) =>
+  `file ${String(n).padStart(5, "0")} of the s2-many-files context, padding to about 64 bytes\n`;
 
 function countFiles(dir: string): number {
   let n = 0;
@@ -99,7 +100,8 @@ export function scenarios(): Record<Exclude<ScenarioId, "s6">, Scenario> {
       prepare(workdir, registry) {
         const dir = path.join(workdir, "ctx", "s1-tiny");
         writeCtx(dir, {
-          "Dockerfile": `FROM ${registry}/library/busybox:latest\nRUN echo hi > /hi\nCOPY a.txt /\nCMD ["cat","/hi"]\n`,
+          "Dockerfile":
+            `FROM ${registry}/library/busybox:latest\nRUN echo hi > /hi\nCOPY a.txt /\nCMD ["cat","/hi"]\n`,
           "a.txt": "a.txt: the one context file of scenario s1-tiny\n",
         });
         return Promise.resolve(dir);
@@ -114,12 +116,18 @@ export function scenarios(): Record<Exclude<ScenarioId, "s6">, Scenario> {
       timeoutS: 900,
       prepare(workdir, registry) {
         const dir = path.join(workdir, "ctx", "s2-many-files");
-        writeCtx(dir, { "Dockerfile": `FROM ${registry}/library/busybox:latest\nCOPY . /app\nRUN find /app | wc -l\n` });
+        writeCtx(dir, {
+          "Dockerfile":
+            `FROM ${registry}/library/busybox:latest\nCOPY . /app\nRUN find /app | wc -l\n`,
+        });
         genManyFiles(dir);
         return Promise.resolve(dir);
       },
       change(ctx) {
-        writeFileSync(path.join(ctx, "files", "d000", "f00000.txt"), `edited ${Date.now()} ${process.hrtime.bigint()}\n`);
+        writeFileSync(
+          path.join(ctx, "files", "d000", "f00000.txt"),
+          `edited ${Date.now()} ${process.hrtime.bigint()}\n`,
+        );
       },
     },
     s3: {
@@ -128,7 +136,9 @@ export function scenarios(): Record<Exclude<ScenarioId, "s6">, Scenario> {
       timeoutS: 900,
       prepare(workdir, registry) {
         const dir = path.join(workdir, "ctx", "s3-big-file");
-        writeCtx(dir, { "Dockerfile": `FROM ${registry}/library/busybox:latest\nCOPY big.bin /big.bin\n` });
+        writeCtx(dir, {
+          "Dockerfile": `FROM ${registry}/library/busybox:latest\nCOPY big.bin /big.bin\n`,
+        });
         genBigFile(dir);
         return Promise.resolve(dir);
       },
@@ -146,7 +156,9 @@ export function scenarios(): Record<Exclude<ScenarioId, "s6">, Scenario> {
       prepare(workdir, registry) {
         const dir = path.join(workdir, "ctx", "s4-multi-stage-parallel");
         const base = `${registry}/library/busybox:latest`;
-        const stages = [1, 2, 3, 4].map((i) => `FROM ${base} AS s${i}\nRUN sleep 2 && echo ${i} > /out\n`).join("\n");
+        const stages = [1, 2, 3, 4].map((i) =>
+          `FROM ${base} AS s${i}\nRUN sleep 2 && echo ${i} > /out\n`
+        ).join("\n");
         writeCtx(dir, {
           "Dockerfile": `${stages}\nFROM ${base}\n` +
             [1, 2, 3, 4].map((i) => `COPY --from=s${i} /out /out${i}\n`).join("") +

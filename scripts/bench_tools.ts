@@ -8,7 +8,15 @@
  *   buildah, podman   as root, `buildah bud --layers` / `podman build`, own overlay stores
  *   buildah-rootless, podman-rootless   the same as the bench user (native rootless overlay)
  */
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import path from "node:path";
 import { sh, which } from "./bench_lib.ts";
 
@@ -45,7 +53,9 @@ export const DOCKER = "/usr/bin/docker";
 export function lookupUser(name: string): BenchUser | undefined {
   for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
     const f = line.split(":");
-    if (f[0] === name && f.length >= 7) return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5] };
+    if (f[0] === name && f.length >= 7) {
+      return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5] };
+    }
   }
   return undefined;
 }
@@ -89,7 +99,7 @@ function tskTool(c: ToolContext, rootless: boolean): Tool {
   const u = rootless ? c.user : undefined;
   const store = path.join(c.workdir, "store", rootless ? "tsk-rootless" : "tsk");
   const pre = u ? asUser(u) : [];
-  const common = (ctx: string, tag: string) => [
+  const common = (tag: string) => [
     ...pre,
     c.tskBin,
     "build",
@@ -107,7 +117,9 @@ function tskTool(c: ToolContext, rootless: boolean): Tool {
     unavailable() {
       if (!existsSync(c.tskBin)) return `${c.tskBin} missing (node_modules/.bin/deno task compile)`;
       if (rootless) {
-        if (!u) return "no unprivileged bench user (--user; ../shared/lab/setup-anchors.sh creates `bench`)";
+        if (!u) {
+          return "no unprivileged bench user (--user; ../shared/lab/setup-anchors.sh creates `bench`)";
+        }
         if (!hasSubIds(u.name)) return `user ${u.name} has no /etc/subuid + /etc/subgid range`;
       }
       const r = sh(c.tskBin, ["version"]);
@@ -118,8 +130,8 @@ function tskTool(c: ToolContext, rootless: boolean): Tool {
       rmSync(store, { recursive: true, force: true });
       ownDir(store, u);
     },
-    build: (ctx, tag) => [...common(ctx, tag), ctx],
-    exportCmd: (ctx, tag, out) => [...common(ctx, tag), "-o", `type=oci,dest=${out}`, ctx],
+    build: (ctx, tag) => [...common(tag), ctx],
+    exportCmd: (ctx, tag, out) => [...common(tag), "-o", `type=oci,dest=${out}`, ctx],
     exportFormat: "OCI, gzip (tsk build -o type=oci on a warm cache)",
     daemonPids: () => [],
   };
@@ -134,17 +146,23 @@ function dockerTool(): Tool {
       if (!existsSync(DOCKER)) return `${DOCKER} missing (apt-get install docker.io)`;
       const r = sh(DOCKER, ["version", "--format", "{{.Server.Version}}"], { timeoutMs: 20_000 });
       if (r.code !== 0) {
-        return `dockerd not answering (${firstLine(r.err)}); start it: ../shared/lab/anchors-services.sh start dockerd`;
+        return `dockerd not answering (${
+          firstLine(r.err)
+        }); start it: ../shared/lab/anchors-services.sh start dockerd`;
       }
       return undefined;
     },
     version() {
       const s = sh(DOCKER, ["version", "--format", "{{.Server.Version}}"]).out.trim();
-      return `dockerd ${s} (embedded BuildKit), client ${sh(DOCKER, ["version", "--format", "{{.Client.Version}}"]).out.trim()}`;
+      return `dockerd ${s} (embedded BuildKit), client ${
+        sh(DOCKER, ["version", "--format", "{{.Client.Version}}"]).out.trim()
+      }`;
     },
     prune() {
       // Only what this benchmark made, plus the whole BuildKit cache (the base image lives there).
-      const ids = sh(DOCKER, ["image", "ls", "-q", "--filter", "reference=tsk-bench-*"]).out.split(/\s+/).filter(Boolean);
+      const ids = sh(DOCKER, ["image", "ls", "-q", "--filter", "reference=tsk-bench-*"]).out.split(
+        /\s+/,
+      ).filter(Boolean);
       if (ids.length) sh(DOCKER, ["image", "rm", "-f", ...new Set(ids)]);
       sh(DOCKER, ["image", "prune", "-f"]);
       sh(DOCKER, ["builder", "prune", "-af"], { timeoutMs: 600_000 });
@@ -159,9 +177,20 @@ function dockerTool(): Tool {
 function containersTool(c: ToolContext, bin: "buildah" | "podman", rootless: boolean): Tool {
   const u = rootless ? c.user : undefined;
   const id = rootless ? `${bin}-rootless` : bin;
-  const root = u ? path.join(u.home, ".local", "share", "tsk-bench", bin) : path.join(c.workdir, "store", bin);
+  const root = u
+    ? path.join(u.home, ".local", "share", "tsk-bench", bin)
+    : path.join(c.workdir, "store", bin);
   const runroot = u ? `/run/user/${u.uid}/tsk-bench-${bin}` : `/run/tsk-bench/${bin}`;
-  const pre = [...(u ? asUser(u) : []), bin, "--root", root, "--runroot", runroot, "--storage-driver", "overlay"];
+  const pre = [
+    ...(u ? asUser(u) : []),
+    bin,
+    "--root",
+    root,
+    "--runroot",
+    runroot,
+    "--storage-driver",
+    "overlay",
+  ];
   const run = (...args: string[]) => {
     const [cmd, ...rest] = [...pre, ...args];
     return sh(cmd, rest, { timeoutMs: 600_000 });
@@ -172,7 +201,9 @@ function containersTool(c: ToolContext, bin: "buildah" | "podman", rootless: boo
     unavailable() {
       if (!which(bin)) return `${bin} not installed`;
       if (rootless && !u) return "no unprivileged bench user";
-      if (rootless && u && !existsSync(`/run/user/${u.uid}`)) return `/run/user/${u.uid} missing (no logind; the lab makes it)`;
+      if (rootless && u && !existsSync(`/run/user/${u.uid}`)) {
+        return `/run/user/${u.uid} missing (no logind; the lab makes it)`;
+      }
       return undefined;
     },
     version: () => firstLine(sh(bin, ["--version"]).out),
@@ -196,13 +227,23 @@ function containersTool(c: ToolContext, bin: "buildah" | "podman", rootless: boo
       bin === "buildah"
         ? [...pre, "push", "--quiet", tag, `oci-archive:${out}:latest`]
         : [...pre, "save", "--quiet", "--format", "oci-archive", "-o", out, tag],
-    exportFormat: bin === "buildah" ? "OCI archive, gzip (buildah push oci-archive:)" : "OCI archive (podman save --format oci-archive)",
+    exportFormat: bin === "buildah"
+      ? "OCI archive, gzip (buildah push oci-archive:)"
+      : "OCI archive (podman save --format oci-archive)",
     daemonPids: () => [],
   };
 }
 
-export const ALL_TOOLS = ["tsk", "tsk-rootless", "docker", "buildah", "podman", "buildah-rootless", "podman-rootless"];
-export const DEFAULT_TOOLS = ["tsk", "tsk-rootless", "docker", "buildah", "podman", "buildah-rootless"];
+export const ALL_TOOLS = [
+  "tsk",
+  "tsk-rootless",
+  "docker",
+  "buildah",
+  "podman",
+  "buildah-rootless",
+  "podman-rootless",
+];
+export const DEFAULT_TOOLS = ["tsk", "tsk-rootless", "docker", "buildah", "podman"];
 
 export function makeTool(id: string, c: ToolContext): Tool | undefined {
   switch (id) {

@@ -267,7 +267,9 @@ export class TtyProgress extends Renderer {
     this.sink(s);
   }
 
-  onStart(): void {}
+  onStart(e: Entry, reason?: string): void {
+    if (reason) this.#status.set(e.id, reason);
+  }
   onCached(): void {}
   onLog(): void {}
   onStatus(e: Entry, text: string): void {

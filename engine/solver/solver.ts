@@ -68,6 +68,7 @@ export class Solver {
   #ingredients = new Map<string, Ingredients>();
   #sem: Semaphore;
   #abort = new AbortController();
+  #firstError: unknown;
 
   constructor(worker: Worker, meta: MetaStore, progress: Progress, opts: SolveOptions = {}) {
     this.#worker = worker;
@@ -89,7 +90,8 @@ export class Solver {
       return solved.refs[index] ?? null;
     } catch (err) {
       this.#abort.abort(err);
-      throw err;
+      // Steps canceled because of it fail too; the first failure is the one to report.
+      throw this.#firstError ?? err;
     }
   }
 
@@ -218,8 +220,11 @@ export class Solver {
         e.vertexDigest = v.digest;
         e.vertexName = vertexName(v);
       }
-      if (vp) vp.error(e);
-      else this.#progress.start(v).error(e);
+      const canceled = this.#abort.signal.aborted;
+      const shown = canceled ? new Error("canceled: another step failed") : e;
+      if (vp) vp.error(shown);
+      else if (!canceled) this.#progress.start(v).error(e);
+      if (!canceled) this.#firstError = err;
       this.#abort.abort(err);
       throw err;
     } finally {

@@ -5,8 +5,8 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { chownSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { env, type Env, makeContext, storeDir, tsk } from "./harness.ts";
 import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
@@ -36,8 +36,17 @@ function writeDockerConfig(auths: Record<string, { username: string; password: s
   chownSync(path.join(dir, "config.json"), e.user.uid, e.user.gid);
 }
 
-function skopeoDigest(ref: string, creds: string): string {
-  const r = spawnSync("skopeo", ["inspect", "--tls-verify=false", "--creds", creds, `docker://${ref}`], { encoding: "utf8" });
+/** Runs a tool without blocking the event loop: the token server lives in this process. */
+function run(cmd: string, args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { encoding: "utf8" }, (err, stdout, stderr) => {
+      resolve({ status: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function skopeoDigest(ref: string, creds: string): Promise<string> {
+  const r = await run("skopeo", ["inspect", "--tls-verify=false", "--creds", creds, `docker://${ref}`]);
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout).Digest;
 }
@@ -60,16 +69,15 @@ for (const mode of ["basic", "token"] as const) {
       const r = await tsk(["build", "--root", storeDir(e, e.user), "--progress", "plain", "-t", name, "--push", ctx], { as: e.user });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /pushing .*team\/app:1/);
-      const digest = skopeoDigest(name, `${reg.username}:${reg.password}`);
+      const digest = await skopeoDigest(name, `${reg.username}:${reg.password}`);
       assert.match(r.stderr, new RegExp(`pushed .*@${digest}`));
       // The pushed image holds the RUN's file: fetch it back through skopeo and look.
       const out = path.join(e.work, `pulled-${mode}`);
-      const cp = spawnSync("skopeo", ["copy", "--src-tls-verify=false", "--src-creds", `${reg.username}:${reg.password}`, `docker://${name}`, `oci:${out}:1`], { encoding: "utf8" });
+      const cp = await run("skopeo", ["copy", "--src-tls-verify=false", "--src-creds", `${reg.username}:${reg.password}`, `docker://${name}`, `oci:${out}:1`]);
       assert.equal(cp.status, 0, cp.stderr);
-      const unpack = spawnSync("umoci", ["unpack", "--image", `${out}:1`, `${out}-bundle`], { encoding: "utf8" });
+      const unpack = await run("umoci", ["unpack", "--image", `${out}:1`, `${out}-bundle`]);
       assert.equal(unpack.status, 0, unpack.stderr);
-      const proof = spawnSync("cat", [`${out}-bundle/rootfs/proof`], { encoding: "utf8" });
-      assert.equal(proof.stdout, "pushed\n");
+      assert.equal(readFileSync(`${out}-bundle/rootfs/proof`, "utf8"), "pushed\n");
     });
 
     test("without credentials the pull fails with a clear cause", async () => {
