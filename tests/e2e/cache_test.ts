@@ -61,7 +61,7 @@ COPY --from=r /v /v
     "adir/x": "x\n",
     "adir/keep": "keep\n",
     "b.txt": "b\n",
-    ".dockerignore": "*.log\n",
+    ".dockerignore": "**/*.log\n",
   });
   store = storeDir(e);
   const first = await build();
