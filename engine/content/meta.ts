@@ -225,6 +225,22 @@ export class MetaStore {
     return new Map(rows.map((r) => [r.path, { sig: r.sig, digest: r.digest }]));
   }
 
+  /** Applies a sync's changes to a scope's stat cache in one transaction (`reset` clears it first). */
+  updateStatCache(scope: string, upserts: StatEntry[], deletes: string[], reset = false): void {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      if (reset) this.#db.prepare("DELETE FROM statcache WHERE scope = ?").run(scope);
+      const del = this.#db.prepare("DELETE FROM statcache WHERE scope = ? AND path = ?");
+      for (const p of deletes) del.run(scope, p);
+      const ins = this.#db.prepare("INSERT OR REPLACE INTO statcache (scope, path, sig, digest) VALUES (?, ?, ?, ?)");
+      for (const e of upserts) ins.run(scope, e.path, e.sig, e.digest);
+      this.#db.exec("COMMIT");
+    } catch (err) {
+      this.#db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
   /** Replaces a scope's stat cache in one transaction. */
   putStatCache(scope: string, entries: Iterable<StatEntry>): void {
     this.#db.exec("BEGIN IMMEDIATE");

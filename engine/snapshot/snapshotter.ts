@@ -458,6 +458,8 @@ export async function detectSnapshotter(root: string): Promise<Snapshotter> {
     if (!recorded) await writeAtomic(`${root}/backend`, "copy\n");
     return new CopySnapshotter(root);
   }
+  // Probed when the store was made: mounting works here (a failure later says why).
+  if (recorded === "overlay") return new OverlaySnapshotter(root);
   const probe = `${root}/probe-${randomBytes(6).toString("hex")}`;
   let reason = "";
   try {
