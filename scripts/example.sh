@@ -21,7 +21,13 @@ YML
   for _ in $(seq 50); do curl -fsS "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
   echo "example: started docker-registry on $REG (log: $dir/log)" >&2
 fi
-node_modules/.bin/deno run -A tests/fixtures/make_base_image.ts --registry "$REG" >&2
+# The base image, made offline from busybox-static (kept if the registry already has one).
+if ! curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.index.v1+json' \
+  -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+json' \
+  -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+  "http://$REG/v2/library/busybox/manifests/latest"; then
+  node_modules/.bin/deno run -A tests/fixtures/make_base_image.ts --registry "$REG" >&2
+fi
 run=(dist/tsk)
 if [[ $(id -u) -eq 0 ]]; then
   id tskuser >/dev/null 2>&1 || useradd --create-home --shell /bin/sh tskuser
