@@ -222,7 +222,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const secretMap = secrets(flags.secret);
     await materializeSecrets(secretMap, tmp);
     let def;
-    if (flags.frontend === "llb") {
+    // Like `buildctl build`: with no Dockerfile and a definition piped on stdin, build the LLB.
+    const piped = !flags.frontend && !flags.file && !process.stdin.isTTY &&
+      !(await fsp.stat(path.join(ctxDir, "Dockerfile")).then(() => true, () => false));
+    if (flags.frontend === "llb" || piped) {
       const bytes = flags.file && flags.file !== "-" ? await fsp.readFile(flags.file) : await readAll(process.stdin);
       def = decodeDefinition(new Uint8Array(bytes));
     } else if (flags.frontend && flags.frontend !== "dockerfile" && flags.frontend !== "dockerfile.v0") {

@@ -43,6 +43,14 @@ describe("--frontend llb", () => {
     assert.equal(readFileSync(path.join(out, "out/input.txt"), "utf8"), "from the context\n");
   });
 
+  test("with no Dockerfile in the context, a definition on stdin is built (as buildctl build)", async () => {
+    const ctx = makeContext(e, { "input.txt": "piped\n" });
+    const out = path.join(e.work, "llb-out-piped");
+    const r = await tsk(["build", "--root", store, "--progress", "plain", "-o", `type=local,dest=${out}`, ctx], { stdin: helloDefinition(e.busybox) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(path.join(out, "out/input.txt"), "utf8"), "piped\n");
+  });
+
   test("dump-llb --llb - prints each op once with the digest of its bytes", async () => {
     const def = helloDefinition(e.busybox);
     const r = await tsk(["debug", "dump-llb", "--llb", "-"], { stdin: def });
