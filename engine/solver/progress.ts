@@ -242,7 +242,7 @@ export class TtyProgress extends Renderer {
   }
 
   #draw(final = false): void {
-    const cols = (globalThis as { process?: { stderr?: { columns?: number } } }).process?.stderr?.columns ?? 100;
+    const cols = (globalThis as { process?: { stderr?: { columns?: number } } }).process?.stderr?.columns || 100;
     const out: string[] = [];
     const total = ((performance.now() - this.#begin) / 1000).toFixed(1);
     const finished = this.entries.filter((e) => e.state !== "running").length;
