@@ -116,6 +116,11 @@ export function normalizeName(n: string): string {
   const first = name.split("/")[0];
   const hasDomain = name.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
   if (!hasDomain) name = name.includes("/") ? `docker.io/${name}` : `docker.io/library/${name}`;
+  else if (first === "docker.io" || first === "index.docker.io") {
+    // Docker Hub's official images live under library/ (docker.io/app = docker.io/library/app).
+    const rest = name.slice(first.length + 1);
+    name = `docker.io/${rest.includes("/") ? rest : `library/${rest}`}`;
+  }
   const last = name.slice(name.lastIndexOf("/") + 1);
   if (!last.includes(":") && !name.includes("@")) name += ":latest";
   return name;

@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 log=$(mktemp)
 status=0
-node_modules/.bin/deno test -A --parallel "$@" 2>&1 | tee "$log" || status=$?
+NO_COLOR=1 node_modules/.bin/deno test -A --parallel "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
 # One plain summary line for CI: "N passed, N failed".
 summary=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -1)
 passed=$(sed -E 's/.*\| ([0-9]+) passed.*/\1/' <<<"$summary")
-failed=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$summary")
+failed=$(sed -E 's/.*\| ([0-9]+) failed.*/\1/' <<<"$summary")
 rm -f "$log"
 echo
 echo "tests: ${passed:-0} passed, ${failed:-0} failed"

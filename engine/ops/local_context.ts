@@ -246,6 +246,15 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     }
     // Directory modes last (a copy into a read-only dir needs it writable first).
     for (const e of toCopy) if (e.type === "dir") chmodSync(path.join(dir, e.path), e.mode & 0o7777);
+    // Dirs and symlinks count as changed when new or when their type, mode or target changed
+    // (not for a mere mtime change of a dir whose entries changed).
+    for (const e of toCopy) {
+      if (e.type === "file") continue;
+      const prev = stat.get(e.path);
+      if (!prev || prev.digest !== e.digest || Number(prev.sig.slice(prev.sig.lastIndexOf(":") + 1)) !== e.mode) {
+        changed.push(e.path);
+      }
+    }
     changed.push(...removed);
     changed.sort();
     o.meta.updateStatCache(scope, toCopy.map((e) => ({ path: e.path, sig: e.sig, digest: e.digest })), removed, fresh || interrupted);

@@ -120,7 +120,8 @@ test("cold sync mirrors the filtered context with modes kept, owned by the synci
     assert.deepEqual([...r.entries.keys()], ["a.txt", "bin", "bin/run.sh", "link", "sub", "sub/deep", "sub/deep/d.txt"]);
     // Ignored files are never read: only the included files' bytes were.
     assert.equal(r.bytesRead, INCLUDED_BYTES);
-    assert.deepEqual(r.changed, ["a.txt", "bin/run.sh", "sub/deep/d.txt"]);
+    // a cold sync adds everything
+    assert.deepEqual(r.changed, [...r.entries.keys()]);
     assert.equal(r.entries.get("link")!.digest, "a.txt");
     assert.equal(r.entries.get("a.txt")!.digest, "sha256:" + (await sha256("alpha\n")));
     assert.equal(r.checksum, contextChecksum(r.entries.values()));
@@ -164,7 +165,7 @@ test("warm sync: no-op, touch, content change, rename, chmod, delete, file to di
     const touched = await e.sync();
     assert.deepEqual(touched.changed, []);
     assert.equal(touched.checksum, first.checksum);
-    assert.ok(touched.bytesRead <= "alpha\n".length);
+    assert.equal(touched.bytesRead, "alpha\n".length, "a touched file is re-read (its signature changed)");
     assert.equal((await e.sync()).bytesRead, 0, "the new signature is remembered");
 
     // content change
@@ -207,6 +208,19 @@ test("warm sync: no-op, touch, content change, rename, chmod, delete, file to di
     assert.equal(await readFile(path.join(retyped.dir, "a.txt", "inner"), "utf8"), "inner\n");
     // the symlink to it is kept as a link
     assert.equal(await readlink(path.join(retyped.dir, "link")), "a.txt");
+
+    // a dir's mode change and a symlink's new target are changes; a new empty dir is one too
+    await chmod(path.join(e.ctx, "sub"), 0o755);
+    await rm(path.join(e.ctx, "link"));
+    await symlink("bin", path.join(e.ctx, "link"));
+    await mkdir(path.join(e.ctx, "empty"));
+    const meta = await e.sync();
+    assert.deepEqual(meta.changed, ["empty", "link", "sub"]);
+    assert.equal(await readlink(path.join(meta.dir, "link")), "bin");
+    assert.equal((await stat(path.join(meta.dir, "sub"))).mode & 0o7777, 0o755);
+    // a dir whose entries changed (new mtime) is not itself reported
+    await writeFile(path.join(e.ctx, "sub", "new.txt"), "n");
+    assert.deepEqual((await e.sync()).changed, ["sub/new.txt"]);
 
     // and back: the dir becomes a file again
     await rm(path.join(e.ctx, "a.txt"), { recursive: true });

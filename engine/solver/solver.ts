@@ -126,8 +126,14 @@ export class Solver {
   }
 
   async #computeKey(v: Vertex): Promise<string> {
-    const h = this.#handler(v);
-    const selectors = h.contentSelectors();
+    // Failures of this vertex's own key work (e.g. resolving an image, syncing a context) are
+    // attributed to it; failures of its inputs already are.
+    const own = <T>(f: () => T | Promise<T>): Promise<T> =>
+      Promise.resolve().then(f).catch((err) => {
+        throw this.#keyFailure(v, err);
+      });
+    const h = await own(() => this.#handler(v));
+    const selectors = await own(() => h.contentSelectors());
     const refs = new Map<number, { ref: Ref; selectors: string[] }>();
     const parts = await Promise.all(v.inputs.map(async (inp, i) => {
       const sel = selectors.get(i);
@@ -135,14 +141,28 @@ export class Solver {
         const solved = await this.#result(inp.vertex);
         const ref = solved.refs[inp.index] ?? null;
         refs.set(i, { ref, selectors: sel });
-        const sum = h.checksum ? await h.checksum(ref, sel) : await this.#worker.checksum(ref, sel);
+        const sum = await own(() => h.checksum ? h.checksum(ref, sel) : this.#worker.checksum(ref, sel));
         return `content:${sum}`;
       }
       return `key:${await this.#key(inp.vertex)}#${inp.index}`;
     }));
-    const base = await h.baseKey();
+    const base = await own(() => h.baseKey());
     this.#ingredients.set(v.digest, { base, parts, refs });
     return "sha256:" + createHash("sha256").update(JSON.stringify([base, parts])).digest("hex");
+  }
+
+  /** Names the vertex in `err`, shows it failed and cancels the rest (first failure only). */
+  #keyFailure(v: Vertex, err: unknown): unknown {
+    const e = err as Error & { vertexDigest?: string; vertexName?: string };
+    if (!e || typeof e !== "object" || e.vertexDigest) return err;
+    e.vertexDigest = v.digest;
+    e.vertexName = vertexName(v);
+    if (!this.#abort.signal.aborted) {
+      this.#progress.start(v).error(e);
+      this.#firstError = err;
+    }
+    this.#abort.abort(err);
+    return err;
   }
 
   #result(v: Vertex): Promise<Solved> {

@@ -209,24 +209,32 @@ RUN mkdir -p /x/y && for i in 1 2 3 4 5 6 7 8; do echo $i > /x/y/$i; done
     const calib = await tsk(["build", "--root", store, "--progress", "plain", "--build-arg", "N=calibrate", "-o", `type=oci,dest=${path.join(outDir(), "c.tar")}`, ctx]);
     assert.equal(calib.code, 0, calib.stderr);
     const span = Math.max(300, Date.now() - t0);
+    // Kill points are progress lines (seeded), so each kill lands inside a build however loaded
+    // the machine is; a small seeded delay after the line varies the exact moment.
+    const progressLines = calib.stderr.split("\n").filter(Boolean).length;
     let interrupted = 0;
     for (let i = 0; i < 6; i++) {
-      const delay = Math.floor(rand() * span * 0.9);
+      const line = 1 + Math.floor(rand() * (progressLines - 2));
+      const delay = Math.floor(rand() * Math.min(50, span / 10));
       const out = path.join(outDir(), "img.tar");
       const p = startTsk(["build", "--root", store, "--progress", "plain", "--build-arg", `N=${i}`, "-o", `type=oci,dest=${out}`, ctx]);
+      const deadline = Date.now() + span * 5;
+      while (p.stderr().split("\n").filter(Boolean).length < line && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 2));
+      }
       await new Promise((r) => setTimeout(r, delay));
       p.kill();
       if ((await p.done) !== 0) interrupted++;
       const dest = outDir();
       const r = await tsk(["build", "--root", store, "--progress", "plain", "--build-arg", `N=${i}`, "-o", `type=local,dest=${dest}`, ctx]);
-      assert.equal(r.code, 0, `seed ${seed}, iteration ${i}, killed after ${delay}ms:\n${r.stderr}`);
+      assert.equal(r.code, 0, `seed ${seed}, iteration ${i}, killed at progress line ${line} + ${delay}ms:\n${r.stderr}`);
       assert.equal(readFileSync(path.join(dest, "both"), "utf8"), `${i}\nA\n`);
       assert.equal(readFileSync(path.join(dest, "r")).length, 256 * 1024);
       assert.deepEqual(readdirSync(path.join(dest, "x", "y")).sort(), ["1", "2", "3", "4", "5", "6", "7", "8"]);
       const f = await tsk(["debug", "fsck", "--root", store, "--format", "json"]);
       assert.equal(f.code, 0, `seed ${seed}, iteration ${i}: ${f.stdout}${f.stderr}`);
       const rep = JSON.parse(f.stdout.toString());
-      assert.deepEqual(rep.problems, [], `seed ${seed}, iteration ${i}, killed after ${delay}ms`);
+      assert.deepEqual(rep.problems, [], `seed ${seed}, iteration ${i}, killed at progress line ${line} + ${delay}ms`);
     }
     assert.ok(interrupted >= 3, `only ${interrupted} of 6 kills hit a running build (seed ${seed})`);
     // After the repairs, a second fsck finds nothing at all.

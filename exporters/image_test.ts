@@ -1,0 +1,263 @@
+/**
+ * Image assembly on a real content store, metadata store and snapshotter (copy snapshots here;
+ * overlay snapshots in a child process inside `unshare --mount` when running as root).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { alignHistory, assembleImage, type HistoryEntry } from "./image.ts";
+import { MEDIA } from "./media.ts";
+import {
+  buildChain,
+  chainConfig,
+  layerTar,
+  sha256,
+  summarize,
+  tarPaths,
+  type TestStore,
+  withStore,
+} from "./image_testutil.ts";
+
+const EPOCH = 1_700_000_000;
+const EPOCH_ISO = "2023-11-14T22:13:20Z";
+
+function assemble(t: TestStore, ref: string | null, extra: Partial<Parameters<typeof assembleImage>[0]> = {}) {
+  return assembleImage({
+    ref,
+    config: chainConfig(),
+    snapshotter: t.snapshotter,
+    store: t.store,
+    meta: t.meta,
+    ...extra,
+  });
+}
+
+const EXPECTED_PATHS = [["etc/", "etc/os-release"], ["app/", "app/a.txt"], ["app/", "app/b.txt"]];
+
+test("layers go base first, the empty step is dropped and its history marked empty_layer", async () => {
+  await withStore(async (t) => {
+    const ref = await buildChain(t.snapshotter);
+    const img = await assemble(t, ref);
+    const sum = summarize(img, t.store);
+    assert.deepEqual(sum.layerPaths, EXPECTED_PATHS);
+    // diff_ids are the digests of the uncompressed layers, in order
+    assert.deepEqual(img.config.rootfs.diff_ids, sum.layerDiffIds);
+    assert.deepEqual(img.layers.map((l) => l.diffId), sum.layerDiffIds);
+    assert.deepEqual(img.config.history, [
+      { created: "2020-01-01T00:00:00Z", created_by: "base layer" },
+      { created: "2020-01-01T00:00:00Z", created_by: "ENV X=1", empty_layer: true },
+      { created: "2030-01-01T00:00:00Z", created_by: "COPY a.txt /app/" },
+      { created: "2030-01-01T00:00:00Z", created_by: "RUN true", empty_layer: true },
+      { created: "2030-01-01T00:00:00Z", created_by: "COPY b.txt /app/" },
+    ]);
+    // every descriptor matches its blob in the store
+    for (const l of img.layers) {
+      assert.equal(l.desc.mediaType, MEDIA.ociLayerGzip);
+      const blob = readFileSync(t.store.path(l.desc.digest));
+      assert.equal(sha256(blob), l.desc.digest);
+      assert.equal(blob.length, l.desc.size);
+    }
+    assert.equal(img.configDesc.mediaType, MEDIA.ociConfig);
+    assert.equal(img.configDesc.digest, sha256(img.configBytes));
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(readFileSync(t.store.path(img.configDesc.digest)))), img.config);
+    assert.equal(img.manifestDesc.digest, sha256(img.manifestBytes));
+    assert.equal(img.manifestDesc.mediaType, MEDIA.ociManifest);
+    const manifest = JSON.parse(new TextDecoder().decode(readFileSync(t.store.path(img.manifestDesc.digest))));
+    assert.deepEqual(manifest, {
+      schemaVersion: 2,
+      mediaType: MEDIA.ociManifest,
+      config: img.configDesc,
+      layers: img.layers.map((l) => l.desc),
+    });
+    // unknown config fields and the runtime config are kept
+    assert.deepEqual(img.config.config, { Env: ["PATH=/bin"], Cmd: ["/bin/sh"] });
+    assert.equal(img.config.created, undefined, "no epoch: created is whatever the config says");
+  });
+});
+
+test("layer blobs are generated once and reused from the metadata store", async () => {
+  await withStore(async (t) => {
+    const ref = await buildChain(t.snapshotter);
+    const a = await assemble(t, ref);
+    const blobs = (await readdir(path.join(t.store.root, "blobs", "sha256"))).sort();
+    const rec = t.meta.getLayer("s1", "gzip")!;
+    assert.equal(rec.digest, a.layers[1].desc.digest);
+    assert.equal(rec.diffId, a.layers[1].diffId);
+    assert.equal(rec.empty, false);
+    assert.equal(t.meta.getLayer("s2", "gzip")!.empty, true);
+    const b = await assemble(t, ref);
+    assert.equal(b.manifestDesc.digest, a.manifestDesc.digest);
+    assert.deepEqual((await readdir(path.join(t.store.root, "blobs", "sha256"))).sort(), blobs);
+    assert.deepEqual(await readdir(path.join(t.store.root, "ingest")), [], "no leftover ingests");
+    // a layer whose blob went missing is generated again
+    await rm(t.store.path(a.layers[2].desc.digest));
+    const c = await assemble(t, ref);
+    assert.equal(c.manifestDesc.digest, a.manifestDesc.digest);
+    assert.ok(await t.store.has(a.layers[2].desc.digest));
+  });
+});
+
+test("SOURCE_DATE_EPOCH: two chains built at different times give the same manifest", async () => {
+  const digests: string[] = [];
+  for (const mtime of [1_800_000_000, 1_900_000_000]) {
+    await withStore(async (t) => {
+      const img = await assemble(t, await buildChain(t.snapshotter, mtime), { sourceDateEpoch: EPOCH });
+      assert.equal(img.config.created, EPOCH_ISO);
+      // history dates after the epoch are clamped to it; earlier ones are kept
+      assert.deepEqual(img.config.history!.map((h) => h.created), [
+        "2020-01-01T00:00:00Z",
+        "2020-01-01T00:00:00Z",
+        EPOCH_ISO,
+        EPOCH_ISO,
+        EPOCH_ISO,
+      ]);
+      digests.push(img.manifestDesc.digest);
+    });
+  }
+  assert.equal(digests[0], digests[1]);
+  // and without the epoch the file times show
+  const plain: string[] = [];
+  for (const mtime of [1_800_000_000, 1_900_000_000]) {
+    await withStore(async (t) => {
+      plain.push((await assemble(t, await buildChain(t.snapshotter, mtime))).manifestDesc.digest);
+    });
+  }
+  assert.notEqual(plain[0], plain[1]);
+});
+
+test("compression and Docker media types", async () => {
+  await withStore(async (t) => {
+    const ref = await buildChain(t.snapshotter);
+    const tarImg = await assemble(t, ref, { compression: "uncompressed" });
+    for (const l of tarImg.layers) {
+      assert.equal(l.desc.mediaType, MEDIA.ociLayerTar);
+      assert.equal(l.desc.digest, l.diffId, "an uncompressed layer's digest is its diff_id");
+    }
+    // like BuildKit without force-compression, an existing blob of another compression is
+    // reused as is (for pulled layers this keeps the base image's digests)
+    const again = await assemble(t, ref, { compression: "gzip", mediaTypes: "docker" });
+    assert.deepEqual(again.layers.map((l) => l.desc.digest), tarImg.layers.map((l) => l.desc.digest));
+    assert.ok(again.layers.every((l) => l.desc.mediaType === MEDIA.dockerLayerTar));
+  });
+  await withStore(async (t) => {
+    const ref = await buildChain(t.snapshotter);
+    const docker = await assemble(t, ref, { compression: "gzip", mediaTypes: "docker" });
+    assert.equal(docker.manifest.mediaType, MEDIA.dockerManifest);
+    assert.equal(docker.configDesc.mediaType, MEDIA.dockerConfig);
+    assert.ok(docker.layers.every((l) => l.desc.mediaType === MEDIA.dockerLayerGzip));
+    assert.deepEqual(summarize(docker, t.store).layerPaths, EXPECTED_PATHS);
+    // the same blobs in OCI media types
+    const oci = await assemble(t, ref, { compression: "gzip" });
+    assert.deepEqual(oci.layers.map((l) => l.desc.digest), docker.layers.map((l) => l.desc.digest));
+    assert.ok(oci.layers.every((l) => l.desc.mediaType === MEDIA.ociLayerGzip));
+    assert.deepEqual(oci.config.rootfs.diff_ids, docker.config.rootfs.diff_ids);
+  });
+  await withStore(async (t) => {
+    const ref = await buildChain(t.snapshotter);
+    const z = await assemble(t, ref, { compression: "zstd" });
+    assert.ok(z.layers.every((l) => l.desc.mediaType === MEDIA.ociLayerZstd));
+    const sum = summarize(z, t.store);
+    assert.deepEqual(sum.layerPaths, EXPECTED_PATHS);
+    assert.deepEqual(sum.layerDiffIds, z.config.rootfs.diff_ids);
+  });
+});
+
+test("annotations, scratch and local refs", async () => {
+  await withStore(async (t) => {
+    const img = await assemble(t, null, { annotations: { "org.opencontainers.image.title": "x" } });
+    assert.deepEqual(img.layers, []);
+    assert.deepEqual(img.config.rootfs.diff_ids, []);
+    assert.deepEqual(img.manifest.annotations, { "org.opencontainers.image.title": "x" });
+    // the history has 4 non-empty entries but there are no layers: entries are rebuilt
+    assert.deepEqual(img.config.history, []);
+    assert.equal((await assemble(t, null, { annotations: {} })).manifest.annotations, undefined);
+    await assert.rejects(assemble(t, "local:/some/dir"), /cannot export a local source directly as an image/);
+  });
+});
+
+test("a pulled (l-) empty layer is kept, a generated one dropped", async () => {
+  await withStore(async (t) => {
+    const s = t.snapshotter;
+    await s.prepare("k0");
+    await s.commit("l-empty", "k0");
+    await s.prepare("k1", "l-empty");
+    await s.commit("gen-empty", "k1");
+    const img = await assembleImage({
+      ref: "gen-empty",
+      config: { architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [] } },
+      snapshotter: s,
+      store: t.store,
+      meta: t.meta,
+      sourceDateEpoch: EPOCH,
+    });
+    assert.equal(img.layers.length, 1);
+    assert.deepEqual(tarPaths(layerTar(t.store, img.layers[0].desc.digest, img.layers[0].desc.mediaType)), []);
+    // no history given: one synthesised entry per kept layer
+    assert.deepEqual(img.config.history, [{ created: EPOCH_ISO, created_by: "tsk build layer", comment: "tsk" }]);
+  });
+});
+
+test("alignHistory pairs entries with layers", () => {
+  const h: HistoryEntry[] = [
+    { created_by: "a" },
+    { created_by: "env", empty_layer: true },
+    { created_by: "b" },
+    { created_by: "c" },
+  ];
+  assert.deepEqual(alignHistory(h, [false, true, false]), [
+    { created_by: "a" },
+    { created_by: "env", empty_layer: true },
+    { created_by: "b", empty_layer: true },
+    { created_by: "c" },
+  ]);
+  // the input is not modified
+  assert.equal(h[2].empty_layer, undefined);
+  // mismatch: synthesised entries for each kept layer
+  assert.deepEqual(alignHistory(h, [false, true]), [{ created_by: "tsk build layer", comment: "tsk" }]);
+  // a history of only empty entries (e.g. FROM scratch + ENV) is kept, then synthesised entries
+  assert.deepEqual(alignHistory([{ created_by: "env", empty_layer: true }], [false, false], 0), [
+    { created_by: "env", empty_layer: true },
+    { created: "1970-01-01T00:00:00Z", created_by: "tsk build layer", comment: "tsk" },
+    { created: "1970-01-01T00:00:00Z", created_by: "tsk build layer", comment: "tsk" },
+  ]);
+  // the epoch clamps later dates and keeps earlier ones and missing ones
+  assert.deepEqual(
+    alignHistory([{ created: "1999-01-01T00:00:00Z" }, { created: "2099-01-01T00:00:00Z" }, {}], [false, false, false], EPOCH),
+    [{ created: "1999-01-01T00:00:00Z" }, { created: EPOCH_ISO }, {}],
+  );
+  assert.deepEqual(alignHistory([], []), []);
+});
+
+test("overlay snapshots give the same image (in a mount namespace)", async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip("overlay mounts need root (the engine runs them under unshare --mount)");
+    return;
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), "tsk-img-ovl-"));
+  try {
+    const script = fileURLToPath(new URL("./image_testutil.ts", import.meta.url));
+    const r = spawnSync(
+      "unshare",
+      ["--mount", "--propagation", "private", "--", process.execPath, "run", "-A", script, dir, String(EPOCH)],
+      { encoding: "utf8", timeout: 15_000 },
+    );
+    if (r.status !== 0 && /mount|overlay|permission/i.test(r.stderr) && /unshare/.test(r.stderr)) {
+      t.skip(`cannot create a mount namespace here: ${r.stderr.trim().split("\n")[0]}`);
+      return;
+    }
+    assert.equal(r.status, 0, r.stderr);
+    const ovl = JSON.parse(r.stdout);
+    assert.deepEqual(ovl.layerPaths, EXPECTED_PATHS);
+    assert.deepEqual(ovl.diffIds, ovl.layerDiffIds);
+    assert.equal(ovl.history[3].empty_layer, true);
+    // the mounts went away with the namespace
+    assert.ok(!readFileSync("/proc/self/mountinfo", "utf8").includes(dir));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
