@@ -18,7 +18,7 @@ import { assembleImage, type Compression, type ImageConfig, type ImageView } fro
 
 export type TestStore = { root: string; store: ContentStore; meta: MetaStore; snapshotter: Snapshotter };
 
-export async function openStore(root: string, kind: "copy" | "overlay" = "copy"): Promise<TestStore> {
+export function openStore(root: string, kind: "copy" | "overlay" = "copy"): TestStore {
   const snapshots = path.join(root, "snapshots");
   return {
     root,
@@ -30,7 +30,7 @@ export async function openStore(root: string, kind: "copy" | "overlay" = "copy")
 
 export async function withStore(fn: (t: TestStore) => Promise<void>, kind: "copy" | "overlay" = "copy"): Promise<void> {
   const root = await mkdtemp(path.join(tmpdir(), "tsk-img-"));
-  const t = await openStore(root, kind);
+  const t = openStore(root, kind);
   try {
     await fn(t);
   } finally {
@@ -123,7 +123,7 @@ export function summarize(img: ImageView, store: ContentStore): ImageSummary {
 
 if (import.meta.main) {
   const [dir, epoch, compression] = process.argv.slice(2);
-  const t = await openStore(dir, "overlay");
+  const t = openStore(dir, "overlay");
   try {
     const ref = await buildChain(t.snapshotter, 1_600_000_000);
     const img = await assembleImage({

@@ -6,7 +6,8 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -18,6 +18,7 @@ import path from "node:path";
 import { sweep } from "./collector.ts";
 import { otherLiveLeases, leaseAlive } from "./lease.ts";
 import { chainOf, recordIntact, scanStore, type UsageItem } from "./usage.ts";
+import { alive } from "../content/lock.ts";
 
 type EngineLike = Parameters<typeof scanStore>[0];
 
@@ -143,14 +144,6 @@ export async function fsck(e: EngineLike, o: { dryRun?: boolean } = {}): Promise
   };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Lock files of dead processes (and old takeover leftovers). */
 async function removeStaleLocks(dir: string): Promise<string[]> {

@@ -200,6 +200,12 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
         if (t && t !== e.type) await fsp.rm(path.join(dir, e.path), { recursive: true, force: true });
       }
     }
+    const noteCopied = (e: ContextEntry, digest: string, size: number): void => {
+      const prev = stat.get(e.path);
+      e.digest = digest;
+      bytesRead += size;
+      if (!prev || prev.digest !== digest || modeOf(prev.sig) !== (e.mode & 0o7777)) changed.push(e.path);
+    };
     // Small files are copied with synchronous calls (far fewer thread hops for many tiny files);
     // large ones are streamed, a few at a time. Every file is hashed as it is copied (one read).
     const big: ContextEntry[] = [];
@@ -238,12 +244,6 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
         noteCopied(e, digest, e.size);
       }
     }));
-    function noteCopied(e: ContextEntry, digest: string, size: number): void {
-      const prev = stat.get(e.path);
-      e.digest = digest;
-      bytesRead += size;
-      if (!prev || prev.digest !== digest || modeOf(prev.sig) !== (e.mode & 0o7777)) changed.push(e.path);
-    }
     // Directory modes last (a copy into a read-only dir needs it writable first).
     for (const e of toCopy) if (e.type === "dir") chmodSync(path.join(dir, e.path), e.mode & 0o7777);
     // Dirs and symlinks count as changed when new or when their type, mode or target changed

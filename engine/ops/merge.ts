@@ -8,8 +8,12 @@ import type { Vertex } from "../llb/load.ts";
 import type { OpHandler, Ref } from "../solver/solver.ts";
 import type { RefViews } from "./refs.ts";
 
-/** Copies `src` over `dst`, replacing entries of another type and keeping owners, modes and mtimes. */
-export async function overlayCopy(src: string, dst: string): Promise<void> {
+/**
+ * Copies `src` over `dst`, replacing entries of another type and keeping modes, mtimes and (unless
+ * `keepOwners` is false) owners. Device nodes and fifos are skipped.
+ */
+export async function overlayCopy(src: string, dst: string, opts: { keepOwners?: boolean } = {}): Promise<void> {
+  const keepOwners = opts.keepOwners ?? true;
   const names = await fsp.readdir(src);
   for (const n of names) {
     const s = path.join(src, n);
@@ -19,8 +23,9 @@ export async function overlayCopy(src: string, dst: string): Promise<void> {
     if (st.isDirectory()) {
       if (existing && !existing.isDirectory()) await fsp.rm(d, { recursive: true, force: true });
       if (!existing || !existing.isDirectory()) await fsp.mkdir(d);
-      await overlayCopy(s, d);
-      await fsp.lchown(d, st.uid, st.gid);
+      await fsp.chmod(d, 0o700 | (st.mode & 0o7777)); // writable while its children are copied
+      await overlayCopy(s, d, opts);
+      if (keepOwners) await fsp.lchown(d, st.uid, st.gid);
       await fsp.chmod(d, st.mode & 0o7777);
       await fsp.utimes(d, st.atime, st.mtime);
       continue;
@@ -29,7 +34,7 @@ export async function overlayCopy(src: string, dst: string): Promise<void> {
     if (st.isSymbolicLink()) await fsp.symlink(await fsp.readlink(s), d);
     else if (st.isFile()) await fsp.copyFile(s, d);
     else continue; // device nodes and fifos are not carried by merges
-    await fsp.lchown(d, st.uid, st.gid);
+    if (keepOwners) await fsp.lchown(d, st.uid, st.gid);
     if (!st.isSymbolicLink()) {
       await fsp.chmod(d, st.mode & 0o7777);
       await fsp.utimes(d, st.atime, st.mtime);

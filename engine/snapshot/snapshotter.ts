@@ -158,6 +158,14 @@ abstract class BaseSnapshotter {
     return out;
   }
 
+  /** Both backends keep each snapshot's own diff in overlay format, so one writer serves both. */
+  abstract diffDir(name: string): string;
+
+  async writeLayer(name: string, out: Writable, opts: LayerWriteOptions = {}): Promise<void> {
+    await this.requireCommitted(name);
+    await writeLayerFromUpper(this.diffDir(name), out, opts);
+  }
+
   async requireCommitted(name: string): Promise<void> {
     if (!(await this.exists(name))) throw new Error(`snapshot ${JSON.stringify(name)} not found`);
   }
@@ -343,11 +351,6 @@ export class OverlaySnapshotter extends BaseSnapshotter implements Snapshotter {
     return `${this.dir(name)}/fs`;
   }
 
-  async writeLayer(name: string, out: Writable, opts: LayerWriteOptions = {}): Promise<void> {
-    await this.requireCommitted(name);
-    await writeLayerFromUpper(this.diffDir(name), out, opts);
-  }
-
   async applyLayerSnapshot(
     name: string,
     parent: string | undefined,
@@ -418,11 +421,6 @@ export class CopySnapshotter extends BaseSnapshotter implements Snapshotter {
 
   diffDir(name: string): string {
     return `${this.dir(name)}/diff`;
-  }
-
-  async writeLayer(name: string, out: Writable, opts: LayerWriteOptions = {}): Promise<void> {
-    await this.requireCommitted(name);
-    await writeLayerFromUpper(this.diffDir(name), out, opts);
   }
 
   async applyLayerSnapshot(

@@ -31,7 +31,6 @@ class MemWorker implements Worker {
   solver?: Solver;
 
   handler(v: Vertex): OpHandler {
-    const w = this;
     const op = v.op;
     const isLocal = op.source?.identifier?.startsWith("local://") ?? false;
     const selectors = new Map<number, string[]>();
@@ -43,19 +42,19 @@ class MemWorker implements Worker {
       heavy: !!op.exec,
       baseKey: () => Promise.resolve(v.digest),
       contentSelectors: () => selectors,
-      exists: (refs) => Promise.resolve(refs.every((r) => r === null || w.snapshots.has(r))),
-      async run(inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
-        w.runs.push(v.name);
-        w.running++;
-        w.maxRunning = Math.max(w.maxRunning, w.running);
+      exists: (refs) => Promise.resolve(refs.every((r) => r === null || this.snapshots.has(r))),
+      run: async (inputs: Ref[], vp: VertexProgress): Promise<Ref[]> => {
+        this.runs.push(v.name);
+        this.running++;
+        this.maxRunning = Math.max(this.maxRunning, this.running);
         try {
-          await w.hooks.get(v.name)?.(vp, w.solver!);
+          await this.hooks.get(v.name)?.(vp, this.solver!);
         } finally {
-          w.running--;
+          this.running--;
         }
         if (isLocal) return [`local:${op.source!.identifier}`];
         const ref = `snap-${v.digest.slice(7, 19)}-${inputs.length}`;
-        w.snapshots.add(ref);
+        this.snapshots.add(ref);
         return [ref];
       },
     };
