@@ -16,13 +16,25 @@ import { LocalWorker } from "../engine/ops/worker.ts";
 import { ExecError } from "../engine/ops/exec.ts";
 import { loadDefinition } from "../engine/llb/load.ts";
 import { decodeDefinition } from "../proto/ops.ts";
-import { convertDockerfile, type ConvertResult, ociPlatform } from "../engine/frontend/dockerfile/convert.ts";
-import { DockerfileError, excerpt, formatDockerfileError } from "../engine/frontend/dockerfile/errors.ts";
+import {
+  convertDockerfile,
+  type ConvertResult,
+  ociPlatform,
+} from "../engine/frontend/dockerfile/convert.ts";
+import {
+  DockerfileError,
+  excerpt,
+  formatDockerfileError,
+} from "../engine/frontend/dockerfile/errors.ts";
 import { parseDockerignore, PatternMatcher } from "../engine/frontend/dockerfile/dockerignore.ts";
-import { formatBuildWarnings, lintDockerfile, lintViolationMessage } from "../engine/frontend/dockerfile/lint.ts";
-import { runCall, type CallKind } from "./call.ts";
-import { parsePlatform, defaultPlatform } from "../engine/llb/platform.ts";
-import { parseOutput, type OutputSpec, UsageError } from "./output_spec.ts";
+import {
+  formatBuildWarnings,
+  lintDockerfile,
+  lintViolationMessage,
+} from "../engine/frontend/dockerfile/lint.ts";
+import { type CallKind, runCall } from "./call.ts";
+import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
+import { type OutputSpec, parseOutput, UsageError } from "./output_spec.ts";
 import { exportImage } from "./export.ts";
 import type { ImageConfig } from "../exporters/image.ts";
 
@@ -101,7 +113,9 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
   const flags = values as unknown as Flags;
   if (flags.help) return { flags, context: "." };
   if (positionals.length !== 1) {
-    throw new UsageError(`"tsk build" requires exactly 1 argument (the context directory), got ${positionals.length}\n\n${BUILD_HELP}`);
+    throw new UsageError(
+      `"tsk build" requires exactly 1 argument (the context directory), got ${positionals.length}\n\n${BUILD_HELP}`,
+    );
   }
   return { flags, context: positionals[0] };
 }
@@ -121,10 +135,12 @@ function buildArgs(list: string[]): Record<string, string> {
 function secrets(list: string[]): Map<string, string> {
   const m = new Map<string, string>();
   for (const s of list) {
-    const kv = Object.fromEntries(s.split(",").map((p) => {
-      const i = p.indexOf("=");
-      return i < 0 ? [p, ""] : [p.slice(0, i), p.slice(i + 1)];
-    }));
+    const kv = Object.fromEntries(
+      s.split(",").map((p) => {
+        const i = p.indexOf("=");
+        return i < 0 ? [p, ""] : [p.slice(0, i), p.slice(i + 1)];
+      }),
+    );
     const id = kv.id;
     const src = kv.src ?? kv.source ?? (kv.env ? undefined : undefined);
     if (!id) throw new UsageError(`--secret ${s}: id= is required`);
@@ -140,7 +156,9 @@ async function materializeSecrets(m: Map<string, string>, tmp: string): Promise<
   for (const [id, src] of m) {
     if (src.startsWith("env:")) {
       const v = process.env[src.slice(4)];
-      if (v === undefined) throw new UsageError(`secret ${id}: environment variable ${src.slice(4)} is not set`);
+      if (v === undefined) {
+        throw new UsageError(`secret ${id}: environment variable ${src.slice(4)} is not set`);
+      }
       const f = path.join(tmp, `secret-${id}`);
       await fsp.writeFile(f, v, { mode: 0o600 });
       m.set(id, f);
@@ -151,7 +169,9 @@ async function materializeSecrets(m: Map<string, string>, tmp: string): Promise<
 function progressMode(flag: string): ProgressMode {
   if (flag === "auto") return process.stderr.isTTY ? "tty" : "plain";
   if (["plain", "tty", "rawjson", "quiet"].includes(flag)) return flag as ProgressMode;
-  throw new UsageError(`invalid --progress ${JSON.stringify(flag)}: expected auto, plain, tty, rawjson or quiet`);
+  throw new UsageError(
+    `invalid --progress ${JSON.stringify(flag)}: expected auto, plain, tty, rawjson or quiet`,
+  );
 }
 
 /** Outputs from flags; tarball outputs without a file go to stdout, never to a terminal. */
@@ -165,7 +185,9 @@ export function resolveOutputs(flags: Flags): OutputSpec[] {
   }
   for (const o of outs) {
     if (!o.names.length) o.names = [...flags.tag];
-    if ((o.type === "oci" || o.type === "docker" || o.type === "tar") && (!o.dest || o.dest === "-")) {
+    if (
+      (o.type === "oci" || o.type === "docker" || o.type === "tar") && (!o.dest || o.dest === "-")
+    ) {
       if (process.stdout.isTTY) {
         throw new UsageError(
           `refusing to write the ${o.type} tarball to a terminal: redirect stdout (> out.tar) or give dest=FILE`,
@@ -173,7 +195,9 @@ export function resolveOutputs(flags: Flags): OutputSpec[] {
       }
       o.dest = "-";
     }
-    if (o.type === "image" && o.push && !o.names.length) throw new UsageError("pushing needs an image name: -t NAME or name=NAME");
+    if (o.type === "image" && o.push && !o.names.length) {
+      throw new UsageError("pushing needs an image name: -t NAME or name=NAME");
+    }
   }
   return outs;
 }
@@ -190,7 +214,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
     process.stdout.write(BUILD_HELP);
     return 0;
   }
-  if ((flags.call && !/^build(,|$)/.test(flags.call)) || flags.check) return await callCommand(flags, context);
+  if ((flags.call && !/^build(,|$)/.test(flags.call)) || flags.check) {
+    return await callCommand(flags, context);
+  }
   let outputs: OutputSpec[];
   let mode: ProgressMode;
   let gcConfig: Config;
@@ -204,11 +230,19 @@ export async function buildCommand(argv: string[]): Promise<number> {
   }
   const progress = createProgress(mode, (s) => process.stderr.write(s));
   const ctxDir = path.resolve(context);
-  const dockerfilePath = flags.file === "-" ? "-" : path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile"));
-  const dockerfileName = flags.file && flags.file !== "-" ? path.basename(flags.file) : "Dockerfile";
+  const dockerfilePath = flags.file === "-"
+    ? "-"
+    : path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile"));
+  const dockerfileName = flags.file && flags.file !== "-"
+    ? path.basename(flags.file)
+    : "Dockerfile";
   let source: Uint8Array = new Uint8Array();
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-build-"));
-  const engine = await openEngine({ root: flags.root, insecureRegistries: flags["insecure-registry"], notice: (m) => progress.warn(m) });
+  const engine = await openEngine({
+    root: flags.root,
+    insecureRegistries: flags["insecure-registry"],
+    notice: (m) => progress.warn(m),
+  });
   let convert: ConvertResult | undefined;
   let lease: Lease | undefined;
   let lintWarnings: ReturnType<typeof lintDockerfile>["warnings"] = [];
@@ -216,7 +250,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
     // A lease keeps garbage collection away while this build runs (engine/gc/lease.ts).
     lease = await beginBuild(engine);
     const st = await fsp.stat(ctxDir).catch(() => undefined);
-    if (!st?.isDirectory()) throw new UsageError(`unable to prepare context: path "${context}" not found or not a directory`);
+    if (!st?.isDirectory()) {
+      throw new UsageError(
+        `unable to prepare context: path "${context}" not found or not a directory`,
+      );
+    }
     const llbPlatform = flags.platform ? parsePlatform(flags.platform) : defaultPlatform();
     const platform = ociPlatform(llbPlatform);
     const secretMap = secrets(flags.secret);
@@ -226,16 +264,28 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const piped = !flags.frontend && !flags.file && !process.stdin.isTTY &&
       !(await fsp.stat(path.join(ctxDir, "Dockerfile")).then(() => true, () => false));
     if (flags.frontend === "llb" || piped) {
-      const bytes = flags.file && flags.file !== "-" ? await fsp.readFile(flags.file) : await readAll(process.stdin);
+      const bytes = flags.file && flags.file !== "-"
+        ? await fsp.readFile(flags.file)
+        : await readAll(process.stdin);
       def = decodeDefinition(new Uint8Array(bytes));
-    } else if (flags.frontend && flags.frontend !== "dockerfile" && flags.frontend !== "dockerfile.v0") {
-      throw new UsageError(`unknown frontend ${JSON.stringify(flags.frontend)}: tsk runs the built-in dockerfile frontend or llb`);
+    } else if (
+      flags.frontend && flags.frontend !== "dockerfile" && flags.frontend !== "dockerfile.v0"
+    ) {
+      throw new UsageError(
+        `unknown frontend ${
+          JSON.stringify(flags.frontend)
+        }: tsk runs the built-in dockerfile frontend or llb`,
+      );
     } else {
       const vp = progress.start(`[internal] load build definition from ${dockerfileName}`);
       try {
-        source = dockerfilePath === "-" ? new Uint8Array(await readAll(process.stdin)) : new Uint8Array(await fsp.readFile(dockerfilePath));
-      } catch (err) {
-        const e = new Error(`failed to read dockerfile: open ${dockerfilePath}: no such file or directory`);
+        source = dockerfilePath === "-"
+          ? new Uint8Array(await readAll(process.stdin))
+          : new Uint8Array(await fsp.readFile(dockerfilePath));
+      } catch {
+        const e = new Error(
+          `failed to read dockerfile: open ${dockerfilePath}: no such file or directory`,
+        );
         vp.error(e);
         throw e;
       }
@@ -253,7 +303,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
       });
       lintWarnings = lint.warnings;
       if (lint.errorOnWarning && lint.warnings.length) {
-        throw new UsageError(`${formatBuildWarnings(lint.warnings, { fileName: dockerfileName, source })}ERROR: ${lintViolationMessage(lint.warnings)}`);
+        throw new UsageError(
+          `${formatBuildWarnings(lint.warnings, { fileName: dockerfileName, source })}ERROR: ${
+            lintViolationMessage(lint.warnings)
+          }`,
+        );
       }
       convert = await convertDockerfile({
         source,
@@ -290,7 +344,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
       meta: engine.meta,
       registry: engine.registry,
       platform,
-      locals: new Map([["context", ctxDir], ["dockerfile", path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath)]]),
+      locals: new Map([["context", ctxDir], [
+        "dockerfile",
+        path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath),
+      ]]),
       secrets: secretMap,
       signal: abort.signal,
     });
@@ -306,19 +363,38 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const ref = await solver.solve(graph.root, graph.index);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    const config = convert?.image ?? { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: "layers", diff_ids: [] } };
+    const config = convert?.image ??
+      {
+        architecture: platform.architecture,
+        os: platform.os,
+        config: {},
+        rootfs: { type: "layers", diff_ids: [] },
+      };
     const epoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
     for (const out of outputs) {
-      await exportImage({ engine, ref, config, out, progress, sourceDateEpoch: epoch, views: worker.views, stdout: process.stdout as unknown as Writable });
+      await exportImage({
+        engine,
+        ref,
+        config,
+        out,
+        progress,
+        sourceDateEpoch: epoch,
+        views: worker.views,
+        stdout: process.stdout as unknown as Writable,
+      });
     }
     if (!outputs.length) {
-      progress.warn("No output specified: the build result is only in the cache (use --output or --push)");
+      progress.warn(
+        "No output specified: the build result is only in the cache (use --output or --push)",
+      );
     }
     for (const w of convert?.warnings ?? []) progress.warn(w);
     await lease?.end();
     await maybeCollect(engine, gcConfig, progress);
     await progress.close();
-    if (lintWarnings.length) process.stderr.write(formatBuildWarnings(lintWarnings, { fileName: dockerfileName, source }));
+    if (lintWarnings.length) {
+      process.stderr.write(formatBuildWarnings(lintWarnings, { fileName: dockerfileName, source }));
+    }
     return 0;
   } catch (err) {
     await progress.close();
@@ -336,7 +412,9 @@ async function callCommand(flags: Flags, context: string): Promise<number> {
   const spec = flags.check ? "check" : flags.call!;
   const [kind, ...opts] = spec.split(",");
   if (!["check", "outline", "targets"].includes(kind)) {
-    process.stderr.write(`ERROR: unknown --call ${JSON.stringify(kind)}: expected build, check, outline or targets\n`);
+    process.stderr.write(
+      `ERROR: unknown --call ${JSON.stringify(kind)}: expected build, check, outline or targets\n`,
+    );
     return 2;
   }
   const format = opts.find((o) => o.startsWith("format="))?.slice(7) === "json" ? "json" : "text";
@@ -346,7 +424,9 @@ async function callCommand(flags: Flags, context: string): Promise<number> {
   try {
     source = new Uint8Array(await fsp.readFile(file));
   } catch {
-    process.stderr.write(`ERROR: failed to read dockerfile: open ${file}: no such file or directory\n`);
+    process.stderr.write(
+      `ERROR: failed to read dockerfile: open ${file}: no such file or directory\n`,
+    );
     return 1;
   }
   const r = await runCall(kind as CallKind, {
@@ -381,7 +461,12 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
 }
 
 /** BuildKit-style failure report: the step's last output, the Dockerfile excerpt, the cause. */
-export function formatBuildError(err: unknown, fileName: string, source: Uint8Array, convert?: ConvertResult): string {
+export function formatBuildError(
+  err: unknown,
+  fileName: string,
+  source: Uint8Array,
+  convert?: ConvertResult,
+): string {
   if (err instanceof DockerfileError) return formatDockerfileError(err, fileName, source);
   if (err instanceof UsageError) return `ERROR: ${err.message}\n`;
   const e = err as Error & { vertexName?: string; vertexDigest?: string };

@@ -11,7 +11,7 @@ import { formatDockerfileError } from "../engine/frontend/dockerfile/errors.ts";
 import { parseDockerignore } from "../engine/frontend/dockerfile/dockerignore.ts";
 import { dumpDot, dumpLLB } from "../engine/llb/dump.ts";
 import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
-import { decodeDefinition, encodeDefinition, type Definition } from "../proto/ops.ts";
+import { decodeDefinition, type Definition, encodeDefinition } from "../proto/ops.ts";
 import { openEngine } from "../engine/engine.ts";
 import type { ImageConfig } from "../exporters/image.ts";
 import { fsckCommand } from "./fsck.ts";
@@ -36,7 +36,9 @@ export async function debugCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "fsck") return await fsckCommand(rest);
   if (sub !== "dump-llb") {
-    process.stderr.write(sub ? `ERROR: unknown debug command "${sub}"\n\n${DEBUG_HELP}` : DEBUG_HELP);
+    process.stderr.write(
+      sub ? `ERROR: unknown debug command "${sub}"\n\n${DEBUG_HELP}` : DEBUG_HELP,
+    );
     return sub ? 2 : 0;
   }
   const { values, positionals } = parseArgs({

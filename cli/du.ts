@@ -54,9 +54,12 @@ export function itemJSON(i: UsageItem): Record<string, unknown> {
 
 export function formatTable(items: UsageItem[], now = Date.now()): string {
   const rows = [["ID", "TYPE", "RECLAIMABLE", "SIZE", "LAST ACCESSED"]];
-  for (const i of items) rows.push([i.id, i.type, String(i.reclaimable), formatBytes(i.size), ago(i.lastUsed, now)]);
+  for (const i of items) {
+    rows.push([i.id, i.type, String(i.reclaimable), formatBytes(i.size), ago(i.lastUsed, now)]);
+  }
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((x, c) => (c === r.length - 1 ? x : x.padEnd(w[c] + 2))).join("")).join("\n") + "\n";
+  return rows.map((r) => r.map((x, c) => (c === r.length - 1 ? x : x.padEnd(w[c] + 2))).join(""))
+    .join("\n") + "\n";
 }
 
 export function formatVerbose(items: UsageItem[]): string {
@@ -88,7 +91,9 @@ export async function duCommand(argv: string[]): Promise<number> {
         help: { type: "boolean", short: "h", default: false },
       },
     }));
-    if (!["table", "json"].includes(values.format!)) throw new Error(`invalid --format ${JSON.stringify(values.format)}: want table or json`);
+    if (!["table", "json"].includes(values.format!)) {
+      throw new Error(`invalid --format ${JSON.stringify(values.format)}: want table or json`);
+    }
     parseFilters(values.filter!);
   } catch (err) {
     process.stderr.write(`ERROR: ${(err as Error).message}\n\n${DU_HELP}`);
@@ -103,7 +108,8 @@ export async function duCommand(argv: string[]): Promise<number> {
     const usage = await storeUsage(engine);
     const filters = values.filter!;
     let items = usage.items.sort((a, b) =>
-      (a.type === "metadata" ? 1 : 0) - (b.type === "metadata" ? 1 : 0) || b.size - a.size || (a.id < b.id ? -1 : 1)
+      (a.type === "metadata" ? 1 : 0) - (b.type === "metadata" ? 1 : 0) || b.size - a.size ||
+      (a.id < b.id ? -1 : 1)
     );
     if (filters.length) items = items.filter((i) => itemMatches(i, filters));
     const total = items.reduce((a, i) => a + i.size, 0);
@@ -111,10 +117,14 @@ export async function duCommand(argv: string[]): Promise<number> {
     if (values.format === "json") {
       const byType: Record<string, number> = {};
       for (const i of items) byType[i.type] = (byType[i.type] ?? 0) + i.size;
-      process.stdout.write(JSON.stringify({ items: items.map(itemJSON), reclaimable, total, byType }, null, 2) + "\n");
+      process.stdout.write(
+        JSON.stringify({ items: items.map(itemJSON), reclaimable, total, byType }, null, 2) + "\n",
+      );
     } else {
       process.stdout.write(values.verbose ? formatVerbose(items) : formatTable(items));
-      process.stdout.write(`Reclaimable:\t${formatBytes(reclaimable)}\nTotal:\t\t${formatBytes(total)}\n`);
+      process.stdout.write(
+        `Reclaimable:\t${formatBytes(reclaimable)}\nTotal:\t\t${formatBytes(total)}\n`,
+      );
     }
     return 0;
   } catch (err) {

@@ -28,7 +28,10 @@ export type ExportArgs = {
 };
 
 /** Opens the tarball destination: stdout for "-", else a file written via a temp name and renamed. */
-async function tarSink(dest: string, stdout: Writable): Promise<{ stream: Writable; done(): Promise<void> }> {
+async function tarSink(
+  dest: string,
+  stdout: Writable,
+): Promise<{ stream: Writable; done(): Promise<void> }> {
   if (dest === "-") {
     return { stream: stdout, done: async () => {} };
   }
@@ -49,7 +52,9 @@ export async function exportImage(a: ExportArgs): Promise<void> {
   const { out, engine } = a;
   const names = out.names.map(normalizeName);
   if (out.type === "local" || out.type === "tar") {
-    const vp = a.progress.start(out.type === "local" ? `exporting to client directory` : `exporting to client tarball`);
+    const vp = a.progress.start(
+      out.type === "local" ? `exporting to client directory` : `exporting to client tarball`,
+    );
     const view = await a.views.view(a.ref);
     try {
       if (out.type === "local") {
@@ -70,7 +75,11 @@ export async function exportImage(a: ExportArgs): Promise<void> {
   }
   const flavour = out.type === "docker" && out.ociMediaTypes !== true ? "docker" : "oci";
   const vp = a.progress.start(
-    out.type === "oci" ? "exporting to oci image format" : out.type === "docker" ? "exporting to docker image format" : "exporting to image",
+    out.type === "oci"
+      ? "exporting to oci image format"
+      : out.type === "docker"
+      ? "exporting to docker image format"
+      : "exporting to image",
   );
   try {
     vp.status("exporting layers");
@@ -88,7 +97,11 @@ export async function exportImage(a: ExportArgs): Promise<void> {
     vp.status(`exporting config ${img.configDesc.digest}`);
     if (out.type === "oci" || out.type === "docker") {
       const sink = await tarSink(out.dest!, a.stdout);
-      await writeOciTar(img, engine.store, sink.stream, { names, flavour, mtime: a.sourceDateEpoch ?? 0 });
+      await writeOciTar(img, engine.store, sink.stream, {
+        names,
+        flavour,
+        mtime: a.sourceDateEpoch ?? 0,
+      });
       await sink.done();
       vp.status(`sending tarball`);
     } else if (out.type === "image") {
@@ -114,7 +127,8 @@ export async function exportImage(a: ExportArgs): Promise<void> {
 export function normalizeName(n: string): string {
   let name = n;
   const first = name.split("/")[0];
-  const hasDomain = name.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  const hasDomain = name.includes("/") &&
+    (first.includes(".") || first.includes(":") || first === "localhost");
   if (!hasDomain) name = name.includes("/") ? `docker.io/${name}` : `docker.io/library/${name}`;
   else if (first === "docker.io" || first === "index.docker.io") {
     // Docker Hub's official images live under library/ (docker.io/app = docker.io/library/app).

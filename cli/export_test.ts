@@ -20,7 +20,10 @@ test("normalizeName: Docker Hub defaults, registries, tags and digests", () => {
     ["reg.example.com/a/b/c", "reg.example.com/a/b/c:latest"],
     ["[::1]:5000/app", "[::1]:5000/app:latest"],
     ["app@sha256:" + "a".repeat(64), "docker.io/library/app@sha256:" + "a".repeat(64)],
-    ["reg.example.com/app:1@sha256:" + "b".repeat(64), "reg.example.com/app:1@sha256:" + "b".repeat(64)],
+    [
+      "reg.example.com/app:1@sha256:" + "b".repeat(64),
+      "reg.example.com/app:1@sha256:" + "b".repeat(64),
+    ],
   ];
   for (const [input, want] of cases) assert.equal(normalizeName(input), want, input);
 });

@@ -38,7 +38,9 @@ export async function fsckCommand(argv: string[]): Promise<number> {
         help: { type: "boolean", short: "h", default: false },
       },
     }));
-    if (!["text", "json"].includes(values.format!)) throw new Error(`invalid --format ${JSON.stringify(values.format)}: want text or json`);
+    if (!["text", "json"].includes(values.format!)) {
+      throw new Error(`invalid --format ${JSON.stringify(values.format)}: want text or json`);
+    }
   } catch (err) {
     process.stderr.write(`ERROR: ${(err as Error).message}\n\n${FSCK_HELP}`);
     return 2;
@@ -50,18 +52,27 @@ export async function fsckCommand(argv: string[]): Promise<number> {
   const engine = await openEngine({ root: values.root });
   try {
     const dry = values["dry-run"]!;
-    const r = dry ? await fsck(engine, { dryRun: true }) : await asCollector(engine, () => fsck(engine), {
-      wait: true,
-      onWait: (n) => process.stderr.write(`waiting for ${n} running build${n > 1 ? "s" : ""} to finish...\n`),
-    });
+    const r = dry
+      ? await fsck(engine, { dryRun: true })
+      : await asCollector(engine, () => fsck(engine), {
+        wait: true,
+        onWait: (n) =>
+          process.stderr.write(`waiting for ${n} running build${n > 1 ? "s" : ""} to finish...\n`),
+      });
     if (!r) throw new Error("could not start fsck");
     const unrepaired = r.problems.filter((p) => !p.repaired).length;
     if (values.format === "json") {
       process.stdout.write(JSON.stringify(r, null, 2) + "\n");
     } else {
-      for (const p of r.problems) process.stdout.write(`${p.kind} ${p.id}: ${p.detail}${p.repaired ? " (repaired)" : ""}\n`);
+      for (const p of r.problems) {
+        process.stdout.write(`${p.kind} ${p.id}: ${p.detail}${p.repaired ? " (repaired)" : ""}\n`);
+      }
       if (values.verbose) {
-        for (const o of r.orphans) process.stdout.write(`orphan ${o.id}: ${o.description} (${formatBytes(o.size)})${dry ? "" : " (removed)"}\n`);
+        for (const o of r.orphans) {
+          process.stdout.write(
+            `orphan ${o.id}: ${o.description} (${formatBytes(o.size)})${dry ? "" : " (removed)"}\n`,
+          );
+        }
         for (const s of r.stale) process.stdout.write(`stale ${s} (removed)\n`);
       }
       const c = r.checked;
@@ -69,7 +80,9 @@ export async function fsckCommand(argv: string[]): Promise<number> {
       process.stdout.write(
         `fsck: checked ${c.blobs} blobs, ${c.snapshots} snapshots, ${c.records} records, ${c.layers} layers, ${c.images} images; ` +
           `${r.problems.length} problems (${r.problems.length - unrepaired} repaired), ` +
-          `${r.orphans.length} orphans ${dry ? "found" : "removed"} (${formatBytes(orphanBytes)})\n`,
+          `${r.orphans.length} orphans ${dry ? "found" : "removed"} (${
+            formatBytes(orphanBytes)
+          })\n`,
       );
     }
     return unrepaired ? 1 : 0;

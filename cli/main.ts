@@ -1,5 +1,5 @@
 /** Command dispatch: `tsk build|version|debug|help`. */
-import { buildCommand, BUILD_HELP } from "./build.ts";
+import { BUILD_HELP, buildCommand } from "./build.ts";
 import { debugCommand } from "./debug.ts";
 import { duCommand } from "./du.ts";
 import { pruneCommand } from "./prune.ts";
@@ -33,7 +33,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`tsk ${VERSION}\n`);
     return 0;
   }
-  if ((NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && rest[0] === "fsck")) && !rest.includes("--help") && !rest.includes("-h")) {
+  if (
+    (NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && rest[0] === "fsck")) &&
+    !rest.includes("--help") && !rest.includes("-h")
+  ) {
     const code = await enterUserNamespace({ argv });
     if (code !== null) return code;
   }

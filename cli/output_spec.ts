@@ -44,13 +44,25 @@ export function parseOutput(value: string): OutputSpec {
   const attrs: Record<string, string> = {};
   for (const field of splitCsv(value)) {
     const i = field.indexOf("=");
-    if (i < 0) throw new UsageError(`invalid output field ${JSON.stringify(field)}: expected key=value`);
+    if (i < 0) {
+      throw new UsageError(`invalid output field ${JSON.stringify(field)}: expected key=value`);
+    }
     attrs[field.slice(0, i).trim().toLowerCase()] = field.slice(i + 1);
   }
   let type = (attrs.type ?? "") as OutputType | "registry";
-  if (!type) throw new UsageError(`output ${JSON.stringify(value)} has no type= (one of oci, docker, local, tar, image, registry)`);
+  if (!type) {
+    throw new UsageError(
+      `output ${
+        JSON.stringify(value)
+      } has no type= (one of oci, docker, local, tar, image, registry)`,
+    );
+  }
   if (!TYPES.includes(type as OutputType)) {
-    throw new UsageError(`unknown output type ${JSON.stringify(type)}: expected one of oci, docker, local, tar, image, registry`);
+    throw new UsageError(
+      `unknown output type ${
+        JSON.stringify(type)
+      }: expected one of oci, docker, local, tar, image, registry`,
+    );
   }
   let push = attrs.push === "true";
   if (type === "registry") {
@@ -63,10 +75,14 @@ export function parseOutput(value: string): OutputSpec {
   if (attrs.name) spec.names = splitNames(attrs.name);
   const comp = attrs.compression ?? "gzip";
   if (comp !== "gzip" && comp !== "zstd" && comp !== "uncompressed") {
-    throw new UsageError(`unsupported compression ${JSON.stringify(comp)}: expected gzip, zstd or uncompressed`);
+    throw new UsageError(
+      `unsupported compression ${JSON.stringify(comp)}: expected gzip, zstd or uncompressed`,
+    );
   }
   spec.compression = comp;
-  if (attrs["oci-mediatypes"] !== undefined) spec.ociMediaTypes = attrs["oci-mediatypes"] === "true";
+  if (attrs["oci-mediatypes"] !== undefined) {
+    spec.ociMediaTypes = attrs["oci-mediatypes"] === "true";
+  }
   if (spec.type === "local" && !spec.dest) throw new UsageError("output type=local needs dest=DIR");
   return spec;
 }

@@ -85,13 +85,28 @@ test("usage errors", () => {
       return true;
     });
   };
-  bad("dest=out.tar", 'output "dest=out.tar" has no type= (one of oci, docker, local, tar, image, registry)');
-  bad("type=,dest=x", 'output "type=,dest=x" has no type= (one of oci, docker, local, tar, image, registry)');
-  bad("type=zip", 'unknown output type "zip": expected one of oci, docker, local, tar, image, registry');
-  bad("type=OCI", 'unknown output type "OCI": expected one of oci, docker, local, tar, image, registry');
+  bad(
+    "dest=out.tar",
+    'output "dest=out.tar" has no type= (one of oci, docker, local, tar, image, registry)',
+  );
+  bad(
+    "type=,dest=x",
+    'output "type=,dest=x" has no type= (one of oci, docker, local, tar, image, registry)',
+  );
+  bad(
+    "type=zip",
+    'unknown output type "zip": expected one of oci, docker, local, tar, image, registry',
+  );
+  bad(
+    "type=OCI",
+    'unknown output type "OCI": expected one of oci, docker, local, tar, image, registry',
+  );
   bad("type=oci,dest", 'invalid output field "dest": expected key=value');
   bad("type=image,name=a,b", 'invalid output field "b": expected key=value');
-  bad("type=oci,compression=xz", 'unsupported compression "xz": expected gzip, zstd or uncompressed');
+  bad(
+    "type=oci,compression=xz",
+    'unsupported compression "xz": expected gzip, zstd or uncompressed',
+  );
   bad("type=local", "output type=local needs dest=DIR");
   bad('type=image,name="a', 'unterminated quote in "type=image,name=\\"a"');
 });

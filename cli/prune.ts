@@ -46,8 +46,12 @@ export async function pruneCommand(argv: string[]): Promise<number> {
         help: { type: "boolean", short: "h", default: false },
       },
     }));
-    if (!["table", "json"].includes(values.format!)) throw new Error(`invalid --format ${JSON.stringify(values.format)}: want table or json`);
-    if (values["keep-duration"] !== undefined) keepDuration = parseDuration(values["keep-duration"]);
+    if (!["table", "json"].includes(values.format!)) {
+      throw new Error(`invalid --format ${JSON.stringify(values.format)}: want table or json`);
+    }
+    if (values["keep-duration"] !== undefined) {
+      keepDuration = parseDuration(values["keep-duration"]);
+    }
     if (values["keep-storage"] !== undefined) keepStorage = parseSize(values["keep-storage"]);
     parseFilters(values.filter!);
   } catch (err) {
@@ -68,19 +72,28 @@ export async function pruneCommand(argv: string[]): Promise<number> {
         filters: values.filter,
       }), {
       wait: true,
-      onWait: (n) => process.stderr.write(`waiting for ${n} running build${n > 1 ? "s" : ""} to finish...\n`),
+      onWait: (n) =>
+        process.stderr.write(`waiting for ${n} running build${n > 1 ? "s" : ""} to finish...\n`),
     });
     if (!result) throw new Error("could not start pruning");
     if (values.format === "json") {
-      process.stdout.write(JSON.stringify({
-        removed: result.removed.map(itemJSON),
-        reclaimed: result.reclaimed,
-        before: result.before,
-        after: result.after,
-      }, null, 2) + "\n");
+      process.stdout.write(
+        JSON.stringify(
+          {
+            removed: result.removed.map(itemJSON),
+            reclaimed: result.reclaimed,
+            before: result.before,
+            after: result.after,
+          },
+          null,
+          2,
+        ) + "\n",
+      );
     } else {
       if (values.verbose) {
-        for (const i of result.removed) process.stdout.write(`${i.id}\t${i.type}\t${formatBytes(i.size)}\n`);
+        for (const i of result.removed) {
+          process.stdout.write(`${i.id}\t${i.type}\t${formatBytes(i.size)}\n`);
+        }
       }
       process.stdout.write(`Total:\t${formatBytes(result.reclaimed)}\n`);
     }

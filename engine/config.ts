@@ -57,7 +57,10 @@ const DAY = 24 * 3600 * 1000;
 /** The BuildKit-like default policy: bounded share of the disk (10%, at most 20 GB). */
 export function defaultPolicy(keepStorage: SizeLimit = { percent: 10 }): GcRule[] {
   return [
-    { filters: ["type=source.local", "type=source.http", "type=source.git"], keepDuration: 2 * DAY },
+    {
+      filters: ["type=source.local", "type=source.http", "type=source.git"],
+      keepDuration: 2 * DAY,
+    },
     { keepDuration: 60 * DAY },
     { all: true, keepStorage, ...("percent" in keepStorage ? { cap: DEFAULT_CAP } : {}) },
   ];
@@ -78,9 +81,24 @@ export function defaultConfigPath(): string {
 }
 
 const UNITS: Record<string, number> = {
-  "": 1, b: 1,
-  k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
-  ki: 1024, kib: 1024, mi: 1024 ** 2, mib: 1024 ** 2, gi: 1024 ** 3, gib: 1024 ** 3, ti: 1024 ** 4, tib: 1024 ** 4,
+  "": 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  m: 1e6,
+  mb: 1e6,
+  g: 1e9,
+  gb: 1e9,
+  t: 1e12,
+  tb: 1e12,
+  ki: 1024,
+  kib: 1024,
+  mi: 1024 ** 2,
+  mib: 1024 ** 2,
+  gi: 1024 ** 3,
+  gib: 1024 ** 3,
+  ti: 1024 ** 4,
+  tib: 1024 ** 4,
 };
 
 /** `1073741824`, `512MB`, `1.5GiB`, `10%`. */
@@ -117,7 +135,9 @@ export function parseDuration(s: string | number): number {
     total += Number(m[1]) * DUR[m[2]];
     end = re.lastIndex;
   }
-  if (!t || end !== t.length) throw new Error(`invalid duration ${JSON.stringify(s)}: want e.g. 30m, 48h or 7d`);
+  if (!t || end !== t.length) {
+    throw new Error(`invalid duration ${JSON.stringify(s)}: want e.g. 30m, 48h or 7d`);
+  }
   return total;
 }
 
@@ -135,7 +155,9 @@ function parseRule(r: unknown, where: string): GcRule {
   const o = r as Record<string, unknown>;
   const out: GcRule = {};
   for (const k of Object.keys(o)) {
-    if (!["all", "keepDuration", "keepStorage", "filters"].includes(k)) throw new Error(`${where}: unknown field ${JSON.stringify(k)}`);
+    if (!["all", "keepDuration", "keepStorage", "filters"].includes(k)) {
+      throw new Error(`${where}: unknown field ${JSON.stringify(k)}`);
+    }
   }
   if (o.all !== undefined) {
     if (typeof o.all !== "boolean") throw new Error(`${where}.all: want true or false`);
@@ -160,24 +182,36 @@ export function parseConfig(text: string, source?: string): Config {
   } catch (err) {
     throw new Error(`${source ?? "config"}: not valid JSON: ${(err as Error).message}`);
   }
-  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new Error(`${source ?? "config"}: want a JSON object`);
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new Error(`${source ?? "config"}: want a JSON object`);
+  }
   const cfg = defaultConfig();
   cfg.source = source;
   const gc = (raw as Record<string, unknown>).gc;
   if (gc === undefined) return cfg;
-  if (!gc || typeof gc !== "object" || Array.isArray(gc)) throw new Error(`${source ?? "config"}: gc: want an object`);
+  if (!gc || typeof gc !== "object" || Array.isArray(gc)) {
+    throw new Error(`${source ?? "config"}: gc: want an object`);
+  }
   const g = gc as Record<string, unknown>;
   for (const k of Object.keys(g)) {
-    if (!["enabled", "policy", "keepStorage", "interval"].includes(k)) throw new Error(`${source ?? "config"}: gc: unknown field ${JSON.stringify(k)}`);
+    if (!["enabled", "policy", "keepStorage", "interval"].includes(k)) {
+      throw new Error(`${source ?? "config"}: gc: unknown field ${JSON.stringify(k)}`);
+    }
   }
   if (g.enabled !== undefined) {
-    if (typeof g.enabled !== "boolean") throw new Error(`${source ?? "config"}: gc.enabled: want true or false`);
+    if (typeof g.enabled !== "boolean") {
+      throw new Error(`${source ?? "config"}: gc.enabled: want true or false`);
+    }
     cfg.gc.enabled = g.enabled;
   }
   if (g.interval !== undefined) cfg.gc.interval = parseDuration(g.interval as string);
-  if (g.keepStorage !== undefined) cfg.gc.policy = defaultPolicy(parseSize(g.keepStorage as string));
+  if (g.keepStorage !== undefined) {
+    cfg.gc.policy = defaultPolicy(parseSize(g.keepStorage as string));
+  }
   if (g.policy !== undefined) {
-    if (!Array.isArray(g.policy)) throw new Error(`${source ?? "config"}: gc.policy: want a list of rules`);
+    if (!Array.isArray(g.policy)) {
+      throw new Error(`${source ?? "config"}: gc.policy: want a list of rules`);
+    }
     cfg.gc.policy = g.policy.map((r, i) => parseRule(r, `${source ?? "config"}: gc.policy[${i}]`));
   }
   return cfg;

@@ -3,7 +3,15 @@ import assert from "node:assert/strict";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { DEFAULT_CAP, defaultConfigPath, loadConfig, parseConfig, parseDuration, parseSize, resolveSize } from "./config.ts";
+import {
+  DEFAULT_CAP,
+  defaultConfigPath,
+  loadConfig,
+  parseConfig,
+  parseDuration,
+  parseSize,
+  resolveSize,
+} from "./config.ts";
 
 test("sizes: bytes, decimal and binary units, percentages", () => {
   assert.deepEqual(parseSize("1024"), { bytes: 1024 });
@@ -32,10 +40,17 @@ test("config: defaults, shorthand, explicit policy, errors name the field", () =
   assert.deepEqual(d.gc.policy[2], { all: true, keepStorage: { percent: 10 }, cap: DEFAULT_CAP });
   const short = parseConfig(JSON.stringify({ gc: { keepStorage: "5GB" } }));
   assert.deepEqual(short.gc.policy[2], { all: true, keepStorage: { bytes: 5e9 } });
-  const p = parseConfig(JSON.stringify({ gc: { enabled: false, policy: [{ keepDuration: "1h", filters: ["type=regular"] }] } }));
+  const p = parseConfig(
+    JSON.stringify({
+      gc: { enabled: false, policy: [{ keepDuration: "1h", filters: ["type=regular"] }] },
+    }),
+  );
   assert.equal(p.gc.enabled, false);
   assert.deepEqual(p.gc.policy, [{ keepDuration: 3600e3, filters: ["type=regular"] }]);
-  assert.throws(() => parseConfig(JSON.stringify({ gc: { policy: [{ keepStorag: "1GB" }] } }), "c.json"), /c\.json: gc\.policy\[0\]: unknown field "keepStorag"/);
+  assert.throws(
+    () => parseConfig(JSON.stringify({ gc: { policy: [{ keepStorag: "1GB" }] } }), "c.json"),
+    /c\.json: gc\.policy\[0\]: unknown field "keepStorag"/,
+  );
   assert.throws(() => parseConfig("{", "c.json"), /c\.json: not valid JSON/);
 });
 

@@ -40,6 +40,10 @@ export async function openEngine(o: EngineOptions = {}): Promise<Engine> {
   const store = new ContentStore(path.join(root, "content"));
   const meta = new MetaStore(path.join(root, "meta.db"));
   const snapshotter = await detectSnapshotter(path.join(root, "snapshots"));
-  const registry = new RegistryClient({ store, insecure: o.insecureRegistries ?? [], userAgent: "tsk/0.1" });
+  const registry = new RegistryClient({
+    store,
+    insecure: o.insecureRegistries ?? [],
+    userAgent: "tsk/0.1",
+  });
   return { root, store, meta, snapshotter, registry, close: () => meta.close() };
 }

@@ -72,20 +72,30 @@ function layerMediaType(c: Compression, kind: "oci" | "docker"): string {
 function retype(mediaType: string, kind: "oci" | "docker"): string {
   const gz = mediaType.endsWith("gzip");
   const zst = mediaType.endsWith("zstd");
-  if (kind === "docker") return gz ? MEDIA.dockerLayerGzip : zst ? MEDIA.ociLayerZstd : MEDIA.dockerLayerTar;
+  if (kind === "docker") {
+    return gz ? MEDIA.dockerLayerGzip : zst ? MEDIA.ociLayerZstd : MEDIA.dockerLayerTar;
+  }
   return gz ? MEDIA.ociLayerGzip : zst ? MEDIA.ociLayerZstd : MEDIA.ociLayerTar;
 }
 
 function compressor(c: Compression): Transform {
   if (c === "gzip") return zlib.createGzip({ level: 6 });
-  if (c === "zstd") return (zlib as unknown as { createZstdCompress(): Transform }).createZstdCompress();
+  if (c === "zstd") {
+    return (zlib as unknown as { createZstdCompress(): Transform }).createZstdCompress();
+  }
   return new PassThrough();
 }
 
 /** Produces (or reuses) the compressed blob of one committed snapshot's layer. */
 export async function layerBlob(
   snapshot: string,
-  o: { snapshotter: Snapshotter; store: ContentStore; meta: MetaStore; compression: Compression; sourceDateEpoch?: number },
+  o: {
+    snapshotter: Snapshotter;
+    store: ContentStore;
+    meta: MetaStore;
+    compression: Compression;
+    sourceDateEpoch?: number;
+  },
 ): Promise<{ desc: Descriptor; diffId: string; empty: boolean }> {
   // Any existing blob of this snapshot (e.g. a pulled layer) is reused as is.
   const known = o.meta.getLayer(snapshot, o.compression) ??
@@ -114,7 +124,9 @@ export async function layerBlob(
   });
   const comp = compressor(o.compression);
   const tarOut = new PassThrough();
-  const produce = o.snapshotter.writeLayer(snapshot, tarOut, { sourceDateEpoch: o.sourceDateEpoch });
+  const produce = o.snapshotter.writeLayer(snapshot, tarOut, {
+    sourceDateEpoch: o.sourceDateEpoch,
+  });
   try {
     await Promise.all([produce, pipeline(tarOut, tap, comp, sink)]);
   } catch (err) {
@@ -133,7 +145,11 @@ export async function layerBlob(
     empty: rawSize <= EMPTY_TAR_SIZE,
   };
   o.meta.putLayer(rec);
-  return { desc: { mediaType: rec.mediaType, digest: rec.digest, size: rec.size }, diffId, empty: rec.empty };
+  return {
+    desc: { mediaType: rec.mediaType, digest: rec.digest, size: rec.size },
+    diffId,
+    empty: rec.empty,
+  };
 }
 
 function canonicalJSON(v: unknown): Uint8Array {
@@ -146,7 +162,9 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
   const compression = o.compression ?? "gzip";
   const chain: string[] = [];
   if (o.ref) {
-    if (o.ref.startsWith("local:")) throw new Error("cannot export a local source directly as an image");
+    if (o.ref.startsWith("local:")) {
+      throw new Error("cannot export a local source directly as an image");
+    }
     // parents() is nearest first; layers go base first.
     chain.push(...(await o.snapshotter.parents(o.ref)).reverse(), o.ref);
   }
@@ -155,7 +173,10 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
   for (const s of chain) {
     const b = await layerBlob(s, { ...o, compression });
     emptyGenerated.push(b.empty && !s.startsWith("l-"));
-    layers.push({ desc: { ...b.desc, mediaType: retype(b.desc.mediaType, kind) }, diffId: b.diffId });
+    layers.push({
+      desc: { ...b.desc, mediaType: retype(b.desc.mediaType, kind) },
+      diffId: b.diffId,
+    });
   }
   const history = alignHistory(o.config.history ?? [], emptyGenerated, o.sourceDateEpoch);
   const kept = layers.filter((_, i) => !emptyGenerated[i]);
@@ -164,7 +185,9 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
     rootfs: { type: "layers", diff_ids: kept.map((l) => l.diffId) },
     history,
   };
-  if (o.sourceDateEpoch !== undefined) config.created = new Date(o.sourceDateEpoch * 1000).toISOString().replace(".000Z", "Z");
+  if (o.sourceDateEpoch !== undefined) {
+    config.created = new Date(o.sourceDateEpoch * 1000).toISOString().replace(".000Z", "Z");
+  }
   const configBytes = canonicalJSON(config);
   const configInfo = await o.store.putBytes(configBytes);
   const configDesc: Descriptor = {
@@ -188,7 +211,11 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
     layers: kept,
     manifest,
     manifestBytes,
-    manifestDesc: { mediaType: manifest.mediaType as string, digest: mInfo.digest, size: mInfo.size },
+    manifestDesc: {
+      mediaType: manifest.mediaType as string,
+      digest: mInfo.digest,
+      size: mInfo.size,
+    },
   };
 }
 
@@ -196,13 +223,25 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
  * Pairs history entries with layers: the i-th non-empty entry describes the i-th layer. Layers
  * dropped as empty mark their entry empty. Without a matching history, entries are synthesised.
  */
-export function alignHistory(history: HistoryEntry[], emptyGenerated: boolean[], epoch?: number): HistoryEntry[] {
+export function alignHistory(
+  history: HistoryEntry[],
+  emptyGenerated: boolean[],
+  epoch?: number,
+): HistoryEntry[] {
   const nonEmpty = history.filter((h) => !h.empty_layer).length;
-  const created = epoch !== undefined ? new Date(epoch * 1000).toISOString().replace(".000Z", "Z") : undefined;
+  const created = epoch !== undefined
+    ? new Date(epoch * 1000).toISOString().replace(".000Z", "Z")
+    : undefined;
   if (nonEmpty !== emptyGenerated.length) {
     const out = history.filter((h) => h.empty_layer).length === history.length ? [...history] : [];
     for (let i = 0; i < emptyGenerated.length; i++) {
-      if (!emptyGenerated[i]) out.push({ ...(created ? { created } : {}), created_by: "tsk build layer", comment: "tsk" });
+      if (!emptyGenerated[i]) {
+        out.push({
+          ...(created ? { created } : {}),
+          created_by: "tsk build layer",
+          comment: "tsk",
+        });
+      }
     }
     return out;
   }

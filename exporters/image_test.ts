@@ -26,7 +26,11 @@ import {
 const EPOCH = 1_700_000_000;
 const EPOCH_ISO = "2023-11-14T22:13:20Z";
 
-function assemble(t: TestStore, ref: string | null, extra: Partial<Parameters<typeof assembleImage>[0]> = {}) {
+function assemble(
+  t: TestStore,
+  ref: string | null,
+  extra: Partial<Parameters<typeof assembleImage>[0]> = {},
+) {
   return assembleImage({
     ref,
     config: chainConfig(),
@@ -64,10 +68,15 @@ test("layers go base first, the empty step is dropped and its history marked emp
     }
     assert.equal(img.configDesc.mediaType, MEDIA.ociConfig);
     assert.equal(img.configDesc.digest, sha256(img.configBytes));
-    assert.deepEqual(JSON.parse(new TextDecoder().decode(readFileSync(t.store.path(img.configDesc.digest)))), img.config);
+    assert.deepEqual(
+      JSON.parse(new TextDecoder().decode(readFileSync(t.store.path(img.configDesc.digest)))),
+      img.config,
+    );
     assert.equal(img.manifestDesc.digest, sha256(img.manifestBytes));
     assert.equal(img.manifestDesc.mediaType, MEDIA.ociManifest);
-    const manifest = JSON.parse(new TextDecoder().decode(readFileSync(t.store.path(img.manifestDesc.digest))));
+    const manifest = JSON.parse(
+      new TextDecoder().decode(readFileSync(t.store.path(img.manifestDesc.digest))),
+    );
     assert.deepEqual(manifest, {
       schemaVersion: 2,
       mediaType: MEDIA.ociManifest,
@@ -106,7 +115,9 @@ test("SOURCE_DATE_EPOCH: two chains built at different times give the same manif
   const digests: string[] = [];
   for (const mtime of [1_800_000_000, 1_900_000_000]) {
     await withStore(async (t) => {
-      const img = await assemble(t, await buildChain(t.snapshotter, mtime), { sourceDateEpoch: EPOCH });
+      const img = await assemble(t, await buildChain(t.snapshotter, mtime), {
+        sourceDateEpoch: EPOCH,
+      });
       assert.equal(img.config.created, EPOCH_ISO);
       // history dates after the epoch are clamped to it; earlier ones are kept
       assert.deepEqual(img.config.history!.map((h) => h.created), [
@@ -141,7 +152,10 @@ test("compression and Docker media types", async () => {
     // like BuildKit without force-compression, an existing blob of another compression is
     // reused as is (for pulled layers this keeps the base image's digests)
     const again = await assemble(t, ref, { compression: "gzip", mediaTypes: "docker" });
-    assert.deepEqual(again.layers.map((l) => l.desc.digest), tarImg.layers.map((l) => l.desc.digest));
+    assert.deepEqual(
+      again.layers.map((l) => l.desc.digest),
+      tarImg.layers.map((l) => l.desc.digest),
+    );
     assert.ok(again.layers.every((l) => l.desc.mediaType === MEDIA.dockerLayerTar));
   });
   await withStore(async (t) => {
@@ -176,7 +190,10 @@ test("annotations, scratch and local refs", async () => {
     // the history has 4 non-empty entries but there are no layers: entries are rebuilt
     assert.deepEqual(img.config.history, []);
     assert.equal((await assemble(t, null, { annotations: {} })).manifest.annotations, undefined);
-    await assert.rejects(assemble(t, "local:/some/dir"), /cannot export a local source directly as an image/);
+    await assert.rejects(
+      assemble(t, "local:/some/dir"),
+      /cannot export a local source directly as an image/,
+    );
   });
 });
 
@@ -189,16 +206,28 @@ test("a pulled (l-) empty layer is kept, a generated one dropped", async () => {
     await s.commit("gen-empty", "k1");
     const img = await assembleImage({
       ref: "gen-empty",
-      config: { architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [] } },
+      config: {
+        architecture: "amd64",
+        os: "linux",
+        config: {},
+        rootfs: { type: "layers", diff_ids: [] },
+      },
       snapshotter: s,
       store: t.store,
       meta: t.meta,
       sourceDateEpoch: EPOCH,
     });
     assert.equal(img.layers.length, 1);
-    assert.deepEqual(tarPaths(layerTar(t.store, img.layers[0].desc.digest, img.layers[0].desc.mediaType)), []);
+    assert.deepEqual(
+      tarPaths(layerTar(t.store, img.layers[0].desc.digest, img.layers[0].desc.mediaType)),
+      [],
+    );
     // no history given: one synthesised entry per kept layer
-    assert.deepEqual(img.config.history, [{ created: EPOCH_ISO, created_by: "tsk build layer", comment: "tsk" }]);
+    assert.deepEqual(img.config.history, [{
+      created: EPOCH_ISO,
+      created_by: "tsk build layer",
+      comment: "tsk",
+    }]);
   });
 });
 
@@ -218,7 +247,10 @@ test("alignHistory pairs entries with layers", () => {
   // the input is not modified
   assert.equal(h[2].empty_layer, undefined);
   // mismatch: synthesised entries for each kept layer
-  assert.deepEqual(alignHistory(h, [false, true]), [{ created_by: "tsk build layer", comment: "tsk" }]);
+  assert.deepEqual(alignHistory(h, [false, true]), [{
+    created_by: "tsk build layer",
+    comment: "tsk",
+  }]);
   // a history of only empty entries (e.g. FROM scratch + ENV) is kept, then synthesised entries
   assert.deepEqual(alignHistory([{ created_by: "env", empty_layer: true }], [false, false], 0), [
     { created_by: "env", empty_layer: true },
@@ -227,7 +259,11 @@ test("alignHistory pairs entries with layers", () => {
   ]);
   // the epoch clamps later dates and keeps earlier ones and missing ones
   assert.deepEqual(
-    alignHistory([{ created: "1999-01-01T00:00:00Z" }, { created: "2099-01-01T00:00:00Z" }, {}], [false, false, false], EPOCH),
+    alignHistory([{ created: "1999-01-01T00:00:00Z" }, { created: "2099-01-01T00:00:00Z" }, {}], [
+      false,
+      false,
+      false,
+    ], EPOCH),
     [{ created: "1999-01-01T00:00:00Z" }, { created: EPOCH_ISO }, {}],
   );
   assert.deepEqual(alignHistory([], []), []);
@@ -243,7 +279,18 @@ test("overlay snapshots give the same image (in a mount namespace)", async (t) =
     const script = fileURLToPath(new URL("./image_testutil.ts", import.meta.url));
     const r = spawnSync(
       "unshare",
-      ["--mount", "--propagation", "private", "--", process.execPath, "run", "-A", script, dir, String(EPOCH)],
+      [
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        process.execPath,
+        "run",
+        "-A",
+        script,
+        dir,
+        String(EPOCH),
+      ],
       { encoding: "utf8", timeout: 15_000 },
     );
     if (r.status !== 0 && /mount|overlay|permission/i.test(r.stderr) && /unshare/.test(r.stderr)) {

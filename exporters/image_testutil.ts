@@ -5,7 +5,7 @@
  * it builds the chain on overlay snapshots and prints the summary as JSON.
  */
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, utimes, writeFile, mkdir } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,10 +13,19 @@ import zlib from "node:zlib";
 import { spawnSync } from "node:child_process";
 import { ContentStore } from "../engine/content/store.ts";
 import { MetaStore } from "../engine/content/meta.ts";
-import { CopySnapshotter, OverlaySnapshotter, type Snapshotter } from "../engine/snapshot/snapshotter.ts";
+import {
+  CopySnapshotter,
+  OverlaySnapshotter,
+  type Snapshotter,
+} from "../engine/snapshot/snapshotter.ts";
 import { assembleImage, type Compression, type ImageConfig, type ImageView } from "./image.ts";
 
-export type TestStore = { root: string; store: ContentStore; meta: MetaStore; snapshotter: Snapshotter };
+export type TestStore = {
+  root: string;
+  store: ContentStore;
+  meta: MetaStore;
+  snapshotter: Snapshotter;
+};
 
 export function openStore(root: string, kind: "copy" | "overlay" = "copy"): TestStore {
   const snapshots = path.join(root, "snapshots");
@@ -24,11 +33,16 @@ export function openStore(root: string, kind: "copy" | "overlay" = "copy"): Test
     root,
     store: new ContentStore(path.join(root, "content")),
     meta: new MetaStore(path.join(root, "meta.db")),
-    snapshotter: kind === "overlay" ? new OverlaySnapshotter(snapshots) : new CopySnapshotter(snapshots),
+    snapshotter: kind === "overlay"
+      ? new OverlaySnapshotter(snapshots)
+      : new CopySnapshotter(snapshots),
   };
 }
 
-export async function withStore(fn: (t: TestStore) => Promise<void>, kind: "copy" | "overlay" = "copy"): Promise<void> {
+export async function withStore(
+  fn: (t: TestStore) => Promise<void>,
+  kind: "copy" | "overlay" = "copy",
+): Promise<void> {
   const root = await mkdtemp(path.join(tmpdir(), "tsk-img-"));
   const t = openStore(root, kind);
   try {
@@ -45,7 +59,12 @@ export async function withStore(fn: (t: TestStore) => Promise<void>, kind: "copy
  * to `mtime` (seconds) so two chains can differ only in time.
  */
 export async function buildChain(s: Snapshotter, mtime = Date.now() / 1000): Promise<string> {
-  const step = async (key: string, name: string, parent: string | undefined, files: Record<string, string>) => {
+  const step = async (
+    key: string,
+    name: string,
+    parent: string | undefined,
+    files: Record<string, string>,
+  ) => {
     const { root } = await s.prepare(key, parent);
     for (const [p, content] of Object.entries(files)) {
       await mkdir(path.dirname(path.join(root, p)), { recursive: true });

@@ -30,12 +30,20 @@ export function familiarName(name: string): string {
   return name.replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
 }
 
-export async function writeOciTar(img: ImageView, store: ContentStore, out: Writable | NodeJS.WritableStream, o: OciTarOptions): Promise<void> {
+export async function writeOciTar(
+  img: ImageView,
+  store: ContentStore,
+  out: Writable | NodeJS.WritableStream,
+  o: OciTarOptions,
+): Promise<void> {
   const tw = new TarWriter(out);
   const mtime = o.mtime ?? 0;
   const enc = new TextEncoder();
   const addBytes = async (path: string, data: Uint8Array) => {
-    await tw.add({ path, type: "file", mode: 0o644, uid: 0, gid: 0, size: data.length, mtime }, Readable.from([data]));
+    await tw.add(
+      { path, type: "file", mode: 0o644, uid: 0, gid: 0, size: data.length, mtime },
+      Readable.from([data]),
+    );
   };
   const manifests = (o.names.length ? o.names : [undefined]).map((name) => {
     const annotations: Record<string, string> = {};
@@ -56,7 +64,15 @@ export async function writeOciTar(img: ImageView, store: ContentStore, out: Writ
     seen.add(b.digest);
     const hex = b.digest.replace(/^sha256:/, "");
     await tw.add(
-      { path: `blobs/sha256/${hex}`, type: "file", mode: 0o644, uid: 0, gid: 0, size: b.size, mtime },
+      {
+        path: `blobs/sha256/${hex}`,
+        type: "file",
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: b.size,
+        mtime,
+      },
       store.path(b.digest),
     );
   }

@@ -27,7 +27,12 @@ async function image(t: TestStore, mediaTypes: "oci" | "docker" = "oci"): Promis
   });
 }
 
-async function writeTar(t: TestStore, img: ImageView, file: string, o: OciTarOptions): Promise<Uint8Array> {
+async function writeTar(
+  t: TestStore,
+  img: ImageView,
+  file: string,
+  o: OciTarOptions,
+): Promise<Uint8Array> {
   const out = createWriteStream(file);
   await writeOciTar(img, t.store, out, o);
   await finished(out);
@@ -48,10 +53,18 @@ test("oci flavour: GNU tar reads a fixed layout; skopeo accepts it", async () =>
   await withStore(async (t) => {
     const img = await image(t);
     const file = path.join(t.root, "out.oci.tar");
-    await writeTar(t, img, file, { names: ["docker.io/library/app:1"], flavour: "oci", mtime: EPOCH });
+    await writeTar(t, img, file, {
+      names: ["docker.io/library/app:1"],
+      flavour: "oci",
+      mtime: EPOCH,
+    });
 
     const listing = run("tar", ["--numeric-owner", "--utc", "-tvf", file]).trim().split("\n");
-    const hexes = [...img.layers.map((l) => l.desc.digest), img.configDesc.digest, img.manifestDesc.digest]
+    const hexes = [
+      ...img.layers.map((l) => l.desc.digest),
+      img.configDesc.digest,
+      img.manifestDesc.digest,
+    ]
       .map((d) => d.slice(7));
     assert.deepEqual(listing.map((l) => l.split(/\s+/).slice(5).join(" ")), [
       "blobs/",
@@ -68,7 +81,10 @@ test("oci flavour: GNU tar reads a fixed layout; skopeo accepts it", async () =>
     }
     // blobs are the store's bytes
     for (const d of [img.configDesc.digest, img.manifestDesc.digest]) {
-      assert.equal(member(file, `blobs/sha256/${d.slice(7)}`), readFileSync(t.store.path(d), "utf8"));
+      assert.equal(
+        member(file, `blobs/sha256/${d.slice(7)}`),
+        readFileSync(t.store.path(d), "utf8"),
+      );
     }
     assert.deepEqual(JSON.parse(member(file, "oci-layout")), { imageLayoutVersion: "1.0.0" });
     const index = JSON.parse(member(file, "index.json"));
@@ -110,10 +126,17 @@ test("docker flavour: manifest.json with familiar RepoTags; skopeo reads it as a
     }]);
     // one index entry per name
     const index = JSON.parse(member(file, "index.json"));
-    assert.deepEqual(index.manifests.map((m: { annotations: Record<string, string> }) => m.annotations["io.containerd.image.name"]), names);
-    assert.ok(index.manifests.every((m: { digest: string; mediaType: string }) =>
-      m.digest === img.manifestDesc.digest && m.mediaType === MEDIA.dockerManifest
-    ));
+    assert.deepEqual(
+      index.manifests.map((m: { annotations: Record<string, string> }) =>
+        m.annotations["io.containerd.image.name"]
+      ),
+      names,
+    );
+    assert.ok(
+      index.manifests.every((m: { digest: string; mediaType: string }) =>
+        m.digest === img.manifestDesc.digest && m.mediaType === MEDIA.dockerManifest
+      ),
+    );
     // header mtime defaults to 0
     assert.match(run("tar", ["--utc", "-tvf", file]).split("\n")[0], /1970-01-01 00:00/);
 
@@ -137,10 +160,18 @@ test("no names: one unannotated index entry; identical input gives identical byt
       assert.equal(bytes.length % 512, 0, "whole tar records");
       outputs.push(sha256(bytes));
       // written twice from the same store: the same bytes
-      const again = await writeTar(t, img, path.join(t.root, "b.tar"), { names: [], flavour: "oci", mtime: EPOCH });
+      const again = await writeTar(t, img, path.join(t.root, "b.tar"), {
+        names: [],
+        flavour: "oci",
+        mtime: EPOCH,
+      });
       assert.equal(sha256(again), sha256(bytes));
       // a different name changes only the index
-      const named = await writeTar(t, img, path.join(t.root, "c.tar"), { names: ["app:9"], flavour: "oci", mtime: EPOCH });
+      const named = await writeTar(t, img, path.join(t.root, "c.tar"), {
+        names: ["app:9"],
+        flavour: "oci",
+        mtime: EPOCH,
+      });
       assert.notEqual(sha256(named), sha256(bytes));
     });
   }
@@ -151,5 +182,8 @@ test("familiarName shortens Docker Hub names only", () => {
   assert.equal(familiarName("docker.io/library/app:1"), "app:1");
   assert.equal(familiarName("docker.io/user/app:1"), "user/app:1");
   assert.equal(familiarName("localhost:5000/app:1"), "localhost:5000/app:1");
-  assert.equal(familiarName("ghcr.io/o/app@sha256:" + "a".repeat(64)), "ghcr.io/o/app@sha256:" + "a".repeat(64));
+  assert.equal(
+    familiarName("ghcr.io/o/app@sha256:" + "a".repeat(64)),
+    "ghcr.io/o/app@sha256:" + "a".repeat(64),
+  );
 });

@@ -2,7 +2,11 @@
 import type { Engine } from "../engine/engine.ts";
 import type { ImageView } from "./image.ts";
 
-export async function pushImage(engine: Engine, name: string, img: ImageView): Promise<{ digest: string }> {
+export async function pushImage(
+  engine: Engine,
+  name: string,
+  img: ImageView,
+): Promise<{ digest: string }> {
   return await engine.registry.push(name, {
     manifest: img.manifestBytes,
     manifestMediaType: img.manifestDesc.mediaType,

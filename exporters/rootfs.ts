@@ -14,6 +14,10 @@ export async function exportLocal(root: string, dest: string): Promise<void> {
 }
 
 /** Streams the rootfs as one tarball (sorted, normalized headers). */
-export function exportTar(root: string, out: Writable | NodeJS.WritableStream, sourceDateEpoch?: number): Promise<void> {
+export function exportTar(
+  root: string,
+  out: Writable | NodeJS.WritableStream,
+  sourceDateEpoch?: number,
+): Promise<void> {
   return writeTreeTar(root, out as Writable, { sourceDateEpoch });
 }

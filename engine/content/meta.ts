@@ -50,7 +50,9 @@ export class MetaStore {
   constructor(path: string) {
     this.#db = new DatabaseSync(path);
     // WAL lets concurrent tsk processes read while one writes; busy_timeout makes writers wait.
-    this.#db.exec("PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    this.#db.exec(
+      "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+    );
     this.#db.exec(SCHEMA);
   }
 
@@ -59,7 +61,9 @@ export class MetaStore {
   }
 
   getCache(key: string): CacheRecord | undefined {
-    const row = this.#db.prepare("SELECT key, snapshots, created FROM cache WHERE key = ?").get(key) as
+    const row = this.#db.prepare("SELECT key, snapshots, created FROM cache WHERE key = ?").get(
+      key,
+    ) as
       | { key: string; snapshots: string; created: number }
       | undefined;
     if (!row) return undefined;
@@ -129,7 +133,9 @@ export class MetaStore {
 
   /** The last key ingredients of a Dockerfile step (see solver/explain.ts). */
   getStep<T>(id: string): T | undefined {
-    const row = this.#db.prepare("SELECT record FROM steps WHERE id = ?").get(id) as { record: string } | undefined;
+    const row = this.#db.prepare("SELECT record FROM steps WHERE id = ?").get(id) as {
+      record: string;
+    } | undefined;
     return row ? JSON.parse(row.record) as T : undefined;
   }
 
@@ -140,7 +146,9 @@ export class MetaStore {
 
   /** Records a named image built into the store (`type=image` without push). */
   putImage(name: string, manifestDigest: string): void {
-    this.#db.prepare("INSERT OR REPLACE INTO images (name, manifest_digest, updated) VALUES (?, ?, ?)")
+    this.#db.prepare(
+      "INSERT OR REPLACE INTO images (name, manifest_digest, updated) VALUES (?, ?, ?)",
+    )
       .run(name, manifestDigest, Date.now());
   }
 
@@ -151,7 +159,11 @@ export class MetaStore {
       manifest_digest: string;
       updated: number;
     }[];
-    return rows.map((r) => ({ name: r.name, manifestDigest: r.manifest_digest, updated: r.updated }));
+    return rows.map((r) => ({
+      name: r.name,
+      manifestDigest: r.manifest_digest,
+      updated: r.updated,
+    }));
   }
 
   deleteImage(name: string): void {
@@ -168,12 +180,17 @@ export class MetaStore {
 
   /** Deletes layer rows of one (snapshot, compression). */
   deleteLayer(snapshot: string, compression: string): void {
-    this.#db.prepare("DELETE FROM layers WHERE snapshot = ? AND compression = ?").run(snapshot, compression);
+    this.#db.prepare("DELETE FROM layers WHERE snapshot = ? AND compression = ?").run(
+      snapshot,
+      compression,
+    );
   }
 
   /** Context scopes that have a stat cache. */
   statScopes(): string[] {
-    const rows = this.#db.prepare("SELECT DISTINCT scope FROM statcache").all() as { scope: string }[];
+    const rows = this.#db.prepare("SELECT DISTINCT scope FROM statcache").all() as {
+      scope: string;
+    }[];
     return rows.map((r) => r.scope);
   }
 
@@ -193,7 +210,12 @@ export class MetaStore {
 
   allLeases(): LeaseRecord[] {
     return (this.#db.prepare("SELECT id, pid, start, created FROM leases").all() as LeaseRecord[])
-      .map((r) => ({ id: String(r.id), pid: Number(r.pid), start: String(r.start), created: Number(r.created) }));
+      .map((r) => ({
+        id: String(r.id),
+        pid: Number(r.pid),
+        start: String(r.start),
+        created: Number(r.created),
+      }));
   }
 
   /** Runs `fn` in one IMMEDIATE transaction. */
@@ -217,7 +239,9 @@ export class MetaStore {
 
   /** Stat cache of a context scope: path → (stat signature, content digest). */
   statCache(scope: string): Map<string, { sig: string; digest: string }> {
-    const rows = this.#db.prepare("SELECT path, sig, digest FROM statcache WHERE scope = ?").all(scope) as {
+    const rows = this.#db.prepare("SELECT path, sig, digest FROM statcache WHERE scope = ?").all(
+      scope,
+    ) as {
       path: string;
       sig: string;
       digest: string;
@@ -232,7 +256,9 @@ export class MetaStore {
       if (reset) this.#db.prepare("DELETE FROM statcache WHERE scope = ?").run(scope);
       const del = this.#db.prepare("DELETE FROM statcache WHERE scope = ? AND path = ?");
       for (const p of deletes) del.run(scope, p);
-      const ins = this.#db.prepare("INSERT OR REPLACE INTO statcache (scope, path, sig, digest) VALUES (?, ?, ?, ?)");
+      const ins = this.#db.prepare(
+        "INSERT OR REPLACE INTO statcache (scope, path, sig, digest) VALUES (?, ?, ?, ?)",
+      );
       for (const e of upserts) ins.run(scope, e.path, e.sig, e.digest);
       this.#db.exec("COMMIT");
     } catch (err) {
@@ -246,7 +272,9 @@ export class MetaStore {
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       this.#db.prepare("DELETE FROM statcache WHERE scope = ?").run(scope);
-      const ins = this.#db.prepare("INSERT INTO statcache (scope, path, sig, digest) VALUES (?, ?, ?, ?)");
+      const ins = this.#db.prepare(
+        "INSERT INTO statcache (scope, path, sig, digest) VALUES (?, ?, ?, ?)",
+      );
       for (const e of entries) ins.run(scope, e.path, e.sig, e.digest);
       this.#db.exec("COMMIT");
     } catch (err) {

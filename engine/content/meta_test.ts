@@ -61,7 +61,12 @@ test("layers: per (snapshot, compression), empty flag, deletes", async () => {
       mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
       empty: false,
     };
-    const zst: LayerRecord = { ...gz, compression: "zstd", digest: "sha256:" + "3".repeat(64), empty: true };
+    const zst: LayerRecord = {
+      ...gz,
+      compression: "zstd",
+      digest: "sha256:" + "3".repeat(64),
+      empty: true,
+    };
     m.putLayer(gz);
     m.putLayer(zst);
     m.putLayer({ ...gz, snapshot: "s2" });
@@ -123,10 +128,17 @@ test("stat cache: put, upsert, delete, reset, scopes", async () => {
       { path: "b", sig: "2", digest: "db" },
     ]);
     m.putStatCache("other", [{ path: "a", sig: "9", digest: "d9" }]);
-    assert.deepEqual([...m.statCache("s")], [["a", { sig: "1", digest: "da" }], ["b", { sig: "2", digest: "db" }]]);
+    assert.deepEqual([...m.statCache("s")], [["a", { sig: "1", digest: "da" }], ["b", {
+      sig: "2",
+      digest: "db",
+    }]]);
 
     // upsert one, add one, delete one
-    m.updateStatCache("s", [{ path: "a", sig: "1b", digest: "da2" }, { path: "c", sig: "3", digest: "dc" }], ["b"]);
+    m.updateStatCache("s", [{ path: "a", sig: "1b", digest: "da2" }, {
+      path: "c",
+      sig: "3",
+      digest: "dc",
+    }], ["b"]);
     assert.deepEqual(
       [...m.statCache("s")].sort(),
       [["a", { sig: "1b", digest: "da2" }], ["c", { sig: "3", digest: "dc" }]],
@@ -152,14 +164,29 @@ test("a failing stat cache update leaves the old rows", async () => {
     m.putStatCache("s", [{ path: "a", sig: "1", digest: "da" }]);
     // a NULL sig violates NOT NULL half-way through the upserts
     assert.throws(() =>
-      m.updateStatCache("s", [
-        { path: "b", sig: "2", digest: "db" },
-        { path: "c", sig: null as unknown as string, digest: "dc" },
-      ], ["a"], true)
+      m.updateStatCache(
+        "s",
+        [
+          { path: "b", sig: "2", digest: "db" },
+          { path: "c", sig: null as unknown as string, digest: "dc" },
+        ],
+        ["a"],
+        true,
+      )
     );
     assert.deepEqual([...m.statCache("s")], [["a", { sig: "1", digest: "da" }]]);
-    assert.throws(() => m.putStatCache("s", [{ path: "x", sig: "1", digest: "d" }, { path: "x", sig: "2", digest: "d" }]));
-    assert.deepEqual([...m.statCache("s").keys()], ["a"], "duplicate keys roll back the replacement");
+    assert.throws(() =>
+      m.putStatCache("s", [{ path: "x", sig: "1", digest: "d" }, {
+        path: "x",
+        sig: "2",
+        digest: "d",
+      }])
+    );
+    assert.deepEqual(
+      [...m.statCache("s").keys()],
+      ["a"],
+      "duplicate keys roll back the replacement",
+    );
     // the connection is usable afterwards (no transaction left open)
     m.updateStatCache("s", [{ path: "b", sig: "2", digest: "db" }], []);
     assert.equal(m.statCache("s").size, 2);

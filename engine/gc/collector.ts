@@ -65,7 +65,9 @@ export function parseFilters(list: string[]): Filter[] {
   return list.map((f) => {
     const m = /^([a-z]+)(!?=)(.*)$/.exec(f.trim());
     if (!m || !["type", "id", "until"].includes(m[1])) {
-      throw new Error(`invalid filter ${JSON.stringify(f)}: want type=T, type!=T, id=PREFIX or until=DURATION`);
+      throw new Error(
+        `invalid filter ${JSON.stringify(f)}: want type=T, type!=T, id=PREFIX or until=DURATION`,
+      );
     }
     if (m[1] === "until") parseDuration(m[3]);
     return { key: m[1], neg: m[2] === "!=", value: m[3] };
@@ -78,9 +80,11 @@ function matches(item: UsageItem, filters: Filter[], now: number): boolean {
   for (const [key, fs] of byKey) {
     const pos = fs.filter((f) => !f.neg), neg = fs.filter((f) => f.neg);
     const test = (f: Filter) =>
-      key === "type" ? item.type === f.value
-      : key === "id" ? item.id.startsWith(f.value)
-      : now - item.lastUsed >= parseDuration(f.value);
+      key === "type"
+        ? item.type === f.value
+        : key === "id"
+        ? item.id.startsWith(f.value)
+        : now - item.lastUsed >= parseDuration(f.value);
     if (pos.length && !pos.some(test)) return false;
     if (neg.some(test)) return false;
   }
@@ -94,7 +98,11 @@ export function itemMatches(item: UsageItem, filters: string[], now = Date.now()
 
 function depth(scan: StoreScan, name: string): number {
   let d = 0;
-  for (let cur = scan.snapshots.get(name)?.parent; cur && d < 1000; cur = scan.snapshots.get(cur)?.parent) d++;
+  for (
+    let cur = scan.snapshots.get(name)?.parent;
+    cur && d < 1000;
+    cur = scan.snapshots.get(cur)?.parent
+  ) d++;
   return d;
 }
 
@@ -111,7 +119,10 @@ async function removeDir(dir: string): Promise<boolean> {
       if (again && again.dev !== top.dev) return false;
     }
   }
-  const trash = path.join(path.dirname(dir), `trash-gc-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const trash = path.join(
+    path.dirname(dir),
+    `trash-gc-${process.pid}-${Math.random().toString(36).slice(2)}`,
+  );
   const target = path.basename(dir).startsWith("trash-") ? dir : trash;
   if (target !== dir) {
     try {
@@ -127,7 +138,10 @@ async function removeDir(dir: string): Promise<boolean> {
 
 /** Deletes the on-disk part of an item (metadata must already be gone). */
 async function removeItemFiles(e: EngineLike, item: UsageItem, scan: StoreScan): Promise<void> {
-  if ((item.type === "regular" || item.type === "image" || item.type === "garbage") && scan.snapshots.has(item.id)) {
+  if (
+    (item.type === "regular" || item.type === "image" || item.type === "garbage") &&
+    scan.snapshots.has(item.id)
+  ) {
     await e.snapshotter.remove(item.id);
   } else if (item.type === "image.named") {
     // blobs below
@@ -142,7 +156,10 @@ async function removeItemFiles(e: EngineLike, item: UsageItem, scan: StoreScan):
  * snapshots, orphan snapshots, unreferenced blobs, leftovers of killed builds and unfinished
  * ingest files. Returns the removed items.
  */
-export async function sweep(e: EngineLike, o: { graceMs?: number; now?: number } = {}): Promise<UsageItem[]> {
+export async function sweep(
+  e: EngineLike,
+  o: { graceMs?: number; now?: number } = {},
+): Promise<UsageItem[]> {
   const now = o.now ?? Date.now();
   const grace = o.graceMs ?? 0;
   let scan = await scanStore(e);
@@ -155,7 +172,10 @@ export async function sweep(e: EngineLike, o: { graceMs?: number; now?: number }
   const usage = await storeUsage(e, scan);
   const removed: UsageItem[] = [];
   const garbage = usage.items.filter((i) => i.type === "garbage")
-    .filter((i) => !(scan.blobs.has(i.id) || i.description === "unfinished blob write") || now - i.lastUsed >= grace)
+    .filter((i) =>
+      !(scan.blobs.has(i.id) || i.description === "unfinished blob write") ||
+      now - i.lastUsed >= grace
+    )
     .sort((a, b) => depth(scan, b.id) - depth(scan, a.id));
   for (const item of garbage) {
     if (scan.blobs.has(item.id)) await e.store.delete(item.id);
@@ -178,14 +198,17 @@ export async function prune(e: EngineLike, o: PruneOptions = {}): Promise<PruneR
   const typeNamed = new Set(filters.filter((f) => f.key === "type" && !f.neg).map((f) => f.value));
   const scan = await scanStore(e);
   const usage = await storeUsage(e, scan);
-  const sizeOf = (items: UsageItem[]) => items.filter((i) => i.type !== "metadata").reduce((a, i) => a + i.size, 0);
+  const sizeOf = (items: UsageItem[]) =>
+    items.filter((i) => i.type !== "metadata").reduce((a, i) => a + i.size, 0);
   const before = sizeOf(usage.items);
   const garbage = sizeOf(usage.items.filter((i) => i.type === "garbage"));
   const candidates = usage.items.filter((i) =>
     (ALWAYS.includes(i.type) || (WITH_ALL.includes(i.type) && (o.all || typeNamed.has(i.type)))) &&
     matches(i, filters, now) &&
     (o.keepDuration === undefined || now - i.lastUsed >= o.keepDuration)
-  ).sort((a, b) => a.lastUsed - b.lastUsed || depth(scan, b.id) - depth(scan, a.id) || (a.id < b.id ? -1 : 1));
+  ).sort((a, b) =>
+    a.lastUsed - b.lastUsed || depth(scan, b.id) - depth(scan, a.id) || (a.id < b.id ? -1 : 1)
+  );
   // Children of each live snapshot: a snapshot goes only after all of them.
   const children = new Map<string, Set<string>>();
   for (const i of usage.items) {
@@ -196,7 +219,10 @@ export async function prune(e: EngineLike, o: PruneOptions = {}): Promise<PruneR
   const chosen = new Set<string>();
   const key = (i: UsageItem) => `${i.type}\0${i.id}`;
   const removable = (i: UsageItem) =>
-    !(i.type === "regular" || i.type === "image") || [...(children.get(i.id) ?? [])].every((c) => chosen.has(`regular\0${c}`) || chosen.has(`image\0${c}`));
+    !(i.type === "regular" || i.type === "image") ||
+    [...(children.get(i.id) ?? [])].every((c) =>
+      chosen.has(`regular\0${c}`) || chosen.has(`image\0${c}`)
+    );
   let current = before - garbage;
   for (let progress = true; progress;) {
     progress = false;
@@ -211,8 +237,14 @@ export async function prune(e: EngineLike, o: PruneOptions = {}): Promise<PruneR
   }
   const removed = candidates.filter((i) => chosen.has(key(i)));
   // Metadata first: records naming a removed snapshot, layer rows, image rows, stat caches.
-  const gone = new Set(removed.filter((i) => i.type === "regular" || i.type === "image").map((i) => i.id));
-  e.meta.deleteCacheMany(scan.records.filter((r) => r.snapshots.some((s) => s !== null && gone.has(s))).map((r) => r.key));
+  const gone = new Set(
+    removed.filter((i) => i.type === "regular" || i.type === "image").map((i) => i.id),
+  );
+  e.meta.deleteCacheMany(
+    scan.records.filter((r) => r.snapshots.some((s) => s !== null && gone.has(s))).map((r) =>
+      r.key
+    ),
+  );
   for (const s of gone) e.meta.deleteLayers(s);
   for (const i of removed) {
     if (i.type === "image.named") e.meta.deleteImage(i.id);
@@ -232,7 +264,11 @@ export async function prune(e: EngineLike, o: PruneOptions = {}): Promise<PruneR
  * is disabled, another collection runs, or other builds are still running (the last one collects).
  * Prints one progress line when it removed something. Never fails the build.
  */
-export async function maybeCollect(e: EngineLike, config: Config, progress?: Progress): Promise<PruneResult | undefined> {
+export async function maybeCollect(
+  e: EngineLike,
+  config: Config,
+  progress?: Progress,
+): Promise<PruneResult | undefined> {
   if (!config.gc.enabled) return undefined;
   const stamp = path.join(e.root, "gc.stamp");
   const last = await fsp.stat(stamp).then((st) => st.mtimeMs, () => 0);
@@ -243,7 +279,9 @@ export async function maybeCollect(e: EngineLike, config: Config, progress?: Pro
       const started = Date.now();
       const total: PruneResult = { removed: [], reclaimed: 0, before: 0, after: 0 };
       for (const [n, rule] of config.gc.policy.entries()) {
-        const keepStorage = rule.keepStorage ? await resolveSize(rule.keepStorage, e.root, rule.cap) : undefined;
+        const keepStorage = rule.keepStorage
+          ? await resolveSize(rule.keepStorage, e.root, rule.cap)
+          : undefined;
         const r = await prune(e, {
           all: rule.all,
           keepDuration: rule.keepDuration,
@@ -258,7 +296,11 @@ export async function maybeCollect(e: EngineLike, config: Config, progress?: Pro
       }
       if (total.removed.length && progress) {
         const vp = progress.start("[internal] garbage collection");
-        vp.status(`removed ${total.removed.length} items, reclaimed ${formatBytes(total.reclaimed)} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+        vp.status(
+          `removed ${total.removed.length} items, reclaimed ${formatBytes(total.reclaimed)} in ${
+            ((Date.now() - started) / 1000).toFixed(1)
+          }s`,
+        );
         vp.done();
       }
       return total;
@@ -277,5 +319,7 @@ export function formatBytes(n: number): string {
     v /= 1000;
     u++;
   }
-  return u === 0 ? `${v}B` : `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)}${units[u]}`;
+  return u === 0
+    ? `${v}B`
+    : `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)}${units[u]}`;
 }

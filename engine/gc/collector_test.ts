@@ -12,7 +12,12 @@ import { fsck } from "./fsck.ts";
 import { asCollector, beginBuild } from "./lease.ts";
 import { storeUsage } from "./usage.ts";
 
-type TestEngine = { root: string; store: ContentStore; meta: MetaStore; snapshotter: CopySnapshotter };
+type TestEngine = {
+  root: string;
+  store: ContentStore;
+  meta: MetaStore;
+  snapshotter: CopySnapshotter;
+};
 
 async function withEngine(fn: (e: TestEngine) => Promise<void>): Promise<void> {
   const root = await mkdtemp(path.join(tmpdir(), "tsk-gc-"));
@@ -31,7 +36,12 @@ async function withEngine(fn: (e: TestEngine) => Promise<void>): Promise<void> {
 }
 
 /** A committed snapshot holding one file of `bytes` bytes. */
-async function snap(e: TestEngine, name: string, parent: string | undefined, bytes: number): Promise<string> {
+async function snap(
+  e: TestEngine,
+  name: string,
+  parent: string | undefined,
+  bytes: number,
+): Promise<string> {
   const key = `active-${name}`;
   const { root } = await e.snapshotter.prepare(key, parent);
   await writeFile(path.join(root, `${name}.bin`), new Uint8Array(bytes).fill(1));
@@ -115,11 +125,23 @@ test("prune: keepDuration, filters, and --all for base layers", () =>
     assert.equal(await e.snapshotter.exists("l-base"), true, "base layers need --all");
     r = await prune(e, { all: true, now });
     assert.deepEqual(r.removed.map((i) => i.id), ["l-base"]);
-    assert.deepEqual((await readdir(path.join(e.root, "snapshots"))).filter((n) => !n.startsWith(".")), []);
+    assert.deepEqual(
+      (await readdir(path.join(e.root, "snapshots"))).filter((n) => !n.startsWith(".")),
+      [],
+    );
   }));
 
 test("filters: type, negation, id prefix, until", () => {
-  const item = { id: "s-abc", type: "regular" as const, size: 1, created: 0, lastUsed: 0, description: "", reclaimable: true, paths: [] };
+  const item = {
+    id: "s-abc",
+    type: "regular" as const,
+    size: 1,
+    created: 0,
+    lastUsed: 0,
+    description: "",
+    reclaimable: true,
+    paths: [],
+  };
   assert.equal(itemMatches(item, ["type=regular"]), true);
   assert.equal(itemMatches(item, ["type=image", "type=regular"]), true);
   assert.equal(itemMatches(item, ["type!=regular"]), false);
@@ -138,11 +160,22 @@ test("fsck: corrupt blobs, dangling records and layer rows are reported and repa
     e.meta.putCache("good", ["s-a"]);
     e.meta.putCache("dangling", ["s-gone"]);
     const b = await e.store.putBytes("layer bytes");
-    e.meta.putLayer({ snapshot: "s-a", compression: "gzip", diffId: b.digest, digest: b.digest, size: b.size, mediaType: "x", empty: false });
+    e.meta.putLayer({
+      snapshot: "s-a",
+      compression: "gzip",
+      diffId: b.digest,
+      digest: b.digest,
+      size: b.size,
+      mediaType: "x",
+      empty: false,
+    });
     await writeFile(e.store.path(b.digest), "tampered!!!");
     const r = await fsck(e);
     const kinds = r.problems.map((p) => `${p.kind} ${p.id}`).sort();
-    assert.deepEqual(kinds, ["corrupt-blob " + b.digest, "dangling-layer s-a/gzip", "dangling-record dangling"].sort());
+    assert.deepEqual(
+      kinds,
+      ["corrupt-blob " + b.digest, "dangling-layer s-a/gzip", "dangling-record dangling"].sort(),
+    );
     assert.ok(r.problems.every((p) => p.repaired));
     assert.equal(e.meta.getCache("dangling"), undefined);
     assert.ok(e.meta.getCache("good"));
@@ -160,16 +193,20 @@ test("a running build's lease keeps collections out; the collector waits for it"
     const rows = other.meta.allLeases();
     other.meta.putLease({ ...rows[0], pid: process.ppid, start: "" });
     try {
-      assert.equal(await asCollector(e, async () => "ran", { wait: false }), undefined);
+      assert.equal(await asCollector(e, () => Promise.resolve("ran"), { wait: false }), undefined);
       let waited = 0;
-      const p = asCollector(e, async () => "ran", { wait: true, onWait: (n) => (waited = n), pollMs: 20 });
+      const p = asCollector(e, () => Promise.resolve("ran"), {
+        wait: true,
+        onWait: (n) => (waited = n),
+        pollMs: 20,
+      });
       await new Promise((r) => setTimeout(r, 100));
       assert.equal(waited, 1);
       await lease.end();
       assert.equal(await p, "ran");
       // A lease of a dead process is stale.
       other.meta.putLease({ id: "dead", pid: 2 ** 22 + 12345, start: "", created: 0 });
-      assert.equal(await asCollector(e, async () => "ran", { wait: false }), "ran");
+      assert.equal(await asCollector(e, () => Promise.resolve("ran"), { wait: false }), "ran");
       assert.deepEqual(e.meta.allLeases(), []);
     } finally {
       other.meta.close();

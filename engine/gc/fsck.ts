@@ -16,7 +16,7 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { sweep } from "./collector.ts";
-import { otherLiveLeases, leaseAlive } from "./lease.ts";
+import { leaseAlive, otherLiveLeases } from "./lease.ts";
 import { chainOf, recordIntact, scanStore, type UsageItem } from "./usage.ts";
 import { alive } from "../content/lock.ts";
 
@@ -49,7 +49,8 @@ export type FsckReport = {
 export async function fsck(e: EngineLike, o: { dryRun?: boolean } = {}): Promise<FsckReport> {
   const repair = !o.dryRun;
   const problems: FsckProblem[] = [];
-  const report = (p: Omit<FsckProblem, "repaired">, repaired: boolean) => problems.push({ ...p, repaired: repaired && repair });
+  const report = (p: Omit<FsckProblem, "repaired">, repaired: boolean) =>
+    problems.push({ ...p, repaired: repaired && repair });
 
   const integrity = e.meta.integrityCheck();
   if (integrity.length !== 1 || integrity[0] !== "ok") {
@@ -73,16 +74,25 @@ export async function fsck(e: EngineLike, o: { dryRun?: boolean } = {}): Promise
     const last = scan.snapshots.get(chain[chain.length - 1]);
     if (last?.parent !== undefined) {
       brokenSnaps.add(s.name);
-      report({ kind: "broken-snapshot", id: s.name, detail: `parent ${last.parent} is missing` }, true);
+      report(
+        { kind: "broken-snapshot", id: s.name, detail: `parent ${last.parent} is missing` },
+        true,
+      );
     }
   }
   // Records: every snapshot (and chain) present.
   const dangling: string[] = [];
   for (const r of scan.records) {
-    const bad = r.snapshots.filter((x) => x !== null && !x.startsWith("local:") && (!scan.snapshots.has(x) || brokenSnaps.has(x)));
+    const bad = r.snapshots.filter((x) =>
+      x !== null && !x.startsWith("local:") && (!scan.snapshots.has(x) || brokenSnaps.has(x))
+    );
     if (bad.length || !recordIntact(scan, r)) {
       dangling.push(r.key);
-      report({ kind: "dangling-record", id: r.key, detail: `snapshot ${bad[0] ?? "chain"} is missing` }, true);
+      report({
+        kind: "dangling-record",
+        id: r.key,
+        detail: `snapshot ${bad[0] ?? "chain"} is missing`,
+      }, true);
     }
   }
   // Layer rows: snapshot present, blob present, intact and of the recorded size.
@@ -90,10 +100,13 @@ export async function fsck(e: EngineLike, o: { dryRun?: boolean } = {}): Promise
   for (const l of scan.layers) {
     const blob = scan.blobs.get(l.digest);
     let why = "";
-    if (!scan.snapshots.has(l.snapshot) || brokenSnaps.has(l.snapshot)) why = `snapshot ${l.snapshot} is missing`;
-    else if (!blob) why = `blob ${l.digest} is missing`;
+    if (!scan.snapshots.has(l.snapshot) || brokenSnaps.has(l.snapshot)) {
+      why = `snapshot ${l.snapshot} is missing`;
+    } else if (!blob) why = `blob ${l.digest} is missing`;
     else if (badBlobs.has(l.digest)) why = `blob ${l.digest} is corrupt`;
-    else if (blob.size !== l.size) why = `blob ${l.digest} is ${blob.size} bytes, the row says ${l.size}`;
+    else if (blob.size !== l.size) {
+      why = `blob ${l.digest} is ${blob.size} bytes, the row says ${l.size}`;
+    }
     if (why) {
       deadLayers.push(l);
       // A layer row whose snapshot was removed is what an interrupted GC leaves: an orphan row.
@@ -107,7 +120,11 @@ export async function fsck(e: EngineLike, o: { dryRun?: boolean } = {}): Promise
   for (const img of scan.images) {
     if (!scan.blobs.has(img.manifestDigest) || badBlobs.has(img.manifestDigest)) {
       deadImages.push(img.name);
-      report({ kind: "dangling-image", id: img.name, detail: `manifest ${img.manifestDigest} is missing` }, true);
+      report({
+        kind: "dangling-image",
+        id: img.name,
+        detail: `manifest ${img.manifestDigest} is missing`,
+      }, true);
     }
   }
 
@@ -118,7 +135,9 @@ export async function fsck(e: EngineLike, o: { dryRun?: boolean } = {}): Promise
     if (dangling.length) e.meta.deleteCacheMany(dangling);
     for (const l of deadLayers) e.meta.deleteLayer(l.snapshot, l.compression);
     for (const n of deadImages) e.meta.deleteImage(n);
-    for (const s of [...brokenSnaps].sort((a, b) => chainOf(scan, b).length - chainOf(scan, a).length)) {
+    for (
+      const s of [...brokenSnaps].sort((a, b) => chainOf(scan, b).length - chainOf(scan, a).length)
+    ) {
       await e.snapshotter.remove(s);
     }
     orphans = await sweep(e);
@@ -143,7 +162,6 @@ export async function fsck(e: EngineLike, o: { dryRun?: boolean } = {}): Promise
     stale,
   };
 }
-
 
 /** Lock files of dead processes (and old takeover leftovers). */
 async function removeStaleLocks(dir: string): Promise<string[]> {

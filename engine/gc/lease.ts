@@ -67,7 +67,10 @@ export function gcLock(root: string, signal?: AbortSignal): Promise<() => Promis
 }
 
 /** Takes the GC lock only when free within `ms`; undefined when busy. */
-export async function tryGcLock(root: string, ms = 200): Promise<(() => Promise<void>) | undefined> {
+export async function tryGcLock(
+  root: string,
+  ms = 200,
+): Promise<(() => Promise<void>) | undefined> {
   try {
     return await gcLock(root, AbortSignal.timeout(ms));
   } catch {
@@ -80,17 +83,24 @@ export async function beginBuild(e: StoreLike, signal?: AbortSignal): Promise<Le
   const release = await gcLock(e.root, signal);
   const id = randomUUID();
   try {
-    e.meta.putLease({ id, pid: process.pid, start: processStart(process.pid), created: Date.now() });
+    e.meta.putLease({
+      id,
+      pid: process.pid,
+      start: processStart(process.pid),
+      created: Date.now(),
+    });
   } finally {
     await release();
   }
   let ended = false;
   return {
     id,
-    end: async () => {
-      if (ended) return;
-      ended = true;
-      e.meta.deleteLease(id);
+    end: () => {
+      if (!ended) {
+        ended = true;
+        e.meta.deleteLease(id);
+      }
+      return Promise.resolve();
     },
   };
 }

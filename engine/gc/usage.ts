@@ -59,7 +59,11 @@ export type UsageItem = {
 export type SnapshotEntry = { name: string; dir: string; parent?: string; created: number };
 
 /** A directory under snapshots/ that is not a committed snapshot. */
-export type Leftover = { dir: string; name?: string; kind: "active" | "view" | "tmp" | "trash" | "broken" };
+export type Leftover = {
+  dir: string;
+  name?: string;
+  kind: "active" | "view" | "tmp" | "trash" | "broken";
+};
 
 export type StoreScan = {
   root: string;
@@ -230,7 +234,9 @@ export type Reachability = {
 async function manifestBlobs(e: EngineLike, digest: string): Promise<string[]> {
   const out = [digest];
   try {
-    const m = await e.store.readJSON<{ config?: { digest?: string }; layers?: { digest?: string }[] }>(digest);
+    const m = await e.store.readJSON<
+      { config?: { digest?: string }; layers?: { digest?: string }[] }
+    >(digest);
     if (m.config?.digest) out.push(m.config.digest);
     for (const l of m.layers ?? []) if (l.digest) out.push(l.digest);
   } catch {
@@ -259,10 +265,14 @@ export async function reachable(e: EngineLike, scan: StoreScan): Promise<Reachab
   }
   const blobs = new Map<string, string>();
   for (const l of scan.layers) {
-    if (snaps.has(l.snapshot) && !blobs.has(l.digest)) blobs.set(l.digest, `layer of ${l.snapshot}`);
+    if (snaps.has(l.snapshot) && !blobs.has(l.digest)) {
+      blobs.set(l.digest, `layer of ${l.snapshot}`);
+    }
   }
   for (const img of scan.images) {
-    for (const d of await manifestBlobs(e, img.manifestDigest)) if (!blobs.has(d)) blobs.set(d, `image ${img.name}`);
+    for (const d of await manifestBlobs(e, img.manifestDigest)) {
+      if (!blobs.has(d)) blobs.set(d, `image ${img.name}`);
+    }
   }
   return { snapshots: snaps, blobs };
 }
@@ -275,7 +285,7 @@ export async function storeUsage(e: EngineLike, scan?: StoreScan): Promise<Usage
   const reach = await reachable(e, scan);
   const counter = new DiskCounter();
   const items: UsageItem[] = [];
-  const blobSize = async (d: string) => counter.usage(e.store.path(d));
+  const blobSize = (d: string) => counter.usage(e.store.path(d));
   const attributed = new Set<string>();
 
   for (const s of scan.snapshots.values()) {
@@ -284,7 +294,9 @@ export async function storeUsage(e: EngineLike, scan?: StoreScan): Promise<Usage
     const blobs: string[] = [];
     if (r) {
       for (const l of scan.layers) {
-        if (l.snapshot !== s.name || attributed.has(l.digest) || !scan.blobs.has(l.digest)) continue;
+        if (l.snapshot !== s.name || attributed.has(l.digest) || !scan.blobs.has(l.digest)) {
+          continue;
+        }
         attributed.add(l.digest);
         blobs.push(l.digest);
         size += await blobSize(l.digest);
@@ -350,7 +362,9 @@ export async function storeUsage(e: EngineLike, scan?: StoreScan): Promise<Usage
       size: await counter.usage(l.dir),
       created: 0,
       lastUsed: 0,
-      description: `${l.kind === "broken" ? "half-written" : l.kind} snapshot dir ${path.basename(l.dir)}`,
+      description: `${l.kind === "broken" ? "half-written" : l.kind} snapshot dir ${
+        path.basename(l.dir)
+      }`,
       reclaimable: true,
       paths: [l.dir],
     });

@@ -73,7 +73,7 @@ export async function checksumTree(root: string, selectors: string[]): Promise<s
     const sel = clean(raw);
     h.update(`sel:${sel}\n`);
     const lines: string[] = [];
-    async function visit(rel: string): Promise<void> {
+    const visit = async (rel: string): Promise<void> => {
       const abs = rel ? path.join(root, rel) : root;
       const names = (await fsp.readdir(abs).catch(() => [] as string[])).sort();
       for (const n of names) {
@@ -87,12 +87,20 @@ export async function checksumTree(root: string, selectors: string[]): Promise<s
           let content = "";
           if (st.isFile()) content = await fileHash(path.join(abs, n));
           else if (st.isSymbolicLink()) content = await fsp.readlink(path.join(abs, n));
-          const type = st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : "other";
-          lines.push(`${p}\0${type}:${(st.mode & 0o7777).toString(8)}:${st.uid}:${st.gid}:${content}`);
+          const type = st.isDirectory()
+            ? "dir"
+            : st.isFile()
+            ? "file"
+            : st.isSymbolicLink()
+            ? "symlink"
+            : "other";
+          lines.push(
+            `${p}\0${type}:${(st.mode & 0o7777).toString(8)}:${st.uid}:${st.gid}:${content}`,
+          );
         }
         if (st.isDirectory()) await visit(p);
       }
-    }
+    };
     await visit("");
     for (const l of lines) h.update(l + "\n");
   }

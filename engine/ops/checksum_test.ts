@@ -102,7 +102,10 @@ async function sums(f: Fixture, selectors: string[]): Promise<{ entries: string;
     storeRoot: f.store,
     meta: f.meta,
   });
-  return { entries: checksumEntries(r.entries, selectors), tree: await checksumTree(f.ctx, selectors) };
+  return {
+    entries: checksumEntries(r.entries, selectors),
+    tree: await checksumTree(f.ctx, selectors),
+  };
 }
 
 test("checksumEntries and checksumTree: mtime ignored; content, mode and rename count", async () => {

@@ -43,10 +43,15 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
     // Proxy variables are not part of the cache key (BuildKit: ExecOp.Meta.ProxyEnv is stripped).
     baseKey: () =>
       Promise.resolve(
-        meta.proxy_env ? opDigest(encodeOp({ ...v.op, exec: { ...exec, meta: { ...meta, proxy_env: undefined } } })) : v.digest,
+        meta.proxy_env
+          ? opDigest(
+            encodeOp({ ...v.op, exec: { ...exec, meta: { ...meta, proxy_env: undefined } } }),
+          )
+          : v.digest,
       ),
     contentSelectors: () => new Map(),
-    exists: async (refs) => (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),
+    exists: async (refs) =>
+      (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),
     async run(inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
       const cleanups: (() => Promise<void>)[] = [];
       const actives: { key: string; output: number }[] = [];
@@ -66,7 +71,9 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
           const src = env.secrets.get(se.ID ?? "");
           if (!src) {
             if (se.optional) continue;
-            throw new Error(`secret ${se.ID} not found (pass it with --secret id=${se.ID},src=PATH)`);
+            throw new Error(
+              `secret ${se.ID} not found (pass it with --secret id=${se.ID},src=PATH)`,
+            );
           }
           runEnv.push(`${se.name}=${await fsp.readFile(src, "utf8")}`);
         }
@@ -86,11 +93,17 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
               actives.push({ key: act.key, output: m.output ?? 0 });
               dir = act.root;
             }
-            const source = m.selector ? path.join(dir, path.posix.normalize("/" + m.selector)) : dir;
+            const source = m.selector
+              ? path.join(dir, path.posix.normalize("/" + m.selector))
+              : dir;
             extra.push({ type: "bind", source, target, readonly: !!m.readonly });
           } else if (type === MOUNT_CACHE) {
             const id = m.cacheOpt?.ID || target;
-            const dir = path.join(env.storeRoot, "cachemounts", createHash("sha256").update(id).digest("hex").slice(0, 32));
+            const dir = path.join(
+              env.storeRoot,
+              "cachemounts",
+              createHash("sha256").update(id).digest("hex").slice(0, 32),
+            );
             await fsp.mkdir(dir, { recursive: true });
             extra.push({ type: "bind", source: dir, target, readonly: !!m.readonly });
           } else if (type === MOUNT_TMPFS) {
@@ -113,7 +126,9 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
             extra.push({ type: "bind", source: copy, target, readonly: true });
           } else if (type === MOUNT_SSH) {
             if (m.SSHOpt?.optional) continue;
-            throw new Error("RUN --mount=type=ssh needs an SSH agent socket; tsk does not forward one (use type=secret)");
+            throw new Error(
+              "RUN --mount=type=ssh needs an SSH agent socket; tsk does not forward one (use type=secret)",
+            );
           }
         }
         const args = meta.args ?? [];
@@ -132,7 +147,11 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
         });
         const valid = meta.validExitCodes?.length ? meta.validExitCodes : [0];
         if (!valid.includes(result.exitCode)) {
-          throw new ExecError(args, result.signal ? 128 + signalNumber(result.signal) : result.exitCode, vp.tail(10));
+          throw new ExecError(
+            args,
+            result.signal ? 128 + signalNumber(result.signal) : result.exitCode,
+            vp.tail(10),
+          );
         }
         for (const c of cleanups.splice(0)) await c();
         for (const a of actives) {
@@ -150,6 +169,14 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
 }
 
 function signalNumber(sig: string): number {
-  const table: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
+  const table: Record<string, number> = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGQUIT: 3,
+    SIGKILL: 9,
+    SIGSEGV: 11,
+    SIGPIPE: 13,
+    SIGTERM: 15,
+  };
   return table[sig] ?? 0;
 }

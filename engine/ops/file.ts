@@ -11,7 +11,11 @@ import * as fa from "./file_actions.ts";
 
 type Working = { key?: string; root: string; release?: () => Promise<void> };
 
-export function fileHandler(v: Vertex, views: RefViews, checksum: (ref: Ref, sel: string[]) => Promise<string>): OpHandler {
+export function fileHandler(
+  v: Vertex,
+  views: RefViews,
+  checksum: (ref: Ref, sel: string[]) => Promise<string>,
+): OpHandler {
   const actions = v.op.file?.actions ?? [];
   const nInputs = v.inputs.length;
 
@@ -72,7 +76,11 @@ export function fileHandler(v: Vertex, views: RefViews, checksum: (ref: Ref, sel
           let work: Working;
           if (inp >= nInputs) {
             const prev = results[inp - nInputs];
-            if (!prev) throw new Error(`file action ${i} uses the result of action ${inp - nInputs}, which has none`);
+            if (!prev) {
+              throw new Error(
+                `file action ${i} uses the result of action ${inp - nInputs}, which has none`,
+              );
+            }
             work = prev;
             results[inp - nInputs] = undefined; // consumed in place
           } else {

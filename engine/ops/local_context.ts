@@ -9,9 +9,9 @@ import {
   chmodSync,
   createReadStream,
   lstatSync,
-  readdirSync,
   mkdirSync,
   promises as fsp,
+  readdirSync,
   readFileSync,
   rmSync,
   type Stats,
@@ -81,7 +81,11 @@ export async function walkContext(
   /** Absolute paths never sent (tsk's own store when it lives inside the context). */
   skip: string[] = [],
 ): Promise<{ path: string; st: Stats }[]> {
-  const skipRel = new Set(skip.map((s) => path.relative(root, s)).filter((r) => r && !r.startsWith("..") && !path.isAbsolute(r)));
+  const skipRel = new Set(
+    skip.map((s) => path.relative(root, s)).filter((r) =>
+      r && !r.startsWith("..") && !path.isAbsolute(r)
+    ),
+  );
   const ex = excludes.length ? new PatternMatcher(excludes) : undefined;
   const inc = includes.length ? new PatternMatcher(includes) : undefined;
   const out: { path: string; st: Stats }[] = [];
@@ -103,7 +107,9 @@ export async function walkContext(
       const excluded = ex?.matches(p) ?? false;
       if (st.isDirectory()) {
         if (excluded && ex!.canSkipDir(p)) continue;
-        if (!excluded && (!inc || inc.matches(p) || includeMayMatchBelow(includes, p))) out.push({ path: p, st });
+        if (!excluded && (!inc || inc.matches(p) || includeMayMatchBelow(includes, p))) {
+          out.push({ path: p, st });
+        }
         visit(p);
         continue;
       }
@@ -135,7 +141,9 @@ function includeMayMatchBelow(includes: string[], dir: string): boolean {
 /** Hash of the filtered context: what a `local://` source's cache key depends on. */
 export function contextChecksum(entries: Iterable<ContextEntry>): string {
   const h = createHash("sha256");
-  for (const e of entries) h.update(`${e.path}\0${e.type}\0${(e.mode & 0o7777).toString(8)}\0${e.digest}\n`);
+  for (const e of entries) {
+    h.update(`${e.path}\0${e.type}\0${(e.mode & 0o7777).toString(8)}\0${e.digest}\n`);
+  }
   return "sha256:" + h.digest("hex");
 }
 
@@ -147,7 +155,15 @@ export function entryHash(e: ContextEntry): string {
 /** Brings the context's mirror up to date and returns its checksum and entries. */
 export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
   const scope = createHash("sha256")
-    .update(JSON.stringify([path.resolve(o.contextDir), o.name, o.excludePatterns, o.includePatterns, o.followPaths]))
+    .update(
+      JSON.stringify([
+        path.resolve(o.contextDir),
+        o.name,
+        o.excludePatterns,
+        o.includePatterns,
+        o.followPaths,
+      ]),
+    )
     .digest("hex").slice(0, 32);
   const dir = path.join(o.storeRoot, "contexts", scope);
   const release = await acquireLock(path.join(o.storeRoot, "locks"), `context-${scope}`);
@@ -155,8 +171,12 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     const fresh = !(await fsp.stat(dir).then(() => true, () => false));
     await fsp.mkdir(dir, { recursive: true });
     // A mirror removed by prune must be refilled: forget what the stat cache says it holds.
-    const stat = fresh ? new Map<string, { sig: string; digest: string }>() : o.meta.statCache(scope);
-    const walked = await walkContext(o.contextDir, o.excludePatterns, o.includePatterns, [o.storeRoot]);
+    const stat = fresh
+      ? new Map<string, { sig: string; digest: string }>()
+      : o.meta.statCache(scope);
+    const walked = await walkContext(o.contextDir, o.excludePatterns, o.includePatterns, [
+      o.storeRoot,
+    ]);
     const entries = new Map<string, ContextEntry>();
     const changed: string[] = [];
     let bytesRead = 0;
@@ -196,15 +216,25 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
       for (const e of toCopy) {
         if (!stat.has(e.path)) continue;
         const st = await fsp.lstat(path.join(dir, e.path)).catch(() => undefined);
-        const t = st?.isDirectory() ? "dir" : st?.isSymbolicLink() ? "symlink" : st ? "file" : undefined;
-        if (t && t !== e.type) await fsp.rm(path.join(dir, e.path), { recursive: true, force: true });
+        const t = st?.isDirectory()
+          ? "dir"
+          : st?.isSymbolicLink()
+          ? "symlink"
+          : st
+          ? "file"
+          : undefined;
+        if (t && t !== e.type) {
+          await fsp.rm(path.join(dir, e.path), { recursive: true, force: true });
+        }
       }
     }
     const noteCopied = (e: ContextEntry, digest: string, size: number): void => {
       const prev = stat.get(e.path);
       e.digest = digest;
       bytesRead += size;
-      if (!prev || prev.digest !== digest || modeOf(prev.sig) !== (e.mode & 0o7777)) changed.push(e.path);
+      if (!prev || prev.digest !== digest || modeOf(prev.sig) !== (e.mode & 0o7777)) {
+        changed.push(e.path);
+      }
     };
     // Small files are copied with synchronous calls (far fewer thread hops for many tiny files);
     // large ones are streamed, a few at a time. Every file is hashed as it is copied (one read).
@@ -245,19 +275,29 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
       }
     }));
     // Directory modes last (a copy into a read-only dir needs it writable first).
-    for (const e of toCopy) if (e.type === "dir") chmodSync(path.join(dir, e.path), e.mode & 0o7777);
+    for (const e of toCopy) {
+      if (e.type === "dir") chmodSync(path.join(dir, e.path), e.mode & 0o7777);
+    }
     // Dirs and symlinks count as changed when new or when their type, mode or target changed
     // (not for a mere mtime change of a dir whose entries changed).
     for (const e of toCopy) {
       if (e.type === "file") continue;
       const prev = stat.get(e.path);
-      if (!prev || prev.digest !== e.digest || Number(prev.sig.slice(prev.sig.lastIndexOf(":") + 1)) !== e.mode) {
+      if (
+        !prev || prev.digest !== e.digest ||
+        Number(prev.sig.slice(prev.sig.lastIndexOf(":") + 1)) !== e.mode
+      ) {
         changed.push(e.path);
       }
     }
     changed.push(...removed);
     changed.sort();
-    o.meta.updateStatCache(scope, toCopy.map((e) => ({ path: e.path, sig: e.sig, digest: e.digest })), removed, fresh || interrupted);
+    o.meta.updateStatCache(
+      scope,
+      toCopy.map((e) => ({ path: e.path, sig: e.sig, digest: e.digest })),
+      removed,
+      fresh || interrupted,
+    );
     await fsp.rm(marker, { force: true });
     return { checksum: contextChecksum(entries.values()), dir, entries, changed, bytesRead };
   } finally {
@@ -282,7 +322,11 @@ async function copyAndHash(src: string, dst: string): Promise<string> {
   return "sha256:" + h.digest("hex");
 }
 
-async function pruneMirror(root: string, rel: string, keep: Map<string, ContextEntry>): Promise<void> {
+async function pruneMirror(
+  root: string,
+  rel: string,
+  keep: Map<string, ContextEntry>,
+): Promise<void> {
   const abs = rel ? path.join(root, rel) : root;
   let names: string[];
   try {
@@ -302,4 +346,3 @@ async function pruneMirror(root: string, rel: string, keep: Map<string, ContextE
     }
   }
 }
-

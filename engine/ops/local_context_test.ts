@@ -25,16 +25,21 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { MetaStore } from "../content/meta.ts";
 import {
-  type ContextEntry,
   contextChecksum,
-  type SyncResult,
+  type ContextEntry,
   syncContext,
+  type SyncResult,
   walkContext,
 } from "./local_context.ts";
 
 const isRoot = process.getuid?.() === 0;
 
-type Env = { ctx: string; store: string; meta: MetaStore; sync(excludes?: string[]): Promise<SyncResult> };
+type Env = {
+  ctx: string;
+  store: string;
+  meta: MetaStore;
+  sync(excludes?: string[]): Promise<SyncResult>;
+};
 
 async function withContext(fn: (e: Env) => Promise<void>, excludes: string[] = []): Promise<void> {
   const base = await mkdtemp(path.join(tmpdir(), "tsk-ctx-"));
@@ -117,7 +122,15 @@ test("cold sync mirrors the filtered context with modes kept, owned by the synci
       "sub/deep dir 755",
       "sub/deep/d.txt file 644 deep\n",
     ]);
-    assert.deepEqual([...r.entries.keys()], ["a.txt", "bin", "bin/run.sh", "link", "sub", "sub/deep", "sub/deep/d.txt"]);
+    assert.deepEqual([...r.entries.keys()], [
+      "a.txt",
+      "bin",
+      "bin/run.sh",
+      "link",
+      "sub",
+      "sub/deep",
+      "sub/deep/d.txt",
+    ]);
     // Ignored files are never read: only the included files' bytes were.
     assert.equal(r.bytesRead, INCLUDED_BYTES);
     // a cold sync adds everything
@@ -137,7 +150,9 @@ test("cold sync mirrors the filtered context with modes kept, owned by the synci
 
 test("ignored unreadable files are never opened", async (t) => {
   if (isRoot) {
-    t.skip("root reads mode-000 files anyway; the bytesRead check in the cold-sync test covers this");
+    t.skip(
+      "root reads mode-000 files anyway; the bytesRead check in the cold-sync test covers this",
+    );
     return;
   }
   await withContext(async (e) => {
@@ -165,7 +180,11 @@ test("warm sync: no-op, touch, content change, rename, chmod, delete, file to di
     const touched = await e.sync();
     assert.deepEqual(touched.changed, []);
     assert.equal(touched.checksum, first.checksum);
-    assert.equal(touched.bytesRead, "alpha\n".length, "a touched file is re-read (its signature changed)");
+    assert.equal(
+      touched.bytesRead,
+      "alpha\n".length,
+      "a touched file is re-read (its signature changed)",
+    );
     assert.equal((await e.sync()).bytesRead, 0, "the new signature is remembered");
 
     // content change
@@ -177,7 +196,10 @@ test("warm sync: no-op, touch, content change, rename, chmod, delete, file to di
     assert.equal(await readFile(path.join(edited.dir, "a.txt"), "utf8"), "ALPHA, longer\n");
 
     // rename: old path gone, new path present, both reported
-    await rename(path.join(e.ctx, "sub", "deep", "d.txt"), path.join(e.ctx, "sub", "deep", "e.txt"));
+    await rename(
+      path.join(e.ctx, "sub", "deep", "d.txt"),
+      path.join(e.ctx, "sub", "deep", "e.txt"),
+    );
     const renamed = await e.sync();
     assert.deepEqual(renamed.changed, ["sub/deep/d.txt", "sub/deep/e.txt"]);
     assert.notEqual(renamed.checksum, edited.checksum);
@@ -325,8 +347,19 @@ test("the store inside the context is never walked", async () => {
 test("walkContext: excludes, exceptions, includes, special files, skip list", async () => {
   const root = await mkdtemp(path.join(tmpdir(), "tsk-walk-"));
   try {
-    for (const f of ["a.txt", "x.log", "important.log", "node_modules/m/index.js", "build/keep.txt",
-      "build/drop.txt", "src/app/main.ts", "src/other.ts", "docs/readme.md"]) {
+    for (
+      const f of [
+        "a.txt",
+        "x.log",
+        "important.log",
+        "node_modules/m/index.js",
+        "build/keep.txt",
+        "build/drop.txt",
+        "src/app/main.ts",
+        "src/other.ts",
+        "docs/readme.md",
+      ]
+    ) {
       await mkdir(path.join(root, path.dirname(f)), { recursive: true });
       await writeFile(path.join(root, f), f);
     }
@@ -356,19 +389,22 @@ test("walkContext: excludes, exceptions, includes, special files, skip list", as
       "x.log",
     ], "fifos are not sent; dangling symlinks are");
 
-    assert.deepEqual(await names(["node_modules", "*.log", "!important.log", "build", "!build/keep.txt"], []), [
-      "a.txt",
-      "build", // the parent of a re-included file exists in the mirror
-      "build/keep.txt",
-      "dangling",
-      "docs",
-      "docs/readme.md",
-      "important.log",
-      "src",
-      "src/app",
-      "src/app/main.ts",
-      "src/other.ts",
-    ]);
+    assert.deepEqual(
+      await names(["node_modules", "*.log", "!important.log", "build", "!build/keep.txt"], []),
+      [
+        "a.txt",
+        "build", // the parent of a re-included file exists in the mirror
+        "build/keep.txt",
+        "dangling",
+        "docs",
+        "docs/readme.md",
+        "important.log",
+        "src",
+        "src/app",
+        "src/app/main.ts",
+        "src/other.ts",
+      ],
+    );
 
     // excluding with ** and a directory-only pattern
     assert.deepEqual(await names(["**/*.ts", "docs/"], []), [
@@ -394,7 +430,17 @@ test("walkContext: excludes, exceptions, includes, special files, skip list", as
     // the skip list drops a subtree by absolute path (and ignores paths outside the root)
     assert.deepEqual(
       await names([], [], [path.join(root, "node_modules"), path.join(root, "src"), "/elsewhere"]),
-      ["a.txt", "build", "build/drop.txt", "build/keep.txt", "dangling", "docs", "docs/readme.md", "important.log", "x.log"],
+      [
+        "a.txt",
+        "build",
+        "build/drop.txt",
+        "build/keep.txt",
+        "dangling",
+        "docs",
+        "docs/readme.md",
+        "important.log",
+        "x.log",
+      ],
     );
 
     // the stats are lstat()s

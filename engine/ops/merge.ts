@@ -12,7 +12,11 @@ import type { RefViews } from "./refs.ts";
  * Copies `src` over `dst`, replacing entries of another type and keeping modes, mtimes and (unless
  * `keepOwners` is false) owners. Device nodes and fifos are skipped.
  */
-export async function overlayCopy(src: string, dst: string, opts: { keepOwners?: boolean } = {}): Promise<void> {
+export async function overlayCopy(
+  src: string,
+  dst: string,
+  opts: { keepOwners?: boolean } = {},
+): Promise<void> {
   const keepOwners = opts.keepOwners ?? true;
   const names = await fsp.readdir(src);
   for (const n of names) {

@@ -46,7 +46,11 @@ export class RefViews {
       // A context used as a base: start empty and copy it in (rare: LLB that runs on local sources).
       const key = `active-${randomUUID()}`;
       const { root } = await this.#snap.prepare(key, undefined);
-      await fsp.cp(ref.slice(LOCAL_PREFIX.length), root, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+      await fsp.cp(ref.slice(LOCAL_PREFIX.length), root, {
+        recursive: true,
+        preserveTimestamps: true,
+        verbatimSymlinks: true,
+      });
       return { key, root };
     }
     const key = `active-${randomUUID()}`;
@@ -65,9 +69,11 @@ export class RefViews {
     return this.#snap.remove(key);
   }
 
-  async exists(ref: Ref): Promise<boolean> {
-    if (!ref) return true;
-    if (ref.startsWith(LOCAL_PREFIX)) return fsp.stat(ref.slice(LOCAL_PREFIX.length)).then(() => true, () => false);
+  exists(ref: Ref): Promise<boolean> {
+    if (!ref) return Promise.resolve(true);
+    if (ref.startsWith(LOCAL_PREFIX)) {
+      return fsp.stat(ref.slice(LOCAL_PREFIX.length)).then(() => true, () => false);
+    }
     return this.#snap.exists(ref);
   }
 }

@@ -29,7 +29,11 @@ export type ImageEnv = {
 export function chainIds(diffIds: string[]): string[] {
   const out: string[] = [];
   for (const d of diffIds) {
-    out.push(out.length === 0 ? d : "sha256:" + createHash("sha256").update(`${out[out.length - 1]} ${d}`).digest("hex"));
+    out.push(
+      out.length === 0
+        ? d
+        : "sha256:" + createHash("sha256").update(`${out[out.length - 1]} ${d}`).digest("hex"),
+    );
   }
   return out;
 }
@@ -40,14 +44,18 @@ export function layerSnapshotName(chainId: string): string {
 
 export function compressionOf(mediaType: string): "gzip" | "zstd" | "uncompressed" {
   if (mediaType.endsWith("+zstd") || mediaType.endsWith(".zstd")) return "zstd";
-  if (mediaType.endsWith("gzip") || mediaType.endsWith(".gzip") || mediaType.endsWith("tar.gzip")) return "gzip";
+  if (mediaType.endsWith("gzip") || mediaType.endsWith(".gzip") || mediaType.endsWith("tar.gzip")) {
+    return "gzip";
+  }
   if (mediaType === "application/vnd.docker.image.rootfs.diff.tar.gzip") return "gzip";
   return "uncompressed";
 }
 
 function decompressor(kind: string): Transform | undefined {
   if (kind === "gzip") return zlib.createGunzip();
-  if (kind === "zstd") return (zlib as unknown as { createZstdDecompress(): Transform }).createZstdDecompress();
+  if (kind === "zstd") {
+    return (zlib as unknown as { createZstdDecompress(): Transform }).createZstdDecompress();
+  }
   return undefined;
 }
 
@@ -60,7 +68,11 @@ export function imageHandler(v: Vertex, env: ImageEnv): OpHandler {
   const ref = imageRef(src.identifier ?? "");
   const p = v.op.platform;
   const platform: Platform = p?.OS
-    ? { os: p.OS, architecture: p.Architecture ?? env.defaultPlatform.architecture, ...(p.Variant ? { variant: p.Variant } : {}) }
+    ? {
+      os: p.OS,
+      architecture: p.Architecture ?? env.defaultPlatform.architecture,
+      ...(p.Variant ? { variant: p.Variant } : {}),
+    }
     : env.defaultPlatform;
   let resolved: Promise<Awaited<ReturnType<RegistryClient["resolve"]>>> | undefined;
   const resolve = () => (resolved ??= env.registry.resolve(ref, platform));
@@ -68,14 +80,19 @@ export function imageHandler(v: Vertex, env: ImageEnv): OpHandler {
     cacheable: true,
     heavy: false,
     // A digest-pinned identifier is its own key; a tag must be resolved (as BuildKit does).
-    baseKey: async () => ref.includes("@sha256:") ? v.digest : `${v.digest}@${(await resolve()).manifestDigest}`,
+    baseKey: async () =>
+      ref.includes("@sha256:") ? v.digest : `${v.digest}@${(await resolve()).manifestDigest}`,
     contentSelectors: () => new Map(),
-    exists: async (refs) => (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),
+    exists: async (refs) =>
+      (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),
     async run(_inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
       const img = await resolve();
-      const diffIds: string[] = (img.config as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
+      const diffIds: string[] =
+        (img.config as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
       if (diffIds.length !== img.layers.length) {
-        throw new Error(`image ${ref}: config lists ${diffIds.length} layers but the manifest has ${img.layers.length}`);
+        throw new Error(
+          `image ${ref}: config lists ${diffIds.length} layers but the manifest has ${img.layers.length}`,
+        );
       }
       const chains = chainIds(diffIds);
       let parent: string | undefined;
@@ -102,7 +119,15 @@ export function imageHandler(v: Vertex, env: ImageEnv): OpHandler {
 function recordLayer(meta: MetaStore, snapshot: string, desc: Descriptor, diffId: string): void {
   const compression = compressionOf(desc.mediaType);
   if (!meta.getLayer(snapshot, compression)) {
-    meta.putLayer({ snapshot, compression, diffId, digest: desc.digest, size: desc.size, mediaType: desc.mediaType, empty: false });
+    meta.putLayer({
+      snapshot,
+      compression,
+      diffId,
+      digest: desc.digest,
+      size: desc.size,
+      mediaType: desc.mediaType,
+      empty: false,
+    });
   }
 }
 
@@ -136,6 +161,8 @@ async function unpackLayer(
   const got = "sha256:" + hash.digest("hex");
   if (got !== diffId) {
     await env.views.snapshotter.remove(name).catch(() => {});
-    throw new Error(`layer ${desc.digest} of ${ref}: uncompressed digest ${got} does not match diff_id ${diffId}`);
+    throw new Error(
+      `layer ${desc.digest} of ${ref}: uncompressed digest ${got} does not match diff_id ${diffId}`,
+    );
   }
 }

@@ -7,7 +7,7 @@ import type { Vertex } from "../llb/load.ts";
 import type { OpHandler, Ref } from "../solver/solver.ts";
 import type { VertexProgress } from "../solver/progress.ts";
 import type { MetaStore } from "../content/meta.ts";
-import { type SyncResult, syncContext } from "./local_context.ts";
+import { syncContext, type SyncResult } from "./local_context.ts";
 import { checksumEntries } from "./checksum.ts";
 import { LOCAL_PREFIX } from "./refs.ts";
 
@@ -35,22 +35,21 @@ export function localHandler(v: Vertex, env: LocalEnv): OpHandler {
   const name = (src.identifier ?? "").replace(/^local:\/\//, "");
   const attrs = src.attrs ?? {};
   let sync: Promise<SyncResult> | undefined;
-  const doSync = () =>
-    (sync ??= (async () => {
-      const dir = env.locals.get(name);
-      if (!dir) throw new Error(`no local directory was given for local source "${name}"`);
-      const r = await syncContext({
-        contextDir: dir,
-        name,
-        excludePatterns: jsonList(attrs["local.excludepatterns"]),
-        includePatterns: jsonList(attrs["local.includepattern"] ?? attrs["local.includepatterns"]),
-        followPaths: jsonList(attrs["local.followpaths"]),
-        storeRoot: env.storeRoot,
-        meta: env.meta,
-      });
-      env.synced.set(LOCAL_PREFIX + r.dir, r);
-      return r;
-    })());
+  const doSync = () => (sync ??= (async () => {
+    const dir = env.locals.get(name);
+    if (!dir) throw new Error(`no local directory was given for local source "${name}"`);
+    const r = await syncContext({
+      contextDir: dir,
+      name,
+      excludePatterns: jsonList(attrs["local.excludepatterns"]),
+      includePatterns: jsonList(attrs["local.includepattern"] ?? attrs["local.includepatterns"]),
+      followPaths: jsonList(attrs["local.followpaths"]),
+      storeRoot: env.storeRoot,
+      meta: env.meta,
+    });
+    env.synced.set(LOCAL_PREFIX + r.dir, r);
+    return r;
+  })());
   return {
     cacheable: false,
     heavy: false,
@@ -59,7 +58,9 @@ export function localHandler(v: Vertex, env: LocalEnv): OpHandler {
     exists: () => Promise.resolve(true),
     async run(_inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
       const r = await doSync();
-      vp.status(`transferring ${name}: ${r.entries.size} entries, ${formatBytes(r.bytesRead)} read`);
+      vp.status(
+        `transferring ${name}: ${r.entries.size} entries, ${formatBytes(r.bytesRead)} read`,
+      );
       return [LOCAL_PREFIX + r.dir];
     },
   };

@@ -11,7 +11,7 @@ import type { RegistryClient } from "../source/registry.ts";
 import type { Platform } from "../types.ts";
 import { RefViews } from "./refs.ts";
 import { imageHandler } from "./source_image.ts";
-import { type LocalEnv, localChecksum, localHandler } from "./source_local.ts";
+import { localChecksum, type LocalEnv, localHandler } from "./source_local.ts";
 import { execHandler } from "./exec.ts";
 import { fileHandler } from "./file.ts";
 import { mergeHandler } from "./merge.ts";
@@ -57,7 +57,12 @@ export class LocalWorker implements Worker {
         });
       }
       if (id.startsWith("local://")) return localHandler(v, this.#local);
-      const remote = { views: this.views, storeRoot: this.#o.storeRoot, secrets: this.#o.secrets, signal: this.#o.signal };
+      const remote = {
+        views: this.views,
+        storeRoot: this.#o.storeRoot,
+        secrets: this.#o.secrets,
+        signal: this.#o.signal,
+      };
       if (id.startsWith("http://") || id.startsWith("https://")) return httpHandler(v, remote);
       if (id.startsWith("git://")) return gitHandler(v, remote);
       throw new Error(`unsupported source ${id.split("://")[0]}:// in ${id}`);
@@ -78,7 +83,9 @@ export class LocalWorker implements Worker {
   changedFiles(ref: Ref, selectors: string[]): string[] | undefined {
     const synced = ref ? this.#local.synced.get(ref) : undefined;
     if (!synced) return undefined;
-    const sels = selectors.map((s) => s.replace(/^\/+/, "").replace(/\/+$/, "").replace(/^\.$/, ""));
+    const sels = selectors.map((s) =>
+      s.replace(/^\/+/, "").replace(/\/+$/, "").replace(/^\.$/, "")
+    );
     return synced.changed.filter((p) => sels.some((s) => selected(s, p)));
   }
 

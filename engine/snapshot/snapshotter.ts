@@ -268,7 +268,7 @@ async function mountOverlay(
 async function unmount(target: string): Promise<void> {
   // "target is busy" is transient (a just-exited sandbox process, a closing file handle): retry,
   // then detach lazily; the mount disappears once the last user lets go.
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 0;; attempt++) {
     const r = await run("umount", [target]);
     if (r.code === 0 || /not mounted|no mount point|not found/i.test(r.stderr)) return;
     if (!/busy/i.test(r.stderr)) throw new Error(`umount ${target}: ${r.stderr.trim()}`);
@@ -482,7 +482,11 @@ export async function detectSnapshotter(root: string): Promise<Snapshotter> {
     if (!recorded) await writeAtomic(`${root}/backend`, "overlay\n");
     return new OverlaySnapshotter(root);
   }
-  if (wanted === "overlay") throw new Error(`this store uses overlay snapshots, but overlayfs cannot mount here: ${reason}`);
+  if (wanted === "overlay") {
+    throw new Error(
+      `this store uses overlay snapshots, but overlayfs cannot mount here: ${reason}`,
+    );
+  }
   console.error(`overlayfs unavailable: ${reason}; using copy snapshots (slower)`);
   await writeAtomic(`${root}/backend`, "copy\n");
   return new CopySnapshotter(root);

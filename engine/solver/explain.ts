@@ -28,12 +28,16 @@ export function stepId(v: Vertex, scope: string): string | undefined {
   const m = /^\[([^\]]+)\]/.exec(name);
   if (!m || m[1] === "internal") return undefined;
   const kind = v.op.exec ? "exec" : v.op.file ? "file" : v.op.source ? "source" : "other";
-  return createHash("sha256").update(`${scope}\0${m[1].replace(/\s+/g, " ")}\0${kind}`).digest("hex");
+  return createHash("sha256").update(`${scope}\0${m[1].replace(/\s+/g, " ")}\0${kind}`).digest(
+    "hex",
+  );
 }
 
 export function stepRecord(v: Vertex, key: string, base: string, parts: string[]): StepRecord {
   const { inputs: _inputs, ...own } = v.op;
-  const def = createHash("sha256").update(JSON.stringify(own, (_k, val) => val instanceof Uint8Array ? Array.from(val) : val)).digest("hex");
+  const def = createHash("sha256").update(
+    JSON.stringify(own, (_k, val) => val instanceof Uint8Array ? Array.from(val) : val),
+  ).digest("hex");
   const r: StepRecord = { key, base, parts, def };
   if (v.op.exec) {
     r.args = v.op.exec.meta?.args ?? [];
@@ -65,7 +69,11 @@ export type ExplainContext = {
 };
 
 /** Words for the difference between the last and the current ingredients of a step. */
-export function explainMiss(prev: StepRecord | undefined, cur: StepRecord, ctx: ExplainContext): string | undefined {
+export function explainMiss(
+  prev: StepRecord | undefined,
+  cur: StepRecord,
+  ctx: ExplainContext,
+): string | undefined {
   if (!prev) return undefined;
   if (prev.key === cur.key) return "cache miss: the cached result was removed (pruned)";
   const reasons: string[] = [];
@@ -78,8 +86,11 @@ export function explainMiss(prev: StepRecord | undefined, cur: StepRecord, ctx: 
     } else if (cur.env && prev.env) {
       const a = envMap(prev.env);
       const b = envMap(cur.env);
-      const changed = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort();
-      for (const k of changed) reasons.push(`${ctx.buildArgs.has(k) ? "build arg" : "env"} ${k} changed`);
+      const changed = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k))
+        .sort();
+      for (const k of changed) {
+        reasons.push(`${ctx.buildArgs.has(k) ? "build arg" : "env"} ${k} changed`);
+      }
       if (!changed.length) reasons.push("instruction changed");
     } else {
       reasons.push("instruction changed");

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { image, loadDefinition, marshalDefinition } from "../llb/mod.ts";
 import type { Vertex } from "../llb/load.ts";
-import { explainMiss, type StepRecord, stepId, stepRecord } from "./explain.ts";
+import { explainMiss, stepId, type StepRecord, stepRecord } from "./explain.ts";
 
 const ctx = (files?: string[]) => ({
   inputName: (i: number) => `input-${i}`,
@@ -20,7 +20,14 @@ test("same key: the result was pruned", () => {
 });
 
 test("build arg vs env vs command", () => {
-  const prev: StepRecord = { key: "1", base: "a", def: "d1", parts: [], args: ["sh", "-c", "x"], env: ["V=1", "E=1"] };
+  const prev: StepRecord = {
+    key: "1",
+    base: "a",
+    def: "d1",
+    parts: [],
+    args: ["sh", "-c", "x"],
+    env: ["V=1", "E=1"],
+  };
   assert.equal(
     explainMiss(prev, { ...prev, key: "2", base: "b", def: "d2", env: ["V=2", "E=2"] }, ctx()),
     "cache miss: env E changed; build arg V changed",
@@ -41,13 +48,30 @@ test("only inputs changed: the instruction is not blamed", () => {
 });
 
 test("base image digest change", () => {
-  const prev: StepRecord = { key: "1", base: "a", def: "d1", parts: [], image: "docker-image://x@sha256:aaaaaaaaaaaaaaaa" };
-  const cur: StepRecord = { key: "2", base: "b", def: "d2", parts: [], image: "docker-image://x@sha256:bbbbbbbbbbbbbbbb" };
-  assert.equal(explainMiss(prev, cur, ctx()), "cache miss: base image changed (sha256:aaaaaaaaaaaa → sha256:bbbbbbbbbbbb)");
+  const prev: StepRecord = {
+    key: "1",
+    base: "a",
+    def: "d1",
+    parts: [],
+    image: "docker-image://x@sha256:aaaaaaaaaaaaaaaa",
+  };
+  const cur: StepRecord = {
+    key: "2",
+    base: "b",
+    def: "d2",
+    parts: [],
+    image: "docker-image://x@sha256:bbbbbbbbbbbbbbbb",
+  };
+  assert.equal(
+    explainMiss(prev, cur, ctx()),
+    "cache miss: base image changed (sha256:aaaaaaaaaaaa → sha256:bbbbbbbbbbbb)",
+  );
 });
 
 function vertexOf(base: string, args: string[], customName?: string): Vertex {
-  return loadDefinition(marshalDefinition(image(base).addEnv("A", "1").run({ args, customName }).root)).root;
+  return loadDefinition(
+    marshalDefinition(image(base).addEnv("A", "1").run({ args, customName }).root),
+  ).root;
 }
 
 test("stepId: stable per Dockerfile position, scope and op kind", () => {

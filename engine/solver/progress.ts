@@ -57,7 +57,8 @@ class Entry implements VertexProgress {
   }
 
   log(stream: 1 | 2, chunk: Uint8Array | string): void {
-    const text = this.partial + (typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk));
+    const text = this.partial +
+      (typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk));
     const parts = text.split(/\r?\n/);
     this.partial = parts.pop() ?? "";
     for (const line of parts) this.#line(line, stream);
@@ -242,22 +243,34 @@ export class TtyProgress extends Renderer {
   }
 
   #draw(final = false): void {
-    const cols = (globalThis as { process?: { stderr?: { columns?: number } } }).process?.stderr?.columns || 100;
+    const cols =
+      (globalThis as { process?: { stderr?: { columns?: number } } }).process?.stderr?.columns ||
+      100;
     const out: string[] = [];
     const total = ((performance.now() - this.#begin) / 1000).toFixed(1);
     const finished = this.entries.filter((e) => e.state !== "running").length;
-    out.push(`[+] Building ${total}s (${finished}/${this.entries.length})${final ? " FINISHED" : ""}`);
+    out.push(
+      `[+] Building ${total}s (${finished}/${this.entries.length})${final ? " FINISHED" : ""}`,
+    );
     for (const e of this.entries) {
-      const mark = e.state === "cached" ? "CACHED" : e.state === "error" ? "ERROR" : `${e.seconds()}s`;
+      const mark = e.state === "cached"
+        ? "CACHED"
+        : e.state === "error"
+        ? "ERROR"
+        : `${e.seconds()}s`;
       const prefix = e.state === "running" ? " => " : " => ";
       let line = `${prefix}${e.name}`;
       const pad = Math.max(1, cols - line.length - mark.length - 1);
-      if (line.length + mark.length + 1 > cols) line = line.slice(0, Math.max(10, cols - mark.length - 5)) + "...";
+      if (line.length + mark.length + 1 > cols) {
+        line = line.slice(0, Math.max(10, cols - mark.length - 5)) + "...";
+      }
       out.push(line + " ".repeat(pad > 0 ? pad : 1) + mark);
       if (e.state === "running" || e.state === "error") {
         const st = this.#status.get(e.id);
         if (st) out.push(` => => ${st}`.slice(0, cols - 1));
-        for (const l of e.tail(e.state === "error" ? 10 : 4)) out.push(` => => # ${l}`.slice(0, cols - 1));
+        for (const l of e.tail(e.state === "error" ? 10 : 4)) {
+          out.push(` => => # ${l}`.slice(0, cols - 1));
+        }
       }
     }
     let s = "";

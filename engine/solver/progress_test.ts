@@ -36,9 +36,17 @@ test("plain: header, reason, timed log lines, DONE", () => {
   assert.equal(lines[1], "#1 [stage 1/2] RUN echo hi");
   assert.equal(lines[2], "#1 cache miss: command changed");
   assert.match(lines[3], /^#1 \d+\.\d{3} hello$/);
-  assert.match(lines[4], /^#1 \d+\.\d{3} world$/, "a line split across chunks is joined; CRLF ends it");
+  assert.match(
+    lines[4],
+    /^#1 \d+\.\d{3} world$/,
+    "a line split across chunks is joined; CRLF ends it",
+  );
   assert.equal(lines[5], "#1 transferring context: 3 entries");
-  assert.match(lines[6], /^#1 \d+\.\d{3} partial$/, "an unterminated last line is flushed at the end");
+  assert.match(
+    lines[6],
+    /^#1 \d+\.\d{3} partial$/,
+    "an unterminated last line is flushed at the end",
+  );
   assert.match(lines[7], /^#1 DONE \d+\.\ds$/);
   assert.equal(lines[8], "");
   assert.equal(lines.length, 9);
@@ -99,7 +107,12 @@ test("rawjson: one parseable JSON event per line", () => {
   for (const e of events) assert.ok(!Number.isNaN(Date.parse(e.time)), JSON.stringify(e));
   const strip = events.map(({ time: _t, ...rest }) => rest);
   assert.deepEqual(strip[0], { vertex: 1, name: "cached step", cached: true });
-  assert.deepEqual(strip[1], { vertex: 2, name: "run step", started: true, reason: "cache miss: --no-cache" });
+  assert.deepEqual(strip[1], {
+    vertex: 2,
+    name: "run step",
+    started: true,
+    reason: "cache miss: --no-cache",
+  });
   assert.deepEqual(strip[2], { vertex: 2, stream: 1, data: "out" });
   assert.deepEqual(strip[3], { vertex: 2, stream: 2, data: "err" });
   assert.deepEqual(strip[4], { vertex: 2, status: "working" });

@@ -6,7 +6,10 @@ import { Semaphore } from "./semaphore.ts";
 /** Rejects after `ms` so a missing slot shows as a failure, not a hang. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<T>((_, rej) => (timer = setTimeout(() => rej(new Error(`timed out: ${what}`)), ms)));
+  const timeout = new Promise<T>((
+    _,
+    rej,
+  ) => (timer = setTimeout(() => rej(new Error(`timed out: ${what}`)), ms)));
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 

@@ -8,7 +8,7 @@ import type { Vertex } from "../llb/load.ts";
 import type { MetaStore } from "../content/meta.ts";
 import { type Progress, vertexName, type VertexProgress } from "./progress.ts";
 import { Semaphore } from "./semaphore.ts";
-import { explainMiss, type StepRecord, stepId, stepRecord } from "./explain.ts";
+import { explainMiss, stepId, type StepRecord, stepRecord } from "./explain.ts";
 import { acquireLock } from "../content/lock.ts";
 
 /** A solved output: the name of a committed snapshot, or null for scratch (empty). */
@@ -53,7 +53,11 @@ export type SolveOptions = {
   lockDir?: string;
 };
 
-type Ingredients = { base: string; parts: string[]; refs: Map<number, { ref: Ref; selectors: string[] }> };
+type Ingredients = {
+  base: string;
+  parts: string[];
+  refs: Map<number, { ref: Ref; selectors: string[] }>;
+};
 
 type Solved = { key: string; refs: Ref[] };
 
@@ -141,7 +145,9 @@ export class Solver {
         const solved = await this.#result(inp.vertex);
         const ref = solved.refs[inp.index] ?? null;
         refs.set(i, { ref, selectors: sel });
-        const sum = await own(() => h.checksum ? h.checksum(ref, sel) : this.#worker.checksum(ref, sel));
+        const sum = await own(() =>
+          h.checksum ? h.checksum(ref, sel) : this.#worker.checksum(ref, sel)
+        );
         return `content:${sum}`;
       }
       return `key:${await this.#key(inp.vertex)}#${inp.index}`;
@@ -182,7 +188,9 @@ export class Solver {
     const key = await this.#key(v);
     const ignore = this.#opts.noCache || this.#opts.ignoreCache?.has(v.digest) ||
       v.metadata?.ignore_cache === true;
-    const id = h.cacheable && this.#opts.scope !== undefined ? stepId(v, this.#opts.scope) : undefined;
+    const id = h.cacheable && this.#opts.scope !== undefined
+      ? stepId(v, this.#opts.scope)
+      : undefined;
     const ing = this.#ingredients.get(v.digest)!;
     const record = stepRecord(v, key, ing.base, ing.parts);
     const lookup = async () => {
@@ -205,7 +213,11 @@ export class Solver {
     this.#abort.signal.throwIfAborted();
     // Another tsk process may be running the same step on this store: wait for it, then reuse.
     const unlock = h.cacheable && this.#opts.lockDir
-      ? await acquireLock(this.#opts.lockDir, `step-${key.replace(/^sha256:/, "")}`, this.#abort.signal)
+      ? await acquireLock(
+        this.#opts.lockDir,
+        `step-${key.replace(/^sha256:/, "")}`,
+        this.#abort.signal,
+      )
       : async () => {};
     let release = () => {};
     let vp: VertexProgress | undefined;
@@ -216,8 +228,11 @@ export class Solver {
       }
       release = h.heavy ? await this.#sem.acquire() : () => {};
       let reason: string | undefined;
-      if (ignore && h.cacheable) reason = this.#opts.noCache ? "cache miss: --no-cache" : "cache miss: cache disabled for this step";
-      else if (id) {
+      if (ignore && h.cacheable) {
+        reason = this.#opts.noCache
+          ? "cache miss: --no-cache"
+          : "cache miss: cache disabled for this step";
+      } else if (id) {
         reason = explainMiss(this.#meta.getStep<StepRecord>(id), record, {
           inputName: (i) => vertexName(v.inputs[i].vertex),
           changedFiles: (i) => {

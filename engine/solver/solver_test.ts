@@ -8,10 +8,19 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createHash } from "node:crypto";
-import { copy, image, loadDefinition, local, marshalDefinition, merge, mkfile, type State } from "../llb/mod.ts";
+import {
+  copy,
+  image,
+  loadDefinition,
+  local,
+  marshalDefinition,
+  merge,
+  mkfile,
+  type State,
+} from "../llb/mod.ts";
 import type { Vertex } from "../llb/load.ts";
 import { MetaStore } from "../content/meta.ts";
-import { type OpHandler, type Ref, Solver, type SolveOptions, type Worker } from "./solver.ts";
+import { type OpHandler, type Ref, type SolveOptions, Solver, type Worker } from "./solver.ts";
 import { PlainProgress, type VertexProgress } from "./progress.ts";
 
 type RunHook = (vp: VertexProgress, solver: Solver) => Promise<void>;
@@ -61,8 +70,12 @@ class MemWorker implements Worker {
   }
 
   checksum(ref: Ref, selectors: string[]): Promise<string> {
-    const content = ref?.startsWith("local:") ? this.context.get(ref.slice("local:local://".length)) ?? "" : ref ?? "";
-    return Promise.resolve("sha256:" + createHash("sha256").update(JSON.stringify([content, selectors])).digest("hex"));
+    const content = ref?.startsWith("local:")
+      ? this.context.get(ref.slice("local:local://".length)) ?? ""
+      : ref ?? "";
+    return Promise.resolve(
+      "sha256:" + createHash("sha256").update(JSON.stringify([content, selectors])).digest("hex"),
+    );
   }
 
   changedFiles(ref: Ref, selectors: string[]): string[] | undefined {
@@ -92,7 +105,12 @@ async function withMeta(fn: (meta: MetaStore, dir: string) => Promise<void>): Pr
   }
 }
 
-function solver(w: MemWorker, meta: MetaStore, progress: PlainProgress, opts: SolveOptions = {}): Solver {
+function solver(
+  w: MemWorker,
+  meta: MetaStore,
+  progress: PlainProgress,
+  opts: SolveOptions = {},
+): Solver {
   const s = new Solver(w, meta, progress, opts);
   w.solver = s;
   return s;
@@ -109,7 +127,9 @@ function shown(text: string): { started: string[]; cached: string[] } {
     if (!names.has(m[1])) names.set(m[1], m[2]);
     else if (m[2] === "CACHED") cached.push(names.get(m[1])!);
   }
-  for (const [id, name] of names) if (!cached.includes(name) && new RegExp(`^#${id} DONE`, "m").test(text)) started.push(name);
+  for (const [id, name] of names) {
+    if (!cached.includes(name) && new RegExp(`^#${id} DONE`, "m").test(text)) started.push(name);
+  }
   return { started, cached };
 }
 
@@ -171,7 +191,9 @@ test("a second solve on the same MetaStore is all cache hits, every vertex shown
     const w2 = new MemWorker();
     w2.snapshots = w.snapshots;
     const second = plain();
-    const ref = await solver(w2, meta, second.p, { lockDir, scope: "build" }).solve(load(diamond()));
+    const ref = await solver(w2, meta, second.p, { lockDir, scope: "build" }).solve(
+      load(diamond()),
+    );
     assert.deepEqual(w2.runs, []);
     const { started, cached } = shown(second.text());
     assert.deepEqual(started, []);
@@ -197,7 +219,10 @@ test("a cached result whose snapshot is gone reruns, and says why", async () => 
     const out = plain();
     await solver(w, meta, out.p, { scope: "s" }).solve(root);
     assert.deepEqual(w.runs, ["[final] merge"]);
-    assert.match(out.text(), /^#\d+ \[final\] merge\n#\d+ cache miss: the cached result was removed \(pruned\)$/m);
+    assert.match(
+      out.text(),
+      /^#\d+ \[final\] merge\n#\d+ cache miss: the cached result was removed \(pruned\)$/m,
+    );
     assert.equal(shown(out.text()).cached.length, 5, out.text());
   });
 });
@@ -205,11 +230,15 @@ test("a cached result whose snapshot is gone reruns, and says why", async () => 
 test("cache-miss reasons: a changed command, --no-cache, changed files", async () => {
   await withMeta(async (meta) => {
     const w = new MemWorker();
-    const step = (cmd: string) => busybox().run({ args: ["sh", "-c", cmd], customName: `[stage 2/2] RUN ${cmd}` }).root;
+    const step = (cmd: string) =>
+      busybox().run({ args: ["sh", "-c", cmd], customName: `[stage 2/2] RUN ${cmd}` }).root;
     await solver(w, meta, plain().p, { scope: "df" }).solve(load(step("echo 1")));
     const changed = plain();
     await solver(w, meta, changed.p, { scope: "df" }).solve(load(step("echo 2")));
-    assert.match(changed.text(), /\n#(\d+) \[stage 2\/2\] RUN echo 2\n#\1 cache miss: command changed\n#\1 DONE \d+\.\ds\n/);
+    assert.match(
+      changed.text(),
+      /\n#(\d+) \[stage 2\/2\] RUN echo 2\n#\1 cache miss: command changed\n#\1 DONE \d+\.\ds\n/,
+    );
     assert.match(changed.text(), /#\d+ CACHED/, "the image is cached");
 
     const nc = plain();
@@ -220,7 +249,8 @@ test("cache-miss reasons: a changed command, --no-cache, changed files", async (
 
     // a copy from a local context: re-keyed by the checksum of the files it copies
     const ctx = local("context", { localUniqueID: "solver-test" });
-    const cp = () => load(busybox().file(copy(ctx, "/f", "/f"), { customName: "[stage 2/2] COPY f /f" }));
+    const cp = () =>
+      load(busybox().file(copy(ctx, "/f", "/f"), { customName: "[stage 2/2] COPY f /f" }));
     w.context.set("context", "v1");
     await solver(w, meta, plain().p, { scope: "df" }).solve(cp());
     w.runs = [];
@@ -232,7 +262,10 @@ test("cache-miss reasons: a changed command, --no-cache, changed files", async (
     const edited = plain();
     await solver(w, meta, edited.p, { scope: "df" }).solve(cp());
     assert.deepEqual(w.runs, ["local://context", "[stage 2/2] COPY f /f"]);
-    assert.match(edited.text(), /#(\d+) \[stage 2\/2\] COPY f \/f\n#\1 cache miss: files changed: f\n/);
+    assert.match(
+      edited.text(),
+      /#(\d+) \[stage 2\/2\] COPY f \/f\n#\1 cache miss: files changed: f\n/,
+    );
   });
 });
 
@@ -249,7 +282,9 @@ test("ignoreCache and the vertex's ignore_cache metadata rerun just that vertex"
     assert.match(out.text(), /cache miss: cache disabled for this step/);
 
     w.runs = [];
-    const flagged = load(busybox().run({ args: ["x"], customName: "[s 2/2] RUN x", ignoreCache: true }).root);
+    const flagged = load(
+      busybox().run({ args: ["x"], customName: "[s 2/2] RUN x", ignoreCache: true }).root,
+    );
     await solver(w, meta, plain().p).solve(flagged);
     assert.deepEqual(w.runs, ["[s 2/2] RUN x"]);
   });
@@ -258,7 +293,10 @@ test("ignoreCache and the vertex's ignore_cache metadata rerun just that vertex"
 /** A promise that rejects after `ms` so a missing concurrency shows as a failure, not a hang. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<T>((_, rej) => (timer = setTimeout(() => rej(new Error(`timed out: ${what}`)), ms)));
+  const timeout = new Promise<T>((
+    _,
+    rej,
+  ) => (timer = setTimeout(() => rej(new Error(`timed out: ${what}`)), ms)));
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
@@ -285,8 +323,12 @@ test("independent vertices run concurrently", async () => {
 test("the concurrency limit bounds heavy ops only", async () => {
   await withMeta(async (meta) => {
     const w = new MemWorker();
-    const runs = [1, 2, 3, 4, 5].map((i) => busybox().run({ args: [`r${i}`], customName: `run ${i}` }).root);
-    for (let i = 1; i <= 5; i++) w.hooks.set(`run ${i}`, () => new Promise((r) => setTimeout(r, 25)));
+    const runs = [1, 2, 3, 4, 5].map((i) =>
+      busybox().run({ args: [`r${i}`], customName: `run ${i}` }).root
+    );
+    for (let i = 1; i <= 5; i++) {
+      w.hooks.set(`run ${i}`, () => new Promise((r) => setTimeout(r, 25)));
+    }
     await solver(w, meta, plain().p, { concurrency: 2 }).solve(load(merge(runs)));
     assert.equal(w.runs.filter((n) => n.startsWith("run ")).length, 5);
     assert.equal(w.maxRunning, 2);
@@ -306,7 +348,9 @@ test("the concurrency limit bounds heavy ops only", async () => {
     });
     const f1 = busybox().file(mkfile("/1", 0o644, "1"), { customName: "f1" });
     const f2 = busybox().file(mkfile("/2", 0o644, "2"), { customName: "f2" });
-    await solver(w2, meta, plain().p, { concurrency: 1, noCache: true }).solve(load(merge([f1, f2])));
+    await solver(w2, meta, plain().p, { concurrency: 1, noCache: true }).solve(
+      load(merge([f1, f2])),
+    );
   });
 });
 
@@ -332,7 +376,13 @@ test("the first failure cancels the rest and is the error thrown", async () => {
     // waits for the solver's abort signal
     w.hooks.set("waiter", async (_vp, s) => {
       waiterStarted();
-      await within(new Promise((_, rej) => s.signal.addEventListener("abort", () => rej(new Error("aborted")))), 3000, "no abort");
+      await within(
+        new Promise((_, rej) =>
+          s.signal.addEventListener("abort", () => rej(new Error("aborted")))
+        ),
+        3000,
+        "no abort",
+      );
     });
     const fail = busybox().run({ args: ["false"], customName: "fail" }).root;
     const slow = busybox().run({ args: ["sleep"], customName: "slow" }).root;
@@ -340,20 +390,30 @@ test("the first failure cancels the rest and is the error thrown", async () => {
     const waiter = busybox().run({ args: ["wait"], customName: "waiter" }).root;
     const out = plain();
     const s = solver(w, meta, out.p, { concurrency: 4 });
-    await assert.rejects(s.solve(load(merge([fail, after, waiter]))), (err: Error & { vertexName?: string; vertexDigest?: string }) => {
-      assert.equal(err.message, "boom\nsecond line");
-      assert.equal(err.vertexName, "fail");
-      assert.match(err.vertexDigest ?? "", /^sha256:/);
-      return true;
-    });
+    await assert.rejects(
+      s.solve(load(merge([fail, after, waiter]))),
+      (err: Error & { vertexName?: string; vertexDigest?: string }) => {
+        assert.equal(err.message, "boom\nsecond line");
+        assert.equal(err.vertexName, "fail");
+        assert.match(err.vertexDigest ?? "", /^sha256:/);
+        return true;
+      },
+    );
     assert.ok(s.signal.aborted);
     assert.ok(!w.runs.includes("after slow"), "nothing starts after the failure");
     assert.ok(!w.runs.includes("merge"));
     const text = out.text();
     assert.match(text, /^#(\d+) fail\n(?:.*\n)*?#\1 ERROR: boom$/m, text);
     assert.ok(!text.includes("second line"), "only the first line of the message");
-    assert.match(text, /^#(\d+) waiter\n(?:.*\n)*?#\1 ERROR: canceled: another step failed$/m, text);
-    assert.equal(meta.allCache().filter((c) => c.snapshots.some((r) => r?.includes("after"))).length, 0);
+    assert.match(
+      text,
+      /^#(\d+) waiter\n(?:.*\n)*?#\1 ERROR: canceled: another step failed$/m,
+      text,
+    );
+    assert.equal(
+      meta.allCache().filter((c) => c.snapshots.some((r) => r?.includes("after"))).length,
+      0,
+    );
   });
 });
 
@@ -374,7 +434,11 @@ test("a failure before a step starts is reported under its name", async () => {
       .file(mkfile("/f", 0o644, ""), { customName: "parent" });
     await assert.rejects(s.solve(load(graph)), (err: Error & { vertexName?: string }) => {
       assert.equal(err.message, "cannot compute key");
-      assert.equal(err.vertexName, "keyless", "blamed on the vertex whose key failed, not its user");
+      assert.equal(
+        err.vertexName,
+        "keyless",
+        "blamed on the vertex whose key failed, not its user",
+      );
       return true;
     });
     assert.match(out.text(), /^#(\d+) keyless\n#\1 ERROR: cannot compute key$/m);

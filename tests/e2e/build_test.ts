@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { lstatSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { env, type Env, layerEntries, makeContext, openOci, storeDir, tsk } from "./harness.ts";
+import { type Env, env, layerEntries, makeContext, openOci, storeDir, tsk } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
 let e: Env;
@@ -51,9 +51,23 @@ for (const who of ["root", "unprivileged"] as const) {
 
     before(async () => {
       as = who === "root" ? undefined : e.user;
-      ctx = makeContext(e, { "Dockerfile": multiStage(e.busybox), "greeting.txt": "Hello, World!\n" }, as);
+      ctx = makeContext(e, {
+        "Dockerfile": multiStage(e.busybox),
+        "greeting.txt": "Hello, World!\n",
+      }, as);
       store = storeDir(e, as);
-      first = await tsk(["build", "--root", store, "--progress", "plain", "-t", "example.com/hello:1", "--output", "type=oci", ctx], { as });
+      first = await tsk([
+        "build",
+        "--root",
+        store,
+        "--progress",
+        "plain",
+        "-t",
+        "example.com/hello:1",
+        "--output",
+        "type=oci",
+        ctx,
+      ], { as });
     });
 
     test("succeeds and writes an OCI tarball to stdout", () => {
@@ -78,7 +92,9 @@ for (const who of ["root", "unprivileged"] as const) {
       assert.throws(() => lstatSync(path.join(root, "bin/vi")), /ENOENT/);
       assert.equal(readlinkSync(path.join(root, "bin/sh")), "busybox");
       // The deletion travels as a whiteout in the RUN layer.
-      const withWhiteout = img.manifest.layers.filter((l) => layerEntries(img, l.digest).some((n) => /^bin\/\.wh\.vi$/.test(n)));
+      const withWhiteout = img.manifest.layers.filter((l) =>
+        layerEntries(img, l.digest).some((n) => /^bin\/\.wh\.vi$/.test(n))
+      );
       assert.equal(withWhiteout.length, 1, "one layer holds the whiteout for /bin/vi");
     });
 
@@ -107,9 +123,22 @@ for (const who of ["root", "unprivileged"] as const) {
     });
 
     test("a second identical build is all CACHED and gives the same image", async () => {
-      const again = await tsk(["build", "--root", store, "--progress", "plain", "-t", "example.com/hello:1", "--output", "type=oci", ctx], { as });
+      const again = await tsk([
+        "build",
+        "--root",
+        store,
+        "--progress",
+        "plain",
+        "-t",
+        "example.com/hello:1",
+        "--output",
+        "type=oci",
+        ctx,
+      ], { as });
       assert.equal(again.code, 0, again.stderr);
-      const steps = again.stderr.split("\n").filter((l) => /^#\d+ \[(build|stage-1)\s+\d+\/\d+\] (RUN|COPY|WORKDIR)/.test(l));
+      const steps = again.stderr.split("\n").filter((l) =>
+        /^#\d+ \[(build|stage-1)\s+\d+\/\d+\] (RUN|COPY|WORKDIR)/.test(l)
+      );
       assert.ok(steps.length >= 4, again.stderr);
       for (const s of steps) {
         const id = s.split(" ")[0];
@@ -137,7 +166,18 @@ COPY --from=b /start /b.start
 COPY --from=b /end /b.end
 `,
     });
-    const r = await tsk(["build", "--root", storeDir(e), "--progress", "plain", "-t", "x/par:1", "-o", "type=oci", ctx]);
+    const r = await tsk([
+      "build",
+      "--root",
+      storeDir(e),
+      "--progress",
+      "plain",
+      "-t",
+      "x/par:1",
+      "-o",
+      "type=oci",
+      ctx,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const root = openOci(r.stdout, "1").rootfs;
     const t = (f: string) => Number(readFileSync(path.join(root, f), "utf8"));
@@ -147,12 +187,16 @@ COPY --from=b /end /b.end
 
   test("a failing RUN reports the command, exit code, output and Dockerfile line", async () => {
     const ctx = makeContext(e, {
-      "Dockerfile": `FROM ${e.busybox}\nRUN echo before\nRUN echo some-output && exit 3\nRUN echo never\n`,
+      "Dockerfile":
+        `FROM ${e.busybox}\nRUN echo before\nRUN echo some-output && exit 3\nRUN echo never\n`,
     });
     const r = await tsk(["build", "--root", storeDir(e), "--progress", "plain", ctx]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /some-output/);
-    assert.match(r.stderr, /process "\/bin\/sh -c echo some-output && exit 3" did not complete successfully: exit code: 3/);
+    assert.match(
+      r.stderr,
+      /process "\/bin\/sh -c echo some-output && exit 3" did not complete successfully: exit code: 3/,
+    );
     assert.match(r.stderr, /Dockerfile:3/);
     assert.match(r.stderr, />>> RUN echo some-output && exit 3/);
     assert.doesNotMatch(r.stderr, /#\d+ \[4\/4\] RUN echo never/, "later steps never start");
@@ -172,7 +216,11 @@ COPY --from=b /end /b.end
     // `script` runs tsk with a real terminal on stdout.
     const { spawnSync } = await import("node:child_process");
     const { TSK } = await import("./harness.ts");
-    const r = spawnSync("script", ["-qec", `${TSK} build --root ${storeDir(e)} -o type=oci ${ctx}`, "/dev/null"], { encoding: "utf8" });
+    const r = spawnSync("script", [
+      "-qec",
+      `${TSK} build --root ${storeDir(e)} -o type=oci ${ctx}`,
+      "/dev/null",
+    ], { encoding: "utf8" });
     assert.equal(r.status, 2, r.stdout);
     assert.match(r.stdout, /refusing to write the oci tarball to a terminal/);
   });
@@ -180,7 +228,11 @@ COPY --from=b /end /b.end
 
 describe("other outputs", () => {
   test("type=local writes the rootfs, type=tar a rootfs tarball, dest= files", async () => {
-    const ctx = makeContext(e, { "Dockerfile": `FROM ${e.busybox}\nRUN echo content > /file.txt\n`, ".dockerignore": "secret\n", "secret": "x" });
+    const ctx = makeContext(e, {
+      "Dockerfile": `FROM ${e.busybox}\nRUN echo content > /file.txt\n`,
+      ".dockerignore": "secret\n",
+      "secret": "x",
+    });
     const store = storeDir(e);
     const out = path.join(e.work, "local-out");
     const r = await tsk(["build", "--root", store, "-o", `type=local,dest=${out}`, ctx]);
@@ -194,9 +246,21 @@ describe("other outputs", () => {
     assert.match(list, /^file\.txt$/m);
     assert.match(list, /^bin\/busybox$/m);
     const ociFile = path.join(e.work, "img.tar");
-    const o = await tsk(["build", "--root", store, "-t", "x/y:2", "-o", `type=oci,dest=${ociFile}`, ctx]);
+    const o = await tsk([
+      "build",
+      "--root",
+      store,
+      "-t",
+      "x/y:2",
+      "-o",
+      `type=oci,dest=${ociFile}`,
+      ctx,
+    ]);
     assert.equal(o.code, 0, o.stderr);
-    assert.equal(readFileSync(path.join(openOci(ociFile, "2").rootfs, "file.txt"), "utf8"), "content\n");
+    assert.equal(
+      readFileSync(path.join(openOci(ociFile, "2").rootfs, "file.txt"), "utf8"),
+      "content\n",
+    );
     writeFileSync(path.join(e.work, "unused"), "");
   });
 });

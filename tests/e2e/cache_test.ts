@@ -4,9 +4,9 @@
  */
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, renameSync, utimesSync, writeFileSync, chownSync } from "node:fs";
+import { chmodSync, chownSync, renameSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { env, type Env, makeContext, storeDir, tsk } from "./harness.ts";
+import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
 
 let e: Env;
 let ctx: string;
@@ -23,11 +23,15 @@ function ran(stderr: string): string[] {
     const c = /^#(\d+) CACHED$/.exec(line);
     if (c) cached.add(c[1]);
   }
-  return [...names].filter(([id]) => !cached.has(id)).map(([, n]) => /^\[([^\]]+)\]/.exec(n)![1].replace(/\s+/g, " ")).sort();
+  return [...names].filter(([id]) => !cached.has(id)).map(([, n]) =>
+    /^\[([^\]]+)\]/.exec(n)![1].replace(/\s+/g, " ")
+  ).sort();
 }
 
 async function pushBase(marker: string): Promise<void> {
-  const c = makeContext(e, { "Dockerfile": `FROM ${e.busybox}\nRUN echo ${marker} > /base-marker\n` });
+  const c = makeContext(e, {
+    "Dockerfile": `FROM ${e.busybox}\nRUN echo ${marker} > /base-marker\n`,
+  });
   const r = await tsk(["build", "--root", storeDir(e), "--push", "-t", base, c]);
   assert.equal(r.code, 0, r.stderr);
 }
@@ -69,22 +73,54 @@ COPY --from=r /v /v
 });
 
 describe("which steps re-run after an edit", () => {
-  const cases: { edit: string; apply: () => Promise<void> | void; args?: string[]; expect: string[]; why?: RegExp }[] = [
+  const cases: {
+    edit: string;
+    apply: () => Promise<void> | void;
+    args?: string[];
+    expect: string[];
+    why?: RegExp;
+  }[] = [
     { edit: "nothing", apply: () => {}, expect: [] },
-    { edit: "touch (mtime only)", apply: () => utimesSync(path.join(ctx, "adir/x"), new Date(), new Date(2000, 1, 1)), expect: [] },
+    {
+      edit: "touch (mtime only)",
+      apply: () => utimesSync(path.join(ctx, "adir/x"), new Date(), new Date(2000, 1, 1)),
+      expect: [],
+    },
     {
       edit: "content change",
       apply: () => writeFileSync(path.join(ctx, "adir/x"), "changed\n"),
       expect: ["a 2/2", ...FINAL_ALL],
       why: /files changed: adir\/x/,
     },
-    { edit: "rename", apply: () => renameSync(path.join(ctx, "adir/x"), path.join(ctx, "adir/y")), expect: ["a 2/2", ...FINAL_ALL] },
-    { edit: "chmod", apply: () => chmodSync(path.join(ctx, "adir/y"), 0o600), expect: ["a 2/2", ...FINAL_ALL] },
+    {
+      edit: "rename",
+      apply: () => renameSync(path.join(ctx, "adir/x"), path.join(ctx, "adir/y")),
+      expect: ["a 2/2", ...FINAL_ALL],
+    },
+    {
+      edit: "chmod",
+      apply: () => chmodSync(path.join(ctx, "adir/y"), 0o600),
+      expect: ["a 2/2", ...FINAL_ALL],
+    },
     // Context files are copied as root:root (as BuildKit does), so their host owner cannot matter.
     { edit: "chown", apply: () => chownSync(path.join(ctx, "adir/y"), 1234, 1234), expect: [] },
-    { edit: "new ignored file", apply: () => writeFileSync(path.join(ctx, "adir/debug.log"), "noise"), expect: [] },
-    { edit: "other stage's file", apply: () => writeFileSync(path.join(ctx, "b.txt"), "b2\n"), expect: ["b 2/2", "final 3/4", "final 4/4"] },
-    { edit: "build-arg change", apply: () => {}, args: ["--build-arg", "V=2"], expect: ["final 4/4", "r 3/3"], why: /build arg V changed/ },
+    {
+      edit: "new ignored file",
+      apply: () => writeFileSync(path.join(ctx, "adir/debug.log"), "noise"),
+      expect: [],
+    },
+    {
+      edit: "other stage's file",
+      apply: () => writeFileSync(path.join(ctx, "b.txt"), "b2\n"),
+      expect: ["b 2/2", "final 3/4", "final 4/4"],
+    },
+    {
+      edit: "build-arg change",
+      apply: () => {},
+      args: ["--build-arg", "V=2"],
+      expect: ["final 4/4", "r 3/3"],
+      why: /build arg V changed/,
+    },
     {
       edit: "base image change",
       apply: () => pushBase("two"),

@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { env, type Env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
+import { type Env, env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
 
 let e: Env;
 let store: string;
@@ -22,16 +22,35 @@ after(async () => {
   await stopEnv();
 });
 
-const hostArch = ({ x64: "amd64", arm64: "arm64" } as Record<string, string>)[process.arch] ?? process.arch;
+const hostArch = ({ x64: "amd64", arm64: "arm64" } as Record<string, string>)[process.arch] ??
+  process.arch;
 
-function build(ctx: string, extra: string[], envVars: Record<string, string> = {}): Promise<RunResult> {
-  return tsk(["build", "--root", store, "--progress", "plain", "-t", "x/args:1", "-o", "type=oci", ...extra, ctx], { env: envVars });
+function build(
+  ctx: string,
+  extra: string[],
+  envVars: Record<string, string> = {},
+): Promise<RunResult> {
+  return tsk([
+    "build",
+    "--root",
+    store,
+    "--progress",
+    "plain",
+    "-t",
+    "x/args:1",
+    "-o",
+    "type=oci",
+    ...extra,
+    ctx,
+  ], { env: envVars });
 }
 
 /** `#N [stage i/n] RUN …` lines of a plain progress log that were not CACHED. */
 function ranSteps(stderr: string, pattern: RegExp): string[] {
   const lines = stderr.split("\n");
-  return lines.filter((l) => pattern.test(l)).filter((l) => !lines.includes(`${l.split(" ")[0]} CACHED`));
+  return lines.filter((l) => pattern.test(l)).filter((l) =>
+    !lines.includes(`${l.split(" ")[0]} CACHED`)
+  );
 }
 
 describe("ARG, ENV, LABEL, MAINTAINER", () => {
@@ -69,11 +88,16 @@ RUN cp /args.txt /final-args.txt
   before(async () => {
     ctx = makeContext(e, { Dockerfile: dockerfile(e.busybox) });
     first = await build(ctx, [
-      "--build-arg", `BASE=${e.busybox.replace(/:latest$/, "")}`,
-      "--build-arg", "TAG=latest",
-      "--build-arg", "FROMENV",
-      "--build-arg", "http_proxy=http://proxy.invalid:3128",
-      "--build-arg", "NOT_DECLARED=1",
+      "--build-arg",
+      `BASE=${e.busybox.replace(/:latest$/, "")}`,
+      "--build-arg",
+      "TAG=latest",
+      "--build-arg",
+      "FROMENV",
+      "--build-arg",
+      "http_proxy=http://proxy.invalid:3128",
+      "--build-arg",
+      "NOT_DECLARED=1",
     ], { FROMENV: "value-from-environment" });
   });
 
@@ -93,8 +117,15 @@ RUN cp /args.txt /final-args.txt
     const envLines = readFileSync(path.join(root, "env.txt"), "utf8").split("\n");
     assert.ok(envLines.includes("EMPTY="), "an ARG with an empty default is exported");
     assert.ok(!envLines.some((l) => l.startsWith("UNSET=")), "an unset ARG is not exported");
-    assert.ok(!envLines.some((l) => l.startsWith("UNUSED_GLOBAL=")), "a global ARG not redeclared stays out");
-    assert.equal(readFileSync(path.join(root, "final-args.txt"), "utf8").trim(), args, "FROM an earlier stage");
+    assert.ok(
+      !envLines.some((l) => l.startsWith("UNUSED_GLOBAL=")),
+      "a global ARG not redeclared stays out",
+    );
+    assert.equal(
+      readFileSync(path.join(root, "final-args.txt"), "utf8").trim(),
+      args,
+      "FROM an earlier stage",
+    );
   });
 
   test("image config: ENV and LABEL in both syntaxes, MAINTAINER, history without proxies", () => {
@@ -110,24 +141,55 @@ RUN cp /args.txt /final-args.txt
     const createdBy = img.config.history.map((h) => h.created_by ?? "");
     const run = createdBy.find((h) => h.startsWith("RUN |"));
     assert.ok(run, createdBy.join("\n"));
-    assert.match(run, /^RUN \|\d+ GLOBAL=global-default TARGETPLATFORM=linux\/\w+ .*FOO=foo-default EMPTY= FROMENV=value-from-environment \/bin\/sh -c echo/);
-    assert.doesNotMatch(createdBy.join("\n"), /proxy\.invalid/, "proxy values never reach the history");
+    assert.match(
+      run,
+      /^RUN \|\d+ GLOBAL=global-default TARGETPLATFORM=linux\/\w+ .*FOO=foo-default EMPTY= FROMENV=value-from-environment \/bin\/sh -c echo/,
+    );
+    assert.doesNotMatch(
+      createdBy.join("\n"),
+      /proxy\.invalid/,
+      "proxy values never reach the history",
+    );
     assert.ok(createdBy.includes("MAINTAINER someone@example.com"));
     assert.equal(img.config.architecture, hostArch);
   });
 
   test("build-args that no ARG consumes are warned about", () => {
-    assert.match(first.stderr, /WARNING: One or more build-args \[NOT_DECLARED\] were not consumed/);
+    assert.match(
+      first.stderr,
+      /WARNING: One or more build-args \[NOT_DECLARED\] were not consumed/,
+    );
   });
 
   test("a changed proxy keeps the cache; a changed declared ARG reruns RUN", async () => {
-    const base = ["--build-arg", `BASE=${e.busybox.replace(/:latest$/, "")}`, "--build-arg", "TAG=latest", "--build-arg", "FROMENV"];
-    const proxyOnly = await build(ctx, [...base, "--build-arg", "http_proxy=http://other.invalid:1"], { FROMENV: "value-from-environment" });
+    const base = [
+      "--build-arg",
+      `BASE=${e.busybox.replace(/:latest$/, "")}`,
+      "--build-arg",
+      "TAG=latest",
+      "--build-arg",
+      "FROMENV",
+    ];
+    const proxyOnly = await build(ctx, [
+      ...base,
+      "--build-arg",
+      "http_proxy=http://other.invalid:1",
+    ], { FROMENV: "value-from-environment" });
     assert.equal(proxyOnly.code, 0, proxyOnly.stderr);
-    assert.deepEqual(ranSteps(proxyOnly.stderr, /^#\d+ \[base\s+\d+\/\d+\] RUN/), [], proxyOnly.stderr);
-    const changed = await build(ctx, [...base, "--build-arg", "FOO=changed"], { FROMENV: "value-from-environment" });
+    assert.deepEqual(
+      ranSteps(proxyOnly.stderr, /^#\d+ \[base\s+\d+\/\d+\] RUN/),
+      [],
+      proxyOnly.stderr,
+    );
+    const changed = await build(ctx, [...base, "--build-arg", "FOO=changed"], {
+      FROMENV: "value-from-environment",
+    });
     assert.equal(changed.code, 0, changed.stderr);
-    assert.equal(ranSteps(changed.stderr, /^#\d+ \[base\s+\d+\/\d+\] RUN/).length, 1, changed.stderr);
+    assert.equal(
+      ranSteps(changed.stderr, /^#\d+ \[base\s+\d+\/\d+\] RUN/).length,
+      1,
+      changed.stderr,
+    );
     const root = openOci(changed.stdout, "1").rootfs;
     assert.match(readFileSync(path.join(root, "args.txt"), "utf8"), /foo=changed /);
   });
@@ -151,7 +213,10 @@ LABEL os=$TARGETOS
     const r = await build(ctx, ["--platform", `linux/${other}`]);
     assert.equal(r.code, 0, r.stderr);
     const img = openOci(r.stdout, "1");
-    assert.equal(readFileSync(path.join(img.rootfs, "platform.txt"), "utf8"), `linux/${other} ${other} linux/${hostArch}\n`);
+    assert.equal(
+      readFileSync(path.join(img.rootfs, "platform.txt"), "utf8"),
+      `linux/${other} ${other} linux/${hostArch}\n`,
+    );
     assert.equal(img.config.architecture, other);
     assert.equal(img.config.os, "linux");
     assert.deepEqual((img.config.config as { Labels: object }).Labels, { os: "linux" });
@@ -171,7 +236,16 @@ EOT
 `,
     });
     const parentRef = `${e.registry.host}/test/onbuild-parent:1`;
-    const pushed = await tsk(["build", "--root", store, "--progress", "plain", "-o", `type=image,name=${parentRef},push=true`, parentCtx]);
+    const pushed = await tsk([
+      "build",
+      "--root",
+      store,
+      "--progress",
+      "plain",
+      "-o",
+      `type=image,name=${parentRef},push=true`,
+      parentCtx,
+    ]);
     assert.equal(pushed.code, 0, pushed.stderr);
 
     const childCtx = makeContext(e, {
@@ -191,10 +265,21 @@ COPY --from=local-child /local-onbuild.txt /
     const r = await build(childCtx, []);
     assert.equal(r.code, 0, r.stderr);
     const img = openOci(r.stdout, "1");
-    assert.equal(readFileSync(path.join(img.rootfs, "all.txt"), "utf8"), "ran\nfrom the child's context\nheredoc\n");
-    assert.throws(() => readFileSync(path.join(img.rootfs, "onbuild-run.txt")), /ENOENT/, "triggers do not rerun in the grandchild");
+    assert.equal(
+      readFileSync(path.join(img.rootfs, "all.txt"), "utf8"),
+      "ran\nfrom the child's context\nheredoc\n",
+    );
+    assert.throws(
+      () => readFileSync(path.join(img.rootfs, "onbuild-run.txt")),
+      /ENOENT/,
+      "triggers do not rerun in the grandchild",
+    );
     assert.equal(readFileSync(path.join(img.rootfs, "local-onbuild.txt"), "utf8"), "local\n");
-    assert.equal((img.config.config as { OnBuild?: unknown }).OnBuild ?? null, null, "triggers are cleared");
+    assert.equal(
+      (img.config.config as { OnBuild?: unknown }).OnBuild ?? null,
+      null,
+      "triggers are cleared",
+    );
   });
 
   test("--target builds that stage only; other stages and their images are never touched", async () => {
@@ -211,6 +296,9 @@ RUN exit 2
     const r = await build(ctx, ["--target", "Wanted"]);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /not-exist/, "the unneeded base image is not even resolved");
-    assert.equal(readFileSync(path.join(openOci(r.stdout, "1").rootfs, "wanted.txt"), "utf8"), "wanted\n");
+    assert.equal(
+      readFileSync(path.join(openOci(r.stdout, "1").rootfs, "wanted.txt"), "utf8"),
+      "wanted\n",
+    );
   });
 });

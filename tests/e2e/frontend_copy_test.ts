@@ -10,10 +10,17 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, type Server } from "node:http";
 import path from "node:path";
-import { env, type Env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
+import { type Env, env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
 import { freePort } from "../fixtures/registry.ts";
 
 let e: Env;
@@ -47,7 +54,8 @@ before(async () => {
   const gitRoot = path.join(e.work, "git");
   const repo = path.join(gitRoot, "repo");
   mkdirSync(repo, { recursive: true });
-  const g = (...a: string[]) => sh("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...a], repo);
+  const g = (...a: string[]) =>
+    sh("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...a], repo);
   g("init", "-q", "-b", "main");
   writeFileSync(path.join(repo, "g.txt"), "v1\n");
   g("add", ".");
@@ -56,7 +64,15 @@ before(async () => {
   writeFileSync(path.join(repo, "g.txt"), "v2\n");
   g("commit", "-qam", "two");
   const port = await freePort();
-  gitd = spawn("git", ["daemon", "--reuseaddr", `--base-path=${gitRoot}`, "--export-all", "--listen=127.0.0.1", `--port=${port}`, gitRoot], { stdio: "ignore" });
+  gitd = spawn("git", [
+    "daemon",
+    "--reuseaddr",
+    `--base-path=${gitRoot}`,
+    "--export-all",
+    "--listen=127.0.0.1",
+    `--port=${port}`,
+    gitRoot,
+  ], { stdio: "ignore" });
   gitBase = `git://127.0.0.1:${port}`;
   for (let i = 0; i < 50; i++) {
     if (spawnSync("git", ["ls-remote", `${gitBase}/repo`]).status === 0) break;
@@ -71,20 +87,35 @@ after(async () => {
 });
 
 function build(ctx: string, extra: string[] = []): Promise<RunResult> {
-  return tsk(["build", "--root", store, "--progress", "plain", "-t", "x/copy:1", "-o", "type=oci", ...extra, ctx]);
+  return tsk([
+    "build",
+    "--root",
+    store,
+    "--progress",
+    "plain",
+    "-t",
+    "x/copy:1",
+    "-o",
+    "type=oci",
+    ...extra,
+    ctx,
+  ]);
 }
 
 /** `ls -ln`-like view of a path: type+mode, uid, gid. */
 function meta(p: string): string {
   const st = lstatSync(p);
-  return `${(st.mode & 0o170000) === 0o040000 ? "d" : "f"}${(st.mode & 0o7777).toString(8).padStart(4, "0")} ${st.uid}:${st.gid}`;
+  return `${(st.mode & 0o170000) === 0o040000 ? "d" : "f"}${
+    (st.mode & 0o7777).toString(8).padStart(4, "0")
+  } ${st.uid}:${st.gid}`;
 }
 
 function tree(dir: string, prefix = ""): string[] {
-  return readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1)).flatMap((d) => {
-    const rel = prefix + d.name;
-    return d.isDirectory() ? [rel + "/", ...tree(path.join(dir, d.name), rel + "/")] : [rel];
-  });
+  return readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))
+    .flatMap((d) => {
+      const rel = prefix + d.name;
+      return d.isDirectory() ? [rel + "/", ...tree(path.join(dir, d.name), rel + "/")] : [rel];
+    });
 }
 
 describe("COPY and ADD", () => {
@@ -104,11 +135,25 @@ describe("COPY and ADD", () => {
       "arch/inarch.txt": "in the archive\n",
     };
     const ctx = makeContext(e, files);
-    for (const [name, flag] of [["t.tar", ""], ["t.tar.gz", "-z"], ["t.tar.bz2", "-j"], ["t.tar.xz", "-J"], ["t.tar.zst", "--zstd"]]) {
-      sh("tar", [...(flag ? [flag] : []), "-cf", path.join(ctx, name), "-C", path.join(ctx, "arch"), "."]);
+    for (
+      const [name, flag] of [["t.tar", ""], ["t.tar.gz", "-z"], ["t.tar.bz2", "-j"], [
+        "t.tar.xz",
+        "-J",
+      ], ["t.tar.zst", "--zstd"]]
+    ) {
+      sh("tar", [
+        ...(flag ? [flag] : []),
+        "-cf",
+        path.join(ctx, name),
+        "-C",
+        path.join(ctx, "arch"),
+        ".",
+      ]);
     }
     const sum = createHash("sha256").update(REMOTE).digest("hex");
-    writeFileSync(path.join(ctx, "Dockerfile"), `
+    writeFileSync(
+      path.join(ctx, "Dockerfile"),
+      `
 FROM ${e.busybox} AS base
 RUN echo "appuser:x:1234:2345::/home/appuser:/bin/sh" >> /etc/passwd && echo "appgroup:x:2345:" >> /etc/group && echo "other:x:3456:" >> /etc/group
 WORKDIR /w
@@ -152,7 +197,8 @@ COPY --from=base /w /w
 COPY --from=1 /second.txt /from-index.txt
 COPY --from=second /second.txt /from-name.txt
 COPY --from=${e.busybox} /etc/group /from-image-group
-`);
+`,
+    );
     r = await build(ctx);
     if (r.code === 0) root = openOci(r.stdout, "1").rootfs;
   });
@@ -163,16 +209,32 @@ COPY --from=${e.busybox} /etc/group /from-image-group
 
   test("wildcards, directory contents, trailing slashes, renames", () => {
     assert.deepEqual(tree(path.join(root, "gofiles")), ["f1.go", "f2.go"]);
-    assert.deepEqual(tree(path.join(root, "wild")), ["f1.go", "f2.go"], "an empty wildcard next to matches is fine");
-    assert.deepEqual(tree(path.join(root, "dircontent")), ["sub/", "sub/y", "x"], "a directory copies its contents");
+    assert.deepEqual(
+      tree(path.join(root, "wild")),
+      ["f1.go", "f2.go"],
+      "an empty wildcard next to matches is fine",
+    );
+    assert.deepEqual(
+      tree(path.join(root, "dircontent")),
+      ["sub/", "sub/y", "x"],
+      "a directory copies its contents",
+    );
     assert.deepEqual(tree(path.join(root, "dircontent-slash")), ["sub/", "sub/y", "x"]);
     assert.deepEqual(tree(path.join(root, "multi")), ["f1.go", "f2.go"]);
-    assert.deepEqual(tree(path.join(root, "w")), ["f1.go", "renamed.go", "subdest/", "subdest/y"], "relative to WORKDIR");
+    assert.deepEqual(
+      tree(path.join(root, "w")),
+      ["f1.go", "renamed.go", "subdest/", "subdest/y"],
+      "relative to WORKDIR",
+    );
     assert.equal(readFileSync(path.join(root, "w/renamed.go"), "utf8"), "f1\n");
   });
 
   test("--chown by name and number, --chmod octal and symbolic", () => {
-    assert.equal(meta(path.join(root, "own/user")), "f0644 1234:2345", "user alone: its primary group");
+    assert.equal(
+      meta(path.join(root, "own/user")),
+      "f0644 1234:2345",
+      "user alone: its primary group",
+    );
     assert.equal(meta(path.join(root, "own/user-group")), "f0644 1234:3456");
     assert.equal(meta(path.join(root, "own/numeric")), "d0755 7:8");
     assert.equal(meta(path.join(root, "own/numeric/sub/y")), "f0644 7:8");
@@ -184,15 +246,28 @@ COPY --from=${e.busybox} /etc/group /from-image-group
 
   test("--link, --parents with and without the /./ pivot, --exclude", () => {
     assert.deepEqual(tree(path.join(root, "link")), ["f2.go"]);
-    assert.deepEqual(tree(path.join(root, "parents")), ["src/", "src/a/", "src/a/b/", "src/a/b/deep.txt"]);
+    assert.deepEqual(tree(path.join(root, "parents")), [
+      "src/",
+      "src/a/",
+      "src/a/b/",
+      "src/a/b/deep.txt",
+    ]);
     assert.deepEqual(tree(path.join(root, "pivot")), ["a/", "a/b/", "a/b/deep.txt"]);
     assert.deepEqual(tree(path.join(root, "pivot-wild")), ["a/", "a/top.txt"]);
-    assert.deepEqual(tree(path.join(root, "excluded")), ["a/", "a/b/", "a/top.txt"], "patterns are relative to the source");
+    assert.deepEqual(
+      tree(path.join(root, "excluded")),
+      ["a/", "a/b/", "a/top.txt"],
+      "patterns are relative to the source",
+    );
   });
 
   test("local archives are extracted by ADD only", () => {
     for (const k of ["tar", "gz", "bz2", "xz", "zst"]) {
-      assert.equal(readFileSync(path.join(root, "x", k, "inarch.txt"), "utf8"), "in the archive\n", k);
+      assert.equal(
+        readFileSync(path.join(root, "x", k, "inarch.txt"), "utf8"),
+        "in the archive\n",
+        k,
+      );
     }
     assert.deepEqual(tree(path.join(root, "x/copy-never-extracts")), ["t.tar.gz"]);
     assert.deepEqual(tree(path.join(root, "x/unpack-false")), ["t.tar.gz"]);
@@ -205,7 +280,10 @@ COPY --from=${e.busybox} /etc/group /from-image-group
     assert.equal(readFileSync(path.join(root, "git-tag/g.txt"), "utf8"), "v1\n");
     assert.ok(!existsSync(path.join(root, "git-tag/.git")), "no .git without --keep-git-dir");
     assert.equal(readFileSync(path.join(root, "git-head/g.txt"), "utf8"), "v2\n");
-    assert.ok(lstatSync(path.join(root, "git-head/.git")).isDirectory(), "--keep-git-dir keeps .git");
+    assert.ok(
+      lstatSync(path.join(root, "git-head/.git")).isDirectory(),
+      "--keep-git-dir keeps .git",
+    );
   });
 
   test("--from a stage name, a stage index and an image", () => {
@@ -218,7 +296,11 @@ COPY --from=${e.busybox} /etc/group /from-image-group
 
 describe("ADD failures", () => {
   test("a wrong --checksum fails the build", async () => {
-    const ctx = makeContext(e, { Dockerfile: `FROM ${e.busybox}\nADD --checksum=sha256:${"0".repeat(64)} ${httpBase}/file.txt /x\n` });
+    const ctx = makeContext(e, {
+      Dockerfile: `FROM ${e.busybox}\nADD --checksum=sha256:${
+        "0".repeat(64)
+      } ${httpBase}/file.txt /x\n`,
+    });
     const r = await build(ctx);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /digest mismatch|checksum/i);
@@ -228,8 +310,13 @@ describe("ADD failures", () => {
 describe(".dockerignore", () => {
   test("BuildKit patterns: negations and **; <Dockerfile>.dockerignore wins", async () => {
     const ctx = makeContext(e, {
-      foo: "foo", bar: "bar", baz: "baz", bay: "bay",
-      "sub/a.log": "a", "sub/deep/b.log": "b", "sub/keep.txt": "k",
+      foo: "foo",
+      bar: "bar",
+      baz: "baz",
+      bay: "bay",
+      "sub/a.log": "a",
+      "sub/deep/b.log": "b",
+      "sub/keep.txt": "k",
       ".dockerignore": "ba*\n!bay\n**/*.log\n!sub/deep/b.log\n.dockerignore\n",
       Dockerfile: `FROM scratch\nCOPY . /ctx/\n`,
       "build/Other.Dockerfile": `FROM scratch\nCOPY . /ctx/\n`,
@@ -238,13 +325,30 @@ describe(".dockerignore", () => {
     const r = await build(ctx);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(tree(path.join(openOci(r.stdout, "1").rootfs, "ctx")), [
-      "Dockerfile", "bay", "build/", "build/Other.Dockerfile", "build/Other.Dockerfile.dockerignore",
-      "foo", "sub/", "sub/deep/", "sub/deep/b.log", "sub/keep.txt",
+      "Dockerfile",
+      "bay",
+      "build/",
+      "build/Other.Dockerfile",
+      "build/Other.Dockerfile.dockerignore",
+      "foo",
+      "sub/",
+      "sub/deep/",
+      "sub/deep/b.log",
+      "sub/keep.txt",
     ]);
     const o = await build(ctx, ["-f", path.join(ctx, "build/Other.Dockerfile")]);
     assert.equal(o.code, 0, o.stderr);
     assert.deepEqual(tree(path.join(openOci(o.stdout, "1").rootfs, "ctx")), [
-      ".dockerignore", "Dockerfile", "bar", "bay", "baz", "sub/", "sub/a.log", "sub/deep/", "sub/deep/b.log", "sub/keep.txt",
+      ".dockerignore",
+      "Dockerfile",
+      "bar",
+      "bay",
+      "baz",
+      "sub/",
+      "sub/a.log",
+      "sub/deep/",
+      "sub/deep/b.log",
+      "sub/keep.txt",
     ]);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { env, type Env, makeContext, type RunResult, storeDir, tsk } from "./harness.ts";
+import { type Env, env, makeContext, type RunResult, storeDir, tsk } from "./harness.ts";
 
 let e: Env;
 let store: string;
@@ -18,72 +18,99 @@ after(async () => {
   await stopEnv();
 });
 
-type Case = { name: string; dockerfile: (bb: string) => string; args?: string[]; line?: number; marked?: RegExp; message: RegExp };
+type Case = {
+  name: string;
+  dockerfile: (bb: string) => string;
+  args?: string[];
+  line?: number;
+  marked?: RegExp;
+  message: RegExp;
+};
 
 const cases: Case[] = [
   {
     name: "misspelled flag",
     dockerfile: (bb) => `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nCOPY --chwon=1 a /b\n`,
-    line: 3, marked: />>> COPY --chwon=1 a \/b/,
+    line: 3,
+    marked: />>> COPY --chwon=1 a \/b/,
     message: /unknown flag: --chwon \(did you mean chown\?\)/,
   },
   {
     name: "unknown stage in --from, close to a stage name",
-    dockerfile: (bb) => `FROM ${bb} AS builder\nRUN echo SHOULD_NOT_RUN\nFROM ${bb}\nCOPY --from=biulder /x /y\n`,
-    line: 4, marked: />>> COPY --from=biulder \/x \/y/,
-    message: /COPY --from=biulder: "biulder" is not a stage defined before this instruction.*\(did you mean builder\?\)/s,
+    dockerfile: (bb) =>
+      `FROM ${bb} AS builder\nRUN echo SHOULD_NOT_RUN\nFROM ${bb}\nCOPY --from=biulder /x /y\n`,
+    line: 4,
+    marked: />>> COPY --from=biulder \/x \/y/,
+    message:
+      /COPY --from=biulder: "biulder" is not a stage defined before this instruction.*\(did you mean builder\?\)/s,
   },
   {
     name: "stage used before it is defined",
-    dockerfile: (bb) => `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nCOPY --from=later /x /y\nFROM ${bb} AS later\n`,
-    line: 3, marked: />>> COPY --from=later/,
-    message: /cannot copy from stage "later", it needs to be defined before current stage "stage-0"/,
+    dockerfile: (bb) =>
+      `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nCOPY --from=later /x /y\nFROM ${bb} AS later\n`,
+    line: 3,
+    marked: />>> COPY --from=later/,
+    message:
+      /cannot copy from stage "later", it needs to be defined before current stage "stage-0"/,
   },
   {
     name: "variable expansion in --from",
     dockerfile: (bb) => `FROM ${bb}\nARG SRC=x\nRUN echo SHOULD_NOT_RUN\nCOPY --from=$SRC /x /y\n`,
-    line: 4, marked: />>> COPY --from=\$SRC/,
-    message: /variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope/,
+    line: 4,
+    marked: />>> COPY --from=\$SRC/,
+    message:
+      /variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope/,
   },
   {
     name: "variable expansion in RUN --mount from=",
     dockerfile: (bb) => `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nRUN --mount=from=$X,target=/x true\n`,
-    line: 3, message: /'from' doesn't support variable expansion, define alias stage instead/,
+    line: 3,
+    message: /'from' doesn't support variable expansion, define alias stage instead/,
   },
   {
     name: "misspelled mount key and type",
-    dockerfile: (bb) => `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nRUN --mount=typ=cache,target=/x true\n`,
-    line: 3, message: /unexpected key 'typ' in 'typ=cache' \(did you mean type\?\)/,
+    dockerfile: (bb) =>
+      `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nRUN --mount=typ=cache,target=/x true\n`,
+    line: 3,
+    message: /unexpected key 'typ' in 'typ=cache' \(did you mean type\?\)/,
   },
   {
     name: "unsupported mount type",
-    dockerfile: (bb) => `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nRUN --mount=type=tmp,target=/x true\n`,
-    line: 3, message: /unsupported mount type "tmp" \(did you mean tmpfs\?\)/,
+    dockerfile: (bb) =>
+      `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nRUN --mount=type=tmp,target=/x true\n`,
+    line: 3,
+    message: /unsupported mount type "tmp" \(did you mean tmpfs\?\)/,
   },
   {
     name: "invalid --network and --security",
     dockerfile: (bb) => `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nRUN --network=bogus true\n`,
-    line: 3, message: /invalid network mode "bogus"/,
+    line: 3,
+    message: /invalid network mode "bogus"/,
   },
   {
     name: "invalid --security",
     dockerfile: (bb) => `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nRUN --security=bogus true\n`,
-    line: 3, message: /security "bogus" is not valid/,
+    line: 3,
+    message: /security "bogus" is not valid/,
   },
   {
     name: "invalid chmod",
     dockerfile: (bb) => `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nCOPY --chmod=64a a /b\n`,
-    line: 3, message: /invalid chmod parameter: '64a'\. it should be octal string and between 0 and 07777/,
+    line: 3,
+    message: /invalid chmod parameter: '64a'\. it should be octal string and between 0 and 07777/,
   },
   {
     name: "--checksum on a local source",
-    dockerfile: (bb) => `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nADD --checksum=sha256:${"0".repeat(64)} a /b\n`,
-    line: 3, message: /checksum can't be specified for a local source/,
+    dockerfile: (bb) =>
+      `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nADD --checksum=sha256:${"0".repeat(64)} a /b\n`,
+    line: 3,
+    message: /checksum can't be specified for a local source/,
   },
   {
     name: "misspelled instruction",
     dockerfile: (bb) => `FROM ${bb}\nRUN echo SHOULD_NOT_RUN\nFNTRYPOINT ["/x"]\n`,
-    line: 3, message: /unknown instruction: FNTRYPOINT \(did you mean ENTRYPOINT\?\)/,
+    line: 3,
+    message: /unknown instruction: FNTRYPOINT \(did you mean ENTRYPOINT\?\)/,
   },
   {
     name: "required global ARG",
@@ -108,7 +135,10 @@ describe("bad Dockerfiles fail before anything runs, with line, excerpt, cause a
   before(() => {
     for (const c of cases) {
       const ctx = makeContext(e, { Dockerfile: c.dockerfile(e.busybox), a: "a" });
-      results.set(c.name, tsk(["build", "--root", store, "--progress", "plain", ...(c.args ?? []), ctx]));
+      results.set(
+        c.name,
+        tsk(["build", "--root", store, "--progress", "plain", ...(c.args ?? []), ctx]),
+      );
     }
   });
   for (const c of cases) {

@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { lstatSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { env, type Env, makeContext, storeDir, tsk } from "./harness.ts";
+import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
 import { helloDefinition } from "../fixtures/llb_definition.ts";
 import { decodeDefinition, opDigest } from "../../proto/ops.ts";
 
@@ -23,7 +23,11 @@ after(async () => {
   await stopEnv();
 });
 
-type DumpLine = { Op: { Op?: Record<string, unknown>; inputs?: { digest: string }[] }; Digest: string; OpMetadata?: { description?: Record<string, string> } };
+type DumpLine = {
+  Op: { Op?: Record<string, unknown>; inputs?: { digest: string }[] };
+  Digest: string;
+  OpMetadata?: { description?: Record<string, string> };
+};
 
 function parseDump(out: Buffer): DumpLine[] {
   return out.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as DumpLine);
@@ -34,7 +38,18 @@ describe("--frontend llb", () => {
     const def = helloDefinition(e.busybox);
     const ctx = makeContext(e, { "input.txt": "from the context\n" });
     const out = path.join(e.work, "llb-out");
-    const r = await tsk(["build", "--root", store, "--progress", "plain", "--frontend", "llb", "-o", `type=local,dest=${out}`, ctx], { stdin: def });
+    const r = await tsk([
+      "build",
+      "--root",
+      store,
+      "--progress",
+      "plain",
+      "--frontend",
+      "llb",
+      "-o",
+      `type=local,dest=${out}`,
+      ctx,
+    ], { stdin: def });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /write greeting/);
     assert.equal(readFileSync(path.join(out, "greeting.txt"), "utf8"), "hello from llb\n");
@@ -46,7 +61,16 @@ describe("--frontend llb", () => {
   test("with no Dockerfile in the context, a definition on stdin is built (as buildctl build)", async () => {
     const ctx = makeContext(e, { "input.txt": "piped\n" });
     const out = path.join(e.work, "llb-out-piped");
-    const r = await tsk(["build", "--root", store, "--progress", "plain", "-o", `type=local,dest=${out}`, ctx], { stdin: helloDefinition(e.busybox) });
+    const r = await tsk([
+      "build",
+      "--root",
+      store,
+      "--progress",
+      "plain",
+      "-o",
+      `type=local,dest=${out}`,
+      ctx,
+    ], { stdin: helloDefinition(e.busybox) });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(readFileSync(path.join(out, "out/input.txt"), "utf8"), "piped\n");
   });
@@ -66,7 +90,8 @@ describe("--frontend llb", () => {
 describe("tsk debug dump-llb", () => {
   test("a Dockerfile's graph as JSON lines naming the ops; --dot as Graphviz", async () => {
     const ctx = makeContext(e, {
-      Dockerfile: `FROM ${e.busybox} AS build\nRUN echo hi > /hi\nFROM scratch\nCOPY --from=build /hi /hi\nCOPY ctx.txt /\n`,
+      Dockerfile:
+        `FROM ${e.busybox} AS build\nRUN echo hi > /hi\nFROM scratch\nCOPY --from=build /hi /hi\nCOPY ctx.txt /\n`,
       "ctx.txt": "x",
     });
     const r = await tsk(["debug", "dump-llb", "--root", store, ctx]);
@@ -78,10 +103,16 @@ describe("tsk debug dump-llb", () => {
     assert.ok(names.includes("[stage-1 1/2] COPY --from=build /hi /hi"), names.join("\n"));
     assert.ok(names.includes("[internal] load build context"), names.join("\n"));
     const source = lines.find((l) => l.Op.Op?.source);
-    assert.match(JSON.stringify(source!.Op.Op), /docker-image:\/\/.*busybox.*@sha256:[0-9a-f]{64}/, "FROM is pinned to the resolved digest");
+    assert.match(
+      JSON.stringify(source!.Op.Op),
+      /docker-image:\/\/.*busybox.*@sha256:[0-9a-f]{64}/,
+      "FROM is pinned to the resolved digest",
+    );
     // Every input refers to an op printed in the dump.
     const digests = new Set(lines.map((l) => l.Digest));
-    for (const l of lines) for (const i of l.Op.inputs ?? []) assert.ok(digests.has(i.digest), i.digest);
+    for (const l of lines) {
+      for (const i of l.Op.inputs ?? []) assert.ok(digests.has(i.digest), i.digest);
+    }
     const dot = await tsk(["debug", "dump-llb", "--dot", "--root", store, ctx]);
     assert.equal(dot.code, 0, dot.stderr);
     assert.match(dot.stdout.toString(), /^digraph/m);

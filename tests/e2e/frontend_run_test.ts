@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { chownSync, existsSync, lstatSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { env, type Env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
+import { type Env, env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
 
 let e: Env;
 let store: string;
@@ -22,7 +22,19 @@ after(async () => {
 });
 
 function build(ctx: string, extra: string[] = []): Promise<RunResult> {
-  return tsk(["build", "--root", store, "--progress", "plain", "-t", "x/run:1", "-o", "type=oci", ...extra, ctx], {
+  return tsk([
+    "build",
+    "--root",
+    store,
+    "--progress",
+    "plain",
+    "-t",
+    "x/run:1",
+    "-o",
+    "type=oci",
+    ...extra,
+    ctx,
+  ], {
     as: e.user,
   });
 }
@@ -120,13 +132,22 @@ RUN --security=sandbox echo sandboxed > /m-security
 `;
 
   before(async () => {
-    ctx = makeContext(e, { Dockerfile: dockerfile(e.busybox), "ctxfile.txt": "from the context\n" }, e.user);
+    ctx = makeContext(
+      e,
+      { Dockerfile: dockerfile(e.busybox), "ctxfile.txt": "from the context\n" },
+      e.user,
+    );
     const secret = path.join(ctx, "..", "secret.txt");
     writeFileSync(secret, "s3cr3t", { mode: 0o600 });
     chownSync(secret, e.user.uid, e.user.gid);
     writeFileSync(path.join(ctx, "..", "envsecret.txt"), "secret-from-env", { mode: 0o600 });
     chownSync(path.join(ctx, "..", "envsecret.txt"), e.user.uid, e.user.gid);
-    r = await build(ctx, ["--secret", `id=mysecret,src=${secret}`, "--secret", `id=envsecret,src=${path.join(ctx, "..", "envsecret.txt")}`]);
+    r = await build(ctx, [
+      "--secret",
+      `id=mysecret,src=${secret}`,
+      "--secret",
+      `id=envsecret,src=${path.join(ctx, "..", "envsecret.txt")}`,
+    ]);
     if (r.code === 0) root = openOci(r.stdout, "1").rootfs;
   });
 
@@ -153,17 +174,33 @@ RUN --security=sandbox echo sandboxed > /m-security
     assert.equal(f("m-network"), "lo\n", "only loopback with --network=none");
     assert.equal(f("m-security"), "sandboxed\n");
     const history = openOci(r.stdout, "1").config.history.map((h) => h.created_by ?? "").join("\n");
-    assert.doesNotMatch(history, /s3cr3t|secret-from-env/, "secret values never reach the image config");
+    assert.doesNotMatch(
+      history,
+      /s3cr3t|secret-from-env/,
+      "secret values never reach the image config",
+    );
   });
 
   test("a cache mount persists across builds", async () => {
-    const again = await build(ctx, ["--build-arg", "RUN_ID=2", "--secret", `id=mysecret,src=${path.join(ctx, "..", "secret.txt")}`, "--secret", `id=envsecret,src=${path.join(ctx, "..", "envsecret.txt")}`]);
+    const again = await build(ctx, [
+      "--build-arg",
+      "RUN_ID=2",
+      "--secret",
+      `id=mysecret,src=${path.join(ctx, "..", "secret.txt")}`,
+      "--secret",
+      `id=envsecret,src=${path.join(ctx, "..", "envsecret.txt")}`,
+    ]);
     assert.equal(again.code, 0, again.stderr);
-    assert.equal(readFileSync(path.join(openOci(again.stdout, "1").rootfs, "m-cache"), "utf8"), "run 1\nrun 2\n");
+    assert.equal(
+      readFileSync(path.join(openOci(again.stdout, "1").rootfs, "m-cache"), "utf8"),
+      "run 1\nrun 2\n",
+    );
   });
 
   test("a required secret that was not given fails with its id", async () => {
-    const c = makeContext(e, { Dockerfile: `FROM ${e.busybox}\nRUN --mount=type=secret,id=missing,required true\n` }, e.user);
+    const c = makeContext(e, {
+      Dockerfile: `FROM ${e.busybox}\nRUN --mount=type=secret,id=missing,required true\n`,
+    }, e.user);
     const f = await build(c);
     assert.equal(f.code, 1);
     assert.match(f.stderr, /secret missing/);

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startRegistry, type RegistryFixture } from "../fixtures/registry.ts";
+import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
 import { pushBusybox } from "../fixtures/base_images.ts";
 import { ensureUnprivilegedUser, type UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
@@ -49,7 +49,11 @@ export async function stopEnv(): Promise<void> {
 }
 
 /** A context directory with files, owned by `owner` so an unprivileged build can read it. */
-export function makeContext(e: Env, files: Record<string, string>, owner?: UnprivilegedUser): string {
+export function makeContext(
+  e: Env,
+  files: Record<string, string>,
+  owner?: UnprivilegedUser,
+): string {
   const dir = mkdtempSync(path.join(e.work, "ctx-"));
   for (const [name, content] of Object.entries(files)) {
     const p = path.join(dir, name);
@@ -73,11 +77,25 @@ export type TskOptions = {
 export function tsk(args: string[], o: TskOptions = {}): Promise<RunResult> {
   // As the unprivileged user: a clean login-like environment plus the test's own variables.
   const userEnv = o.as
-    ? { HOME: o.as.home, USER: o.as.name, PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", ...o.env }
+    ? {
+      HOME: o.as.home,
+      USER: o.as.name,
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      ...o.env,
+    }
     : {};
   const cmd = o.as ? "setpriv" : TSK;
   const argv = o.as
-    ? [`--reuid=${o.as.uid}`, `--regid=${o.as.gid}`, "--init-groups", "env", "-i", ...Object.entries(userEnv).map(([k, v]) => `${k}=${v}`), TSK, ...args]
+    ? [
+      `--reuid=${o.as.uid}`,
+      `--regid=${o.as.gid}`,
+      "--init-groups",
+      "env",
+      "-i",
+      ...Object.entries(userEnv).map(([k, v]) => `${k}=${v}`),
+      TSK,
+      ...args,
+    ]
     : args;
   const baseEnv: Record<string, string> = { ...(process.env as Record<string, string>) };
   return new Promise((resolve, reject) => {
@@ -108,7 +126,10 @@ export function storeDir(e: Env, as?: UnprivilegedUser): string {
 export type OciImage = {
   dir: string;
   index: { manifests: { digest: string; annotations?: Record<string, string> }[] };
-  manifest: { config: { digest: string }; layers: { digest: string; mediaType: string; size: number }[] };
+  manifest: {
+    config: { digest: string };
+    layers: { digest: string; mediaType: string; size: number }[];
+  };
   config: {
     architecture: string;
     os: string;
@@ -135,12 +156,19 @@ export function openOci(tarball: Buffer | string, tag = "latest"): OciImage {
   const layout = path.join(dir, "layout");
   mkdirSync(layout);
   sh("tar", ["-xf", tarPath, "-C", layout]);
-  const blob = (d: string) => readFileSync(path.join(layout, "blobs", "sha256", d.replace(/^sha256:/, "")));
+  const blob = (d: string) =>
+    readFileSync(path.join(layout, "blobs", "sha256", d.replace(/^sha256:/, "")));
   const index = JSON.parse(readFileSync(path.join(layout, "index.json"), "utf8"));
   const manifest = JSON.parse(blob(index.manifests[0].digest).toString());
   const config = JSON.parse(blob(manifest.config.digest).toString());
   // skopeo validates the layout and manifest the way other tools will read it.
-  sh("skopeo", ["inspect", "--raw", `oci:${layout}${index.manifests[0].annotations?.["org.opencontainers.image.ref.name"] ? ":" + tag : ""}`]);
+  sh("skopeo", [
+    "inspect",
+    "--raw",
+    `oci:${layout}${
+      index.manifests[0].annotations?.["org.opencontainers.image.ref.name"] ? ":" + tag : ""
+    }`,
+  ]);
   const bundle = path.join(dir, "bundle");
   sh("umoci", ["unpack", "--image", `${layout}:${tag}`, bundle]);
   return { dir, index, manifest, config, rootfs: path.join(bundle, "rootfs"), blob };

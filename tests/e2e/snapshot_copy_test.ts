@@ -6,7 +6,7 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { lstatSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { env, type Env, layerEntries, makeContext, openOci, storeDir, tsk } from "./harness.ts";
+import { type Env, env, layerEntries, makeContext, openOci, storeDir, tsk } from "./harness.ts";
 
 let e: Env;
 before(async () => {
@@ -23,7 +23,16 @@ COPY --chown=1000:1000 a.txt /data/
     "a.txt": "A\n",
   }, e.user);
   const build = async (snapshotter: string) => {
-    const r = await tsk(["build", "--root", storeDir(e, e.user), "-t", "x/copy:1", "-o", "type=oci", ctx], {
+    const r = await tsk([
+      "build",
+      "--root",
+      storeDir(e, e.user),
+      "-t",
+      "x/copy:1",
+      "-o",
+      "type=oci",
+      ctx,
+    ], {
       as: e.user,
       env: { TSK_SNAPSHOTTER: snapshotter, SOURCE_DATE_EPOCH: "1700000000" },
     });

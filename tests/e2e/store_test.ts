@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { env, type Env, makeContext, storeDir, TSK, tsk } from "./harness.ts";
+import { type Env, env, makeContext, storeDir, TSK, tsk } from "./harness.ts";
 
 let e: Env;
 before(async () => {
@@ -35,7 +35,8 @@ async function du(store: string, as?: Env["user"]): Promise<DuJSON> {
 }
 
 /** Bytes of everything but the metadata. */
-const cacheBytes = (d: DuJSON) => d.items.filter((i) => i.type !== "metadata").reduce((a, i) => a + i.size, 0);
+const cacheBytes = (d: DuJSON) =>
+  d.items.filter((i) => i.type !== "metadata").reduce((a, i) => a + i.size, 0);
 
 function outDir(): string {
   return mkdtempSync(path.join(e.work, "out-"));
@@ -62,7 +63,8 @@ describe("du and prune", () => {
   before(async () => {
     store = storeDir(e);
     ctx = makeContext(e, {
-      "Dockerfile": `FROM ${e.busybox}\nRUN dd if=/dev/urandom of=/big bs=1024 count=600 2>/dev/null\nCOPY data.txt /data.txt\n`,
+      "Dockerfile":
+        `FROM ${e.busybox}\nRUN dd if=/dev/urandom of=/big bs=1024 count=600 2>/dev/null\nCOPY data.txt /data.txt\n`,
       "data.txt": "payload\n",
     });
     const r = await build(store, ctx, ["-o", `type=oci,dest=${path.join(outDir(), "img.tar")}`]);
@@ -72,12 +74,20 @@ describe("du and prune", () => {
   test("du: items add up to the total, which matches the disk", async () => {
     const d = await du(store);
     assert.equal(d.items.reduce((a, i) => a + i.size, 0), d.total);
-    assert.equal(d.items.filter((i) => i.reclaimable).reduce((a, i) => a + i.size, 0), d.reclaimable);
+    assert.equal(
+      d.items.filter((i) => i.reclaimable).reduce((a, i) => a + i.size, 0),
+      d.reclaimable,
+    );
     assert.equal(Object.values(d.byType).reduce((a, b) => a + b, 0), d.total);
     assert.ok(d.byType.image > 0, "base image layers counted");
     assert.ok(d.byType.regular >= 600 * 1024, `RUN result counted: ${JSON.stringify(d.byType)}`);
-    const onDisk = Number(spawnSync("du", ["-s", "-B1", store], { encoding: "utf8" }).stdout.split("\t")[0]);
-    assert.ok(Math.abs(onDisk - d.total) <= Math.max(64 * 1024, onDisk * 0.02), `du says ${onDisk}, tsk du ${d.total}`);
+    const onDisk = Number(
+      spawnSync("du", ["-s", "-B1", store], { encoding: "utf8" }).stdout.split("\t")[0],
+    );
+    assert.ok(
+      Math.abs(onDisk - d.total) <= Math.max(64 * 1024, onDisk * 0.02),
+      `du says ${onDisk}, tsk du ${d.total}`,
+    );
     const table = await tsk(["du", "--root", store]);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout.toString(), /^ID\s+TYPE\s+RECLAIMABLE\s+SIZE\s+LAST ACCESSED\n/);
@@ -112,7 +122,10 @@ describe("du and prune", () => {
   test("--keep-storage removes least recently used cache down to the limit", async () => {
     const s = storeDir(e);
     const ctxs = [1, 2, 3].map((n) =>
-      makeContext(e, { "Dockerfile": `FROM ${e.busybox}\nRUN dd if=/dev/urandom of=/f${n} bs=1024 count=400 2>/dev/null\n` })
+      makeContext(e, {
+        "Dockerfile":
+          `FROM ${e.busybox}\nRUN dd if=/dev/urandom of=/f${n} bs=1024 count=400 2>/dev/null\n`,
+      })
     );
     for (const c of ctxs) assert.equal((await build(s, c)).code, 0);
     const before = cacheBytes(await du(s));
@@ -120,7 +133,10 @@ describe("du and prune", () => {
     const p = await tsk(["prune", "--all", "--root", s, "--keep-storage", String(limit)]);
     assert.equal(p.code, 0, p.stderr);
     const after = cacheBytes(await du(s));
-    assert.ok(after <= limit && after > limit - 1024 * 1024, `before ${before}, after ${after}, limit ${limit}`);
+    assert.ok(
+      after <= limit && after > limit - 1024 * 1024,
+      `before ${before}, after ${after}, limit ${limit}`,
+    );
     // The most recently used build survived; the oldest did not.
     assert.deepEqual(stepStates((await build(s, ctxs[2])).stderr, /^RUN dd/), [true]);
     assert.deepEqual(stepStates((await build(s, ctxs[0])).stderr, /^RUN dd/), [false]);
@@ -130,7 +146,10 @@ describe("du and prune", () => {
     const s = storeDir(e);
     const cfg = path.join(e.work, "gc-config.json");
     writeFileSync(cfg, JSON.stringify({ gc: { policy: [{ all: true, keepStorage: "300kB" }] } }));
-    const a = makeContext(e, { "Dockerfile": `FROM ${e.busybox}\nRUN dd if=/dev/urandom of=/a bs=1024 count=400 2>/dev/null\n` });
+    const a = makeContext(e, {
+      "Dockerfile":
+        `FROM ${e.busybox}\nRUN dd if=/dev/urandom of=/a bs=1024 count=400 2>/dev/null\n`,
+    });
     const r1 = await build(s, a, ["--config", cfg]);
     assert.equal(r1.code, 0, r1.stderr);
     assert.match(r1.stderr, /\[internal\] garbage collection/);
@@ -145,7 +164,9 @@ describe("du and prune", () => {
   test("as an unprivileged user: du, prune --all and fsck work on a rootless store", async () => {
     const as = e.user;
     const s = storeDir(e, as);
-    const c = makeContext(e, { "Dockerfile": `FROM ${e.busybox}\nRUN mkdir /d && touch /d/f && chown 1000:1000 /d/f\n` }, as);
+    const c = makeContext(e, {
+      "Dockerfile": `FROM ${e.busybox}\nRUN mkdir /d && touch /d/f && chown 1000:1000 /d/f\n`,
+    }, as);
     const r = await build(s, c, [], as);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(cacheBytes(await du(s, as)) > 0);
@@ -203,10 +224,30 @@ RUN mkdir -p /x/y && for i in 1 2 3 4 5 6 7 8; do echo $i > /x/y/$i; done
     });
     // A first build pulls the base image; a second one (like the killed ones: base cached, the
     // RUNs re-run for a new N) learns how long a build takes here.
-    const warm = await tsk(["build", "--root", store, "--progress", "plain", "--build-arg", "N=warm", ctx]);
+    const warm = await tsk([
+      "build",
+      "--root",
+      store,
+      "--progress",
+      "plain",
+      "--build-arg",
+      "N=warm",
+      ctx,
+    ]);
     assert.equal(warm.code, 0, warm.stderr);
     const t0 = Date.now();
-    const calib = await tsk(["build", "--root", store, "--progress", "plain", "--build-arg", "N=calibrate", "-o", `type=oci,dest=${path.join(outDir(), "c.tar")}`, ctx]);
+    const calib = await tsk([
+      "build",
+      "--root",
+      store,
+      "--progress",
+      "plain",
+      "--build-arg",
+      "N=calibrate",
+      "-o",
+      `type=oci,dest=${path.join(outDir(), "c.tar")}`,
+      ctx,
+    ]);
     assert.equal(calib.code, 0, calib.stderr);
     const span = Math.max(300, Date.now() - t0);
     // Kill points are progress lines (seeded), so each kill lands inside a build however loaded
@@ -217,7 +258,18 @@ RUN mkdir -p /x/y && for i in 1 2 3 4 5 6 7 8; do echo $i > /x/y/$i; done
       const line = 1 + Math.floor(rand() * (progressLines - 2));
       const delay = Math.floor(rand() * Math.min(50, span / 10));
       const out = path.join(outDir(), "img.tar");
-      const p = startTsk(["build", "--root", store, "--progress", "plain", "--build-arg", `N=${i}`, "-o", `type=oci,dest=${out}`, ctx]);
+      const p = startTsk([
+        "build",
+        "--root",
+        store,
+        "--progress",
+        "plain",
+        "--build-arg",
+        `N=${i}`,
+        "-o",
+        `type=oci,dest=${out}`,
+        ctx,
+      ]);
       const deadline = Date.now() + span * 5;
       while (p.stderr().split("\n").filter(Boolean).length < line && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 2));
@@ -226,19 +278,52 @@ RUN mkdir -p /x/y && for i in 1 2 3 4 5 6 7 8; do echo $i > /x/y/$i; done
       p.kill();
       if ((await p.done) !== 0) interrupted++;
       const dest = outDir();
-      const r = await tsk(["build", "--root", store, "--progress", "plain", "--build-arg", `N=${i}`, "-o", `type=local,dest=${dest}`, ctx]);
-      assert.equal(r.code, 0, `seed ${seed}, iteration ${i}, killed at progress line ${line} + ${delay}ms:\n${r.stderr}`);
+      const r = await tsk([
+        "build",
+        "--root",
+        store,
+        "--progress",
+        "plain",
+        "--build-arg",
+        `N=${i}`,
+        "-o",
+        `type=local,dest=${dest}`,
+        ctx,
+      ]);
+      assert.equal(
+        r.code,
+        0,
+        `seed ${seed}, iteration ${i}, killed at progress line ${line} + ${delay}ms:\n${r.stderr}`,
+      );
       assert.equal(readFileSync(path.join(dest, "both"), "utf8"), `${i}\nA\n`);
       assert.equal(readFileSync(path.join(dest, "r")).length, 256 * 1024);
-      assert.deepEqual(readdirSync(path.join(dest, "x", "y")).sort(), ["1", "2", "3", "4", "5", "6", "7", "8"]);
+      assert.deepEqual(readdirSync(path.join(dest, "x", "y")).sort(), [
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "6",
+        "7",
+        "8",
+      ]);
       const f = await tsk(["debug", "fsck", "--root", store, "--format", "json"]);
       assert.equal(f.code, 0, `seed ${seed}, iteration ${i}: ${f.stdout}${f.stderr}`);
       const rep = JSON.parse(f.stdout.toString());
-      assert.deepEqual(rep.problems, [], `seed ${seed}, iteration ${i}, killed at progress line ${line} + ${delay}ms`);
+      assert.deepEqual(
+        rep.problems,
+        [],
+        `seed ${seed}, iteration ${i}, killed at progress line ${line} + ${delay}ms`,
+      );
     }
-    assert.ok(interrupted >= 3, `only ${interrupted} of 6 kills hit a running build (seed ${seed})`);
+    assert.ok(
+      interrupted >= 3,
+      `only ${interrupted} of 6 kills hit a running build (seed ${seed})`,
+    );
     // After the repairs, a second fsck finds nothing at all.
-    const again = JSON.parse((await tsk(["debug", "fsck", "--root", store, "--format", "json"])).stdout.toString());
+    const again = JSON.parse(
+      (await tsk(["debug", "fsck", "--root", store, "--format", "json"])).stdout.toString(),
+    );
     assert.deepEqual([again.problems, again.orphans], [[], []]);
   });
 });
@@ -246,7 +331,8 @@ RUN mkdir -p /x/y && for i in 1 2 3 4 5 6 7 8; do echo $i > /x/y/$i; done
 describe("concurrency", () => {
   test("concurrent builds of overlapping Dockerfiles run shared steps once; a prune waits for them", async () => {
     const store = storeDir(e);
-    const shared = `RUN --mount=type=cache,target=/count,id=runs echo run >> /count/log && sleep 1 && echo shared > /shared`;
+    const shared =
+      `RUN --mount=type=cache,target=/count,id=runs echo run >> /count/log && sleep 1 && echo shared > /shared`;
     const names = ["a", "b", "c"];
     const ctxs = names.map((n) =>
       makeContext(e, { "Dockerfile": `FROM ${e.busybox}\n${shared}\nRUN echo ${n} > /${n}\n` })
@@ -254,7 +340,9 @@ describe("concurrency", () => {
     const outs = names.map(() => outDir());
     const builds = ctxs.map((c, i) => build(store, c, ["-o", `type=local,dest=${outs[i]}`]));
     // Once the shared RUN is running, a prune must wait for the builds, not break them.
-    for (let t = 0; t < 200 && !existsSync(path.join(store, "cachemounts")); t++) await new Promise((r) => setTimeout(r, 50));
+    for (let t = 0; t < 200 && !existsSync(path.join(store, "cachemounts")); t++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const pruning = tsk(["prune", "--root", store]);
     const results = await Promise.all(builds);
     for (const r of results) assert.equal(r.code, 0, r.stderr);
@@ -270,7 +358,8 @@ describe("concurrency", () => {
     assert.deepEqual(ran.map((s) => s.length), [1, 1, 1], results.map((r) => r.stderr).join("\n"));
     assert.equal(ran.filter((s) => !s[0]).length, 1, results.map((r) => r.stderr).join("\n"));
     // prune without --all keeps cache mounts: the shared RUN appended to the log exactly once.
-    const log = spawnSync("sh", ["-c", `cat ${store}/cachemounts/*/log`], { encoding: "utf8" }).stdout;
+    const log =
+      spawnSync("sh", ["-c", `cat ${store}/cachemounts/*/log`], { encoding: "utf8" }).stdout;
     assert.equal(log, "run\n");
   });
 });

@@ -5,11 +5,11 @@
  * Only the stages the target needs are converted, and their base images resolved concurrently.
  */
 import path from "node:path";
-import { parse, parseHeredoc, chompHeredocContent } from "./parser.ts";
+import { chompHeredocContent, parse, parseHeredoc } from "./parser.ts";
 import {
+  type AddInstruction,
   type ArgInstruction,
   type CopyInstruction,
-  type AddInstruction,
   type Instruction,
   parseInstruction,
   parseStages,
@@ -18,33 +18,33 @@ import {
   type RunMount,
   type Stage,
 } from "./instructions.ts";
-import { ShellLex, envFromList } from "./shell_lex.ts";
+import { envFromList, ShellLex } from "./shell_lex.ts";
 import { DockerfileError, withLocation } from "./errors.ts";
 import { suggest } from "./instructions.ts";
 import {
+  ALL_CAPS,
   chown as chownSpec,
   copy as llbCopy,
   type CopyOptions,
   type FileAction,
+  git as llbGit,
+  http as llbHttp,
   image as llbImage,
   local as llbLocal,
-  http as llbHttp,
-  git as llbGit,
   marshalDefinition,
   mkdir as llbMkdir,
   mkfile as llbMkfile,
   type MountSpec,
   normalizePlatform,
+  type ProxyEnvSpec,
   scratch,
+  type SecretSpec,
   SourceMap,
   type State,
-  type SecretSpec,
-  type ProxyEnvSpec,
-  ALL_CAPS,
 } from "../../llb/mod.ts";
 import type { Definition } from "../../../proto/ops.ts";
 import { defaultPlatform, type Platform as LlbPlatform } from "../../llb/platform.ts";
-import type { ImageConfig, HistoryEntry } from "../../../exporters/image.ts";
+import type { HistoryEntry, ImageConfig } from "../../../exporters/image.ts";
 import type { Platform } from "../../types.ts";
 
 export type ResolvedBase = { digest: string; config: ImageConfig };
@@ -76,7 +76,18 @@ export type ConvertResult = {
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HISTORY_COMMENT = "buildkit.dockerfile.v0";
-const PROXY_ARGS = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"];
+const PROXY_ARGS = [
+  "HTTP_PROXY",
+  "http_proxy",
+  "HTTPS_PROXY",
+  "https_proxy",
+  "FTP_PROXY",
+  "ftp_proxy",
+  "NO_PROXY",
+  "no_proxy",
+  "ALL_PROXY",
+  "all_proxy",
+];
 
 type StageState = {
   stage: Stage;
@@ -96,7 +107,11 @@ type StageState = {
 
 /** LLB platform (proto field names) → OCI platform. */
 export function ociPlatform(p: LlbPlatform): Platform {
-  return { os: p.OS ?? "linux", architecture: p.Architecture ?? "amd64", ...(p.Variant ? { variant: p.Variant } : {}) };
+  return {
+    os: p.OS ?? "linux",
+    architecture: p.Architecture ?? "amd64",
+    ...(p.Variant ? { variant: p.Variant } : {}),
+  };
 }
 
 function platformString(p: LlbPlatform): string {
@@ -149,8 +164,15 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   };
   const parsed = parse(o.source);
   for (const w of parsed.warnings) warn(`${w.message} (line ${w.line})`);
-  if (parsed.directives.syntax && !/^(docker\/dockerfile|docker\.io\/docker\/dockerfile)(:[\w.-]+)?(@sha256:[a-f0-9]+)?$/.test(parsed.directives.syntax)) {
-    warn(`syntax directive ${parsed.directives.syntax} names another frontend; tsk runs no frontend images and uses its built-in Dockerfile frontend`);
+  if (
+    parsed.directives.syntax &&
+    !/^(docker\/dockerfile|docker\.io\/docker\/dockerfile)(:[\w.-]+)?(@sha256:[a-f0-9]+)?$/.test(
+      parsed.directives.syntax,
+    )
+  ) {
+    warn(
+      `syntax directive ${parsed.directives.syntax} names another frontend; tsk runs no frontend images and uses its built-in Dockerfile frontend`,
+    );
   }
   const { stages, metaArgs } = parseStages(parsed);
   if (!stages.length) throw new DockerfileError("dockerfile contains no stages to build", 1);
@@ -159,7 +181,11 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   heredocLex.skipProcessQuotes = true;
   const platform = normalizePlatform(o.platform);
   const buildPlatform = normalizePlatform(o.buildPlatform ?? defaultPlatform());
-  const sourceMap = new SourceMap(o.fileName, typeof o.source === "string" ? o.source : new Uint8Array(o.source), { language: "Dockerfile" });
+  const sourceMap = new SourceMap(
+    o.fileName,
+    typeof o.source === "string" ? o.source : new Uint8Array(o.source),
+    { language: "Dockerfile" },
+  );
   const usedBuildArgs = new Set<string>();
 
   // Global scope: meta ARGs (with --build-arg overrides) and the predefined platform ARGs.
@@ -169,12 +195,15 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     for (const kv of a.args) {
       let v: string | undefined = o.buildArgs[kv.key];
       if (v !== undefined) usedBuildArgs.add(kv.key);
-      else if (kv.value !== undefined) v = expand(lex, kv.value, mapEnv(globalArgs), a.location.start);
+      else if (kv.value !== undefined) {
+        v = expand(lex, kv.value, mapEnv(globalArgs), a.location.start);
+      }
       if (v !== undefined) globalArgs.set(kv.key, v);
       else if (!globalArgs.has(kv.key)) globalArgs.set(kv.key, "\u0000unset");
     }
   }
-  const globalEnv = () => [...globalArgs].filter(([, v]) => v !== "\u0000unset").map(([k, v]) => `${k}=${v}`);
+  const globalEnv = () =>
+    [...globalArgs].filter(([, v]) => v !== "\u0000unset").map(([k, v]) => `${k}=${v}`);
 
   // Stage names and FROM expansion.
   const byName = new Map<string, number>();
@@ -182,10 +211,17 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   const lone = stages.length === 1 && !stages[0].name;
   stages.forEach((s, i) => {
     const base = expand(lex, s.baseName, globalEnv(), s.location.start);
-    if (!base) throw new DockerfileError(`base name (${s.baseName}) should not be blank`, s.location.start);
+    if (!base) {
+      throw new DockerfileError(`base name (${s.baseName}) should not be blank`, s.location.start);
+    }
     baseNames.push(base);
     if (s.name) {
-      if (byName.has(s.name)) throw new DockerfileError(`duplicate stage name ${JSON.stringify(s.name)}`, s.location.start);
+      if (byName.has(s.name)) {
+        throw new DockerfileError(
+          `duplicate stage name ${JSON.stringify(s.name)}`,
+          s.location.start,
+        );
+      }
       byName.set(s.name, i);
     }
   });
@@ -193,7 +229,14 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   if (o.target) {
     const t = byName.get(o.target.toLowerCase());
     if (t === undefined) {
-      throw new Error(suggest(`target stage "${o.target}" could not be found`, o.target, stages.flatMap((s) => (s.name ? [s.name] : [])), false));
+      throw new Error(
+        suggest(
+          `target stage "${o.target}" could not be found`,
+          o.target,
+          stages.flatMap((s) => (s.name ? [s.name] : [])),
+          false,
+        ),
+      );
     }
     targetIdx = t;
   }
@@ -203,13 +246,21 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const lower = name.toLowerCase();
     const i = byName.get(lower);
     if (i !== undefined) {
-      if (i >= before) throw new DockerfileError(`stage ${JSON.stringify(name)} is used before it is defined`, line);
+      if (i >= before) {
+        throw new DockerfileError(
+          `stage ${JSON.stringify(name)} is used before it is defined`,
+          line,
+        );
+      }
       return i;
     }
     if (/^\d+$/.test(name)) {
       const n = Number(name);
       if (n >= before) {
-        throw new DockerfileError(`invalid stage index ${n}: only ${before} stage(s) are defined before this instruction`, line);
+        throw new DockerfileError(
+          `invalid stage index ${n}: only ${before} stage(s) are defined before this instruction`,
+          line,
+        );
       }
       return n;
     }
@@ -232,7 +283,11 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const j = byName.get(ref.toLowerCase());
         if (j !== undefined && j >= i) {
           throw new DockerfileError(
-            `cannot copy from stage ${JSON.stringify(ref)}, it needs to be defined before current stage ${JSON.stringify(s.name ?? `stage-${i}`)}`,
+            `cannot copy from stage ${
+              JSON.stringify(ref)
+            }, it needs to be defined before current stage ${
+              JSON.stringify(s.name ?? `stage-${i}`)
+            }`,
             c.location.start,
             { endLine: c.location.end },
           );
@@ -249,13 +304,21 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const s = stages[i];
     const from = byName.get(baseNames[i].toLowerCase());
     if (from !== undefined) {
-      if (from >= i) throw new DockerfileError(`stage ${JSON.stringify(baseNames[i])} is used before it is defined`, s.location.start);
+      if (from >= i) {
+        throw new DockerfileError(
+          `stage ${JSON.stringify(baseNames[i])} is used before it is defined`,
+          s.location.start,
+        );
+      }
       visit(from);
     }
     for (const c of s.commands) {
       for (const ref of stageRefsOf(c)) {
         if (ref.includes("$")) {
-          throw new DockerfileError(`variable expansion is not supported in --from: ${ref} (define an alias stage instead)`, c.location.start);
+          throw new DockerfileError(
+            `variable expansion is not supported in --from: ${ref} (define an alias stage instead)`,
+            c.location.start,
+          );
         }
         const j = stageRef(ref, i, c.location.start);
         if (j !== undefined) visit(j);
@@ -272,19 +335,35 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     if (base === "scratch" || byName.has(base.toLowerCase())) continue;
     const p = stagePlatform(stages[i], platform, lex, globalEnv());
     const key = `${base}|${platformString(p)}`;
-    if (!images.has(key)) images.set(key, o.resolveImage(base, ociPlatform(p)).catch((err) => {
-      throw withLocation(new Error(`failed to resolve source metadata for ${base}: ${(err as Error).message}`), stages[i].location.start);
-    }));
+    if (!images.has(key)) {
+      images.set(
+        key,
+        o.resolveImage(base, ociPlatform(p)).catch((err) => {
+          throw withLocation(
+            new Error(`failed to resolve source metadata for ${base}: ${(err as Error).message}`),
+            stages[i].location.start,
+          );
+        }),
+      );
+    }
   }
   const stageNames = stages.flatMap((s) => (s.name ? [s.name] : []));
   for (const f of fromImages) {
     const key = `${f.ref}|${platformString(platform)}`;
     if (images.has(key)) continue;
-    images.set(key, o.resolveImage(f.ref, ociPlatform(platform)).catch((err) => {
-      const msg = `${f.kind === "RUN" ? "RUN --mount from=" : "COPY --from="}${f.ref}: ${JSON.stringify(f.ref)} is not a stage defined before this instruction, ` +
-        `and pulling it as an image failed: ${(err as Error).message}`;
-      throw new DockerfileError(suggest(msg, f.ref, stageNames, false), f.line, { parseError: false });
-    }));
+    images.set(
+      key,
+      o.resolveImage(f.ref, ociPlatform(platform)).catch((err) => {
+        const msg =
+          `${f.kind === "RUN" ? "RUN --mount from=" : "COPY --from="}${f.ref}: ${
+            JSON.stringify(f.ref)
+          } is not a stage defined before this instruction, ` +
+          `and pulling it as an image failed: ${(err as Error).message}`;
+        throw new DockerfileError(suggest(msg, f.ref, stageNames, false), f.line, {
+          parseError: false,
+        });
+      }),
+    );
   }
   for (const p of images.values()) p.catch(() => {});
   // Fail before anything runs when a base or --from image cannot be resolved.
@@ -320,7 +399,10 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         parse(trigger).ast.children.map((n) => {
           const ins = parseInstruction(n);
           if (ins.kind === "ONBUILD" || ins.kind === "FROM" || ins.kind === "MAINTAINER") {
-            throw new DockerfileError(`${ins.kind} isn't allowed as an ONBUILD trigger`, s.location.start);
+            throw new DockerfileError(
+              `${ins.kind} isn't allowed as an ONBUILD trigger`,
+              s.location.start,
+            );
           }
           ins.location = s.location;
           return ins;
@@ -333,14 +415,32 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       triggers = parseTriggers(parent.image.config.OnBuild);
       total += triggers.length;
       st = {
-        stage: s, index: i, label, state: parent.state, image: cloneImage(parent.image), args: new Map(),
-        cmdIndex: 1, cmdTotal: total, cmdSet: parent.cmdSet, ignoreCache, deps: new Set([fromStage]),
+        stage: s,
+        index: i,
+        label,
+        state: parent.state,
+        image: cloneImage(parent.image),
+        args: new Map(),
+        cmdIndex: 1,
+        cmdTotal: total,
+        cmdSet: parent.cmdSet,
+        ignoreCache,
+        deps: new Set([fromStage]),
       };
     } else if (baseNames[i] === "scratch") {
       // FROM scratch has no vertex, so it is not a numbered step (BuildKit: `[stage-1 1/1] COPY …`).
       st = {
-        stage: s, index: i, label, state: scratch().platform(p), image: emptyImage(p), args: new Map(),
-        cmdIndex: 0, cmdTotal: total - 1, cmdSet: false, ignoreCache, deps: new Set(),
+        stage: s,
+        index: i,
+        label,
+        state: scratch().platform(p),
+        image: emptyImage(p),
+        args: new Map(),
+        cmdIndex: 0,
+        cmdTotal: total - 1,
+        cmdSet: false,
+        ignoreCache,
+        deps: new Set(),
       };
     } else {
       const resolved = await images.get(`${baseNames[i]}|${platformString(p)}`)!;
@@ -349,7 +449,8 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       cfg.history ??= [];
       triggers = parseTriggers(cfg.config.OnBuild);
       total += triggers.length;
-      const name = prefix(label, 1, total) + ` FROM ${canonicalName(baseNames[i])}@${resolved.digest}`;
+      const name = prefix(label, 1, total) +
+        ` FROM ${canonicalName(baseNames[i])}@${resolved.digest}`;
       let state = llbImage(`${baseNames[i]}@${resolved.digest}`, {
         platform: p,
         customName: name.replace(/@sha256:[a-f0-9]+$/, ""),
@@ -359,13 +460,24 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       state = state.withImageConfig(cfg as Parameters<State["withImageConfig"]>[0]);
       if (cfg.config.User) state = state.user(String(cfg.config.User));
       st = {
-        stage: s, index: i, label, state, image: cfg, args: new Map(),
-        cmdIndex: 1, cmdTotal: total, cmdSet: false, ignoreCache, deps: new Set(),
+        stage: s,
+        index: i,
+        label,
+        state,
+        image: cfg,
+        args: new Map(),
+        cmdIndex: 1,
+        cmdTotal: total,
+        cmdSet: false,
+        ignoreCache,
+        deps: new Set(),
       };
     }
     delete st.image.config.OnBuild;
     for (const ins of triggers) dispatch(st, ins, true);
-    if (platformString(p) !== platformString(platform)) st.image.architecture = p.Architecture ?? st.image.architecture;
+    if (platformString(p) !== platformString(platform)) {
+      st.image.architecture = p.Architecture ?? st.image.architecture;
+    }
     for (const c of s.commands) dispatch(st, c, false);
     done.set(i, st);
   }
@@ -436,7 +548,13 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           if (v !== undefined) d.args.set(kv.key, v);
         }
         d.cmdIndex++;
-        history(d, `ARG ${c.args.map((a) => (a.value !== undefined ? `${a.key}=${a.value}` : a.key)).join(" ")}`, false);
+        history(
+          d,
+          `ARG ${
+            c.args.map((a) => (a.value !== undefined ? `${a.key}=${a.value}` : a.key)).join(" ")
+          }`,
+          false,
+        );
         return;
       }
       case "LABEL": {
@@ -474,7 +592,10 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         d.state = d.state.dir(wd);
         d.image.config.WorkingDir = wd;
         const user = d.state.getUser();
-        const action = llbMkdir(wd, 0o755, { makeParents: true, ...(user ? { chown: chownSpec(user) } : {}) });
+        const action = llbMkdir(wd, 0o755, {
+          makeParents: true,
+          ...(user ? { chown: chownSpec(user) } : {}),
+        });
         d.state = d.state.file(action, opOpts(d, c, `WORKDIR ${wd}`));
         history(d, `WORKDIR ${wd}`, true);
         return;
@@ -490,7 +611,13 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         }
         d.image.config.ExposedPorts = sortKeys(ports);
         d.cmdIndex++;
-        history(d, `EXPOSE map[${Object.keys(d.image.config.ExposedPorts as object).map((k) => `${k}:{}`).join(" ")}]`, false);
+        history(
+          d,
+          `EXPOSE map[${
+            Object.keys(d.image.config.ExposedPorts as object).map((k) => `${k}:{}`).join(" ")
+          }]`,
+          false,
+        );
         return;
       }
       case "VOLUME": {
@@ -582,7 +709,9 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     let args = c.cmdLine.slice();
     const mounts: MountSpec[] = [];
     if (c.files.length > 0) {
-      if (args.length !== 1 || !c.prependShell) throw new Error(`parsing produced an invalid run command: ${JSON.stringify(args)}`);
+      if (args.length !== 1 || !c.prependShell) {
+        throw new Error(`parsing produced an invalid run command: ${JSON.stringify(args)}`);
+      }
       const heredoc = parseHeredoc(args[0]);
       if (heredoc) {
         const f = c.files[0];
@@ -601,19 +730,32 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         args = [full];
       }
     }
-    if (c.prependShell && !(c.files.length && args[0].startsWith("/dev/pipes/"))) args = withShell(d, args, true);
+    if (c.prependShell && !(c.files.length && args[0].startsWith("/dev/pipes/"))) {
+      args = withShell(d, args, true);
+    }
     const env = d.state.env();
     const secrets: SecretSpec[] = [];
-    const runMounts: RunMount[] = c.mounts ?? resolveRunMounts(c, (w) => ex(d, w, c.location.start));
+    const runMounts: RunMount[] = c.mounts ??
+      resolveRunMounts(c, (w) => ex(d, w, c.location.start));
     for (const m of runMounts) {
-      const target = m.target ? (path.posix.isAbsolute(m.target) ? m.target : path.posix.join(d.state.getDir() || "/", m.target)) : "";
+      const target = m.target
+        ? (path.posix.isAbsolute(m.target)
+          ? m.target
+          : path.posix.join(d.state.getDir() || "/", m.target))
+        : "";
       if (m.type === "bind") {
         let src: State = context;
         if (m.from) {
           const j = stageRef(m.from, d.index, c.location.start);
           src = j !== undefined ? done.get(j)!.state : fromImage(m.from);
         }
-        mounts.push({ dest: target, source: src, readonly: m.readOnly, selector: m.source ? path.posix.join("/", m.source) : undefined, noOutput: true });
+        mounts.push({
+          dest: target,
+          source: src,
+          readonly: m.readOnly,
+          selector: m.source ? path.posix.join("/", m.source) : undefined,
+          noOutput: true,
+        });
       } else if (m.type === "cache") {
         let src: State | undefined;
         if (m.from) {
@@ -621,7 +763,12 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           src = j !== undefined ? done.get(j)!.state : fromImage(m.from);
         }
         const sharing = m.sharing === "private" ? 1 : m.sharing === "locked" ? 2 : 0;
-        mounts.push({ dest: target, source: src, cache: { id: m.id || target, sharing }, readonly: m.readOnly });
+        mounts.push({
+          dest: target,
+          source: src,
+          cache: { id: m.id || target, sharing },
+          readonly: m.readOnly,
+        });
       } else if (m.type === "tmpfs") {
         mounts.push({ dest: target, tmpfs: m.size ? { size: m.size } : {} });
       } else if (m.type === "secret") {
@@ -636,7 +783,9 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           optional: !m.required,
         });
       } else if (m.type === "ssh") {
-        throw new Error("RUN --mount=type=ssh is not available: tsk does not forward SSH agents (use --mount=type=secret)");
+        throw new Error(
+          "RUN --mount=type=ssh is not available: tsk does not forward SSH agents (use --mount=type=secret)",
+        );
       }
     }
     const buildArgEnv: Record<string, string> = {};
@@ -645,7 +794,13 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     // Proxy build-args reach RUN without an ARG, via ExecOp.ProxyEnv: kept out of the image
     // history and out of the cache key.
     const proxyEnv: ProxyEnvSpec = {};
-    const proxyField: Record<string, keyof ProxyEnvSpec> = { http_proxy: "httpProxy", https_proxy: "httpsProxy", ftp_proxy: "ftpProxy", no_proxy: "noProxy", all_proxy: "allProxy" };
+    const proxyField: Record<string, keyof ProxyEnvSpec> = {
+      http_proxy: "httpProxy",
+      https_proxy: "httpsProxy",
+      ftp_proxy: "ftpProxy",
+      no_proxy: "noProxy",
+      all_proxy: "allProxy",
+    };
     for (const k of PROXY_ARGS) {
       if (o.buildArgs[k] !== undefined) {
         proxyEnv[proxyField[k.toLowerCase()]] = o.buildArgs[k];
@@ -653,9 +808,13 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       }
     }
     const shown = c.original.replace(/^\s*RUN\s+/i, "");
-    const name = `RUN ${c.files.length ? shown : (c.prependShell ? c.cmdLine.join(" ") : JSON.stringify(c.cmdLine))}`;
+    const name = `RUN ${
+      c.files.length ? shown : (c.prependShell ? c.cmdLine.join(" ") : JSON.stringify(c.cmdLine))
+    }`;
     const argsForHistory = Object.entries(buildArgEnv).filter(([k]) => !PROXY_ARGS.includes(k));
-    const histArgs = argsForHistory.length ? `|${argsForHistory.length} ${argsForHistory.map(([k, v]) => `${k}=${v}`).join(" ")} ` : "";
+    const histArgs = argsForHistory.length
+      ? `|${argsForHistory.length} ${argsForHistory.map(([k, v]) => `${k}=${v}`).join(" ")} `
+      : "";
     const exec = d.state.run({
       args,
       env: buildArgEnv,
@@ -690,10 +849,13 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const wd = d.state.getDir() || "/";
     let dest = path.posix.isAbsolute(destRaw) ? destRaw : path.posix.join(wd, destRaw);
     const total = c.sourcePaths.length + c.sourceContents.length;
-    const destIsDir = destRaw === "." || destRaw === "" || destRaw.endsWith("/") || destRaw.endsWith("/.");
+    const destIsDir = destRaw === "." || destRaw === "" || destRaw.endsWith("/") ||
+      destRaw.endsWith("/.");
     if (destIsDir && !dest.endsWith("/")) dest += "/";
     if (total > 1 && !dest.endsWith("/")) {
-      throw new Error(`When using ${c.kind} with more than one source file, the destination must be a directory and end with a /`);
+      throw new Error(
+        `When using ${c.kind} with more than one source file, the destination must be a directory and end with a /`,
+      );
     }
     let mode: number | string | undefined;
     if (c.chmod) {
@@ -701,7 +863,9 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       if (/^[0-7]+$/.test(m) && parseInt(m, 8) <= 0o7777) mode = parseInt(m, 8);
       else if (/^([ugoa]*[-+=][rwxXst]*,?)+$/.test(m)) mode = m;
       else {
-        throw new Error(`invalid chmod parameter: '${m}'. it should be octal string and between 0 and 07777, or symbolic (e.g. u+x,go-w)`);
+        throw new Error(
+          `invalid chmod parameter: '${m}'. it should be octal string and between 0 and 07777, or symbolic (e.g. u+x,go-w)`,
+        );
       }
     }
     const chownStr = c.chown ? ex(d, c.chown, line) : undefined;
@@ -722,22 +886,33 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         let target = dest;
         const git = gitRemote(s);
         if (git) {
-          st = llbGit(git.url, git.ref, { keepGitDir: add.keepGitDir, customName: `[internal] load git source ${s}` });
+          st = llbGit(git.url, git.ref, {
+            keepGitDir: add.keepGitDir,
+            customName: `[internal] load git source ${s}`,
+          });
           srcPath = "/";
           copyOpts.copyDirContentsOnly = true;
           if (add.checksum) throw new Error("ADD --checksum is not supported for git sources");
         } else {
           const fname = httpFileName(s);
-          st = llbHttp(s, { filename: fname, ...(add.checksum ? { checksum: add.checksum } : {}), customName: `[internal] load remote file ${s}` });
+          st = llbHttp(s, {
+            filename: fname,
+            ...(add.checksum ? { checksum: add.checksum } : {}),
+            customName: `[internal] load remote file ${s}`,
+          });
           srcPath = "/" + fname;
           if (dest.endsWith("/")) target = path.posix.join(dest, fname);
         }
-        action = action ? action.copy(st, srcPath, target, copyOpts) : llbCopy(st, srcPath, target, copyOpts);
+        action = action
+          ? action.copy(st, srcPath, target, copyOpts)
+          : llbCopy(st, srcPath, target, copyOpts);
         shownSrcs.push(s);
         continue;
       }
       if (isAdd && (c as AddInstruction).checksum) {
-        throw new Error(`checksum can't be specified for a local source (${s}): ADD --checksum applies to HTTP(S) and Git sources`);
+        throw new Error(
+          `checksum can't be specified for a local source (${s}): ADD --checksum applies to HTTP(S) and Git sources`,
+        );
       }
       const opts: CopyOptions = {
         followSymlinks: true,
@@ -754,7 +929,10 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       if (c.kind === "COPY" && c.parents) {
         // --parents keeps the source's path below the last `/./` pivot (or below the root).
         const pivot = s.lastIndexOf("/./");
-        const pattern = path.posix.normalize("/" + (pivot >= 0 ? s.slice(pivot + 3) : s)).replace(/^\/+/, "");
+        const pattern = path.posix.normalize("/" + (pivot >= 0 ? s.slice(pivot + 3) : s)).replace(
+          /^\/+/,
+          "",
+        );
         srcPath = pivot >= 0 ? path.posix.join("/", s.slice(0, pivot)) : "/";
         if (pattern && pattern !== ".") {
           opts.includePatterns = [pattern];
@@ -768,30 +946,43 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       // BuildKit expands heredoc bodies with quotes left as written (SkipProcessQuotes).
       const data = sc.expand ? expand(heredocLex, sc.data, scopeEnv(d), line) : sc.data;
       const base = path.posix.basename(sc.path);
-      const st = scratch().dir("/").file(llbMkfile(base, typeof mode === "number" ? mode : 0o644, data));
+      const st = scratch().dir("/").file(
+        llbMkfile(base, typeof mode === "number" ? mode : 0o644, data),
+      );
       const opts: CopyOptions = {
         createDestPath: true,
         ...(chownStr ? { chown: chownSpec(chownStr) } : {}),
       };
       const target = dest.endsWith("/") ? path.posix.join(dest, base) : dest;
-      action = action ? action.copy(st, "/" + base, target, opts) : llbCopy(st, "/" + base, target, opts);
+      action = action
+        ? action.copy(st, "/" + base, target, opts)
+        : llbCopy(st, "/" + base, target, opts);
       shownSrcs.push(`<<${sc.path}`);
     }
     if (!action) throw new Error(`${c.kind} needs at least one source`);
-    const flags = [chownStr ? `--chown=${chownStr} ` : "", c.chmod ? `--chmod=${c.chmod} ` : ""].join("");
+    const flags = [chownStr ? `--chown=${chownStr} ` : "", c.chmod ? `--chmod=${c.chmod} ` : ""]
+      .join("");
     const text = `${c.kind} ${fromLabel}${flags}${shownSrcs.join(" ")} ${destRaw}`;
     d.state = d.state.file(action, opOpts(d, c, text));
     history(d, `${text} # buildkit`, true);
   }
 
   const target = done.get(targetIdx)!;
-  const unused = Object.keys(o.buildArgs).filter((k) => !usedBuildArgs.has(k) && !(k in predefined) && !PROXY_ARGS.includes(k));
+  const unused = Object.keys(o.buildArgs).filter((k) =>
+    !usedBuildArgs.has(k) && !(k in predefined) && !PROXY_ARGS.includes(k)
+  );
   if (unused.length) warn(`One or more build-args [${unused.sort().join(" ")}] were not consumed`);
-  const definition = marshalDefinition(target.state, { platform, localUniqueID: "tsk", supportedCaps: ALL_CAPS });
+  const definition = marshalDefinition(target.state, {
+    platform,
+    localUniqueID: "tsk",
+    supportedCaps: ALL_CAPS,
+  });
   const locations = new Map<string, { start: number; end: number }>();
   for (const [dg, l] of Object.entries(definition.Source?.locations ?? {})) {
     const r = l.locations?.[0]?.ranges?.[0];
-    if (r?.start?.line) locations.set(dg, { start: r.start.line, end: r.end?.line ?? r.start.line });
+    if (r?.start?.line) {
+      locations.set(dg, { start: r.start.line, end: r.end?.line ?? r.start.line });
+    }
   }
   const image = target.image;
   image.os = platform.OS ?? "linux";
@@ -816,7 +1007,10 @@ function gitRemote(s: string): { url: string; ref: string } | undefined {
   const hash = s.indexOf("#");
   const base = hash >= 0 ? s.slice(0, hash) : s;
   const ref = hash >= 0 ? s.slice(hash + 1) : "";
-  if (/^git:\/\//.test(s) || /^[\w.-]+@[\w.-]+:/.test(s) || /\.git$/.test(base) || (/^https?:\/\//.test(s) && hash >= 0 && /\.git$/.test(base))) {
+  if (
+    /^git:\/\//.test(s) || /^[\w.-]+@[\w.-]+:/.test(s) || /\.git$/.test(base) ||
+    (/^https?:\/\//.test(s) && hash >= 0 && /\.git$/.test(base))
+  ) {
     return { url: base, ref };
   }
   return undefined;
@@ -847,8 +1041,17 @@ function stagePlatform(s: Stage, def: LlbPlatform, lex: ShellLex, env: string[])
   if (!s.platform) return def;
   const v = expand(lex, s.platform, env, s.location.start);
   const [os, arch, variant] = v.split("/");
-  if (!os || !arch) throw new DockerfileError(`invalid platform ${JSON.stringify(v)}: expected os/arch[/variant]`, s.location.start);
-  return normalizePlatform({ OS: os, Architecture: arch, ...(variant ? { Variant: variant } : {}) });
+  if (!os || !arch) {
+    throw new DockerfileError(
+      `invalid platform ${JSON.stringify(v)}: expected os/arch[/variant]`,
+      s.location.start,
+    );
+  }
+  return normalizePlatform({
+    OS: os,
+    Architecture: arch,
+    ...(variant ? { Variant: variant } : {}),
+  });
 }
 
 function expand(lex: ShellLex, word: string, env: string[], line: number): string {
@@ -871,9 +1074,12 @@ function prefix(label: string, i: number, total: number): string {
 
 function canonicalName(ref: string): string {
   const first = ref.split("/")[0];
-  const hasDomain = ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  const hasDomain = ref.includes("/") &&
+    (first.includes(".") || first.includes(":") || first === "localhost");
   let name = hasDomain ? ref : ref.includes("/") ? `docker.io/${ref}` : `docker.io/library/${ref}`;
-  if (!name.slice(name.lastIndexOf("/") + 1).includes(":") && !name.includes("@")) name += ":latest";
+  if (!name.slice(name.lastIndexOf("/") + 1).includes(":") && !name.includes("@")) {
+    name += ":latest";
+  }
   return name;
 }
 
@@ -882,7 +1088,11 @@ function sortKeys<T>(o: Record<string, T>): Record<string, T> {
 }
 
 function loc(sm: SourceMap, l: { start: number; end: number }) {
-  return { sourceLocations: [sm.location([{ start: { line: l.start, character: 0 }, end: { line: l.end, character: 0 } }])] };
+  return {
+    sourceLocations: [
+      sm.location([{ start: { line: l.start, character: 0 }, end: { line: l.end, character: 0 } }]),
+    ],
+  };
 }
 
 export type { ArgInstruction };
