@@ -231,7 +231,7 @@ export class Solver {
       if (ignore && h.cacheable) {
         reason = this.#opts.noCache
           ? "cache miss: --no-cache"
-          : "cache miss: cache disabled for this step";
+          : "cache miss: --no-cache-filter";
       } else if (id) {
         reason = explainMiss(this.#meta.getStep<StepRecord>(id), record, {
           inputName: (i) => vertexName(v.inputs[i].vertex),

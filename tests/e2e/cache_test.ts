@@ -129,6 +129,11 @@ describe("which steps re-run after an edit", () => {
       why: /base image changed/,
     },
   ];
+  cases.push(
+    // The stage re-runs; its output is unchanged, so the COPY --from that reads it stays cached.
+    { edit: "--no-cache-filter r", apply: () => {}, args: ["--build-arg", "V=2", "--no-cache-filter", "r"], expect: ["r 3/3"], why: /--no-cache-filter/ },
+    { edit: "--no-cache", apply: () => {}, args: ["--build-arg", "V=2", "--no-cache"], expect: ["a 2/2", "b 2/2", ...FINAL_ALL, "r 3/3"], why: /--no-cache/ },
+  );
   for (const c of cases) {
     test(c.edit, async () => {
       await c.apply();
