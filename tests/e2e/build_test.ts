@@ -261,6 +261,13 @@ describe("other outputs", () => {
       readFileSync(path.join(openOci(ociFile, "2").rootfs, "file.txt"), "utf8"),
       "content\n",
     );
-    writeFileSync(path.join(e.work, "unused"), "");
+    const dockerFile = path.join(e.work, "img-docker.tar");
+    const d = await tsk(["build", "--root", store, "-t", "x/y:3", "-o", `type=docker,dest=${dockerFile}`, ctx]);
+    assert.equal(d.code, 0, d.stderr);
+    // What `docker load` reads: manifest.json with the tag, docker media types.
+    const inspect = spawnSync("skopeo", ["inspect", `docker-archive:${dockerFile}`], { encoding: "utf8" });
+    assert.equal(inspect.status, 0, inspect.stderr);
+    const manifestJson = spawnSync("tar", ["-xOf", dockerFile, "manifest.json"], { encoding: "utf8" }).stdout;
+    assert.deepEqual(JSON.parse(manifestJson)[0].RepoTags, ["x/y:3"]);
   });
 });
