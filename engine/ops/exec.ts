@@ -10,6 +10,8 @@ import type { OpHandler, Ref } from "../solver/solver.ts";
 import type { VertexProgress } from "../solver/progress.ts";
 import type { RefViews } from "./refs.ts";
 import { runInSandbox, type RunSpec } from "../../rootless/sandbox.ts";
+import { acquireLock } from "../content/lock.ts";
+import { overlayCopy } from "./merge.ts";
 import { encodeOp, opDigest } from "../../proto/ops.ts";
 
 export type ExecEnv = {
@@ -99,12 +101,42 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
             extra.push({ type: "bind", source, target, readonly: !!m.readonly });
           } else if (type === MOUNT_CACHE) {
             const id = m.cacheOpt?.ID || target;
-            const dir = path.join(
-              env.storeRoot,
-              "cachemounts",
-              createHash("sha256").update(id).digest("hex").slice(0, 32),
-            );
-            await fsp.mkdir(dir, { recursive: true });
+            const hash = createHash("sha256").update(id).digest("hex").slice(0, 32);
+            const dir = path.join(env.storeRoot, "cachemounts", hash);
+            // sharing=locked (and private, which tsk serialises the same way): one user at a time.
+            if ((m.cacheOpt?.sharing ?? 0) !== 0) {
+              const unlock = await acquireLock(
+                path.join(env.storeRoot, "locks"),
+                `cachemount-${hash}`,
+                env.signal,
+              );
+              cleanups.push(unlock);
+            }
+            if (!(await fsp.stat(dir).then(() => true, () => false))) {
+              // A new cache starts from the mount's source (uid/gid/mode dir, or from=/source=).
+              const tmp = `${dir}.new-${process.pid}`;
+              await fsp.rm(tmp, { recursive: true, force: true });
+              await fsp.mkdir(tmp, { recursive: true });
+              const ref = (m.input ?? -1) >= 0 ? inputs[m.input ?? 0] : null;
+              if (ref) {
+                const view = await env.views.view(ref);
+                try {
+                  const from = m.selector
+                    ? path.join(view.root, path.posix.normalize("/" + m.selector))
+                    : view.root;
+                  const st = await fsp.lstat(from);
+                  await overlayCopy(from, tmp);
+                  await fsp.lchown(tmp, st.uid, st.gid);
+                  await fsp.chmod(tmp, st.mode & 0o7777);
+                } finally {
+                  await view.release();
+                }
+              }
+              await fsp.mkdir(path.dirname(dir), { recursive: true });
+              await fsp.rename(tmp, dir).catch(async () =>
+                await fsp.rm(tmp, { recursive: true, force: true })
+              );
+            }
             extra.push({ type: "bind", source: dir, target, readonly: !!m.readonly });
           } else if (type === MOUNT_TMPFS) {
             const size = m.TmpfsOpt?.size;

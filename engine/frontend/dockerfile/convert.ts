@@ -758,14 +758,28 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         });
       } else if (m.type === "cache") {
         let src: State | undefined;
+        let selector: string | undefined;
         if (m.from) {
           const j = stageRef(m.from, d.index, c.location.start);
           src = j !== undefined ? done.get(j)!.state : fromImage(m.from);
+          if (m.source) selector = path.posix.join("/", m.source);
+        } else if (m.uid !== undefined || m.gid !== undefined || m.mode !== undefined) {
+          // As BuildKit: a new cache dir starts as this directory (owner and mode).
+          src = scratch().file(
+            llbMkdir("/cache", m.mode ?? 0o755, {
+              chown: { user: { uid: m.uid ?? 0 }, group: { uid: m.gid ?? 0 } },
+            }),
+            {
+              customName: "[internal] settings cache mount permissions",
+            },
+          );
+          selector = "/cache";
         }
         const sharing = m.sharing === "private" ? 1 : m.sharing === "locked" ? 2 : 0;
         mounts.push({
           dest: target,
           source: src,
+          ...(selector ? { selector } : {}),
           cache: { id: m.id || target, sharing },
           readonly: m.readOnly,
         });
