@@ -353,7 +353,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
     });
     const solver = new Solver(worker, engine.meta, progress, {
       noCache: flags["no-cache"],
-      concurrency: Math.max(2, os.cpus().length),
+      // Like BuildKit, independent steps all start: most RUNs wait on I/O or the network, not on
+      // a core. TSK_MAX_PARALLELISM bounds it (BuildKit's max-parallelism).
+      concurrency: Number(process.env.TSK_MAX_PARALLELISM) || Math.max(16, 4 * os.cpus().length),
       scope: `${ctxDir}\0${dockerfilePath}\0${flags.target ?? ""}`,
       buildArgs: new Set(Object.keys(buildArgs(flags["build-arg"]))),
       lockDir: path.join(engine.root, "locks"),
