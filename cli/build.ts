@@ -61,6 +61,7 @@ Options:
       --frontend llb           Build a marshalled LLB definition read from stdin (or --file)
       --call KIND[,format=json] check (lint), outline (args, secrets) or targets (stages); build nothing
       --check                  Shorthand for --call=check
+      --format text|json       Output format of --call
   -h, --help                   Show this help
 `;
 
@@ -82,6 +83,7 @@ type Flags = {
   frontend?: string;
   call?: string;
   check: boolean;
+  format?: string;
   help: boolean;
 };
 
@@ -107,6 +109,7 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       frontend: { type: "string" },
       call: { type: "string" },
       check: { type: "boolean", default: false },
+      format: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -419,7 +422,14 @@ async function callCommand(flags: Flags, context: string): Promise<number> {
     );
     return 2;
   }
-  const format = opts.find((o) => o.startsWith("format="))?.slice(7) === "json" ? "json" : "text";
+  const requested = opts.find((o) => o.startsWith("format="))?.slice(7) ?? flags.format ?? "text";
+  if (requested !== "json" && requested !== "text") {
+    process.stderr.write(
+      `ERROR: invalid format ${JSON.stringify(requested)}: expected text or json\n`,
+    );
+    return 2;
+  }
+  const format = requested;
   const ctxDir = path.resolve(context);
   const file = path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile"));
   let source: Uint8Array;
