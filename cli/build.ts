@@ -249,6 +249,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   let convert: ConvertResult | undefined;
   let lease: Lease | undefined;
   let lintWarnings: ReturnType<typeof lintDockerfile>["warnings"] = [];
+  let canceled = false;
   try {
     // A lease keeps garbage collection away while this build runs (engine/gc/lease.ts).
     lease = await beginBuild(engine);
@@ -337,9 +338,12 @@ export async function buildCommand(argv: string[]): Promise<number> {
     }
     const graph = loadDefinition(def);
     const abort = new AbortController();
-    const onSignal = () => abort.abort(new Error("build canceled"));
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    const onSignal = () => {
+      canceled = true;
+      abort.abort(new Error("build canceled"));
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
     const worker = new LocalWorker({
       storeRoot: engine.root,
       snapshotter: engine.snapshotter,
@@ -403,6 +407,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     await progress.close();
+    if (canceled) {
+      process.stderr.write("ERROR: build canceled (interrupted)\n");
+      return 130;
+    }
     process.stderr.write(formatBuildError(err, dockerfileName, source, convert));
     return 1;
   } finally {
