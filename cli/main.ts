@@ -1,8 +1,4 @@
 /** Command dispatch: `tsk build|version|debug|help`. */
-import { BUILD_HELP, buildCommand } from "./build.ts";
-import { debugCommand } from "./debug.ts";
-import { duCommand } from "./du.ts";
-import { pruneCommand } from "./prune.ts";
 import { enterUserNamespace } from "../rootless/userns.ts";
 import { VERSION } from "./version.ts";
 
@@ -40,19 +36,20 @@ export async function run(argv: string[]): Promise<number> {
     const code = await enterUserNamespace({ argv });
     if (code !== null) return code;
   }
+  // Commands load lazily: the process that only re-executes itself into the namespace never
+  // evaluates the engine.
   switch (cmd) {
     case "build":
-      return await buildCommand(rest);
+      return await (await import("./build.ts")).buildCommand(rest);
     case "debug":
-      return await debugCommand(rest);
+      return await (await import("./debug.ts")).debugCommand(rest);
     case "du":
-      return await duCommand(rest);
+      return await (await import("./du.ts")).duCommand(rest);
     case "prune":
-      return await pruneCommand(rest);
+      return await (await import("./prune.ts")).pruneCommand(rest);
     default:
       process.stderr.write(`ERROR: unknown command "${cmd}" for "tsk"\n\n${HELP}`);
       return 2;
   }
 }
 
-export { BUILD_HELP };
