@@ -229,7 +229,7 @@ function containersTool(c: ToolContext, bin: "buildah" | "podman", rootless: boo
         : [...pre, "save", "--quiet", "--format", "oci-archive", "-o", out, tag],
     exportFormat: bin === "buildah"
       ? "OCI archive, gzip (buildah push oci-archive:)"
-      : "OCI archive (podman save --format oci-archive)",
+      : "OCI archive, gzip (podman save --format oci-archive)",
     daemonPids: () => [],
   };
 }

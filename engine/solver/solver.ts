@@ -185,7 +185,16 @@ export class Solver {
   async #computeResult(v: Vertex): Promise<Solved> {
     this.#abort.signal.throwIfAborted();
     const h = this.#handler(v);
-    const key = await this.#key(v);
+    // Uncached sources (the build context) do their work while their key is computed: show
+    // them running from the start, so the sync time is theirs.
+    const early = h.cacheable ? undefined : this.#progress.start(v);
+    let key: string;
+    try {
+      key = await this.#key(v);
+    } catch (err) {
+      early?.error(err as Error);
+      throw err;
+    }
     const ignore = this.#opts.noCache || this.#opts.ignoreCache?.has(v.digest) ||
       v.metadata?.ignore_cache === true;
     const id = h.cacheable && this.#opts.scope !== undefined
@@ -242,7 +251,7 @@ export class Solver {
           buildArgs: this.#opts.buildArgs ?? new Set(),
         });
       }
-      vp = this.#progress.start(v, reason);
+      vp = early ?? this.#progress.start(v, reason);
       this.#abort.signal.throwIfAborted();
       const refs = await h.run(inputs, vp);
       if (h.cacheable) this.#meta.putCache(key, refs);

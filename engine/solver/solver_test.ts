@@ -279,7 +279,7 @@ test("ignoreCache and the vertex's ignore_cache metadata rerun just that vertex"
     const out = plain();
     await solver(w, meta, out.p, { ignoreCache: new Set([v.digest]) }).solve(v);
     assert.deepEqual(w.runs, ["[s 2/2] RUN x"]);
-    assert.match(out.text(), /cache miss: cache disabled for this step/);
+    assert.match(out.text(), /cache miss: --no-cache-filter/);
 
     w.runs = [];
     const flagged = load(
