@@ -145,7 +145,7 @@ function secrets(list: string[]): Map<string, string> {
       }),
     );
     const id = kv.id;
-    const src = kv.src ?? kv.source ?? (kv.env ? undefined : undefined);
+    const src = kv.src ?? kv.source;
     if (!id) throw new UsageError(`--secret ${s}: id= is required`);
     if (src) m.set(id, path.resolve(src));
     else if (kv.env) m.set(id, `env:${kv.env}`);
