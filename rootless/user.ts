@@ -10,11 +10,9 @@
  */
 import { readFileSync } from "node:fs";
 import { resolveInRoot } from "./rootpath.ts";
+import { type GroupEntry, parseGroup, parsePasswd, type PasswdEntry } from "./passwd.ts";
 
 export type ResolvedUser = { uid: number; gid: number; groups: number[]; home: string };
-
-type PasswdEntry = { name: string; uid: number; gid: number; home: string };
-type GroupEntry = { name: string; gid: number; members: string[] };
 
 export function resolveUser(rootfs: string, user: string): ResolvedUser {
   const fast = parseUidGid(user);
@@ -32,7 +30,7 @@ export function resolveUser(rootfs: string, user: string): ResolvedUser {
   );
   let res: PasswdEntry;
   if (match) res = { ...match };
-  else if (uidArg !== undefined) res = { name: "", uid: uidArg, gid: 0, home: "/" };
+  else if (uidArg !== undefined) res = { name: "", uid: uidArg, gid: 0, home: "/", shell: "" };
   else throw new Error(`unable to find user ${userArg}: no matching entries in passwd file`);
 
   let groups: number[] = [];
@@ -77,37 +75,12 @@ function readRootFile(rootfs: string, path: string): string | undefined {
 
 function readPasswd(rootfs: string): PasswdEntry[] | undefined {
   const text = readRootFile(rootfs, "/etc/passwd");
-  if (text === undefined) return undefined;
-  const out: PasswdEntry[] = [];
-  for (const line of text.split("\n")) {
-    const l = line.trim();
-    if (l === "" || l.startsWith("#")) continue;
-    const f = l.split(":");
-    out.push({
-      name: f[0],
-      uid: Number(f[2] ?? 0) || 0,
-      gid: Number(f[3] ?? 0) || 0,
-      home: f[5] ?? "",
-    });
-  }
-  return out;
+  return text === undefined ? undefined : parsePasswd(text);
 }
 
 function readGroup(rootfs: string): GroupEntry[] | undefined {
   const text = readRootFile(rootfs, "/etc/group");
-  if (text === undefined) return undefined;
-  const out: GroupEntry[] = [];
-  for (const line of text.split("\n")) {
-    const l = line.trim();
-    if (l === "" || l.startsWith("#")) continue;
-    const f = l.split(":");
-    out.push({
-      name: f[0],
-      gid: Number(f[2] ?? 0) || 0,
-      members: (f[3] ?? "").split(",").map((m) => m.trim()).filter((m) => m !== ""),
-    });
-  }
-  return out;
+  return text === undefined ? undefined : parseGroup(text);
 }
 
 /** HOME for a uid: its passwd entry's home, else "/" (what runc sets when HOME is unset). */

@@ -6,9 +6,14 @@
  */
 import * as fsp from "node:fs/promises";
 import { resolveInRoot } from "./root_path.ts";
+import {
+  type GroupEntry,
+  parseGroup,
+  parsePasswd,
+  type PasswdEntry,
+} from "../../rootless/passwd.ts";
 
-export type PasswdEntry = { name: string; uid: number; gid: number; home: string; shell: string };
-export type GroupEntry = { name: string; gid: number; members: string[] };
+export { type GroupEntry, parseGroup, parsePasswd, type PasswdEntry };
 
 const DIGITS = /^[0-9]+$/;
 
@@ -20,36 +25,6 @@ async function readRootFile(root: string, path: string): Promise<string | undefi
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;
     throw e;
   }
-}
-
-function toId(s: string | undefined): number {
-  const n = Number.parseInt(s ?? "", 10);
-  return Number.isFinite(n) && n >= 0 ? n : 0;
-}
-
-/** Parse passwd text (name:password:uid:gid:gecos:home:shell). Blank lines are skipped. */
-export function parsePasswd(text: string): PasswdEntry[] {
-  const out: PasswdEntry[] = [];
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const f = line.split(":");
-    out.push({ name: f[0], uid: toId(f[2]), gid: toId(f[3]), home: f[5] ?? "", shell: f[6] ?? "" });
-  }
-  return out;
-}
-
-/** Parse group text (name:password:gid:member,member). Blank lines are skipped. */
-export function parseGroup(text: string): GroupEntry[] {
-  const out: GroupEntry[] = [];
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const f = line.split(":");
-    const members = (f[3] ?? "").split(",").map((m) => m.trim()).filter((m) => m !== "");
-    out.push({ name: f[0], gid: toId(f[2]), members });
-  }
-  return out;
 }
 
 /** All passwd entries of a rootfs ([] when it has no /etc/passwd). */
