@@ -271,6 +271,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
       const bytes = flags.file && flags.file !== "-"
         ? await fsp.readFile(flags.file)
         : await readAll(process.stdin);
+      if (piped && bytes.length === 0) {
+        // Nothing on stdin either: what is missing is the Dockerfile.
+        throw new UsageError(`failed to read dockerfile: open ${dockerfilePath}: no such file or directory`);
+      }
       def = decodeDefinition(new Uint8Array(bytes));
     } else if (
       flags.frontend && flags.frontend !== "dockerfile" && flags.frontend !== "dockerfile.v0"
