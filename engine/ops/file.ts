@@ -8,6 +8,8 @@ import type { OpHandler, Ref } from "../solver/solver.ts";
 import type { VertexProgress } from "../solver/progress.ts";
 import type { RefViews } from "./refs.ts";
 import * as fa from "./file_actions.ts";
+import { fastCopyDir, fastCopyEligible } from "./fast_copy.ts";
+import { LOCAL_PREFIX } from "./refs.ts";
 
 type Working = { key?: string; root: string; release?: () => Promise<void> };
 
@@ -100,7 +102,12 @@ export function fileHandler(
               opened.push({ root: empty.root, release: empty.release });
               await fa.copy(empty.root, work.root, a.copy as fa.CopyAction, userRoot);
             } else {
-              await fa.copy(srcRoot, work.root, a.copy as fa.CopyAction, userRoot);
+              const s = a.secondaryInput ?? 0;
+              const fromContext = s >= 0 && s < nInputs &&
+                (inputs[s] ?? "").startsWith(LOCAL_PREFIX);
+              const done = fromContext && fastCopyEligible(a.copy as fa.CopyAction) &&
+                await fastCopyDir(srcRoot, work.root, a.copy as fa.CopyAction);
+              if (!done) await fa.copy(srcRoot, work.root, a.copy as fa.CopyAction, userRoot);
             }
             vp.status(`copy ${a.copy.src} ${a.copy.dest}`);
           } else if (a.mkfile) {
