@@ -9,7 +9,7 @@ import {
   excerpt,
   formatDockerfileError,
 } from "../engine/frontend/dockerfile/errors.ts";
-import { fromUtf8 } from "../engine/frontend/dockerfile/gostr.ts";
+import { fromUtf8 } from "../engine/gostr.ts";
 import {
   formatLintWarnings,
   lintDockerfile,

@@ -16,6 +16,7 @@ import {
 import type { FieldDesc } from "../../proto/schema.ts";
 import { compareCodePoints } from "../../proto/codec.ts";
 import { goBase64, goJSONInt, goJSONString } from "./gojson.ts";
+import { goQuote } from "../gostr.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -159,49 +160,8 @@ export function dumpLLB(def: Definition | Uint8Array): string {
     .join("");
 }
 
-/** Go's %q (strconv.Quote) for the strings we print. */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    switch (ch) {
-      case '"':
-        out += '\\"';
-        continue;
-      case "\\":
-        out += "\\\\";
-        continue;
-      case "\x07":
-        out += "\\a";
-        continue;
-      case "\b":
-        out += "\\b";
-        continue;
-      case "\f":
-        out += "\\f";
-        continue;
-      case "\n":
-        out += "\\n";
-        continue;
-      case "\r":
-        out += "\\r";
-        continue;
-      case "\t":
-        out += "\\t";
-        continue;
-      case "\v":
-        out += "\\v";
-        continue;
-    }
-    if (c < 0x20 || c === 0x7f) out += "\\x" + c.toString(16).padStart(2, "0");
-    else if (
-      (c >= 0x80 && c < 0xa0) || c === 0xad || (c >= 0xd800 && c <= 0xdfff) || c === 0xfeff
-    ) {
-      out += c >= 0xd800 && c <= 0xdfff ? "\\ufffd" : "\\u" + c.toString(16).padStart(4, "0");
-    } else out += ch;
-  }
-  return out + '"';
-}
+/** Go's strconv.Quote (`%q`), as Graphviz labels in `buildctl debug dump-llb --dot` use it. */
+export { goQuote };
 
 function dotAttr(e: DumpEntry): [string, string] {
   const op = e.op;

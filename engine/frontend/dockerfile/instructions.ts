@@ -5,7 +5,7 @@
  * build stages. Variables are NOT expanded here (the converter does that with ShellLex).
  */
 import { DockerfileError } from "./errors.ts";
-import { goQuote, trimSpace } from "./gostr.ts";
+import { goQuote, trimSpace } from "../../gostr.ts";
 import {
   chompHeredocContent,
   type Heredoc,

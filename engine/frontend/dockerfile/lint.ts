@@ -6,7 +6,7 @@
  * and JSON renderings of lint results, and the dispatch analysis reused by outline.ts.
  */
 import { DockerfileError, excerpt } from "./errors.ts";
-import { fromUtf8 } from "./gostr.ts";
+import { fromUtf8 } from "../../gostr.ts";
 import {
   type ArgInstruction,
   type FromInstruction,

@@ -5,7 +5,7 @@
  * and JSON (`--format json`) renderings buildx prints.
  */
 import { DockerfileError } from "./errors.ts";
-import { fromUtf8, utf8 } from "./gostr.ts";
+import { fromUtf8, utf8 } from "../../gostr.ts";
 import { type Location, parseStages } from "./instructions.ts";
 import {
   analyzeDockerfile,

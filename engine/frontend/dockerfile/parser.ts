@@ -13,7 +13,7 @@ import {
   trimLeftSpace,
   trimSpace,
   utf8,
-} from "./gostr.ts";
+} from "../../gostr.ts";
 import { ShellLex } from "./shell_lex.ts";
 
 export type Heredoc = {

@@ -4,7 +4,7 @@
  * `$var`/`${var}` expansion with the `:-`, `-`, `:+`, `+`, `:?`, `?`, `#`,
  * `##`, `%`, `%%`, `/` and `//` modifiers, and word splitting.
  */
-import { goQuote, isGoSpace } from "./gostr.ts";
+import { goQuote, isGoSpace } from "../../gostr.ts";
 
 /** Variable lookup used by the lexer. */
 export type EnvGetter = { get(name: string): string | undefined; keys(): string[] };
