@@ -266,20 +266,4 @@ export class MetaStore {
       throw err;
     }
   }
-
-  /** Replaces a scope's stat cache in one transaction. */
-  putStatCache(scope: string, entries: Iterable<StatEntry>): void {
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      this.#db.prepare("DELETE FROM statcache WHERE scope = ?").run(scope);
-      const ins = this.#db.prepare(
-        "INSERT INTO statcache (scope, path, sig, digest) VALUES (?, ?, ?, ?)",
-      );
-      for (const e of entries) ins.run(scope, e.path, e.sig, e.digest);
-      this.#db.exec("COMMIT");
-    } catch (err) {
-      this.#db.exec("ROLLBACK");
-      throw err;
-    }
-  }
 }

@@ -123,11 +123,11 @@ test("steps, images and leases round trip", async () => {
 test("stat cache: put, upsert, delete, reset, scopes", async () => {
   await withDb((_f, m) => {
     assert.equal(m.statCache("s").size, 0);
-    m.putStatCache("s", [
+    m.updateStatCache("s", [
       { path: "a", sig: "1", digest: "da" },
       { path: "b", sig: "2", digest: "db" },
-    ]);
-    m.putStatCache("other", [{ path: "a", sig: "9", digest: "d9" }]);
+    ], []);
+    m.updateStatCache("other", [{ path: "a", sig: "9", digest: "d9" }], []);
     assert.deepEqual([...m.statCache("s")], [["a", { sig: "1", digest: "da" }], ["b", {
       sig: "2",
       digest: "db",
@@ -150,8 +150,8 @@ test("stat cache: put, upsert, delete, reset, scopes", async () => {
     assert.deepEqual([...m.statCache("other")], [["a", { sig: "9", digest: "d9" }]]);
     assert.deepEqual(m.statScopes().sort(), ["other", "s"]);
 
-    // putStatCache replaces the whole scope
-    m.putStatCache("s", [{ path: "n", sig: "1", digest: "dn" }]);
+    // a reset with new rows replaces the whole scope
+    m.updateStatCache("s", [{ path: "n", sig: "1", digest: "dn" }], [], true);
     assert.deepEqual([...m.statCache("s").keys()], ["n"]);
     m.deleteStatCache("s");
     assert.equal(m.statCache("s").size, 0);
@@ -161,7 +161,7 @@ test("stat cache: put, upsert, delete, reset, scopes", async () => {
 
 test("a failing stat cache update leaves the old rows", async () => {
   await withDb((_f, m) => {
-    m.putStatCache("s", [{ path: "a", sig: "1", digest: "da" }]);
+    m.updateStatCache("s", [{ path: "a", sig: "1", digest: "da" }], []);
     // a NULL sig violates NOT NULL half-way through the upserts
     assert.throws(() =>
       m.updateStatCache(
@@ -175,18 +175,6 @@ test("a failing stat cache update leaves the old rows", async () => {
       )
     );
     assert.deepEqual([...m.statCache("s")], [["a", { sig: "1", digest: "da" }]]);
-    assert.throws(() =>
-      m.putStatCache("s", [{ path: "x", sig: "1", digest: "d" }, {
-        path: "x",
-        sig: "2",
-        digest: "d",
-      }])
-    );
-    assert.deepEqual(
-      [...m.statCache("s").keys()],
-      ["a"],
-      "duplicate keys roll back the replacement",
-    );
     // the connection is usable afterwards (no transaction left open)
     m.updateStatCache("s", [{ path: "b", sig: "2", digest: "db" }], []);
     assert.equal(m.statCache("s").size, 2);

@@ -67,12 +67,6 @@ function sigOf(st: Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.mode}`;
 }
 
-export async function fileDigest(p: string): Promise<string> {
-  const h = createHash("sha256");
-  for await (const chunk of createReadStream(p)) h.update(chunk as Uint8Array);
-  return "sha256:" + h.digest("hex");
-}
-
 /** Walks the context applying the exclude/include patterns; lstat everywhere (FIFOs lack types on Deno). */
 export async function walkContext(
   root: string,
