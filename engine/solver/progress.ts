@@ -150,30 +150,18 @@ abstract class Renderer implements Progress {
 
 /** BuildKit's `--progress=plain` format. */
 export class PlainProgress extends Renderer {
-  #last = 0;
-
-  #header(e: Entry): void {
-    if (this.#last !== e.id) {
-      this.#last = e.id;
-    }
-  }
-
   onStart(e: Entry, reason?: string): void {
     this.sink(`\n#${e.id} ${e.name}\n`);
     if (reason) this.sink(`#${e.id} ${reason}\n`);
-    this.#last = e.id;
   }
   onCached(e: Entry): void {
     this.sink(`\n#${e.id} ${e.name}\n#${e.id} CACHED\n`);
-    this.#last = e.id;
   }
   onLog(e: Entry, line: string): void {
-    this.#header(e);
     const t = ((performance.now() - e.started) / 1000).toFixed(3);
     this.sink(`#${e.id} ${t} ${line}\n`);
   }
   onStatus(e: Entry, text: string): void {
-    this.#header(e);
     this.sink(`#${e.id} ${text}\n`);
   }
   onEnd(e: Entry): void {
