@@ -246,13 +246,11 @@ export class TtyProgress extends Renderer {
         : e.state === "error"
         ? "ERROR"
         : `${e.seconds()}s`;
-      const prefix = e.state === "running" ? " => " : " => ";
-      let line = `${prefix}${e.name}`;
-      const pad = Math.max(1, cols - line.length - mark.length - 1);
+      let line = ` => ${e.name}`;
       if (line.length + mark.length + 1 > cols) {
         line = line.slice(0, Math.max(10, cols - mark.length - 5)) + "...";
       }
-      out.push(line + " ".repeat(pad > 0 ? pad : 1) + mark);
+      out.push(line + " ".repeat(Math.max(1, cols - line.length - mark.length - 1)) + mark);
       if (e.state === "running" || e.state === "error") {
         const st = this.#status.get(e.id);
         if (st) out.push(` => => ${st}`.slice(0, cols - 1));
