@@ -262,6 +262,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const llbPlatform = flags.platform ? parsePlatform(flags.platform) : defaultPlatform();
     const platform = ociPlatform(llbPlatform);
     const secretMap = secrets(flags.secret);
+    const args = buildArgs(flags["build-arg"]);
     await materializeSecrets(secretMap, tmp);
     let def;
     // Like `buildctl build`: with no Dockerfile and a definition piped on stdin, build the LLB.
@@ -304,7 +305,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       const lint = lintDockerfile({
         source,
         fileName: dockerfileName,
-        buildArgs: buildArgs(flags["build-arg"]),
+        buildArgs: args,
         target: flags.target,
         reachableOnly: true,
         contextFiles: (p) => excludes.length > 0 && ignored.matches(p.replace(/^\/+/, "")),
@@ -320,7 +321,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       convert = await convertDockerfile({
         source,
         fileName: dockerfileName,
-        buildArgs: buildArgs(flags["build-arg"]),
+        buildArgs: args,
         target: flags.target,
         platform: llbPlatform,
         excludes,
@@ -368,7 +369,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       // a core. TSK_MAX_PARALLELISM bounds it (BuildKit's max-parallelism).
       concurrency: Number(process.env.TSK_MAX_PARALLELISM) || Math.max(16, 4 * os.cpus().length),
       scope: `${ctxDir}\0${dockerfilePath}\0${flags.target ?? ""}`,
-      buildArgs: new Set(Object.keys(buildArgs(flags["build-arg"]))),
+      buildArgs: new Set(Object.keys(args)),
       lockDir: path.join(engine.root, "locks"),
     });
     // The first failure cancels every other running step (their sandboxes are killed).
