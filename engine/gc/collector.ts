@@ -24,6 +24,9 @@ import type { Config } from "../config.ts";
 import { resolveSize } from "../config.ts";
 import { parseDuration } from "../config.ts";
 import type { Progress } from "../solver/progress.ts";
+import { formatBytes } from "../units.ts";
+
+export { formatBytes };
 import { asCollector } from "./lease.ts";
 import {
   type ItemType,
@@ -309,17 +312,4 @@ export async function maybeCollect(
     progress?.warn(`garbage collection failed: ${(err as Error).message}`);
     return undefined;
   }
-}
-
-/** `1.23GB`-style sizes (decimal units, as docker's du). */
-export function formatBytes(n: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let v = n, u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return u === 0
-    ? `${v}B`
-    : `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)}${units[u]}`;
 }

@@ -10,6 +10,7 @@ import type { MetaStore } from "../content/meta.ts";
 import { syncContext, type SyncResult } from "./local_context.ts";
 import { checksumEntries } from "./checksum.ts";
 import { LOCAL_PREFIX } from "./refs.ts";
+import { formatBytes } from "../units.ts";
 
 export type LocalEnv = {
   /** Local name (e.g. "context", "dockerfile") → host directory. */
@@ -71,11 +72,4 @@ export function localChecksum(env: LocalEnv, ref: Ref, selectors: string[]): str
   if (!ref) return undefined;
   const r = env.synced.get(ref);
   return r ? checksumEntries(r.entries, selectors) : undefined;
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n}B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(2)}kB`;
-  if (n < 1024 * 1024 * 1024) return `${(n / 1024 / 1024).toFixed(2)}MB`;
-  return `${(n / 1024 / 1024 / 1024).toFixed(2)}GB`;
 }
