@@ -8,41 +8,57 @@ import { lstatSync, mkdirSync, readlinkSync } from "node:fs";
 
 const MAX_SYMLINKS = 255;
 
-/** Host path of container path `p` inside `root`. Missing trailing components are kept as is. */
-export function resolveInRoot(root: string, p: string): string {
+/**
+ * Host path of container path `p` inside `root`. Every symlink on the way is resolved inside root;
+ * the last component is followed only when `followLast` (default). Missing components (and all
+ * after them) are appended literally, with `..` still clamped at root. The one implementation for
+ * the sandbox and the file ops (engine/ops/root_path.ts wraps it).
+ */
+export function resolveInRoot(
+  root: string,
+  p: string,
+  opts: { followLast: boolean } = { followLast: true },
+): string {
   const rootClean = root.replace(/\/+$/, "") || "/";
+  let pending = p.split("/");
   const done: string[] = [];
-  let todo = p.split("/").filter((c) => c !== "" && c !== ".");
   let links = 0;
-  while (todo.length > 0) {
-    const c = todo.shift()!;
+  let missing = false; // once a component is missing, the rest is purely lexical
+  while (pending.length > 0) {
+    const c = pending.shift()!;
+    if (c === "" || c === ".") continue;
     if (c === "..") {
       done.pop();
+      continue;
+    }
+    const isLast = pending.every((x) => x === "" || x === ".");
+    if (missing || (isLast && !opts.followLast)) {
+      done.push(c);
       continue;
     }
     const host = join(rootClean, [...done, c]);
     let isLink = false;
     try {
       isLink = lstatSync(host).isSymbolicLink();
-    } catch {
-      // Missing (or not a directory): the rest is appended lexically.
-      done.push(c);
-      for (const r of todo) {
-        if (r === "..") done.pop();
-        else if (r !== "." && r !== "") done.push(r);
-      }
-      todo = [];
-      break;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw e;
+      missing = true;
     }
     if (!isLink) {
       done.push(c);
       continue;
     }
-    if (++links > MAX_SYMLINKS) throw new Error(`too many levels of symbolic links: ${p}`);
+    if (++links > MAX_SYMLINKS) {
+      const err = new Error(`too many levels of symbolic links resolving ${p} in ${root}`) as
+        & Error
+        & { code: string };
+      err.code = "ELOOP";
+      throw err;
+    }
     const target = readlinkSync(host);
-    const parts = target.split("/").filter((x) => x !== "" && x !== ".");
     if (target.startsWith("/")) done.length = 0;
-    todo = [...parts, ...todo];
+    pending = [...target.split("/"), ...pending];
   }
   return join(rootClean, done);
 }
