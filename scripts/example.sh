@@ -35,7 +35,9 @@ if [[ $(id -u) -eq 0 ]]; then
   grep -q '^tskuser:' /etc/subgid || echo 'tskuser:200000:65536' >>/etc/subgid
   home=$(getent passwd tskuser | cut -d: -f6)
   ctx=$(mktemp -d) && cp -r examples/hello/. "$ctx" && chown -R tskuser: "$ctx" && chmod 755 "$ctx"
-  run=(setpriv --reuid=tskuser --regid=tskuser --init-groups --reset-env env HOME="$home" "$PWD/dist/tsk")
+  # The checkout may sit where tskuser cannot enter (a 0700 mktemp dir): run a copy of the binary.
+  bin=$(mktemp -d) && chmod 755 "$bin" && install -m 755 dist/tsk "$bin/tsk"
+  run=(setpriv --reuid=tskuser --regid=tskuser --init-groups --reset-env env HOME="$home" "$bin/tsk")
 else
   ctx=examples/hello
 fi
@@ -47,4 +49,4 @@ tar -xf hello.oci.tar -C "$out"
 umoci unpack --rootless --image "$out:1" "$out/bundle" >/dev/null
 echo "example: /app/greeting.txt in the image says: $(cat "$out/bundle/rootfs/app/greeting.txt")"
 echo "example: wrote $(du -h hello.oci.tar | cut -f1) hello.oci.tar"
-rm -rf "$out"
+rm -rf "$out" ${bin:+"$bin"}
