@@ -34,9 +34,9 @@ import {
 } from "../engine/frontend/dockerfile/lint.ts";
 import { type CallKind, runCall } from "./call.ts";
 import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
-import { type OutputSpec, parseOutput, UsageError } from "./output_spec.ts";
+import { type OutputSpec, parseOutput, UsageError } from "./output_flag.ts";
 import { exportImage } from "./export.ts";
-import type { ImageConfig } from "../exporters/image.ts";
+import type { ImageConfig } from "../engine/image/config.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 

@@ -13,7 +13,7 @@ import { dumpDot, dumpLLB } from "../engine/llb/dump.ts";
 import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { decodeDefinition, type Definition, encodeDefinition } from "../proto/ops.ts";
 import { openEngine } from "../engine/engine.ts";
-import type { ImageConfig } from "../exporters/image.ts";
+import type { ImageConfig } from "../engine/image/config.ts";
 import { fsckCommand } from "./fsck.ts";
 
 export const DEBUG_HELP = `Usage: tsk debug dump-llb [OPTIONS] [CONTEXT]

@@ -14,7 +14,7 @@ import { assembleImage, type ImageConfig } from "../exporters/image.ts";
 import { writeOciTar } from "../exporters/oci_tar.ts";
 import { exportLocal, exportTar } from "../exporters/rootfs.ts";
 import { pushImage } from "../exporters/push.ts";
-import type { OutputSpec } from "./output_spec.ts";
+import type { OutputSpec } from "./output_flag.ts";
 
 export type ExportArgs = {
   engine: Engine;

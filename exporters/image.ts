@@ -14,27 +14,11 @@ import type { Snapshotter } from "../engine/snapshot/snapshotter.ts";
 import type { Descriptor } from "../engine/types.ts";
 import type { Ref } from "../engine/solver/solver.ts";
 import { MEDIA } from "./media.ts";
+import type { HistoryEntry, ImageConfig } from "../engine/image/config.ts";
+
+export type { HistoryEntry, ImageConfig } from "../engine/image/config.ts";
 
 export type Compression = "gzip" | "zstd" | "uncompressed";
-
-export type HistoryEntry = {
-  created?: string;
-  created_by?: string;
-  comment?: string;
-  empty_layer?: boolean;
-};
-
-/** OCI image config (the parts tsk writes; unknown fields of base images are kept). */
-export type ImageConfig = {
-  created?: string;
-  architecture: string;
-  os: string;
-  variant?: string;
-  config: Record<string, unknown>;
-  rootfs: { type: "layers"; diff_ids: string[] };
-  history?: HistoryEntry[];
-  [k: string]: unknown;
-};
 
 export type Layer = { desc: Descriptor; diffId: string };
 

@@ -21,7 +21,7 @@ import {
   tarPaths,
   type TestStore,
   withStore,
-} from "./image_testutil.ts";
+} from "./image_test_util.ts";
 
 const EPOCH = 1_700_000_000;
 const EPOCH_ISO = "2023-11-14T22:13:20Z";
@@ -276,7 +276,7 @@ test("overlay snapshots give the same image (in a mount namespace)", async (t) =
   }
   const dir = await mkdtemp(path.join(tmpdir(), "tsk-img-ovl-"));
   try {
-    const script = fileURLToPath(new URL("./image_testutil.ts", import.meta.url));
+    const script = fileURLToPath(new URL("./image_test_util.ts", import.meta.url));
     const r = spawnSync(
       "unshare",
       [

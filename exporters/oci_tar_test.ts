@@ -11,7 +11,7 @@ import { finished } from "node:stream/promises";
 import { assembleImage, type ImageView } from "./image.ts";
 import { MEDIA } from "./media.ts";
 import { familiarName, type OciTarOptions, writeOciTar } from "./oci_tar.ts";
-import { buildChain, chainConfig, sha256, type TestStore, withStore } from "./image_testutil.ts";
+import { buildChain, chainConfig, sha256, type TestStore, withStore } from "./image_test_util.ts";
 
 const EPOCH = 1_700_000_000;
 

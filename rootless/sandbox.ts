@@ -26,7 +26,7 @@ import {
   type RunSpec,
   type SandboxKind,
   type SandboxMount,
-} from "./sandbox_spec.ts";
+} from "./oci_runtime_spec.ts";
 
 export type {
   PreparedMount,
@@ -35,8 +35,8 @@ export type {
   RunSpec,
   SandboxKind,
   SandboxMount,
-} from "./sandbox_spec.ts";
-export { DEFAULT_CAPS, DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS } from "./sandbox_spec.ts";
+} from "./oci_runtime_spec.ts";
+export { DEFAULT_CAPS, DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS } from "./oci_runtime_spec.ts";
 
 /** Which implementation runInSandbox uses (TSK_SANDBOX, else runc when installed). */
 export function sandboxKind(): SandboxKind {

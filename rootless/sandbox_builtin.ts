@@ -31,7 +31,7 @@ import {
   type PreparedRun,
   READONLY_PATHS,
   type RunResult,
-} from "./sandbox_spec.ts";
+} from "./oci_runtime_spec.ts";
 import { idMapping, isIdMapped } from "./userns.ts";
 
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;

@@ -17,7 +17,7 @@ import {
   type PreparedRun,
   READONLY_PATHS,
   type RunResult,
-} from "./sandbox_spec.ts";
+} from "./oci_runtime_spec.ts";
 import { idMapping, isIdMapped } from "./userns.ts";
 
 type OciMount = { destination: string; type: string; source: string; options: string[] };

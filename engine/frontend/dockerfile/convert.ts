@@ -44,7 +44,7 @@ import {
 } from "../../llb/mod.ts";
 import type { Definition } from "../../../proto/ops.ts";
 import { defaultPlatform, type Platform as LlbPlatform } from "../../llb/platform.ts";
-import type { HistoryEntry, ImageConfig } from "../../../exporters/image.ts";
+import type { HistoryEntry, ImageConfig } from "../../image/config.ts";
 import type { Platform } from "../../types.ts";
 
 export type ResolvedBase = { digest: string; config: ImageConfig };

@@ -1,7 +1,7 @@
 /** `--output` parsing: every accepted form and every usage error. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseOutput, splitCsv, UsageError } from "./output_spec.ts";
+import { parseOutput, splitCsv, UsageError } from "./output_flag.ts";
 
 test("bare forms: '-' is a tarball on stdout, anything else a local directory", () => {
   assert.deepEqual(parseOutput("-"), {

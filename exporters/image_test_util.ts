@@ -1,7 +1,7 @@
 /**
  * Test helpers for the exporter tests (not used by production code): a store with a small
  * snapshot chain, and a summary of an assembled image. Run as a script inside a mount namespace
- * (`unshare --mount --propagation private deno run -A exporters/image_testutil.ts DIR EPOCH`),
+ * (`unshare --mount --propagation private deno run -A exporters/image_test_util.ts DIR EPOCH`),
  * it builds the chain on overlay snapshots and prints the summary as JSON.
  */
 import { createHash } from "node:crypto";
