@@ -154,17 +154,14 @@ function secrets(list: string[]): Map<string, string> {
   return m;
 }
 
-/** Secrets from environment variables become temp files, so the sandbox can bind-mount them. */
-async function materializeSecrets(m: Map<string, string>, tmp: string): Promise<void> {
+/**
+ * Secrets from environment variables stay there (`env:NAME`, read by the RUN that uses them):
+ * never written to a file. Checked up front.
+ */
+function checkEnvSecrets(m: Map<string, string>): void {
   for (const [id, src] of m) {
-    if (src.startsWith("env:")) {
-      const v = process.env[src.slice(4)];
-      if (v === undefined) {
-        throw new UsageError(`secret ${id}: environment variable ${src.slice(4)} is not set`);
-      }
-      const f = path.join(tmp, `secret-${id}`);
-      await fsp.writeFile(f, v, { mode: 0o600 });
-      m.set(id, f);
+    if (src.startsWith("env:") && process.env[src.slice(4)] === undefined) {
+      throw new UsageError(`secret ${id}: environment variable ${src.slice(4)} is not set`);
     }
   }
 }
@@ -263,7 +260,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const platform = ociPlatform(llbPlatform);
     const secretMap = secrets(flags.secret);
     const args = buildArgs(flags["build-arg"]);
-    await materializeSecrets(secretMap, tmp);
+    checkEnvSecrets(secretMap);
     let def;
     // Like `buildctl build`: with no Dockerfile and a definition piped on stdin, build the LLB.
     const piped = !flags.frontend && !flags.file && !process.stdin.isTTY &&

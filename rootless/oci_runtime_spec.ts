@@ -82,6 +82,11 @@ export type PreparedMount = SandboxMount & {
   hostTarget: string;
   /** Container path of the resolved target. */
   containerTarget: string;
+  /**
+   * Set when the target lies inside a tmpfs mounted earlier: it can only be created (as this kind)
+   * inside the sandbox, after that tmpfs is mounted (runc does so by itself).
+   */
+  createInSandbox?: "dir" | "file";
 };
 
 /** Everything an implementation needs, computed once. */

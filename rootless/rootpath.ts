@@ -4,7 +4,7 @@
  * (like Go's securejoin / BuildKit's fs.RootPath). Used for mount targets, stubs, cwd and
  * /etc/passwd lookups, so that a symlink in an image can never point a mount at a host path.
  */
-import { lstatSync, mkdirSync, readlinkSync } from "node:fs";
+import { lstatSync, mkdirSync, readlinkSync, realpathSync } from "node:fs";
 
 const MAX_SYMLINKS = 255;
 
@@ -61,6 +61,33 @@ export function resolveInRoot(
     pending = [...target.split("/"), ...pending];
   }
   return join(rootClean, done);
+}
+
+/**
+ * Host path of an existing container path `p` inside `root`, for handing to mount(2) or a copy:
+ * resolved with resolveInRoot, then checked again right before use — the path must exist, its
+ * realpath must be exactly itself (no symlink left anywhere in it, so the kernel cannot follow
+ * one out) and it must lie under root. `what` names the path in errors (e.g. `bind source "x"`).
+ */
+export function resolveExistingInRoot(root: string, p: string, what: string): string {
+  const host = resolveInRoot(root, p);
+  let real: string, realRoot: string;
+  try {
+    realRoot = realpathSync(root);
+    real = realpathSync(host);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "ENOENT" || code === "ENOTDIR") throw new Error(`${what}: ${p}: not found`);
+    if (code === "ELOOP") throw new Error(`${what}: ${p}: too many levels of symbolic links`);
+    throw e;
+  }
+  const rootClean = root.replace(/\/+$/, "") || "/";
+  const expected = realRoot + host.slice(rootClean.length);
+  const inside = real === realRoot || real.startsWith(realRoot === "/" ? "/" : realRoot + "/");
+  if (real !== expected || !inside) {
+    throw new Error(`${what}: ${p} does not resolve inside its source (refusing to follow it)`);
+  }
+  return host;
 }
 
 /** The container-absolute form of a resolved host path (inverse of resolveInRoot's join). */

@@ -8,16 +8,25 @@
  * tools (see sandbox_builtin.ts). Shared here: resolving the user, env defaults, creating the
  * cwd, creating mount-point stubs (removed afterwards so they never reach the layer).
  */
-import { lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import {
+  lstatSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { findBinary } from "./binaries.ts";
 import { DEFAULT_HOSTNAME, hostsFile, resolvConf } from "./network.ts";
 import { mkdirAllInRoot, resolveInRoot } from "./rootpath.ts";
+import { resolveInView, type ViewLayer, type ViewPath } from "./mount_view.ts";
 import { ensureMountpoint, removeStubs, type Stubs } from "./stubs.ts";
 import { type ResolvedUser, resolveUser } from "./user.ts";
 import { idMapping, isIdMapped } from "./userns.ts";
 import { runBuiltin } from "./sandbox_builtin.ts";
 import { runRunc } from "./sandbox_runc.ts";
+import { runtimeDir } from "./runtime_dir.ts";
 import {
   DEFAULT_PATH,
   type PreparedMount,
@@ -56,7 +65,8 @@ export async function runInSandbox(
   spec.signal?.throwIfAborted();
   if (spec.args.length === 0) throw new Error("runInSandbox: no command given");
   const stubs: Stubs = { paths: [] };
-  const tmp = mkdtempSync(`${tmpdir()}/tsk-run-`);
+  // The bundle (runc's config.json holds the env, secret values included) lives in memory only.
+  const tmp = mkdtempSync(`${runtimeDir().dir}/run-`);
   try {
     const prep = prepare(spec, tmp, stubs);
     return kind === "runc" ? await runRunc(prep) : await runBuiltin(prep);
@@ -80,18 +90,36 @@ function prepare(spec: RunSpec, tmp: string, stubs: Stubs): PreparedRun {
   mkdirAllInRoot(rootfs, spec.cwd);
 
   const userTargets = new Set((spec.mounts ?? []).map((m) => normalize(m.target)));
-  const place = (m: SandboxMount, kind: "dir" | "file"): PreparedMount => {
-    const hostTarget = resolveInRoot(rootfs, m.target);
-    if (!hostTarget.startsWith(rootfs + "/")) {
-      throw new Error(`cannot mount over the root: ${m.target}`);
-    }
-    ensureMountpoint(stubs, rootfs, hostTarget, kind);
-    return { ...m, hostTarget, containerTarget: hostTarget.slice(rootfs.length) };
+  // Every target is resolved in the composed view (the rootfs plus the mounts placed before it,
+  // in mount order): the kernel and runc resolve it through those mounts, so must we.
+  const layers: ViewLayer[] = [];
+  const place = (
+    m: SandboxMount,
+    kind: "dir" | "file",
+    layerKind: ViewLayer["kind"] = m.type === "bind" ? "bind" : "tmpfs",
+  ): PreparedMount => {
+    const r = resolveInView(rootfs, layers, m.target);
+    if (r.container === "/") throw new Error(`cannot mount over the root: ${m.target}`);
+    let createInSandbox: "dir" | "file" | undefined;
+    if (!r.exists) createInSandbox = createStub(stubs, rootfs, r, m.target, kind);
+    layers.push({
+      target: r.container,
+      kind: layerKind,
+      source: m.source,
+      readonly: !!m.readonly,
+    });
+    const hostTarget = rootfs + r.container;
+    return {
+      ...m,
+      hostTarget,
+      containerTarget: r.container,
+      ...(createInSandbox ? { createInSandbox } : {}),
+    };
   };
 
-  const proc = place({ type: "tmpfs", target: "/proc" }, "dir");
+  const proc = place({ type: "tmpfs", target: "/proc" }, "dir", "virtual");
   const dev = place({ type: "tmpfs", target: "/dev" }, "dir");
-  const sys = place({ type: "tmpfs", target: "/sys" }, "dir");
+  const sys = place({ type: "tmpfs", target: "/sys" }, "dir", "virtual");
   let hosts: PreparedMount | undefined, resolv: PreparedMount | undefined;
   if (!userTargets.has("/etc/hosts")) {
     writeFileSync(`${tmp}/hosts`, hostsFile(hostname));
@@ -104,16 +132,24 @@ function prepare(spec: RunSpec, tmp: string, stubs: Stubs): PreparedRun {
       "file",
     );
   }
-  const mounts = (spec.mounts ?? []).map((m) => {
+  // Parents before children, as BuildKit sorts an exec's mounts by destination.
+  const ordered = [...(spec.mounts ?? [])].sort((a, b) => {
+    const x = normalize(a.target), y = normalize(b.target);
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  const mounts = ordered.map((m) => {
     if (m.type === "bind") {
       if (!m.source) throw new Error(`bind mount to ${m.target} without a source`);
-      let isDir: boolean;
+      // The source is handed to mount(2) in canonical form: no symlink left for it to follow.
+      // (Callers resolve sources inside their snapshot; the store's own path may hold links.)
+      let source: string, isDir: boolean;
       try {
-        isDir = statSync(m.source).isDirectory();
+        source = realpathSync(m.source);
+        isDir = statSync(source).isDirectory();
       } catch {
         throw new Error(`bind mount source ${m.source} does not exist`);
       }
-      return place(m, isDir ? "dir" : "file");
+      return place({ ...m, source }, isDir ? "dir" : "file");
     }
     if (m.type === "tmpfs") return place(m, "dir");
     throw new Error(`unsupported mount type ${(m as SandboxMount).type}`);
@@ -143,6 +179,42 @@ function prepare(spec: RunSpec, tmp: string, stubs: Stubs): PreparedRun {
     onStderr: spec.onStderr,
     signal: spec.signal,
   };
+}
+
+/**
+ * Create a missing mount target where it will really be: in the rootfs, or inside the source of
+ * the (writable) bind mount it lies in; a read-only mount is refused rather than modified. Under
+ * a tmpfs the sandbox creates it once that tmpfs is mounted (returned kind). Never on the host
+ * outside: the path was resolved in the composed view.
+ */
+function createStub(
+  stubs: Stubs,
+  rootfs: string,
+  r: ViewPath,
+  target: string,
+  kind: "dir" | "file",
+): "dir" | "file" | undefined {
+  const owner = r.owner;
+  if (!owner) {
+    ensureMountpoint(stubs, rootfs, r.host!, kind);
+    return undefined;
+  }
+  if (owner.kind === "virtual") {
+    throw new Error(`mount target ${target} (${r.container}) does not exist in ${owner.target}`);
+  }
+  if (owner.kind === "tmpfs") return kind;
+  if (owner.readonly) {
+    throw new Error(
+      `mount target ${target} (${r.container}) does not exist in the read-only mount at ` +
+        `${owner.target}; create it in the mounted source or mount that source rw`,
+    );
+  }
+  const src = owner.source!;
+  if (!statSync(src).isDirectory()) {
+    throw new Error(`mount target ${target} lies inside the file mounted at ${owner.target}`);
+  }
+  ensureMountpoint(stubs, src, r.host!, kind);
+  return undefined;
 }
 
 /**

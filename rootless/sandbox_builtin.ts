@@ -20,7 +20,7 @@
  * setuid()s, which drops every capability for a non-root user. The command ends up as pid 1 of the
  * pid namespace (like runc without --init), so when it exits every leftover process dies.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { findBinary, requireBinary } from "./binaries.ts";
 import { childPids, runChild } from "./child.ts";
 import { loopbackUpCommand, needsNetNamespace } from "./network.ts";
@@ -122,6 +122,12 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
 
   for (const m of [p.hosts, p.resolv]) if (m) L.push(mnt("--bind", m.source!, m.hostTarget));
   for (const m of p.mounts) {
+    // Inside a fresh tmpfs mounted just before: nothing but what this script made is there.
+    if (m.createInSandbox === "dir") L.push(`${q(bin.mkdir)} -p ${q(m.hostTarget)}`);
+    if (m.createInSandbox === "file") {
+      const parent = m.hostTarget.slice(0, m.hostTarget.lastIndexOf("/")) || "/";
+      L.push(`${q(bin.mkdir)} -p ${q(parent)} && : >> ${q(m.hostTarget)}`);
+    }
     if (m.type === "bind") {
       const o = [m.readonly ? "ro" : "rw", ...(m.options ?? [])].join(",");
       L.push(mnt("--rbind", "-o", o, m.source!, m.hostTarget));
@@ -204,7 +210,10 @@ function hostnameCommand(p: PreparedRun): string {
 export async function runBuiltin(p: PreparedRun): Promise<RunResult> {
   const unshare = requireBinary("unshare", "util-linux");
   const statusFile = `${p.tmp}/status`, logFile = `${p.tmp}/setup.log`;
-  const script = builtinScript(p, statusFile, logFile);
+  // From a file in the run's private dir, not `sh -c`: the script holds the env (secret values
+  // included), and a command line is readable by every user through /proc.
+  const scriptFile = `${p.tmp}/setup.sh`;
+  writeFileSync(scriptFile, builtinScript(p, statusFile, logFile), { mode: 0o600 });
   const ns = [
     "--mount",
     "--pid",
@@ -221,8 +230,7 @@ export async function runBuiltin(p: PreparedRun): Promise<RunResult> {
     "--kill-child",
     "--",
     "/bin/sh",
-    "-c",
-    script,
+    scriptFile,
   ];
   const res = await runChild(argv, {
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },

@@ -12,12 +12,14 @@ import type { RefViews } from "./refs.ts";
 import { runInSandbox, type RunSpec } from "../../rootless/sandbox.ts";
 import { acquireLock } from "../content/lock.ts";
 import { overlayCopy } from "./merge.ts";
+import { resolveExistingInRoot } from "../../rootless/rootpath.ts";
+import { runtimeDir } from "../../rootless/runtime_dir.ts";
 import { encodeOp, opDigest } from "../../proto/ops.ts";
 
 export type ExecEnv = {
   views: RefViews;
   storeRoot: string;
-  /** Secret id → host file. */
+  /** Secret id → host file, or `env:NAME` for a value read from tsk's environment when used. */
   secrets: Map<string, string>;
   signal: AbortSignal;
 };
@@ -77,7 +79,7 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
               `secret ${se.ID} not found (pass it with --secret id=${se.ID},src=PATH)`,
             );
           }
-          runEnv.push(`${se.name}=${await fsp.readFile(src, "utf8")}`);
+          runEnv.push(`${se.name}=${(await readSecret(se.ID ?? "", src)).toString("utf8")}`);
         }
         for (const m of mounts) {
           if (m === root) continue;
@@ -95,8 +97,9 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
               actives.push({ key: act.key, output: m.output ?? 0 });
               dir = act.root;
             }
+            // Resolved inside the source, symlinks included: mount(2) must never follow one out.
             const source = m.selector
-              ? path.join(dir, path.posix.normalize("/" + m.selector))
+              ? resolveExistingInRoot(dir, m.selector, `bind mount source for ${target}`)
               : dir;
             extra.push({ type: "bind", source, target, readonly: !!m.readonly });
           } else if (type === MOUNT_CACHE) {
@@ -122,7 +125,7 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
                 const view = await env.views.view(ref);
                 try {
                   const from = m.selector
-                    ? path.join(view.root, path.posix.normalize("/" + m.selector))
+                    ? resolveExistingInRoot(view.root, m.selector, `cache mount source for ${target}`)
                     : view.root;
                   const st = await fsp.lstat(from);
                   await overlayCopy(from, tmp);
@@ -148,11 +151,12 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
               if (m.secretOpt?.optional) continue;
               throw new Error(`secret ${id} not found (pass it with --secret id=${id},src=PATH)`);
             }
-            // A private copy with the requested owner and mode (default 0400 root:root).
-            const dir = await fsp.mkdtemp(path.join(env.storeRoot, "secret-"));
+            // A private copy with the requested owner and mode (default 0400 root:root), on the
+            // process's private tmpfs: secret material never reaches a disk, even on kill -9.
+            const dir = await fsp.mkdtemp(path.join(runtimeDir().dir, "secret-"));
             cleanups.push(() => fsp.rm(dir, { recursive: true, force: true }));
             const copy = path.join(dir, "secret");
-            await fsp.copyFile(src, copy);
+            await fsp.writeFile(copy, await readSecret(id, src), { mode: 0o600 });
             await fsp.chown(copy, m.secretOpt?.uid ?? 0, m.secretOpt?.gid ?? 0).catch(() => {});
             await fsp.chmod(copy, m.secretOpt?.mode ?? 0o400);
             extra.push({ type: "bind", source: copy, target, readonly: true });
@@ -198,6 +202,18 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
       }
     },
   };
+}
+
+/** A secret's bytes: from its file, or from tsk's environment for `env:NAME`. */
+async function readSecret(id: string, src: string): Promise<Buffer> {
+  if (src.startsWith("env:")) {
+    const v = process.env[src.slice(4)];
+    if (v === undefined) {
+      throw new Error(`secret ${id}: environment variable ${src.slice(4)} is not set`);
+    }
+    return Buffer.from(v, "utf8");
+  }
+  return await fsp.readFile(src);
 }
 
 function signalNumber(sig: string): number {

@@ -1,0 +1,100 @@
+/**
+ * A per-process runtime directory for material that must never reach persistent disk: secret
+ * copies, secret environment values, and each RUN's bundle (runc's config.json holds the env).
+ *
+ * Inside tsk's namespace (rootless/userns.ts: every command runs in its own mount namespace, also
+ * as real root) a tmpfs is mounted on it; that mount exists only in this namespace, so nobody
+ * else sees it and the kernel frees it when the namespace dies — also after `kill -9`. What is left
+ * on the host is an empty mount point. Where no mount is possible the directory is a plain one
+ * under $XDG_RUNTIME_DIR (a tmpfs on systemd hosts), else the temp dir. Either way it is named after
+ * the pid, and every start removes the directories of dead processes (cleanStaleRuntimeDirs).
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { findBinary } from "./binaries.ts";
+import { inTskNamespace } from "./userns.ts";
+
+const PREFIX = "tsk-rt-";
+let current: { dir: string; tmpfs: boolean } | undefined;
+
+/** Where runtime directories live: $XDG_RUNTIME_DIR/tsk when usable, else the temp dir. */
+export function runtimeBase(): string {
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  if (xdg && xdg.startsWith("/")) {
+    try {
+      mkdirSync(`${xdg}/tsk`, { recursive: true, mode: 0o700 });
+      return `${xdg}/tsk`;
+    } catch {
+      // not ours or not writable: fall back
+    }
+  }
+  return tmpdir();
+}
+
+/**
+ * This process's runtime directory (created, and a private tmpfs mounted on it when possible, on
+ * first use). `memoryOnly` tells whether its contents can never reach a disk.
+ */
+export function runtimeDir(): { dir: string; memoryOnly: boolean } {
+  if (!current) {
+    const dir = `${runtimeBase()}/${PREFIX}${process.pid}`;
+    rmSync(dir, { recursive: true, force: true }); // a dead namesake's leftovers
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    current = { dir, tmpfs: mountTmpfs(dir) };
+    process.once("exit", releaseRuntimeDir);
+  }
+  return { dir: current.dir, memoryOnly: current.tmpfs };
+}
+
+function mountTmpfs(dir: string): boolean {
+  if (!inTskNamespace() || process.env.TSK_RUNTIME_TMPFS === "0") return false;
+  const mount = findBinary("mount");
+  if (!mount) return false;
+  const r = spawnSync(mount, ["-n", "-t", "tmpfs", "-o", "mode=0700,size=256m", "tmpfs", dir], {
+    stdio: "ignore",
+  });
+  return r.status === 0;
+}
+
+/** Unmount and remove this process's runtime directory (at exit; never throws). */
+export function releaseRuntimeDir(): void {
+  if (!current) return;
+  const { dir, tmpfs } = current;
+  current = undefined;
+  try {
+    if (tmpfs) {
+      const umount = findBinary("umount");
+      if (umount) spawnSync(umount, ["-n", "-l", dir], { stdio: "ignore" });
+    }
+    rmSync(dir, { recursive: true, force: true });
+  } catch {
+    // left for the next start's cleanup
+  }
+}
+
+/** Remove the runtime directories of processes that no longer exist (at every start). */
+export function cleanStaleRuntimeDirs(): void {
+  const bases = new Set([tmpdir()]);
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  if (xdg && xdg.startsWith("/")) bases.add(`${xdg}/tsk`);
+  for (const base of bases) {
+    let names: string[];
+    try {
+      names = readdirSync(base);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      if (!n.startsWith(PREFIX)) continue;
+      const pid = Number(n.slice(PREFIX.length));
+      if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+      if (existsSync(`/proc/${pid}`)) continue;
+      try {
+        rmSync(`${base}/${n}`, { recursive: true, force: true });
+      } catch {
+        // another user's, or a mount point still busy somewhere: not ours to force
+      }
+    }
+  }
+}
