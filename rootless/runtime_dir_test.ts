@@ -1,0 +1,39 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import {
+  cleanStaleRuntimeDirs,
+  releaseRuntimeDir,
+  runtimeBase,
+  runtimeDir,
+} from "./runtime_dir.ts";
+
+test("runtime dirs live under $XDG_RUNTIME_DIR/tsk; those of dead processes are removed", () => {
+  const xdg = mkdtempSync(`${tmpdir()}/tsk-xdg-`);
+  const saved = process.env.XDG_RUNTIME_DIR;
+  process.env.XDG_RUNTIME_DIR = xdg;
+  try {
+    assert.equal(runtimeBase(), `${xdg}/tsk`);
+    // A dead process's leftovers (pid beyond pid_max never runs), a live one's, and a stranger.
+    mkdirSync(`${xdg}/tsk/tsk-rt-99999999/secret-x`, { recursive: true });
+    writeFileSync(`${xdg}/tsk/tsk-rt-99999999/secret-x/secret`, "leftover");
+    mkdirSync(`${xdg}/tsk/tsk-rt-1`);
+    mkdirSync(`${xdg}/tsk/other`);
+    cleanStaleRuntimeDirs();
+    assert.deepEqual(readdirSync(`${xdg}/tsk`).sort(), ["other", "tsk-rt-1"]);
+    // This process's own directory (outside tsk's namespace: a plain private directory).
+    const own = runtimeDir();
+    assert.equal(own.dir, `${xdg}/tsk/tsk-rt-${process.pid}`);
+    assert.equal(own.memoryOnly, false);
+    assert.ok(existsSync(own.dir));
+    cleanStaleRuntimeDirs();
+    assert.ok(existsSync(own.dir), "a live process's directory stays");
+    releaseRuntimeDir();
+    assert.ok(!existsSync(own.dir));
+  } finally {
+    if (saved === undefined) delete process.env.XDG_RUNTIME_DIR;
+    else process.env.XDG_RUNTIME_DIR = saved;
+    rmSync(xdg, { recursive: true, force: true });
+  }
+});
