@@ -19,6 +19,7 @@ import {
 } from "./instructions.ts";
 import { type Node, parse, type ParseResult } from "./parser.ts";
 import { type EnvGetter, ShellLex } from "./shell_lex.ts";
+import { reachableFrom, stageCycle } from "./stage_graph.ts";
 import { defaultPlatform, formatPlatform, normalizePlatform } from "../../llb/platform.ts";
 import type { Platform } from "../../llb/platform.ts";
 
@@ -838,12 +839,33 @@ function simulate(
   };
   for (const d of [...states]) for (const c of d.commands) addDeps(d, c.ins);
 
+  // A FROM naming a stage defined later fails the build (convert.ts); a cycle says so.
+  {
+    const stageIdx = new Map<string, number>();
+    states.forEach((d, i) => {
+      if (d.name !== "" && !stageIdx.has(d.name.toLowerCase())) {
+        stageIdx.set(d.name.toLowerCase(), i);
+      }
+    });
+    const bases = states.map((d) => d.baseName);
+    states.forEach((d, i) => {
+      const j = d.unregistered ? undefined : stageIdx.get(d.baseName.toLowerCase());
+      if (j === undefined || j < i) return;
+      const cycle = stageCycle(bases, stageIdx, i, states.map((x) => x.name));
+      throw new BuildError(
+        cycle
+          ? `circular dependency detected on stage: ${cycle}`
+          : `stage ${goQ(d.baseName)} is used before it is defined`,
+        d.location,
+      );
+    });
+  }
   const reachable = new Set<StageState>();
+  // Without recursion: 100,000 chained stages must not overflow the stack.
   const walk = (s: StageState) => {
-    if (reachable.has(s)) return;
-    reachable.add(s);
-    if (s.base) walk(s.base);
-    for (const d of s.deps) walk(d);
+    for (const r of reachableFrom(s, (x) => x.base ? [x.base, ...x.deps] : x.deps)) {
+      reachable.add(r);
+    }
   };
   walk(target);
   // ONBUILD triggers from a base stage of this Dockerfile (initOnBuildTriggers)
