@@ -15,6 +15,7 @@ import { decodeDefinition, type Definition, encodeDefinition } from "../proto/op
 import { openEngine } from "../engine/engine.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
 import { fsckCommand } from "./fsck.ts";
+import { errnoText, TskError } from "../engine/tsk_error.ts";
 
 export const DEBUG_HELP = `Usage: tsk debug dump-llb [OPTIONS] [CONTEXT]
        tsk debug fsck [--dry-run] [-v] [--format json] [--root DIR]   (see tsk debug fsck --help)
@@ -62,8 +63,17 @@ export async function debugCommand(argv: string[]): Promise<number> {
   }
   let def: Definition;
   if (values.llb) {
-    const bytes = values.llb === "-" ? await readStdin() : await fsp.readFile(values.llb);
-    def = decodeDefinition(new Uint8Array(bytes));
+    const where = values.llb === "-" ? "stdin" : values.llb;
+    const bytes = values.llb === "-"
+      ? await readStdin()
+      : await fsp.readFile(values.llb).catch((err) => {
+        throw new TskError(`cannot read the LLB definition: ${errnoText(err)}`, { path: where });
+      });
+    try {
+      def = decodeDefinition(new Uint8Array(bytes));
+    } catch (err) {
+      throw new TskError(`invalid LLB definition: ${(err as Error).message}`, { path: where });
+    }
   } else {
     const ctx = path.resolve(positionals[0] ?? ".");
     const file = path.resolve(values.file ?? path.join(ctx, "Dockerfile"));

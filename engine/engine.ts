@@ -10,6 +10,7 @@ import { ContentStore } from "./content/store.ts";
 import { MetaStore } from "./content/meta.ts";
 import { detectSnapshotter, type Snapshotter } from "./snapshot/snapshotter.ts";
 import { RegistryClient } from "./source/registry.ts";
+import { errnoText, TskError } from "./tsk_error.ts";
 
 export type Engine = {
   root: string;
@@ -36,7 +37,15 @@ export function defaultRoot(): string {
 
 export async function openEngine(o: EngineOptions = {}): Promise<Engine> {
   const root = path.resolve(o.root ?? defaultRoot());
-  await fsp.mkdir(root, { recursive: true, mode: 0o700 });
+  try {
+    await fsp.mkdir(root, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new TskError(`cannot create the store directory: ${errnoText(err)}`, {
+      path: root,
+      code: (err as NodeJS.ErrnoException).code,
+      cause: err,
+    });
+  }
   const store = new ContentStore(path.join(root, "content"));
   const meta = new MetaStore(path.join(root, "meta.db"));
   const snapshotter = await detectSnapshotter(path.join(root, "snapshots"));

@@ -95,12 +95,12 @@ export async function beginBuild(e: StoreLike, signal?: AbortSignal): Promise<Le
   let ended = false;
   return {
     id,
-    end: () => {
+    // Async, so a failing delete (a full disk) rejects instead of throwing out of a finally.
+    end: async () => {
       if (!ended) {
         ended = true;
         e.meta.deleteLease(id);
       }
-      return Promise.resolve();
     },
   };
 }
