@@ -25,8 +25,8 @@ export function takeDebugFlag(argv: string[]): string[] {
 
 /** Control bytes of a message escaped, so an error never writes raw terminal sequences. */
 function clean(s: string): string {
-  // deno-lint-ignore no-control-regex
   return s.replace(
+    // deno-lint-ignore no-control-regex
     /[\x00-\x08\x0b-\x1f\x7f]/g,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );
