@@ -37,6 +37,7 @@ import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { type OutputSpec, parseOutput, UsageError } from "./output_flag.ts";
 import { exportImage } from "./export.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
+import { explainDiskFull } from "../engine/content/space.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 
@@ -416,6 +417,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       process.stderr.write("ERROR: build canceled (interrupted)\n");
       return 130;
     }
+    explainDiskFull(err, engine.root);
     process.stderr.write(formatBuildError(err, dockerfileName, source, convert));
     return 1;
   } finally {

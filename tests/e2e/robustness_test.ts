@@ -10,9 +10,10 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
-import { type Env, env, makeContext, type RunResult, storeDir, tsk } from "./harness.ts";
+import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
 import { pushLayerImage, rawTar } from "../fixtures/crafted_image.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
+import { assertNoTrace } from "./no_trace.ts";
 
 let e: Env;
 let truncated: { ref: string; digest: string };
@@ -46,13 +47,6 @@ after(async () => {
   const { stopEnv } = await import("./harness.ts");
   await stopEnv();
 });
-
-/** No JS stack frames, no Bun source excerpt / caret line, no bundle paths. */
-export function assertNoTrace(r: RunResult): void {
-  assert.doesNotMatch(r.stderr, /^\s+at .*(\(|:\d+)/m, `stack frames in:\n${r.stderr}`);
-  assert.doesNotMatch(r.stderr, /\$bunfs|Bun v\d|^\s*\^\s*$/m, `Bun excerpt in:\n${r.stderr}`);
-  assert.doesNotMatch(r.stderr, /^\d+ \| (?!>>>)/m, `source excerpt in:\n${r.stderr}`);
-}
 
 const users: [string, () => UnprivilegedUser | undefined][] = [
   ["root", () => undefined],
