@@ -5,7 +5,7 @@
  * converter, without resolving images. Also the `# check=` directive, BuildKit's text
  * and JSON renderings of lint results, and the dispatch analysis reused by outline.ts.
  */
-import { DockerfileError, excerpt } from "./errors.ts";
+import { DockerfileError, escapeControls, excerpt } from "./errors.ts";
 import { fromUtf8 } from "../../gostr.ts";
 import {
   type ArgInstruction,
@@ -1295,7 +1295,7 @@ export function formatLintWarning(
 ): string {
   let out = `\nWARNING: ${w.rule}`;
   if (w.url !== "") out += ` - ${w.url}`;
-  out += `\n${w.detail}\n`;
+  out += `\n${escapeControls(w.detail)}\n`;
   if (w.line > 0) out += excerpt(sourceText(source), fileName, w.line, w.endLine);
   return out;
 }
@@ -1316,7 +1316,7 @@ export function formatLintWarnings(
 
 /** `linter.LintFormatShort`: `Rule: detail (line N)`, the build-progress warning text. */
 export function lintShort(w: LintWarning): string {
-  return `${w.rule}: ${w.detail}${w.line > 0 ? ` (line ${w.line})` : ""}`;
+  return `${w.rule}: ${escapeControls(w.detail)}${w.line > 0 ? ` (line ${w.line})` : ""}`;
 }
 
 /**
