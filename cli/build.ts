@@ -1,7 +1,7 @@
 /**
  * `tsk build`: docker-build-style flags → Dockerfile frontend → solver → exporter.
  */
-import { promises as fsp } from "node:fs";
+import { promises as fsp, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -23,6 +23,7 @@ import {
 } from "../engine/frontend/dockerfile/convert.ts";
 import {
   DockerfileError,
+  escapeControls,
   excerpt,
   formatDockerfileError,
 } from "../engine/frontend/dockerfile/errors.ts";
@@ -37,6 +38,9 @@ import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { type OutputSpec, parseOutput, UsageError } from "./output_flag.ts";
 import { exportImage } from "./export.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
+import { explainDiskFull } from "../engine/content/space.ts";
+import { parseReference } from "../engine/source/reference.ts";
+import { MAX_DOCKERFILE_BYTES, MAX_LLB_BYTES, readCapped, readInput } from "./read_input.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 
@@ -147,8 +151,15 @@ function secrets(list: string[]): Map<string, string> {
     const id = kv.id;
     const src = kv.src ?? kv.source;
     if (!id) throw new UsageError(`--secret ${s}: id= is required`);
-    if (src) m.set(id, path.resolve(src));
-    else if (kv.env) m.set(id, `env:${kv.env}`);
+    if (src) {
+      // Like buildx: a secret file must exist even when no RUN uses it.
+      const st = statSync(src, { throwIfNoEntry: false });
+      if (!st) {
+        throw new UsageError(`--secret ${s}: failed to stat ${src}: no such file or directory`);
+      }
+      if (st.isDirectory()) throw new UsageError(`--secret ${s}: read ${src}: is a directory`);
+      m.set(id, path.resolve(src));
+    } else if (kv.env) m.set(id, `env:${kv.env}`);
     else throw new UsageError(`--secret ${s}: src=PATH or env=NAME is required`);
   }
   return m;
@@ -176,6 +187,21 @@ function progressMode(flag: string): ProgressMode {
 
 /** Outputs from flags; tarball outputs without a file go to stdout, never to a terminal. */
 export function resolveOutputs(flags: Flags): OutputSpec[] {
+  // Like docker: a bad -t fails before anything is built.
+  for (const t of flags.tag) {
+    try {
+      parseReference(t);
+    } catch (err) {
+      throw new UsageError(
+        `invalid argument ${JSON.stringify(t)} for "-t, --tag" flag: ${
+          (err as Error).message.replace(
+            /^invalid reference "(?:[^"\\]|\\.)*": /,
+            "invalid reference format: ",
+          )
+        }`,
+      );
+    }
+  }
   const outs = flags.output.map(parseOutput);
   if (flags.push) {
     if (!flags.tag.length) throw new UsageError("--push needs at least one -t NAME");
@@ -267,11 +293,13 @@ export async function buildCommand(argv: string[]): Promise<number> {
       !(await fsp.stat(path.join(ctxDir, "Dockerfile")).then(() => true, () => false));
     if (flags.frontend === "llb" || piped) {
       const bytes = flags.file && flags.file !== "-"
-        ? await fsp.readFile(flags.file)
-        : await readAll(process.stdin);
+        ? await readInput(flags.file, { cap: MAX_LLB_BYTES, prefix: "failed to read definition" })
+        : await readCapped(process.stdin, MAX_LLB_BYTES, "LLB definition on stdin");
       if (piped && bytes.length === 0) {
         // Nothing on stdin either: what is missing is the Dockerfile.
-        throw new UsageError(`failed to read dockerfile: open ${dockerfilePath}: no such file or directory`);
+        throw new UsageError(
+          `failed to read dockerfile: open ${dockerfilePath}: no such file or directory`,
+        );
       }
       def = decodeDefinition(new Uint8Array(bytes));
     } else if (
@@ -285,15 +313,13 @@ export async function buildCommand(argv: string[]): Promise<number> {
     } else {
       const vp = progress.start(`[internal] load build definition from ${dockerfileName}`);
       try {
-        source = dockerfilePath === "-"
-          ? new Uint8Array(await readAll(process.stdin))
-          : new Uint8Array(await fsp.readFile(dockerfilePath));
-      } catch {
-        const e = new Error(
-          `failed to read dockerfile: open ${dockerfilePath}: no such file or directory`,
-        );
-        vp.error(e);
-        throw e;
+        source = await readInput(dockerfilePath, {
+          cap: MAX_DOCKERFILE_BYTES,
+          prefix: "failed to read dockerfile",
+        });
+      } catch (err) {
+        vp.error(err as Error);
+        throw err;
       }
       vp.status(`transferring dockerfile: ${source.length}B done`);
       vp.done();
@@ -324,7 +350,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         excludes,
         noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
         resolveImage: async (ref, p) => {
-          const mp = progress.start(`[internal] load metadata for ${ref}`);
+          const mp = progress.start(`[internal] load metadata for ${escapeControls(ref)}`);
           try {
             const r = await engine.registry.resolve(ref, p);
             mp.done();
@@ -413,6 +439,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       process.stderr.write("ERROR: build canceled (interrupted)\n");
       return 130;
     }
+    explainDiskFull(err, engine.root);
     process.stderr.write(formatBuildError(err, dockerfileName, source, convert));
     return 1;
   } finally {
@@ -444,11 +471,12 @@ async function callCommand(flags: Flags, context: string): Promise<number> {
   const file = path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile"));
   let source: Uint8Array;
   try {
-    source = new Uint8Array(await fsp.readFile(file));
-  } catch {
-    process.stderr.write(
-      `ERROR: failed to read dockerfile: open ${file}: no such file or directory\n`,
-    );
+    source = await readInput(file, {
+      cap: MAX_DOCKERFILE_BYTES,
+      prefix: "failed to read dockerfile",
+    });
+  } catch (err) {
+    process.stderr.write(`ERROR: ${(err as Error).message}\n`);
     return 1;
   }
   const r = await runCall(kind as CallKind, {
@@ -476,12 +504,6 @@ async function readIgnore(ctxDir: string, dockerfilePath: string): Promise<strin
   return [];
 }
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(Buffer.from(c as Uint8Array));
-  return Buffer.concat(chunks);
-}
-
 /** BuildKit-style failure report: the step's last output, the Dockerfile excerpt, the cause. */
 export function formatBuildError(
   err: unknown,
@@ -503,7 +525,7 @@ export function formatBuildError(
   if (loc && source.length) {
     out += excerpt(new TextDecoder().decode(source), fileName, loc.start, loc.end);
   }
-  out += `ERROR: failed to solve: ${e.message ?? String(err)}\n`;
+  out += `ERROR: failed to solve: ${escapeControls(e.message ?? String(err))}\n`;
   return out;
 }
 

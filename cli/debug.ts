@@ -15,6 +15,8 @@ import { decodeDefinition, type Definition, encodeDefinition } from "../proto/op
 import { openEngine } from "../engine/engine.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
 import { fsckCommand } from "./fsck.ts";
+import { TskError } from "../engine/tsk_error.ts";
+import { MAX_DOCKERFILE_BYTES, MAX_LLB_BYTES, readInput } from "./read_input.ts";
 
 export const DEBUG_HELP = `Usage: tsk debug dump-llb [OPTIONS] [CONTEXT]
        tsk debug fsck [--dry-run] [-v] [--format json] [--root DIR]   (see tsk debug fsck --help)
@@ -62,12 +64,27 @@ export async function debugCommand(argv: string[]): Promise<number> {
   }
   let def: Definition;
   if (values.llb) {
-    const bytes = values.llb === "-" ? await readStdin() : await fsp.readFile(values.llb);
-    def = decodeDefinition(new Uint8Array(bytes));
+    const where = values.llb === "-" ? "stdin" : values.llb;
+    const bytes = await readInput(values.llb, {
+      cap: MAX_LLB_BYTES,
+      prefix: "cannot read the LLB definition",
+    }).catch((err) => {
+      throw new TskError((err as Error).message, { path: where });
+    });
+    try {
+      def = decodeDefinition(new Uint8Array(bytes));
+    } catch (err) {
+      throw new TskError(`invalid LLB definition: ${(err as Error).message}`, { path: where });
+    }
   } else {
     const ctx = path.resolve(positionals[0] ?? ".");
     const file = path.resolve(values.file ?? path.join(ctx, "Dockerfile"));
-    const source = new Uint8Array(await fsp.readFile(file));
+    const source = await readInput(file, {
+      cap: MAX_DOCKERFILE_BYTES,
+      prefix: "failed to read dockerfile",
+    }).catch((err) => {
+      throw new TskError((err as Error).message);
+    });
     const ignore = await fsp.readFile(path.join(ctx, ".dockerignore"), "utf8").catch(() => "");
     const engine = await openEngine({ root: values.root });
     try {
@@ -102,10 +119,4 @@ export async function debugCommand(argv: string[]): Promise<number> {
   if (values.marshal) process.stdout.write(encodeDefinition(def));
   else process.stdout.write(values.dot ? dumpDot(def) : dumpLLB(def));
   return 0;
-}
-
-async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(Buffer.from(c as Uint8Array));
-  return Buffer.concat(chunks);
 }

@@ -103,7 +103,7 @@ export async function duCommand(argv: string[]): Promise<number> {
     process.stdout.write(DU_HELP);
     return 0;
   }
-  const engine = await openEngine({ root: values.root });
+  const engine = await openEngine({ root: values.root, existing: true });
   try {
     const usage = await storeUsage(engine);
     const filters = values.filter!;

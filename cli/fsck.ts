@@ -8,6 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { openEngine } from "../engine/engine.ts";
+import { ensureReserve } from "../engine/content/space.ts";
 import { fsck } from "../engine/gc/fsck.ts";
 import { asCollector } from "../engine/gc/lease.ts";
 import { formatBytes } from "../engine/gc/collector.ts";
@@ -49,7 +50,8 @@ export async function fsckCommand(argv: string[]): Promise<number> {
     process.stdout.write(FSCK_HELP);
     return 0;
   }
-  const engine = await openEngine({ root: values.root });
+  // On a full disk the reserve is what gives SQLite and the lock file room (engine/content/space.ts).
+  const engine = await openEngine({ root: values.root, existing: true, releaseReserve: true });
   try {
     const dry = values["dry-run"]!;
     const r = dry
@@ -91,5 +93,6 @@ export async function fsckCommand(argv: string[]): Promise<number> {
     return 1;
   } finally {
     engine.close();
+    await ensureReserve(engine.root);
   }
 }

@@ -1,6 +1,7 @@
 /** Command dispatch: `tsk build|version|debug|help`. */
 import { enterUserNamespace } from "../rootless/userns.ts";
 import { VERSION } from "./version.ts";
+import { takeDebugFlag } from "./fatal.ts";
 
 export const HELP = `Usage: tsk COMMAND [OPTIONS]
 
@@ -13,13 +14,18 @@ Commands:
   prune        Remove build cache
   version      Show the tsk version
 
+Global options:
+  --debug      Print the stack trace of an unexpected error (or set TSK_DEBUG=1)
+
 Run 'tsk COMMAND --help' for more information on a command.
 `;
 
 /** Commands that use the store run as root inside a user namespace (re-executing tsk there). */
 const NEEDS_NAMESPACE = new Set(["build", "du", "prune"]);
 
-export async function run(argv: string[]): Promise<number> {
+export async function run(argvIn: string[]): Promise<number> {
+  // `--debug` (anywhere) prints stack traces of unexpected errors (cli/fatal.ts).
+  const argv = takeDebugFlag(argvIn);
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === "help" || cmd === "--help" || cmd === "-h") {
     process.stdout.write(HELP);
@@ -52,4 +58,3 @@ export async function run(argv: string[]): Promise<number> {
       return 2;
   }
 }
-

@@ -7,6 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { openEngine } from "../engine/engine.ts";
+import { ensureReserve } from "../engine/content/space.ts";
 import { parseDuration, parseSize, resolveSize } from "../engine/config.ts";
 import { formatBytes, parseFilters, prune } from "../engine/gc/collector.ts";
 import { asCollector } from "../engine/gc/lease.ts";
@@ -62,7 +63,8 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     process.stdout.write(PRUNE_HELP);
     return 0;
   }
-  const engine = await openEngine({ root: values.root });
+  // On a full disk the reserve is what gives SQLite and the lock file room (engine/content/space.ts).
+  const engine = await openEngine({ root: values.root, existing: true, releaseReserve: true });
   try {
     const result = await asCollector(engine, async () =>
       prune(engine, {
@@ -103,5 +105,6 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     return 1;
   } finally {
     engine.close();
+    await ensureReserve(engine.root);
   }
 }

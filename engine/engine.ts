@@ -11,6 +11,14 @@ import { ContentStore } from "./content/store.ts";
 import { MetaStore } from "./content/meta.ts";
 import { detectSnapshotter, type Snapshotter } from "./snapshot/snapshotter.ts";
 import { RegistryClient } from "./source/registry.ts";
+import { errnoText, TskError } from "./tsk_error.ts";
+import {
+  diskFullError,
+  ensureReserve,
+  filesystemOf,
+  isDiskFull,
+  releaseReserve,
+} from "./content/space.ts";
 
 export type Engine = {
   root: string;
@@ -24,6 +32,13 @@ export type Engine = {
 export type EngineOptions = {
   root?: string;
   insecureRegistries?: string[];
+  /**
+   * Only open a store that exists (`du`, `prune`, `fsck`): a mistyped --root must not create an
+   * empty store and report it as clean.
+   */
+  existing?: boolean;
+  /** Delete the reserve file before opening (prune, fsck: they recreate it when done). */
+  releaseReserve?: boolean;
   /** Where notices (e.g. the copy-snapshot fallback) are printed. */
   notice?: (msg: string) => void;
 };
@@ -37,11 +52,44 @@ export function defaultRoot(): string {
 
 export async function openEngine(o: EngineOptions = {}): Promise<Engine> {
   const root = path.resolve(o.root ?? defaultRoot());
-  await fsp.mkdir(root, { recursive: true, mode: 0o700 });
+  if (o.existing && !(await fsp.stat(path.join(root, "meta.db")).catch(() => undefined))) {
+    const there = await fsp.stat(root).catch(() => undefined);
+    throw new TskError(
+      there
+        ? `not a tsk store (no meta.db in it): check --root`
+        : `no tsk store there${o.root ? ": check --root" : " yet (nothing has been built)"}`,
+      { path: root },
+    );
+  }
+  try {
+    await fsp.mkdir(root, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new TskError(`cannot create the store directory: ${errnoText(err)}`, {
+      path: root,
+      code: (err as NodeJS.ErrnoException).code,
+      cause: err,
+    });
+  }
+  // prune and fsck free the reserve before SQLite opens: on a full disk it is what lets SQLite
+  // create its shared-memory file and log, and the GC lock file be written.
+  if (o.releaseReserve) await releaseReserve(root);
   cleanStaleRuntimeDirs(); // secret-holding dirs of killed tsk processes (rootless/runtime_dir.ts)
   const store = new ContentStore(path.join(root, "content"));
-  const meta = new MetaStore(path.join(root, "meta.db"));
-  const snapshotter = await detectSnapshotter(path.join(root, "snapshots"));
+  let meta: MetaStore | undefined;
+  let snapshotter: Snapshotter;
+  try {
+    meta = new MetaStore(path.join(root, "meta.db"));
+    snapshotter = await detectSnapshotter(path.join(root, "snapshots"));
+  } catch (err) {
+    meta?.close();
+    // SQLite reports a full disk at open as "disk I/O error" (its -shm file cannot grow).
+    if (isDiskFull(err) || (filesystemOf(root)?.free ?? 1) === 0) {
+      throw diskFullError(root, { what: "opening the store", cause: err });
+    }
+    throw err;
+  }
+  // Room for SQLite and lock files when the disk fills up (released first by prune and fsck).
+  if (!o.releaseReserve) await ensureReserve(root);
   const registry = new RegistryClient({
     store,
     insecure: o.insecureRegistries ?? [],

@@ -29,7 +29,14 @@ export async function acquireLock(
     signal?.throwIfAborted();
     try {
       const fh = await fsp.open(file, "wx");
-      await fh.writeFile(String(process.pid));
+      try {
+        await fh.writeFile(String(process.pid));
+      } catch (err) {
+        // A full disk: leave no ownerless lock file behind.
+        await fh.close().catch(() => {});
+        await fsp.rm(file, { force: true }).catch(() => {});
+        throw err;
+      }
       await fh.close();
       return async () => {
         await fsp.rm(file, { force: true });

@@ -218,6 +218,17 @@ export class MetaStore {
       }));
   }
 
+  /**
+   * Rolls back the open transaction, if SQLite has not already done so: a COMMIT that fails with
+   * SQLITE_FULL rolls back by itself, and a second ROLLBACK ("cannot rollback - no transaction is
+   * active") must not hide the real error.
+   */
+  #rollback(): void {
+    try {
+      this.#db.exec("ROLLBACK");
+    } catch { /* already rolled back */ }
+  }
+
   /** Runs `fn` in one IMMEDIATE transaction. */
   transaction<T>(fn: () => T): T {
     this.#db.exec("BEGIN IMMEDIATE");
@@ -226,7 +237,7 @@ export class MetaStore {
       this.#db.exec("COMMIT");
       return out;
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      this.#rollback();
       throw err;
     }
   }
@@ -262,7 +273,7 @@ export class MetaStore {
       for (const e of upserts) ins.run(scope, e.path, e.sig, e.digest);
       this.#db.exec("COMMIT");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      this.#rollback();
       throw err;
     }
   }

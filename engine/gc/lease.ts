@@ -95,10 +95,15 @@ export async function beginBuild(e: StoreLike, signal?: AbortSignal): Promise<Le
   let ended = false;
   return {
     id,
+    // A failing delete (a full disk) rejects instead of throwing out of a finally.
     end: () => {
       if (!ended) {
         ended = true;
-        e.meta.deleteLease(id);
+        try {
+          e.meta.deleteLease(id);
+        } catch (err) {
+          return Promise.reject(err);
+        }
       }
       return Promise.resolve();
     },

@@ -22,6 +22,7 @@ import path from "node:path";
 import { PatternMatcher } from "../frontend/dockerfile/dockerignore.ts";
 import type { MetaStore } from "../content/meta.ts";
 import { acquireLock } from "../content/lock.ts";
+import { diskFullError, filesystemOf, isDiskFull } from "../content/space.ts";
 
 export type ContextEntry = {
   /** Path relative to the context root, `/`-separated, no leading slash. */
@@ -202,101 +203,133 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     if (!toCopy.length && !removed.length && !interrupted) {
       return { checksum: contextChecksum(entries.values()), dir, entries, changed, bytesRead };
     }
-    await fsp.writeFile(marker, "");
-    if (interrupted) await pruneMirror(dir, "", entries);
-    else {
-      for (const p of removed) await fsp.rm(path.join(dir, p), { recursive: true, force: true });
-      // An entry that changed type (file ↔ dir ↔ symlink) is removed before it is recreated.
+    // Fail before copying when the store's filesystem cannot hold the new bytes.
+    const need = bytesNeeded(toCopy, stat);
+    const fsInfo = filesystemOf(o.storeRoot);
+    if (fsInfo && need > fsInfo.free) {
+      if (fresh) await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
+      throw diskFullError(o.storeRoot, { what: "copying the build context", need });
+    }
+    try {
+      await fsp.writeFile(marker, "");
+      if (interrupted) await pruneMirror(dir, "", entries);
+      else {
+        for (const p of removed) await fsp.rm(path.join(dir, p), { recursive: true, force: true });
+        // An entry that changed type (file ↔ dir ↔ symlink) is removed before it is recreated.
+        for (const e of toCopy) {
+          if (!stat.has(e.path)) continue;
+          const st = await fsp.lstat(path.join(dir, e.path)).catch(() => undefined);
+          const t = st?.isDirectory()
+            ? "dir"
+            : st?.isSymbolicLink()
+            ? "symlink"
+            : st
+            ? "file"
+            : undefined;
+          if (t && t !== e.type) {
+            await fsp.rm(path.join(dir, e.path), { recursive: true, force: true });
+          }
+        }
+      }
+      const noteCopied = (e: ContextEntry, digest: string, size: number): void => {
+        const prev = stat.get(e.path);
+        e.digest = digest;
+        bytesRead += size;
+        if (!prev || prev.digest !== digest || modeOf(prev.sig) !== (e.mode & 0o7777)) {
+          changed.push(e.path);
+        }
+      };
+      // Small files are copied with synchronous calls (far fewer thread hops for many tiny files);
+      // large ones are streamed, a few at a time. Every file is hashed as it is copied (one read).
+      const big: ContextEntry[] = [];
       for (const e of toCopy) {
-        if (!stat.has(e.path)) continue;
-        const st = await fsp.lstat(path.join(dir, e.path)).catch(() => undefined);
-        const t = st?.isDirectory()
-          ? "dir"
-          : st?.isSymbolicLink()
-          ? "symlink"
-          : st
-          ? "file"
-          : undefined;
-        if (t && t !== e.type) {
-          await fsp.rm(path.join(dir, e.path), { recursive: true, force: true });
-        }
-      }
-    }
-    const noteCopied = (e: ContextEntry, digest: string, size: number): void => {
-      const prev = stat.get(e.path);
-      e.digest = digest;
-      bytesRead += size;
-      if (!prev || prev.digest !== digest || modeOf(prev.sig) !== (e.mode & 0o7777)) {
-        changed.push(e.path);
-      }
-    };
-    // Small files are copied with synchronous calls (far fewer thread hops for many tiny files);
-    // large ones are streamed, a few at a time. Every file is hashed as it is copied (one read).
-    const big: ContextEntry[] = [];
-    for (const e of toCopy) {
-      const dst = path.join(dir, e.path);
-      if (e.type === "dir") {
-        mkdirSync(dst, { recursive: true });
-      } else if (e.type === "symlink") {
-        rmSync(dst, { force: true, recursive: true });
-        mkdirSync(path.dirname(dst), { recursive: true });
-        symlinkSync(e.digest, dst);
-      } else if (e.size > SMALL_FILE) {
-        big.push(e);
-      } else {
-        const data = readFileSync(path.join(o.contextDir, e.path));
-        const digest = "sha256:" + createHash("sha256").update(data).digest("hex");
-        try {
-          writeFileSync(dst, data);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-          mkdirSync(path.dirname(dst), { recursive: true });
-          writeFileSync(dst, data);
-        }
-        chmodSync(dst, e.mode & 0o7777);
-        noteCopied(e, digest, data.length);
-      }
-    }
-    let next = 0;
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      while (next < big.length) {
-        const e = big[next++];
         const dst = path.join(dir, e.path);
-        await fsp.mkdir(path.dirname(dst), { recursive: true });
-        const digest = await copyAndHash(path.join(o.contextDir, e.path), dst);
-        await fsp.chmod(dst, e.mode & 0o7777);
-        noteCopied(e, digest, e.size);
+        if (e.type === "dir") {
+          mkdirSync(dst, { recursive: true });
+        } else if (e.type === "symlink") {
+          rmSync(dst, { force: true, recursive: true });
+          mkdirSync(path.dirname(dst), { recursive: true });
+          symlinkSync(e.digest, dst);
+        } else if (e.size > SMALL_FILE) {
+          big.push(e);
+        } else {
+          const data = readFileSync(path.join(o.contextDir, e.path));
+          const digest = "sha256:" + createHash("sha256").update(data).digest("hex");
+          try {
+            writeFileSync(dst, data);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+            mkdirSync(path.dirname(dst), { recursive: true });
+            writeFileSync(dst, data);
+          }
+          chmodSync(dst, e.mode & 0o7777);
+          noteCopied(e, digest, data.length);
+        }
       }
-    }));
-    // Directory modes last (a copy into a read-only dir needs it writable first).
-    for (const e of toCopy) {
-      if (e.type === "dir") chmodSync(path.join(dir, e.path), e.mode & 0o7777);
-    }
-    // Dirs and symlinks count as changed when new or when their type, mode or target changed
-    // (not for a mere mtime change of a dir whose entries changed).
-    for (const e of toCopy) {
-      if (e.type === "file") continue;
-      const prev = stat.get(e.path);
-      if (
-        !prev || prev.digest !== e.digest ||
-        Number(prev.sig.slice(prev.sig.lastIndexOf(":") + 1)) !== e.mode
-      ) {
-        changed.push(e.path);
+      let next = 0;
+      await Promise.all(Array.from({ length: 4 }, async () => {
+        while (next < big.length) {
+          const e = big[next++];
+          const dst = path.join(dir, e.path);
+          await fsp.mkdir(path.dirname(dst), { recursive: true });
+          const digest = await copyAndHash(path.join(o.contextDir, e.path), dst);
+          await fsp.chmod(dst, e.mode & 0o7777);
+          noteCopied(e, digest, e.size);
+        }
+      }));
+      // Directory modes last (a copy into a read-only dir needs it writable first).
+      for (const e of toCopy) {
+        if (e.type === "dir") chmodSync(path.join(dir, e.path), e.mode & 0o7777);
       }
+      // Dirs and symlinks count as changed when new or when their type, mode or target changed
+      // (not for a mere mtime change of a dir whose entries changed).
+      for (const e of toCopy) {
+        if (e.type === "file") continue;
+        const prev = stat.get(e.path);
+        if (
+          !prev || prev.digest !== e.digest ||
+          Number(prev.sig.slice(prev.sig.lastIndexOf(":") + 1)) !== e.mode
+        ) {
+          changed.push(e.path);
+        }
+      }
+      changed.push(...removed);
+      changed.sort();
+      o.meta.updateStatCache(
+        scope,
+        toCopy.map((e) => ({ path: e.path, sig: e.sig, digest: e.digest })),
+        removed,
+        fresh || interrupted,
+      );
+      await fsp.rm(marker, { force: true });
+      return { checksum: contextChecksum(entries.values()), dir, entries, changed, bytesRead };
+    } catch (err) {
+      // Partial work goes on the error path: the next sync rebuilds the mirror from scratch.
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
+      await fsp.rm(marker, { force: true }).catch(() => {});
+      if (isDiskFull(err)) {
+        throw diskFullError(o.storeRoot, { what: "copying the build context", need, cause: err });
+      }
+      throw err;
     }
-    changed.push(...removed);
-    changed.sort();
-    o.meta.updateStatCache(
-      scope,
-      toCopy.map((e) => ({ path: e.path, sig: e.sig, digest: e.digest })),
-      removed,
-      fresh || interrupted,
-    );
-    await fsp.rm(marker, { force: true });
-    return { checksum: contextChecksum(entries.values()), dir, entries, changed, bytesRead };
   } finally {
     await release();
   }
+}
+
+/** Bytes a sync adds to the mirror: new file contents minus the old contents they replace. */
+function bytesNeeded(
+  toCopy: ContextEntry[],
+  stat: Map<string, { sig: string; digest: string }>,
+): number {
+  let n = 0;
+  for (const e of toCopy) {
+    if (e.type !== "file") continue;
+    const prev = stat.get(e.path);
+    const old = prev ? Number(prev.sig.split(":")[2]) || 0 : 0;
+    n += Math.max(0, e.size - old);
+  }
+  return n;
 }
 
 async function copyAndHash(src: string, dst: string): Promise<string> {

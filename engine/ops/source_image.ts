@@ -4,7 +4,7 @@
  * ID, so every image sharing a layer prefix shares its snapshots.
  */
 import { createHash } from "node:crypto";
-import { Transform } from "node:stream";
+import type { Transform } from "node:stream";
 import zlib from "node:zlib";
 import type { Vertex } from "../llb/load.ts";
 import type { OpHandler, Ref } from "../solver/solver.ts";
@@ -16,6 +16,7 @@ import type { MetaStore } from "../content/meta.ts";
 import type { Descriptor, Platform } from "../types.ts";
 import { acquireLock } from "../content/lock.ts";
 import path from "node:path";
+import { TskError } from "../tsk_error.ts";
 
 export type ImageEnv = {
   views: RefViews;
@@ -146,18 +147,30 @@ async function unpackLayer(
   }
   vp.status(`extracting ${desc.digest.slice(0, 19)}`);
   const hash = createHash("sha256");
-  const tap = new Transform({
-    transform(chunk, _enc, cb) {
-      hash.update(chunk);
-      cb(null, chunk);
-    },
-  });
+  // A layer that does not decompress (truncated, not gzip at all) fails the step naming the blob.
   const raw = env.store.createReadStream(desc.digest);
   const dec = decompressor(compressionOf(desc.mediaType));
-  const stream = dec ? raw.pipe(dec).pipe(tap) : raw.pipe(tap);
-  raw.on("error", (e) => stream.destroy(e));
-  dec?.on("error", (e) => stream.destroy(e));
-  await env.views.snapshotter.applyLayerSnapshot(name, parent, stream as AsyncIterable<Uint8Array>);
+  const src = dec ? raw.pipe(dec) : raw;
+  raw.on("error", (e) => dec?.destroy(e));
+  const noop = () => {};
+  dec?.on("error", noop);
+  async function* layerBytes(): AsyncGenerator<Uint8Array> {
+    try {
+      for await (const c of src) {
+        hash.update(c as Uint8Array);
+        yield c as Uint8Array;
+      }
+    } catch (err) {
+      throw new TskError(`layer ${desc.digest} of ${ref}: ${(err as Error).message}`, {
+        digest: desc.digest,
+        cause: err,
+      });
+    } finally {
+      raw.destroy();
+      dec?.destroy();
+    }
+  }
+  await env.views.snapshotter.applyLayerSnapshot(name, parent, layerBytes());
   const got = "sha256:" + hash.digest("hex");
   if (got !== diffId) {
     await env.views.snapshotter.remove(name).catch(() => {});

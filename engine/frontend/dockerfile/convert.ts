@@ -21,6 +21,7 @@ import {
 import { envFromList, ShellLex } from "./shell_lex.ts";
 import { DockerfileError, withLocation } from "./errors.ts";
 import { suggest } from "./instructions.ts";
+import { stageCycle } from "./stage_graph.ts";
 import {
   ALL_CAPS,
   chown as chownSpec,
@@ -298,15 +299,23 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   /** `--from` values that name no stage: images, resolved with the base images. */
   const fromImages: { ref: string; line: number; kind: string }[] = [];
   const needed = new Set<number>();
+  // An explicit work list, not recursion: a chain of 100,000 stages must not overflow the stack.
+  const pending: number[] = [];
   const visit = (i: number) => {
+    if (!needed.has(i)) pending.push(i);
+  };
+  const visitOne = (i: number) => {
     if (needed.has(i)) return;
     needed.add(i);
     const s = stages[i];
     const from = byName.get(baseNames[i].toLowerCase());
     if (from !== undefined) {
       if (from >= i) {
+        const cycle = stageCycle(baseNames, byName, i);
         throw new DockerfileError(
-          `stage ${JSON.stringify(baseNames[i])} is used before it is defined`,
+          cycle
+            ? `circular dependency detected on stage: ${cycle}`
+            : `stage ${JSON.stringify(baseNames[i])} is used before it is defined`,
           s.location.start,
         );
       }
@@ -327,6 +336,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     }
   };
   visit(targetIdx);
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) visitOne(next);
 
   // Resolve all needed base images concurrently.
   const images = new Map<string, Promise<ResolvedBase>>();

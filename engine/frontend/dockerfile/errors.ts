@@ -11,6 +11,18 @@ export type DockerfileErrorOptions = {
   parseError?: boolean;
 };
 
+/**
+ * Control characters (other than tab, newline and CR) as `\xNN`, so a binary Dockerfile cannot
+ * write raw terminal sequences through an error message or excerpt.
+ */
+export function escapeControls(s: string): string {
+  // deno-lint-ignore no-control-regex
+  return s.replace(
+    /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
 /** An error tied to a (1-based, inclusive) line range of a Dockerfile. */
 export class DockerfileError extends Error {
   file?: string;
@@ -67,12 +79,12 @@ export function formatDockerfileError(
   source: string | Uint8Array,
 ): string {
   if (!(err instanceof DockerfileError)) {
-    return `ERROR: ${err instanceof Error ? err.message : String(err)}\n`;
+    return `ERROR: ${escapeControls(err instanceof Error ? err.message : String(err))}\n`;
   }
   const text = typeof source === "string" ? source : new TextDecoder().decode(source);
   let out = excerpt(text, err.file ?? fileName, err.line, err.endLine ?? err.line);
-  out += `ERROR: ${err.detail}\n`;
-  if (err.hint) out += `HINT: ${err.hint}\n`;
+  out += `ERROR: ${escapeControls(err.detail)}\n`;
+  if (err.hint) out += `HINT: ${escapeControls(err.hint)}\n`;
   return out;
 }
 
@@ -105,7 +117,7 @@ export function excerpt(
   let out = `${fileName}:${prepadStart}\n${sep}`;
   for (let i = start; i <= end; i++) {
     const pfx = i >= startLine && i <= Math.max(startLine, endLine) ? ">>>" : "   ";
-    out += ` ${String(i).padStart(3, " ")} | ${pfx} ${lines[i - 1]}\n`;
+    out += ` ${String(i).padStart(3, " ")} | ${pfx} ${escapeControls(lines[i - 1])}\n`;
   }
   return out + sep;
 }

@@ -5,7 +5,7 @@
  * converter, without resolving images. Also the `# check=` directive, BuildKit's text
  * and JSON renderings of lint results, and the dispatch analysis reused by outline.ts.
  */
-import { DockerfileError, excerpt } from "./errors.ts";
+import { DockerfileError, escapeControls, excerpt } from "./errors.ts";
 import { fromUtf8 } from "../../gostr.ts";
 import {
   type ArgInstruction,
@@ -19,6 +19,7 @@ import {
 } from "./instructions.ts";
 import { type Node, parse, type ParseResult } from "./parser.ts";
 import { type EnvGetter, ShellLex } from "./shell_lex.ts";
+import { reachableFrom, stageCycle } from "./stage_graph.ts";
 import { defaultPlatform, formatPlatform, normalizePlatform } from "../../llb/platform.ts";
 import type { Platform } from "../../llb/platform.ts";
 
@@ -838,12 +839,33 @@ function simulate(
   };
   for (const d of [...states]) for (const c of d.commands) addDeps(d, c.ins);
 
+  // A FROM naming a stage defined later fails the build (convert.ts); a cycle says so.
+  {
+    const stageIdx = new Map<string, number>();
+    states.forEach((d, i) => {
+      if (d.name !== "" && !stageIdx.has(d.name.toLowerCase())) {
+        stageIdx.set(d.name.toLowerCase(), i);
+      }
+    });
+    const bases = states.map((d) => d.baseName);
+    states.forEach((d, i) => {
+      const j = d.unregistered ? undefined : stageIdx.get(d.baseName.toLowerCase());
+      if (j === undefined || j < i) return;
+      const cycle = stageCycle(bases, stageIdx, i, states.map((x) => x.name));
+      throw new BuildError(
+        cycle
+          ? `circular dependency detected on stage: ${cycle}`
+          : `stage ${goQ(d.baseName)} is used before it is defined`,
+        d.location,
+      );
+    });
+  }
   const reachable = new Set<StageState>();
+  // Without recursion: 100,000 chained stages must not overflow the stack.
   const walk = (s: StageState) => {
-    if (reachable.has(s)) return;
-    reachable.add(s);
-    if (s.base) walk(s.base);
-    for (const d of s.deps) walk(d);
+    for (const r of reachableFrom(s, (x) => x.base ? [x.base, ...x.deps] : x.deps)) {
+      reachable.add(r);
+    }
   };
   walk(target);
   // ONBUILD triggers from a base stage of this Dockerfile (initOnBuildTriggers)
@@ -1273,7 +1295,7 @@ export function formatLintWarning(
 ): string {
   let out = `\nWARNING: ${w.rule}`;
   if (w.url !== "") out += ` - ${w.url}`;
-  out += `\n${w.detail}\n`;
+  out += `\n${escapeControls(w.detail)}\n`;
   if (w.line > 0) out += excerpt(sourceText(source), fileName, w.line, w.endLine);
   return out;
 }
@@ -1294,7 +1316,7 @@ export function formatLintWarnings(
 
 /** `linter.LintFormatShort`: `Rule: detail (line N)`, the build-progress warning text. */
 export function lintShort(w: LintWarning): string {
-  return `${w.rule}: ${w.detail}${w.line > 0 ? ` (line ${w.line})` : ""}`;
+  return `${w.rule}: ${escapeControls(w.detail)}${w.line > 0 ? ` (line ${w.line})` : ""}`;
 }
 
 /**

@@ -56,6 +56,22 @@ export class ShellLexError extends Error {
 
 class Fail extends Error {}
 
+/**
+ * The longest word an expansion may produce (characters). A Dockerfile of a few lines can double
+ * a value per line (`ARG a2=${a1}${a1}`); real words are far below this, so past it the word fails
+ * (with its line, via the caller) instead of growing memory without bound.
+ */
+export const MAX_EXPANDED_WORD = 1 << 20;
+
+function bounded(s: string): string {
+  if (s.length > MAX_EXPANDED_WORD) {
+    throw new Fail(
+      `expanded word is longer than ${MAX_EXPANDED_WORD} characters (variable expansion grows without bound?)`,
+    );
+  }
+  return s;
+}
+
 export type ProcessWordResult = {
   result: string;
   words: string[];
@@ -230,7 +246,7 @@ class ShellWord {
       else if (!this.lex.skipProcessQuotes && ch === 0x22) fn = () => this.processDoubleQuote();
       if (fn) {
         const tmp = fn();
-        result += tmp;
+        result = bounded(result + tmp);
         if (ch === 0x24) words.addString(tmp);
         else words.addRawString(tmp);
         continue;
@@ -299,7 +315,7 @@ class ShellWord {
         return result;
       }
       if (p === 0x24) {
-        result += this.processDollar();
+        result = bounded(result + this.processDollar());
         continue;
       }
       let ch = sc.next();
@@ -558,6 +574,7 @@ function goReplaceAll(re: RegExp, src: string, repl: string): string {
     const a1 = a0 + m[0].length;
     out += src.slice(lastMatchEnd, a0);
     if (a1 > lastMatchEnd || a0 === 0) out += expandTemplate(repl, m[0]);
+    bounded(out);
     lastMatchEnd = a1;
     let width = 0;
     if (searchPos < src.length) width = src.codePointAt(searchPos)! > 0xffff ? 2 : 1;

@@ -6,6 +6,7 @@ import { conformanceDir } from "./conformance_dir.ts";
 import {
   convertShellPatternToRegex,
   envFromList,
+  MAX_EXPANDED_WORD,
   reversePattern,
   reverseString,
   ShellLex,
@@ -237,4 +238,24 @@ test("print counts", () => {
   );
   assert.equal(counts.wordsTest[1], 24);
   assert.equal(counts.processWithMatches[1], 47);
+});
+
+test("an expansion that doubles per line fails past MAX_EXPANDED_WORD instead of growing", () => {
+  const lex = new ShellLex("\\");
+  const env: Record<string, string> = { a0: "x" };
+  let failedAt = -1;
+  for (let i = 1; i < 30; i++) {
+    try {
+      env[`a${i}`] = lex.processWord(`\${a${i - 1}}\${a${i - 1}}`, env);
+    } catch (e) {
+      assert.match((e as Error).message, /expanded word is longer than 1048576 characters/);
+      failedAt = i;
+      break;
+    }
+  }
+  assert.equal(failedAt, 21); // 2^21 > 1 MiB
+  // Replacement amplification is bounded too.
+  env.big = "x".repeat(MAX_EXPANDED_WORD / 2);
+  assert.throws(() => lex.processWord("${big//x/yyyy}", env), /expanded word is longer/);
+  assert.throws(() => lex.processWord('"${big}${big}${big}"', env), /expanded word is longer/);
 });

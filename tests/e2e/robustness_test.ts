@@ -1,0 +1,291 @@
+/**
+ * Robustness end to end (issue 8): hostile or broken input never produces a stack trace or a Bun
+ * source excerpt, only `ERROR: <what> (<path or digest>)` and a non-zero exit, as root and as the
+ * unprivileged user. Inputs: a truncated gzip layer and a layer that is not gzip at all (served by
+ * the test registry), a `--root` that cannot be created, garbage on `dump-llb --llb -`.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  writeFileSync,
+} from "node:fs";
+import path from "node:path";
+import { gzipSync } from "node:zlib";
+import { type Env, env, makeContext, type RunResult, storeDir, TSK, tsk } from "./harness.ts";
+import { pushLayerImage, rawTar } from "../fixtures/crafted_image.ts";
+import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
+import { assertNoTrace } from "./no_trace.ts";
+
+let e: Env;
+let truncated: { ref: string; digest: string };
+let notGzip: { ref: string; digest: string };
+
+/** The sha256 digest of a blob as `sha256:<hex>`. */
+async function digestOf(b: Uint8Array): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  return "sha256:" + createHash("sha256").update(b).digest("hex");
+}
+
+before(async () => {
+  e = await env();
+  const tar = rawTar([
+    { name: "data/", type: "5" },
+    { name: "data/big", type: "0", data: randomBytes(64 * 1024) },
+  ]);
+  const gz = gzipSync(tar);
+  const cut = gz.subarray(0, Math.floor(gz.byteLength / 2));
+  truncated = {
+    ref: await pushLayerImage(e.registry.host, "secrobust/truncated", "latest", [{ bytes: cut }]),
+    digest: await digestOf(cut),
+  };
+  const junk = new TextEncoder().encode("this is not a gzip stream at all\n".repeat(40));
+  notGzip = {
+    ref: await pushLayerImage(e.registry.host, "secrobust/notgzip", "latest", [{ bytes: junk }]),
+    digest: await digestOf(junk),
+  };
+});
+after(async () => {
+  const { stopEnv } = await import("./harness.ts");
+  await stopEnv();
+});
+
+const users: [string, () => UnprivilegedUser | undefined][] = [
+  ["root", () => undefined],
+  ["unprivileged", () => e.user],
+];
+
+for (const [who, as] of users) {
+  describe(`no stack traces (${who})`, () => {
+    for (const which of ["truncated", "notGzip"] as const) {
+      test(`${which} gzip layer: one ERROR line naming the layer digest`, async () => {
+        const img = which === "truncated" ? truncated : notGzip;
+        const ctx = makeContext(e, { Dockerfile: `FROM ${img.ref}\nRUN true\n` }, as());
+        const r = await tsk(
+          ["build", "--root", storeDir(e, as()), "--insecure-registry", e.registry.host, ctx],
+          { as: as() },
+        );
+        assert.equal(r.code, 1, r.stderr);
+        assertNoTrace(r);
+        assert.match(r.stderr, new RegExp(`ERROR: .*${img.digest}`));
+        assert.match(
+          r.stderr,
+          which === "truncated"
+            ? /unexpected end of file/
+            : /incorrect header check|not in gzip format/,
+        );
+      });
+    }
+
+    test("--root that cannot be created", async () => {
+      const ctx = makeContext(e, { Dockerfile: "FROM scratch\nCOPY Dockerfile /\n" }, as());
+      // ENOENT-like: below a file; EACCES: below a directory the user cannot write.
+      const locked = path.join(e.work, `locked-${who}`);
+      mkdirSync(locked, { recursive: true });
+      chmodSync(locked, 0o555);
+      const cases = [path.join(ctx, "Dockerfile", "store")];
+      if (as()) cases.push(path.join(locked, "store"));
+      for (const root of cases) {
+        const r = await tsk(["build", "--root", root, ctx], { as: as() });
+        assert.equal(r.code, 1, r.stderr);
+        assertNoTrace(r);
+        assert.match(
+          r.stderr,
+          new RegExp(
+            `^ERROR: cannot create the store directory: (not a directory|permission denied) \\(${root}\\)$`,
+            "m",
+          ),
+        );
+        assert.ok(!existsSync(root));
+      }
+    });
+
+    test("dump-llb --llb - with garbage", async () => {
+      const r = await tsk(["debug", "dump-llb", "--llb", "-"], {
+        as: as(),
+        stdin: new Uint8Array([0x0f, 0xff, 0xff, 0x07, 0x01, 0x02, 0x03, 0x04]),
+      });
+      assert.equal(r.code, 1, r.stderr);
+      assertNoTrace(r);
+      assert.match(r.stderr, /^ERROR: invalid LLB definition: .* \(stdin\)$/m);
+    });
+  });
+}
+
+/** Runs dist/tsk with stdin from /dev/urandom (never ends), as root or the unprivileged user. */
+function tskEndlessStdin(args: string[], as?: UnprivilegedUser): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const argv = as
+      ? [
+        `--reuid=${as.uid}`,
+        `--regid=${as.gid}`,
+        "--init-groups",
+        "env",
+        "-i",
+        `HOME=${as.home}`,
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        TSK,
+        ...args,
+      ]
+      : args;
+    const child = spawn(as ? "setpriv" : TSK, argv, {
+      stdio: [openSync("/dev/urandom", "r"), "pipe", "pipe"],
+    });
+    let err = "";
+    child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
+    child.stdout!.resume();
+    child.on("error", reject);
+    child.on(
+      "close",
+      (code) => resolve({ code: code ?? 128, stdout: Buffer.alloc(0), stderr: err }),
+    );
+  });
+}
+
+for (const [who, as] of users) {
+  describe(`smaller errors (${who})`, () => {
+    test("a binary Dockerfile: control bytes escaped in the excerpt and the error", async () => {
+      const ctx = makeContext(e, {}, as());
+      writeFileSync(path.join(ctx, "Dockerfile"), "FROM \x01\x02\x1b[31mred\x07\nRUN x\n");
+      if (as()) chownSync(path.join(ctx, "Dockerfile"), as()!.uid, as()!.gid);
+      for (const args of [["build", "--root", storeDir(e, as()), ctx], ["build", "--check", ctx]]) {
+        const r = await tsk(args, { as: as() });
+        const out = r.stderr + r.stdout.toString();
+        assert.equal(r.code, 1, out);
+        assert.match(out, />>> FROM \\x01\\x02\\x1b\[31mred\\x07/);
+        // deno-lint-ignore no-control-regex
+        assert.doesNotMatch(out, /[\x01\x02\x07\x1b]/);
+      }
+    });
+
+    test("-f /dev/zero and -f DIR say what is wrong", async () => {
+      const ctx = makeContext(e, { Dockerfile: "FROM scratch\n" }, as());
+      const store = storeDir(e, as());
+      const zero = await tsk(["build", "--root", store, "-f", "/dev/zero", ctx], { as: as() });
+      assert.equal(zero.code, 1);
+      assert.match(
+        zero.stderr,
+        /failed to read dockerfile: \/dev\/zero is a device or socket, not a file/,
+      );
+      const dir = await tsk(["build", "--root", store, "-f", ctx, ctx], { as: as() });
+      assert.equal(dir.code, 1);
+      assert.match(
+        dir.stderr,
+        new RegExp(`failed to read dockerfile: read ${ctx}: is a directory`),
+      );
+      const check = await tsk(["build", "--check", "-f", "/dev/zero", ctx], { as: as() });
+      assert.equal(check.code, 1);
+      assert.match(check.stderr, /\/dev\/zero is a device or socket, not a file/);
+      for (const r of [zero, dir, check]) assert.doesNotMatch(r.stderr, /no such file/);
+    });
+
+    test("an unused --secret whose file is missing is an error, as in buildx", async () => {
+      const ctx = makeContext(e, { Dockerfile: "FROM scratch\nCOPY Dockerfile /\n" }, as());
+      const r = await tsk(
+        ["build", "--root", storeDir(e, as()), "--secret", "id=x,src=/missing", ctx],
+        { as: as() },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /ERROR: --secret id=x,src=\/missing: failed to stat \/missing: no such file or directory/,
+      );
+    });
+
+    test("fsck, prune and du refuse a --root that is not a store, and create nothing", async () => {
+      const typo = path.join(e.work, `typo-${who}`);
+      const notStore = makeContext(e, { "file.txt": "x" }, as());
+      for (const cmd of [["debug", "fsck"], ["prune", "--all"], ["du"]]) {
+        const r = await tsk([...cmd, "--root", typo], { as: as() });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(`^ERROR: no tsk store there: check --root \\(${typo}\\)$`, "m"),
+        );
+        assert.ok(!existsSync(typo));
+        const r2 = await tsk([...cmd, "--root", notStore], { as: as() });
+        assert.equal(r2.code, 1, r2.stderr);
+        assert.match(r2.stderr, /not a tsk store \(no meta\.db in it\)/);
+        assert.deepEqual(readdirSync(notStore), ["file.txt"]);
+      }
+    });
+
+    test("-t 'Invalid Name!!' is rejected before anything runs", async () => {
+      const ctx = makeContext(e, { Dockerfile: "FROM scratch\nCOPY Dockerfile /\n" }, as());
+      const store = storeDir(e, as());
+      const r = await tsk(["build", "--root", store, "-t", "Invalid Name!!", ctx], { as: as() });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        /^ERROR: invalid argument "Invalid Name!!" for "-t, --tag" flag: invalid reference format/m,
+      );
+      assert.doesNotMatch(r.stderr, /#1 /);
+      const upper = await tsk(["build", "--root", store, "-t", "foo/Bar", ctx], { as: as() });
+      assert.equal(upper.code, 2);
+      assert.match(upper.stderr, /must be lowercase/);
+    });
+
+    test("an endless random stdin to --frontend llb is capped", async () => {
+      const ctx = makeContext(e, {}, as());
+      const r = await tskEndlessStdin([
+        "build",
+        "--frontend",
+        "llb",
+        "--root",
+        storeDir(e, as()),
+        ctx,
+      ], as());
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /LLB definition on stdin is larger than 16 MiB/);
+      assertNoTrace(r);
+    });
+
+    test("hostile Dockerfiles: doubling ARGs and a FROM cycle fail with the line in check and build", async () => {
+      const lines = ["FROM scratch", "ARG a0=x"];
+      for (let i = 1; i < 30; i++) lines.push(`ARG a${i}=\${a${i - 1}}\${a${i - 1}}`);
+      lines.push("COPY Dockerfile /$a29");
+      const ctx = makeContext(e, {
+        Dockerfile: lines.join("\n") + "\n",
+        "Dockerfile.cycle": "FROM a AS b\nFROM b AS a\nCOPY x /\n",
+      }, as());
+      const store = storeDir(e, as());
+      for (
+        const args of [["build", "--check", ctx], ["build", "--root", store, ctx], [
+          "debug",
+          "dump-llb",
+          "--root",
+          store,
+          ctx,
+        ]]
+      ) {
+        const r = await tsk(args, { as: as() });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, />>> ARG a21=\$\{a20\}\$\{a20\}/);
+        assert.match(r.stderr, /expanded word is longer than 1048576 characters/);
+        assertNoTrace(r);
+      }
+      for (
+        const args of [["build", "--check", "-f", path.join(ctx, "Dockerfile.cycle"), ctx], [
+          "build",
+          "--root",
+          store,
+          "-f",
+          path.join(ctx, "Dockerfile.cycle"),
+          ctx,
+        ]]
+      ) {
+        const r = await tsk(args, { as: as() });
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /circular dependency detected on stage: b/);
+        assert.match(r.stderr, />>> FROM a AS b/);
+      }
+    });
+  });
+}
