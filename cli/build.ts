@@ -48,6 +48,7 @@ import {
   writeResultFile,
 } from "./cache.ts";
 import { assembleImage } from "../exporters/image.ts";
+import { lazyEngine, mountable } from "../engine/cache/lazy_view.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 
@@ -423,6 +424,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const solver = new Solver(worker, engine.meta, progress, {
       remote,
       fastKeys: cacheTo.length > 0,
+      lazyRoot: remote !== undefined,
       noCache: flags["no-cache"],
       // Like BuildKit, independent steps all start: most RUNs wait on I/O or the network, not on
       // a core. TSK_MAX_PARALLELISM bounds it (BuildKit's max-parallelism).
@@ -433,7 +435,16 @@ export async function buildCommand(argv: string[]): Promise<number> {
     });
     // The first failure cancels every other running step (their sandboxes are killed).
     solver.signal.addEventListener("abort", () => abort.abort(solver.signal.reason));
-    const ref = await solver.solve(graph.root, graph.index);
+    let ref = await solver.solve(graph.root, graph.index);
+    // A fully cached result from an imported cache: pushing it needs no download (the blobs
+    // are mounted from the cache's repository); any other output needs the files.
+    const lazyRef = ref;
+    let exportEngine = engine;
+    if (remote?.isLazy(ref)) {
+      if (outputs.every((o) => o.type === "image" && o.push) && mountable(remote, ref)) {
+        ({ engine: exportEngine, ref } = await lazyEngine(engine, remote, ref));
+      } else ref = await solver.output(graph.root, graph.index);
+    }
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     let config: ImageConfig = convert?.image ??
@@ -452,7 +463,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       engine,
       solver,
       root: graph.root,
-      ref,
+      ref: remote?.isLazy(lazyRef) && exportEngine !== engine ? lazyRef : ref,
       remote,
       progress,
       sourceDateEpoch: epoch,
@@ -461,7 +472,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     let image: ImageResult | undefined;
     for (const out of outputs) {
       const view = await exportImage({
-        engine,
+        engine: exportEngine,
         ref,
         config,
         out,
@@ -480,9 +491,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
       const view = await assembleImage({
         ref,
         config,
-        snapshotter: engine.snapshotter,
-        store: engine.store,
-        meta: engine.meta,
+        snapshotter: exportEngine.snapshotter,
+        store: exportEngine.store,
+        meta: exportEngine.meta,
         sourceDateEpoch: epoch,
       });
       image = { manifestDesc: view.manifestDesc, configDesc: view.configDesc, names: [] };

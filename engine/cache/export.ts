@@ -230,7 +230,11 @@ export async function pushCache(
   ref: string,
   env: CacheExportEnv,
 ): Promise<{ digest: string }> {
-  await ensureBlobs(built, env);
+  for (const l of built.layers) {
+    // Imported layers are mounted from their repository when it is on the same registry.
+    if (l.lazy?.source.kind === "registry") env.registry.addMountSource(l.desc.digest, l.lazy.source.ref);
+    else if (l.lazy) await env.remote!.fetchBlob(l.lazy);
+  }
   return await env.registry.push(ref, {
     manifest: built.manifestBytes,
     manifestMediaType: built.manifestDesc.mediaType,

@@ -12,7 +12,7 @@ import path from "node:path";
 import { Transform } from "node:stream";
 import zlib from "node:zlib";
 import type { ContentStore } from "../content/store.ts";
-import type { MetaStore } from "../content/meta.ts";
+import type { LayerRecord, MetaStore } from "../content/meta.ts";
 import type { Snapshotter } from "../snapshot/snapshotter.ts";
 import type { RegistryClient } from "../source/registry.ts";
 import type { Descriptor, Platform } from "../types.ts";
@@ -118,14 +118,12 @@ export class RemoteCache implements RemoteLookup {
 
   async #unpackChain(chain: RemoteLayer[]): Promise<Ref> {
     const { snapshotter, storeRoot } = this.#env;
-    const ids = chainIds(chain.map((l) => l.diffId));
+    const names = snapshotNames(chain);
     let parent: string | undefined;
     for (let i = 0; i < chain.length; i++) {
       const l = chain[i];
       const empty = l.diffId === EMPTY_DIFF_ID;
-      // Non-empty layers share names with pulled image layers (same content, same snapshot);
-      // empty ones are named apart so the image exporter drops them as it does built ones.
-      const name = `${empty ? "r" : "l"}-${ids[i].replace(/^sha256:/, "")}`;
+      const name = names[i];
       if (!(await snapshotter.exists(name))) {
         const release = await acquireLock(path.join(storeRoot, "locks"), name);
         try {
@@ -141,18 +139,8 @@ export class RemoteCache implements RemoteLookup {
   }
 
   #record(name: string, l: RemoteLayer, empty: boolean): void {
-    const compression = compressionOf(l.desc.mediaType);
-    if (!this.#env.meta.getLayer(name, compression)) {
-      this.#env.meta.putLayer({
-        snapshot: name,
-        compression,
-        diffId: l.diffId,
-        digest: l.desc.digest,
-        size: l.desc.size,
-        mediaType: l.desc.mediaType,
-        empty,
-      });
-    }
+    const row = layerRow(name, l);
+    if (!this.#env.meta.getLayer(name, row.compression)) this.#env.meta.putLayer({ ...row, empty });
   }
 
   async #unpack(l: RemoteLayer, name: string, parent: string | undefined): Promise<void> {
@@ -185,6 +173,31 @@ export class RemoteCache implements RemoteLookup {
       );
     }
   }
+}
+
+/**
+ * Snapshot names of a layer chain once unpacked: non-empty layers share names with pulled image
+ * layers (same content, same snapshot); empty ones are named apart so the image exporter drops
+ * them as it drops built empty layers.
+ */
+export function snapshotNames(chain: RemoteLayer[]): string[] {
+  const ids = chainIds(chain.map((l) => l.diffId));
+  return chain.map((l, i) =>
+    `${l.diffId === EMPTY_DIFF_ID ? "r" : "l"}-${ids[i].replace(/^sha256:/, "")}`
+  );
+}
+
+/** The layer-blob row of an unpacked chain layer (what the image exporter looks up). */
+export function layerRow(name: string, l: RemoteLayer): LayerRecord {
+  return {
+    snapshot: name,
+    compression: compressionOf(l.desc.mediaType),
+    diffId: l.diffId,
+    digest: l.desc.digest,
+    size: l.desc.size,
+    mediaType: l.desc.mediaType,
+    empty: l.diffId === EMPTY_DIFF_ID,
+  };
 }
 
 function blobPath(dir: string, digest: string): string {

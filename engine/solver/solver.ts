@@ -55,6 +55,8 @@ export type SolveOptions = {
   remote?: RemoteLookup;
   /** Also key results by definition-only keys (needed to export or import caches). */
   fastKeys?: boolean;
+  /** solve() may return a lazy (imported, not yet downloaded) ref; see output(). */
+  lazyRoot?: boolean;
 };
 
 /**
@@ -118,8 +120,9 @@ export class Solver {
   /** Solves `root` and returns the ref of output `index`. The first failure cancels the rest. */
   async solve(root: Vertex, index = 0): Promise<Ref> {
     try {
-      await this.#result(root);
+      const solved = await this.#result(root);
       this.#reportSkipped(root, new Set());
+      if (this.#opts.lazyRoot) return solved.refs[index] ?? null;
       return await this.#output(root, index);
     } catch (err) {
       this.#abort.abort(err);
@@ -192,6 +195,10 @@ export class Solver {
    * imported result that cannot be (a missing or corrupt blob) is a warning, and the step is
    * built instead, as if the cache never had it: importing a cache never fails a build.
    */
+  output(v: Vertex, index: number): Promise<Ref> {
+    return this.#output(v, index);
+  }
+
   async #output(v: Vertex, index: number): Promise<Ref> {
     const solved = await this.#result(v);
     const ref = solved.refs[index] ?? null;

@@ -147,6 +147,26 @@ for (const who of ["root", "unprivileged"] as const) {
       assert.ok(builderOnly.length >= 1, "mode=max exports the builder stage's layer");
       for (const d of builderOnly) assert.ok(!gets.includes(d), `downloaded builder layer ${d}`);
       assert.equal(new Set(gets).size, gets.length, `a blob was downloaded twice: ${gets}`);
+
+      // Runner C pushes the fully cached result to the same registry: blobs are mounted from
+      // the cache's repository, nothing but the cache config (and FROM's config) is downloaded.
+      const pushed = `${reg.host}/cache/pushed-${who}:1`;
+      let c!: Awaited<ReturnType<typeof build>>;
+      const cGets = await blobGets(async () => {
+        c = await build([
+          "--root", storeDir(e, as), "--cache-from", `type=registry,ref=${cacheRef}`,
+          "--push", "-t", pushed, copyContext(ctxA, as),
+        ], as);
+      });
+      assert.deepEqual(ran(c.stderr), [], c.stderr);
+      const layerDigests = new Set(imgA.manifest.layers.map((l) => l.digest));
+      for (const g of cGets) assert.ok(!layerDigests.has(g), `downloaded layer ${g}`);
+      const inspect = JSON.parse(
+        execFileSync("skopeo", ["inspect", "--tls-verify=false", `docker://${pushed}`], { encoding: "utf8" }),
+      );
+      assert.equal(inspect.Digest, imgA.index.manifests[0].digest);
+      // The pushed image is complete: every layer can be pulled.
+      execFileSync("skopeo", ["copy", "--src-tls-verify=false", `docker://${pushed}`, `oci:${makeContext(e, {})}/x:1`]);
     });
   });
 }
