@@ -42,6 +42,7 @@ import {
   buildRef,
   exportCaches,
   type ImageResult,
+  importCacheMounts,
   importCaches,
   metadata,
   withInlineCache,
@@ -421,6 +422,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       signal: abort.signal,
     });
     const remote = await importCaches(engine, cacheFrom, platform, progress);
+    await importCacheMounts(engine, remote, graph.root, progress);
     const solver = new Solver(worker, engine.meta, progress, {
       remote,
       fastKeys: cacheTo.length > 0,

@@ -16,6 +16,12 @@ import type { Descriptor } from "../engine/types.ts";
 import { loadLocalCache, loadRegistryCache, RemoteCache } from "../engine/cache/remote.ts";
 import { buildCache, inlineCache, pushCache, writeLocalCache } from "../engine/cache/export.ts";
 import { INLINE_CACHE_KEY } from "../engine/cache/config.ts";
+import {
+  cacheMountBlob,
+  cacheMountIds,
+  cacheMountKey,
+  restoreCacheMounts,
+} from "../engine/cache/cache_mounts.ts";
 import type { CacheExportSpec, CacheImportSpec } from "./cache_flag.ts";
 
 /** Loads every `--cache-from`; returns undefined when none gave a record. */
@@ -49,6 +55,22 @@ export async function importCaches(
     }
   }
   return cache;
+}
+
+/** Restores the build's cache mounts found in the imported caches (exported with cache-mounts=true). */
+export async function importCacheMounts(
+  engine: Engine,
+  remote: RemoteCache | undefined,
+  root: Vertex,
+  progress: Progress,
+): Promise<void> {
+  const ids = remote ? cacheMountIds(root) : [];
+  if (!ids.length) return;
+  const restored = await restoreCacheMounts(ids, remote!, engine.root, engine.store, (m) => progress.warn(m));
+  if (restored.length) {
+    const vp = progress.start(`importing cache mounts ${restored.join(", ")}`);
+    vp.done();
+  }
 }
 
 export type CacheExportResult = { spec: CacheExportSpec; manifest?: Descriptor; ref?: string };
@@ -100,6 +122,7 @@ export async function exportCaches(
   const out: CacheExportResult[] = [];
   for (const spec of specs) {
     if (spec.type === "inline") {
+      if (spec.cacheMounts) c.progress.warn("an inline cache cannot carry cache mounts (use type=registry or type=local)");
       out.push({ spec });
       continue;
     }
@@ -107,11 +130,20 @@ export async function exportCaches(
     const vp = c.progress.start(`exporting cache to ${spec.type === "registry" ? "registry" : "client directory"}`);
     try {
       vp.status(`preparing build cache for export (mode=${spec.mode})`);
+      const extra = [];
+      if (spec.cacheMounts) {
+        for (const id of cacheMountIds(c.root)) {
+          const b = await cacheMountBlob(c.engine.root, c.engine.store, id);
+          if (b) extra.push({ digest: cacheMountKey(id), ...b });
+          if (b) vp.status(`cache mount ${id}: ${b.desc.size} bytes`);
+        }
+      }
       const built = await buildCache(await c.solver.records(c.root), c.ref, env(c), {
         mode: spec.mode,
         compression: spec.compression,
         ociMediaTypes: spec.ociMediaTypes,
         imageManifest: spec.imageManifest,
+        extra,
       });
       if (!built) {
         vp.status("skipping cache export for empty result");

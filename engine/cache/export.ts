@@ -43,6 +43,8 @@ export type ExportOptions = {
   compression: Compression;
   ociMediaTypes: boolean;
   imageManifest: boolean;
+  /** Extra single-layer records (cache mounts, engine/cache/cache_mounts.ts). */
+  extra?: { digest: string; desc: Descriptor; diffId: string }[];
 };
 
 export type BuiltCache = {
@@ -138,7 +140,7 @@ export async function buildCache(
 ): Promise<BuiltCache | undefined> {
   const chains = new Chains(env, o.compression);
   const items = await eligible(records, finalRef, chains, o.mode);
-  if (!items.length) return undefined;
+  if (!items.length && !o.extra?.length) return undefined;
   const created = env.sourceDateEpoch !== undefined
     ? goTime(new Date(env.sourceDateEpoch * 1000))
     : ZERO_TIME;
@@ -173,6 +175,21 @@ export async function buildCache(
       recs.push({ digest, layers: [{ layer: parent, createdAt: created }] });
     }
   }
+  for (const x of o.extra ?? []) {
+    const prefix = `${x.desc.digest}<`;
+    let i = layerIdx.get(prefix);
+    if (i === undefined) {
+      i = layers.length;
+      layers.push({ blob: x.desc.digest, parent: -1 });
+      layerIdx.set(prefix, i);
+    }
+    if (!blobs.has(x.desc.digest)) {
+      blobs.set(x.desc.digest, { desc: x.desc, diffId: x.diffId, dropped: false });
+    }
+    if (recIdx.has(x.digest)) continue;
+    recIdx.set(x.digest, recs.length);
+    recs.push({ digest: x.digest, layers: [{ layer: i, createdAt: created }] });
+  }
   // Input links (BuildKit's record graph); only when every input has an exported record.
   for (const { at, rec } of pending) {
     const links = rec.vertex.inputs.map((inp, i) => {
@@ -198,7 +215,7 @@ export async function buildCache(
       mediaType: layerMediaType(b.desc.mediaType, o.ociMediaTypes),
       digest: b.desc.digest,
       size: b.desc.size,
-      annotations: { "containerd.io/uncompressed": b.diffId },
+      annotations: { ...b.desc.annotations, "containerd.io/uncompressed": b.diffId },
     });
   }
   const manifest = o.imageManifest

@@ -45,7 +45,7 @@ function ran(stderr: string): string[] {
   const names = new Map<string, string>();
   const cached = new Set<string>();
   for (const line of stderr.split("\n")) {
-    const m = /^#(\d+) \[([a-z0-9-]+ \d+\/\d+)\] (.*)$/.exec(line);
+    const m = /^#(\d+) \[((?:[a-z0-9-]+ )?\d+\/\d+)\] (.*)$/.exec(line);
     if (m && !m[3].startsWith("FROM ")) names.set(m[1], m[2]);
     if (/^#(\d+) CACHED$/.test(line)) cached.add(line.split(" ")[0].slice(1));
   }
@@ -236,6 +236,35 @@ describe("more cache exporters", () => {
       assert.equal(r.includes("builder 2/2"), mode === "min", `${mode}: ${r}\n${b.stderr}`);
       assert.ok(r.includes("stage-1 3/6"), b.stderr);
     }
+  });
+});
+
+describe("cache mounts travel with cache-mounts=true", () => {
+  test("runner B's RUN finds runner A's cache mount content and owner (unprivileged)", async () => {
+    const as = e.user;
+    const df = `FROM ${busybox}
+COPY v.txt /v.txt
+RUN --mount=type=cache,target=/cache,uid=1234 sh -c 'stat -c %u /cache > /owner; (cat /cache/stamp 2>/dev/null || echo cold) > /seen; echo warm > /cache/stamp'
+`;
+    const outputs: Record<string, string> = {};
+    for (const withMounts of [true, false]) {
+      const ctxA = makeContext(e, { Dockerfile: df, "v.txt": "1" }, as);
+      const ref = `${reg.host}/cache/mounts-${withMounts}:c`;
+      await build([
+        "--root", storeDir(e, as),
+        "--cache-to", `type=registry,ref=${ref},mode=max${withMounts ? ",cache-mounts=true" : ""}`,
+        ctxA,
+      ], as);
+      const ctxB = copyContext(ctxA, as);
+      writeFileSync(path.join(ctxB, "v.txt"), "2"); // the RUN must run on runner B
+      const out = path.join(makeContext(e, {}, as), "out");
+      const b = await build(["--root", storeDir(e, as), "--cache-from", ref, "-o", `type=local,dest=${out}`, ctxB], as);
+      assert.deepEqual(ran(b.stderr), ["2/3", "3/3"], b.stderr);
+      outputs[String(withMounts)] = readFileSync(path.join(out, "seen"), "utf8");
+      assert.equal(readFileSync(path.join(out, "owner"), "utf8"), "1234\n");
+    }
+    assert.equal(outputs["true"], "warm\n");
+    assert.equal(outputs["false"], "cold\n");
   });
 });
 
