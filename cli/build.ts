@@ -41,6 +41,19 @@ import type { ImageConfig } from "../engine/image/config.ts";
 import { explainDiskFull } from "../engine/content/space.ts";
 import { parseReference } from "../engine/source/reference.ts";
 import { MAX_DOCKERFILE_BYTES, MAX_LLB_BYTES, readCapped, readInput } from "./read_input.ts";
+import { type CacheExportSpec, type CacheImportSpec, parseCacheFrom, parseCacheTo } from "./cache_flag.ts";
+import {
+  buildRef,
+  exportCaches,
+  type ImageResult,
+  importCacheMounts,
+  importCaches,
+  metadata,
+  withInlineCache,
+  writeResultFile,
+} from "./cache.ts";
+import { assembleImage } from "../exporters/image.ts";
+import { lazyEngine, mountable } from "../engine/cache/lazy_view.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 
@@ -66,6 +79,18 @@ Options:
       --call KIND[,format=json] check (lint), outline (args, secrets) or targets (stages); build nothing
       --check                  Shorthand for --call=check
       --format text|json       Output format of --call
+      --cache-to spec          Export the build cache: type=registry,ref=IMAGE | type=local,dest=DIR |
+                               type=inline [,mode=min|max][,image-manifest=..][,oci-mediatypes=..]
+                               [,compression=..][,ignore-error=true][,cache-mounts=true]; repeatable
+      --cache-from spec        Import a build cache: type=registry,ref=IMAGE | type=local,src=DIR
+                               [,tag=..|digest=..] | IMAGE (inline cache); repeatable
+      --export-cache, --import-cache   buildctl spellings of --cache-to and --cache-from
+      --metadata-file FILE     Write the build result metadata (digests, names, cache) as JSON
+      --iidfile FILE           Write the image ID (config digest) to the file
+  -q, --quiet                  Print only the image ID on success; no progress
+      --label K=V              Set metadata for the image; repeatable
+      --pull                   Always resolve base images again (tsk never reuses a resolved tag)
+      --print KIND             Alias of --call
   -h, --help                   Show this help
 `;
 
@@ -89,6 +114,16 @@ type Flags = {
   check: boolean;
   format?: string;
   help: boolean;
+  "cache-to": string[];
+  "cache-from": string[];
+  "export-cache": string[];
+  "import-cache": string[];
+  "metadata-file"?: string;
+  iidfile?: string;
+  quiet: boolean;
+  label: string[];
+  pull: boolean;
+  print?: string;
 };
 
 export function parseBuildFlags(argv: string[]): { flags: Flags; context: string } {
@@ -115,9 +150,20 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       check: { type: "boolean", default: false },
       format: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
+      "cache-to": { type: "string", multiple: true, default: [] },
+      "cache-from": { type: "string", multiple: true, default: [] },
+      "export-cache": { type: "string", multiple: true, default: [] },
+      "import-cache": { type: "string", multiple: true, default: [] },
+      "metadata-file": { type: "string" },
+      iidfile: { type: "string" },
+      quiet: { type: "boolean", short: "q", default: false },
+      label: { type: "string", multiple: true, default: [] },
+      pull: { type: "boolean", default: false },
+      print: { type: "string" },
     },
   });
   const flags = values as unknown as Flags;
+  if (flags.print && !flags.call) flags.call = flags.print;
   if (flags.help) return { flags, context: "." };
   if (positionals.length !== 1) {
     throw new UsageError(
@@ -246,9 +292,21 @@ export async function buildCommand(argv: string[]): Promise<number> {
   let outputs: OutputSpec[];
   let mode: ProgressMode;
   let gcConfig: Config;
+  let cacheTo: CacheExportSpec[];
+  let cacheFrom: CacheImportSpec[];
+  let labels: Record<string, string>;
   try {
     outputs = resolveOutputs(flags);
-    mode = progressMode(flags.progress);
+    mode = flags.quiet ? "quiet" : progressMode(flags.progress);
+    cacheTo = [
+      ...flags["cache-to"].map((s) => parseCacheTo(s)),
+      ...flags["export-cache"].map((s) => parseCacheTo(s, "--export-cache")),
+    ];
+    cacheFrom = [
+      ...flags["cache-from"].map((s) => parseCacheFrom(s)),
+      ...flags["import-cache"].map((s) => parseCacheFrom(s, "--import-cache")),
+    ];
+    labels = parseLabels(flags.label);
     gcConfig = await loadConfig(flags.config);
   } catch (err) {
     process.stderr.write(`ERROR: ${(err as Error).message}\n`);
@@ -386,7 +444,12 @@ export async function buildCommand(argv: string[]): Promise<number> {
       secrets: secretMap,
       signal: abort.signal,
     });
+    const remote = await importCaches(engine, cacheFrom, platform, progress);
+    await importCacheMounts(engine, remote, graph.root, progress);
     const solver = new Solver(worker, engine.meta, progress, {
+      remote,
+      fastKeys: cacheTo.length > 0,
+      lazyRoot: remote !== undefined,
       noCache: flags["no-cache"],
       // Like BuildKit, independent steps all start: most RUNs wait on I/O or the network, not on
       // a core. TSK_MAX_PARALLELISM bounds it (BuildKit's max-parallelism).
@@ -397,20 +460,44 @@ export async function buildCommand(argv: string[]): Promise<number> {
     });
     // The first failure cancels every other running step (their sandboxes are killed).
     solver.signal.addEventListener("abort", () => abort.abort(solver.signal.reason));
-    const ref = await solver.solve(graph.root, graph.index);
+    let ref = await solver.solve(graph.root, graph.index);
+    // A fully cached result from an imported cache: pushing it needs no download (the blobs
+    // are mounted from the cache's repository); any other output needs the files.
+    const lazyRef = ref;
+    let exportEngine = engine;
+    if (remote?.isLazy(ref)) {
+      if (outputs.every((o) => o.type === "image" && o.push) && mountable(remote, ref)) {
+        ({ engine: exportEngine, ref } = await lazyEngine(engine, remote, ref));
+      } else ref = await solver.output(graph.root, graph.index);
+    }
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    const config = convert?.image ??
+    let config: ImageConfig = convert?.image ??
       {
         architecture: platform.architecture,
         os: platform.os,
         config: {},
         rootfs: { type: "layers", diff_ids: [] },
       };
+    if (Object.keys(labels).length) {
+      const c = config.config as { Labels?: Record<string, string> };
+      config = { ...config, config: { ...config.config, Labels: { ...c.Labels, ...labels } } };
+    }
     const epoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
+    const cacheCtx = {
+      engine,
+      solver,
+      root: graph.root,
+      ref: remote?.isLazy(lazyRef) && exportEngine !== engine ? lazyRef : ref,
+      remote,
+      progress,
+      sourceDateEpoch: epoch,
+    };
+    config = await withInlineCache(cacheCtx, cacheTo, config);
+    let image: ImageResult | undefined;
     for (const out of outputs) {
-      await exportImage({
-        engine,
+      const view = await exportImage({
+        engine: exportEngine,
         ref,
         config,
         out,
@@ -419,8 +506,31 @@ export async function buildCommand(argv: string[]): Promise<number> {
         views: worker.views,
         stdout: process.stdout as unknown as Writable,
       });
+      if (view && !image) {
+        image = { manifestDesc: view.manifestDesc, configDesc: view.configDesc, names: out.names };
+      }
     }
-    if (!outputs.length) {
+    const caches = await exportCaches(cacheCtx, cacheTo);
+    if (!image && (flags.quiet || flags.iidfile || flags["metadata-file"])) {
+      // No image output: the image ID is still what an image export would give.
+      const view = await assembleImage({
+        ref,
+        config,
+        snapshotter: exportEngine.snapshotter,
+        store: exportEngine.store,
+        meta: exportEngine.meta,
+        sourceDateEpoch: epoch,
+      });
+      image = { manifestDesc: view.manifestDesc, configDesc: view.configDesc, names: [] };
+    }
+    if (flags.iidfile) await writeResultFile(flags.iidfile, image!.configDesc.digest);
+    if (flags["metadata-file"]) {
+      await writeResultFile(
+        flags["metadata-file"],
+        sortedJSON(metadata(image, caches, buildRef())),
+      );
+    }
+    if (!outputs.length && !flags.quiet && !flags.iidfile) {
       progress.warn(
         "No output specified: the build result is only in the cache (use --output or --push)",
       );
@@ -429,9 +539,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
     await lease?.end();
     await maybeCollect(engine, gcConfig, progress);
     await progress.close();
-    if (lintWarnings.length) {
+    if (lintWarnings.length && !flags.quiet) {
       process.stderr.write(formatBuildWarnings(lintWarnings, { fileName: dockerfileName, source }));
     }
+    if (flags.quiet) process.stdout.write(`${image!.configDesc.digest}\n`);
     return 0;
   } catch (err) {
     await progress.close();
@@ -536,4 +647,27 @@ function findCause<T>(err: unknown, cls: new (...a: never[]) => T): T | undefine
     cur = cur.cause as { cause?: unknown } | undefined;
   }
   return undefined;
+}
+
+/** `--label K=V` (repeatable); a bare K sets an empty value, as docker does. */
+function parseLabels(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of list) {
+    const i = l.indexOf("=");
+    const k = i < 0 ? l : l.slice(0, i);
+    if (!k) throw new UsageError(`invalid --label ${JSON.stringify(l)}: expected KEY=VALUE`);
+    out[k] = i < 0 ? "" : l.slice(i + 1);
+  }
+  return out;
+}
+
+/** JSON with object keys sorted, 2-space indented (how buildx writes --metadata-file). */
+function sortedJSON(v: unknown): string {
+  const sort = (x: unknown): unknown =>
+    Array.isArray(x)
+      ? x.map(sort)
+      : x && typeof x === "object"
+      ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, sort((x as Record<string, unknown>)[k])]))
+      : x;
+  return JSON.stringify(sort(v), null, 2);
 }

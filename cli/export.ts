@@ -10,7 +10,7 @@ import type { Engine } from "../engine/engine.ts";
 import type { Progress } from "../engine/solver/progress.ts";
 import type { Ref } from "../engine/solver/solver.ts";
 import type { RefViews } from "../engine/ops/refs.ts";
-import { assembleImage, type ImageConfig } from "../exporters/image.ts";
+import { assembleImage, type ImageConfig, type ImageView } from "../exporters/image.ts";
 import { writeOciTar } from "../exporters/oci_tar.ts";
 import { exportLocal, exportTar } from "../exporters/rootfs.ts";
 import { pushImage } from "../exporters/push.ts";
@@ -48,7 +48,8 @@ async function tarSink(
   };
 }
 
-export async function exportImage(a: ExportArgs): Promise<void> {
+/** Returns the image view for image outputs (oci, docker, image), for --metadata-file/--iidfile. */
+export async function exportImage(a: ExportArgs): Promise<ImageView | undefined> {
   const { out, engine } = a;
   const names = out.names.map(normalizeName);
   if (out.type === "local" || out.type === "tar") {
@@ -71,7 +72,7 @@ export async function exportImage(a: ExportArgs): Promise<void> {
     } finally {
       await view.release();
     }
-    return;
+    return undefined;
   }
   const flavour = out.type === "docker" && out.ociMediaTypes !== true ? "docker" : "oci";
   const vp = a.progress.start(
@@ -117,6 +118,7 @@ export async function exportImage(a: ExportArgs): Promise<void> {
       }
     }
     vp.done();
+    return img;
   } catch (err) {
     vp.error(err as Error);
     throw err;

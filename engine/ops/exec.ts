@@ -35,6 +35,12 @@ export class ExecError extends Error {
   }
 }
 
+/** Where the cache mount `id` lives in a store (engine/cache exports and imports it too). */
+export function cacheMountDir(storeRoot: string, id: string): { hash: string; dir: string } {
+  const hash = createHash("sha256").update(id).digest("hex").slice(0, 32);
+  return { hash, dir: path.join(storeRoot, "cachemounts", hash) };
+}
+
 const MOUNT_BIND = 0, MOUNT_SECRET = 1, MOUNT_SSH = 2, MOUNT_CACHE = 3, MOUNT_TMPFS = 4;
 
 export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
@@ -104,8 +110,7 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
             extra.push({ type: "bind", source, target, readonly: !!m.readonly });
           } else if (type === MOUNT_CACHE) {
             const id = m.cacheOpt?.ID || target;
-            const hash = createHash("sha256").update(id).digest("hex").slice(0, 32);
-            const dir = path.join(env.storeRoot, "cachemounts", hash);
+            const { hash, dir } = cacheMountDir(env.storeRoot, id);
             // sharing=locked (and private, which tsk serialises the same way): one user at a time.
             if ((m.cacheOpt?.sharing ?? 0) !== 0) {
               const unlock = await acquireLock(

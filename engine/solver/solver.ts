@@ -51,6 +51,35 @@ export type SolveOptions = {
   buildArgs?: Set<string>;
   /** Directory for per-step locks shared with other tsk processes on the same store. */
   lockDir?: string;
+  /** Imported remote caches (--cache-from): lazy hits by key (engine/cache/remote.ts). */
+  remote?: RemoteLookup;
+  /** Also key results by definition-only keys (needed to export or import caches). */
+  fastKeys?: boolean;
+  /** solve() may return a lazy (imported, not yet downloaded) ref; see output(). */
+  lazyRoot?: boolean;
+};
+
+/**
+ * A remote cache as the solver sees it: results found by key are lazy refs, materialized (layers
+ * downloaded and unpacked) only when a step runs on them, a checksum reads them or an exporter
+ * needs them.
+ */
+export interface RemoteLookup {
+  lookup(key: string): Ref[] | undefined;
+  isLazy(ref: Ref): boolean;
+  materialize(ref: Ref): Promise<Ref>;
+}
+
+/** What the solver knows about one vertex after a build, for cache export. */
+export type SolvedRecord = {
+  vertex: Vertex;
+  /** Content-based key, when it was computed. */
+  key?: string;
+  /** Definition-only key (op identities of the vertex and its inputs). */
+  dkey: string;
+  refs?: Ref[];
+  /** Per input: the content selectors that replaced its key, if any. */
+  selectors: Map<number, string[]>;
 };
 
 type Ingredients = {
@@ -67,7 +96,9 @@ export class Solver {
   #progress: Progress;
   #opts: SolveOptions;
   #keys = new Map<string, Promise<string>>();
+  #dkeys = new Map<string, Promise<string>>();
   #results = new Map<string, Promise<Solved>>();
+  #rebuilt = new Map<string, Promise<Solved>>();
   #handlers = new Map<string, OpHandler>();
   #ingredients = new Map<string, Ingredients>();
   #sem: Semaphore;
@@ -91,7 +122,8 @@ export class Solver {
     try {
       const solved = await this.#result(root);
       this.#reportSkipped(root, new Set());
-      return solved.refs[index] ?? null;
+      if (this.#opts.lazyRoot) return solved.refs[index] ?? null;
+      return await this.#output(root, index);
     } catch (err) {
       this.#abort.abort(err);
       // Steps canceled because of it fail too; the first failure is the one to report.
@@ -129,6 +161,90 @@ export class Solver {
     return p;
   }
 
+  /**
+   * Definition-only key: the op's base key and its inputs' definition keys, never file content.
+   * Like BuildKit's fast cache keys, it matches imported records without reading (so without
+   * downloading) any input result; the content key is the fallback.
+   */
+  #dkey(v: Vertex): Promise<string> {
+    let p = this.#dkeys.get(v.digest);
+    if (!p) {
+      p = (async () => {
+        const h = this.#handler(v);
+        const parts = await Promise.all(
+          v.inputs.map(async (inp) => `${await this.#dkey(inp.vertex)}#${inp.index}`),
+        );
+        const base = await h.baseKey();
+        return "sha256:" + createHash("sha256").update(JSON.stringify(["def", base, parts]))
+          .digest("hex");
+      })();
+      this.#dkeys.set(v.digest, p);
+      p.catch(() => {});
+    }
+    return p;
+  }
+
+  /** Turns a lazy (remote cache) ref into a snapshot; other refs are returned as they are. */
+  materialize(ref: Ref): Promise<Ref> {
+    const r = this.#opts.remote;
+    return r && r.isLazy(ref) ? r.materialize(ref) : Promise.resolve(ref);
+  }
+
+  /**
+   * Output `index` of `v` as a usable ref: a lazy (imported) result is materialized now. An
+   * imported result that cannot be (a missing or corrupt blob) is a warning, and the step is
+   * built instead, as if the cache never had it: importing a cache never fails a build.
+   */
+  output(v: Vertex, index: number): Promise<Ref> {
+    return this.#output(v, index);
+  }
+
+  async #output(v: Vertex, index: number): Promise<Ref> {
+    const solved = await this.#result(v);
+    const ref = solved.refs[index] ?? null;
+    const remote = this.#opts.remote;
+    if (!remote || !remote.isLazy(ref)) return ref;
+    try {
+      const real = await remote.materialize(ref);
+      // Remembered in this store too, so the next build hits locally (and GC keeps it).
+      if (solved.refs.length === 1) this.#meta.putCache(solved.key, [real]);
+      return real;
+    } catch (err) {
+      let p = this.#rebuilt.get(v.digest);
+      if (!p) {
+        this.#progress.warn(
+          `cache import: ${vertexName(v)}: ${(err as Error).message}; building the step instead`,
+        );
+        p = this.#computeResult(v, true);
+        this.#rebuilt.set(v.digest, p);
+      }
+      return (await p).refs[index] ?? null;
+    }
+  }
+
+  /** Every vertex under `root` with its keys and results, for cache export. */
+  async records(root: Vertex): Promise<SolvedRecord[]> {
+    const out: SolvedRecord[] = [];
+    const seen = new Set<string>();
+    const walk = async (v: Vertex): Promise<void> => {
+      if (seen.has(v.digest)) return;
+      seen.add(v.digest);
+      for (const inp of v.inputs) await walk(inp.vertex);
+      const h = this.#handler(v);
+      if (!h.cacheable) return;
+      const dkey = await this.#dkey(v).catch(() => undefined);
+      if (!dkey) return;
+      const key = await this.#keys.get(v.digest)?.catch(() => undefined);
+      const solved = await (this.#rebuilt.get(v.digest) ?? this.#results.get(v.digest))
+        ?.catch(() => undefined);
+      const refs = solved?.refs ?? (key ? this.#meta.getCache(key)?.snapshots : undefined) ??
+        this.#meta.getCache(dkey)?.snapshots;
+      out.push({ vertex: v, key, dkey, refs, selectors: h.contentSelectors() });
+    };
+    await walk(root);
+    return out;
+  }
+
   async #computeKey(v: Vertex): Promise<string> {
     // Failures of this vertex's own key work (e.g. resolving an image, syncing a context) are
     // attributed to it; failures of its inputs already are.
@@ -142,8 +258,7 @@ export class Solver {
     const parts = await Promise.all(v.inputs.map(async (inp, i) => {
       const sel = selectors.get(i);
       if (sel) {
-        const solved = await this.#result(inp.vertex);
-        const ref = solved.refs[inp.index] ?? null;
+        const ref = await this.#output(inp.vertex, inp.index);
         refs.set(i, { ref, selectors: sel });
         const sum = await own(() =>
           h.checksum ? h.checksum(ref, sel) : this.#worker.checksum(ref, sel)
@@ -171,6 +286,32 @@ export class Solver {
     return err;
   }
 
+  #ignored(v: Vertex): boolean {
+    return !!(this.#opts.noCache || this.#opts.ignoreCache?.has(v.digest) ||
+      v.metadata?.ignore_cache === true);
+  }
+
+  /** A hit by definition key, in this store or an imported cache; reads no input result. */
+  async #fastHit(v: Vertex, h: OpHandler): Promise<Solved | undefined> {
+    let dk: string;
+    try {
+      dk = await this.#dkey(v);
+    } catch {
+      return undefined; // the content key path reports the failure with its step
+    }
+    const rec = this.#meta.getCache(dk);
+    if (rec && await h.exists(rec.snapshots)) {
+      this.#progress.cached(v);
+      return { key: dk, refs: rec.snapshots };
+    }
+    const remote = this.#opts.remote?.lookup(dk);
+    if (remote) {
+      this.#progress.cached(v);
+      return { key: dk, refs: remote };
+    }
+    return undefined;
+  }
+
   #result(v: Vertex): Promise<Solved> {
     let p = this.#results.get(v.digest);
     if (!p) {
@@ -182,12 +323,16 @@ export class Solver {
     return p;
   }
 
-  async #computeResult(v: Vertex): Promise<Solved> {
+  async #computeResult(v: Vertex, noRemote = false): Promise<Solved> {
     this.#abort.signal.throwIfAborted();
     const h = this.#handler(v);
     // Uncached sources (the build context) do their work while their key is computed: show
     // them running from the start, so the sync time is theirs.
     const early = h.cacheable ? undefined : this.#progress.start(v);
+    const fast = h.cacheable && this.#opts.remote && !noRemote && !this.#ignored(v)
+      ? await this.#fastHit(v, h)
+      : undefined;
+    if (fast) return fast;
     let key: string;
     try {
       key = await this.#key(v);
@@ -195,8 +340,7 @@ export class Solver {
       early?.error(err as Error);
       throw err;
     }
-    const ignore = this.#opts.noCache || this.#opts.ignoreCache?.has(v.digest) ||
-      v.metadata?.ignore_cache === true;
+    const ignore = this.#ignored(v);
     const id = h.cacheable && this.#opts.scope !== undefined
       ? stepId(v, this.#opts.scope)
       : undefined;
@@ -209,16 +353,18 @@ export class Solver {
         if (id) this.#meta.putStep(id, record);
         return { key, refs: rec.snapshots };
       }
+      const remote = noRemote ? undefined : this.#opts.remote?.lookup(key);
+      if (remote) {
+        this.#progress.cached(v);
+        return { key, refs: remote };
+      }
       return undefined;
     };
     if (h.cacheable && !ignore) {
       const hit = await lookup();
       if (hit) return hit;
     }
-    const inputs = await Promise.all(v.inputs.map(async (inp) => {
-      const solved = await this.#result(inp.vertex);
-      return solved.refs[inp.index] ?? null;
-    }));
+    const inputs = await Promise.all(v.inputs.map((inp) => this.#output(inp.vertex, inp.index)));
     this.#abort.signal.throwIfAborted();
     // Another tsk process may be running the same step on this store: wait for it, then reuse.
     const unlock = h.cacheable && this.#opts.lockDir
@@ -255,6 +401,10 @@ export class Solver {
       this.#abort.signal.throwIfAborted();
       const refs = await h.run(inputs, vp);
       if (h.cacheable) this.#meta.putCache(key, refs);
+      if (h.cacheable && (this.#opts.fastKeys || this.#opts.remote)) {
+        const dk = await this.#dkey(v).catch(() => undefined);
+        if (dk && dk !== key) this.#meta.putCache(dk, refs);
+      }
       if (id) this.#meta.putStep(id, record);
       vp.done();
       return { key, refs };

@@ -447,3 +447,95 @@ test("a failure before a step starts is reported under its name", async () => {
     assert.deepEqual(w.runs, []);
   });
 });
+
+/** An imported cache made of another store's records: lazy refs, materialized on demand. */
+class FakeRemote {
+  byKey = new Map<string, string>();
+  materialized: string[] = [];
+  fail = new Set<string>();
+  w: MemWorker;
+  constructor(w: MemWorker) {
+    this.w = w;
+  }
+  lookup(key: string): Ref[] | undefined {
+    const r = this.byKey.get(key);
+    return r ? [`remote:${r}`] : undefined;
+  }
+  isLazy(ref: Ref): boolean {
+    return !!ref?.startsWith("remote:");
+  }
+  materialize(ref: Ref): Promise<Ref> {
+    const name = ref!.slice("remote:".length);
+    if (this.fail.has(name)) return Promise.reject(new Error(`blob of ${name} is corrupt`));
+    this.materialized.push(name);
+    this.w.snapshots.add(name);
+    return Promise.resolve(name);
+  }
+}
+
+async function exportedRecords(root: () => Vertex): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  await withMeta(async (meta) => {
+    const w = new MemWorker();
+    const s = solver(w, meta, plain().p, { fastKeys: true });
+    const r = root();
+    await s.solve(r);
+    for (const rec of await s.records(r)) {
+      if (rec.refs?.length !== 1 || !rec.refs[0]) continue;
+      if (rec.key) out.set(rec.key, rec.refs[0]);
+      out.set(rec.dkey, rec.refs[0]);
+    }
+  });
+  return out;
+}
+
+test("remote cache: another store's records hit by key; only the root is materialized", async () => {
+  const records = await exportedRecords(() => load(diamond()));
+  await withMeta(async (meta) => {
+    const w = new MemWorker();
+    const remote = new FakeRemote(w);
+    remote.byKey = records;
+    const { p, text } = plain();
+    const root = load(diamond());
+    const ref = await solver(w, meta, p, { remote }).solve(root);
+    assert.deepEqual(w.runs, [], text());
+    assert.deepEqual(remote.materialized, [ref]);
+    assert.ok(shown(text()).cached.includes("[final] merge"));
+  });
+});
+
+test("remote cache: a lazy input is materialized only when a step runs on it", async () => {
+  const records = await exportedRecords(() =>
+    load(busybox().run({ args: ["a"], customName: "RUN a" }).root)
+  );
+  await withMeta(async (meta) => {
+    const w = new MemWorker();
+    const remote = new FakeRemote(w);
+    remote.byKey = records;
+    const root = load(
+      busybox().run({ args: ["a"], customName: "RUN a" }).root.file(mkfile("/x", 0o644, "x"), {
+        customName: "mkfile x",
+      }),
+    );
+    await solver(w, meta, plain().p, { remote }).solve(root);
+    assert.deepEqual(w.runs, ["mkfile x"]);
+    assert.equal(remote.materialized.length, 1, "RUN a's result, for mkfile to run on");
+  });
+});
+
+test("remote cache: a result that cannot be materialized is a warning; the step is built", async () => {
+  const records = await exportedRecords(() => load(diamond()));
+  await withMeta(async (meta) => {
+    const w = new MemWorker();
+    const remote = new FakeRemote(w);
+    remote.byKey = records;
+    const root = load(diamond());
+    const rootRef = [...records.entries()].find(([, r]) => r.includes(root.digest.slice(7, 19)))![1];
+    remote.fail.add(rootRef);
+    const { p, text } = plain();
+    const ref = await solver(w, meta, p, { remote }).solve(root);
+    assert.deepEqual(w.runs, ["[final] merge"], text());
+    assert.match(text(), /cache import: \[final\] merge: blob of .* is corrupt; building the step instead/);
+    assert.ok(w.snapshots.has(ref!));
+  });
+});

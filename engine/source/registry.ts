@@ -241,6 +241,8 @@ export class RegistryClient {
   #tokens = new Map<string, Promise<Token>>();
   #creds = new Map<string, Promise<Credentials | undefined>>();
   #inflight = new Map<string, Promise<void>>();
+  /** Blobs not in the store that a push may mount from another repository (digest → ref). */
+  #mountSources = new Map<string, string>();
 
   constructor(opts: RegistryClientOptions) {
     this.#store = opts.store;
@@ -753,8 +755,38 @@ export class RegistryClient {
     return { digest, ref: r.withDigest(digest).toString() };
   }
 
+  /**
+   * Lets pushes use `desc`'s blob without having it: a cross-repository mount from `ref` on the
+   * same registry, else a download from `ref` first (engine/cache: lazily imported layers).
+   */
+  addMountSource(digest: string, ref: string): void {
+    this.#mountSources.set(digest, ref);
+  }
+
+  /** POST ...?mount=&from=: true when the registry linked the blob (201). */
+  async #mount(r: Reference, desc: Descriptor, from: string, actions: string[]): Promise<boolean> {
+    const src = parseReference(from);
+    if (src.domain !== r.domain) return false;
+    const head = await this.#request(r, "HEAD", `/v2/${r.path}/blobs/${desc.digest}`, { actions });
+    await head.body?.cancel();
+    if (head.ok) return true;
+    const q = `mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(src.path)}`;
+    const res = await this.#request(r, "POST", `/v2/${r.path}/blobs/uploads/?${q}`, {
+      actions,
+      headers: { "content-length": "0" },
+      body: new Uint8Array(0),
+    });
+    await res.body?.cancel();
+    return res.status === 201;
+  }
+
   async #pushBlob(r: Reference, desc: Descriptor, actions: string[]): Promise<void> {
     validateDigest(desc.digest);
+    const from = this.#mountSources.get(desc.digest);
+    if (from && !(await this.#store.has(desc.digest))) {
+      if (await this.#mount(r, desc, from, actions)) return;
+      await this.fetchBlob(from, desc);
+    }
     const size = await this.#store.size(desc.digest);
     if (size === undefined) {
       throw new RegistryError(

@@ -1,0 +1,224 @@
+/**
+ * The build command's cache and result plumbing: imports `--cache-from` sources before the solve
+ * (a missing or broken source is a warning), exports `--cache-to` targets after it (a failure
+ * fails the build unless `ignore-error=true`), and writes `--metadata-file` / `--iidfile`.
+ */
+import { randomBytes } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import type { Engine } from "../engine/engine.ts";
+import type { Progress } from "../engine/solver/progress.ts";
+import type { Ref, Solver } from "../engine/solver/solver.ts";
+import type { Vertex } from "../engine/llb/load.ts";
+import type { Platform } from "../engine/types.ts";
+import type { ImageConfig } from "../engine/image/config.ts";
+import type { Descriptor } from "../engine/types.ts";
+import { loadLocalCache, loadRegistryCache, RemoteCache } from "../engine/cache/remote.ts";
+import { buildCache, inlineCache, pushCache, writeLocalCache } from "../engine/cache/export.ts";
+import { INLINE_CACHE_KEY } from "../engine/cache/config.ts";
+import {
+  cacheMountBlob,
+  cacheMountIds,
+  cacheMountKey,
+  restoreCacheMounts,
+} from "../engine/cache/cache_mounts.ts";
+import type { CacheExportSpec, CacheImportSpec } from "./cache_flag.ts";
+
+/** Loads every `--cache-from`; returns undefined when none gave a record. */
+export async function importCaches(
+  engine: Engine,
+  specs: CacheImportSpec[],
+  platform: Platform,
+  progress: Progress,
+): Promise<RemoteCache | undefined> {
+  if (!specs.length) return undefined;
+  const cache = new RemoteCache({
+    store: engine.store,
+    meta: engine.meta,
+    snapshotter: engine.snapshotter,
+    registry: engine.registry,
+    storeRoot: engine.root,
+  });
+  for (const s of specs) {
+    const what = s.type === "registry" ? s.ref! : `${s.src} (${s.digest ?? `tag ${s.tag}`})`;
+    const vp = progress.start(`importing cache manifest from ${what}`);
+    try {
+      const n = s.type === "registry"
+        ? await loadRegistryCache(cache, engine.registry, engine.store, s.ref!, platform)
+        : await loadLocalCache(cache, path.resolve(s.src!), s.tag, s.digest);
+      vp.status(`${n} cache records`);
+      vp.done();
+    } catch (err) {
+      vp.done();
+      // Importing a cache never fails a build (BuildKit warns and goes on).
+      progress.warn(`failed to import cache ${what}: ${(err as Error).message}`);
+    }
+  }
+  return cache;
+}
+
+/** Restores the build's cache mounts found in the imported caches (exported with cache-mounts=true). */
+export async function importCacheMounts(
+  engine: Engine,
+  remote: RemoteCache | undefined,
+  root: Vertex,
+  progress: Progress,
+): Promise<void> {
+  const ids = remote ? cacheMountIds(root) : [];
+  if (!ids.length) return;
+  const restored = await restoreCacheMounts(ids, remote!, engine.root, engine.store, (m) => progress.warn(m));
+  if (restored.length) {
+    const vp = progress.start(`importing cache mounts ${restored.join(", ")}`);
+    vp.done();
+  }
+}
+
+export type CacheExportResult = { spec: CacheExportSpec; manifest?: Descriptor; ref?: string };
+
+type ExportCtx = {
+  engine: Engine;
+  solver: Solver;
+  root: Vertex;
+  ref: Ref;
+  remote?: RemoteCache;
+  progress: Progress;
+  sourceDateEpoch?: number;
+};
+
+function env(c: ExportCtx) {
+  return {
+    store: c.engine.store,
+    meta: c.engine.meta,
+    snapshotter: c.engine.snapshotter,
+    registry: c.engine.registry,
+    remote: c.remote,
+    sourceDateEpoch: c.sourceDateEpoch,
+  };
+}
+
+/** `--cache-to type=inline`: returns the config with `moby.buildkit.cache.v0` added. */
+export async function withInlineCache(
+  c: ExportCtx,
+  specs: CacheExportSpec[],
+  config: ImageConfig,
+): Promise<ImageConfig> {
+  const spec = specs.find((s) => s.type === "inline");
+  if (!spec) return config;
+  try {
+    const value = await inlineCache(await c.solver.records(c.root), c.ref, env(c), spec.compression);
+    return value === undefined ? config : { ...config, [INLINE_CACHE_KEY]: value };
+  } catch (err) {
+    if (!spec.ignoreError) throw err;
+    c.progress.warn(`failed to export inline cache: ${(err as Error).message}`);
+    return config;
+  }
+}
+
+/** Runs every registry/local `--cache-to`. */
+export async function exportCaches(
+  c: ExportCtx,
+  specs: CacheExportSpec[],
+): Promise<CacheExportResult[]> {
+  const out: CacheExportResult[] = [];
+  for (const spec of specs) {
+    if (spec.type === "inline") {
+      if (spec.cacheMounts) c.progress.warn("an inline cache cannot carry cache mounts (use type=registry or type=local)");
+      out.push({ spec });
+      continue;
+    }
+    const target = spec.type === "registry" ? spec.ref! : spec.dest!;
+    const vp = c.progress.start(`exporting cache to ${spec.type === "registry" ? "registry" : "client directory"}`);
+    try {
+      vp.status(`preparing build cache for export (mode=${spec.mode})`);
+      const extra = [];
+      if (spec.cacheMounts) {
+        for (const id of cacheMountIds(c.root)) {
+          const b = await cacheMountBlob(c.engine.root, c.engine.store, id);
+          if (b) extra.push({ digest: cacheMountKey(id), ...b });
+          if (b) vp.status(`cache mount ${id}: ${b.desc.size} bytes`);
+        }
+      }
+      const built = await buildCache(await c.solver.records(c.root), c.ref, env(c), {
+        mode: spec.mode,
+        compression: spec.compression,
+        ociMediaTypes: spec.ociMediaTypes,
+        imageManifest: spec.imageManifest,
+        extra,
+      });
+      if (!built) {
+        vp.status("skipping cache export for empty result");
+        vp.done();
+        out.push({ spec });
+        continue;
+      }
+      vp.status(`writing cache manifest ${built.manifestDesc.digest}`);
+      if (spec.type === "registry") {
+        await pushCache(built, target, env(c));
+      } else {
+        await writeLocalCache(built, path.resolve(target), spec.tag, env(c));
+      }
+      vp.done();
+      out.push({ spec, manifest: built.manifestDesc, ref: target });
+    } catch (err) {
+      const msg = `failed to export cache to ${target}: ${(err as Error).message}`;
+      if (!spec.ignoreError) {
+        vp.error(new Error(msg));
+        throw new Error(msg);
+      }
+      vp.done();
+      c.progress.warn(msg);
+      out.push({ spec });
+    }
+  }
+  return out;
+}
+
+export type ImageResult = {
+  manifestDesc: Descriptor;
+  configDesc: Descriptor;
+  names: string[];
+};
+
+/** BuildKit's exporter response keys, as buildx writes them to --metadata-file. */
+export function metadata(
+  img: ImageResult | undefined,
+  caches: CacheExportResult[],
+  buildRef: string,
+): Record<string, unknown> {
+  const m: Record<string, unknown> = { "buildx.build.ref": buildRef };
+  if (img) {
+    m["containerimage.config.digest"] = img.configDesc.digest;
+    m["containerimage.descriptor"] = {
+      mediaType: img.manifestDesc.mediaType,
+      digest: img.manifestDesc.digest,
+      size: img.manifestDesc.size,
+    };
+    m["containerimage.digest"] = img.manifestDesc.digest;
+    if (img.names.length) m["image.name"] = img.names.join(",");
+  }
+  const exported = caches.filter((c) => c.manifest);
+  if (exported.length) {
+    m["cache.manifest"] = exported[0].manifest;
+    m["cache.exports"] = exported.map((c) => ({
+      type: c.spec.type,
+      ref: c.ref,
+      mode: c.spec.mode,
+      manifest: c.manifest,
+    }));
+  }
+  return m;
+}
+
+/** A build id like buildx's `builder/node/<id>`. */
+export function buildRef(): string {
+  return `tsk/local/${randomBytes(13).toString("base64url").toLowerCase().replace(/[^a-z0-9]/g, "").slice(0, 25)}`;
+}
+
+/** Writes a small file atomically (metadata, iid). */
+export async function writeResultFile(file: string, text: string): Promise<void> {
+  const p = path.resolve(file);
+  await fsp.mkdir(path.dirname(p), { recursive: true });
+  const tmp = `${p}.tsk-${process.pid}.tmp`;
+  await fsp.writeFile(tmp, text);
+  await fsp.rename(tmp, p);
+}

@@ -1,0 +1,341 @@
+/**
+ * Cache export (`--cache-to`): turns the solver's records (keys → result snapshots) into
+ * BuildKit's cache config plus layer blobs, and writes it as a cache manifest to a registry, as an
+ * OCI layout directory, or inline into the image config. `mode=min` keeps only records whose
+ * result is part of the final image; `mode=max` keeps every step of every stage.
+ */
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import type { ContentStore } from "../content/store.ts";
+import type { MetaStore } from "../content/meta.ts";
+import type { Snapshotter } from "../snapshot/snapshotter.ts";
+import type { RegistryClient } from "../source/registry.ts";
+import type { Descriptor } from "../types.ts";
+import type { Ref, SolvedRecord } from "../solver/solver.ts";
+import { type Compression, layerBlob } from "../../exporters/image.ts";
+import { MEDIA } from "../../exporters/media.ts";
+import {
+  CACHE_CONFIG_MEDIA_TYPE,
+  type CacheConfig,
+  type CacheRecord,
+  encodeCacheConfig,
+  encodeInline,
+  goTime,
+  sortConfig,
+  ZERO_TIME,
+} from "./config.ts";
+import { EMPTY_DIFF_ID, type RemoteCache, type RemoteLayer } from "./remote.ts";
+
+export type CacheExportEnv = {
+  store: ContentStore;
+  meta: MetaStore;
+  snapshotter: Snapshotter;
+  registry: RegistryClient;
+  remote?: RemoteCache;
+  sourceDateEpoch?: number;
+};
+
+/** One layer of a result chain: its blob, and whether image exporters drop it (empty). */
+type BlobLayer = { desc: Descriptor; diffId: string; dropped: boolean; lazy?: RemoteLayer };
+
+export type ExportOptions = {
+  mode: "min" | "max";
+  compression: Compression;
+  ociMediaTypes: boolean;
+  imageManifest: boolean;
+  /** Extra single-layer records (cache mounts, engine/cache/cache_mounts.ts). */
+  extra?: { digest: string; desc: Descriptor; diffId: string }[];
+};
+
+export type BuiltCache = {
+  config: CacheConfig;
+  configBytes: Uint8Array;
+  configDesc: Descriptor;
+  layers: BlobLayer[];
+  manifestBytes: Uint8Array;
+  manifestDesc: Descriptor;
+};
+
+class Chains {
+  #env: CacheExportEnv;
+  #compression: Compression;
+  #memo = new Map<string, Promise<BlobLayer[] | undefined>>();
+  constructor(env: CacheExportEnv, compression: Compression) {
+    this.#env = env;
+    this.#compression = compression;
+  }
+
+  get(ref: Ref): Promise<BlobLayer[] | undefined> {
+    if (!ref || ref.startsWith("local:")) return Promise.resolve(undefined);
+    let p = this.#memo.get(ref);
+    if (!p) {
+      p = this.#compute(ref);
+      this.#memo.set(ref, p);
+    }
+    return p;
+  }
+
+  async #compute(ref: string): Promise<BlobLayer[] | undefined> {
+    const env = this.#env;
+    if (env.remote?.isLazy(ref)) {
+      return env.remote.chain(ref).map((l) => ({
+        desc: { mediaType: l.desc.mediaType, digest: l.desc.digest, size: l.desc.size },
+        diffId: l.diffId,
+        dropped: l.diffId === EMPTY_DIFF_ID,
+        lazy: l,
+      }));
+    }
+    if (!(await env.snapshotter.exists(ref))) return undefined;
+    const names = [...(await env.snapshotter.parents(ref)).reverse(), ref];
+    const out: BlobLayer[] = [];
+    for (const s of names) {
+      const b = await layerBlob(s, {
+        snapshotter: env.snapshotter,
+        store: env.store,
+        meta: env.meta,
+        compression: this.#compression,
+        sourceDateEpoch: env.sourceDateEpoch,
+      });
+      out.push({ desc: b.desc, diffId: b.diffId, dropped: b.empty && !s.startsWith("l-") });
+    }
+    return out;
+  }
+}
+
+function isPrefix(a: BlobLayer[], b: BlobLayer[]): boolean {
+  return a.length <= b.length && a.every((l, i) => l.desc.digest === b[i].desc.digest);
+}
+
+function layerMediaType(mediaType: string, oci: boolean): string {
+  const gz = mediaType.endsWith("gzip"), zst = mediaType.endsWith("zstd");
+  if (!oci) return gz ? MEDIA.dockerLayerGzip : zst ? MEDIA.ociLayerZstd : MEDIA.dockerLayerTar;
+  return gz ? MEDIA.ociLayerGzip : zst ? MEDIA.ociLayerZstd : MEDIA.ociLayerTar;
+}
+
+/** Every result worth exporting: one snapshot output, chains resolved to blobs. */
+async function eligible(
+  records: SolvedRecord[],
+  finalRef: Ref,
+  chains: Chains,
+  mode: "min" | "max",
+): Promise<{ rec: SolvedRecord; chain: BlobLayer[] }[]> {
+  const final = (await chains.get(finalRef)) ?? [];
+  const out: { rec: SolvedRecord; chain: BlobLayer[] }[] = [];
+  for (const rec of records) {
+    if (rec.refs?.length !== 1) continue;
+    const chain = await chains.get(rec.refs[0]);
+    if (!chain?.length) continue;
+    if (mode === "min" && !isPrefix(chain, final)) continue;
+    out.push({ rec, chain });
+  }
+  return out;
+}
+
+/** Builds the cache config, its layers and the cache manifest (blobs put in the store). */
+export async function buildCache(
+  records: SolvedRecord[],
+  finalRef: Ref,
+  env: CacheExportEnv,
+  o: ExportOptions,
+): Promise<BuiltCache | undefined> {
+  const chains = new Chains(env, o.compression);
+  const items = await eligible(records, finalRef, chains, o.mode);
+  if (!items.length && !o.extra?.length) return undefined;
+  const created = env.sourceDateEpoch !== undefined
+    ? goTime(new Date(env.sourceDateEpoch * 1000))
+    : ZERO_TIME;
+  const layers: CacheConfig["layers"] = [];
+  const layerIdx = new Map<string, number>();
+  const blobs = new Map<string, BlobLayer>();
+  const recs: CacheRecord[] = [];
+  const recIdx = new Map<string, number>();
+  const keyRecOfVertex = new Map<string, number>();
+  const pending: { at: number; rec: SolvedRecord }[] = [];
+  for (const { rec, chain } of items) {
+    let parent = -1;
+    let prefix = "";
+    for (const l of chain) {
+      prefix += `${l.desc.digest}<`;
+      let i = layerIdx.get(prefix);
+      if (i === undefined) {
+        i = layers.length;
+        layers.push({ blob: l.desc.digest, parent });
+        layerIdx.set(prefix, i);
+      }
+      if (!blobs.has(l.desc.digest)) blobs.set(l.desc.digest, l);
+      parent = i;
+    }
+    for (const digest of [rec.key, rec.dkey]) {
+      if (!digest || recIdx.has(digest)) continue;
+      recIdx.set(digest, recs.length);
+      if (digest === rec.key) {
+        keyRecOfVertex.set(rec.vertex.digest, recs.length);
+        pending.push({ at: recs.length, rec });
+      }
+      recs.push({ digest, layers: [{ layer: parent, createdAt: created }] });
+    }
+  }
+  for (const x of o.extra ?? []) {
+    const prefix = `${x.desc.digest}<`;
+    let i = layerIdx.get(prefix);
+    if (i === undefined) {
+      i = layers.length;
+      layers.push({ blob: x.desc.digest, parent: -1 });
+      layerIdx.set(prefix, i);
+    }
+    if (!blobs.has(x.desc.digest)) {
+      blobs.set(x.desc.digest, { desc: x.desc, diffId: x.diffId, dropped: false });
+    }
+    if (recIdx.has(x.digest)) continue;
+    recIdx.set(x.digest, recs.length);
+    recs.push({ digest: x.digest, layers: [{ layer: i, createdAt: created }] });
+  }
+  // Input links (BuildKit's record graph); only when every input has an exported record.
+  for (const { at, rec } of pending) {
+    const links = rec.vertex.inputs.map((inp, i) => {
+      const link = keyRecOfVertex.get(inp.vertex.digest);
+      const sel = rec.selectors.get(i);
+      return link === undefined ? undefined : [{ ...(sel ? { selector: sel.join(",") } : {}), link }];
+    });
+    if (links.length && links.every((l) => l)) recs[at].inputs = links as CacheRecord["inputs"];
+  }
+  const config = sortConfig({ layers, records: recs });
+  const configBytes = encodeCacheConfig(config);
+  const info = await env.store.putBytes(configBytes);
+  const configDesc: Descriptor = { mediaType: CACHE_CONFIG_MEDIA_TYPE, ...info };
+  const seen = new Set<string>();
+  const layerDescs: Descriptor[] = [];
+  const ordered: BlobLayer[] = [];
+  for (const l of config.layers) {
+    if (seen.has(l.blob)) continue;
+    seen.add(l.blob);
+    const b = blobs.get(l.blob)!;
+    ordered.push(b);
+    layerDescs.push({
+      mediaType: layerMediaType(b.desc.mediaType, o.ociMediaTypes),
+      digest: b.desc.digest,
+      size: b.desc.size,
+      annotations: { ...b.desc.annotations, "containerd.io/uncompressed": b.diffId },
+    });
+  }
+  const manifest = o.imageManifest
+    ? { schemaVersion: 2, mediaType: MEDIA.ociManifest, config: configDesc, layers: layerDescs }
+    : {
+      schemaVersion: 2,
+      mediaType: o.ociMediaTypes ? MEDIA.ociIndex : MEDIA.dockerManifestList,
+      manifests: [...layerDescs, configDesc],
+    };
+  const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
+  const m = await env.store.putBytes(manifestBytes);
+  return {
+    config,
+    configBytes,
+    configDesc,
+    layers: ordered,
+    manifestBytes,
+    manifestDesc: { mediaType: manifest.mediaType, digest: m.digest, size: m.size },
+  };
+}
+
+async function ensureBlobs(built: BuiltCache, env: CacheExportEnv): Promise<void> {
+  for (const l of built.layers) if (l.lazy) await env.remote!.fetchBlob(l.lazy);
+}
+
+/** `type=registry`: pushes the layers, config and cache manifest to `ref`. */
+export async function pushCache(
+  built: BuiltCache,
+  ref: string,
+  env: CacheExportEnv,
+): Promise<{ digest: string }> {
+  for (const l of built.layers) {
+    // Imported layers are mounted from their repository when it is on the same registry.
+    if (l.lazy?.source.kind === "registry") env.registry.addMountSource(l.desc.digest, l.lazy.source.ref);
+    else if (l.lazy) await env.remote!.fetchBlob(l.lazy);
+  }
+  return await env.registry.push(ref, {
+    manifest: built.manifestBytes,
+    manifestMediaType: built.manifestDesc.mediaType,
+    blobs: [built.configDesc, ...built.layers.map((l) => l.desc)],
+  });
+}
+
+/** `type=local`: writes an OCI layout (blobs, index.json tagged `tag`, oci-layout) to `dest`. */
+export async function writeLocalCache(
+  built: BuiltCache,
+  dest: string,
+  tag: string,
+  env: CacheExportEnv,
+): Promise<void> {
+  await ensureBlobs(built, env);
+  const blobDir = path.join(dest, "blobs", "sha256");
+  await fsp.mkdir(blobDir, { recursive: true });
+  const copy = async (digest: string) => {
+    const target = path.join(blobDir, digest.replace(/^sha256:/, ""));
+    if (await fsp.stat(target).then(() => true, () => false)) return;
+    const tmp = `${target}.tsk-${process.pid}.tmp`;
+    await fsp.copyFile(env.store.path(digest), tmp);
+    await fsp.rename(tmp, target);
+  };
+  for (const l of built.layers) await copy(l.desc.digest);
+  await copy(built.configDesc.digest);
+  await copy(built.manifestDesc.digest);
+  const indexPath = path.join(dest, "index.json");
+  type Index = { schemaVersion?: number; mediaType?: string; manifests?: Descriptor[] };
+  let index: Index = {};
+  try {
+    index = JSON.parse(await fsp.readFile(indexPath, "utf8")) as Index;
+  } catch {
+    index = {};
+  }
+  const REF = "org.opencontainers.image.ref.name";
+  const manifests = (index.manifests ?? []).filter((d) => d.annotations?.[REF] !== tag);
+  manifests.push({ ...built.manifestDesc, annotations: { [REF]: tag } });
+  const out = {
+    schemaVersion: index.schemaVersion ?? 2,
+    mediaType: index.mediaType ?? MEDIA.ociIndex,
+    manifests,
+  };
+  await fsp.writeFile(`${indexPath}.tmp`, JSON.stringify(out));
+  await fsp.rename(`${indexPath}.tmp`, indexPath);
+  await fsp.writeFile(path.join(dest, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+}
+
+/**
+ * `type=inline`: the records of the final image's chain as the image config's
+ * `moby.buildkit.cache.v0` value. Layer indices are the image's own (empty layers, which the
+ * image exporter drops, are left out of each chain).
+ */
+export async function inlineCache(
+  records: SolvedRecord[],
+  finalRef: Ref,
+  env: CacheExportEnv,
+  compression: Compression,
+): Promise<string | undefined> {
+  const chains = new Chains(env, compression);
+  const final = await chains.get(finalRef);
+  if (!final?.length) return undefined;
+  const imageIndex: (number | undefined)[] = [];
+  let n = 0;
+  for (const l of final) imageIndex.push(l.dropped ? undefined : n++);
+  const created = env.sourceDateEpoch !== undefined
+    ? goTime(new Date(env.sourceDateEpoch * 1000))
+    : ZERO_TIME;
+  const byDigest = new Map<string, CacheRecord>();
+  for (const { rec, chain } of await eligible(records, finalRef, chains, "min")) {
+    const idx = chain.map((_, i) => imageIndex[i]).filter((x): x is number => x !== undefined);
+    if (!idx.length) continue;
+    const contiguous = idx.every((x, i) => x === i);
+    for (const digest of [rec.key, rec.dkey]) {
+      if (!digest || byDigest.has(digest)) continue;
+      byDigest.set(
+        digest,
+        contiguous
+          ? { digest, layers: [{ layer: idx[idx.length - 1], createdAt: created }] }
+          : { digest, chains: [{ layers: idx, createdAt: created }] },
+      );
+    }
+  }
+  if (!byDigest.size) return undefined;
+  const sorted = [...byDigest.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1));
+  return encodeInline(sorted);
+}
