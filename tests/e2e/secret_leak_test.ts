@@ -157,7 +157,16 @@ RUN --mount=type=secret,id=f --mount=type=secret,id=e,target=/run/e --mount=type
       assert.ok(!needles.some((n) => r.stdout.includes(n)), "stdout holds a secret");
     });
 
-    test("kill -9 during a RUN that holds secrets leaves them on no disk", async () => {
+    for (const tmpfs of [true, false]) {
+      test(
+        tmpfs
+          ? "kill -9 during a RUN that holds secrets leaves them on no disk"
+          : "without a tmpfs, the next start removes a killed RUN's secrets from $XDG_RUNTIME_DIR",
+        () => killDuringSecretRun(tmpfs),
+      );
+    }
+
+    async function killDuringSecretRun(tmpfs: boolean): Promise<void> {
       const fileValue = `kill-file-${randomBytes(12).toString("hex")}`;
       const envValue = `kill-env-${randomBytes(12).toString("hex")}`;
       const src = secretFile(fileValue, as());
@@ -186,7 +195,11 @@ RUN --mount=type=secret,id=f --mount=type=secret,id=e,env=SECRET_E \\
           "id=e,env=TSK_TEST_SECRET",
           ctx,
         ],
-        { TSK_TEST_SECRET: envValue, XDG_RUNTIME_DIR: xdg },
+        {
+          TSK_TEST_SECRET: envValue,
+          XDG_RUNTIME_DIR: xdg,
+          ...(tmpfs ? {} : { TSK_RUNTIME_TMPFS: "0" }),
+        },
         as(),
       );
       await p.ready(/running-42/); // printed by the RUN itself, not its command line
@@ -196,13 +209,24 @@ RUN --mount=type=secret,id=f --mount=type=secret,id=e,env=SECRET_E \\
       await killLeftover(marker);
       const needles = [fileValue, envValue];
       assert.deepEqual(filesHolding(store, needles), [], "the store holds a secret");
-      assert.deepEqual(filesHolding(xdg, needles), [], "$XDG_RUNTIME_DIR holds a secret");
-      assert.deepEqual(changedFilesHolding(os.tmpdir(), stamp, needles, [src]), [], "the temp dir");
-      // The next start removes what the killed process left (its empty mount point).
+      if (tmpfs) {
+        assert.deepEqual(filesHolding(xdg, needles), [], "$XDG_RUNTIME_DIR holds a secret");
+        assert.deepEqual(
+          changedFilesHolding(os.tmpdir(), stamp, needles, [src]),
+          [],
+          "the temp dir holds a secret",
+        );
+      } else {
+        // The fallback really held them there (so the cleanup below is what removes them).
+        assert.notDeepEqual(filesHolding(xdg, needles), [], "the fallback dir was not used");
+      }
+      // The next start removes what the killed process left (its empty mount point, or the
+      // fallback directory with the secrets).
       const r = await tsk(["du", "--root", store], { as: as(), env: { XDG_RUNTIME_DIR: xdg } });
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(readdirSync(path.join(xdg, "tsk")), [], "leftover runtime directories");
-    });
+      assert.deepEqual(filesHolding(xdg, needles), [], "$XDG_RUNTIME_DIR holds a secret");
+    }
   });
 }
 
