@@ -3,7 +3,7 @@
  * directory and solves definitions on it. There is no daemon; each tsk process opens its own engine
  * and processes coordinate through the store's locks and SQLite.
  */
-import { cleanStaleRuntimeDirs } from "../rootless/runtime_dir.ts";
+import { cleanStaleRuntimeDirs, removeLegacyStoreSecrets } from "../rootless/runtime_dir.ts";
 import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -39,6 +39,7 @@ export async function openEngine(o: EngineOptions = {}): Promise<Engine> {
   const root = path.resolve(o.root ?? defaultRoot());
   await fsp.mkdir(root, { recursive: true, mode: 0o700 });
   cleanStaleRuntimeDirs(); // secret-holding dirs of killed tsk processes (rootless/runtime_dir.ts)
+  removeLegacyStoreSecrets(root);
   const store = new ContentStore(path.join(root, "content"));
   const meta = new MetaStore(path.join(root, "meta.db"));
   const snapshotter = await detectSnapshotter(path.join(root, "snapshots"));

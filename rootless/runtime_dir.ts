@@ -131,3 +131,24 @@ export function cleanStaleRuntimeDirs(): void {
     }
   }
 }
+
+/**
+ * Secret copies that tsk versions before the runtime dir left in the store itself
+ * (`STORE/secret-XXXXXX/secret`, kept by a kill -9): removed when a store is opened.
+ */
+export function removeLegacyStoreSecrets(storeRoot: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(storeRoot);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!/^secret-[A-Za-z0-9]{6}$/.test(n)) continue;
+    try {
+      rmSync(`${storeRoot}/${n}`, { recursive: true, force: true });
+    } catch {
+      // not ours to remove
+    }
+  }
+}
