@@ -3,7 +3,7 @@
  * directory and solves definitions on it. There is no daemon; each tsk process opens its own engine
  * and processes coordinate through the store's locks and SQLite.
  */
-import { cleanStaleRuntimeDirs } from "../rootless/runtime_dir.ts";
+import { cleanStaleRuntimeDirs, removeLegacyStoreSecrets } from "../rootless/runtime_dir.ts";
 import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -74,6 +74,7 @@ export async function openEngine(o: EngineOptions = {}): Promise<Engine> {
   // create its shared-memory file and log, and the GC lock file be written.
   if (o.releaseReserve) await releaseReserve(root);
   cleanStaleRuntimeDirs(); // secret-holding dirs of killed tsk processes (rootless/runtime_dir.ts)
+  removeLegacyStoreSecrets(root);
   const store = new ContentStore(path.join(root, "content"));
   let meta: MetaStore | undefined;
   let snapshotter: Snapshotter;

@@ -8,9 +8,10 @@
  * on the host is an empty mount point. Where no mount is possible the directory is a plain one
  * under $XDG_RUNTIME_DIR (a tmpfs on systemd hosts), else the temp dir. Either way it is named after
  * the pid, and every start removes the directories of dead processes (cleanStaleRuntimeDirs).
+ * TSK_RUNTIME_TMPFS=0 forces the plain directory (tests of that fallback).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { findBinary } from "./binaries.ts";
 import { inTskNamespace } from "./userns.ts";
@@ -47,8 +48,28 @@ export function runtimeDir(): { dir: string; memoryOnly: boolean } {
   return { dir: current.dir, memoryOnly: current.tmpfs };
 }
 
+/**
+ * Whether this process has a mount namespace of its own (not pid 1's): only then does a tmpfs
+ * mounted here vanish with it. tsk's namespace entry always makes one; a mode that cannot (inside
+ * a container that refuses unshare) shares pid 1's, and then nothing is mounted.
+ */
+function ownMountNamespace(): boolean {
+  if (!inTskNamespace()) return false;
+  let mine: string;
+  try {
+    mine = readlinkSync("/proc/self/ns/mnt");
+  } catch {
+    return false;
+  }
+  try {
+    return readlinkSync("/proc/1/ns/mnt") !== mine;
+  } catch {
+    return true; // pid 1 belongs to another (user) namespace than ours: not its mount namespace
+  }
+}
+
 function mountTmpfs(dir: string): boolean {
-  if (!inTskNamespace() || process.env.TSK_RUNTIME_TMPFS === "0") return false;
+  if (process.env.TSK_RUNTIME_TMPFS === "0" || !ownMountNamespace()) return false;
   const mount = findBinary("mount");
   if (!mount) return false;
   const r = spawnSync(mount, ["-n", "-t", "tmpfs", "-o", "mode=0700,size=256m", "tmpfs", dir], {
@@ -73,6 +94,18 @@ export function releaseRuntimeDir(): void {
   }
 }
 
+/** Whether process `pid` runs (a zombie, killed and not yet reaped, does not). */
+function alive(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return false;
+  }
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return state !== "Z" && state !== "X";
+}
+
 /** Remove the runtime directories of processes that no longer exist (at every start). */
 export function cleanStaleRuntimeDirs(): void {
   const bases = new Set([tmpdir()]);
@@ -89,12 +122,33 @@ export function cleanStaleRuntimeDirs(): void {
       if (!n.startsWith(PREFIX)) continue;
       const pid = Number(n.slice(PREFIX.length));
       if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
-      if (existsSync(`/proc/${pid}`)) continue;
+      if (alive(pid)) continue;
       try {
         rmSync(`${base}/${n}`, { recursive: true, force: true });
       } catch {
         // another user's, or a mount point still busy somewhere: not ours to force
       }
+    }
+  }
+}
+
+/**
+ * Secret copies that tsk versions before the runtime dir left in the store itself
+ * (`STORE/secret-XXXXXX/secret`, kept by a kill -9): removed when a store is opened.
+ */
+export function removeLegacyStoreSecrets(storeRoot: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(storeRoot);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!/^secret-[A-Za-z0-9]{6}$/.test(n)) continue;
+    try {
+      rmSync(`${storeRoot}/${n}`, { recursive: true, force: true });
+    } catch {
+      // not ours to remove
     }
   }
 }

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import {
   cleanStaleRuntimeDirs,
   releaseRuntimeDir,
+  removeLegacyStoreSecrets,
   runtimeBase,
   runtimeDir,
 } from "./runtime_dir.ts";
@@ -35,5 +36,19 @@ test("runtime dirs live under $XDG_RUNTIME_DIR/tsk; those of dead processes are 
     if (saved === undefined) delete process.env.XDG_RUNTIME_DIR;
     else process.env.XDG_RUNTIME_DIR = saved;
     rmSync(xdg, { recursive: true, force: true });
+  }
+});
+
+test("secret copies older versions left in the store are removed", () => {
+  const store = mkdtempSync(`${tmpdir()}/tsk-store-`);
+  try {
+    mkdirSync(`${store}/secret-AbC123`);
+    writeFileSync(`${store}/secret-AbC123/secret`, "leftover");
+    mkdirSync(`${store}/snapshots`);
+    writeFileSync(`${store}/secret-notes`, "not a secret dir");
+    removeLegacyStoreSecrets(store);
+    assert.deepEqual(readdirSync(store).sort(), ["secret-notes", "snapshots"]);
+  } finally {
+    rmSync(store, { recursive: true, force: true });
   }
 });

@@ -14,7 +14,6 @@ import {
   chmodSync,
   chownSync,
   existsSync,
-  lstatSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -33,57 +32,61 @@ before(async () => {
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
 
-/**
- * Files under `dir` (recursively) holding one of `needles`, gzip members decompressed; with
- * `since`, only files changed since then (a leak is a file written during the build), and never
- * the secret sources in `except`.
- */
-function filesHolding(
-  dir: string,
-  needles: string[],
-  o: { since?: number; except?: string[] } = {},
-): string[] {
-  const found: string[] = [];
-  const walk = (d: string) => {
-    let names: string[];
+/** Whether `data` (or its gunzipped form) holds one of `needles`. */
+function holds(data: Buffer, needles: string[]): boolean {
+  const texts = [data];
+  if (data[0] === 0x1f && data[1] === 0x8b) {
     try {
-      names = readdirSync(d);
+      texts.push(gunzipSync(data));
     } catch {
-      return; // unreadable (another user's): nothing tsk could have written there for us
+      // not a complete gzip stream
     }
-    for (const n of names) {
-      const p = path.join(d, n);
-      let st;
-      try {
-        st = lstatSync(p);
-      } catch {
-        continue;
-      }
-      if (st.isDirectory()) walk(p);
-      else if (
-        st.isFile() && st.size < 64 << 20 && !o.except?.includes(p) &&
-        (o.since === undefined || Math.max(st.mtimeMs, st.ctimeMs) >= o.since)
-      ) {
-        let data: Buffer;
-        try {
-          data = readFileSync(p);
-        } catch {
-          continue;
-        }
-        const texts = [data];
-        if (data[0] === 0x1f && data[1] === 0x8b) {
-          try {
-            texts.push(gunzipSync(data));
-          } catch {
-            // not a complete gzip stream
-          }
-        }
-        if (texts.some((t) => needles.some((x) => t.includes(x)))) found.push(p);
-      }
-    }
-  };
-  walk(dir);
-  return found;
+  }
+  return texts.some((t) => needles.some((x) => t.includes(x)));
+}
+
+/** Files under `dir` (recursively) holding one of `needles`, gzip members decompressed. */
+function filesHolding(dir: string, needles: string[]): string[] {
+  const r = spawnSync("find", [dir, "-type", "f", "-size", "-64M"], {
+    encoding: "utf8",
+    maxBuffer: 1 << 28,
+  });
+  return r.stdout.split("\n").filter((p) => p && readable(p, needles));
+}
+
+/**
+ * Files under `dir` written or changed since `stamp` was (a leak is a file written during the
+ * build; the temp dir is too large to read whole) holding one of `needles`, except `except`.
+ */
+function changedFilesHolding(dir: string, stamp: string, needles: string[], except: string[]) {
+  const r = spawnSync(
+    "find",
+    [
+      dir,
+      "-xdev",
+      "-type",
+      "f",
+      "-size",
+      "-64M",
+      "(",
+      "-newer",
+      stamp,
+      "-o",
+      "-cnewer",
+      stamp,
+      ")",
+    ],
+    { encoding: "utf8", maxBuffer: 1 << 28 },
+  );
+  return r.stdout.split("\n").filter((p) => p && !except.includes(p) && readable(p, needles));
+}
+
+function readable(p: string, needles: string[]): boolean {
+  try {
+    return holds(readFileSync(p), needles);
+  } catch {
+    return false; // gone or unreadable (another user's): nothing tsk could have written for us
+  }
 }
 
 /** A secret file readable by `owner`. */
@@ -154,11 +157,21 @@ RUN --mount=type=secret,id=f --mount=type=secret,id=e,target=/run/e --mount=type
       assert.ok(!needles.some((n) => r.stdout.includes(n)), "stdout holds a secret");
     });
 
-    test("kill -9 during a RUN that holds secrets leaves them on no disk", async () => {
+    for (const tmpfs of [true, false]) {
+      test(
+        tmpfs
+          ? "kill -9 during a RUN that holds secrets leaves them on no disk"
+          : "without a tmpfs, the next start removes a killed RUN's secrets from $XDG_RUNTIME_DIR",
+        () => killDuringSecretRun(tmpfs),
+      );
+    }
+
+    async function killDuringSecretRun(tmpfs: boolean): Promise<void> {
       const fileValue = `kill-file-${randomBytes(12).toString("hex")}`;
       const envValue = `kill-env-${randomBytes(12).toString("hex")}`;
       const src = secretFile(fileValue, as());
-      const since = Date.now() - 1000;
+      const stamp = path.join(e.work, `stamp-${randomBytes(4).toString("hex")}`);
+      writeFileSync(stamp, "");
       const store = storeDir(e, as());
       const xdg = storeDir(e, as()); // $XDG_RUNTIME_DIR for this run
       chmodSync(xdg, 0o700);
@@ -182,7 +195,11 @@ RUN --mount=type=secret,id=f --mount=type=secret,id=e,env=SECRET_E \\
           "id=e,env=TSK_TEST_SECRET",
           ctx,
         ],
-        { TSK_TEST_SECRET: envValue, XDG_RUNTIME_DIR: xdg },
+        {
+          TSK_TEST_SECRET: envValue,
+          XDG_RUNTIME_DIR: xdg,
+          ...(tmpfs ? {} : { TSK_RUNTIME_TMPFS: "0" }),
+        },
         as(),
       );
       await p.ready(/running-42/); // printed by the RUN itself, not its command line
@@ -192,17 +209,24 @@ RUN --mount=type=secret,id=f --mount=type=secret,id=e,env=SECRET_E \\
       await killLeftover(marker);
       const needles = [fileValue, envValue];
       assert.deepEqual(filesHolding(store, needles), [], "the store holds a secret");
-      assert.deepEqual(filesHolding(xdg, needles), [], "$XDG_RUNTIME_DIR holds a secret");
-      assert.deepEqual(
-        filesHolding(os.tmpdir(), needles, { since, except: [src] }),
-        [],
-        "the temp dir holds a secret",
-      );
-      // The next start removes what the killed process left (its empty mount point).
+      if (tmpfs) {
+        assert.deepEqual(filesHolding(xdg, needles), [], "$XDG_RUNTIME_DIR holds a secret");
+        assert.deepEqual(
+          changedFilesHolding(os.tmpdir(), stamp, needles, [src]),
+          [],
+          "the temp dir holds a secret",
+        );
+      } else {
+        // The fallback really held them there (so the cleanup below is what removes them).
+        assert.notDeepEqual(filesHolding(xdg, needles), [], "the fallback dir was not used");
+      }
+      // The next start removes what the killed process left (its empty mount point, or the
+      // fallback directory with the secrets).
       const r = await tsk(["du", "--root", store], { as: as(), env: { XDG_RUNTIME_DIR: xdg } });
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(readdirSync(path.join(xdg, "tsk")), [], "leftover runtime directories");
-    });
+      assert.deepEqual(filesHolding(xdg, needles), [], "$XDG_RUNTIME_DIR holds a secret");
+    }
   });
 }
 
