@@ -15,18 +15,23 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readFileSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { type Env, env, makeContext, type RunResult, storeDir, TSK, tsk } from "./harness.ts";
-import { pushLayerImage, rawTar } from "../fixtures/crafted_image.ts";
+import { gzipLayer, pushLayerImage, type RawEntry, rawTar } from "../fixtures/crafted_image.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 import { assertNoTrace } from "./no_trace.ts";
 
 let e: Env;
 let truncated: { ref: string; digest: string };
 let notGzip: { ref: string; digest: string };
+/** Outside every store: a hostile layer must not touch it. */
+let sentinel: string;
+let hostile: string[];
 
 /** The sha256 digest of a blob as `sha256:<hex>`. */
 async function digestOf(b: Uint8Array): Promise<string> {
@@ -51,6 +56,25 @@ before(async () => {
     ref: await pushLayerImage(e.registry.host, "secrobust/notgzip", "latest", [{ bytes: junk }]),
     digest: await digestOf(junk),
   };
+  sentinel = path.join(e.work, "sentinel");
+  mkdirSync(sentinel);
+  writeFileSync(path.join(sentinel, "secret"), "s", { mode: 0o600 });
+  const H = sentinel;
+  const layers: RawEntry[][] = [
+    [{ name: "../../../../../../..".repeat(2) + H + "/dotdot", type: "0", data: "x" }],
+    [{ name: H + "/absolute", type: "0", data: "x" }],
+    [{ name: "s", type: "2", linkname: H }, { name: "s/through", type: "0", data: "x" }],
+    [{ name: "s", type: "2", linkname: H }, { name: "s/secret", type: "0", data: "overwritten" }],
+    [{ name: "h", type: "1", linkname: H + "/secret" }],
+    [{ name: "s", type: "2", linkname: H }, { name: "s/.wh.secret", type: "0" }],
+    [{ name: "null", type: "3", devmajor: 1, devminor: 3 }, { name: ".wh..", type: "0" }],
+  ];
+  hostile = [];
+  for (const [i, entries] of layers.entries()) {
+    hostile.push(
+      await pushLayerImage(e.registry.host, "secrobust/hostile", `l${i}`, [gzipLayer(entries)]),
+    );
+  }
 });
 after(async () => {
   const { stopEnv } = await import("./harness.ts");
@@ -287,5 +311,22 @@ for (const [who, as] of users) {
         assert.match(r.stderr, />>> FROM a AS b/);
       }
     });
+  });
+}
+
+for (const [who, as] of users) {
+  test(`hostile layers (../, absolute, through a symlink, hardlink out, device, bad whiteout) leave the host alone (${who})`, async () => {
+    const store = storeDir(e, as());
+    for (const ref of hostile) {
+      const ctx = makeContext(e, { Dockerfile: `FROM ${ref}\nRUN ls / >/dev/null\n` }, as());
+      const r = await tsk(["build", "--root", store, "--insecure-registry", e.registry.host, ctx], {
+        as: as(),
+      });
+      assertNoTrace(r);
+      assert.ok(r.code === 0 || r.code === 1, r.stderr);
+      assert.deepEqual(readdirSync(sentinel), ["secret"], `${ref}: ${r.stderr}`);
+      assert.equal(readFileSync(path.join(sentinel, "secret"), "utf8"), "s");
+      assert.equal(statSync(path.join(sentinel, "secret")).nlink, 1);
+    }
   });
 }
