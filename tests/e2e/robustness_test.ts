@@ -330,3 +330,36 @@ for (const [who, as] of users) {
     }
   });
 }
+
+for (const [who, as] of users) {
+  test(`a clean build leaves no orphan for fsck (${who})`, async () => {
+    const store = storeDir(e, as());
+    const ctx = makeContext(e, {
+      Dockerfile: `FROM ${e.busybox}\nRUN echo hi > /hi\nCOPY a /a\n`,
+      a: "a\n",
+    }, as());
+    const out = path.join(storeDir(e, as()), "img.tar");
+    const r = await tsk(
+      [
+        "build",
+        "--root",
+        store,
+        "--insecure-registry",
+        e.registry.host,
+        "-o",
+        `type=oci,dest=${out}`,
+        ctx,
+      ],
+      { as: as() },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const f = await tsk(["debug", "fsck", "-v", "--dry-run", "--root", store], { as: as() });
+    assert.equal(f.code, 0, f.stderr);
+    assert.match(f.stdout.toString(), /0 problems \(0 repaired\), 0 orphans found/);
+    assert.doesNotMatch(f.stdout.toString(), /^orphan /m);
+    // Pruning everything takes the metadata blobs with the layers they describe.
+    const p = await tsk(["prune", "--all", "--root", store], { as: as() });
+    assert.equal(p.code, 0, p.stderr);
+    assert.deepEqual(readdirSync(path.join(store, "content", "blobs", "sha256")), []);
+  });
+}
