@@ -32,6 +32,8 @@ let notGzip: { ref: string; digest: string };
 /** Outside every store: a hostile layer must not touch it. */
 let sentinel: string;
 let hostile: string[];
+/** busybox + `lnk -> etc` + a layer with `lnk/.wh.passwd` (a whiteout below a lower symlink). */
+let whiteoutBelowLink: string;
 
 /** The sha256 digest of a blob as `sha256:<hex>`. */
 async function digestOf(b: Uint8Array): Promise<string> {
@@ -69,6 +71,10 @@ before(async () => {
     [{ name: "s", type: "2", linkname: H }, { name: "s/.wh.secret", type: "0" }],
     [{ name: "null", type: "3", devmajor: 1, devminor: 3 }, { name: ".wh..", type: "0" }],
   ];
+  whiteoutBelowLink = await pushLayerImage(e.registry.host, "secrobust/whlink", "latest", [
+    gzipLayer([{ name: "lnk", type: "2", linkname: "etc" }]),
+    gzipLayer([{ name: "lnk/.wh.passwd", type: "0" }, { name: "lnk/added", type: "0", data: "a" }]),
+  ]);
   hostile = [];
   for (const [i, entries] of layers.entries()) {
     hostile.push(
@@ -362,4 +368,35 @@ for (const [who, as] of users) {
     assert.equal(p.code, 0, p.stderr);
     assert.deepEqual(readdirSync(path.join(store, "content", "blobs", "sha256")), []);
   });
+}
+
+for (const [who, as] of users) {
+  for (const snapshotter of ["overlay", "copy"]) {
+    test(`a whiteout below a lower layer's symlink lands where the merged view puts it (${snapshotter}, ${who})`, async () => {
+      const ctx = makeContext(e, {
+        Dockerfile: `FROM ${whiteoutBelowLink}\n` +
+          "RUN test -L /lnk && test ! -e /etc/passwd && test -f /etc/group && test -f /etc/added\n",
+      }, as());
+      const store = storeDir(e, as());
+      const r = await tsk(
+        [
+          "build",
+          "--progress",
+          "plain",
+          "--root",
+          store,
+          "--insecure-registry",
+          e.registry.host,
+          ctx,
+        ],
+        { as: as(), env: { TSK_SNAPSHOTTER: snapshotter } },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assertNoTrace(r);
+      assert.equal(
+        readFileSync(path.join(store, "snapshots", "backend"), "utf8").trim(),
+        snapshotter,
+      );
+    });
+  }
 }
