@@ -16,8 +16,10 @@ import {
   diskFullError,
   ensureReserve,
   filesystemOf,
+  freeWithoutMetadata,
   isDiskFull,
   releaseReserve,
+  RESERVE_BYTES,
 } from "./content/space.ts";
 
 export type Engine = {
@@ -72,7 +74,14 @@ export async function openEngine(o: EngineOptions = {}): Promise<Engine> {
   }
   // prune and fsck free the reserve before SQLite opens: on a full disk it is what lets SQLite
   // create its shared-memory file and log, and the GC lock file be written.
-  if (o.releaseReserve) await releaseReserve(root);
+  if (o.releaseReserve) {
+    const freed = await releaseReserve(root);
+    // No reserve (an older store, or the disk was full when it was to be made) and no room:
+    // delete what needs no record first.
+    if (!freed && (filesystemOf(root)?.free ?? RESERVE_BYTES) < RESERVE_BYTES) {
+      await freeWithoutMetadata(root);
+    }
+  }
   cleanStaleRuntimeDirs(); // secret-holding dirs of killed tsk processes (rootless/runtime_dir.ts)
   removeLegacyStoreSecrets(root);
   const store = new ContentStore(path.join(root, "content"));

@@ -10,6 +10,7 @@ import { promises as fsp, readFileSync, statfsSync } from "node:fs";
 import path from "node:path";
 import { formatBytes } from "../units.ts";
 import { TskError } from "../tsk_error.ts";
+import { alive } from "./lock.ts";
 
 export const RESERVE_BYTES = 4 * 1024 * 1024;
 
@@ -124,4 +125,40 @@ export function explainDiskFull<T>(err: T, root: string): T {
     } catch { /* a frozen error keeps its message */ }
   }
   return err;
+}
+
+/**
+ * Last resort when a store is full and has no reserve: deletes what needs no metadata change
+ * (files first, no record to update): unfinished blob writes, half-written and trashed snapshot
+ * dirs, and the build-context mirrors (a missing mirror is rebuilt in full on the next build,
+ * its stat cache is then ignored). Returns the bytes freed.
+ */
+export async function freeWithoutMetadata(root: string): Promise<number> {
+  let freed = 0;
+  const rm = async (p: string) => {
+    const st = await fsp.lstat(p).catch(() => undefined);
+    if (!st) return;
+    const before = filesystemOf(root)?.free ?? 0;
+    await fsp.rm(p, { recursive: true, force: true }).catch(() => {});
+    freed += Math.max(0, (filesystemOf(root)?.free ?? 0) - before);
+  };
+  const list = async (d: string) => (await fsp.readdir(d).catch(() => [] as string[])).sort();
+  for (const n of await list(path.join(root, "content", "ingest"))) {
+    await rm(path.join(root, "content", "ingest", n));
+  }
+  for (const n of await list(path.join(root, "snapshots"))) {
+    if (n.startsWith("tmp-") || n.startsWith("trash-")) await rm(path.join(root, "snapshots", n));
+  }
+  for (const n of await list(path.join(root, "contexts"))) {
+    // Not a mirror a live build is syncing right now.
+    const scope = n.replace(/\.syncing$/, "");
+    const owner = Number(
+      await fsp.readFile(path.join(root, "locks", `context-${scope}.lock`), "utf8").catch(() =>
+        "0"
+      ),
+    );
+    if (owner > 0 && alive(owner)) continue;
+    await rm(path.join(root, "contexts", n));
+  }
+  return freed;
 }

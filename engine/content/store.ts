@@ -108,9 +108,15 @@ export class ContentWriter {
     const fh = this.#fh;
     this.#fh = undefined;
     try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      // A full disk can fail the flush: leave no ingest file behind.
+      await rm(this.#path, { force: true }).catch(() => {});
+      throw err;
     }
     const info: BlobInfo = { digest: "sha256:" + this.#hash.digest("hex"), size: this.#size };
     if (

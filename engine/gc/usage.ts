@@ -274,7 +274,54 @@ export async function reachable(e: EngineLike, scan: StoreScan): Promise<Reachab
       if (!blobs.has(d)) blobs.set(d, `image ${img.name}`);
     }
   }
+  await reachImageMetadata(e, scan, blobs);
   return { snapshots: snaps, blobs };
+}
+
+/** Manifests, configs and indexes are small; a blob larger than this is not one. */
+const METADATA_MAX = 4 * 1024 * 1024;
+
+/**
+ * The manifests, configs and indexes a build keeps beside its layers (what it resolved for a base
+ * image, what it exported) belong to the layers they describe: a manifest is reachable when all
+ * its layer blobs are (and then so is its config), an index when one of its manifests is. So a
+ * clean build leaves no unreferenced blob, and pruning the layers lets the metadata go too.
+ */
+async function reachImageMetadata(
+  e: EngineLike,
+  scan: StoreScan,
+  blobs: Map<string, string>,
+): Promise<void> {
+  const docs: { digest: string; doc: Record<string, unknown> }[] = [];
+  for (const [d, b] of scan.blobs) {
+    if (blobs.has(d) || b.size > METADATA_MAX || b.size < 2) continue;
+    try {
+      const doc = await e.store.readJSON<Record<string, unknown>>(d);
+      if (doc && typeof doc === "object" && !Array.isArray(doc)) docs.push({ digest: d, doc });
+    } catch { /* not JSON: a layer or other blob */ }
+  }
+  const digestsOf = (list: unknown): string[] =>
+    Array.isArray(list)
+      ? list.map((x) => (x as { digest?: unknown })?.digest).filter((x): x is string =>
+        typeof x === "string"
+      )
+      : [];
+  for (const { digest, doc } of docs) {
+    const layers = digestsOf(doc.layers);
+    const config = (doc.config as { digest?: unknown } | undefined)?.digest;
+    if (!layers.length || typeof config !== "string") continue;
+    if (!layers.every((l) => blobs.has(l) && !blobs.get(l)!.startsWith("metadata"))) continue;
+    blobs.set(digest, "metadata: manifest of kept layers");
+    if (scan.blobs.has(config) && !blobs.has(config)) {
+      blobs.set(config, "metadata: config of kept layers");
+    }
+  }
+  for (const { digest, doc } of docs) {
+    if (blobs.has(digest)) continue;
+    if (digestsOf(doc.manifests).some((m) => blobs.get(m)?.startsWith("metadata: manifest"))) {
+      blobs.set(digest, "metadata: index of a kept manifest");
+    }
+  }
 }
 
 export type Usage = { items: UsageItem[]; total: number; reclaimable: number };

@@ -23,7 +23,18 @@ import type { TarEntry } from "./tar_writer.ts";
 import { mknodBatch, type NodeSpec, setXattrsBatch } from "./helpers.ts";
 
 export type ApplyFormat = "overlay" | "merged";
-export type ApplyOptions = { format: ApplyFormat; quiet?: boolean };
+export type ApplyOptions = {
+  format: ApplyFormat;
+  quiet?: boolean;
+  /**
+   * `overlay` format: the trees below this layer, nearest first (diff dirs, or one full rootfs).
+   * A parent path missing from this layer is looked up there, so an entry below a symlink of a
+   * lower layer (`lnk/.wh.passwd` with `lnk -> etc`) lands where the merged view puts it, as
+   * when BuildKit applies a layer onto the mounted snapshot, and a parent directory created here
+   * keeps the lower one's mode and owner. (Opaque markers of middle layers are not consulted.)
+   */
+  lowers?: string[];
+};
 export type ApplyResult = {
   /** sum of regular-file content bytes unpacked */
   size: number;
@@ -90,9 +101,36 @@ class Applier {
   /** tasks that met a directory to replace: rerun sequentially by drain() */
   retries: { path: string; task: (inTask: boolean) => Promise<void> }[] = [];
 
-  constructor(root: string, format: ApplyFormat) {
+  lowers: string[];
+
+  constructor(root: string, format: ApplyFormat, lowers: string[] = []) {
     this.root = root;
     this.format = format;
+    this.lowers = format === "overlay" ? lowers : [];
+  }
+
+  /**
+   * What the lower layers show at `parts` (already resolved: every prefix is a directory in the
+   * merged view). Symlinks inside a lower are never followed: a prefix that is not a directory
+   * there means a higher layer replaced it and hides everything below.
+   */
+  async lowerEntry(parts: string[]): Promise<{ st: Stats; path: string } | undefined> {
+    for (const low of this.lowers) {
+      let hidden = false, missing = false;
+      for (let i = 1; i < parts.length && !missing; i++) {
+        const st = await lstatOrNull(low + "/" + parts.slice(0, i).join("/"));
+        if (!st) missing = true;
+        else if (!st.isDirectory()) hidden = true;
+        if (hidden) break;
+      }
+      if (hidden) return undefined;
+      if (missing) continue;
+      const p = low + "/" + parts.join("/");
+      const st = await lstatOrNull(p);
+      if (!st) continue;
+      return isWhiteoutDev(st) ? undefined : { st, path: p };
+    }
+    return undefined;
   }
 
   /** Resolve directory components inside root, following symlinks scoped to root. */
@@ -114,12 +152,23 @@ class Applier {
       if (this.pending.has(abs)) await this.flushNodes();
       if (this.inflightPaths.has(abs)) await this.drain();
       const st = await lstatOrNull(abs);
-      if (!st) {
+      const low = !st && this.lowers.length ? await this.lowerEntry([...cur, c]) : undefined;
+      if (low?.st.isSymbolicLink()) {
+        // A symlink of a lower layer: follow it, scoped to the root, as the merged view does.
+        if (++links > 255) throw new Error(`too many levels of symbolic links: ${key}`);
+        const t = await fsp.readlink(low.path);
+        if (t.startsWith("/")) cur = [];
+        queue.unshift(...t.split("/"));
+      } else if (!st) {
         if (!create) {
           throw Object.assign(new Error(`no such directory: ${key}`), { code: "ENOENT" });
         }
         await fsp.mkdir(abs, { mode: 0o755 });
-        await fsp.chmod(abs, 0o755);
+        if (low?.st.isDirectory()) {
+          // Copy-up of the lower directory's metadata, as overlayfs does.
+          await fsp.chmod(abs, low.st.mode & 0o7777);
+          await fsp.lchown(abs, low.st.uid, low.st.gid).catch(() => this.result.chownFailures++);
+        } else await fsp.chmod(abs, 0o755);
         cur.push(c);
       } else if (st.isSymbolicLink()) {
         if (++links > 255) throw new Error(`too many levels of symbolic links: ${key}`);
@@ -493,7 +542,7 @@ export async function applyLayer(
 ): Promise<ApplyResult> {
   await fsp.mkdir(dest, { recursive: true });
   const root = await fsp.realpath(dest);
-  const a = new Applier(root, opts.format);
+  const a = new Applier(root, opts.format, opts.lowers);
   try {
     for await (const item of readTar(tar)) await a.apply(item);
   } catch (e) {

@@ -356,8 +356,11 @@ export class OverlaySnapshotter extends BaseSnapshotter implements Snapshotter {
     parent: string | undefined,
     tar: AsyncIterable<Uint8Array>,
   ): Promise<void> {
+    const lowers = parent === undefined
+      ? []
+      : [parent, ...(await this.parents(parent))].map((n) => this.diffDir(n));
     await this.create(name, parent, async (tmp) => {
-      await applyLayer(tar, `${tmp}/fs`, { format: "overlay" });
+      await applyLayer(tar, `${tmp}/fs`, { format: "overlay", lowers });
     }, true);
   }
 
@@ -429,7 +432,10 @@ export class CopySnapshotter extends BaseSnapshotter implements Snapshotter {
     tar: AsyncIterable<Uint8Array>,
   ): Promise<void> {
     await this.create(name, parent, async (tmp) => {
-      await applyLayer(tar, `${tmp}/diff`, { format: "overlay" });
+      await applyLayer(tar, `${tmp}/diff`, {
+        format: "overlay",
+        lowers: parent === undefined ? [] : [`${this.dir(parent)}/fs`],
+      });
       await this.#copyParent(parent, `${tmp}/fs`);
       await pipeTar(
         (out) => writeLayerFromUpper(`${tmp}/diff`, out),

@@ -89,11 +89,30 @@ for (const who of ["root", "unprivileged"]) {
       assert.equal(prune.code, 0, prune.stderr);
       assertNoTrace(prune);
       assert.match(prune.stdout.toString(), /^Total:\t(1[0-9]|[2-9][0-9])\.?[0-9]*MB$/m);
-      assert.ok(free(mnt) > 12_000_000, `only ${free(mnt)} bytes free after prune`);
+      assert.ok(free(mnt) > 10_000_000, `only ${free(mnt)} bytes free after prune`);
       // And the store is sound afterwards.
       const again = await tsk(["debug", "fsck", "--root", store], { as });
       assert.equal(again.code, 0, again.stderr);
       assert.match(again.stdout.toString(), /0 problems/);
+
+      // A store without its reserve (older, or filled before it was made), full to the last
+      // byte: prune first deletes what needs no record (the context mirror), then records.
+      spawnSync("rm", ["-f", `${mnt}/filler`]);
+      const ok2 = await tsk(
+        ["build", "--config", config, "--root", store, bigFileContext(8_000_000, as)],
+        { as },
+      );
+      assert.equal(ok2.code, 0, ok2.stderr);
+      spawnSync("rm", ["-f", path.join(store, "reserve")]);
+      spawnSync("sh", ["-c", `dd if=/dev/zero of=${mnt}/filler bs=64k 2>/dev/null; sync`]);
+      assert.equal(free(mnt), 0);
+      const prune2 = await tsk(["prune", "--all", "--root", store], { as });
+      assert.equal(prune2.code, 0, prune2.stderr);
+      assertNoTrace(prune2);
+      assert.ok(free(mnt) > 10_000_000, `only ${free(mnt)} bytes free after prune`);
+      const fsck2 = await tsk(["debug", "fsck", "--root", store], { as });
+      assert.equal(fsck2.code, 0, fsck2.stderr);
+      assert.match(fsck2.stdout.toString(), /0 problems/);
     });
   });
 }

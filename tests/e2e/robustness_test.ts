@@ -15,18 +15,25 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readFileSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { type Env, env, makeContext, type RunResult, storeDir, TSK, tsk } from "./harness.ts";
-import { pushLayerImage, rawTar } from "../fixtures/crafted_image.ts";
+import { gzipLayer, pushLayerImage, type RawEntry, rawTar } from "../fixtures/crafted_image.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 import { assertNoTrace } from "./no_trace.ts";
 
 let e: Env;
 let truncated: { ref: string; digest: string };
 let notGzip: { ref: string; digest: string };
+/** Outside every store: a hostile layer must not touch it. */
+let sentinel: string;
+let hostile: string[];
+/** busybox + `lnk -> etc` + a layer with `lnk/.wh.passwd` (a whiteout below a lower symlink). */
+let whiteoutBelowLink: string;
 
 /** The sha256 digest of a blob as `sha256:<hex>`. */
 async function digestOf(b: Uint8Array): Promise<string> {
@@ -51,6 +58,29 @@ before(async () => {
     ref: await pushLayerImage(e.registry.host, "secrobust/notgzip", "latest", [{ bytes: junk }]),
     digest: await digestOf(junk),
   };
+  sentinel = path.join(e.work, "sentinel");
+  mkdirSync(sentinel);
+  writeFileSync(path.join(sentinel, "secret"), "s", { mode: 0o600 });
+  const H = sentinel;
+  const layers: RawEntry[][] = [
+    [{ name: "../../../../../../..".repeat(2) + H + "/dotdot", type: "0", data: "x" }],
+    [{ name: H + "/absolute", type: "0", data: "x" }],
+    [{ name: "s", type: "2", linkname: H }, { name: "s/through", type: "0", data: "x" }],
+    [{ name: "s", type: "2", linkname: H }, { name: "s/secret", type: "0", data: "overwritten" }],
+    [{ name: "h", type: "1", linkname: H + "/secret" }],
+    [{ name: "s", type: "2", linkname: H }, { name: "s/.wh.secret", type: "0" }],
+    [{ name: "null", type: "3", devmajor: 1, devminor: 3 }, { name: ".wh..", type: "0" }],
+  ];
+  whiteoutBelowLink = await pushLayerImage(e.registry.host, "secrobust/whlink", "latest", [
+    gzipLayer([{ name: "lnk", type: "2", linkname: "etc" }]),
+    gzipLayer([{ name: "lnk/.wh.passwd", type: "0" }, { name: "lnk/added", type: "0", data: "a" }]),
+  ]);
+  hostile = [];
+  for (const [i, entries] of layers.entries()) {
+    hostile.push(
+      await pushLayerImage(e.registry.host, "secrobust/hostile", `l${i}`, [gzipLayer(entries)]),
+    );
+  }
 });
 after(async () => {
   const { stopEnv } = await import("./harness.ts");
@@ -288,4 +318,85 @@ for (const [who, as] of users) {
       }
     });
   });
+}
+
+for (const [who, as] of users) {
+  test(`hostile layers (../, absolute, through a symlink, hardlink out, device, bad whiteout) leave the host alone (${who})`, async () => {
+    const store = storeDir(e, as());
+    for (const ref of hostile) {
+      const ctx = makeContext(e, { Dockerfile: `FROM ${ref}\nRUN ls / >/dev/null\n` }, as());
+      const r = await tsk(["build", "--root", store, "--insecure-registry", e.registry.host, ctx], {
+        as: as(),
+      });
+      assertNoTrace(r);
+      assert.ok(r.code === 0 || r.code === 1, r.stderr);
+      assert.deepEqual(readdirSync(sentinel), ["secret"], `${ref}: ${r.stderr}`);
+      assert.equal(readFileSync(path.join(sentinel, "secret"), "utf8"), "s");
+      assert.equal(statSync(path.join(sentinel, "secret")).nlink, 1);
+    }
+  });
+}
+
+for (const [who, as] of users) {
+  test(`a clean build leaves no orphan for fsck (${who})`, async () => {
+    const store = storeDir(e, as());
+    const ctx = makeContext(e, {
+      Dockerfile: `FROM ${e.busybox}\nRUN echo hi > /hi\nCOPY a /a\n`,
+      a: "a\n",
+    }, as());
+    const out = path.join(storeDir(e, as()), "img.tar");
+    const r = await tsk(
+      [
+        "build",
+        "--root",
+        store,
+        "--insecure-registry",
+        e.registry.host,
+        "-o",
+        `type=oci,dest=${out}`,
+        ctx,
+      ],
+      { as: as() },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const f = await tsk(["debug", "fsck", "-v", "--dry-run", "--root", store], { as: as() });
+    assert.equal(f.code, 0, f.stderr);
+    assert.match(f.stdout.toString(), /0 problems \(0 repaired\), 0 orphans found/);
+    assert.doesNotMatch(f.stdout.toString(), /^orphan /m);
+    // Pruning everything takes the metadata blobs with the layers they describe.
+    const p = await tsk(["prune", "--all", "--root", store], { as: as() });
+    assert.equal(p.code, 0, p.stderr);
+    assert.deepEqual(readdirSync(path.join(store, "content", "blobs", "sha256")), []);
+  });
+}
+
+for (const [who, as] of users) {
+  for (const snapshotter of ["overlay", "copy"]) {
+    test(`a whiteout below a lower layer's symlink lands where the merged view puts it (${snapshotter}, ${who})`, async () => {
+      const ctx = makeContext(e, {
+        Dockerfile: `FROM ${whiteoutBelowLink}\n` +
+          "RUN test -L /lnk && test ! -e /etc/passwd && test -f /etc/group && test -f /etc/added\n",
+      }, as());
+      const store = storeDir(e, as());
+      const r = await tsk(
+        [
+          "build",
+          "--progress",
+          "plain",
+          "--root",
+          store,
+          "--insecure-registry",
+          e.registry.host,
+          ctx,
+        ],
+        { as: as(), env: { TSK_SNAPSHOTTER: snapshotter } },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assertNoTrace(r);
+      assert.equal(
+        readFileSync(path.join(store, "snapshots", "backend"), "utf8").trim(),
+        snapshotter,
+      );
+    });
+  }
 }
