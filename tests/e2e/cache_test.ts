@@ -7,7 +7,15 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, chownSync, renameSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { asRootAndUser, currentUser, type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import {
+  asRootAndUser,
+  currentUser,
+  type Env,
+  env,
+  makeContext,
+  storeDir,
+  tsk,
+} from "./harness.ts";
 
 let e: Env;
 let ctx: string;

@@ -116,7 +116,7 @@ export function tskCommand(
   args: string[],
   o: TskOptions = {},
 ): { cmd: string; argv: string[]; env: Record<string, string> } {
-  o = "as" in o ? o : { ...o, as: current };
+  o = { ...o, as: o.as ?? current };
   // As the unprivileged user: a clean login-like environment plus the test's own variables.
   const userEnv = o.as
     ? {
