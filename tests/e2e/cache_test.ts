@@ -101,8 +101,7 @@ asRootAndUser("which steps re-run after an edit", () => {
   before(setup);
   // Every step that re-runs says why: `why` maps each of them to its reason.
   const copied = /^copied files changed$/;
-  const input = (step: string) =>
-    new RegExp(`^input changed: \\[${step.replace("/", "\\/")}\\] `);
+  const input = (step: string) => new RegExp(`^input changed: \\[${step.replace("/", "\\/")}\\] `);
   const fromBase = /^input changed: \[\w+ 1\/\d\] FROM .*cache-base/;
   const cases: {
     edit: string;
@@ -169,7 +168,11 @@ asRootAndUser("which steps re-run after an edit", () => {
       edit: "other stage's file",
       apply: () => writeFileSync(path.join(ctx, "b.txt"), "b2\n"),
       expect: ["b 2/2", "final 3/4", "final 4/4"],
-      why: { "b 2/2": /^files changed: b\.txt$/, "final 3/4": copied, "final 4/4": input("final 3/4") },
+      why: {
+        "b 2/2": /^files changed: b\.txt$/,
+        "final 3/4": copied,
+        "final 4/4": input("final 3/4"),
+      },
     },
     {
       edit: "build-arg change",

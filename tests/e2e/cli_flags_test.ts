@@ -2,8 +2,9 @@
  * One end-to-end check per CLI promise, as root and as the unprivileged user: --insecure-registry,
  * `debug fsck --dry-run`, refusal of DiffOp/BuildOp/PassthroughOp naming the op, `du`/`prune
  * --filter`, `prune --keep-duration`, `prune -f` (docker's no-op), `--progress tty|quiet`,
- * compression=zstd|uncompressed read back by skopeo and umoci, `# check=error=true`, and
- * SOURCE_DATE_EPOCH giving the same digest for two uncached builds.
+ * compression=zstd|uncompressed read back by skopeo and umoci, `# check=error=true`, the
+ * InvalidBaseImagePlatform check, and SOURCE_DATE_EPOCH giving the same digest for two uncached
+ * builds.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -333,6 +334,58 @@ asRootAndUser("CLI flags", () => {
     assert.match(fail.stderr, /FromAsCasing/);
     assert.match(fail.stderr, /lint violation|check=error=true/i);
     assert.doesNotMatch(fail.stderr, /#\d+ \[.*\] RUN echo x/, "nothing ran");
+  });
+
+  test("InvalidBaseImagePlatform: a base image of another architecture is warned about", async () => {
+    // The test busybox as a single-platform manifest (no index: nothing to choose from) of this
+    // host's architecture; the build asks for the other one.
+    const single = `${e.registry.host}/library/busybox-single:latest`;
+    const copy = spawnSync("skopeo", [
+      "copy",
+      "--src-tls-verify=false",
+      "--dest-tls-verify=false",
+      `docker://${e.busybox}`,
+      `docker://${single}`,
+    ], { encoding: "utf8" });
+    assert.equal(copy.status, 0, copy.stderr);
+    const host = process.arch === "arm64" ? "arm64" : "amd64";
+    const other = host === "arm64" ? "amd64" : "arm64";
+    const df = (check: string) => `${check}FROM ${single}\nCOPY a.txt /\n`;
+    const run = (check: string) =>
+      tsk([
+        "build",
+        "--root",
+        store,
+        "--progress",
+        "plain",
+        "--platform",
+        `linux/${other}`,
+        makeContext(e, { Dockerfile: df(check), "a.txt": "a\n" }),
+      ]);
+    const detail = `Base image ${single} was pulled with platform "linux/${host}", ` +
+      `expected "linux/${other}" for current build`;
+    const warn = await run("");
+    assert.equal(warn.code, 0, warn.stderr);
+    assert.match(warn.stderr, /InvalidBaseImagePlatform/);
+    assert.ok(warn.stderr.includes(detail), warn.stderr);
+    assert.match(warn.stderr, /InvalidBaseImagePlatform: .* \(line 1\)/);
+    const skipped = await run("# check=skip=InvalidBaseImagePlatform\n");
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.doesNotMatch(skipped.stderr, /InvalidBaseImagePlatform/);
+    const fail = await run("# check=error=true\n");
+    assert.equal(fail.code, 1, fail.stderr);
+    assert.match(fail.stderr, /lint violation found for rules: InvalidBaseImagePlatform/);
+    // and the same image on its own platform: no warning
+    const native = await tsk([
+      "build",
+      "--root",
+      store,
+      "--progress",
+      "plain",
+      makeContext(e, { Dockerfile: df(""), "a.txt": "a\n" }),
+    ]);
+    assert.equal(native.code, 0, native.stderr);
+    assert.doesNotMatch(native.stderr, /InvalidBaseImagePlatform/);
   });
 
   test("SOURCE_DATE_EPOCH: two uncached builds give the same image digest", async () => {
