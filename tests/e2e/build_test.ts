@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { lstatSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import {
   asRootAndUser,
@@ -240,7 +240,7 @@ COPY --from=b /end /b.end
 asRootAndUser("other outputs", () => {
   test("type=local writes the rootfs, type=tar a rootfs tarball, dest= files", async () => {
     const ctx = makeContext(e, {
-      "Dockerfile": `FROM ${e.busybox}\nRUN echo content > /file.txt\n`,
+      "Dockerfile": `FROM ${e.busybox}\nRUN echo content > /file.txt\nCOPY . /ctx/\n`,
       ".dockerignore": "secret\n",
       "secret": "x",
     });
@@ -249,6 +249,9 @@ asRootAndUser("other outputs", () => {
     const r = await tsk(["build", "--root", store, "-o", `type=local,dest=${out}`, ctx]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(readFileSync(path.join(out, "file.txt"), "utf8"), "content\n");
+    // .dockerignore: the ignored file never reaches the output; the rest of the context does
+    assert.equal(readFileSync(path.join(out, "ctx", "Dockerfile"), "utf8").slice(0, 4), "FROM");
+    assert.ok(!existsSync(path.join(out, "ctx", "secret")), "ignored file absent");
     const tarFile = path.join(outDir(e), "rootfs.tar");
     const t = await tsk(["build", "--root", store, "-o", `type=tar,dest=${tarFile}`, ctx]);
     assert.equal(t.code, 0, t.stderr);
@@ -256,6 +259,8 @@ asRootAndUser("other outputs", () => {
     const list = spawnSync("tar", ["-tf", tarFile], { encoding: "utf8" }).stdout;
     assert.match(list, /^file\.txt$/m);
     assert.match(list, /^bin\/busybox$/m);
+    assert.match(list, /^ctx\/Dockerfile$/m);
+    assert.doesNotMatch(list, /secret/);
     const ociFile = path.join(outDir(e), "img.tar");
     const o = await tsk([
       "build",
