@@ -29,6 +29,7 @@ import {
 } from "../engine/frontend/dockerfile/errors.ts";
 import { parseDockerignore, PatternMatcher } from "../engine/frontend/dockerfile/dockerignore.ts";
 import {
+  baseImagePlatformWarning,
   formatBuildWarnings,
   lintDockerfile,
   lintViolationMessage,
@@ -419,7 +420,19 @@ export async function buildCommand(argv: string[]): Promise<number> {
           }
         },
         warn: (msg) => progress.warn(msg),
+        // BuildKit's InvalidBaseImagePlatform check, known only once the images are resolved.
+        onBaseImagePlatform: (image, expected, actual, loc) => {
+          const w = baseImagePlatformWarning(lint.config!, image, expected, actual, loc);
+          if (w) lintWarnings = [...lintWarnings, w].sort((a, b) => a.line - b.line);
+        },
       });
+      if (lint.errorOnWarning && lintWarnings.length) {
+        throw new UsageError(
+          `${formatBuildWarnings(lintWarnings, { fileName: dockerfileName, source })}ERROR: ${
+            lintViolationMessage(lintWarnings)
+          }`,
+        );
+      }
       def = convert.definition;
     }
     const graph = loadDefinition(def);

@@ -3,7 +3,8 @@
  * removes build cache (engine/gc/collector.ts has the selection rules). Waits for builds running on
  * the store to finish first (engine/gc/lease.ts). Prints one line per removed item (`ID TYPE SIZE`)
  * with -v, and always a final `Total:` line with the bytes reclaimed; `--format json` prints
- * `{"removed":[...],"reclaimed":N,"before":N,"after":N}`.
+ * `{"removed":[...],"reclaimed":N,"before":N,"after":N}`. `-f/--force` is docker's "do not prompt"
+ * flag, accepted and without effect: tsk never prompts.
  */
 import { parseArgs } from "node:util";
 import { openEngine } from "../engine/engine.ts";
@@ -23,6 +24,7 @@ Options:
       --keep-storage SIZE    Remove least recently used cache until the store fits in SIZE (e.g. 5GB, 10%)
       --filter F             Only remove items matching F (type=T, type!=T, id=PREFIX, until=DURATION); repeatable
   -v, --verbose              List every removed item
+  -f, --force                Accepted for docker compatibility: tsk never asks for confirmation
       --format string        "table" (default) or "json"
       --root DIR             Store directory (default $XDG_DATA_HOME/tsk)
   -h, --help                 Show this help

@@ -154,11 +154,9 @@ test("checksumEntries and checksumTree: mtime ignored; content, mode and rename 
   });
 });
 
-test("checksumTree covers owners (a context mirror is always 0:0, so entries do not)", async (t) => {
-  if (process.getuid?.() !== 0) {
-    t.skip("chown needs root");
-    return;
-  }
+test("checksumTree covers owners (a context mirror is always 0:0, so entries do not)", {
+  skip: process.getuid?.() !== 0 && "chown needs root",
+}, async () => {
   await withFixture(async (f) => {
     const before = await checksumTree(f.ctx, ["src"]);
     await chown(path.join(f.ctx, "src", "util.go"), 1000, 1000);

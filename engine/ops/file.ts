@@ -3,6 +3,7 @@
  * input) below len(inputs) names an op input; at or above it names an earlier action's result,
  * which is worked on in place. Actions with an output index are committed as op outputs.
  */
+import { createHash } from "node:crypto";
 import type { Vertex } from "../llb/load.ts";
 import type { OpHandler, Ref } from "../solver/solver.ts";
 import type { VertexProgress } from "../solver/progress.ts";
@@ -12,6 +13,13 @@ import { fastCopyDir, fastCopyEligible } from "./fast_copy.ts";
 import { LOCAL_PREFIX } from "./refs.ts";
 
 type Working = { key?: string; root: string; release?: () => Promise<void> };
+
+/** A digest of the FileOp's definition (actions, platform, constraints) without its inputs. */
+function opWithoutInputs(v: Vertex): string {
+  const { inputs: _inputs, ...own } = v.op;
+  const json = JSON.stringify(own, (_k, val) => val instanceof Uint8Array ? Array.from(val) : val);
+  return "file:sha256:" + createHash("sha256").update(json).digest("hex");
+}
 
 export function fileHandler(
   v: Vertex,
@@ -48,7 +56,10 @@ export function fileHandler(
   return {
     cacheable: true,
     heavy: true,
-    baseKey: () => Promise.resolve(v.digest),
+    // The op without its inputs' digests: each input is in the key already, by its key or, for
+    // copy sources, by the checksum of the copied files. So a COPY --from a stage whose
+    // definition changed but whose copied files did not stays cached, as in BuildKit.
+    baseKey: () => Promise.resolve(opWithoutInputs(v)),
     contentSelectors,
     checksum,
     exists: async (refs) => (await Promise.all(refs.map((r) => views.exists(r)))).every(Boolean),

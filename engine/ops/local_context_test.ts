@@ -24,6 +24,7 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { MetaStore } from "../content/meta.ts";
+import { inTestUserChild, runAsTestUser } from "../../tests/fixtures/as_test_user.ts";
 import {
   contextChecksum,
   type ContextEntry,
@@ -148,13 +149,10 @@ test("cold sync mirrors the filtered context with modes kept, owned by the synci
   }, EXCLUDES);
 });
 
-test("ignored unreadable files are never opened", async (t) => {
-  if (isRoot) {
-    t.skip(
-      "root reads mode-000 files anyway; the bytesRead check in the cold-sync test covers this",
-    );
-    return;
-  }
+// Root reads mode-000 files anyway: as root, these run again as the test user (tskuser).
+const UNREADABLE_FILES = "ignored unreadable files are never opened";
+test(UNREADABLE_FILES, async () => {
+  if (isRoot && !inTestUserChild) return await runAsTestUser(import.meta.url, UNREADABLE_FILES);
   await withContext(async (e) => {
     await populate(e.ctx);
     await chmod(path.join(e.ctx, "debug.log"), 0);
@@ -452,11 +450,9 @@ test("walkContext: excludes, exceptions, includes, special files, skip list", as
   }
 });
 
-test("walkContext fails clearly on an unreadable directory", async (t) => {
-  if (isRoot) {
-    t.skip("root can read mode-000 directories");
-    return;
-  }
+const UNREADABLE_DIR = "walkContext fails clearly on an unreadable directory";
+test(UNREADABLE_DIR, async () => {
+  if (isRoot && !inTestUserChild) return await runAsTestUser(import.meta.url, UNREADABLE_DIR);
   const root = await mkdtemp(path.join(tmpdir(), "tsk-walk-"));
   try {
     await mkdir(path.join(root, "locked"));

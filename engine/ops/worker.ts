@@ -77,7 +77,18 @@ export class LocalWorker implements Worker {
     }
     if (op.file) return fileHandler(v, this.views, (ref, sel) => this.checksum(ref, sel));
     if (op.merge) return mergeHandler(v, this.views);
-    throw new Error(`unsupported LLB op in vertex ${v.digest}`);
+    // BuildKit's DiffOp, BuildOp and PassthroughOp are refused by name (tsk runs source, exec,
+    // file and merge ops); the error names the op so the LLB producer knows what to change.
+    const kind = op.diff
+      ? "DiffOp"
+      : op.build
+      ? "BuildOp"
+      : op.passthrough
+      ? "PassthroughOp"
+      : "an empty op";
+    throw new Error(
+      `unsupported LLB op: ${kind} (vertex ${v.digest}): tsk runs SourceOp, ExecOp, FileOp and MergeOp only`,
+    );
   }
 
   changedFiles(ref: Ref, selectors: string[]): string[] | undefined {

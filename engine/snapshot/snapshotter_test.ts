@@ -1,6 +1,7 @@
 /**
  * Snapshotter tests. The overlay backend needs mount rights: run inside `unshare --mount` as
- * root, or `unshare --map-root-user --mount` (user namespace); elsewhere its tests are skipped.
+ * root, or `unshare --map-root-user --mount` (user namespace); elsewhere they show as ignored. As
+ * root they also run as the test user inside a user namespace (rootless overlay).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -15,6 +16,11 @@ import {
 import { readTar } from "./tar_reader.ts";
 import { applyLayer } from "./apply.ts";
 import { chunksOf, Collector, describeTree, tempDir } from "./testutil.ts";
+import {
+  inTestUserChild,
+  rootlessOverlayUnavailable,
+  runAsTestUser,
+} from "../../tests/fixtures/as_test_user.ts";
 
 async function layerOf(s: Snapshotter, name: string): Promise<Buffer> {
   const c = new Collector();
@@ -109,13 +115,15 @@ async function canOverlay(): Promise<boolean> {
   return overlayOk;
 }
 
-test("overlay: 3-layer chain, whiteout and opaque dir in layer 3, view, bookkeeping", async (t) => {
-  if (!(await canOverlay())) {
-    t.skip(
-      "overlay mounts not permitted here: run under `unshare --mount` / `unshare --map-root-user --mount`",
-    );
-    return;
-  }
+const overlaySkip = !(await canOverlay()) &&
+  "overlay mounts not permitted here: run under `unshare --mount` / `unshare --map-root-user --mount`";
+// As root, the overlay tests run again as the test user in a user namespace (userxattr).
+const rootlessSkip = inTestUserChild
+  ? "already the test user"
+  : (await rootlessOverlayUnavailable()) ?? false;
+
+const OVERLAY_CHAIN = "overlay: 3-layer chain, whiteout and opaque dir in layer 3, view, bookkeeping";
+test(OVERLAY_CHAIN, { skip: overlaySkip }, async () => {
   const d = await tempDir();
   try {
     const s = new OverlaySnapshotter(`${d}/snapshots`);
@@ -197,11 +205,8 @@ test("copy backend produces equivalent layers and views", async () => {
   }
 });
 
-test("overlay and copy backends agree on the merged result", async (t) => {
-  if (!(await canOverlay())) {
-    t.skip("overlay mounts not permitted here");
-    return;
-  }
+const OVERLAY_AGREE = "overlay and copy backends agree on the merged result";
+test(OVERLAY_AGREE, { skip: overlaySkip }, async () => {
   const d = await tempDir();
   try {
     const o = await chain(new OverlaySnapshotter(`${d}/o`));
@@ -212,6 +217,12 @@ test("overlay and copy backends agree on the merged result", async (t) => {
     await fsp.rm(d, { recursive: true, force: true });
   }
 });
+
+test("rootless overlay (test user, user namespace): the 3-layer chain", { skip: rootlessSkip }, () =>
+  runAsTestUser(import.meta.url, OVERLAY_CHAIN, { userns: true }));
+
+test("rootless overlay (test user, user namespace): backends agree", { skip: rootlessSkip }, () =>
+  runAsTestUser(import.meta.url, OVERLAY_AGREE, { userns: true }));
 
 test("a snapshot dir without a commit marker is not committed (crash safety)", async () => {
   const d = await tempDir();

@@ -5,9 +5,19 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { lstatSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, layerEntries, makeContext, openOci, storeDir, tsk } from "./harness.ts";
+import {
+  asRootAndUser,
+  type Env,
+  env,
+  layerEntries,
+  makeContext,
+  openOci,
+  outDir,
+  storeDir,
+  tsk,
+} from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
 let e: Env;
@@ -151,7 +161,7 @@ for (const who of ["root", "unprivileged"] as const) {
   });
 }
 
-describe("parallel stages and failures", () => {
+asRootAndUser("parallel stages and failures", () => {
   test("two independent stages run at the same time", async () => {
     const ctx = makeContext(e, {
       "Dockerfile": `
@@ -215,10 +225,11 @@ COPY --from=b /end /b.end
     const ctx = makeContext(e, { "Dockerfile": `FROM ${e.busybox}\n` });
     // `script` runs tsk with a real terminal on stdout.
     const { spawnSync } = await import("node:child_process");
-    const { TSK } = await import("./harness.ts");
+    const { tskCommand } = await import("./harness.ts");
+    const c = tskCommand(["build", "--root", storeDir(e), "-o", "type=oci", ctx]);
     const r = spawnSync("script", [
       "-qec",
-      `${TSK} build --root ${storeDir(e)} -o type=oci ${ctx}`,
+      [c.cmd, ...c.argv].join(" "),
       "/dev/null",
     ], { encoding: "utf8" });
     assert.equal(r.status, 2, r.stdout);
@@ -226,26 +237,31 @@ COPY --from=b /end /b.end
   });
 });
 
-describe("other outputs", () => {
+asRootAndUser("other outputs", () => {
   test("type=local writes the rootfs, type=tar a rootfs tarball, dest= files", async () => {
     const ctx = makeContext(e, {
-      "Dockerfile": `FROM ${e.busybox}\nRUN echo content > /file.txt\n`,
+      "Dockerfile": `FROM ${e.busybox}\nRUN echo content > /file.txt\nCOPY . /ctx/\n`,
       ".dockerignore": "secret\n",
       "secret": "x",
     });
     const store = storeDir(e);
-    const out = path.join(e.work, "local-out");
+    const out = path.join(outDir(e), "local-out");
     const r = await tsk(["build", "--root", store, "-o", `type=local,dest=${out}`, ctx]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(readFileSync(path.join(out, "file.txt"), "utf8"), "content\n");
-    const tarFile = path.join(e.work, "rootfs.tar");
+    // .dockerignore: the ignored file never reaches the output; the rest of the context does
+    assert.equal(readFileSync(path.join(out, "ctx", "Dockerfile"), "utf8").slice(0, 4), "FROM");
+    assert.ok(!existsSync(path.join(out, "ctx", "secret")), "ignored file absent");
+    const tarFile = path.join(outDir(e), "rootfs.tar");
     const t = await tsk(["build", "--root", store, "-o", `type=tar,dest=${tarFile}`, ctx]);
     assert.equal(t.code, 0, t.stderr);
     const { spawnSync } = await import("node:child_process");
     const list = spawnSync("tar", ["-tf", tarFile], { encoding: "utf8" }).stdout;
     assert.match(list, /^file\.txt$/m);
     assert.match(list, /^bin\/busybox$/m);
-    const ociFile = path.join(e.work, "img.tar");
+    assert.match(list, /^ctx\/Dockerfile$/m);
+    assert.doesNotMatch(list, /secret/);
+    const ociFile = path.join(outDir(e), "img.tar");
     const o = await tsk([
       "build",
       "--root",
@@ -261,7 +277,7 @@ describe("other outputs", () => {
       readFileSync(path.join(openOci(ociFile, "2").rootfs, "file.txt"), "utf8"),
       "content\n",
     );
-    const dockerFile = path.join(e.work, "img-docker.tar");
+    const dockerFile = path.join(outDir(e), "img-docker.tar");
     const d = await tsk(["build", "--root", store, "-t", "x/y:3", "-o", `type=docker,dest=${dockerFile}`, ctx]);
     assert.equal(d.code, 0, d.stderr);
     // What `docker load` reads: manifest.json with the tag, docker media types.

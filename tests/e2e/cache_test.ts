@@ -1,12 +1,21 @@
 /**
- * The cache, table-driven: for each edit of the context, build args or base image, exactly the
- * steps whose inputs changed re-run (and say why); everything else is CACHED.
+ * The cache, table-driven: for each edit of the context, build args, base image or Dockerfile,
+ * exactly the steps whose inputs changed re-run, each with the reason it states; everything else
+ * is CACHED. Runs as root and as the unprivileged user; the reasons also come out as rawjson.
  */
-import { before, describe, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, chownSync, renameSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import {
+  asRootAndUser,
+  currentUser,
+  type Env,
+  env,
+  makeContext,
+  storeDir,
+  tsk,
+} from "./harness.ts";
 
 let e: Env;
 let ctx: string;
@@ -36,32 +45,48 @@ async function pushBase(marker: string): Promise<void> {
   assert.equal(r.code, 0, r.stderr);
 }
 
+/** The cache-miss reason printed for each step that has one, by its `[stage i/n]` prefix. */
+function reasons(stderr: string): Record<string, string> {
+  const names = new Map<string, string>();
+  const out: Record<string, string> = {};
+  for (const line of stderr.split("\n")) {
+    const m = /^#(\d+) \[((?:a|b|r|final)\s+\d+\/\d+)\]/.exec(line);
+    if (m) names.set(m[1], m[2].replace(/\s+/g, " "));
+    const c = /^#(\d+) cache miss: (.*)$/.exec(line);
+    if (c) out[names.get(c[1]) ?? `#${c[1]}`] = c[2];
+  }
+  return out;
+}
+
 async function build(args: string[] = []): Promise<{ ran: string[]; stderr: string }> {
   const r = await tsk(["build", "--root", store, "--progress", "plain", ...args, ctx]);
   assert.equal(r.code, 0, r.stderr);
   return { ran: ran(r.stderr), stderr: r.stderr };
 }
 
-const FINAL_ALL = ["final 2/4", "final 3/4", "final 4/4"];
-
-before(async () => {
-  e = await env();
-  base = `${e.registry.host}/test/cache-base:latest`;
-  await pushBase("one");
-  ctx = makeContext(e, {
-    "Dockerfile": `
+/** The Dockerfile, with stage r's RUN given (evaluated after `base` is set). */
+const DOCKERFILE = (run: string) => `
 FROM ${base} AS a
 COPY adir/ /adir/
 FROM ${base} AS b
 COPY b.txt /
 FROM ${base} AS r
 ARG V=1
-RUN echo $V > /v
+${run}
 FROM ${base} AS final
 COPY --from=a /adir /adir
 COPY --from=b /b.txt /b.txt
 COPY --from=r /v /v
-`,
+`;
+
+const FINAL_ALL = ["final 2/4", "final 3/4", "final 4/4"];
+
+const setup = async () => {
+  e = await env();
+  base = `${e.registry.host}/test/cache-base-${currentUser() ? "user" : "root"}:latest`;
+  await pushBase("one");
+  ctx = makeContext(e, {
+    "Dockerfile": DOCKERFILE("RUN echo $V > /v"),
     "adir/x": "x\n",
     "adir/keep": "keep\n",
     "b.txt": "b\n",
@@ -70,76 +95,171 @@ COPY --from=r /v /v
   store = storeDir(e);
   const first = await build();
   assert.deepEqual(first.ran, ["a 2/2", "b 2/2", "final 2/4", "final 3/4", "final 4/4", "r 3/3"]);
-});
+};
 
-describe("which steps re-run after an edit", () => {
+asRootAndUser("which steps re-run after an edit", () => {
+  before(setup);
+  // Every step that re-runs says why: `why` maps each of them to its reason.
+  const copied = /^copied files changed$/;
+  const input = (step: string) => new RegExp(`^input changed: \\[${step.replace("/", "\\/")}\\] `);
+  const fromBase = /^input changed: \[\w+ 1\/\d\] FROM .*cache-base/;
   const cases: {
     edit: string;
     apply: () => Promise<void> | void;
     args?: string[];
     expect: string[];
-    why?: RegExp;
+    why: Record<string, RegExp>;
   }[] = [
-    { edit: "nothing", apply: () => {}, expect: [] },
+    { edit: "nothing", apply: () => {}, expect: [], why: {} },
     {
       edit: "touch (mtime only)",
       apply: () => utimesSync(path.join(ctx, "adir/x"), new Date(), new Date(2000, 1, 1)),
       expect: [],
+      why: {},
     },
     {
       edit: "content change",
       apply: () => writeFileSync(path.join(ctx, "adir/x"), "changed\n"),
       expect: ["a 2/2", ...FINAL_ALL],
-      why: /files changed: adir\/x/,
+      why: {
+        "a 2/2": /^files changed: adir\/x$/,
+        "final 2/4": copied,
+        "final 3/4": input("final 2/4"),
+        "final 4/4": input("final 3/4"),
+      },
     },
     {
       edit: "rename",
       apply: () => renameSync(path.join(ctx, "adir/x"), path.join(ctx, "adir/y")),
       expect: ["a 2/2", ...FINAL_ALL],
+      why: {
+        "a 2/2": /^files changed: adir\/x, adir\/y$/,
+        "final 2/4": copied,
+        "final 3/4": input("final 2/4"),
+        "final 4/4": input("final 3/4"),
+      },
     },
     {
       edit: "chmod",
       apply: () => chmodSync(path.join(ctx, "adir/y"), 0o600),
       expect: ["a 2/2", ...FINAL_ALL],
+      why: {
+        "a 2/2": /^files changed: adir\/y$/,
+        "final 2/4": copied,
+        "final 3/4": input("final 2/4"),
+        "final 4/4": input("final 3/4"),
+      },
     },
     // Context files are copied as root:root (as BuildKit does), so their host owner cannot matter.
-    { edit: "chown", apply: () => chownSync(path.join(ctx, "adir/y"), 1234, 1234), expect: [] },
+    // (The unprivileged user keeps its 0600 file readable: only the group moves.)
+    {
+      edit: "chown",
+      apply: () => chownSync(path.join(ctx, "adir/y"), currentUser()?.uid ?? 1234, 1234),
+      expect: [],
+      why: {},
+    },
     {
       edit: "new ignored file",
       apply: () => writeFileSync(path.join(ctx, "adir/debug.log"), "noise"),
       expect: [],
+      why: {},
     },
     {
       edit: "other stage's file",
       apply: () => writeFileSync(path.join(ctx, "b.txt"), "b2\n"),
       expect: ["b 2/2", "final 3/4", "final 4/4"],
+      why: {
+        "b 2/2": /^files changed: b\.txt$/,
+        "final 3/4": copied,
+        "final 4/4": input("final 3/4"),
+      },
     },
     {
       edit: "build-arg change",
       apply: () => {},
       args: ["--build-arg", "V=2"],
       expect: ["final 4/4", "r 3/3"],
-      why: /build arg V changed/,
+      why: { "r 3/3": /^build arg V changed$/, "final 4/4": copied },
     },
     {
       edit: "base image change",
       apply: () => pushBase("two"),
       args: ["--build-arg", "V=2"],
       expect: ["a 2/2", "b 2/2", "final 2/4", "final 3/4", "final 4/4", "r 3/3"],
-      why: /base image changed/,
+      why: {
+        // the base image vertex is shared by all stages; its own line names the digests
+        "r 1/3": /^base image changed \(sha256:[0-9a-f]{12} → sha256:[0-9a-f]{12}\)$/,
+        "a 2/2": fromBase,
+        "b 2/2": fromBase,
+        "r 3/3": fromBase,
+        "final 2/4": fromBase,
+        "final 3/4": input("final 2/4"),
+        "final 4/4": input("final 3/4"),
+      },
+    },
+    // The stage re-runs; its output is unchanged, so the COPY --from that reads it stays cached.
+    {
+      edit: "--no-cache-filter r",
+      apply: () => {},
+      args: ["--build-arg", "V=2", "--no-cache-filter", "r"],
+      expect: ["r 3/3"],
+      why: { "r 1/3": /^--no-cache-filter$/, "r 3/3": /^--no-cache-filter$/ },
+    },
+    {
+      edit: "--no-cache",
+      apply: () => {},
+      args: ["--build-arg", "V=2", "--no-cache"],
+      expect: ["a 2/2", "b 2/2", ...FINAL_ALL, "r 3/3"],
+      why: Object.fromEntries(
+        ["r 1/3", "a 2/2", "b 2/2", ...FINAL_ALL, "r 3/3"].map((s) => [s, /^--no-cache$/]),
+      ),
+    },
+    // The RUN's command changes, its output (/v) does not: the COPY --from=r stays cached.
+    {
+      edit: "RUN command edited in the Dockerfile",
+      apply: () =>
+        writeFileSync(path.join(ctx, "Dockerfile"), DOCKERFILE("RUN echo $V > /v && true")),
+      args: ["--build-arg", "V=2"],
+      expect: ["r 3/3"],
+      why: { "r 3/3": /^command changed$/ },
     },
   ];
-  cases.push(
-    // The stage re-runs; its output is unchanged, so the COPY --from that reads it stays cached.
-    { edit: "--no-cache-filter r", apply: () => {}, args: ["--build-arg", "V=2", "--no-cache-filter", "r"], expect: ["r 3/3"], why: /--no-cache-filter/ },
-    { edit: "--no-cache", apply: () => {}, args: ["--build-arg", "V=2", "--no-cache"], expect: ["a 2/2", "b 2/2", ...FINAL_ALL, "r 3/3"], why: /--no-cache/ },
-  );
   for (const c of cases) {
     test(c.edit, async () => {
       await c.apply();
       const r = await build(c.args);
       assert.deepEqual(r.ran, c.expect, r.stderr);
-      if (c.why) assert.match(r.stderr, c.why);
+      const got = reasons(r.stderr);
+      assert.deepEqual(Object.keys(got).sort(), Object.keys(c.why).sort(), r.stderr);
+      for (const [step, re] of Object.entries(c.why)) assert.match(got[step], re, step);
     });
   }
+
+  test("--progress=rawjson carries the same reasons as JSON events", async () => {
+    writeFileSync(path.join(ctx, "b.txt"), "b3\n");
+    const r = await tsk([
+      "build",
+      "--root",
+      store,
+      "--progress=rawjson",
+      "--build-arg",
+      "V=2",
+      ctx,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const events = r.stderr.split("\n").filter(Boolean).map((l) =>
+      JSON.parse(l) as { vertex?: number; name?: string; started?: boolean; reason?: string }
+    );
+    const started = events.filter((ev) => ev.started && ev.reason);
+    const byStep = Object.fromEntries(
+      started.map((ev) => [/^\[([^\]]+)\]/.exec(ev.name!)![1].replace(/\s+/g, " "), ev.reason]),
+    );
+    assert.deepEqual(byStep, {
+      "b 2/2": "cache miss: files changed: b.txt",
+      "final 3/4": "cache miss: copied files changed",
+      "final 4/4": "cache miss: input changed: [final 3/4] COPY --from=b /b.txt /b.txt",
+    });
+    // every other step event says cached
+    assert.ok(events.some((ev) => (ev as { cached?: boolean }).cached), r.stderr);
+  });
 });

@@ -5,11 +5,20 @@
  * build-arg warnings; ENV/LABEL both syntaxes, MAINTAINER; ONBUILD triggers through a pushed image
  * and through a stage; `--target` and unneeded stages never running nor being resolved.
  */
-import { after, before, describe, test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
+import {
+  asRootAndUser,
+  type Env,
+  env,
+  makeContext,
+  openOci,
+  type RunResult,
+  storeDir,
+  tsk,
+} from "./harness.ts";
 
 let e: Env;
 let store: string;
@@ -53,7 +62,8 @@ function ranSteps(stderr: string, pattern: RegExp): string[] {
   );
 }
 
-describe("ARG, ENV, LABEL, MAINTAINER", () => {
+asRootAndUser("ARG, ENV, LABEL, MAINTAINER", () => {
+  before(() => (store = storeDir(e))); // owned by who builds
   let ctx: string;
   let first: RunResult;
   const dockerfile = (busybox: string) => {
@@ -195,7 +205,8 @@ RUN cp /args.txt /final-args.txt
   });
 });
 
-describe("platforms", () => {
+asRootAndUser("platforms", () => {
+  before(() => (store = storeDir(e))); // owned by who builds
   test("--platform sets TARGET*, FROM --platform=$BUILDPLATFORM runs natively, config says the target", async () => {
     const other = hostArch === "arm64" ? "amd64" : "arm64";
     const ctx = makeContext(e, {
@@ -223,7 +234,8 @@ LABEL os=$TARGETOS
   });
 });
 
-describe("ONBUILD and --target", () => {
+asRootAndUser("ONBUILD and --target", () => {
+  before(() => (store = storeDir(e))); // owned by who builds
   test("triggers of a pushed image run in the child and are cleared; stage triggers fire too", async () => {
     const parentCtx = makeContext(e, {
       Dockerfile: `

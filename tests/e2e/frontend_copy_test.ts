@@ -6,7 +6,7 @@
  * `--checksum` (a node:http server here), of git URLs (`git daemon` here, `--keep-git-dir`);
  * `.dockerignore` and `<Dockerfile>.dockerignore` with negations and `**`.
  */
-import { after, before, describe, test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -20,7 +20,16 @@ import {
 } from "node:fs";
 import { createServer, type Server } from "node:http";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
+import {
+  asRootAndUser,
+  type Env,
+  env,
+  makeContext,
+  openOci,
+  type RunResult,
+  storeDir,
+  tsk,
+} from "./harness.ts";
 import { freePort } from "../fixtures/registry.ts";
 
 let e: Env;
@@ -118,7 +127,8 @@ function tree(dir: string, prefix = ""): string[] {
     });
 }
 
-describe("COPY and ADD", () => {
+asRootAndUser("COPY and ADD", () => {
+  before(() => (store = storeDir(e))); // owned by who builds
   let r: RunResult;
   let root: string;
 
@@ -294,7 +304,8 @@ COPY --from=${e.busybox} /etc/group /from-image-group
   });
 });
 
-describe("ADD failures", () => {
+asRootAndUser("ADD failures", () => {
+  before(() => (store = storeDir(e))); // owned by who builds
   test("a wrong --checksum fails the build", async () => {
     const ctx = makeContext(e, {
       Dockerfile: `FROM ${e.busybox}\nADD --checksum=sha256:${
@@ -307,7 +318,8 @@ describe("ADD failures", () => {
   });
 });
 
-describe(".dockerignore", () => {
+asRootAndUser(".dockerignore", () => {
+  before(() => (store = storeDir(e))); // owned by who builds
   test("BuildKit patterns: negations and **; <Dockerfile>.dockerignore wins", async () => {
     const ctx = makeContext(e, {
       foo: "foo",

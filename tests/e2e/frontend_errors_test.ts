@@ -3,9 +3,17 @@
  * step runs, with `Dockerfile:LINE`, the excerpt with the bad line marked, the cause and a
  * suggestion where one exists; never a stack trace.
  */
-import { after, before, describe, test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { type Env, env, makeContext, type RunResult, storeDir, tsk } from "./harness.ts";
+import {
+  asRootAndUser,
+  type Env,
+  env,
+  makeContext,
+  type RunResult,
+  storeDir,
+  tsk,
+} from "./harness.ts";
 
 let e: Env;
 let store: string;
@@ -130,7 +138,8 @@ const cases: Case[] = [
   },
 ];
 
-describe("bad Dockerfiles fail before anything runs, with line, excerpt, cause and suggestion", () => {
+asRootAndUser("bad Dockerfiles fail before anything runs, with line, excerpt, cause and suggestion", () => {
+  before(() => (store = storeDir(e))); // owned by who builds
   const results = new Map<string, Promise<RunResult>>();
   before(() => {
     for (const c of cases) {

@@ -4,11 +4,11 @@
  * lines that parse, name every op and carry the digests of the definition's op bytes.
  * (Digests of small graphs computed by hand are pinned by engine/llb/*_test.ts.)
  */
-import { after, before, describe, test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { lstatSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import { asRootAndUser, type Env, env, makeContext, outDir, storeDir, tsk } from "./harness.ts";
 import { helloDefinition } from "../fixtures/llb_definition.ts";
 import { decodeDefinition, opDigest } from "../../proto/ops.ts";
 
@@ -33,11 +33,12 @@ function parseDump(out: Buffer): DumpLine[] {
   return out.toString().split("\n").filter(Boolean).map((l) => JSON.parse(l) as DumpLine);
 }
 
-describe("--frontend llb", () => {
+asRootAndUser("--frontend llb", () => {
+  before(() => (store = storeDir(e))); // owned by who builds
   test("executes a definition piped on stdin; local output has its files", async () => {
     const def = helloDefinition(e.busybox);
     const ctx = makeContext(e, { "input.txt": "from the context\n" });
-    const out = path.join(e.work, "llb-out");
+    const out = path.join(outDir(e), "llb-out");
     const r = await tsk([
       "build",
       "--root",
@@ -60,7 +61,7 @@ describe("--frontend llb", () => {
 
   test("with no Dockerfile in the context, a definition on stdin is built (as buildctl build)", async () => {
     const ctx = makeContext(e, { "input.txt": "piped\n" });
-    const out = path.join(e.work, "llb-out-piped");
+    const out = path.join(outDir(e), "llb-out-piped");
     const r = await tsk([
       "build",
       "--root",
@@ -87,7 +88,8 @@ describe("--frontend llb", () => {
   });
 });
 
-describe("tsk debug dump-llb", () => {
+asRootAndUser("tsk debug dump-llb", () => {
+  before(() => (store = storeDir(e))); // owned by who builds
   test("a Dockerfile's graph as JSON lines naming the ops; --dot as Graphviz", async () => {
     const ctx = makeContext(e, {
       Dockerfile:

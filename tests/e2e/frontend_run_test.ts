@@ -1,14 +1,24 @@
 /**
- * Dockerfile frontend end to end, RUN and heredocs, built rootless (as the unprivileged user):
+ * Dockerfile frontend end to end, RUN and heredocs, built as root and rootless (as the
+ * unprivileged user):
  * heredocs in RUN and COPY (`<<EOF`, `<<-EOF`, quoted delimiters, several per instruction,
  * shebang interpreters); RUN --mount bind (context, stage), cache (persisted across builds), tmpfs,
  * secret (file with uid/gid/mode, env=); --network=none; --security=sandbox.
  */
-import { after, before, describe, test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chownSync, existsSync, lstatSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
+import {
+  asRootAndUser,
+  type Env,
+  env,
+  makeContext,
+  openOci,
+  type RunResult,
+  storeDir,
+  tsk,
+} from "./harness.ts";
 
 let e: Env;
 let store: string;
@@ -34,12 +44,11 @@ function build(ctx: string, extra: string[] = []): Promise<RunResult> {
     "type=oci",
     ...extra,
     ctx,
-  ], {
-    as: e.user,
-  });
+  ]); // as the user of the running describe (asRootAndUser)
 }
 
-describe("heredocs", () => {
+asRootAndUser("heredocs", () => {
+  before(() => (store = storeDir(e))); // owned by who builds
   let r: RunResult;
   let root: string;
   before(async () => {
@@ -109,7 +118,8 @@ COPY <<-EOF /c-tabs
   });
 });
 
-describe("RUN --mount, --network, --security", () => {
+asRootAndUser("RUN --mount, --network, --security", () => {
+  before(() => (store = storeDir(e))); // owned by who builds
   let ctx: string;
   let r: RunResult;
   let root: string;

@@ -3,7 +3,8 @@
  * subuid/subgid ranges), against a real registry started here with an offline busybox image, and
  * opens the OCI tarballs it writes with real tools (tar, umoci, skopeo).
  */
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { after, before, describe } from "node:test";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -48,11 +49,48 @@ export async function stopEnv(): Promise<void> {
   shared = undefined;
 }
 
+/**
+ * The user the running `asRootAndUser` describe builds as (undefined: root). tsk(), makeContext(),
+ * storeDir() and outDir() default to it, so one describe body runs unchanged both ways.
+ */
+let current: UnprivilegedUser | undefined;
+export function currentUser(): UnprivilegedUser | undefined {
+  return current;
+}
+
+/**
+ * Registers the describe `name` twice: "<name> as root" and "<name> as unprivileged" (tskuser,
+ * subordinate ids, rootless). `fn` gets who runs; tests inside use the harness defaults.
+ */
+export function asRootAndUser(
+  name: string,
+  fn: (who: "root" | "unprivileged") => void,
+): void {
+  for (const who of ["root", "unprivileged"] as const) {
+    describe(`${name} as ${who}`, () => {
+      before(async () => {
+        current = who === "root" ? undefined : (await env()).user;
+      });
+      after(() => {
+        current = undefined;
+      });
+      fn(who);
+    });
+  }
+}
+
+/** A fresh output directory the current user may write to. */
+export function outDir(e: Env, as: UnprivilegedUser | undefined = current): string {
+  const d = mkdtempSync(path.join(e.work, "out-"));
+  if (as) chownSync(d, as.uid, as.gid);
+  return d;
+}
+
 /** A context directory with files, owned by `owner` so an unprivileged build can read it. */
 export function makeContext(
   e: Env,
   files: Record<string, string>,
-  owner?: UnprivilegedUser,
+  owner: UnprivilegedUser | undefined = current,
 ): string {
   const dir = mkdtempSync(path.join(e.work, "ctx-"));
   for (const [name, content] of Object.entries(files)) {
@@ -73,8 +111,12 @@ export type TskOptions = {
   stdin?: Uint8Array;
 };
 
-/** Runs dist/tsk; captures stdout as bytes (tarballs) and stderr as text. */
-export function tsk(args: string[], o: TskOptions = {}): Promise<RunResult> {
+/** The command line running dist/tsk with `args` as `o.as` (default: the current user). */
+export function tskCommand(
+  args: string[],
+  o: TskOptions = {},
+): { cmd: string; argv: string[]; env: Record<string, string> } {
+  o = { ...o, as: o.as ?? current };
   // As the unprivileged user: a clean login-like environment plus the test's own variables.
   const userEnv = o.as
     ? {
@@ -98,26 +140,41 @@ export function tsk(args: string[], o: TskOptions = {}): Promise<RunResult> {
     ]
     : args;
   const baseEnv: Record<string, string> = { ...(process.env as Record<string, string>) };
+  return { cmd, argv, env: { ...baseEnv, ...o.env } };
+}
+
+/** Starts dist/tsk (see tskCommand) with extra spawn options; the caller handles the child. */
+export function spawnTsk(
+  args: string[],
+  o: TskOptions & { detached?: boolean; stdio?: ("pipe" | "ignore")[] } = {},
+): ChildProcess {
+  const c = tskCommand(args, o);
+  return spawn(c.cmd, c.argv, {
+    cwd: o.cwd,
+    env: c.env,
+    detached: o.detached,
+    stdio: o.stdio ?? ["pipe", "pipe", "pipe"],
+  });
+}
+
+/** Runs dist/tsk; captures stdout as bytes (tarballs) and stderr as text. */
+export function tsk(args: string[], o: TskOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, {
-      cwd: o.cwd,
-      env: { ...baseEnv, ...o.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    const child = spawnTsk(args, o);
     const out: Buffer[] = [];
     let err = "";
-    child.stdout.on("data", (c: Buffer) => out.push(c));
-    child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+    child.stdout!.on("data", (c: Buffer) => out.push(c));
+    child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
     child.on("error", reject);
-    child.stdin.end(o.stdin ?? undefined);
+    child.stdin!.end(o.stdin ?? undefined);
     child.on("close", (code, signal) => {
       resolve({ code: code ?? (signal ? 128 : 1), stdout: Buffer.concat(out), stderr: err });
     });
   });
 }
 
-/** A store dir for a test, owned by the user who will run tsk. */
-export function storeDir(e: Env, as?: UnprivilegedUser): string {
+/** A store dir for a test, owned by the user who will run tsk (default: the current user). */
+export function storeDir(e: Env, as: UnprivilegedUser | undefined = current): string {
   const d = mkdtempSync(path.join(e.work, "store-"));
   if (as) chownSync(d, as.uid, as.gid);
   return d;

@@ -5,12 +5,21 @@
  * `debug fsck` finds sound, and concurrent builds of overlapping Dockerfiles run shared steps once
  * (also with a prune waiting for them).
  */
-import { after, before, describe, test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, storeDir, TSK, tsk } from "./harness.ts";
+import {
+  asRootAndUser,
+  type Env,
+  env,
+  makeContext,
+  outDir as ownedOutDir,
+  spawnTsk,
+  storeDir,
+  tsk,
+} from "./harness.ts";
 
 let e: Env;
 before(async () => {
@@ -38,8 +47,9 @@ async function du(store: string, as?: Env["user"]): Promise<DuJSON> {
 const cacheBytes = (d: DuJSON) =>
   d.items.filter((i) => i.type !== "metadata").reduce((a, i) => a + i.size, 0);
 
+/** A fresh output directory the user of the running describe may write to. */
 function outDir(): string {
-  return mkdtempSync(path.join(e.work, "out-"));
+  return ownedOutDir(e);
 }
 
 async function build(store: string, ctx: string, extra: string[] = [], as?: Env["user"]) {
@@ -56,7 +66,7 @@ function stepStates(stderr: string, match: RegExp): boolean[] {
   return out;
 }
 
-describe("du and prune", () => {
+asRootAndUser("du and prune", () => {
   let store: string;
   let ctx: string;
 
@@ -192,7 +202,7 @@ function prng(seed: number): () => number {
 
 /** Starts dist/tsk in its own process group; returns a killer for the whole group. */
 function startTsk(args: string[]): { done: Promise<number>; kill(): void; stderr(): string } {
-  const child = spawn(TSK, args, { detached: true, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawnTsk(args, { detached: true, stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
   const done = new Promise<number>((res) => child.on("close", (code) => res(code ?? 137)));
@@ -207,7 +217,33 @@ function startTsk(args: string[]): { done: Promise<number>; kill(): void; stderr
   };
 }
 
-describe("crash safety", () => {
+function cmdline(pid: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+  } catch {
+    return "?";
+  }
+}
+
+/** Mount points under `dir` in any process's mount table (/proc/<pid>/mountinfo). */
+function mountsUnder(dir: string): string[] {
+  const found = new Set<string>();
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    let text = "";
+    try {
+      text = readFileSync(`/proc/${pid}/mountinfo`, "utf8");
+    } catch {
+      continue; // the process exited meanwhile
+    }
+    for (const line of text.split("\n")) {
+      const mountPoint = line.split(" ")[4];
+      if (mountPoint?.startsWith(dir)) found.add(`${pid} (${cmdline(pid)}): ${mountPoint}`);
+    }
+  }
+  return [...found];
+}
+
+asRootAndUser("crash safety", () => {
   test("kill -9 at seeded random points, then rebuild and fsck", async () => {
     const seed = Number(process.env.TSK_KILL_SEED ?? 20240604);
     const rand = prng(seed);
@@ -277,6 +313,15 @@ RUN mkdir -p /x/y && for i in 1 2 3 4 5 6 7 8; do echo $i > /x/y/$i; done
       await new Promise((r) => setTimeout(r, delay));
       p.kill();
       if ((await p.done) !== 0) interrupted++;
+      // Every mount of the killed build goes away with it (its own mount namespace). A sandbox
+      // process in its own session (`runc init`) may hold them until its parent-death signal
+      // lands: allowed a moment, never longer.
+      let left = mountsUnder(store);
+      for (let t = 0; t < 50 && left.length > 0; t++) {
+        await new Promise((r) => setTimeout(r, 100));
+        left = mountsUnder(store);
+      }
+      assert.deepEqual(left, [], `seed ${seed}, iteration ${i}: mounts left after 5 s`);
       const dest = outDir();
       const r = await tsk([
         "build",
@@ -328,7 +373,7 @@ RUN mkdir -p /x/y && for i in 1 2 3 4 5 6 7 8; do echo $i > /x/y/$i; done
   });
 });
 
-describe("concurrency", () => {
+asRootAndUser("concurrency", () => {
   test("concurrent builds of overlapping Dockerfiles run shared steps once; a prune waits for them", async () => {
     const store = storeDir(e);
     const shared =

@@ -64,6 +64,16 @@ export type ConvertOptions = {
   noCacheStages?: string[];
   resolveImage(ref: string, platform: Platform): Promise<ResolvedBase>;
   warn?(msg: string): void;
+  /**
+   * A FROM image resolved with another OS/architecture than its stage's platform (BuildKit's
+   * InvalidBaseImagePlatform check); platforms as `os/arch[/variant]`.
+   */
+  onBaseImagePlatform?(
+    image: string,
+    expected: string,
+    actual: string,
+    loc: { start: number; end: number },
+  ): void;
 };
 
 export type ConvertResult = {
@@ -454,6 +464,14 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       };
     } else {
       const resolved = await images.get(`${baseNames[i]}|${platformString(p)}`)!;
+      const got = normalizePlatform({
+        OS: resolved.config.os,
+        Architecture: resolved.config.architecture,
+        Variant: resolved.config.variant,
+      });
+      if (got.OS !== p.OS || got.Architecture !== p.Architecture) {
+        o.onBaseImagePlatform?.(baseNames[i], platformString(p), platformString(got), s.location);
+      }
       const cfg = cloneImage(resolved.config);
       cfg.config ??= {};
       cfg.history ??= [];

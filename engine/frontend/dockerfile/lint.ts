@@ -57,6 +57,8 @@ export type LintResult = {
   warnings: LintWarning[];
   /** from `# check=error=true` (or BUILDKIT_DOCKERFILE_CHECK) */
   errorOnWarning: boolean;
+  /** the parsed `# check=` options, for the rules run while converting (image platforms) */
+  config?: LintConfig;
   /** the build error BuildKit's lint request would report (parse error, missing target, …) */
   buildError?: LintBuildError;
 };
@@ -134,6 +136,10 @@ export const RULES = {
   CopyIgnoredFile: rule(
     "CopyIgnoredFile",
     "Attempting to Copy file that is excluded by .dockerignore",
+  ),
+  InvalidBaseImagePlatform: rule(
+    "InvalidBaseImagePlatform",
+    "Base image platform does not match expected target platform",
   ),
   InvalidDefinitionDescription: rule(
     "InvalidDefinitionDescription",
@@ -1273,8 +1279,34 @@ export function lintDockerfile(opts: LintOptions): LintResult {
   return {
     warnings: a.warnings,
     errorOnWarning: a.config.error,
+    config: a.config,
     ...(a.buildError ? { buildError: a.buildError } : {}),
   };
+}
+
+/**
+ * BuildKit's `validateBaseImagePlatform` (dockerfile2llb), run once a FROM's image is resolved:
+ * a warning when its OS or architecture is not the stage's platform (`os/arch[/variant]`,
+ * normalized), unless the rule is skipped. `expected`/`actual` are already formatted.
+ */
+export function baseImagePlatformWarning(
+  cfg: LintConfig,
+  image: string,
+  expected: string,
+  actual: string,
+  loc: Location,
+): LintWarning | undefined {
+  const os = (p: string) => p.split("/").slice(0, 2).join("/");
+  if (os(expected) === os(actual)) return undefined;
+  const lint = new Linter(cfg);
+  lint.run(
+    RULES.InvalidBaseImagePlatform,
+    loc,
+    `Base image ${image} was pulled with platform ${goQ(actual)}, expected ${
+      goQ(expected)
+    } for current build`,
+  );
+  return lint.warnings[0];
 }
 
 /** BuildKit's `Linter.Error()` message for `check=error=true` (rules in order of first use). */

@@ -2,6 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  baseImagePlatformWarning,
   formatBuildWarnings,
   formatLintWarnings,
   goMarshalIndent,
@@ -61,7 +62,7 @@ test("rule metadata: names, descriptions and URLs", () => {
     RULES.SecretsUsedInArgOrEnv.url,
     "https://docs.docker.com/go/dockerfile/rule/secrets-used-in-arg-or-env/",
   );
-  assert.equal(Object.keys(RULES).length, 19);
+  assert.equal(Object.keys(RULES).length, 20);
   for (const [k, r] of Object.entries(RULES)) {
     assert.equal(r.name, k);
     assert.match(r.url, /^https:\/\/docs\.docker\.com\/go\/dockerfile\/rule\/[a-z-]+\/$/);
@@ -493,4 +494,45 @@ test("isValidImageReference (distribution/reference)", () => {
   ) {
     assert.equal(isValidImageReference(bad), false, bad);
   }
+});
+
+test("InvalidBaseImagePlatform: OS/architecture mismatch of a resolved base image; skip honoured", () => {
+  const loc = { start: 3, end: 3 };
+  const w = baseImagePlatformWarning(
+    parseLintOptions(""),
+    "busybox",
+    "linux/arm64",
+    "linux/amd64",
+    loc,
+  );
+  assert.deepEqual(w && { ...w }, {
+    rule: "InvalidBaseImagePlatform",
+    description: "Base image platform does not match expected target platform",
+    url: "https://docs.docker.com/go/dockerfile/rule/invalid-base-image-platform/",
+    detail:
+      'Base image busybox was pulled with platform "linux/amd64", expected "linux/arm64" for current build',
+    line: 3,
+    endLine: 3,
+    level: "warning",
+  });
+  // only OS and architecture count (BuildKit compares those two), not the variant
+  assert.equal(
+    baseImagePlatformWarning(parseLintOptions(""), "b", "linux/arm/v7", "linux/arm/v6", loc),
+    undefined,
+  );
+  assert.equal(
+    baseImagePlatformWarning(
+      parseLintOptions("skip=InvalidBaseImagePlatform"),
+      "b",
+      "linux/arm64",
+      "linux/amd64",
+      loc,
+    ),
+    undefined,
+  );
+  assert.equal(
+    baseImagePlatformWarning(parseLintOptions("error=true"), "b", "linux/arm64", "linux/amd64", loc)
+      ?.level,
+    "error",
+  );
 });
