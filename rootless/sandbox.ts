@@ -80,18 +80,20 @@ function prepare(spec: RunSpec, tmp: string, stubs: Stubs): PreparedRun {
   mkdirAllInRoot(rootfs, spec.cwd);
 
   const userTargets = new Set((spec.mounts ?? []).map((m) => normalize(m.target)));
-  const place = (m: SandboxMount, kind: "dir" | "file"): PreparedMount => {
+  const place = (m: SandboxMount, kind: "dir" | "file", keep = false): PreparedMount => {
     const hostTarget = resolveInRoot(rootfs, m.target);
     if (!hostTarget.startsWith(rootfs + "/")) {
       throw new Error(`cannot mount over the root: ${m.target}`);
     }
-    ensureMountpoint(stubs, rootfs, hostTarget, kind);
+    ensureMountpoint(keep ? { paths: [] } : stubs, rootfs, hostTarget, kind);
     return { ...m, hostTarget, containerTarget: hostTarget.slice(rootfs.length) };
   };
 
-  const proc = place({ type: "tmpfs", target: "/proc" }, "dir");
-  const dev = place({ type: "tmpfs", target: "/dev" }, "dir");
-  const sys = place({ type: "tmpfs", target: "/sys" }, "dir");
+  // As BuildKit's executor: runc creates /proc, /dev and /sys when the base lacks them and they
+  // stay (executor/stubs.go only cleans /etc/hosts, /etc/resolv.conf and the step's own mounts).
+  const proc = place({ type: "tmpfs", target: "/proc" }, "dir", true);
+  const dev = place({ type: "tmpfs", target: "/dev" }, "dir", true);
+  const sys = place({ type: "tmpfs", target: "/sys" }, "dir", true);
   let hosts: PreparedMount | undefined, resolv: PreparedMount | undefined;
   if (!userTargets.has("/etc/hosts")) {
     writeFileSync(`${tmp}/hosts`, hostsFile(hostname));

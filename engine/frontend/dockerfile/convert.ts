@@ -151,9 +151,12 @@ function envList(img: ImageConfig): string[] {
   return ((img.config.Env as string[] | undefined) ?? []).slice();
 }
 
+/** BuildKit's addEnv: a variable that exists is replaced where it is, a new one is appended. */
 function setEnv(img: ImageConfig, key: string, value: string): void {
-  const env = envList(img).filter((e) => e.split("=")[0] !== key);
-  env.push(`${key}=${value}`);
+  const env = envList(img);
+  const i = env.findIndex((e) => e.split("=")[0] === key);
+  if (i >= 0) env[i] = `${key}=${value}`;
+  else env.push(`${key}=${value}`);
   img.config.Env = env;
 }
 
@@ -420,7 +423,9 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         label,
         state: parent.state,
         image: cloneImage(parent.image),
-        args: new Map(),
+        // The ARGs the parent stage declared (with their values) stay in scope, as BuildKit's
+        // dispatchState.init appends base.buildArgs.
+        args: new Map(parent.args),
         cmdIndex: 1,
         cmdTotal: total,
         cmdSet: parent.cmdSet,
@@ -522,10 +527,15 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const line = c.location.start;
     switch (c.kind) {
       case "ENV": {
+        // Every pair is expanded against the environment as it was before this instruction
+        // (BuildKit expands the whole command first, then dispatches it).
+        const scope = scopeEnv(d);
+        const pairs = c.env.map((kv) => ({
+          k: expand(lex, kv.key, scope, line),
+          v: expand(lex, kv.value, scope, line),
+        }));
         const parts: string[] = [];
-        for (const kv of c.env) {
-          const v = ex(d, kv.value, line);
-          const k = ex(d, kv.key, line);
+        for (const { k, v } of pairs) {
           d.state = d.state.addEnv(k, v);
           setEnv(d.image, k, v);
           parts.push(`${k}=${v}`);
@@ -560,9 +570,13 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       case "LABEL": {
         const labels = (d.image.config.Labels as Record<string, string> | undefined) ?? {};
         const parts: string[] = [];
-        for (const kv of c.labels) {
-          const k = ex(d, kv.key, line);
-          const v = ex(d, kv.value, line);
+        // As ENV: all pairs are expanded before any is applied.
+        const scope = scopeEnv(d);
+        const pairs = c.labels.map((kv) => ({
+          k: expand(lex, kv.key, scope, line),
+          v: expand(lex, kv.value, scope, line),
+        }));
+        for (const { k, v } of pairs) {
           labels[k] = v;
           parts.push(`${k}=${JSON.stringify(v)}`);
         }
@@ -738,11 +752,18 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const runMounts: RunMount[] = c.mounts ??
       resolveRunMounts(c, (w) => ex(d, w, c.location.start));
     for (const m of runMounts) {
-      const target = m.target
-        ? (path.posix.isAbsolute(m.target)
-          ? m.target
-          : path.posix.join(d.state.getDir() || "/", m.target))
-        : "";
+      // BuildKit: a missing or relative target is resolved against the stage's WORKDIR; a target
+      // that ends up at the root is refused. Secrets and SSH have their own defaults.
+      const rawTarget = m.target ?? "";
+      const keepsOwnDefault = (m.type === "secret" || m.type === "ssh") && !m.target;
+      const target = keepsOwnDefault
+        ? ""
+        : path.posix.isAbsolute(path.posix.normalize(rawTarget || "."))
+        ? rawTarget
+        : path.posix.join("/", d.state.getDir() || "/", rawTarget);
+      if (!keepsOwnDefault && target === "/") {
+        throw new Error(`invalid mount target ${JSON.stringify(target)}`);
+      }
       if (m.type === "bind") {
         let src: State = context;
         if (m.from) {
@@ -780,7 +801,8 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           dest: target,
           source: src,
           ...(selector ? { selector } : {}),
-          cache: { id: m.id || target, sharing },
+          // BuildKit's default id is the target as written, cleaned (not resolved).
+          cache: { id: m.id || path.posix.normalize(rawTarget || "."), sharing },
           readonly: m.readOnly,
         });
       } else if (m.type === "tmpfs") {
