@@ -37,6 +37,7 @@ import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { type OutputSpec, parseOutput, UsageError } from "./output_flag.ts";
 import { exportImage } from "./export.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
+import { checkEntitlements, parseRunFlags, RUN_FLAG_OPTIONS, RUN_FLAGS_HELP } from "./run_flags.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 
@@ -55,6 +56,7 @@ Options:
       --no-cache               Do not use the cache
       --no-cache-filter stage  Do not use the cache for these stages; repeatable
       --secret id=ID,src=PATH  Secret to expose to RUN --mount=type=secret; repeatable
+${RUN_FLAGS_HELP.trimEnd()}
       --root DIR               Store directory (default $XDG_DATA_HOME/tsk)
       --config FILE            Config file (default $XDG_CONFIG_HOME/tsk/config.json; garbage collection policy)
       --insecure-registry HOST Allow plain HTTP for this registry; repeatable
@@ -103,6 +105,7 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       "no-cache": { type: "boolean", default: false },
       "no-cache-filter": { type: "string", multiple: true, default: [] },
       secret: { type: "string", multiple: true, default: [] },
+      ...RUN_FLAG_OPTIONS,
       root: { type: "string" },
       config: { type: "string" },
       "insecure-registry": { type: "string", multiple: true, default: [] },
@@ -223,7 +226,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
   let outputs: OutputSpec[];
   let mode: ProgressMode;
   let gcConfig: Config;
+  let runFlags: ReturnType<typeof parseRunFlags>;
   try {
+    runFlags = parseRunFlags(flags as Parameters<typeof parseRunFlags>[0]);
     outputs = resolveOutputs(flags);
     mode = progressMode(flags.progress);
     gcConfig = await loadConfig(flags.config);
@@ -338,9 +343,14 @@ export async function buildCommand(argv: string[]): Promise<number> {
           }
         },
         warn: (msg) => progress.warn(msg),
+        network: runFlags.network,
+        extraHosts: runFlags.extraHosts,
+        shmSize: runFlags.shmSize,
+        ulimits: runFlags.ulimits,
       });
       def = convert.definition;
     }
+    checkEntitlements(def, runFlags.allow);
     const graph = loadDefinition(def);
     const abort = new AbortController();
     const onSignal = () => {

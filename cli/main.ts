@@ -1,6 +1,6 @@
 /** Command dispatch: `tsk build|version|debug|help`. */
 import { enterUserNamespace } from "../rootless/userns.ts";
-import { VERSION } from "./version.ts";
+import { versionText } from "./version.ts";
 
 export const HELP = `Usage: tsk COMMAND [OPTIONS]
 
@@ -26,7 +26,7 @@ export async function run(argv: string[]): Promise<number> {
     return cmd ? 0 : 2;
   }
   if (cmd === "version" || cmd === "--version" || cmd === "-v") {
-    process.stdout.write(`tsk ${VERSION}\n`);
+    process.stdout.write(versionText());
     return 0;
   }
   if (

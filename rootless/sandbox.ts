@@ -96,7 +96,7 @@ function prepare(spec: RunSpec, tmp: string, stubs: Stubs): PreparedRun {
   const sys = place({ type: "tmpfs", target: "/sys" }, "dir", true);
   let hosts: PreparedMount | undefined, resolv: PreparedMount | undefined;
   if (!userTargets.has("/etc/hosts")) {
-    writeFileSync(`${tmp}/hosts`, hostsFile(hostname));
+    writeFileSync(`${tmp}/hosts`, hostsFile(hostname, spec.extraHosts));
     hosts = place({ type: "bind", source: `${tmp}/hosts`, target: "/etc/hosts" }, "file");
   }
   if (!userTargets.has("/etc/resolv.conf")) {
@@ -141,6 +141,8 @@ function prepare(spec: RunSpec, tmp: string, stubs: Stubs): PreparedRun {
     dev,
     sys,
     mounts,
+    ulimits: spec.ulimits ?? [],
+    insecure: !!spec.insecure,
     onStdout: spec.onStdout,
     onStderr: spec.onStderr,
     signal: spec.signal,

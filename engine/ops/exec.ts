@@ -173,6 +173,19 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
           hostname: meta.hostname || undefined,
           network: exec.network === 2 ? "none" : "host",
           mounts: extra,
+          ...(meta.extraHosts?.length
+            ? { extraHosts: meta.extraHosts.map((h) => ({ host: h.Host ?? "", ip: h.IP ?? "" })) }
+            : {}),
+          ...(meta.ulimit?.length
+            ? {
+              ulimits: meta.ulimit.map((u) => ({
+                name: u.Name ?? "",
+                soft: Number(u.Soft ?? 0),
+                hard: Number(u.Hard ?? 0),
+              })),
+            }
+            : {}),
+          insecure: exec.security === 1,
           onStdout: (c) => vp.log(1, c),
           onStderr: (c) => vp.log(2, c),
           signal: env.signal,

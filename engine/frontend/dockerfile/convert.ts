@@ -46,6 +46,7 @@ import type { Definition } from "../../../proto/ops.ts";
 import { defaultPlatform, type Platform as LlbPlatform } from "../../llb/platform.ts";
 import type { HistoryEntry, ImageConfig } from "../../image/config.ts";
 import type { Platform } from "../../types.ts";
+import { DOCKERFILE_SYNTAX } from "../../compat.ts";
 
 export type ResolvedBase = { digest: string; config: ImageConfig };
 
@@ -63,6 +64,12 @@ export type ConvertOptions = {
   noCacheStages?: string[];
   resolveImage(ref: string, platform: Platform): Promise<ResolvedBase>;
   warn?(msg: string): void;
+  /** buildx's force-network-mode: the network of RUNs without --network. */
+  network?: "none" | "host";
+  /** --add-host, --shm-size (bytes), --ulimit: added to every RUN, as BuildKit's frontend does. */
+  extraHosts?: { host: string; ip: string }[];
+  shmSize?: number;
+  ulimits?: { name: string; soft: number; hard: number }[];
 };
 
 export type ConvertResult = {
@@ -174,7 +181,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     )
   ) {
     warn(
-      `syntax directive ${parsed.directives.syntax} names another frontend; tsk runs no frontend images and uses its built-in Dockerfile frontend`,
+      `syntax directive ${parsed.directives.syntax} names another frontend; tsk runs no frontend images and uses its built-in Dockerfile frontend (Dockerfile syntax ${DOCKERFILE_SYNTAX})`,
     );
   }
   const { stages, metaArgs } = parseStages(parsed);
@@ -851,10 +858,14 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const histArgs = argsForHistory.length
       ? `|${argsForHistory.length} ${argsForHistory.map(([k, v]) => `${k}=${v}`).join(" ")} `
       : "";
+    if (o.shmSize) mounts.push({ dest: "/dev/shm", tmpfs: { size: o.shmSize } });
+    const net = c.network === "default" ? o.network : c.network;
     const exec = d.state.run({
       args,
       env: buildArgEnv,
-      network: c.network === "none" ? 2 : c.network === "host" ? 1 : 0,
+      network: net === "none" ? 2 : net === "host" ? 1 : 0,
+      ...(o.extraHosts?.length ? { extraHosts: o.extraHosts } : {}),
+      ...(o.ulimits?.length ? { ulimits: o.ulimits } : {}),
       security: c.security === "insecure" ? 1 : 0,
       mounts,
       secrets,
