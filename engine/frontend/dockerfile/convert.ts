@@ -81,6 +81,8 @@ export type ConvertResult = {
   stageNames: string[];
 };
 
+/** Instructions that are numbered steps in progress names (BuildKit's prefixCommand). */
+const STEP_KINDS = new Set(["RUN", "COPY", "ADD", "WORKDIR"]);
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HISTORY_COMMENT = "buildkit.dockerfile.v0";
 const PROXY_ARGS = [
@@ -107,6 +109,8 @@ type StageState = {
   args: Map<string, string>;
   cmdIndex: number;
   cmdTotal: number;
+  /** The instruction being dispatched is an ONBUILD trigger (its step name says so). */
+  cmdIsOnBuild?: boolean;
   cmdSet: boolean;
   ignoreCache: boolean;
   deps: Set<number>;
@@ -402,7 +406,10 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const p = stagePlatform(s, platform, lex, globalEnv());
     let st: StageState;
     const fromStage = byName.get(baseNames[i].toLowerCase());
-    let total = s.commands.length + 1;
+    // BuildKit numbers only the steps that make a vertex: FROM an image, RUN, COPY, ADD, WORKDIR
+    // (ONBUILD triggers all count in the total, as BuildKit adds them).
+    let total = (fromStage === undefined && baseNames[i] !== "scratch" ? 1 : 0) +
+      s.commands.filter((c) => STEP_KINDS.has(c.kind)).length;
     // ONBUILD triggers of the base (an image, or an earlier stage) run first, then are cleared.
     const parseTriggers = (list: unknown): Instruction[] =>
       ((list as string[] | null | undefined) ?? []).flatMap((trigger) =>
@@ -433,7 +440,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         // The ARGs the parent stage declared (with their values) stay in scope, as BuildKit's
         // dispatchState.init appends base.buildArgs.
         args: new Map(parent.args),
-        cmdIndex: 1,
+        cmdIndex: 0,
         cmdTotal: total,
         cmdSet: parent.cmdSet,
         ignoreCache,
@@ -449,7 +456,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         image: emptyImage(p),
         args: new Map(),
         cmdIndex: 0,
-        cmdTotal: total - 1,
+        cmdTotal: total,
         cmdSet: false,
         ignoreCache,
         deps: new Set(),
@@ -495,6 +502,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   }
 
   function dispatch(d: StageState, c: Instruction, onbuild: boolean): void {
+    d.cmdIsOnBuild = onbuild;
     try {
       dispatchInner(d, c, onbuild);
     } catch (err) {
@@ -522,8 +530,11 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
 
   function opOpts(d: StageState, c: Instruction, text: string) {
     d.cmdIndex++;
+    const onbuild = d.cmdIsOnBuild ? "ONBUILD " : "";
     return {
-      customName: `${prefix(d.label, d.cmdIndex, d.cmdTotal)} ${text}`,
+      customName: d.cmdTotal === 0
+        ? text
+        : `${prefix(d.label, d.cmdIndex, d.cmdTotal)} ${onbuild}${text}`,
       description: { "com.docker.dockerfile.v1.command": c.original },
       ...loc(sourceMap, c.location),
       ...(d.ignoreCache ? { ignoreCache: true } : {}),
@@ -547,7 +558,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           setEnv(d.image, k, v);
           parts.push(`${k}=${v}`);
         }
-        d.cmdIndex++;
         history(d, `ENV ${parts.join(" ")}`, false);
         return;
       }
@@ -564,7 +574,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           }
           if (v !== undefined) d.args.set(kv.key, v);
         }
-        d.cmdIndex++;
         history(
           d,
           `ARG ${
@@ -588,13 +597,11 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           parts.push(`${k}=${JSON.stringify(v)}`);
         }
         d.image.config.Labels = labels;
-        d.cmdIndex++;
         history(d, `LABEL ${parts.join(" ")}`, false);
         return;
       }
       case "MAINTAINER": {
         d.image.author = c.maintainer;
-        d.cmdIndex++;
         history(d, `MAINTAINER ${c.maintainer}`, false);
         return;
       }
@@ -602,7 +609,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const u = ex(d, c.user, line);
         d.state = d.state.user(u);
         d.image.config.User = u;
-        d.cmdIndex++;
         history(d, `USER ${u}`, false);
         return;
       }
@@ -631,7 +637,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           }
         }
         d.image.config.ExposedPorts = sortKeys(ports);
-        d.cmdIndex++;
         history(
           d,
           `EXPOSE map[${
@@ -649,7 +654,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           vols[x] = {};
         }
         d.image.config.Volumes = sortKeys(vols);
-        d.cmdIndex++;
         history(d, `VOLUME [${c.volumes.join(" ")}]`, false);
         return;
       }
@@ -657,13 +661,11 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const sig = ex(d, c.signal, line);
         if (!/^(SIG[A-Z0-9+-]+|\d+)$/.test(sig)) throw new Error(`invalid signal: ${sig}`);
         d.image.config.StopSignal = sig;
-        d.cmdIndex++;
         history(d, `STOPSIGNAL ${sig}`, false);
         return;
       }
       case "SHELL": {
         d.image.config.Shell = c.shell;
-        d.cmdIndex++;
         history(d, `SHELL ${JSON.stringify(c.shell)}`, false);
         return;
       }
@@ -671,7 +673,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const cmd = withShell(d, c.cmdLine, c.prependShell);
         d.image.config.Cmd = cmd;
         d.cmdSet = true;
-        d.cmdIndex++;
         history(d, `CMD ${JSON.stringify(cmd)}`, false);
         return;
       }
@@ -679,7 +680,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const ep = c.cmdLine ? withShell(d, c.cmdLine, c.prependShell) : null;
         d.image.config.Entrypoint = ep;
         if (!d.cmdSet) d.image.config.Cmd = null;
-        d.cmdIndex++;
         history(d, `ENTRYPOINT ${JSON.stringify(ep)}`, false);
         return;
       }
@@ -697,7 +697,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           // HEALTHCHECK NONE disables an inherited check.
         }
         d.image.config.Healthcheck = hc;
-        d.cmdIndex++;
         history(d, `HEALTHCHECK &{${JSON.stringify(h.test)}}`, false);
         return;
       }
@@ -705,7 +704,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const list = (d.image.config.OnBuild as string[] | undefined) ?? [];
         list.push(c.expression);
         d.image.config.OnBuild = list;
-        d.cmdIndex++;
         history(d, `ONBUILD ${c.expression}`, false);
         return;
       }
