@@ -236,7 +236,17 @@ export async function buildCommand(argv: string[]): Promise<number> {
     process.stderr.write(`ERROR: ${(err as Error).message}\n`);
     return 2;
   }
-  const progress = createProgress(mode, (s) => process.stderr.write(s));
+  // rawjson is a stream for tools: stdout, with human-readable errors kept on stderr.
+  if (mode === "rawjson" && outputs.some((o) => o.dest === "-")) {
+    process.stderr.write(
+      "ERROR: --progress=rawjson writes to stdout, which an output already uses: give it dest=FILE\n",
+    );
+    return 2;
+  }
+  const progress = createProgress(
+    mode,
+    mode === "rawjson" ? (s) => process.stdout.write(s) : (s) => process.stderr.write(s),
+  );
   const ctxDir = path.resolve(context);
   const dockerfilePath = flags.file === "-"
     ? "-"
