@@ -38,6 +38,14 @@ import { type OutputSpec, parseOutput, UsageError } from "./output_flag.ts";
 import { exportImage } from "./export.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
 import { checkEntitlements, parseRunFlags, RUN_FLAG_OPTIONS, RUN_FLAGS_HELP } from "./run_flags.ts";
+import {
+  CONTEXT_HELP,
+  CONTEXT_OPTIONS,
+  type MainContext,
+  openBuildContexts,
+  openMainContext,
+} from "./contexts.ts";
+import { OciLayoutSource } from "../engine/source/oci_layout.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 
@@ -57,6 +65,7 @@ Options:
       --no-cache-filter stage  Do not use the cache for these stages; repeatable
       --secret id=ID,src=PATH  Secret to expose to RUN --mount=type=secret; repeatable
 ${RUN_FLAGS_HELP.trimEnd()}
+${CONTEXT_HELP.trimEnd()}
       --root DIR               Store directory (default $XDG_DATA_HOME/tsk)
       --config FILE            Config file (default $XDG_CONFIG_HOME/tsk/config.json; garbage collection policy)
       --insecure-registry HOST Allow plain HTTP for this registry; repeatable
@@ -106,6 +115,7 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       "no-cache-filter": { type: "string", multiple: true, default: [] },
       secret: { type: "string", multiple: true, default: [] },
       ...RUN_FLAG_OPTIONS,
+      ...CONTEXT_OPTIONS,
       root: { type: "string" },
       config: { type: "string" },
       "insecure-registry": { type: "string", multiple: true, default: [] },
@@ -247,15 +257,31 @@ export async function buildCommand(argv: string[]): Promise<number> {
     mode,
     mode === "rawjson" ? (s) => process.stdout.write(s) : (s) => process.stderr.write(s),
   );
-  const ctxDir = path.resolve(context);
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-build-"));
+  // The main context may be a git URL, an http(s) tarball or `-` (stdin): fetched into tmp.
+  let main: MainContext;
+  try {
+    if (context === "-" && flags.file === "-") {
+      throw new UsageError("the context and the Dockerfile cannot both be read from stdin (-)");
+    }
+    main = await openMainContext(context, tmp, process.stdin);
+  } catch (err) {
+    await progress.close();
+    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
+    process.stderr.write(`ERROR: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const ctxDir = main.dir;
   const dockerfilePath = flags.file === "-"
     ? "-"
-    : path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile"));
+    : main.dockerfile ??
+      (main.remote
+        ? path.join(ctxDir, path.posix.normalize("/" + (flags.file ?? "Dockerfile")))
+        : path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile")));
   const dockerfileName = flags.file && flags.file !== "-"
     ? path.basename(flags.file)
     : "Dockerfile";
   let source: Uint8Array = new Uint8Array();
-  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-build-"));
   const engine = await openEngine({
     root: flags.root,
     insecureRegistries: flags["insecure-registry"],
@@ -279,9 +305,14 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const secretMap = secrets(flags.secret);
     const args = buildArgs(flags["build-arg"]);
     await materializeSecrets(secretMap, tmp);
+    const named = await openBuildContexts(
+      flags["build-context" as keyof Flags] as string[],
+      tmp,
+      (d) => readIgnore(d, "-"),
+    );
     let def;
     // Like `buildctl build`: with no Dockerfile and a definition piped on stdin, build the LLB.
-    const piped = !flags.frontend && !flags.file && !process.stdin.isTTY &&
+    const piped = !flags.frontend && !flags.file && !process.stdin.isTTY && !main.remote &&
       !(await fsp.stat(path.join(ctxDir, "Dockerfile")).then(() => true, () => false));
     if (flags.frontend === "llb" || piped) {
       const bytes = flags.file && flags.file !== "-"
@@ -344,7 +375,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
         resolveImage: async (ref, p) => {
           const mp = progress.start(`[internal] load metadata for ${ref}`);
           try {
-            const r = await engine.registry.resolve(ref, p);
+            const r = ref.startsWith("oci-layout://")
+              ? await new OciLayoutSource(engine.store).resolve(ref, p)
+              : await engine.registry.resolve(ref, p);
             mp.done();
             return { digest: r.manifestDigest, config: r.config as ImageConfig };
           } catch (err) {
@@ -357,6 +390,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         extraHosts: runFlags.extraHosts,
         shmSize: runFlags.shmSize,
         ulimits: runFlags.ulimits,
+        namedContexts: named.named,
       });
       def = convert.definition;
     }
@@ -379,7 +413,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       locals: new Map([["context", ctxDir], [
         "dockerfile",
         path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath),
-      ]]),
+      ], ...named.locals]),
       secrets: secretMap,
       signal: abort.signal,
     });

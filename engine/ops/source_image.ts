@@ -19,7 +19,8 @@ import path from "node:path";
 
 export type ImageEnv = {
   views: RefViews;
-  registry: RegistryClient;
+  /** The registry client, or an OCI layout reader (engine/source/oci_layout.ts). */
+  registry: Pick<RegistryClient, "resolve" | "fetchBlob">;
   store: ContentStore;
   meta: MetaStore;
   storeRoot: string;

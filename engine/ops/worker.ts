@@ -18,6 +18,7 @@ import { mergeHandler } from "./merge.ts";
 import { httpHandler } from "./source_http.ts";
 import { gitHandler } from "./source_git.ts";
 import { checksumTree, selected } from "./checksum.ts";
+import { OciLayoutSource } from "../source/oci_layout.ts";
 
 export type WorkerOptions = {
   storeRoot: string;
@@ -50,6 +51,16 @@ export class LocalWorker implements Worker {
         return imageHandler(v, {
           views: this.views,
           registry: this.#o.registry,
+          store: this.#o.store,
+          meta: this.#o.meta,
+          storeRoot: this.#o.storeRoot,
+          defaultPlatform: this.#o.platform,
+        });
+      }
+      if (id.startsWith("oci-layout://")) {
+        return imageHandler(v, {
+          views: this.views,
+          registry: new OciLayoutSource(this.#o.store),
           store: this.#o.store,
           meta: this.#o.meta,
           storeRoot: this.#o.storeRoot,

@@ -31,6 +31,7 @@ import {
   http as llbHttp,
   image as llbImage,
   local as llbLocal,
+  ociLayout as llbOciLayout,
   marshalDefinition,
   mkdir as llbMkdir,
   mkfile as llbMkfile,
@@ -49,6 +50,20 @@ import type { Platform } from "../../types.ts";
 import { DOCKERFILE_SYNTAX } from "../../compat.ts";
 
 export type ResolvedBase = { digest: string; config: ImageConfig };
+
+/**
+ * A `--build-context NAME=…` value: an image (docker-image:// or oci-layout://, resolved through
+ * resolveImage with that prefix) or a local directory (the worker's `locals` name).
+ */
+export type NamedContext =
+  | { kind: "image"; ref: string }
+  | { kind: "oci-layout"; ref: string }
+  | { kind: "local"; local: string; excludes?: string[] };
+
+/** The key a name is looked up by: lower case, without docker.io/library/ and :latest. */
+export function namedContextKey(name: string): string {
+  return name.toLowerCase().replace(/^docker\.io\/(library\/)?/, "").replace(/:latest$/, "");
+}
 
 export type ConvertOptions = {
   source: Uint8Array | string;
@@ -70,6 +85,8 @@ export type ConvertOptions = {
   extraHosts?: { host: string; ip: string }[];
   shmSize?: number;
   ulimits?: { name: string; soft: number; hard: number }[];
+  /** --build-context: named contexts overriding images and stages in FROM, --from, from=. */
+  namedContexts?: Map<string, NamedContext>;
 };
 
 export type ConvertResult = {
@@ -312,9 +329,17 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   /** `--from` values that name no stage: images, resolved with the base images. */
   const fromImages: { ref: string; line: number; kind: string }[] = [];
   const needed = new Set<number>();
+  /** A named context for this name (FROM base, --from, from=, or a stage's own name). */
+  const named = (name: string): NamedContext | undefined =>
+    o.namedContexts?.get(namedContextKey(name));
+  /** Stages replaced by a named context of their name: never converted. */
+  const overridden = new Set(
+    stages.flatMap((s, i) => (s.name && named(s.name) ? [i] : [])),
+  );
   const visit = (i: number) => {
     if (needed.has(i)) return;
     needed.add(i);
+    if (overridden.has(i)) return;
     const s = stages[i];
     const from = byName.get(baseNames[i].toLowerCase());
     if (from !== undefined) {
@@ -336,7 +361,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         }
         const j = stageRef(ref, i, c.location.start);
         if (j !== undefined) visit(j);
-        else fromImages.push({ ref, line: c.location.start, kind: c.kind });
+        else if (!named(ref)) fromImages.push({ ref, line: c.location.start, kind: c.kind });
       }
     }
   };
@@ -344,8 +369,36 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
 
   // Resolve all needed base images concurrently.
   const images = new Map<string, Promise<ResolvedBase>>();
+  /** Named image contexts, resolved (to pin them) with the base images. */
+  const namedImages = new Map<string, Promise<ResolvedBase>>();
+  const resolveNamed = (name: string, line: number): void => {
+    const nc = named(name);
+    if (!nc || nc.kind === "local" || namedImages.has(namedContextKey(name))) return;
+    const p = o.resolveImage(nc.ref, ociPlatform(platform)).catch((err) => {
+      throw withLocation(
+        new Error(`failed to resolve build context ${name} (${nc.ref}): ${(err as Error).message}`),
+        line,
+      );
+    });
+    p.catch(() => {});
+    namedImages.set(namedContextKey(name), p);
+  };
+  for (const i of needed) {
+    if (overridden.has(i)) resolveNamed(stages[i].name!, stages[i].location.start);
+    else if (!byName.has(baseNames[i].toLowerCase())) {
+      resolveNamed(baseNames[i], stages[i].location.start);
+    }
+    if (!overridden.has(i)) {
+      for (const c of stages[i].commands) {
+        for (const ref of stageRefsOf(c)) {
+          if (!byName.has(ref.toLowerCase())) resolveNamed(ref, c.location.start);
+        }
+      }
+    }
+  }
   for (const i of needed) {
     const base = baseNames[i];
+    if (overridden.has(i) || named(base) && !byName.has(base.toLowerCase())) continue;
     if (base === "scratch" || byName.has(base.toLowerCase())) continue;
     const p = stagePlatform(stages[i], platform, lex, globalEnv());
     const key = `${base}|${platformString(p)}`;
@@ -383,8 +436,36 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   // Fail before anything runs when a base or --from image cannot be resolved.
   const resolvedImages = new Map<string, ResolvedBase>();
   for (const [k, p] of images) resolvedImages.set(k, await p);
+  const resolvedNamed = new Map<string, ResolvedBase>();
+  for (const [k, p] of namedImages) resolvedNamed.set(k, await p);
+  /** The state of a named context (images pinned to the digest resolved above). */
+  const namedState = (name: string, p: LlbPlatform): { state: State; config?: ImageConfig } => {
+    const nc = named(name)!;
+    if (nc.kind === "local") {
+      return {
+        state: llbLocal(nc.local, {
+          ...(nc.excludes?.length ? { excludePatterns: nc.excludes } : {}),
+          sharedKeyHint: nc.local,
+          sessionID: "tsk",
+          customName: `[context ${name}] load from client`,
+        }),
+      };
+    }
+    const r = resolvedNamed.get(namedContextKey(name))!;
+    if (nc.kind === "oci-layout") {
+      const dir = nc.ref.replace(/^oci-layout:\/\//, "").replace(/@sha256:[a-f0-9]{64}$/, "")
+        .replace(/:[^/:]*$/, "");
+      return {
+        state: llbOciLayout(`${dir}@${r.digest}`, { platform: p }),
+        config: r.config,
+      };
+    }
+    const ref = nc.ref.replace(/^docker-image:\/\//, "").replace(/@sha256:[a-f0-9]{64}$/, "");
+    return { state: llbImage(`${ref}@${r.digest}`, { platform: p }), config: r.config };
+  };
   /** An image named by --from, pinned to the digest resolved above. */
   const fromImage = (ref: string): State => {
+    if (named(ref)) return namedState(ref, platform).state;
     const r = resolvedImages.get(`${ref}|${platformString(platform)}`);
     return llbImage(r ? `${ref}@${r.digest}` : ref, { platform });
   };
@@ -399,11 +480,39 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   const done = new Map<number, StageState>();
   const noCache = new Set((o.noCacheStages ?? []).map((s) => s.toLowerCase()));
 
+  /** A stage's result taken from a named context (its image config, or an empty one). */
+  const contextStage = (i: number, name: string, p: LlbPlatform): StageState => {
+    const { state, config } = namedState(name, p);
+    const image = config ? cloneImage(config) : emptyImage(p);
+    image.config ??= {};
+    image.history ??= [];
+    let st2 = config ? state.withImageConfig(image as Parameters<State["withImageConfig"]>[0]) : state;
+    if (image.config.User) st2 = st2.user(String(image.config.User));
+    return {
+      stage: stages[i],
+      index: i,
+      label: "",
+      state: st2,
+      image,
+      args: new Map(),
+      cmdIndex: 0,
+      cmdTotal: 0,
+      cmdSet: false,
+      ignoreCache: false,
+      deps: new Set(),
+    };
+  };
+
   for (let i = 0; i <= targetIdx; i++) {
     if (!needed.has(i)) continue;
     const s = stages[i];
     const label = lone ? "" : s.name ?? `stage-${i}`;
     const p = stagePlatform(s, platform, lex, globalEnv());
+    if (overridden.has(i)) {
+      // BuildKit: a named context with a stage's name replaces the stage.
+      done.set(i, contextStage(i, s.name!, p));
+      continue;
+    }
     let st: StageState;
     const fromStage = byName.get(baseNames[i].toLowerCase());
     // BuildKit numbers only the steps that make a vertex: FROM an image, RUN, COPY, ADD, WORKDIR
@@ -446,6 +555,12 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         ignoreCache,
         deps: new Set([fromStage]),
       };
+    } else if (named(baseNames[i])) {
+      // FROM a named context: its image (config and all) or its directory as the rootfs.
+      const base = contextStage(i, baseNames[i], p);
+      triggers = parseTriggers(base.image.config.OnBuild);
+      total += triggers.length;
+      st = { ...base, label, cmdIndex: 1, cmdTotal: total, ignoreCache };
     } else if (baseNames[i] === "scratch") {
       // FROM scratch has no vertex, so it is not a numbered step (BuildKit: `[stage-1 1/1] COPY …`).
       st = {
