@@ -46,6 +46,7 @@ import {
   openMainContext,
 } from "./contexts.ts";
 import { OciLayoutSource } from "../engine/source/oci_layout.ts";
+import { parseSshFlags, SSH_HELP, SSH_OPTIONS } from "./ssh_flag.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 
@@ -66,6 +67,7 @@ Options:
       --secret id=ID,src=PATH  Secret to expose to RUN --mount=type=secret; repeatable
 ${RUN_FLAGS_HELP.trimEnd()}
 ${CONTEXT_HELP.trimEnd()}
+${SSH_HELP.trimEnd()}
       --root DIR               Store directory (default $XDG_DATA_HOME/tsk)
       --config FILE            Config file (default $XDG_CONFIG_HOME/tsk/config.json; garbage collection policy)
       --insecure-registry HOST Allow plain HTTP for this registry; repeatable
@@ -116,6 +118,7 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       secret: { type: "string", multiple: true, default: [] },
       ...RUN_FLAG_OPTIONS,
       ...CONTEXT_OPTIONS,
+      ...SSH_OPTIONS,
       root: { type: "string" },
       config: { type: "string" },
       "insecure-registry": { type: "string", multiple: true, default: [] },
@@ -305,6 +308,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const secretMap = secrets(flags.secret);
     const args = buildArgs(flags["build-arg"]);
     await materializeSecrets(secretMap, tmp);
+    const ssh = await parseSshFlags(flags["ssh" as keyof Flags] as string[]);
     const named = await openBuildContexts(
       flags["build-context" as keyof Flags] as string[],
       tmp,
@@ -415,6 +419,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath),
       ], ...named.locals]),
       secrets: secretMap,
+      ssh,
       signal: abort.signal,
     });
     const solver = new Solver(worker, engine.meta, progress, {

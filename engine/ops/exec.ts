@@ -13,12 +13,15 @@ import { runInSandbox, type RunSpec } from "../../rootless/sandbox.ts";
 import { acquireLock } from "../content/lock.ts";
 import { overlayCopy } from "./merge.ts";
 import { encodeOp, opDigest } from "../../proto/ops.ts";
+import { type SshSource, startAgent } from "../ssh/agent.ts";
 
 export type ExecEnv = {
   views: RefViews;
   storeRoot: string;
   /** Secret id → host file. */
   secrets: Map<string, string>;
+  /** `--ssh` sources by id (engine/ssh/agent.ts). */
+  ssh?: Map<string, SshSource>;
   signal: AbortSignal;
 };
 
@@ -157,10 +160,22 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
             await fsp.chmod(copy, m.secretOpt?.mode ?? 0o400);
             extra.push({ type: "bind", source: copy, target, readonly: true });
           } else if (type === MOUNT_SSH) {
-            if (m.SSHOpt?.optional) continue;
-            throw new Error(
-              "RUN --mount=type=ssh needs an SSH agent socket; tsk does not forward one (use type=secret)",
-            );
+            const id = m.SSHOpt?.ID || "default";
+            const src = env.ssh?.get(id);
+            if (!src) {
+              if (m.SSHOpt?.optional) continue;
+              throw new Error(
+                `no SSH key ${JSON.stringify(id)} forwarded from the client (pass it with --ssh ${id}[=SOCKET|KEYFILE])`,
+              );
+            }
+            // A socket of our own for this step (forwarding, or serving keys from memory).
+            const agent = await startAgent(src, {
+              uid: m.SSHOpt?.uid ?? 0,
+              gid: m.SSHOpt?.gid ?? 0,
+              mode: m.SSHOpt?.mode || 0o600,
+            });
+            cleanups.push(agent.close);
+            extra.push({ type: "bind", source: agent.path, target, readonly: false });
           }
         }
         const args = meta.args ?? [];

@@ -19,6 +19,7 @@ import { httpHandler } from "./source_http.ts";
 import { gitHandler } from "./source_git.ts";
 import { checksumTree, selected } from "./checksum.ts";
 import { OciLayoutSource } from "../source/oci_layout.ts";
+import type { SshSource } from "../ssh/agent.ts";
 
 export type WorkerOptions = {
   storeRoot: string;
@@ -29,6 +30,7 @@ export type WorkerOptions = {
   platform: Platform;
   locals: Map<string, string>;
   secrets: Map<string, string>;
+  ssh?: Map<string, SshSource>;
   signal: AbortSignal;
 };
 
@@ -83,6 +85,7 @@ export class LocalWorker implements Worker {
         views: this.views,
         storeRoot: this.#o.storeRoot,
         secrets: this.#o.secrets,
+        ssh: this.#o.ssh,
         signal: this.#o.signal,
       });
     }

@@ -40,6 +40,7 @@ import {
   type ProxyEnvSpec,
   scratch,
   type SecretSpec,
+  type SSHSpec,
   SourceMap,
   type State,
 } from "../../llb/mod.ts";
@@ -869,6 +870,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     }
     const env = d.state.env();
     const secrets: SecretSpec[] = [];
+    const ssh: SSHSpec[] = [];
     const runMounts: RunMount[] = c.mounts ??
       resolveRunMounts(c, (w) => ex(d, w, c.location.start));
     for (const m of runMounts) {
@@ -939,9 +941,16 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           optional: !m.required,
         });
       } else if (m.type === "ssh") {
-        throw new Error(
-          "RUN --mount=type=ssh is not available: tsk does not forward SSH agents (use --mount=type=secret)",
-        );
+        // BuildKit's dispatchSSH: the target as written (default /run/buildkit/ssh_agent.N, and
+        // SSH_AUTH_SOCK set to the first), owner and mode only when asked for.
+        if (m.source) throw new Error("ssh does not support source");
+        const own = m.uid !== undefined || m.gid !== undefined || m.mode !== undefined;
+        ssh.push({
+          id: m.id ?? "",
+          ...(m.target ? { target: m.target } : {}),
+          ...(own ? { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600 } : {}),
+          optional: !m.required,
+        });
       }
     }
     const buildArgEnv: Record<string, string> = {};
@@ -982,6 +991,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       security: c.security === "insecure" ? 1 : 0,
       mounts,
       secrets,
+      ...(ssh.length ? { ssh } : {}),
       ...(Object.keys(proxyEnv).length ? { proxyEnv } : {}),
       ...opOpts(d, c, name),
     });
