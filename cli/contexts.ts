@@ -67,7 +67,9 @@ export function parseGitContext(s: string): GitContext {
   if (/^github\.com\//.test(url)) url = `https://${url}`;
   subdir = subdir.replace(/^\/+/, "").replace(/\/+$/, "");
   if (subdir.split("/").includes("..")) {
-    throw new UsageError(`git context ${s}: subdir ${JSON.stringify(subdir)} leaves the repository`);
+    throw new UsageError(
+      `git context ${s}: subdir ${JSON.stringify(subdir)} leaves the repository`,
+    );
   }
   return { url, ref, subdir };
 }
@@ -82,10 +84,12 @@ function run(cmd: string, args: string[], cwd?: string): Promise<void> {
     let err = "";
     child.stderr.on("data", (c: Buffer) => (err += c.toString()));
     child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0
-        ? resolve()
-        : reject(new Error(`${cmd} ${args[0]} failed: ${err.trim().split("\n").pop() ?? code}`))
+    child.on(
+      "close",
+      (code) =>
+        code === 0
+          ? resolve()
+          : reject(new Error(`${cmd} ${args[0]} failed: ${err.trim().split("\n").pop() ?? code}`)),
     );
   });
 }
@@ -109,13 +113,17 @@ export async function fetchGitContext(g: GitContext, dest: string): Promise<stri
     }
     await git("checkout", "-q", "FETCH_HEAD");
   } catch (e) {
-    throw new UsageError(`unable to prepare context: git ${g.url}${g.ref ? "#" + g.ref : ""}: ${(e as Error).message}`);
+    throw new UsageError(
+      `unable to prepare context: git ${g.url}${g.ref ? "#" + g.ref : ""}: ${(e as Error).message}`,
+    );
   }
   await fsp.rm(path.join(repo, ".git"), { recursive: true, force: true });
   const dir = g.subdir ? path.join(repo, g.subdir) : repo;
   const st = await fsp.stat(dir).catch(() => undefined);
   if (!st?.isDirectory()) {
-    throw new UsageError(`unable to prepare context: subdir ${JSON.stringify(g.subdir)} not found in ${g.url}`);
+    throw new UsageError(
+      `unable to prepare context: subdir ${JSON.stringify(g.subdir)} not found in ${g.url}`,
+    );
   }
   return dir;
 }
@@ -152,7 +160,10 @@ async function head(file: string, n = 512): Promise<Uint8Array> {
  * A tarball (unpacked into `dest/ctx`) or a lone Dockerfile (then the context is empty) from a
  * file already on disk. Returns the context dir and, for a lone Dockerfile, its path.
  */
-async function fromDownloaded(file: string, dest: string): Promise<{ dir: string; dockerfile?: string }> {
+async function fromDownloaded(
+  file: string,
+  dest: string,
+): Promise<{ dir: string; dockerfile?: string }> {
   const dir = path.join(dest, "ctx");
   await fsp.mkdir(dir, { recursive: true });
   if (looksLikeArchive(await head(file))) {
@@ -192,7 +203,9 @@ export async function openMainContext(
     await pipeline(stdin, createWriteStream(file));
     return { ...(await fromDownloaded(file, work)), remote: true };
   }
-  if (isGitUrl(arg)) return { dir: await fetchGitContext(parseGitContext(arg), work), remote: true };
+  if (isGitUrl(arg)) {
+    return { dir: await fetchGitContext(parseGitContext(arg), work), remote: true };
+  }
   if (/^https?:\/\//.test(arg)) {
     const file = path.join(work, "download");
     await download(arg, file);

@@ -30,7 +30,8 @@ export const RUN_FLAG_OPTIONS = {
   allow: { type: "string", multiple: true, default: [] as string[] },
 } as const;
 
-export const RUN_FLAGS_HELP = `      --network string         Network of RUN instructions: default, none or host (host needs --allow network.host)
+export const RUN_FLAGS_HELP =
+  `      --network string         Network of RUN instructions: default, none or host (host needs --allow network.host)
       --add-host HOST:IP       Add a custom host-to-IP mapping to /etc/hosts of RUN; repeatable
       --shm-size bytes         Size of /dev/shm in RUN (e.g. 128m)
       --ulimit NAME=SOFT[:HARD] Resource limit of RUN processes (e.g. nofile=1024:2048); repeatable
@@ -118,7 +119,9 @@ export function parseBytes(s: string, flag: string): number {
 /** go-units ParseUlimit: NAME=SOFT[:HARD], a known name, soft ≤ hard; -1 means unlimited. */
 export function parseUlimit(s: string): { name: string; soft: number; hard: number } {
   const eq = s.indexOf("=");
-  if (eq < 0) throw new UsageError(`invalid --ulimit ${JSON.stringify(s)}: expected NAME=SOFT[:HARD]`);
+  if (eq < 0) {
+    throw new UsageError(`invalid --ulimit ${JSON.stringify(s)}: expected NAME=SOFT[:HARD]`);
+  }
   const name = s.slice(0, eq);
   if (!ULIMITS.has(name)) {
     throw new UsageError(`invalid --ulimit ${JSON.stringify(s)}: unknown limit ${name}`);
@@ -131,7 +134,9 @@ export function parseUlimit(s: string): { name: string; soft: number; hard: numb
   const hard = parts.length === 2 ? Number(parts[1]) : soft;
   if (soft !== -1 && hard !== -1 && soft > hard) {
     throw new UsageError(
-      `invalid --ulimit ${JSON.stringify(s)}: soft limit ${soft} is greater than hard limit ${hard}`,
+      `invalid --ulimit ${
+        JSON.stringify(s)
+      }: soft limit ${soft} is greater than hard limit ${hard}`,
     );
   }
   return { name, soft, hard };

@@ -64,7 +64,9 @@ for (const kind of kinds) {
       const caps = "grep CapBnd /proc/self/status | awk '{print $2}'";
       const d = await run(caps);
       assert.equal(d.out, "00000000a80425fb");
-      const i = await run(`${caps}; grep -c ' /proc/sys ' /proc/mounts || true`, { insecure: true });
+      const i = await run(`${caps}; grep -c ' /proc/sys ' /proc/mounts || true`, {
+        insecure: true,
+      });
       const own = /^CapBnd:\s*([0-9a-f]+)/m.exec(
         (await import("node:fs")).readFileSync("/proc/self/status", "utf8"),
       )![1];

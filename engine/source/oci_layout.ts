@@ -82,8 +82,14 @@ export class OciLayoutSource {
         const n = (d as { annotations?: Record<string, string> }).annotations?.[REF_NAME];
         return n === tag || (n !== undefined && n.endsWith(`:${tag}`));
       });
-      desc = named.length ? named[0] : r.tag === undefined && list.length === 1 ? list[0] : undefined;
-      if (!desc) throw new Error(`${ref}: tag ${JSON.stringify(tag)} not found in ${r.dir}/index.json`);
+      desc = named.length
+        ? named[0]
+        : r.tag === undefined && list.length === 1
+        ? list[0]
+        : undefined;
+      if (!desc) {
+        throw new Error(`${ref}: tag ${JSON.stringify(tag)} not found in ${r.dir}/index.json`);
+      }
     }
     let indexDigest: string | undefined;
     for (let depth = 0; depth < 4; depth++) {
@@ -92,7 +98,9 @@ export class OciLayoutSource {
         desc = { ...desc, size: st.size };
         const peek = JSON.parse(await fsp.readFile(blobPath(r.dir, desc.digest), "utf8"));
         if (peek.mediaType) desc.mediaType = peek.mediaType;
-        else if (Array.isArray(peek.manifests)) desc.mediaType = "application/vnd.oci.image.index.v1+json";
+        else if (Array.isArray(peek.manifests)) {
+          desc.mediaType = "application/vnd.oci.image.index.v1+json";
+        }
       }
       if (!isIndex(desc.mediaType)) break;
       const { json } = await this.#readJson<ImageIndex>(r.dir, desc);

@@ -27,24 +27,56 @@ test("keys from memory: ssh-add lists them and ssh-keygen signs through the agen
   const dir = mkdtempSync(path.join(tmpdir(), "tsk-agent-"));
   try {
     const gen = (type: string, name: string, extra: string[] = []) => {
-      const r = spawnSync("ssh-keygen", ["-q", "-t", type, "-N", "", "-C", name, ...extra, "-f", path.join(dir, name)]);
+      const r = spawnSync("ssh-keygen", [
+        "-q",
+        "-t",
+        type,
+        "-N",
+        "",
+        "-C",
+        name,
+        ...extra,
+        "-f",
+        path.join(dir, name),
+      ]);
       assert.equal(r.status, 0, r.stderr?.toString());
       return path.join(dir, name);
     };
-    const files = [gen("ed25519", "ed"), gen("rsa", "rsa", ["-b", "2048"]), gen("rsa", "pem", ["-b", "2048", "-m", "PEM"])];
+    const files = [
+      gen("ed25519", "ed"),
+      gen("rsa", "rsa", ["-b", "2048"]),
+      gen("rsa", "pem", ["-b", "2048", "-m", "PEM"]),
+    ];
     const keys = files.map((f) => parsePrivateKey(readFileSync(f), f));
-    const agent = await startAgent({ keys }, { uid: process.getuid!(), gid: process.getgid!(), mode: 0o600 });
+    const agent = await startAgent({ keys }, {
+      uid: process.getuid!(),
+      gid: process.getgid!(),
+      mode: 0o600,
+    });
     try {
       assert.equal(statSync(agent.path).mode & 0o777, 0o600);
       const env = { SSH_AUTH_SOCK: agent.path };
       const listed = await run("ssh-add", ["-L"], env);
       assert.equal(listed.code, 0, listed.err);
-      const want = files.map((f) => readFileSync(f + ".pub", "utf8").split(" ").slice(0, 2).join(" "));
-      assert.deepEqual(listed.out.trim().split("\n").map((l) => l.split(" ").slice(0, 2).join(" ")), want);
+      const want = files.map((f) =>
+        readFileSync(f + ".pub", "utf8").split(" ").slice(0, 2).join(" ")
+      );
+      assert.deepEqual(
+        listed.out.trim().split("\n").map((l) => l.split(" ").slice(0, 2).join(" ")),
+        want,
+      );
       // Signatures the agent makes verify against the public keys (RSA with SHA-512 here).
       writeFileSync(path.join(dir, "msg"), "hello");
       for (const f of files) {
-        const s = await run("ssh-keygen", ["-Y", "sign", "-f", f + ".pub", "-n", "file", path.join(dir, "msg")], env);
+        const s = await run("ssh-keygen", [
+          "-Y",
+          "sign",
+          "-f",
+          f + ".pub",
+          "-n",
+          "file",
+          path.join(dir, "msg"),
+        ], env);
         assert.equal(s.code, 0, s.err);
         const sig = path.join(dir, "msg.sig");
         const v = spawnSync("ssh-keygen", ["-Y", "check-novalidate", "-n", "file", "-s", sig], {

@@ -154,7 +154,11 @@ export function parsePrivateKey(data: Buffer, name: string): AgentKey {
     return ed25519Key(priv.subarray(0, 32), pub, p.str() || name);
   }
   if (type === "ssh-rsa") {
-    const n = p.bytes(), e = p.bytes(), d = p.bytes(), iqmp = p.bytes(), pp = p.bytes(),
+    const n = p.bytes(),
+      e = p.bytes(),
+      d = p.bytes(),
+      iqmp = p.bytes(),
+      pp = p.bytes(),
       q = p.bytes();
     const comment = p.str() || name;
     const D = big(d);

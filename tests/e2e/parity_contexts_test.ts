@@ -38,7 +38,11 @@ function tarball(entries: Record<string, string>, gzip = true): Buffer {
 }
 
 /** `git http-backend` as CGI behind node:http (smart HTTP, read only). */
-function gitHttpBackend(root: string, req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse): void {
+function gitHttpBackend(
+  root: string,
+  req: import("node:http").IncomingMessage,
+  res: import("node:http").ServerResponse,
+): void {
   const u = new URL(req.url!, "http://x");
   const child = spawn("git", ["http-backend"], {
     env: {
@@ -142,7 +146,19 @@ function build(
   stdin?: Uint8Array,
 ): Promise<RunResult> {
   return tsk(
-    ["build", "--root", store, "--progress", "plain", "-o", "type=oci", "-t", "x/c:1", ...extra, ctx],
+    [
+      "build",
+      "--root",
+      store,
+      "--progress",
+      "plain",
+      "-o",
+      "type=oci",
+      "-t",
+      "x/c:1",
+      ...extra,
+      ctx,
+    ],
     { as, stdin },
   );
 }
@@ -266,7 +282,10 @@ RUN --mount=from=dir,target=/m cat /m/d.txt > /from-mount
     });
 
     test("main context: - reads a tar stream, or a lone Dockerfile, from stdin", async () => {
-      const tar = tarball({ Dockerfile: `FROM ${e.busybox}\nCOPY . /ctx/\n`, "in.txt": "stdin tar\n" }, false);
+      const tar = tarball({
+        Dockerfile: `FROM ${e.busybox}\nCOPY . /ctx/\n`,
+        "in.txt": "stdin tar\n",
+      }, false);
       const t = await build("-", store, as, [], tar);
       assert.equal(t.code, 0, t.stderr);
       assert.equal(fileIn(t, "ctx/in.txt"), "stdin tar\n");

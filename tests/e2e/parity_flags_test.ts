@@ -28,7 +28,19 @@ function build(
   extra: string[],
 ): Promise<RunResult> {
   return tsk(
-    ["build", "--root", store, "--progress", "plain", "-o", "type=oci", "-t", "x/f:1", ...extra, ctx],
+    [
+      "build",
+      "--root",
+      store,
+      "--progress",
+      "plain",
+      "-o",
+      "type=oci",
+      "-t",
+      "x/f:1",
+      ...extra,
+      ctx,
+    ],
     { as },
   );
 }

@@ -154,7 +154,16 @@ for (const mode of ["root", "rootless"] as const) {
 
 test("--progress=rawjson refuses to share stdout with a tarball", async () => {
   const ctx = makeContext(e, { Dockerfile: `FROM ${e.busybox}\n` });
-  const r = await tsk(["build", "--root", storeDir(e), "--progress", "rawjson", "-o", "type=oci", ctx]);
+  const r = await tsk([
+    "build",
+    "--root",
+    storeDir(e),
+    "--progress",
+    "rawjson",
+    "-o",
+    "type=oci",
+    ctx,
+  ]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--progress=rawjson writes to stdout/);
 });

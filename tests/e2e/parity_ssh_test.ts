@@ -62,7 +62,17 @@ before(async () => {
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o755);
   sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "host_key")]);
-  sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "user", "-f", path.join(dir, "user_key")]);
+  sh("ssh-keygen", [
+    "-q",
+    "-t",
+    "ed25519",
+    "-N",
+    "",
+    "-C",
+    "user",
+    "-f",
+    path.join(dir, "user_key"),
+  ]);
   writeFileSync(path.join(dir, "authorized_keys"), readFileSync(path.join(dir, "user_key.pub")));
   chmodSync(path.join(dir, "authorized_keys"), 0o600);
   port = await freePort();
@@ -150,7 +160,9 @@ for (const mode of ["root", "rootless"] as const) {
       if (as) sh("chown", [`${as.uid}:${as.gid}`, keyFile]);
       // A real ssh-agent, run by the same user as tsk, holding the key.
       agentSock = path.join(own, "agent.sock");
-      const asUser = as ? ["setpriv", `--reuid=${as.uid}`, `--regid=${as.gid}`, "--init-groups"] : [];
+      const asUser = as
+        ? ["setpriv", `--reuid=${as.uid}`, `--regid=${as.gid}`, "--init-groups"]
+        : [];
       const argv = [...asUser, "ssh-agent", "-D", "-a", agentSock];
       agent = spawn(argv[0], argv.slice(1), { stdio: "ignore" });
       for (let i = 0; i < 50 && !existsSync(agentSock); i++) {
@@ -168,7 +180,9 @@ for (const mode of ["root", "rootless"] as const) {
       const ctx = makeContext(e, {
         Dockerfile: `FROM ${e.busybox}
 COPY --from=sshroot / /
-RUN --mount=type=ssh ${SSH_CMD(port)} echo hello-from-sshd > /via-agent && echo "$SSH_AUTH_SOCK" > /sock
+RUN --mount=type=ssh ${
+          SSH_CMD(port)
+        } echo hello-from-sshd > /via-agent && echo "$SSH_AUTH_SOCK" > /sock
 `,
       }, as);
       const r = await build(ctx, store, as, ["--ssh", "default"], { SSH_AUTH_SOCK: agentSock });
