@@ -55,6 +55,16 @@ import {
 } from "./cache.ts";
 import { assembleImage } from "../exporters/image.ts";
 import { lazyEngine, mountable } from "../engine/cache/lazy_view.ts";
+import { checkEntitlements, parseRunFlags, RUN_FLAG_OPTIONS, RUN_FLAGS_HELP } from "./run_flags.ts";
+import {
+  CONTEXT_HELP,
+  CONTEXT_OPTIONS,
+  type MainContext,
+  openBuildContexts,
+  openMainContext,
+} from "./contexts.ts";
+import { OciLayoutSource } from "../engine/source/oci_layout.ts";
+import { parseSshFlags, SSH_HELP, SSH_OPTIONS } from "./ssh_flag.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 
@@ -73,6 +83,9 @@ Options:
       --no-cache               Do not use the cache
       --no-cache-filter stage  Do not use the cache for these stages; repeatable
       --secret id=ID,src=PATH  Secret to expose to RUN --mount=type=secret; repeatable
+${RUN_FLAGS_HELP.trimEnd()}
+${CONTEXT_HELP.trimEnd()}
+${SSH_HELP.trimEnd()}
       --root DIR               Store directory (default $XDG_DATA_HOME/tsk)
       --config FILE            Config file (default $XDG_CONFIG_HOME/tsk/config.json; garbage collection policy)
       --insecure-registry HOST Allow plain HTTP for this registry; repeatable
@@ -143,6 +156,9 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       "no-cache": { type: "boolean", default: false },
       "no-cache-filter": { type: "string", multiple: true, default: [] },
       secret: { type: "string", multiple: true, default: [] },
+      ...RUN_FLAG_OPTIONS,
+      ...CONTEXT_OPTIONS,
+      ...SSH_OPTIONS,
       root: { type: "string" },
       config: { type: "string" },
       "insecure-registry": { type: "string", multiple: true, default: [] },
@@ -296,7 +312,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
   let cacheTo: CacheExportSpec[];
   let cacheFrom: CacheImportSpec[];
   let labels: Record<string, string>;
+  let runFlags: ReturnType<typeof parseRunFlags>;
   try {
+    runFlags = parseRunFlags(flags as Parameters<typeof parseRunFlags>[0]);
     outputs = resolveOutputs(flags);
     mode = flags.quiet ? "quiet" : progressMode(flags.progress);
     cacheTo = [
@@ -313,16 +331,42 @@ export async function buildCommand(argv: string[]): Promise<number> {
     process.stderr.write(`ERROR: ${(err as Error).message}\n`);
     return 2;
   }
-  const progress = createProgress(mode, (s) => process.stderr.write(s));
-  const ctxDir = path.resolve(context);
+  // rawjson is a stream for tools: stdout, with human-readable errors kept on stderr.
+  if (mode === "rawjson" && outputs.some((o) => o.dest === "-")) {
+    process.stderr.write(
+      "ERROR: --progress=rawjson writes to stdout, which an output already uses: give it dest=FILE\n",
+    );
+    return 2;
+  }
+  const progress = createProgress(
+    mode,
+    mode === "rawjson" ? (s) => process.stdout.write(s) : (s) => process.stderr.write(s),
+  );
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-build-"));
+  // The main context may be a git URL, an http(s) tarball or `-` (stdin): fetched into tmp.
+  let main: MainContext;
+  try {
+    if (context === "-" && flags.file === "-") {
+      throw new UsageError("the context and the Dockerfile cannot both be read from stdin (-)");
+    }
+    main = await openMainContext(context, tmp, process.stdin);
+  } catch (err) {
+    await progress.close();
+    await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
+    process.stderr.write(`ERROR: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const ctxDir = main.dir;
   const dockerfilePath = flags.file === "-"
     ? "-"
-    : path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile"));
+    : main.dockerfile ??
+      (main.remote
+        ? path.join(ctxDir, path.posix.normalize("/" + (flags.file ?? "Dockerfile")))
+        : path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile")));
   const dockerfileName = flags.file && flags.file !== "-"
     ? path.basename(flags.file)
     : "Dockerfile";
   let source: Uint8Array = new Uint8Array();
-  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-build-"));
   const engine = await openEngine({
     root: flags.root,
     insecureRegistries: flags["insecure-registry"],
@@ -346,9 +390,15 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const secretMap = secrets(flags.secret);
     const args = buildArgs(flags["build-arg"]);
     checkEnvSecrets(secretMap);
+    const ssh = await parseSshFlags(flags["ssh" as keyof Flags] as string[]);
+    const named = await openBuildContexts(
+      flags["build-context" as keyof Flags] as string[],
+      tmp,
+      (d) => readIgnore(d, "-"),
+    );
     let def;
     // Like `buildctl build`: with no Dockerfile and a definition piped on stdin, build the LLB.
-    const piped = !flags.frontend && !flags.file && !process.stdin.isTTY &&
+    const piped = !flags.frontend && !flags.file && !process.stdin.isTTY && !main.remote &&
       !(await fsp.stat(path.join(ctxDir, "Dockerfile")).then(() => true, () => false));
     if (flags.frontend === "llb" || piped) {
       const bytes = flags.file && flags.file !== "-"
@@ -411,7 +461,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
         resolveImage: async (ref, p) => {
           const mp = progress.start(`[internal] load metadata for ${escapeControls(ref)}`);
           try {
-            const r = await engine.registry.resolve(ref, p);
+            const r = ref.startsWith("oci-layout://")
+              ? await new OciLayoutSource(engine.store).resolve(ref, p)
+              : await engine.registry.resolve(ref, p);
             mp.done();
             return { digest: r.manifestDigest, config: r.config as ImageConfig };
           } catch (err) {
@@ -425,6 +477,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
           const w = baseImagePlatformWarning(lint.config!, image, expected, actual, loc);
           if (w) lintWarnings = [...lintWarnings, w].sort((a, b) => a.line - b.line);
         },
+        network: runFlags.network,
+        extraHosts: runFlags.extraHosts,
+        shmSize: runFlags.shmSize,
+        ulimits: runFlags.ulimits,
+        namedContexts: named.named,
       });
       if (lint.errorOnWarning && lintWarnings.length) {
         throw new UsageError(
@@ -435,6 +492,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       }
       def = convert.definition;
     }
+    checkEntitlements(def, runFlags.allow);
     const graph = loadDefinition(def);
     const abort = new AbortController();
     const onSignal = () => {
@@ -453,8 +511,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
       locals: new Map([["context", ctxDir], [
         "dockerfile",
         path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath),
-      ]]),
+      ], ...named.locals]),
       secrets: secretMap,
+      ssh,
       signal: abort.signal,
     });
     const remote = await importCaches(engine, cacheFrom, platform, progress);

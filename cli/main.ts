@@ -1,7 +1,7 @@
 /** Command dispatch: `tsk build|version|debug|help`. */
 import { enterUserNamespace } from "../rootless/userns.ts";
-import { VERSION } from "./version.ts";
 import { takeDebugFlag } from "./fatal.ts";
+import { versionText } from "./version.ts";
 
 export const HELP = `Usage: tsk COMMAND [OPTIONS]
 
@@ -32,7 +32,7 @@ export async function run(argvIn: string[]): Promise<number> {
     return cmd ? 0 : 2;
   }
   if (cmd === "version" || cmd === "--version" || cmd === "-v") {
-    process.stdout.write(`tsk ${VERSION}\n`);
+    process.stdout.write(versionText());
     return 0;
   }
   if (

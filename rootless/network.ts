@@ -18,9 +18,13 @@ export function needsNetNamespace(mode: NetworkMode): boolean {
   return mode === "none";
 }
 
-/** /etc/hosts content: localhost and the sandbox hostname on loopback (as BuildKit). */
-export function hostsFile(hostname: string): string {
-  return `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
+/**
+ * /etc/hosts content: localhost and the sandbox hostname on loopback, then the --add-host
+ * entries, one `IP<TAB>HOST` line each (as BuildKit's executor/oci/hosts.go).
+ */
+export function hostsFile(hostname: string, extra: { host: string; ip: string }[] = []): string {
+  return `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n` +
+    extra.map((h) => `${h.ip}\t${h.host}\n`).join("");
 }
 
 /**

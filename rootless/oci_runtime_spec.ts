@@ -3,6 +3,7 @@
  * (sandbox_runc.ts, sandbox_builtin.ts): the RunSpec callers pass in, and the PreparedRun the
  * implementations receive.
  */
+import { readFileSync } from "node:fs";
 import type { NetworkMode } from "./network.ts";
 
 export type SandboxMount = {
@@ -26,10 +27,86 @@ export type RunSpec = {
   hostname?: string;
   network: NetworkMode;
   mounts?: SandboxMount[];
+  /** --add-host entries appended to the generated /etc/hosts. */
+  extraHosts?: { host: string; ip: string }[];
+  /** Resource limits of the process (RLIMIT_<NAME>); -1 is unlimited. */
+  ulimits?: Ulimit[];
+  /** RUN --security=insecure: every capability of the user namespace, no masked paths. */
+  insecure?: boolean;
   onStdout?: (chunk: Uint8Array) => void;
   onStderr?: (chunk: Uint8Array) => void;
   signal?: AbortSignal;
 };
+
+export type Ulimit = { name: string; soft: number; hard: number };
+
+/**
+ * The capabilities of tsk's own bounding set (`CapBnd` of /proc/self/status, a hex mask): what an
+ * insecure run gets, as much as tsk's user namespace holds (every known one when unreadable).
+ */
+export function boundingCapabilities(status?: string): string[] {
+  let text = status;
+  if (text === undefined) {
+    try {
+      text = readFileSync("/proc/self/status", "utf8");
+    } catch {
+      text = "";
+    }
+  }
+  const m = /^CapBnd:\s*([0-9a-f]+)/m.exec(text);
+  const all = allCapabilities(63);
+  if (!m) return all;
+  const mask = BigInt("0x" + m[1]);
+  return all.filter((_, i) => (mask >> BigInt(i)) & 1n);
+}
+
+/** Every capability up to number `lastCap` (CAP_CHOWN … the kernel's cap_last_cap). */
+export function allCapabilities(lastCap: number): string[] {
+  const names = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+  ];
+  return names.slice(0, Math.min(names.length, lastCap + 1));
+}
 
 export type RunResult = { exitCode: number; signal?: string };
 
@@ -110,6 +187,8 @@ export type PreparedRun = {
   dev: PreparedMount;
   sys: PreparedMount;
   mounts: PreparedMount[];
+  ulimits: Ulimit[];
+  insecure: boolean;
   onStdout?: (chunk: Uint8Array) => void;
   onStderr?: (chunk: Uint8Array) => void;
   signal?: AbortSignal;

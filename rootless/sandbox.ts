@@ -97,11 +97,14 @@ function prepare(spec: RunSpec, tmp: string, stubs: Stubs): PreparedRun {
     m: SandboxMount,
     kind: "dir" | "file",
     layerKind: ViewLayer["kind"] = m.type === "bind" ? "bind" : "tmpfs",
+    keep = false,
   ): PreparedMount => {
     const r = resolveInView(rootfs, layers, m.target);
     if (r.container === "/") throw new Error(`cannot mount over the root: ${m.target}`);
     let createInSandbox: "dir" | "file" | undefined;
-    if (!r.exists) createInSandbox = createStub(stubs, rootfs, r, m.target, kind);
+    if (!r.exists) {
+      createInSandbox = createStub(keep ? { paths: [] } : stubs, rootfs, r, m.target, kind);
+    }
     layers.push({
       target: r.container,
       kind: layerKind,
@@ -117,12 +120,14 @@ function prepare(spec: RunSpec, tmp: string, stubs: Stubs): PreparedRun {
     };
   };
 
-  const proc = place({ type: "tmpfs", target: "/proc" }, "dir", "virtual");
-  const dev = place({ type: "tmpfs", target: "/dev" }, "dir");
-  const sys = place({ type: "tmpfs", target: "/sys" }, "dir", "virtual");
+  // As BuildKit's executor: runc creates /proc, /dev and /sys when the base lacks them and they
+  // stay (executor/stubs.go only cleans /etc/hosts, /etc/resolv.conf and the step's own mounts).
+  const proc = place({ type: "tmpfs", target: "/proc" }, "dir", "virtual", true);
+  const dev = place({ type: "tmpfs", target: "/dev" }, "dir", "tmpfs", true);
+  const sys = place({ type: "tmpfs", target: "/sys" }, "dir", "virtual", true);
   let hosts: PreparedMount | undefined, resolv: PreparedMount | undefined;
   if (!userTargets.has("/etc/hosts")) {
-    writeFileSync(`${tmp}/hosts`, hostsFile(hostname));
+    writeFileSync(`${tmp}/hosts`, hostsFile(hostname, spec.extraHosts));
     hosts = place({ type: "bind", source: `${tmp}/hosts`, target: "/etc/hosts" }, "file");
   }
   if (!userTargets.has("/etc/resolv.conf")) {
@@ -175,6 +180,8 @@ function prepare(spec: RunSpec, tmp: string, stubs: Stubs): PreparedRun {
     dev,
     sys,
     mounts,
+    ulimits: spec.ulimits ?? [],
+    insecure: !!spec.insecure,
     onStdout: spec.onStdout,
     onStderr: spec.onStderr,
     signal: spec.signal,

@@ -54,7 +54,7 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
   L.push(mnt("--rbind", R, R));
 
   L.push(mnt("-t", "proc", "-o", "nosuid,nodev,noexec", "proc", p.proc.hostTarget));
-  for (const m of MASKED_PATHS.filter((m) => m.startsWith("/proc/"))) {
+  for (const m of p.insecure ? [] : MASKED_PATHS.filter((m) => m.startsWith("/proc/"))) {
     const t = `${p.proc.hostTarget}${m.slice(5)}`;
     L.push(
       `if [ -d ${q(t)} ]; then ${
@@ -63,7 +63,7 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
         `elif [ -e ${q(t)} ]; then ${mnt("--bind", "/dev/null", t)}; fi`,
     );
   }
-  for (const m of READONLY_PATHS) {
+  for (const m of p.insecure ? [] : READONLY_PATHS) {
     const t = `${p.proc.hostTarget}${m.slice(5)}`;
     L.push(
       `if [ -e ${q(t)} ]; then ${mnt("--bind", t, t)} && ${
@@ -168,6 +168,14 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
     ? ["--groups", p.groups.join(",")]
     : ["--clear-groups"];
   const bounding = ["-all", ...DEFAULT_CAPS.map((c) => "+" + c.slice(4).toLowerCase())].join(",");
+  // --ulimit: util-linux prlimit sets the limits and execs the rest of the chain.
+  const prlimit = p.ulimits.length
+    ? [
+      requireBinary("prlimit", "util-linux"),
+      ...p.ulimits.map((u) => `--${u.name}=${lim(u.soft)}:${lim(u.hard)}`),
+      "--",
+    ]
+    : [];
   const final = [
     bin.env,
     "-i",
@@ -176,9 +184,10 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
     "--regid",
     String(p.gid),
     ...groups,
-    "--bounding-set",
-    bounding,
+    // --security=insecure keeps every capability of the namespace.
+    ...(p.insecure ? [] : ["--bounding-set", bounding]),
     "--",
+    ...prlimit,
     bin.unshare,
     "--root=.",
     `--wd=${p.cwd}`,
@@ -188,6 +197,11 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
   ];
   L.push("exec " + final.map(q).join(" "));
   return L.join("\n") + "\n";
+}
+
+/** prlimit's spelling of a limit value (-1: unlimited). */
+function lim(n: number): string {
+  return n < 0 ? "unlimited" : String(n);
 }
 
 function setgroupsDenied(): boolean {

@@ -11,6 +11,7 @@ import { requireBinary } from "./binaries.ts";
 import { runChild } from "./child.ts";
 import { needsNetNamespace } from "./network.ts";
 import {
+  boundingCapabilities,
   DEFAULT_CAPS,
   MASKED_PATHS,
   type PreparedMount,
@@ -85,8 +86,14 @@ export function ociConfig(p: PreparedRun): Record<string, unknown> {
 
   const namespaces = [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }];
   if (needsNetNamespace(p.network)) namespaces.push({ type: "network" }); // runc brings lo up
-  const caps = [...DEFAULT_CAPS];
+  // --security=insecure: every capability (of tsk's user namespace), nothing masked.
+  const caps = p.insecure ? boundingCapabilities() : [...DEFAULT_CAPS];
   const effective = p.uid === 0 ? caps : [];
+  const rlimits = p.ulimits.map((u) => ({
+    type: `RLIMIT_${u.name.toUpperCase()}`,
+    soft: u.soft,
+    hard: u.hard,
+  }));
   return {
     ociVersion: "1.0.2",
     process: {
@@ -97,11 +104,14 @@ export function ociConfig(p: PreparedRun): Record<string, unknown> {
       cwd: p.cwd,
       capabilities: { bounding: caps, effective, permitted: effective },
       noNewPrivileges: false,
+      ...(rlimits.length ? { rlimits } : {}),
     },
     root: { path: p.rootfs, readonly: false },
     hostname: p.hostname,
     mounts,
-    linux: { namespaces, maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS },
+    linux: p.insecure
+      ? { namespaces }
+      : { namespaces, maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS },
   };
 }
 
@@ -128,7 +138,12 @@ export async function runRunc(p: PreparedRun): Promise<RunResult> {
   const bundle = `${p.tmp}/bundle`, state = `${p.tmp}/state`, log = `${p.tmp}/runc.log`;
   mkdirSync(bundle, { recursive: true });
   mkdirSync(state, { recursive: true, mode: 0o700 });
-  writeFileSync(`${bundle}/config.json`, JSON.stringify(ociConfig(p)));
+  // An unlimited rlimit is uint64 max, which a JS number cannot hold: written as text.
+  const json = JSON.stringify(ociConfig(p)).replace(
+    /"(soft|hard)":-1\b/g,
+    '"$1":18446744073709551615',
+  );
+  writeFileSync(`${bundle}/config.json`, json);
   const id = `tsk-${randomBytes(8).toString("hex")}`;
   const global = ["--root", state, "--log", log, "--log-format", "json"];
   const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" };

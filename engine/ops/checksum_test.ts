@@ -19,13 +19,14 @@ test("matchComponent: Go filepath.Match wildcards", () => {
     ["a?c", "abc"],
     ["[abc]x", "bx"],
     ["[a-c]x", "cx"],
-    ["[!a]x", "bx"],
+    ["[!a]x", "!x"], // Go has no `!` negation: `!` is a class member
+    ["[!a]x", "ax"],
     ["[^a]x", "bx"],
     ["\\*", "*"],
     ["a.b", "a.b"],
     ["a+b(1)", "a+b(1)"],
     ["$x{1}|y^", "$x{1}|y^"],
-    ["lit[", "lit["],
+    ["xx-*", "xx-a"],
   ];
   const no: [string, string][] = [
     ["*.txt", "a.txt.bak"],
@@ -33,7 +34,8 @@ test("matchComponent: Go filepath.Match wildcards", () => {
     ["a?c", "ac"],
     ["a?c", "a/c"],
     ["[abc]x", "dx"],
-    ["[!a]x", "ax"],
+    ["[!a]x", "bx"],
+    ["lit[", "lit["], // malformed: matches nothing, as Go's ErrBadPattern
     ["[^a]x", "ax"],
     ["\\*", "x"],
     ["a.b", "axb"],

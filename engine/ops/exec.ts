@@ -15,12 +15,15 @@ import { overlayCopy } from "./merge.ts";
 import { resolveExistingInRoot } from "../../rootless/rootpath.ts";
 import { runtimeDir } from "../../rootless/runtime_dir.ts";
 import { encodeOp, opDigest } from "../../proto/ops.ts";
+import { type SshSource, startAgent } from "../ssh/agent.ts";
 
 export type ExecEnv = {
   views: RefViews;
   storeRoot: string;
   /** Secret id → host file, or `env:NAME` for a value read from tsk's environment when used. */
   secrets: Map<string, string>;
+  /** `--ssh` sources by id (engine/ssh/agent.ts). */
+  ssh?: Map<string, SshSource>;
   signal: AbortSignal;
 };
 
@@ -166,10 +169,22 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
             await fsp.chmod(copy, m.secretOpt?.mode ?? 0o400);
             extra.push({ type: "bind", source: copy, target, readonly: true });
           } else if (type === MOUNT_SSH) {
-            if (m.SSHOpt?.optional) continue;
-            throw new Error(
-              "RUN --mount=type=ssh needs an SSH agent socket; tsk does not forward one (use type=secret)",
-            );
+            const id = m.SSHOpt?.ID || "default";
+            const src = env.ssh?.get(id);
+            if (!src) {
+              if (m.SSHOpt?.optional) continue;
+              throw new Error(
+                `no SSH key ${JSON.stringify(id)} forwarded from the client (pass it with --ssh ${id}[=SOCKET|KEYFILE])`,
+              );
+            }
+            // A socket of our own for this step (forwarding, or serving keys from memory).
+            const agent = await startAgent(src, {
+              uid: m.SSHOpt?.uid ?? 0,
+              gid: m.SSHOpt?.gid ?? 0,
+              mode: m.SSHOpt?.mode || 0o600,
+            });
+            cleanups.push(agent.close);
+            extra.push({ type: "bind", source: agent.path, target, readonly: false });
           }
         }
         const args = meta.args ?? [];
@@ -182,6 +197,19 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
           hostname: meta.hostname || undefined,
           network: exec.network === 2 ? "none" : "host",
           mounts: extra,
+          ...(meta.extraHosts?.length
+            ? { extraHosts: meta.extraHosts.map((h) => ({ host: h.Host ?? "", ip: h.IP ?? "" })) }
+            : {}),
+          ...(meta.ulimit?.length
+            ? {
+              ulimits: meta.ulimit.map((u) => ({
+                name: u.Name ?? "",
+                soft: Number(u.Soft ?? 0),
+                hard: Number(u.Hard ?? 0),
+              })),
+            }
+            : {}),
+          insecure: exec.security === 1,
           onStdout: (c) => vp.log(1, c),
           onStderr: (c) => vp.log(2, c),
           signal: env.signal,

@@ -10,6 +10,7 @@ import * as fsp from "node:fs/promises";
 import { cleanPath, containerPath, resolveInRoot } from "./root_path.ts";
 import { readGroups, readPasswd } from "./users.ts";
 import { extractArchive, isArchive, mknod } from "./archive.ts";
+import { containsWildcards, couldMatchBelow, filepathMatch } from "./gomatch.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Types (ops.proto field names)
@@ -161,79 +162,10 @@ export function timestampToSeconds(ts: Timestamp | undefined | null): number | u
   return Number(sec) + Number(ns) / 1e9;
 }
 
-/** Go path.Match-like glob (per component: *, ?, [...], \ escapes) → RegExp; null if malformed. */
-export function globToRegExp(pattern: string): RegExp | null {
-  let re = "^";
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i];
-    if (ch === "*") re += "[^/]*";
-    else if (ch === "?") re += "[^/]";
-    else if (ch === "\\") {
-      i++;
-      if (i >= pattern.length) return null;
-      re += escapeRe(pattern[i]);
-    } else if (ch === "[") {
-      let j = i + 1;
-      let cls = "[";
-      if (pattern[j] === "^") {
-        cls += "^";
-        j++;
-      }
-      let first = true;
-      let closed = false;
-      while (j < pattern.length) {
-        let c = pattern[j];
-        if (c === "]" && !first) {
-          closed = true;
-          break;
-        }
-        first = false;
-        if (c === "\\") {
-          j++;
-          if (j >= pattern.length) return null;
-          c = pattern[j];
-        }
-        cls += escapeClass(c);
-        if (pattern[j + 1] === "-" && pattern[j + 2] !== undefined && pattern[j + 2] !== "]") {
-          let hi = pattern[j + 2];
-          j += 2;
-          if (hi === "\\") {
-            j++;
-            if (j >= pattern.length) return null;
-            hi = pattern[j];
-          }
-          if (hi < c) return null;
-          cls += "-" + escapeClass(hi);
-        }
-        j++;
-      }
-      if (!closed || cls === "[" || cls === "[^") return null;
-      re += cls + "]";
-      i = j;
-    } else re += escapeRe(ch);
-  }
-  try {
-    return new RegExp(re + "$", "su");
-  } catch {
-    return null;
-  }
-}
-
 function escapeRe(c: string): string {
   return /[\\^$.*+?()[\]{}|/-]/.test(c) ? "\\" + c : c;
 }
-function escapeClass(c: string): string {
-  return /[\\^\]\[-]/.test(c) ? "\\" + c : c;
-}
 
-function containsWildcards(name: string): boolean {
-  for (let i = 0; i < name.length; i++) {
-    const ch = name[i];
-    if (ch === "\\") i++;
-    else if (ch === "*" || ch === "?" || ch === "[") return true;
-  }
-  return false;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Pattern matcher (moby/patternmatcher, as used for include/exclude and .dockerignore)
@@ -784,12 +716,12 @@ export async function resolveWildcards(
   if (!bst) {
     throw codedError(`lstat ${cleanPath("/" + d1)}: no such file or directory`, "ENOENT");
   }
-  const comps = d2.split("/");
-  const res = comps.map((c) => globToRegExp(c));
+  // fsutil walks the base (lstat, lexical order) and matches each relative path against the
+  // whole wildcard part with Go's filepath.Match; a matched directory is not descended into.
+  // Directories no match can lie below are skipped (same result, fewer reads).
   const out: string[] = [];
   const rootC = root.replace(/\/+$/, "");
-  const walk = async (dir: string, depth: number): Promise<void> => {
-    const re = res[depth];
+  const walk = async (dir: string, rel: string): Promise<void> => {
     let names: string[];
     try {
       names = (await fsp.readdir(dir)).sort();
@@ -798,17 +730,18 @@ export async function resolveWildcards(
       throw e;
     }
     for (const n of names) {
-      if (!re || !re.test(n)) continue;
+      const r = rel ? `${rel}/${n}` : n;
       const child = dir + "/" + n;
-      if (depth === comps.length - 1) {
+      if (filepathMatch(d2, r)) {
         out.push(child.slice(rootC.length + 1));
-      } else {
-        const st = await lstatOrNull(child);
-        if (st?.isDirectory()) await walk(child, depth + 1);
+        continue;
       }
+      if (!couldMatchBelow(d2, r)) continue;
+      const st = await lstatOrNull(child);
+      if (st?.isDirectory()) await walk(child, r);
     }
   };
-  if (bst.isDirectory()) await walk(base, 0);
+  if (bst.isDirectory()) await walk(base, "");
   return out;
 }
 

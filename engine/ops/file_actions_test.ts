@@ -7,7 +7,6 @@ import {
   applyModeString,
   copy,
   type CopyAction,
-  globToRegExp,
   mkdir,
   mkfile,
   PatternMatcher,
@@ -50,18 +49,6 @@ test("timestamp is LLB nanoseconds; -1 keeps", () => {
   assert.equal(timestampToSeconds(1_600_000_000_500_000_000n), 1_600_000_000.5);
   assert.equal(timestampToSeconds("-1"), undefined);
   assert.equal(timestampToSeconds(0), 0);
-});
-
-test("globToRegExp follows Go filepath.Match per component", () => {
-  const m = (p: string, s: string) => globToRegExp(p)?.test(s) ?? false;
-  assert.equal(m("*.txt", "a.txt"), true);
-  assert.equal(m("*.txt", "a/b.txt"), false);
-  assert.equal(m("f?o", "foo"), true);
-  assert.equal(m("[a-c]x", "bx"), true);
-  assert.equal(m("[^a-c]x", "bx"), false);
-  assert.equal(m("\\*", "*"), true);
-  assert.equal(m("\\*", "a"), false);
-  assert.equal(globToRegExp("[abc"), null);
 });
 
 test("applyModeString: octal and symbolic", () => {

@@ -176,7 +176,15 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     const changed: string[] = [];
     let bytesRead = 0;
     const toCopy: ContextEntry[] = [];
+    /** Context files hardlinked to each other (dev:ino → paths): linked in the mirror too. */
+    const linkGroups = new Map<string, string[]>();
     for (const { path: p, st } of walked) {
+      if (st.isFile() && st.nlink > 1) {
+        const k = `${st.dev}:${st.ino}`;
+        const g = linkGroups.get(k);
+        if (g) g.push(p);
+        else linkGroups.set(k, [p]);
+      }
       const sig = sigOf(st);
       const prev = stat.get(p);
       let type: ContextEntry["type"];
@@ -244,6 +252,12 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
       const big: ContextEntry[] = [];
       for (const e of toCopy) {
         const dst = path.join(dir, e.path);
+        // A mirror file that was a hardlink is unlinked first: writing through it would change
+        // the other names too.
+        if (e.type === "file" && stat.has(e.path)) {
+          const mst = lstatOrUndefined(dst);
+          if (mst && mst.isFile() && mst.nlink > 1) rmSync(dst, { force: true });
+        }
         if (e.type === "dir") {
           mkdirSync(dst, { recursive: true });
         } else if (e.type === "symlink") {
@@ -277,6 +291,7 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
           noteCopied(e, digest, e.size);
         }
       }));
+      await linkMirror(dir, linkGroups, entries);
       // Directory modes last (a copy into a read-only dir needs it writable first).
       for (const e of toCopy) {
         if (e.type === "dir") chmodSync(path.join(dir, e.path), e.mode & 0o7777);
@@ -330,6 +345,40 @@ function bytesNeeded(
     n += Math.max(0, e.size - old);
   }
   return n;
+}
+
+function lstatOrUndefined(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Files hardlinked in the context are hardlinked in the mirror (to the first name in path
+ * order), so a COPY keeps them linked in the layer, as BuildKit's context transfer and copy do.
+ */
+async function linkMirror(
+  dir: string,
+  groups: Map<string, string[]>,
+  entries: Map<string, ContextEntry>,
+): Promise<void> {
+  for (const names of groups.values()) {
+    const kept = names.filter((n) => entries.get(n)?.type === "file").sort();
+    if (kept.length < 2) continue;
+    const first = path.join(dir, kept[0]);
+    const fst = lstatOrUndefined(first);
+    if (!fst) continue;
+    for (const n of kept.slice(1)) {
+      const dst = path.join(dir, n);
+      const st = lstatOrUndefined(dst);
+      if (st && st.ino === fst.ino && st.dev === fst.dev) continue;
+      await fsp.rm(dst, { force: true, recursive: true });
+      await fsp.mkdir(path.dirname(dst), { recursive: true });
+      await fsp.link(first, dst);
+    }
+  }
 }
 
 async function copyAndHash(src: string, dst: string): Promise<string> {

@@ -20,7 +20,8 @@ import { TskError } from "../tsk_error.ts";
 
 export type ImageEnv = {
   views: RefViews;
-  registry: RegistryClient;
+  /** The registry client, or an OCI layout reader (engine/source/oci_layout.ts). */
+  registry: Pick<RegistryClient, "resolve" | "fetchBlob">;
   store: ContentStore;
   meta: MetaStore;
   storeRoot: string;

@@ -18,6 +18,8 @@ import { mergeHandler } from "./merge.ts";
 import { httpHandler } from "./source_http.ts";
 import { gitHandler } from "./source_git.ts";
 import { checksumTree, selected } from "./checksum.ts";
+import { OciLayoutSource } from "../source/oci_layout.ts";
+import type { SshSource } from "../ssh/agent.ts";
 
 export type WorkerOptions = {
   storeRoot: string;
@@ -28,6 +30,7 @@ export type WorkerOptions = {
   platform: Platform;
   locals: Map<string, string>;
   secrets: Map<string, string>;
+  ssh?: Map<string, SshSource>;
   signal: AbortSignal;
 };
 
@@ -56,6 +59,16 @@ export class LocalWorker implements Worker {
           defaultPlatform: this.#o.platform,
         });
       }
+      if (id.startsWith("oci-layout://")) {
+        return imageHandler(v, {
+          views: this.views,
+          registry: new OciLayoutSource(this.#o.store),
+          store: this.#o.store,
+          meta: this.#o.meta,
+          storeRoot: this.#o.storeRoot,
+          defaultPlatform: this.#o.platform,
+        });
+      }
       if (id.startsWith("local://")) return localHandler(v, this.#local);
       const remote = {
         views: this.views,
@@ -72,6 +85,7 @@ export class LocalWorker implements Worker {
         views: this.views,
         storeRoot: this.#o.storeRoot,
         secrets: this.#o.secrets,
+        ssh: this.#o.ssh,
         signal: this.#o.signal,
       });
     }

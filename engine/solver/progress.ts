@@ -3,6 +3,7 @@
  * (`#N [stage 1/2] RUN …`, timed log lines, `CACHED`, `DONE 0.3s`), a live tty view, and
  * rawjson (one JSON event per line).
  */
+import { createHash, randomUUID } from "node:crypto";
 import type { Vertex } from "../llb/load.ts";
 
 export interface VertexProgress {
@@ -40,9 +41,27 @@ export function vertexName(v: Vertex | string): string {
 
 type Sink = (s: string) => void;
 
+/**
+ * The digest and input digests a vertex has in BuildKit's progress stream: an LLB vertex's own;
+ * for internal steps named by a string, a random digest (BuildKit uses random ids for those).
+ */
+function identity(v: Vertex | string): { digest: string; inputs: string[] } {
+  if (typeof v === "string") {
+    return {
+      digest: "sha256:" + createHash("sha256").update(`${randomUUID()}\0${v}`).digest("hex"),
+      inputs: [],
+    };
+  }
+  return { digest: v.digest, inputs: [...new Set(v.inputs.map((i) => i.vertex.digest))] };
+}
+
 class Entry implements VertexProgress {
   readonly id: number;
   readonly name: string;
+  digest = "";
+  inputs: string[] = [];
+  /** Wall-clock start, for rawjson's timestamps. */
+  readonly startedAt = new Date();
   readonly started = performance.now();
   ended?: number;
   state: "running" | "done" | "error" | "cached" = "running";
@@ -118,6 +137,7 @@ abstract class Renderer implements Progress {
 
   start(v: Vertex | string, reason?: string): VertexProgress {
     const e = new Entry(this, this.next++, vertexName(v));
+    Object.assign(e, identity(v));
     this.entries.push(e);
     this.onStart(e, reason);
     return e;
@@ -125,6 +145,7 @@ abstract class Renderer implements Progress {
 
   cached(v: Vertex | string): void {
     const e = new Entry(this, this.next++, vertexName(v));
+    Object.assign(e, identity(v));
     e.state = "cached";
     e.ended = e.started;
     this.entries.push(e);
@@ -175,31 +196,60 @@ export class PlainProgress extends Renderer {
   }
 }
 
-/** One JSON object per event, for tools. */
+/**
+ * `buildctl --progress=rawjson`: one BuildKit `SolveStatus` per line (client/graph.go field names:
+ * vertexes, statuses, logs with base64 data, warnings with base64 short), nothing else.
+ */
 export class RawJsonProgress extends Renderer {
-  #emit(o: Record<string, unknown>): void {
-    this.sink(JSON.stringify({ time: new Date().toISOString(), ...o }) + "\n");
+  #emit(status: Record<string, unknown[]>): void {
+    this.sink(JSON.stringify(status) + "\n");
+  }
+  #vertex(e: Entry, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      digest: e.digest,
+      ...(e.inputs.length ? { inputs: e.inputs } : {}),
+      name: e.name,
+      started: e.startedAt.toISOString(),
+      ...extra,
+    };
+  }
+  #completed(e: Entry): string {
+    return new Date(e.startedAt.getTime() + ((e.ended ?? e.started) - e.started)).toISOString();
   }
   onStart(e: Entry, reason?: string): void {
-    this.#emit({ vertex: e.id, name: e.name, started: true, reason });
+    this.#emit({ vertexes: [this.#vertex(e)] });
+    if (reason) this.onStatus(e, reason);
   }
   onCached(e: Entry): void {
-    this.#emit({ vertex: e.id, name: e.name, cached: true });
+    const t = e.startedAt.toISOString();
+    this.#emit({ vertexes: [this.#vertex(e, { completed: t, cached: true })] });
   }
   onLog(e: Entry, line: string, stream: 1 | 2): void {
-    this.#emit({ vertex: e.id, stream, data: line });
+    this.#emit({
+      logs: [{
+        vertex: e.digest,
+        stream,
+        data: Buffer.from(line + "\n").toString("base64"),
+        timestamp: new Date().toISOString(),
+      }],
+    });
   }
   onStatus(e: Entry, text: string): void {
-    this.#emit({ vertex: e.id, status: text });
+    const now = new Date().toISOString();
+    this.#emit({
+      statuses: [{ id: text, vertex: e.digest, name: text, current: 0, timestamp: now }],
+    });
   }
   onEnd(e: Entry): void {
-    this.#emit({ vertex: e.id, completed: true, duration: Number(e.seconds()) });
+    this.#emit({ vertexes: [this.#vertex(e, { completed: this.#completed(e) })] });
   }
   onError(e: Entry, err: Error): void {
-    this.#emit({ vertex: e.id, error: err.message });
+    this.#emit({
+      vertexes: [this.#vertex(e, { completed: this.#completed(e), error: err.message })],
+    });
   }
   onWarn(text: string): void {
-    this.#emit({ warning: text });
+    this.#emit({ warnings: [{ level: 1, short: Buffer.from(text).toString("base64") }] });
   }
 }
 

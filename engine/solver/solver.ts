@@ -104,6 +104,8 @@ export class Solver {
   #sem: Semaphore;
   #abort = new AbortController();
   #firstError: unknown;
+  /** Vertices already shown as CACHED. */
+  #reported = new Set<string>();
 
   constructor(worker: Worker, meta: MetaStore, progress: Progress, opts: SolveOptions = {}) {
     this.#worker = worker;
@@ -139,7 +141,23 @@ export class Solver {
     if (seen.has(v.digest)) return;
     seen.add(v.digest);
     for (const inp of v.inputs) this.#reportSkipped(inp.vertex, seen);
-    if (!this.#results.has(v.digest)) this.#progress.cached(v);
+    if (!this.#results.has(v.digest) && !this.#reported.has(v.digest)) {
+      this.#reported.add(v.digest);
+      this.#progress.cached(v);
+    }
+  }
+
+  /**
+   * Shows a cache hit in dependency order, as BuildKit does: the inputs it skips (never looked
+   * up, so never shown otherwise) are listed as CACHED before it.
+   */
+  #reportCached(v: Vertex): void {
+    if (this.#reported.has(v.digest)) return;
+    for (const inp of v.inputs) {
+      if (!this.#results.has(inp.vertex.digest)) this.#reportCached(inp.vertex);
+    }
+    this.#reported.add(v.digest);
+    this.#progress.cached(v);
   }
 
   #handler(v: Vertex): OpHandler {
@@ -349,7 +367,7 @@ export class Solver {
     const lookup = async () => {
       const rec = this.#meta.getCache(key);
       if (rec && await h.exists(rec.snapshots)) {
-        this.#progress.cached(v);
+        this.#reportCached(v);
         if (id) this.#meta.putStep(id, record);
         return { key, refs: rec.snapshots };
       }

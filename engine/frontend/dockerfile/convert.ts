@@ -32,6 +32,7 @@ import {
   http as llbHttp,
   image as llbImage,
   local as llbLocal,
+  ociLayout as llbOciLayout,
   marshalDefinition,
   mkdir as llbMkdir,
   mkfile as llbMkfile,
@@ -40,6 +41,7 @@ import {
   type ProxyEnvSpec,
   scratch,
   type SecretSpec,
+  type SSHSpec,
   SourceMap,
   type State,
 } from "../../llb/mod.ts";
@@ -47,8 +49,23 @@ import type { Definition } from "../../../proto/ops.ts";
 import { defaultPlatform, type Platform as LlbPlatform } from "../../llb/platform.ts";
 import type { HistoryEntry, ImageConfig } from "../../image/config.ts";
 import type { Platform } from "../../types.ts";
+import { DOCKERFILE_SYNTAX } from "../../compat.ts";
 
 export type ResolvedBase = { digest: string; config: ImageConfig };
+
+/**
+ * A `--build-context NAME=…` value: an image (docker-image:// or oci-layout://, resolved through
+ * resolveImage with that prefix) or a local directory (the worker's `locals` name).
+ */
+export type NamedContext =
+  | { kind: "image"; ref: string }
+  | { kind: "oci-layout"; ref: string }
+  | { kind: "local"; local: string; excludes?: string[] };
+
+/** The key a name is looked up by: lower case, without docker.io/library/ and :latest. */
+export function namedContextKey(name: string): string {
+  return name.toLowerCase().replace(/^docker\.io\/(library\/)?/, "").replace(/:latest$/, "");
+}
 
 export type ConvertOptions = {
   source: Uint8Array | string;
@@ -74,6 +91,14 @@ export type ConvertOptions = {
     actual: string,
     loc: { start: number; end: number },
   ): void;
+  /** buildx's force-network-mode: the network of RUNs without --network. */
+  network?: "none" | "host";
+  /** --add-host, --shm-size (bytes), --ulimit: added to every RUN, as BuildKit's frontend does. */
+  extraHosts?: { host: string; ip: string }[];
+  shmSize?: number;
+  ulimits?: { name: string; soft: number; hard: number }[];
+  /** --build-context: named contexts overriding images and stages in FROM, --from, from=. */
+  namedContexts?: Map<string, NamedContext>;
 };
 
 export type ConvertResult = {
@@ -85,6 +110,8 @@ export type ConvertResult = {
   stageNames: string[];
 };
 
+/** Instructions that are numbered steps in progress names (BuildKit's prefixCommand). */
+const STEP_KINDS = new Set(["RUN", "COPY", "ADD", "WORKDIR"]);
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const HISTORY_COMMENT = "buildkit.dockerfile.v0";
 const PROXY_ARGS = [
@@ -111,6 +138,8 @@ type StageState = {
   args: Map<string, string>;
   cmdIndex: number;
   cmdTotal: number;
+  /** The instruction being dispatched is an ONBUILD trigger (its step name says so). */
+  cmdIsOnBuild?: boolean;
   cmdSet: boolean;
   ignoreCache: boolean;
   deps: Set<number>;
@@ -162,9 +191,12 @@ function envList(img: ImageConfig): string[] {
   return ((img.config.Env as string[] | undefined) ?? []).slice();
 }
 
+/** BuildKit's addEnv: a variable that exists is replaced where it is, a new one is appended. */
 function setEnv(img: ImageConfig, key: string, value: string): void {
-  const env = envList(img).filter((e) => e.split("=")[0] !== key);
-  env.push(`${key}=${value}`);
+  const env = envList(img);
+  const i = env.findIndex((e) => e.split("=")[0] === key);
+  if (i >= 0) env[i] = `${key}=${value}`;
+  else env.push(`${key}=${value}`);
   img.config.Env = env;
 }
 
@@ -182,7 +214,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     )
   ) {
     warn(
-      `syntax directive ${parsed.directives.syntax} names another frontend; tsk runs no frontend images and uses its built-in Dockerfile frontend`,
+      `syntax directive ${parsed.directives.syntax} names another frontend; tsk runs no frontend images and uses its built-in Dockerfile frontend (Dockerfile syntax ${DOCKERFILE_SYNTAX})`,
     );
   }
   const { stages, metaArgs } = parseStages(parsed);
@@ -311,12 +343,20 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   const needed = new Set<number>();
   // An explicit work list, not recursion: a chain of 100,000 stages must not overflow the stack.
   const pending: number[] = [];
+  /** A named context for this name (FROM base, --from, from=, or a stage's own name). */
+  const named = (name: string): NamedContext | undefined =>
+    o.namedContexts?.get(namedContextKey(name));
+  /** Stages replaced by a named context of their name: never converted. */
+  const overridden = new Set(
+    stages.flatMap((s, i) => (s.name && named(s.name) ? [i] : [])),
+  );
   const visit = (i: number) => {
     if (!needed.has(i)) pending.push(i);
   };
   const visitOne = (i: number) => {
     if (needed.has(i)) return;
     needed.add(i);
+    if (overridden.has(i)) return;
     const s = stages[i];
     const from = byName.get(baseNames[i].toLowerCase());
     if (from !== undefined) {
@@ -341,7 +381,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         }
         const j = stageRef(ref, i, c.location.start);
         if (j !== undefined) visit(j);
-        else fromImages.push({ ref, line: c.location.start, kind: c.kind });
+        else if (!named(ref)) fromImages.push({ ref, line: c.location.start, kind: c.kind });
       }
     }
   };
@@ -350,8 +390,36 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
 
   // Resolve all needed base images concurrently.
   const images = new Map<string, Promise<ResolvedBase>>();
+  /** Named image contexts, resolved (to pin them) with the base images. */
+  const namedImages = new Map<string, Promise<ResolvedBase>>();
+  const resolveNamed = (name: string, line: number): void => {
+    const nc = named(name);
+    if (!nc || nc.kind === "local" || namedImages.has(namedContextKey(name))) return;
+    const p = o.resolveImage(nc.ref, ociPlatform(platform)).catch((err) => {
+      throw withLocation(
+        new Error(`failed to resolve build context ${name} (${nc.ref}): ${(err as Error).message}`),
+        line,
+      );
+    });
+    p.catch(() => {});
+    namedImages.set(namedContextKey(name), p);
+  };
+  for (const i of needed) {
+    if (overridden.has(i)) resolveNamed(stages[i].name!, stages[i].location.start);
+    else if (!byName.has(baseNames[i].toLowerCase())) {
+      resolveNamed(baseNames[i], stages[i].location.start);
+    }
+    if (!overridden.has(i)) {
+      for (const c of stages[i].commands) {
+        for (const ref of stageRefsOf(c)) {
+          if (!byName.has(ref.toLowerCase())) resolveNamed(ref, c.location.start);
+        }
+      }
+    }
+  }
   for (const i of needed) {
     const base = baseNames[i];
+    if (overridden.has(i) || named(base) && !byName.has(base.toLowerCase())) continue;
     if (base === "scratch" || byName.has(base.toLowerCase())) continue;
     const p = stagePlatform(stages[i], platform, lex, globalEnv());
     const key = `${base}|${platformString(p)}`;
@@ -389,8 +457,36 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   // Fail before anything runs when a base or --from image cannot be resolved.
   const resolvedImages = new Map<string, ResolvedBase>();
   for (const [k, p] of images) resolvedImages.set(k, await p);
+  const resolvedNamed = new Map<string, ResolvedBase>();
+  for (const [k, p] of namedImages) resolvedNamed.set(k, await p);
+  /** The state of a named context (images pinned to the digest resolved above). */
+  const namedState = (name: string, p: LlbPlatform): { state: State; config?: ImageConfig } => {
+    const nc = named(name)!;
+    if (nc.kind === "local") {
+      return {
+        state: llbLocal(nc.local, {
+          ...(nc.excludes?.length ? { excludePatterns: nc.excludes } : {}),
+          sharedKeyHint: nc.local,
+          sessionID: "tsk",
+          customName: `[context ${name}] load from client`,
+        }),
+      };
+    }
+    const r = resolvedNamed.get(namedContextKey(name))!;
+    if (nc.kind === "oci-layout") {
+      const dir = nc.ref.replace(/^oci-layout:\/\//, "").replace(/@sha256:[a-f0-9]{64}$/, "")
+        .replace(/:[^/:]*$/, "");
+      return {
+        state: llbOciLayout(`${dir}@${r.digest}`, { platform: p }),
+        config: r.config,
+      };
+    }
+    const ref = nc.ref.replace(/^docker-image:\/\//, "").replace(/@sha256:[a-f0-9]{64}$/, "");
+    return { state: llbImage(`${ref}@${r.digest}`, { platform: p }), config: r.config };
+  };
   /** An image named by --from, pinned to the digest resolved above. */
   const fromImage = (ref: string): State => {
+    if (named(ref)) return namedState(ref, platform).state;
     const r = resolvedImages.get(`${ref}|${platformString(platform)}`);
     return llbImage(r ? `${ref}@${r.digest}` : ref, { platform });
   };
@@ -405,14 +501,45 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   const done = new Map<number, StageState>();
   const noCache = new Set((o.noCacheStages ?? []).map((s) => s.toLowerCase()));
 
+  /** A stage's result taken from a named context (its image config, or an empty one). */
+  const contextStage = (i: number, name: string, p: LlbPlatform): StageState => {
+    const { state, config } = namedState(name, p);
+    const image = config ? cloneImage(config) : emptyImage(p);
+    image.config ??= {};
+    image.history ??= [];
+    let st2 = config ? state.withImageConfig(image as Parameters<State["withImageConfig"]>[0]) : state;
+    if (image.config.User) st2 = st2.user(String(image.config.User));
+    return {
+      stage: stages[i],
+      index: i,
+      label: "",
+      state: st2,
+      image,
+      args: new Map(),
+      cmdIndex: 0,
+      cmdTotal: 0,
+      cmdSet: false,
+      ignoreCache: false,
+      deps: new Set(),
+    };
+  };
+
   for (let i = 0; i <= targetIdx; i++) {
     if (!needed.has(i)) continue;
     const s = stages[i];
     const label = lone ? "" : s.name ?? `stage-${i}`;
     const p = stagePlatform(s, platform, lex, globalEnv());
+    if (overridden.has(i)) {
+      // BuildKit: a named context with a stage's name replaces the stage.
+      done.set(i, contextStage(i, s.name!, p));
+      continue;
+    }
     let st: StageState;
     const fromStage = byName.get(baseNames[i].toLowerCase());
-    let total = s.commands.length + 1;
+    // BuildKit numbers only the steps that make a vertex: FROM an image, RUN, COPY, ADD, WORKDIR
+    // (ONBUILD triggers all count in the total, as BuildKit adds them).
+    let total = (fromStage === undefined && baseNames[i] !== "scratch" ? 1 : 0) +
+      s.commands.filter((c) => STEP_KINDS.has(c.kind)).length;
     // ONBUILD triggers of the base (an image, or an earlier stage) run first, then are cleared.
     const parseTriggers = (list: unknown): Instruction[] =>
       ((list as string[] | null | undefined) ?? []).flatMap((trigger) =>
@@ -440,13 +567,21 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         label,
         state: parent.state,
         image: cloneImage(parent.image),
-        args: new Map(),
-        cmdIndex: 1,
+        // The ARGs the parent stage declared (with their values) stay in scope, as BuildKit's
+        // dispatchState.init appends base.buildArgs.
+        args: new Map(parent.args),
+        cmdIndex: 0,
         cmdTotal: total,
         cmdSet: parent.cmdSet,
         ignoreCache,
         deps: new Set([fromStage]),
       };
+    } else if (named(baseNames[i])) {
+      // FROM a named context: its image (config and all) or its directory as the rootfs.
+      const base = contextStage(i, baseNames[i], p);
+      triggers = parseTriggers(base.image.config.OnBuild);
+      total += triggers.length;
+      st = { ...base, label, cmdIndex: 1, cmdTotal: total, ignoreCache };
     } else if (baseNames[i] === "scratch") {
       // FROM scratch has no vertex, so it is not a numbered step (BuildKit: `[stage-1 1/1] COPY …`).
       st = {
@@ -457,7 +592,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         image: emptyImage(p),
         args: new Map(),
         cmdIndex: 0,
-        cmdTotal: total - 1,
+        cmdTotal: total,
         cmdSet: false,
         ignoreCache,
         deps: new Set(),
@@ -511,6 +646,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   }
 
   function dispatch(d: StageState, c: Instruction, onbuild: boolean): void {
+    d.cmdIsOnBuild = onbuild;
     try {
       dispatchInner(d, c, onbuild);
     } catch (err) {
@@ -538,8 +674,11 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
 
   function opOpts(d: StageState, c: Instruction, text: string) {
     d.cmdIndex++;
+    const onbuild = d.cmdIsOnBuild ? "ONBUILD " : "";
     return {
-      customName: `${prefix(d.label, d.cmdIndex, d.cmdTotal)} ${text}`,
+      customName: d.cmdTotal === 0
+        ? text
+        : `${prefix(d.label, d.cmdIndex, d.cmdTotal)} ${onbuild}${text}`,
       description: { "com.docker.dockerfile.v1.command": c.original },
       ...loc(sourceMap, c.location),
       ...(d.ignoreCache ? { ignoreCache: true } : {}),
@@ -550,15 +689,19 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const line = c.location.start;
     switch (c.kind) {
       case "ENV": {
+        // Every pair is expanded against the environment as it was before this instruction
+        // (BuildKit expands the whole command first, then dispatches it).
+        const scope = scopeEnv(d);
+        const pairs = c.env.map((kv) => ({
+          k: expand(lex, kv.key, scope, line),
+          v: expand(lex, kv.value, scope, line),
+        }));
         const parts: string[] = [];
-        for (const kv of c.env) {
-          const v = ex(d, kv.value, line);
-          const k = ex(d, kv.key, line);
+        for (const { k, v } of pairs) {
           d.state = d.state.addEnv(k, v);
           setEnv(d.image, k, v);
           parts.push(`${k}=${v}`);
         }
-        d.cmdIndex++;
         history(d, `ENV ${parts.join(" ")}`, false);
         return;
       }
@@ -575,7 +718,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           }
           if (v !== undefined) d.args.set(kv.key, v);
         }
-        d.cmdIndex++;
         history(
           d,
           `ARG ${
@@ -588,20 +730,22 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       case "LABEL": {
         const labels = (d.image.config.Labels as Record<string, string> | undefined) ?? {};
         const parts: string[] = [];
-        for (const kv of c.labels) {
-          const k = ex(d, kv.key, line);
-          const v = ex(d, kv.value, line);
+        // As ENV: all pairs are expanded before any is applied.
+        const scope = scopeEnv(d);
+        const pairs = c.labels.map((kv) => ({
+          k: expand(lex, kv.key, scope, line),
+          v: expand(lex, kv.value, scope, line),
+        }));
+        for (const { k, v } of pairs) {
           labels[k] = v;
           parts.push(`${k}=${JSON.stringify(v)}`);
         }
         d.image.config.Labels = labels;
-        d.cmdIndex++;
         history(d, `LABEL ${parts.join(" ")}`, false);
         return;
       }
       case "MAINTAINER": {
         d.image.author = c.maintainer;
-        d.cmdIndex++;
         history(d, `MAINTAINER ${c.maintainer}`, false);
         return;
       }
@@ -609,7 +753,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const u = ex(d, c.user, line);
         d.state = d.state.user(u);
         d.image.config.User = u;
-        d.cmdIndex++;
         history(d, `USER ${u}`, false);
         return;
       }
@@ -638,7 +781,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           }
         }
         d.image.config.ExposedPorts = sortKeys(ports);
-        d.cmdIndex++;
         history(
           d,
           `EXPOSE map[${
@@ -656,7 +798,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           vols[x] = {};
         }
         d.image.config.Volumes = sortKeys(vols);
-        d.cmdIndex++;
         history(d, `VOLUME [${c.volumes.join(" ")}]`, false);
         return;
       }
@@ -664,13 +805,11 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const sig = ex(d, c.signal, line);
         if (!/^(SIG[A-Z0-9+-]+|\d+)$/.test(sig)) throw new Error(`invalid signal: ${sig}`);
         d.image.config.StopSignal = sig;
-        d.cmdIndex++;
         history(d, `STOPSIGNAL ${sig}`, false);
         return;
       }
       case "SHELL": {
         d.image.config.Shell = c.shell;
-        d.cmdIndex++;
         history(d, `SHELL ${JSON.stringify(c.shell)}`, false);
         return;
       }
@@ -678,7 +817,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const cmd = withShell(d, c.cmdLine, c.prependShell);
         d.image.config.Cmd = cmd;
         d.cmdSet = true;
-        d.cmdIndex++;
         history(d, `CMD ${JSON.stringify(cmd)}`, false);
         return;
       }
@@ -686,7 +824,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const ep = c.cmdLine ? withShell(d, c.cmdLine, c.prependShell) : null;
         d.image.config.Entrypoint = ep;
         if (!d.cmdSet) d.image.config.Cmd = null;
-        d.cmdIndex++;
         history(d, `ENTRYPOINT ${JSON.stringify(ep)}`, false);
         return;
       }
@@ -704,7 +841,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           // HEALTHCHECK NONE disables an inherited check.
         }
         d.image.config.Healthcheck = hc;
-        d.cmdIndex++;
         history(d, `HEALTHCHECK &{${JSON.stringify(h.test)}}`, false);
         return;
       }
@@ -712,7 +848,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const list = (d.image.config.OnBuild as string[] | undefined) ?? [];
         list.push(c.expression);
         d.image.config.OnBuild = list;
-        d.cmdIndex++;
         history(d, `ONBUILD ${c.expression}`, false);
         return;
       }
@@ -763,14 +898,22 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     }
     const env = d.state.env();
     const secrets: SecretSpec[] = [];
+    const ssh: SSHSpec[] = [];
     const runMounts: RunMount[] = c.mounts ??
       resolveRunMounts(c, (w) => ex(d, w, c.location.start));
     for (const m of runMounts) {
-      const target = m.target
-        ? (path.posix.isAbsolute(m.target)
-          ? m.target
-          : path.posix.join(d.state.getDir() || "/", m.target))
-        : "";
+      // BuildKit: a missing or relative target is resolved against the stage's WORKDIR; a target
+      // that ends up at the root is refused. Secrets and SSH have their own defaults.
+      const rawTarget = m.target ?? "";
+      const keepsOwnDefault = (m.type === "secret" || m.type === "ssh") && !m.target;
+      const target = keepsOwnDefault
+        ? ""
+        : path.posix.isAbsolute(path.posix.normalize(rawTarget || "."))
+        ? rawTarget
+        : path.posix.join("/", d.state.getDir() || "/", rawTarget);
+      if (!keepsOwnDefault && target === "/") {
+        throw new Error(`invalid mount target ${JSON.stringify(target)}`);
+      }
       if (m.type === "bind") {
         let src: State = context;
         if (m.from) {
@@ -808,7 +951,8 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           dest: target,
           source: src,
           ...(selector ? { selector } : {}),
-          cache: { id: m.id || target, sharing },
+          // BuildKit's default id is the target as written, cleaned (not resolved).
+          cache: { id: m.id || path.posix.normalize(rawTarget || "."), sharing },
           readonly: m.readOnly,
         });
       } else if (m.type === "tmpfs") {
@@ -825,9 +969,16 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           optional: !m.required,
         });
       } else if (m.type === "ssh") {
-        throw new Error(
-          "RUN --mount=type=ssh is not available: tsk does not forward SSH agents (use --mount=type=secret)",
-        );
+        // BuildKit's dispatchSSH: the target as written (default /run/buildkit/ssh_agent.N, and
+        // SSH_AUTH_SOCK set to the first), owner and mode only when asked for.
+        if (m.source) throw new Error("ssh does not support source");
+        const own = m.uid !== undefined || m.gid !== undefined || m.mode !== undefined;
+        ssh.push({
+          id: m.id ?? "",
+          ...(m.target ? { target: m.target } : {}),
+          ...(own ? { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600 } : {}),
+          optional: !m.required,
+        });
       }
     }
     const buildArgEnv: Record<string, string> = {};
@@ -857,13 +1008,18 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const histArgs = argsForHistory.length
       ? `|${argsForHistory.length} ${argsForHistory.map(([k, v]) => `${k}=${v}`).join(" ")} `
       : "";
+    if (o.shmSize) mounts.push({ dest: "/dev/shm", tmpfs: { size: o.shmSize } });
+    const net = c.network === "default" ? o.network : c.network;
     const exec = d.state.run({
       args,
       env: buildArgEnv,
-      network: c.network === "none" ? 2 : c.network === "host" ? 1 : 0,
+      network: net === "none" ? 2 : net === "host" ? 1 : 0,
+      ...(o.extraHosts?.length ? { extraHosts: o.extraHosts } : {}),
+      ...(o.ulimits?.length ? { ulimits: o.ulimits } : {}),
       security: c.security === "insecure" ? 1 : 0,
       mounts,
       secrets,
+      ...(ssh.length ? { ssh } : {}),
       ...(Object.keys(proxyEnv).length ? { proxyEnv } : {}),
       ...opOpts(d, c, name),
     });
