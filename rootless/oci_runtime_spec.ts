@@ -28,12 +28,16 @@ export type RunSpec = {
   mounts?: SandboxMount[];
   onStdout?: (chunk: Uint8Array) => void;
   onStderr?: (chunk: Uint8Array) => void;
+  /** One-line notices about how the step is isolated (shown on the step's progress). */
+  onNotice?: (line: string) => void;
+  /** Where the run's temporary files go (the store's tmp dir); default $TMPDIR. */
+  tmpDir?: string;
   signal?: AbortSignal;
 };
 
 export type RunResult = { exitCode: number; signal?: string };
 
-export type SandboxKind = "runc" | "builtin";
+export type SandboxKind = "runc" | "builtin" | "chroot" | "proot";
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -105,6 +109,8 @@ export type PreparedRun = {
   dev: PreparedMount;
   sys: PreparedMount;
   mounts: PreparedMount[];
+  /** A fresh /proc cannot be mounted here: bind the outer one recursively (no-process-sandbox). */
+  procBind?: boolean;
   onStdout?: (chunk: Uint8Array) => void;
   onStderr?: (chunk: Uint8Array) => void;
   signal?: AbortSignal;
