@@ -8,8 +8,9 @@ A rootless, daemonless container image builder: Dockerfile in, OCI image out.
 
 Commands:
   build        Build an image from a Dockerfile
-  debug        Debugging tools (dump-llb, fsck)
+  debug        Debugging tools (dump-llb, fsck, env)
   du           Show the disk usage of the build cache
+  info         Show how tsk will build here (isolation, sandbox, snapshotter; = debug env)
   prune        Remove build cache
   version      Show the tsk version
 
@@ -17,7 +18,7 @@ Run 'tsk COMMAND --help' for more information on a command.
 `;
 
 /** Commands that use the store run as root inside a user namespace (re-executing tsk there). */
-const NEEDS_NAMESPACE = new Set(["build", "du", "prune"]);
+const NEEDS_NAMESPACE = new Set(["build", "du", "prune", "info"]);
 
 export async function run(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -30,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (
-    (NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && rest[0] === "fsck")) &&
+    (NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && (rest[0] === "fsck" || rest[0] === "env"))) &&
     !rest.includes("--help") && !rest.includes("-h")
   ) {
     const code = await enterUserNamespace({ argv });
@@ -45,6 +46,8 @@ export async function run(argv: string[]): Promise<number> {
       return await (await import("./debug.ts")).debugCommand(rest);
     case "du":
       return await (await import("./du.ts")).duCommand(rest);
+    case "info":
+      return await (await import("./env.ts")).envCommand(rest);
     case "prune":
       return await (await import("./prune.ts")).pruneCommand(rest);
     default:

@@ -11,14 +11,25 @@
  */
 import { spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
-import { hostMode } from "./userns.ts";
+import { hostMode, idMapping } from "./userns.ts";
 
 export const OWNER_XATTR = "user.tsk.owner";
 
-/** True when ids are translated by tsk itself (a normal user, no user namespace). */
-export function translatingIds(): boolean {
+/**
+ * How ids are translated: "host" (a normal user, no user namespace: tsk's own ids are root),
+ * "single" (a user namespace with only root mapped), or null (every id can be set).
+ */
+export function idTranslation(): "host" | "single" | null {
   const m = hostMode();
-  return (m === "proot" || m === "none") && (process.getuid?.() ?? 0) !== 0;
+  if (m === "proot" || m === "none") return (process.getuid?.() ?? 0) !== 0 ? "host" : null;
+  if (m === "chroot") return null;
+  const ns = process.env.TSK_USERNS ?? "";
+  return ns !== "" && ns !== "root" && idMapping().single ? "single" : null;
+}
+
+/** True when some owners cannot be set on disk and are recorded instead. */
+export function translatingIds(): boolean {
+  return idTranslation() !== null;
 }
 
 /**
@@ -26,9 +37,12 @@ export function translatingIds(): boolean {
  * be recorded in OWNER_XATTR).
  */
 export function hostOwner(uid: number, gid: number): { uid: number; gid: number; exact: boolean } {
-  if (!translatingIds()) return { uid, gid, exact: true };
-  const own = { uid: process.getuid!(), gid: process.getgid!() };
-  return { ...own, exact: uid === 0 && gid === 0 };
+  const t = idTranslation();
+  if (t === null) return { uid, gid, exact: true };
+  const base = t === "host"
+    ? { uid: process.getuid!(), gid: process.getgid!() }
+    : { uid: 0, gid: 0 };
+  return { ...base, exact: uid === 0 && gid === 0 };
 }
 
 /** The container owner of a file from its on-disk owner and its xattrs (as getfattr read them). */
@@ -42,7 +56,7 @@ export function containerOwner(
     const m = /^(\d+):(\d+)$/.exec(rec.replace(/\0+$/, ""));
     if (m) return { uid: Number(m[1]), gid: Number(m[2]) };
   }
-  if (!translatingIds()) return { uid, gid };
+  if (idTranslation() !== "host") return { uid, gid };
   return {
     uid: uid === process.getuid!() ? 0 : uid,
     gid: gid === process.getgid!() ? 0 : gid,
@@ -55,8 +69,9 @@ export function containerOwner(
  * owner in OWNER_XATTR. Used by the file operations that set owners one path at a time.
  */
 export async function lchownContainer(path: string, uid: number, gid: number): Promise<void> {
+  const h = hostOwner(uid, gid);
   if (!translatingIds()) return await fsp.lchown(path, uid, gid);
-  if (hostOwner(uid, gid).exact) return;
+  if (h.exact) return await fsp.lchown(path, h.uid, h.gid).catch(() => {});
   if ((await fsp.lstat(path)).isSymbolicLink()) return;
   await new Promise<void>((resolve, reject) => {
     const args = ["-n", OWNER_XATTR, "-v", `${uid}:${gid}`, path];

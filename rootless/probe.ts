@@ -213,12 +213,15 @@ function candidates(f: Findings, find: (n: string) => string | null): Candidate[
       });
     }
     if (f.newuidmap) {
-      // Root maps its range explicitly (util-linux 2.38's --map-auto picks the first line of
-      // /etc/subuid for root); a user maps itself to root plus its range (newuidmap).
+      // Root keeps itself as root and maps its range for the other ids (util-linux 2.38's
+      // --map-auto picks another user's range for root); a user maps itself to root plus its
+      // range (newuidmap).
+      const u = f.subuid[0], g = f.subgid[0];
       const map = f.uid === 0
         ? [
-          `--map-users=${f.subuid[0].start},0,${f.subuid[0].count}`,
-          `--map-groups=${f.subgid[0].start},0,${f.subgid[0].count}`,
+          "--map-root-user",
+          `--map-users=${u.start},1,${Math.min(u.count, 65535)}`,
+          `--map-groups=${g.start},1,${Math.min(g.count, 65535)}`,
         ]
         : ["--user", "--map-auto", "--map-root-user"];
       out.push({ mode: "subid", prefix: [unshare, ...map, ...tail] });

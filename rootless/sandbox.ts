@@ -8,7 +8,15 @@
  * tools (see sandbox_builtin.ts). Shared here: resolving the user, env defaults, creating the
  * cwd, creating mount-point stubs (removed afterwards so they never reach the layer).
  */
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { findBinary } from "./binaries.ts";
 import { DEFAULT_HOSTNAME, hostsFile, resolvConf } from "./network.ts";
@@ -21,6 +29,7 @@ import { runRunc } from "./sandbox_runc.ts";
 import { runChroot } from "./sandbox_chroot.ts";
 import { runProot } from "./sandbox_proot.ts";
 import { sandboxPlan } from "./sandbox_plan.ts";
+import { recordedChoice } from "./probe.ts";
 import {
   DEFAULT_PATH,
   type PreparedMount,
@@ -74,28 +83,51 @@ export async function runInSandbox(
   try {
     const prep = prepare(spec, tmp, stubs);
     prep.procBind = plan.procBind;
-    if (kind === "chroot") return await runChroot(prep, stubs);
-    if (kind === "proot") return await runProot(prep);
-    if (kind === "runc") {
-      try {
-        return await runRunc(prep);
-      } catch (err) {
-        // runc that cannot run here (cgroups, session keyring, pivot_root): the built-in sandbox
-        // (when that cannot set up either, runc's error is the one to show).
-        if (!plan.runcFallback(err as Error)) throw err;
-        try {
-          return await runBuiltin(prep);
-        } catch (e2) {
-          if (/^sandbox setup failed/.test((e2 as Error).message)) throw err;
-          throw e2;
-        }
-      }
-    }
-    return await runBuiltin(prep);
+    const res = await runPrepared(kind, prep, stubs, plan);
+    if (res.exitCode !== 0) singleIdHint(spec.onNotice);
+    return res;
   } finally {
     removeStubs(stubs);
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+async function runPrepared(
+  kind: SandboxKind,
+  prep: PreparedRun,
+  stubs: Stubs,
+  plan: ReturnType<typeof sandboxPlan>,
+): Promise<RunResult> {
+  if (kind === "chroot") return await runChroot(prep, stubs);
+  if (kind === "proot") return await runProot(prep);
+  if (kind === "runc") {
+    try {
+      return await runRunc(prep);
+    } catch (err) {
+      // runc that cannot run here (cgroups, session keyring, pivot_root): the built-in sandbox
+      // (when that cannot set up either, runc's error is the one to show).
+      if (!plan.runcFallback(err as Error)) throw err;
+      try {
+        return await runBuiltin(prep);
+      } catch (e2) {
+        if (/^sandbox setup failed/.test((e2 as Error).message)) throw err;
+        throw e2;
+      }
+    }
+  }
+  return await runBuiltin(prep);
+}
+
+/** A failed step where only one id is mapped: say what chown cannot do here, and the way out. */
+function singleIdHint(notice?: (line: string) => void): void {
+  if (!notice || process.env.TSK_USERNS !== "single" || !idMapping().single) return;
+  notice(
+    "only one id is mapped here, so chown to any other id fails (EINVAL)" +
+      (recordedChoice()?.findings.tried.find((t) => t.mode === "subid" && t.error)
+        ? " because newuidmap was refused; give the container CAP_SYS_ADMIN (`--cap-add SYS_ADMIN`)"
+        : "; add subuid/subgid ranges for this user") +
+      ", or set TSK_ISOLATION=proot (chown then succeeds without effect)",
+  );
 }
 
 function prepare(spec: RunSpec, tmp: string, stubs: Stubs): PreparedRun {

@@ -28,7 +28,11 @@ export type SandboxPlan = {
 const RUNC_ENVIRONMENT =
   /cgroup|keyring|pivot_root|operation not permitted|permission denied|read-only file system|\/proc|\/sys\b|mqueue|no such device|rootless|user namespace/i;
 
-type State = { announced: boolean; freshProc?: boolean; runcBroken?: string };
+type State = {
+  announced: boolean;
+  freshProc?: boolean;
+  runcBroken?: string;
+};
 const state: State = { announced: false };
 
 /** Forget what was learnt (tests). */
