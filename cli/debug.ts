@@ -20,6 +20,7 @@ import { MAX_DOCKERFILE_BYTES, MAX_LLB_BYTES, readInput } from "./read_input.ts"
 
 export const DEBUG_HELP = `Usage: tsk debug dump-llb [OPTIONS] [CONTEXT]
        tsk debug fsck [--dry-run] [-v] [--format json] [--root DIR]   (see tsk debug fsck --help)
+       tsk debug env [--root DIR] [--format json]   (how tsk isolates builds here, and why)
 
 Print the LLB graph of a build as JSON lines (buildctl debug dump-llb), or as Graphviz.
 
@@ -37,6 +38,7 @@ Options:
 export async function debugCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "fsck") return await fsckCommand(rest);
+  if (sub === "env") return await (await import("./env.ts")).envCommand(rest);
   if (sub !== "dump-llb") {
     process.stderr.write(
       sub ? `ERROR: unknown debug command "${sub}"\n\n${DEBUG_HELP}` : DEBUG_HELP,

@@ -9,8 +9,9 @@ A rootless, daemonless container image builder: Dockerfile in, OCI image out.
 
 Commands:
   build        Build an image from a Dockerfile
-  debug        Debugging tools (dump-llb, fsck)
+  debug        Debugging tools (dump-llb, fsck, env)
   du           Show the disk usage of the build cache
+  info         Show how tsk will build here (isolation, sandbox, snapshotter; = debug env)
   prune        Remove build cache
   version      Show the tsk version
 
@@ -21,7 +22,7 @@ Run 'tsk COMMAND --help' for more information on a command.
 `;
 
 /** Commands that use the store run as root inside a user namespace (re-executing tsk there). */
-const NEEDS_NAMESPACE = new Set(["build", "du", "prune"]);
+const NEEDS_NAMESPACE = new Set(["build", "du", "prune", "info"]);
 
 export async function run(argvIn: string[]): Promise<number> {
   // `--debug` (anywhere) prints stack traces of unexpected errors (cli/fatal.ts).
@@ -36,7 +37,7 @@ export async function run(argvIn: string[]): Promise<number> {
     return 0;
   }
   if (
-    (NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && rest[0] === "fsck")) &&
+    (NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && (rest[0] === "fsck" || rest[0] === "env"))) &&
     !rest.includes("--help") && !rest.includes("-h")
   ) {
     const code = await enterUserNamespace({ argv });
@@ -51,6 +52,8 @@ export async function run(argvIn: string[]): Promise<number> {
       return await (await import("./debug.ts")).debugCommand(rest);
     case "du":
       return await (await import("./du.ts")).duCommand(rest);
+    case "info":
+      return await (await import("./env.ts")).envCommand(rest);
     case "prune":
       return await (await import("./prune.ts")).pruneCommand(rest);
     default:

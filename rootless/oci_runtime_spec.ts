@@ -35,6 +35,10 @@ export type RunSpec = {
   insecure?: boolean;
   onStdout?: (chunk: Uint8Array) => void;
   onStderr?: (chunk: Uint8Array) => void;
+  /** One-line notices about how the step is isolated (shown on the step's progress). */
+  onNotice?: (line: string) => void;
+  /** Where the run's temporary files go (the store's tmp dir); default $TMPDIR. */
+  tmpDir?: string;
   signal?: AbortSignal;
 };
 
@@ -110,7 +114,7 @@ export function allCapabilities(lastCap: number): string[] {
 
 export type RunResult = { exitCode: number; signal?: string };
 
-export type SandboxKind = "runc" | "builtin";
+export type SandboxKind = "runc" | "builtin" | "chroot" | "proot";
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -189,6 +193,8 @@ export type PreparedRun = {
   mounts: PreparedMount[];
   ulimits: Ulimit[];
   insecure: boolean;
+  /** A fresh /proc cannot be mounted here: bind the outer one recursively (no-process-sandbox). */
+  procBind?: boolean;
   onStdout?: (chunk: Uint8Array) => void;
   onStderr?: (chunk: Uint8Array) => void;
   signal?: AbortSignal;

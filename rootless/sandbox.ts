@@ -10,6 +10,7 @@
  */
 import {
   lstatSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   realpathSync,
@@ -23,10 +24,14 @@ import { mkdirAllInRoot, resolveInRoot } from "./rootpath.ts";
 import { resolveInView, type ViewLayer, type ViewPath } from "./mount_view.ts";
 import { ensureMountpoint, removeStubs, type Stubs } from "./stubs.ts";
 import { type ResolvedUser, resolveUser } from "./user.ts";
-import { idMapping, isIdMapped } from "./userns.ts";
+import { hostMode, idMapping, isIdMapped } from "./userns.ts";
 import { runBuiltin } from "./sandbox_builtin.ts";
 import { runRunc } from "./sandbox_runc.ts";
 import { runtimeDir } from "./runtime_dir.ts";
+import { runChroot } from "./sandbox_chroot.ts";
+import { runProot } from "./sandbox_proot.ts";
+import { sandboxPlan } from "./sandbox_plan.ts";
+import { recordedChoice } from "./probe.ts";
 import {
   DEFAULT_PATH,
   type PreparedMount,
@@ -47,13 +52,20 @@ export type {
 } from "./oci_runtime_spec.ts";
 export { DEFAULT_CAPS, DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS } from "./oci_runtime_spec.ts";
 
-/** Which implementation runInSandbox uses (TSK_SANDBOX, else runc when installed). */
+/**
+ * Which implementation runInSandbox uses: TSK_SANDBOX, else what the isolation probed for this
+ * process allows (chroot or proot without namespaces), else runc when installed.
+ */
 export function sandboxKind(): SandboxKind {
   const env = process.env.TSK_SANDBOX ?? "";
-  if (env === "runc" || env === "builtin") return env;
+  if (env === "runc" || env === "builtin" || env === "chroot" || env === "proot") return env;
   if (env !== "") {
-    throw new Error(`TSK_SANDBOX must be runc or builtin, not ${JSON.stringify(env)}`);
+    throw new Error(
+      `TSK_SANDBOX must be runc, builtin, chroot or proot, not ${JSON.stringify(env)}`,
+    );
   }
+  const host = hostMode();
+  if (host === "chroot" || host === "proot") return host;
   return findBinary("runc") ? "runc" : "builtin";
 }
 
@@ -64,16 +76,61 @@ export async function runInSandbox(
 ): Promise<RunResult> {
   spec.signal?.throwIfAborted();
   if (spec.args.length === 0) throw new Error("runInSandbox: no command given");
+  // How this process isolates RUN (probed once; notices go to the step's progress).
+  if (spec.tmpDir) mkdirSync(spec.tmpDir, { recursive: true, mode: 0o700 });
+  const plan = sandboxPlan(kind, spec.onNotice, spec.tmpDir);
+  kind = plan.kind;
   const stubs: Stubs = { paths: [] };
   // The bundle (runc's config.json holds the env, secret values included) lives in memory only.
   const tmp = mkdtempSync(`${runtimeDir().dir}/run-`);
   try {
     const prep = prepare(spec, tmp, stubs);
-    return kind === "runc" ? await runRunc(prep) : await runBuiltin(prep);
+    prep.procBind = plan.procBind;
+    const res = await runPrepared(kind, prep, stubs, plan);
+    if (res.exitCode !== 0) singleIdHint(spec.onNotice);
+    return res;
   } finally {
     removeStubs(stubs);
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+async function runPrepared(
+  kind: SandboxKind,
+  prep: PreparedRun,
+  stubs: Stubs,
+  plan: ReturnType<typeof sandboxPlan>,
+): Promise<RunResult> {
+  if (kind === "chroot") return await runChroot(prep, stubs);
+  if (kind === "proot") return await runProot(prep);
+  if (kind === "runc") {
+    try {
+      return await runRunc(prep);
+    } catch (err) {
+      // runc that cannot run here (cgroups, session keyring, pivot_root): the built-in sandbox
+      // (when that cannot set up either, runc's error is the one to show).
+      if (!plan.runcFallback(err as Error)) throw err;
+      try {
+        return await runBuiltin(prep);
+      } catch (e2) {
+        if (/^sandbox setup failed/.test((e2 as Error).message)) throw err;
+        throw e2;
+      }
+    }
+  }
+  return await runBuiltin(prep);
+}
+
+/** A failed step where only one id is mapped: say what chown cannot do here, and the way out. */
+function singleIdHint(notice?: (line: string) => void): void {
+  if (!notice || process.env.TSK_USERNS !== "single" || !idMapping().single) return;
+  notice(
+    "only one id is mapped here, so chown to any other id fails (EINVAL)" +
+      (recordedChoice()?.findings.tried.find((t) => t.mode === "subid" && t.error)
+        ? " because newuidmap was refused; give the container CAP_SYS_ADMIN (`--cap-add SYS_ADMIN`)"
+        : "; add subuid/subgid ranges for this user") +
+      ", or set TSK_ISOLATION=proot (chown then succeeds without effect)",
+  );
 }
 
 function prepare(spec: RunSpec, tmp: string, stubs: Stubs): PreparedRun {

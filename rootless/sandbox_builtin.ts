@@ -53,14 +53,20 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
   // The rootfs must be a mount point of its own for the move.
   L.push(mnt("--rbind", R, R));
 
-  L.push(mnt("-t", "proc", "-o", "nosuid,nodev,noexec", "proc", p.proc.hostTarget));
+  // Where a fresh proc cannot be mounted (a container's masked /proc), the outer one, bound.
+  const soft = p.procBind ? " || true" : "";
+  L.push(
+    p.procBind
+      ? mnt("--rbind", "/proc", p.proc.hostTarget)
+      : mnt("-t", "proc", "-o", "nosuid,nodev,noexec", "proc", p.proc.hostTarget),
+  );
   for (const m of p.insecure ? [] : MASKED_PATHS.filter((m) => m.startsWith("/proc/"))) {
     const t = `${p.proc.hostTarget}${m.slice(5)}`;
     L.push(
       `if [ -d ${q(t)} ]; then ${
         mnt("-t", "tmpfs", "-o", "ro,nosuid,nodev,noexec", "tmpfs", t)
       }; ` +
-        `elif [ -e ${q(t)} ]; then ${mnt("--bind", "/dev/null", t)}; fi`,
+        `elif [ -e ${q(t)} ]; then ${mnt("--bind", "/dev/null", t)}; fi${soft}`,
     );
   }
   for (const m of p.insecure ? [] : READONLY_PATHS) {
@@ -68,7 +74,7 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
     L.push(
       `if [ -e ${q(t)} ]; then ${mnt("--bind", t, t)} && ${
         mnt("-o", "remount,bind,ro,nosuid,nodev,noexec", t)
-      }; fi`,
+      }; fi${soft}`,
     );
   }
 

@@ -27,12 +27,20 @@ type OciMount = { destination: string; type: string; source: string; options: st
 export function ociConfig(p: PreparedRun): Record<string, unknown> {
   const ttyGid = isIdMapped(idMapping().gidMap, 5) ? ["gid=5"] : [];
   const mounts: OciMount[] = [
-    {
-      destination: p.proc.containerTarget,
-      type: "proc",
-      source: "proc",
-      options: ["nosuid", "noexec", "nodev"],
-    },
+    p.procBind
+      // A fresh proc cannot be mounted here (masked /proc): the outer one, bound.
+      ? {
+        destination: p.proc.containerTarget,
+        type: "bind",
+        source: "/proc",
+        options: ["rbind", "nosuid", "noexec", "nodev"],
+      }
+      : {
+        destination: p.proc.containerTarget,
+        type: "proc",
+        source: "proc",
+        options: ["nosuid", "noexec", "nodev"],
+      },
     {
       destination: p.dev.containerTarget,
       type: "tmpfs",

@@ -14,11 +14,17 @@ import { userInfo } from "node:os";
 import { constants as osConstants } from "node:os";
 import { findBinary } from "./binaries.ts";
 import { selfExecArgv } from "./self_exec.ts";
+import { currentChoice, PROBE_ENV } from "./probe.ts";
 
 /** Environment marker set in the re-executed process; its value is the NamespaceMode. */
 export const USERNS_ENV = "TSK_USERNS";
 
 export type NamespaceMode = "root" | "rootlesskit" | "subid" | "single";
+/** Modes without a namespace (rootless/probe.ts): the engine runs in tsk's own process. */
+export function hostMode(): "chroot" | "proot" | "none" | null {
+  const m = process.env[USERNS_ENV] ?? "";
+  return m === "chroot" || m === "proot" || m === "none" ? m : null;
+}
 export type IdMapEntry = { inside: number; outside: number; count: number };
 export type IdMapping = { uidMap: IdMapEntry[]; gidMap: IdMapEntry[]; single: boolean };
 export type SubIdRange = { start: number; count: number };
@@ -156,10 +162,23 @@ export async function enterUserNamespace(
 ): Promise<number | null> {
   if (inTskNamespace()) return null;
   const uid = process.getuid?.() ?? 0;
-  const plan = planNamespace({ uid, user: userName(uid) });
+  // The strongest isolation that works here (rootless/probe.ts); the host modes (chroot, proot,
+  // none) run the engine in this process, without any namespace.
+  const plan = await currentChoice(uid, userName(uid));
+  if (plan.prefix === null) {
+    process.env[USERNS_ENV] = plan.isolation;
+    // No private mount namespace: overlay mounts would outlive a killed build.
+    process.env.TSK_SNAPSHOTTER ||= "copy";
+    return null;
+  }
   if (plan.warning) process.stderr.write(plan.warning + "\n");
   const argv = [...plan.prefix, ...selfExecArgv(opts.argv)];
-  const env = { ...process.env, ...opts.env, [USERNS_ENV]: plan.mode } as Record<string, string>;
+  const env = {
+    ...process.env,
+    ...opts.env,
+    [USERNS_ENV]: plan.isolation,
+    [PROBE_ENV]: JSON.stringify(plan),
+  } as Record<string, string>;
   return await runForwardingSignals(argv, env);
 }
 

@@ -6,6 +6,7 @@
  * the streaming reader in engine/snapshot/tar_reader.ts.
  */
 import * as fs from "node:fs";
+import { chownHandle, lchownContainer } from "../../rootless/owners.ts";
 import * as fsp from "node:fs/promises";
 import * as zlib from "node:zlib";
 import { execFile, spawn } from "node:child_process";
@@ -235,7 +236,7 @@ export async function extractArchive(
           } catch (e) {
             if (errCode(e) !== "EEXIST") throw e;
           }
-          await fsp.lchown(target, uid, gid);
+          await lchownContainer(target, uid, gid);
           await fsp.chmod(target, entry.mode);
           dirTimes.push({ p: target, atime, mtime });
           break;
@@ -249,7 +250,7 @@ export async function extractArchive(
                 off += w.bytesWritten;
               }
             }
-            await fh.chown(uid, gid);
+            await chownHandle(fh, target, uid, gid);
             await fh.chmod(entry.mode);
           } finally {
             await fh.close();
@@ -259,7 +260,7 @@ export async function extractArchive(
         }
         case "symlink":
           await fsp.symlink(entry.linkname ?? "", target);
-          await fsp.lchown(target, uid, gid);
+          await lchownContainer(target, uid, gid);
           await fsp.lutimes(target, atime, mtime);
           break;
         case "hardlink": {
@@ -271,7 +272,7 @@ export async function extractArchive(
           }
           const ltarget = await resolveInRoot(destDir, lrel, { followLast: false });
           await fsp.link(ltarget, target);
-          await fsp.lchown(target, uid, gid);
+          await lchownContainer(target, uid, gid);
           const st = await fsp.lstat(target);
           if (!st.isSymbolicLink()) {
             await fsp.chmod(target, entry.mode);
@@ -288,7 +289,7 @@ export async function extractArchive(
             entry.devmajor ?? 0,
             entry.devminor ?? 0,
           );
-          await fsp.lchown(target, uid, gid);
+          await lchownContainer(target, uid, gid);
           await fsp.chmod(target, entry.mode);
           await fsp.utimes(target, atime, mtime);
           break;
@@ -323,7 +324,7 @@ async function ensureParents(root: string, target: string): Promise<void> {
       throw err;
     }
     await fsp.mkdir(cur, 0o755);
-    await fsp.lchown(cur, 0, 0);
+    await lchownContainer(cur, 0, 0);
     await fsp.chmod(cur, 0o755);
   }
 }

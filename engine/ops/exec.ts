@@ -212,6 +212,8 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
           insecure: exec.security === 1,
           onStdout: (c) => vp.log(1, c),
           onStderr: (c) => vp.log(2, c),
+          onNotice: (line) => vp.status(line),
+          tmpDir: path.join(env.storeRoot, "tmp"),
           signal: env.signal,
         });
         const valid = meta.validExitCodes?.length ? meta.validExitCodes : [0];

@@ -6,6 +6,7 @@
  * archives are unpacked via archive.ts. Timestamps are Unix nanoseconds (-1 = keep).
  */
 import * as fs from "node:fs";
+import { lchownContainer } from "../../rootless/owners.ts";
 import * as fsp from "node:fs/promises";
 import { cleanPath, containerPath, resolveInRoot } from "./root_path.ts";
 import { readGroups, readPasswd } from "./users.ts";
@@ -416,7 +417,7 @@ async function mkdirAll(
     }
     created.push(d);
     await fsp.chmod(d, perm);
-    if (ids) await fsp.lchown(d, ids.uid, ids.gid);
+    if (ids) await lchownContainer(d, ids.uid, ids.gid);
   }
   await setTimesAll(created, utime);
   return created;
@@ -491,7 +492,8 @@ class Copier {
   /** fsutil copyFileInfo: owner (override or source), mode (override or source), times. */
   private async copyFileInfo(st: fs.Stats, target: string): Promise<void> {
     const ids = this.o.chown ?? { uid: st.uid, gid: st.gid };
-    await fsp.lchown(target, ids.uid, ids.gid);
+    if (this.o.chown) await lchownContainer(target, ids.uid, ids.gid);
+    else await fsp.lchown(target, ids.uid, ids.gid);
     const isLink = st.isSymbolicLink();
     if (!isLink) await fsp.chmod(target, this.permFor(st));
     const at = this.o.utime ?? st.atimeMs / 1000;

@@ -2,6 +2,8 @@
  * The worker: maps each LLB vertex to the handler that runs it (image, local, exec, file, merge)
  * over one snapshotter, content store and metadata store.
  */
+import { mkdirSync } from "node:fs";
+import path from "node:path";
 import type { Vertex } from "../llb/load.ts";
 import type { OpHandler, Ref, Worker } from "../solver/solver.ts";
 import type { Snapshotter } from "../snapshot/snapshotter.ts";
@@ -41,7 +43,10 @@ export class LocalWorker implements Worker {
 
   constructor(o: WorkerOptions) {
     this.#o = o;
-    this.views = new RefViews(o.snapshotter);
+    // Scratch dirs live in the store (never a shared /tmp): `--root` keeps everything inside.
+    const tmp = path.join(o.storeRoot, "tmp");
+    mkdirSync(tmp, { recursive: true, mode: 0o700 });
+    this.views = new RefViews(o.snapshotter, tmp);
     this.#local = { locals: o.locals, storeRoot: o.storeRoot, meta: o.meta, synced: new Map() };
   }
 

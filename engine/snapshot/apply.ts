@@ -21,6 +21,7 @@ import type { Readable } from "node:stream";
 import { readTar } from "./tar_reader.ts";
 import type { TarEntry } from "./tar_writer.ts";
 import { mknodBatch, type NodeSpec, setXattrsBatch } from "./helpers.ts";
+import { hostOwner, OWNER_XATTR } from "../../rootless/owners.ts";
 
 export type ApplyFormat = "overlay" | "merged";
 export type ApplyOptions = {
@@ -216,8 +217,13 @@ class Applier {
   }
 
   async chown(abs: string, e: TarEntry): Promise<void> {
+    // Without a user namespace a normal user keeps other owners in an xattr (rootless/owners.ts).
+    const h = hostOwner(e.uid, e.gid);
+    if (!h.exact && e.type !== "symlink") {
+      this.xattrs.push({ path: abs, xattrs: { [OWNER_XATTR]: `${e.uid}:${e.gid}` } });
+    }
     try {
-      await fsp.lchown(abs, e.uid, e.gid);
+      await fsp.lchown(abs, h.uid, h.gid);
     } catch (err) {
       const c = errCode(err);
       if (c === "EINVAL" || c === "EPERM") this.result.chownFailures++;
@@ -367,8 +373,10 @@ class Applier {
         }
         this.result.size += chunk.length;
       }
+      const h = hostOwner(e.uid, e.gid);
+      if (!h.exact) this.xattrs.push({ path: target, xattrs: { [OWNER_XATTR]: `${e.uid}:${e.gid}` } });
       try {
-        await fh!.chown(e.uid, e.gid);
+        await fh!.chown(h.uid, h.gid);
       } catch (err) {
         const c = errCode(err);
         if (c === "EINVAL" || c === "EPERM") this.result.chownFailures++;

@@ -22,6 +22,7 @@ import type { Writable } from "node:stream";
 import { Buffer } from "node:buffer";
 import { type TarEntry, TarWriter } from "./tar_writer.ts";
 import { getXattrsTree } from "./helpers.ts";
+import { containerOwner, OWNER_XATTR } from "../../rootless/owners.ts";
 
 export type LayerOptions = {
   /** clamp every mtime to this (seconds since the epoch) */
@@ -73,16 +74,19 @@ class Emitter {
     xattrs: Record<string, string> | undefined,
     data?: Promise<Uint8Array>,
   ) {
+    // The container owner: on disk, or recorded where the ids cannot be set (rootless/owners.ts).
+    const owner = containerOwner(Number(st.uid), Number(st.gid), xattrs);
     const e: TarEntry = {
       path: rel,
       type: "file",
       mode: Number(st.mode) & 0o7777,
-      uid: Number(st.uid),
-      gid: Number(st.gid),
+      uid: owner.uid,
+      gid: owner.gid,
       mtime: this.mtime(st),
     };
     const x = filterXattrs(xattrs);
-    if (x) e.xattrs = x;
+    if (x) delete x[OWNER_XATTR];
+    if (x && Object.keys(x).length > 0) e.xattrs = x;
     if (st.isDirectory()) {
       e.type = "dir";
       await this.w.add(e);

@@ -493,7 +493,12 @@ export async function detectSnapshotter(root: string): Promise<Snapshotter> {
       `this store uses overlay snapshots, but overlayfs cannot mount here: ${reason}`,
     );
   }
-  console.error(`overlayfs unavailable: ${reason}; using copy snapshots (slower)`);
+  const store = root.replace(/\/snapshots\/?$/, "");
+  console.error(
+    `tsk: overlayfs cannot be mounted on ${store} (${reason.replace(/^.*?: (?=[^:]+$)/, "")}): ` +
+      `using copy snapshots (slower); put the store on a volume or tmpfs: ` +
+      `\`-v tsk-store:${store}\``,
+  );
   await writeAtomic(`${root}/backend`, "copy\n");
   return new CopySnapshotter(root);
 }
