@@ -80,7 +80,7 @@ export async function measure(paths: string[]): Promise<number[]> {
     sizes = new Map();
     for (let i = 0; i < uniq.length && sizes; i += 2000) {
       const part = await runDu(uniq.slice(i, i + 2000));
-      if (part) for (const [k, v] of part) sizes.set(k, v);
+      if (part) { for (const [k, v] of part) sizes.set(k, v); }
       else sizes = undefined;
     }
     // One call over several chunks would count an inode shared across chunks twice; stores
