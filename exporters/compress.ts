@@ -40,6 +40,7 @@ type Job = { data: Uint8Array; dict: Uint8Array | undefined; last: boolean; leve
 export function deflateBlock(j: Job): Uint8Array {
   return zlib.deflateRawSync(j.data, {
     level: j.level,
+    chunkSize: 256 * 1024,
     dictionary: j.dict,
     finishFlush: j.last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
   });
@@ -52,10 +53,13 @@ parentPort.on("message", (m) => {
   try {
     const out = zlib.deflateRawSync(m.data, {
       level: m.level,
+      chunkSize: 256 * 1024,
       dictionary: m.dict,
       finishFlush: m.last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
     });
-    parentPort.postMessage({ id: m.id, out });
+    const own = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength;
+    const buf = own ? out : out.slice();
+    parentPort.postMessage({ id: m.id, out: buf }, [buf.buffer]);
   } catch (e) {
     parentPort.postMessage({ id: m.id, error: String(e && e.message || e) });
   }
@@ -108,7 +112,8 @@ class DeflatePool {
     if (slot.busy++ === 0) slot.w.ref();
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      slot!.w.postMessage({ id, ...j });
+      // data is this block's own copy (#take): moved, not cloned.
+      slot!.w.postMessage({ id, ...j }, [j.data.buffer as ArrayBuffer]);
     });
   }
 }
