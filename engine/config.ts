@@ -16,10 +16,11 @@
  * }
  * ```
  *
- * `"interval": "10m"` (the default) is the least time between two automatic collections: the
- * store walk they need is skipped on rebuilds in quick succession.
+ * `"interval": "10m"` (the default) is the least time between two automatic collections; `"0s"`
+ * checks after every build. A collection first checks, from SQLite and the store's top level, whether
+ * any rule could remove something (engine/gc/collector.ts `gcCheck`), and measures nothing otherwise.
  *
- * Like BuildKit's `gcpolicy`, rules apply in order after each successful build; each rule prunes
+ * Like BuildKit's `gcpolicy`, rules apply in order after a successful build; each rule prunes
  * what its filters select (`--all` semantics when `all` is true) down to its limits. Sizes are bytes,
  * `512MB`, `20GiB`, … or a percentage of the filesystem holding the store (`10%`); durations are
  * `90s`, `30m`, `48h`, `7d` (combinable: `1h30m`). `"gc": {"keepStorage": "5GB"}` is shorthand for

@@ -7,13 +7,13 @@
 import { createHash } from "node:crypto";
 import { PassThrough, Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import zlib from "node:zlib";
 import type { ContentStore } from "../engine/content/store.ts";
 import type { MetaStore } from "../engine/content/meta.ts";
 import type { Snapshotter } from "../engine/snapshot/snapshotter.ts";
 import type { Descriptor } from "../engine/types.ts";
 import type { Ref } from "../engine/solver/solver.ts";
 import { MEDIA } from "./media.ts";
+import { createCompressor } from "./compress.ts";
 import type { HistoryEntry, ImageConfig } from "../engine/image/config.ts";
 
 export type { HistoryEntry, ImageConfig } from "../engine/image/config.ts";
@@ -63,11 +63,7 @@ function retype(mediaType: string, kind: "oci" | "docker"): string {
 }
 
 function compressor(c: Compression): Transform {
-  if (c === "gzip") return zlib.createGzip({ level: 6 });
-  if (c === "zstd") {
-    return (zlib as unknown as { createZstdCompress(): Transform }).createZstdCompress();
-  }
-  return new PassThrough();
+  return createCompressor(c); // gzip on worker threads, deterministic (exporters/compress.ts)
 }
 
 /** Produces (or reuses) the compressed blob of one committed snapshot's layer. */

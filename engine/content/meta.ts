@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS steps (
 CREATE TABLE IF NOT EXISTS images (
   name TEXT PRIMARY KEY, manifest_digest TEXT NOT NULL, updated INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sizes (
+  name TEXT PRIMARY KEY, created REAL NOT NULL, bytes INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leases (
   id TEXT PRIMARY KEY, pid INTEGER NOT NULL, start TEXT NOT NULL, created INTEGER NOT NULL
 );
@@ -196,6 +199,37 @@ export class MetaStore {
 
   deleteStatCache(scope: string): void {
     this.#db.prepare("DELETE FROM statcache WHERE scope = ?").run(scope);
+  }
+
+  /**
+   * Recorded disk usage of committed snapshots (engine/gc/usage.ts): a committed snapshot never
+   * changes, so its size is measured once. `created` (the commit time) tells a recreated snapshot
+   * of the same name from the one measured.
+   */
+  snapshotSizes(): Map<string, { created: number; bytes: number }> {
+    const rows = this.#db.prepare("SELECT name, created, bytes FROM sizes").all() as {
+      name: string;
+      created: number;
+      bytes: number;
+    }[];
+    return new Map(rows.map((r) => [r.name, { created: r.created, bytes: r.bytes }]));
+  }
+
+  putSnapshotSizes(rows: { name: string; created: number; bytes: number }[]): void {
+    this.transaction(() => {
+      const ins = this.#db.prepare(
+        "INSERT OR REPLACE INTO sizes (name, created, bytes) VALUES (?, ?, ?)",
+      );
+      for (const r of rows) ins.run(r.name, r.created, r.bytes);
+    });
+  }
+
+  /** Forgets recorded sizes (snapshots removed). */
+  deleteSnapshotSizes(names: Iterable<string>): void {
+    this.transaction(() => {
+      const del = this.#db.prepare("DELETE FROM sizes WHERE name = ?");
+      for (const n of names) del.run(n);
+    });
   }
 
   /** Build leases (see engine/gc/lease.ts): one row per running build. */

@@ -32,6 +32,7 @@ import {
   type ItemType,
   recordIntact,
   scanStore,
+  type SizeMode,
   type StoreScan,
   storeUsage,
   type UsageItem,
@@ -49,6 +50,8 @@ export type PruneOptions = {
   /** Garbage blobs and ingest files younger than this are left alone (lease-less writers). */
   graceMs?: number;
   now?: number;
+  /** How sizes are found (engine/gc/usage.ts); the automatic GC uses recorded sizes. */
+  sizes?: SizeMode;
 };
 
 export type PruneResult = {
@@ -161,7 +164,7 @@ async function removeItemFiles(e: EngineLike, item: UsageItem, scan: StoreScan):
  */
 export async function sweep(
   e: EngineLike,
-  o: { graceMs?: number; now?: number } = {},
+  o: { graceMs?: number; now?: number; sizes?: SizeMode } = {},
 ): Promise<UsageItem[]> {
   const now = o.now ?? Date.now();
   const grace = o.graceMs ?? 0;
@@ -172,13 +175,14 @@ export async function sweep(
     if (!scan.snapshots.has(l.snapshot)) e.meta.deleteLayer(l.snapshot, l.compression);
   }
   if (broken.length) scan = await scanStore(e);
-  const usage = await storeUsage(e, scan);
+  const recorded = e.meta.snapshotSizes();
+  const stale = [...recorded.keys()].filter((n) => !scan.snapshots.has(n));
+  if (stale.length) e.meta.deleteSnapshotSizes(stale);
+  const light = await storeUsage(e, scan, { sizes: "none" });
   const removed: UsageItem[] = [];
-  const garbage = usage.items.filter((i) => i.type === "garbage")
-    .filter((i) =>
-      !(scan.blobs.has(i.id) || i.description === "unfinished blob write") ||
-      now - i.lastUsed >= grace
-    )
+  if (!sweepable(light.items, scan, now, grace).length) return removed;
+  const usage = o.sizes === "none" ? light : await storeUsage(e, scan, { sizes: o.sizes });
+  const garbage = sweepable(usage.items, scan, now, grace)
     .sort((a, b) => depth(scan, b.id) - depth(scan, a.id));
   for (const item of garbage) {
     if (scan.blobs.has(item.id)) await e.store.delete(item.id);
@@ -194,24 +198,43 @@ export async function sweep(
   return removed;
 }
 
-/** Prunes the store by `o` (then sweeps). Call inside a collection (see asCollector). */
-export async function prune(e: EngineLike, o: PruneOptions = {}): Promise<PruneResult> {
-  const now = o.now ?? Date.now();
+/** Garbage items a sweep removes now (young blobs and ingest files wait for `grace`). */
+function sweepable(items: UsageItem[], scan: StoreScan, now: number, grace: number): UsageItem[] {
+  return items.filter((i) => i.type === "garbage").filter((i) =>
+    !(scan.blobs.has(i.id) || i.description === "unfinished blob write") ||
+    now - i.lastUsed >= grace
+  );
+}
+
+/** Items a prune by `o` may remove, least recently used first (keepStorage not applied yet). */
+function candidatesOf(
+  items: UsageItem[],
+  scan: StoreScan,
+  o: PruneOptions,
+  now: number,
+): UsageItem[] {
   const filters = parseFilters(o.filters ?? []);
   const typeNamed = new Set(filters.filter((f) => f.key === "type" && !f.neg).map((f) => f.value));
-  const scan = await scanStore(e);
-  const usage = await storeUsage(e, scan);
-  const sizeOf = (items: UsageItem[]) =>
-    items.filter((i) => i.type !== "metadata").reduce((a, i) => a + i.size, 0);
-  const before = sizeOf(usage.items);
-  const garbage = sizeOf(usage.items.filter((i) => i.type === "garbage"));
-  const candidates = usage.items.filter((i) =>
+  return items.filter((i) =>
     (ALWAYS.includes(i.type) || (WITH_ALL.includes(i.type) && (o.all || typeNamed.has(i.type)))) &&
     matches(i, filters, now) &&
     (o.keepDuration === undefined || now - i.lastUsed >= o.keepDuration)
   ).sort((a, b) =>
     a.lastUsed - b.lastUsed || depth(scan, b.id) - depth(scan, a.id) || (a.id < b.id ? -1 : 1)
   );
+}
+
+/** Prunes the store by `o` (then sweeps). Call inside a collection (see asCollector). */
+export async function prune(e: EngineLike, o: PruneOptions = {}): Promise<PruneResult> {
+  const now = o.now ?? Date.now();
+  parseFilters(o.filters ?? []);
+  const scan = await scanStore(e);
+  const usage = await storeUsage(e, scan, { sizes: o.sizes });
+  const sizeOf = (items: UsageItem[]) =>
+    items.filter((i) => i.type !== "metadata").reduce((a, i) => a + i.size, 0);
+  const before = sizeOf(usage.items);
+  const garbage = sizeOf(usage.items.filter((i) => i.type === "garbage"));
+  const candidates = candidatesOf(usage.items, scan, o, now);
   // Children of each live snapshot: a snapshot goes only after all of them.
   const children = new Map<string, Set<string>>();
   for (const i of usage.items) {
@@ -256,30 +279,92 @@ export async function prune(e: EngineLike, o: PruneOptions = {}): Promise<PruneR
   // Then files, children before parents.
   removed.sort((a, b) => depth(scan, b.id) - depth(scan, a.id));
   for (const i of removed) await removeItemFiles(e, i, scan);
-  const swept = await sweep(e, { graceMs: o.graceMs, now });
+  if (gone.size) e.meta.deleteSnapshotSizes(gone);
+  const swept = await sweep(e, { graceMs: o.graceMs, now, sizes: o.sizes });
   const all = [...removed, ...swept];
   const reclaimed = all.reduce((a, i) => a + i.size, 0);
   return { removed: all, reclaimed, before, after: Math.max(0, before - reclaimed) };
 }
 
+/** Bytes in use on the filesystem holding `dir` (an upper bound of the store's size). */
+async function fsUsed(dir: string): Promise<number> {
+  try {
+    const st = await fsp.statfs(dir);
+    return (Number(st.blocks) - Number(st.bfree)) * Number(st.bsize);
+  } catch {
+    return Infinity;
+  }
+}
+
+export type GcCheck = {
+  /** Rules (indexes into the policy) that could remove something now. */
+  rules: number[];
+  /** Garbage the sweep would remove. */
+  garbage: number;
+};
+
 /**
- * Automatic GC after a successful build: applies the configured policy rules in order, unless GC
- * is disabled, another collection runs, or other builds are still running (the last one collects).
- * Prints one progress line when it removed something. Never fails the build.
+ * What the automatic GC would have to do, found without measuring any tree: the item list comes
+ * from SQLite and the top level of the store (sizes 0). A rule without keepStorage applies when it
+ * selects something (by its filters and keepDuration); a keepStorage rule also needs the store to
+ * be bigger than its limit, which it cannot be while the whole filesystem uses less, nor while
+ * the sizes recorded so far (committed snapshots, blobs) plus what is not recorded yet stay below.
+ */
+export async function gcCheck(
+  e: EngineLike,
+  config: Config,
+  o: { now?: number; graceMs?: number } = {},
+): Promise<GcCheck> {
+  const now = o.now ?? Date.now();
+  const scan = await scanStore(e);
+  const light = await storeUsage(e, scan, { sizes: "none" });
+  const rules: number[] = [];
+  for (const [n, rule] of config.gc.policy.entries()) {
+    const cands = candidatesOf(light.items, scan, {
+      all: rule.all,
+      keepDuration: rule.keepDuration,
+      filters: rule.filters,
+    }, now);
+    if (!cands.length) continue;
+    if (rule.keepStorage) {
+      const limit = await resolveSize(rule.keepStorage, e.root, rule.cap);
+      if ((await fsUsed(e.root)) <= limit) continue;
+      const usage = await storeUsage(e, scan, { sizes: "recorded" });
+      const size = usage.items.filter((i) => i.type !== "metadata").reduce((a, i) => a + i.size, 0);
+      if (size <= limit) continue;
+    }
+    rules.push(n);
+  }
+  const garbage = sweepable(light.items, scan, now, o.graceMs ?? 60_000).length;
+  return { rules, garbage };
+}
+
+/**
+ * Automatic GC after a successful build. Skipped when GC is disabled, when the last automatic
+ * collection started less than `gc.interval` ago (default 10 minutes; the `gc.stamp` file in the
+ * store), when another collection runs or other builds are still running (the last one collects).
+ * Otherwise `gcCheck` decides, from SQLite and the store's top level, whether any policy rule
+ * could remove something or garbage is left; only then do the rules run, in order, with recorded
+ * snapshot sizes (each committed snapshot is measured once in its life). Prints one progress line
+ * when it removed something. Never fails the build. Returns undefined when it did not collect.
  */
 export async function maybeCollect(
   e: EngineLike,
   config: Config,
   progress?: Progress,
+  o: { now?: number } = {},
 ): Promise<PruneResult | undefined> {
   if (!config.gc.enabled) return undefined;
+  const now = o.now ?? Date.now();
   const stamp = path.join(e.root, "gc.stamp");
   const last = await fsp.stat(stamp).then((st) => st.mtimeMs, () => 0);
-  if (Date.now() - last < config.gc.interval) return undefined;
+  if (config.gc.interval > 0 && now - last < config.gc.interval) return undefined;
   try {
     await fsp.writeFile(stamp, "");
     return await asCollector(e, async () => {
       const started = Date.now();
+      const check = await gcCheck(e, config, { now, graceMs: 60_000 });
+      if (!check.rules.length && !check.garbage) return undefined;
       const total: PruneResult = { removed: [], reclaimed: 0, before: 0, after: 0 };
       for (const [n, rule] of config.gc.policy.entries()) {
         const keepStorage = rule.keepStorage
@@ -291,6 +376,8 @@ export async function maybeCollect(
           keepStorage,
           filters: rule.filters,
           graceMs: 60_000,
+          now,
+          sizes: "recorded",
         });
         if (n === 0) total.before = r.before;
         total.after = r.after;

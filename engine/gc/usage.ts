@@ -16,6 +16,7 @@ import { promises as fsp } from "node:fs";
 import { createHash } from "node:crypto";
 import path from "node:path";
 import type { CacheRecord, ImageRecord, LayerRecord } from "../content/meta.ts";
+import { DiskCounter, measure } from "./disk_usage.ts";
 
 type EngineLike = {
   root: string;
@@ -104,29 +105,7 @@ export function snapshotId(name: string): string {
   return createHash("sha256").update(name).digest("hex").slice(0, 24);
 }
 
-/** Disk usage counter that counts each inode once across all calls (hard links). */
-export class DiskCounter {
-  #seen = new Set<string>();
-
-  /** Allocated bytes of a file or tree (0 when absent). Vanishing entries are skipped. */
-  async usage(p: string): Promise<number> {
-    let st;
-    try {
-      st = await fsp.lstat(p);
-    } catch (e) {
-      if (code(e) === "ENOENT") return 0;
-      throw e;
-    }
-    const k = `${st.dev}:${st.ino}`;
-    if (this.#seen.has(k)) return 0;
-    this.#seen.add(k);
-    let total = st.blocks * 512;
-    if (st.isDirectory()) {
-      for (const n of await readdirSafe(p)) total += await this.usage(path.join(p, n));
-    }
-    return total;
-  }
-}
+export { DiskCounter };
 
 /** Reads everything the collector and fsck need to know about the store. */
 export async function scanStore(e: EngineLike): Promise<StoreScan> {
@@ -326,19 +305,56 @@ async function reachImageMetadata(
 
 export type Usage = { items: UsageItem[]; total: number; reclaimable: number };
 
+/**
+ * How item sizes are found: `measure` walks every tree (one `du` over the whole store, each inode
+ * once: what `tsk du` and `tsk prune` show); `recorded` takes committed snapshots' sizes from
+ * SQLite (a committed snapshot never changes), measures only the new ones and records them (the
+ * automatic GC); `none` leaves every size 0 (deciding whether any rule could apply).
+ */
+export type SizeMode = "measure" | "recorded" | "none";
+
 /** Usage items of the whole store. */
-export async function storeUsage(e: EngineLike, scan?: StoreScan): Promise<Usage> {
+export async function storeUsage(
+  e: EngineLike,
+  scan?: StoreScan,
+  o: { sizes?: SizeMode } = {},
+): Promise<Usage> {
+  const mode = o.sizes ?? "measure";
   scan ??= await scanStore(e);
   const reach = await reachable(e, scan);
-  const counter = new DiskCounter();
   const items: UsageItem[] = [];
-  const blobSize = (d: string) => counter.usage(e.store.path(d));
+  // Paths whose sizes add to an item, measured together at the end (order = attribution order).
+  const toMeasure: { item: UsageItem; path: string }[] = [];
+  const add = (item: UsageItem, p: string) => toMeasure.push({ item, path: p });
   const attributed = new Set<string>();
+  const recorded = mode === "recorded" ? e.meta.snapshotSizes() : new Map();
+  const newSizes: { item: UsageItem; created: number; at: number }[] = [];
+  // Directory items' last use is their atime: measuring reads them, so their times are put back.
+  const times: { path: string; atime: Date; mtime: Date }[] = [];
 
   for (const s of scan.snapshots.values()) {
     const r = reach.snapshots.get(s.name);
-    let size = await counter.usage(s.dir);
     const blobs: string[] = [];
+    const isImage = s.name.startsWith("l-");
+    const item: UsageItem = {
+      id: s.name,
+      type: r ? (isImage ? "image" : "regular") : "garbage",
+      size: 0,
+      created: s.created,
+      lastUsed: r?.lastUsed ?? s.created,
+      parent: s.parent,
+      records: r?.records ?? 0,
+      blobs,
+      description: "",
+      reclaimable: true,
+      paths: [s.dir],
+    };
+    const known = recorded.get(s.name);
+    if (known && known.created === s.created) item.size = known.bytes;
+    else {
+      if (mode === "recorded") newSizes.push({ item, created: s.created, at: toMeasure.length });
+      add(item, s.dir);
+    }
     if (r) {
       for (const l of scan.layers) {
         if (l.snapshot !== s.name || attributed.has(l.digest) || !scan.blobs.has(l.digest)) {
@@ -346,67 +362,58 @@ export async function storeUsage(e: EngineLike, scan?: StoreScan): Promise<Usage
         }
         attributed.add(l.digest);
         blobs.push(l.digest);
-        size += await blobSize(l.digest);
+        add(item, e.store.path(l.digest));
       }
     }
-    const isImage = s.name.startsWith("l-");
-    items.push({
-      id: s.name,
-      type: r ? (isImage ? "image" : "regular") : "garbage",
-      size,
-      created: s.created,
-      lastUsed: r?.lastUsed ?? s.created,
-      parent: s.parent,
-      records: r?.records ?? 0,
-      blobs,
-      description: r
-        ? (isImage ? `base image layer sha256:${s.name.slice(2, 14)}` : "build result") +
-          (blobs.length ? ` (+${blobs.length} layer blob${blobs.length > 1 ? "s" : ""})` : "")
-        : "orphan snapshot (no cache record reaches it)",
-      reclaimable: true,
-      paths: [s.dir],
-    });
+    item.description = r
+      ? (isImage ? `base image layer sha256:${s.name.slice(2, 14)}` : "build result") +
+        (blobs.length ? ` (+${blobs.length} layer blob${blobs.length > 1 ? "s" : ""})` : "")
+      : "orphan snapshot (no cache record reaches it)";
+    items.push(item);
   }
   for (const img of scan.images) {
     const blobs: string[] = [];
-    let size = 0;
-    for (const d of await manifestBlobs(e, img.manifestDigest)) {
-      if (attributed.has(d) || !scan.blobs.has(d)) continue;
-      attributed.add(d);
-      blobs.push(d);
-      size += await blobSize(d);
-    }
-    items.push({
+    const item: UsageItem = {
       id: img.name,
       type: "image.named",
-      size,
+      size: 0,
       created: img.updated,
       lastUsed: img.updated,
       blobs,
       description: `image ${img.name}@${img.manifestDigest}`,
       reclaimable: true,
-      paths: blobs.map((d) => e.store.path(d)),
-    });
+      paths: [],
+    };
+    for (const d of await manifestBlobs(e, img.manifestDigest)) {
+      if (attributed.has(d) || !scan.blobs.has(d)) continue;
+      attributed.add(d);
+      blobs.push(d);
+      item.paths.push(e.store.path(d));
+      add(item, e.store.path(d));
+    }
+    items.push(item);
   }
   for (const [d, b] of scan.blobs) {
     if (attributed.has(d)) continue;
     const kept = reach.blobs.get(d);
-    items.push({
+    const item: UsageItem = {
       id: d,
       type: kept ? "regular" : "garbage",
-      size: await blobSize(d),
+      size: 0,
       created: b.mtime,
       lastUsed: b.mtime,
       description: kept ? `blob (${kept})` : "unreferenced blob",
       reclaimable: true,
       paths: [e.store.path(d)],
-    });
+    };
+    add(item, e.store.path(d));
+    items.push(item);
   }
   for (const l of scan.leftovers) {
-    items.push({
+    const item: UsageItem = {
       id: l.name ?? path.basename(l.dir),
       type: "garbage",
-      size: await counter.usage(l.dir),
+      size: 0,
       created: 0,
       lastUsed: 0,
       description: `${l.kind === "broken" ? "half-written" : l.kind} snapshot dir ${
@@ -414,19 +421,23 @@ export async function storeUsage(e: EngineLike, scan?: StoreScan): Promise<Usage
       }`,
       reclaimable: true,
       paths: [l.dir],
-    });
+    };
+    add(item, l.dir);
+    items.push(item);
   }
   for (const i of scan.ingest) {
-    items.push({
+    const item: UsageItem = {
       id: path.basename(i.path),
       type: "garbage",
-      size: await counter.usage(i.path),
+      size: 0,
       created: i.mtime,
       lastUsed: i.mtime,
       description: "unfinished blob write",
       reclaimable: true,
       paths: [i.path],
-    });
+    };
+    add(item, i.path);
+    items.push(item);
   }
   const dirItems: [string, ItemType, string][] = [
     ["contexts", "source.local", "build context mirror"],
@@ -439,30 +450,51 @@ export async function storeUsage(e: EngineLike, scan?: StoreScan): Promise<Usage
       const p = path.join(e.root, sub, n);
       const st = await fsp.stat(p).catch(() => undefined);
       if (!st) continue;
-      items.push({
+      times.push({ path: p, atime: st.atime, mtime: st.mtime });
+      const item: UsageItem = {
         id: n,
         type,
-        size: await counter.usage(p),
+        size: 0,
         created: st.birthtimeMs || st.ctimeMs,
         lastUsed: Math.max(st.mtimeMs, st.atimeMs),
         description: desc,
         reclaimable: true,
         paths: [p],
-      });
+      };
+      add(item, p);
+      items.push(item);
     }
   }
   // Everything else: meta.db (+ WAL), locks, the directories themselves (children already counted).
-  const metaSize = await counter.usage(e.root);
-  items.push({
+  const meta: UsageItem = {
     id: "meta.db",
     type: "metadata",
-    size: metaSize,
+    size: 0,
     created: 0,
     lastUsed: 0,
     description: "metadata database, locks and directories",
     reclaimable: false,
     paths: [path.join(e.root, "meta.db")],
-  });
+  };
+  items.push(meta);
+  if (mode === "measure") add(meta, e.root);
+  else if (mode === "recorded") {
+    for (const n of ["meta.db", "meta.db-wal", "meta.db-shm"]) {
+      const st = await fsp.stat(path.join(e.root, n)).catch(() => undefined);
+      if (st) meta.size += st.blocks * 512;
+    }
+  }
+  if (mode !== "none" && toMeasure.length) {
+    const sizes = await measure(toMeasure.map((m) => m.path));
+    toMeasure.forEach((m, i) => (m.item.size += sizes[i]));
+    for (const t of times) await fsp.utimes(t.path, t.atime, t.mtime).catch(() => {});
+    // Committed snapshots never change: their own dir's size is measured once, then recorded.
+    if (newSizes.length) {
+      e.meta.putSnapshotSizes(
+        newSizes.map((n) => ({ name: n.item.id, created: n.created, bytes: sizes[n.at] })),
+      );
+    }
+  }
   const total = items.reduce((a, i) => a + i.size, 0);
   const reclaimable = items.filter((i) => i.reclaimable).reduce((a, i) => a + i.size, 0);
   return { items, total, reclaimable };
