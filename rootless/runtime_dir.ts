@@ -11,6 +11,7 @@
  * TSK_RUNTIME_TMPFS=0 forces the plain directory (tests of that fallback).
  */
 import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { findBinary } from "./binaries.ts";
@@ -39,8 +40,9 @@ export function runtimeBase(): string {
  */
 export function runtimeDir(): { dir: string; memoryOnly: boolean } {
   if (!current) {
-    const dir = `${runtimeBase()}/${PREFIX}${process.pid}`;
-    rmSync(dir, { recursive: true, force: true }); // a dead namesake's leftovers
+    // pid first (what the cleanup checks), then a random part: several isolates of one process
+    // (deno test --parallel) must not share, nor remove, each other's directory.
+    const dir = `${runtimeBase()}/${PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     current = { dir, tmpfs: mountTmpfs(dir) };
     process.once("exit", releaseRuntimeDir);
@@ -120,7 +122,7 @@ export function cleanStaleRuntimeDirs(): void {
     }
     for (const n of names) {
       if (!n.startsWith(PREFIX)) continue;
-      const pid = Number(n.slice(PREFIX.length));
+      const pid = Number(n.slice(PREFIX.length).split("-")[0]);
       if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
       if (alive(pid)) continue;
       try {

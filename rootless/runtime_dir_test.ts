@@ -25,7 +25,7 @@ test("runtime dirs live under $XDG_RUNTIME_DIR/tsk; those of dead processes are 
     assert.deepEqual(readdirSync(`${xdg}/tsk`).sort(), ["other", "tsk-rt-1"]);
     // This process's own directory (outside tsk's namespace: a plain private directory).
     const own = runtimeDir();
-    assert.equal(own.dir, `${xdg}/tsk/tsk-rt-${process.pid}`);
+    assert.match(own.dir, new RegExp(`^${xdg}/tsk/tsk-rt-${process.pid}-[0-9a-f]{12}$`));
     assert.equal(own.memoryOnly, false);
     assert.ok(existsSync(own.dir));
     cleanStaleRuntimeDirs();

@@ -247,12 +247,23 @@ asRootAndUser("which steps re-run after an edit", () => {
       ctx,
     ]);
     assert.equal(r.code, 0, r.stderr);
-    const events = r.stderr.split("\n").filter(Boolean).map((l) =>
-      JSON.parse(l) as { vertex?: number; name?: string; started?: boolean; reason?: string }
+    // BuildKit's SolveStatus lines on stdout: a vertex names the step, a status with the
+    // vertex's digest carries the reason.
+    type Status = {
+      vertexes?: { digest: string; name: string; cached?: boolean }[];
+      statuses?: { vertex: string; name: string }[];
+    };
+    const events = r.stdout.toString().split("\n").filter(Boolean).map((l) =>
+      JSON.parse(l) as Status
     );
-    const started = events.filter((ev) => ev.started && ev.reason);
+    const names = new Map<string, string>();
+    for (const ev of events) for (const v of ev.vertexes ?? []) names.set(v.digest, v.name);
     const byStep = Object.fromEntries(
-      started.map((ev) => [/^\[([^\]]+)\]/.exec(ev.name!)![1].replace(/\s+/g, " "), ev.reason]),
+      events.flatMap((ev) => ev.statuses ?? []).filter((st) => st.name.startsWith("cache miss"))
+        .map((st) => [
+          /^\[([^\]]+)\]/.exec(names.get(st.vertex)!)![1].replace(/\s+/g, " "),
+          st.name,
+        ]),
     );
     assert.deepEqual(byStep, {
       "b 2/2": "cache miss: files changed: b.txt",
@@ -260,6 +271,6 @@ asRootAndUser("which steps re-run after an edit", () => {
       "final 4/4": "cache miss: input changed: [final 3/4] COPY --from=b /b.txt /b.txt",
     });
     // every other step event says cached
-    assert.ok(events.some((ev) => (ev as { cached?: boolean }).cached), r.stderr);
+    assert.ok(events.some((ev) => ev.vertexes?.some((v) => v.cached)), r.stderr);
   });
 });
