@@ -12,6 +12,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -221,6 +222,51 @@ for (const kind of kinds) {
         assert.ok(entries.includes(kept), `${kept} kept as BuildKit does`);
       }
       assert.deepEqual(readdirSync(`${rootfs}/etc`).sort(), ["group", "passwd"]);
+    });
+
+    test("nested targets resolve through earlier mounts, never onto the host", async () => {
+      const base = mkdtempSync(`${tmpdir()}/tsk-sandbox-nested-`);
+      const stage = `${base}/stage`, canary = `${base}/canary`;
+      try {
+        mkdirSync(`${stage}/d`, { recursive: true });
+        mkdirSync(canary);
+        symlinkSync("/", `${stage}/up`);
+        symlinkSync(canary, `${stage}/abs`);
+        symlinkSync("d", `${stage}/rel`);
+        const r = await run(
+          "mount | grep -c ' /h/d/new type tmpfs'; mount | grep -c ' /rootdir type tmpfs'; " +
+            `mount | grep -c ' ${canary} type tmpfs'; mount | grep -c ' /t/a/b type tmpfs'`,
+          {
+            // Out of order on purpose: parents are mounted first.
+            mounts: [
+              { type: "tmpfs", target: "/t/a/b" },
+              { type: "tmpfs", target: "/h/rel/new" },
+              { type: "tmpfs", target: "/h/up/rootdir" },
+              { type: "tmpfs", target: `/h/abs` },
+              { type: "tmpfs", target: "/t" },
+              { type: "bind", source: stage, target: "/h" },
+            ],
+          },
+        );
+        assert.equal(r.out, "1\n1\n1\n1", r.err);
+        // The stub inside the rw stage is gone again; nothing was created in the host canary.
+        assert.deepEqual(readdirSync(`${stage}/d`), []);
+        assert.deepEqual(readdirSync(canary), []);
+        assert.ok(!existsSync(`${rootfs}/rootdir`), "rootfs stub removed");
+        // A missing target inside a read-only mount is refused, not created in its source.
+        await assert.rejects(
+          run("true", {
+            mounts: [
+              { type: "bind", source: stage, target: "/h", readonly: true },
+              { type: "tmpfs", target: "/h/d/new" },
+            ],
+          }),
+          /does not exist in the read-only mount at \/h/,
+        );
+        assert.deepEqual(readdirSync(`${stage}/d`), []);
+      } finally {
+        rmSync(base, { recursive: true, force: true });
+      }
     });
 
     test("existing /etc/hosts is mounted over, not modified", async () => {

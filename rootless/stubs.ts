@@ -8,6 +8,7 @@ import {
   lstatSync,
   mkdirSync,
   readdirSync,
+  realpathSync,
   rmdirSync,
   statSync,
   unlinkSync,
@@ -35,11 +36,30 @@ export function ensureMountpoint(
   }
   if (missing.length === 0) return;
   stubs.paths.push(...missing);
-  if (kind === "dir") {
-    mkdirSync(target, { recursive: true, mode: 0o755 });
-  } else {
-    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
-    writeFileSync(target, "", { mode: 0o644 });
+  // One component at a time, never following a link: each parent must still be the directory
+  // the resolution found (a shared cache mount can change under us), and neither mkdir nor an
+  // exclusive create follows a symlink put in the stub's place.
+  const rootClean = root.replace(/\/+$/, "") || "/";
+  const realRoot = realpathSync(rootClean);
+  for (const p of missing.reverse()) {
+    const parent = dirname(p);
+    const expected = realRoot + parent.slice(rootClean.length);
+    if (realpathSync(parent) !== expected) {
+      throw new Error(`mount point ${p} changed while it was being created (a symlink appeared)`);
+    }
+    try {
+      if (p === target && kind === "file") writeFileSync(p, "", { mode: 0o644, flag: "wx" });
+      else mkdirSync(p, { mode: 0o755 });
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EEXIST") throw e;
+      const st = lstatSync(p); // created meanwhile: fine if it is what we wanted
+      if (
+        st.isSymbolicLink() ||
+        (p === target && kind === "file" ? st.isDirectory() : !st.isDirectory())
+      ) {
+        throw new Error(`mount point ${p} changed while it was being created`);
+      }
+    }
   }
 }
 

@@ -1,6 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { ensureMountpoint, removeStubs, type Stubs } from "./stubs.ts";
 
@@ -23,5 +31,25 @@ test("stubs created for mounts are removed afterwards, used ones are kept", () =
     assert.ok(!existsSync(`${root}/keep/x`) && existsSync(`${root}/keep/file`));
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("a stub is never created through a symlink that appeared in its path", () => {
+  const base = mkdtempSync(`${tmpdir()}/tsk-stubs-`);
+  try {
+    const root = `${base}/root`, outside = `${base}/outside`;
+    mkdirSync(root);
+    mkdirSync(outside);
+    // As if a concurrent writer (a shared cache mount) swapped a resolved directory for a link.
+    symlinkSync(outside, `${root}/a`);
+    const stubs: Stubs = { paths: [] };
+    assert.throws(
+      () => ensureMountpoint(stubs, root, `${root}/a/b/c`, "dir"),
+      /changed while it was being created/,
+    );
+    assert.throws(() => ensureMountpoint(stubs, root, `${root}/a/f`, "file"), /changed/);
+    assert.deepEqual(readdirSync(outside), []);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
   }
 });

@@ -133,7 +133,11 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
                 const view = await env.views.view(ref);
                 try {
                   const from = m.selector
-                    ? resolveExistingInRoot(view.root, m.selector, `cache mount source for ${target}`)
+                    ? resolveExistingInRoot(
+                      view.root,
+                      m.selector,
+                      `cache mount source for ${target}`,
+                    )
                     : view.root;
                   const st = await fsp.lstat(from);
                   await overlayCopy(from, tmp);

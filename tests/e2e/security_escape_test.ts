@@ -32,6 +32,8 @@ let e: Env;
 let canary: string;
 const TOKEN = `host-canary-${randomBytes(8).toString("hex")}`;
 let canaryBefore: string;
+/** The host's / before the builds (a RUN that escapes to / would add entries). */
+let hostRoot: string[];
 /** An image (in the test registry) whose layer holds symlinks out of its root. */
 let linkImage: string;
 
@@ -78,6 +80,7 @@ before(async () => {
   canary = mkdtempSync(path.join(os.tmpdir(), "tsk-canary-"));
   resetCanary();
   canaryBefore = treeState(canary);
+  hostRoot = readdirSync("/").sort();
   // The image: pushed once by root, pulled by every case that binds from it.
   linkImage = `${e.registry.host}/secpaths/links:1`;
   const ctx = makeContext(e, {
@@ -340,6 +343,7 @@ for (const mode of ["root", "rootless"] as const) {
           ], { as: as(), env: envv });
           // The host first: nothing read, written or created in the canary, whatever happened.
           assert.equal(treeState(canary), canaryBefore, `the host canary changed:\n${r.stderr}`);
+          assert.deepEqual(readdirSync("/").sort(), hostRoot, "a file appeared in the host's /");
           assert.ok(!r.stderr.includes(TOKEN), `host data in the build output:\n${r.stderr}`);
           assert.ok(!r.stdout.toString().includes(TOKEN), "host data on stdout");
           if (c.error) {
