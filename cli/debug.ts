@@ -15,6 +15,7 @@ import { decodeDefinition, type Definition, encodeDefinition } from "../proto/op
 import { openEngine } from "../engine/engine.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
 import { fsckCommand } from "./fsck.ts";
+import { writeStdout } from "./stdout.ts";
 import { TskError } from "../engine/tsk_error.ts";
 import { MAX_DOCKERFILE_BYTES, MAX_LLB_BYTES, readInput } from "./read_input.ts";
 
@@ -118,7 +119,7 @@ export async function debugCommand(argv: string[]): Promise<number> {
       engine.close();
     }
   }
-  if (values.marshal) process.stdout.write(encodeDefinition(def));
-  else process.stdout.write(values.dot ? dumpDot(def) : dumpLLB(def));
+  if (values.marshal) writeStdout(encodeDefinition(def));
+  else writeStdout(values.dot ? dumpDot(def) : dumpLLB(def));
   return 0;
 }

@@ -88,4 +88,10 @@ export function installFatalHandlers(): void {
   };
   process.on("uncaughtException", die);
   process.on("unhandledRejection", die);
+  // A reader that went away (`tsk debug dump-llb | head`) is no error of ours.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") {
+      process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
+    } else die(err);
+  });
 }

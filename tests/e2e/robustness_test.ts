@@ -7,7 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -400,3 +400,35 @@ for (const [who, as] of users) {
     });
   }
 }
+
+test("100,000 chained stages pass --call=check; 5,000 chained COPY stages dump whole through a pipe", async () => {
+  const deep = ["FROM scratch AS s0", "COPY a /a"];
+  for (let i = 1; i < 100_000; i++) deep.push(`FROM s${i - 1} AS s${i}`);
+  const wide = ["FROM scratch AS s0", "COPY a /a"];
+  for (let i = 1; i < 5_000; i++) wide.push(`FROM s${i - 1} AS s${i}`, `COPY a /f${i}`);
+  const ctx = makeContext(e, {
+    a: "a",
+    "Dockerfile.deep": deep.join("\n") + "\n",
+    "Dockerfile.wide": wide.join("\n") + "\n",
+  }, e.user);
+  // (convert of the deep chain without recursion: stage_graph_test.ts)
+  const check = await tsk(["build", "--check", "-f", path.join(ctx, "Dockerfile.deep"), ctx], {
+    as: e.user,
+  });
+  assert.equal(check.code, 0, check.stderr);
+  assert.match(check.stdout.toString(), /Check complete, no warnings found/);
+  // A reader that pauses after the first byte (the pipe fills): everything must still arrive.
+  const out = path.join(storeDir(e), "dump.jsonl");
+  const store = storeDir(e);
+  const wideFile = path.join(ctx, "Dockerfile.wide");
+  const dump = spawnSync("sh", [
+    "-c",
+    `"${TSK}" debug dump-llb --root "${store}" -f "${wideFile}" "${ctx}" | (dd bs=1 count=1 of="${out}" 2>/dev/null; sleep 1; cat >> "${out}")`,
+  ], { encoding: "utf8" });
+  assert.equal(dump.status, 0, dump.stderr);
+  assertNoTrace({ code: 0, stdout: Buffer.alloc(0), stderr: dump.stderr });
+  // One JSON line per op (the context source, 5,000 COPYs) plus the terminal: 3.6 MB, not 64 KiB.
+  const lines = readFileSync(out, "utf8").trim().split("\n");
+  assert.equal(lines.length, 5_002);
+  for (const l of lines) JSON.parse(l);
+});

@@ -16,8 +16,8 @@ export type DockerfileErrorOptions = {
  * write raw terminal sequences through an error message or excerpt.
  */
 export function escapeControls(s: string): string {
-  // deno-lint-ignore no-control-regex
   return s.replace(
+    // deno-lint-ignore no-control-regex
     /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]/g,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );
