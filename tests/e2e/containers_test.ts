@@ -259,6 +259,18 @@ describe("tsk in containers", { skip }, () => {
     assert.deepEqual(owners(r.tar, Object.keys(EXACT)), EXACT);
   });
 
+  test("tsk debug env: the findings, and overlay on the container's root filesystem names the fix", async () => {
+    const r = await run(DOCKER, ["run", "--rm", "--cap-add", "SYS_ADMIN", IMAGE, "tsk", "debug", "env", "--root", "/home/ci/store"]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /tsk: overlayfs cannot be mounted on \/home\/ci\/store \(.*\): using copy snapshots \(slower\); put the store on a volume or tmpfs: `-v tsk-store:\/home\/ci\/store`/);
+    assert.match(r.out, /^isolation: +subid: user namespace with ci's subordinate id ranges$/m);
+    assert.match(r.out, /^environment: uid 1001 in a docker container; seccomp filter; no_new_privs 0; capabilities none; /m);
+    assert.match(r.out, /^uid map: +0→1001 \(1\), 1→100000 \(65535\)$/m);
+    assert.match(r.out, /^\/proc: +recursive bind of the outer \/proc$/m);
+    assert.match(r.out, /^snapshotter: copy \(store \/home\/ci\/store\)$/m);
+    assert.match(r.out, /^tmp: +\/home\/ci\/store\/tmp$/m);
+  }); // deno-fmt-ignore
+
   test("7 restricted (ci, all caps dropped, no-new-privileges): proot", async () => {
     const r = await cell("c7", RESTRICTED, ctxRun);
     assertBuilt(r, /isolation: proot without namespaces .*no_new_privs.*proot is installed/);
