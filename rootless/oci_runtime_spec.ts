@@ -195,6 +195,8 @@ export type PreparedRun = {
   insecure: boolean;
   /** A fresh /proc cannot be mounted here: bind the outer one recursively (no-process-sandbox). */
   procBind?: boolean;
+  /** One-line notices for the step's progress (RunSpec.onNotice). */
+  onNotice?: (line: string) => void;
   onStdout?: (chunk: Uint8Array) => void;
   onStderr?: (chunk: Uint8Array) => void;
   signal?: AbortSignal;

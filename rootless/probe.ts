@@ -406,7 +406,7 @@ export function isolationLine(c: Choice): string {
 let chosen: Choice | undefined;
 
 /** The choice of this process: probed once; in the re-executed process read from TSK_PROBE. */
-export async function currentChoice(uid: number, user: string): Promise<Choice> {
+export function currentChoice(uid: number, user: string): Choice {
   if (chosen) return chosen;
   const carried = process.env[PROBE_ENV];
   if (carried) {

@@ -86,6 +86,7 @@ export async function runInSandbox(
   try {
     const prep = prepare(spec, tmp, stubs);
     prep.procBind = plan.procBind;
+    prep.onNotice = spec.onNotice;
     const res = await runPrepared(kind, prep, stubs, plan);
     if (res.exitCode !== 0) singleIdHint(spec.onNotice);
     return res;

@@ -150,7 +150,9 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
     }
     L.push(lo.map(q).join(" "));
   }
-  L.push(hostnameCommand(p));
+  // A seccomp profile may refuse sethostname(2) even in our own UTS namespace (rootless Podman):
+  // the step then keeps the container's hostname.
+  L.push(`${hostnameCommand(p)} || true`);
 
   // Switch root: move the rootfs mount over / (the process keeps the old root until chroot).
   L.push(`cd ${q(R)}`, mnt("--move", ".", "/"));

@@ -51,6 +51,7 @@ const DEVICES: [string, number, number][] = [
 ];
 
 type Undo = () => void;
+let mknodNoticed = false;
 
 function lstatOrNull(p: string): Stats | null {
   try {
@@ -206,6 +207,10 @@ export async function runChroot(p: PreparedRun, _stubs: Stubs): Promise<RunResul
   try {
     const dev = makeDevices(p.dev.hostTarget, bin.mknod);
     undo.push(dev.undo);
+    if (dev.failed && !mknodNoticed) {
+      mknodNoticed = true;
+      p.onNotice?.(`no device nodes in /dev (${dev.failed}): creating them needs CAP_MKNOD`);
+    }
     if (p.hosts) undo.push(placeFile(p.hosts.hostTarget, readFileSync(p.hosts.source!)));
     if (p.resolv) undo.push(placeFile(p.resolv.hostTarget, readFileSync(p.resolv.source!)));
     for (const m of p.mounts) undo.push(placeMount(m, bin.cp));

@@ -17,7 +17,8 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 
-export type Stubs = { paths: string[] };
+/** Paths created (deepest removed first) and the times of the directories they were made in. */
+export type Stubs = { paths: string[]; parents?: Map<string, { atime: Date; mtime: Date }> };
 
 /**
  * Ensure host path `target` (already resolved inside `root`) exists as a directory or file,
@@ -35,6 +36,17 @@ export function ensureMountpoint(
     missing.push(p);
   }
   if (missing.length === 0) return;
+  // The existing directory the stubs go into gets its times back when they are removed.
+  const parent = dirname(missing[missing.length - 1]);
+  stubs.parents ??= new Map();
+  if (!stubs.parents.has(parent)) {
+    try {
+      const st = statSync(parent);
+      stubs.parents.set(parent, { atime: st.atime, mtime: st.mtime });
+    } catch {
+      // raced away: nothing to restore
+    }
+  }
   stubs.paths.push(...missing);
   // One component at a time, never following a link: each parent must still be the directory
   // the resolution found (a shared cache mount can change under us), and neither mkdir nor an
@@ -84,7 +96,17 @@ export function removeStubs(stubs: Stubs): void {
       // Gone already or not ours to remove.
     }
   }
+  for (const [dir, t] of stubs.parents ?? []) {
+    // Only when every stub made in it is gone (a step may have filled one: it stays, legitimately).
+    if (paths.some((p) => dirname(p) === dir && exists(p))) continue;
+    try {
+      utimesSync(dir, t.atime, t.mtime);
+    } catch {
+      // gone
+    }
+  }
   stubs.paths = [];
+  stubs.parents = undefined;
 }
 
 function exists(p: string): boolean {

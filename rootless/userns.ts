@@ -164,7 +164,7 @@ export async function enterUserNamespace(
   const uid = process.getuid?.() ?? 0;
   // The strongest isolation that works here (rootless/probe.ts); the host modes (chroot, proot,
   // none) run the engine in this process, without any namespace.
-  const plan = await currentChoice(uid, userName(uid));
+  const plan = currentChoice(uid, userName(uid));
   if (plan.prefix === null) {
     process.env[USERNS_ENV] = plan.isolation;
     // No private mount namespace: overlay mounts would outlive a killed build.
