@@ -15,8 +15,10 @@ import { decodeDefinition, type Definition, encodeDefinition } from "../proto/op
 import { openEngine } from "../engine/engine.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
 import { fsckCommand } from "./fsck.ts";
+import { timelineCommand } from "./timeline.ts";
 
 export const DEBUG_HELP = `Usage: tsk debug dump-llb [OPTIONS] [CONTEXT]
+       tsk debug timeline TRACE.json -o build.svg|build.html   (draw a tsk build --trace file)
        tsk debug fsck [--dry-run] [-v] [--format json] [--root DIR]   (see tsk debug fsck --help)
 
 Print the LLB graph of a build as JSON lines (buildctl debug dump-llb), or as Graphviz.
@@ -35,6 +37,7 @@ Options:
 export async function debugCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "fsck") return await fsckCommand(rest);
+  if (sub === "timeline") return await timelineCommand(rest);
   if (sub !== "dump-llb") {
     process.stderr.write(
       sub ? `ERROR: unknown debug command "${sub}"\n\n${DEBUG_HELP}` : DEBUG_HELP,

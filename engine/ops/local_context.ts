@@ -22,6 +22,7 @@ import path from "node:path";
 import { PatternMatcher } from "../frontend/dockerfile/dockerignore.ts";
 import type { MetaStore } from "../content/meta.ts";
 import { acquireLock } from "../content/lock.ts";
+import { counter, span } from "../trace.ts";
 
 export type ContextEntry = {
   /** Path relative to the context root, `/`-separated, no leading slash. */
@@ -168,9 +169,11 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     const stat = fresh
       ? new Map<string, { sig: string; digest: string }>()
       : o.meta.statCache(scope);
+    const scanSpan = span("context scan", "context");
     const walked = await walkContext(o.contextDir, o.excludePatterns, o.includePatterns, [
       o.storeRoot,
     ]);
+    scanSpan.end({ entries: walked.length });
     const entries = new Map<string, ContextEntry>();
     const changed: string[] = [];
     let bytesRead = 0;
@@ -202,6 +205,7 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     if (!toCopy.length && !removed.length && !interrupted) {
       return { checksum: contextChecksum(entries.values()), dir, entries, changed, bytesRead };
     }
+    const copySpan = span("context hash and copy", "context", { entries: toCopy.length });
     await fsp.writeFile(marker, "");
     if (interrupted) await pruneMirror(dir, "", entries);
     else {
@@ -293,6 +297,8 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
       fresh || interrupted,
     );
     await fsp.rm(marker, { force: true });
+    copySpan.end({ bytes: bytesRead });
+    counter("context", { files: toCopy.length, bytes: bytesRead });
     return { checksum: contextChecksum(entries.values()), dir, entries, changed, bytesRead };
   } finally {
     await release();
