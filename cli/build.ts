@@ -10,6 +10,7 @@ import { openEngine } from "../engine/engine.ts";
 import { type Config, loadConfig } from "../engine/config.ts";
 import { beginBuild, type Lease } from "../engine/gc/lease.ts";
 import { maybeCollect } from "../engine/gc/collector.ts";
+import { phase, startTrace, traceProgress, type Tracer } from "../engine/trace.ts";
 import { createProgress, type ProgressMode } from "../engine/solver/progress.ts";
 import { Solver } from "../engine/solver/solver.ts";
 import { LocalWorker } from "../engine/ops/worker.ts";
@@ -80,6 +81,7 @@ Options:
       --push                   Push the image to the registry (shorthand for --output type=image,push=true)
       --platform string        Target platform (default: the host's, linux/amd64)
       --progress string        auto, plain, tty, rawjson or quiet (default "auto")
+      --trace FILE.json        Write a timeline of the build (Chrome trace-event JSON; see tsk debug timeline)
       --no-cache               Do not use the cache
       --no-cache-filter stage  Do not use the cache for these stages; repeatable
       --secret id=ID,src=PATH  Secret to expose to RUN --mount=type=secret; repeatable
@@ -117,6 +119,7 @@ type Flags = {
   push: boolean;
   platform?: string;
   progress: string;
+  trace?: string;
   "no-cache": boolean;
   "no-cache-filter": string[];
   secret: string[];
@@ -153,6 +156,7 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       push: { type: "boolean", default: false },
       platform: { type: "string" },
       progress: { type: "string", default: "auto" },
+      trace: { type: "string" },
       "no-cache": { type: "boolean", default: false },
       "no-cache-filter": { type: "string", multiple: true, default: [] },
       secret: { type: "string", multiple: true, default: [] },
@@ -338,10 +342,12 @@ export async function buildCommand(argv: string[]): Promise<number> {
     );
     return 2;
   }
-  const progress = createProgress(
+  const rendered = createProgress(
     mode,
     mode === "rawjson" ? (s) => process.stdout.write(s) : (s) => process.stderr.write(s),
   );
+  const tracer = flags.trace ? startTrace() : undefined;
+  const progress = tracer ? traceProgress(rendered, tracer) : rendered;
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-build-"));
   // The main context may be a git URL, an http(s) tarball or `-` (stdin): fetched into tmp.
   let main: MainContext;
@@ -609,7 +615,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     }
     for (const w of convert?.warnings ?? []) progress.warn(w);
     await lease?.end();
-    await maybeCollect(engine, gcConfig, progress);
+    await phase("garbage collection", "gc", () => maybeCollect(engine, gcConfig, progress));
     await progress.close();
     if (lintWarnings.length && !flags.quiet) {
       process.stderr.write(formatBuildWarnings(lintWarnings, { fileName: dockerfileName, source }));
@@ -626,6 +632,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     process.stderr.write(formatBuildError(err, dockerfileName, source, convert));
     return 1;
   } finally {
+    if (tracer) await writeTrace(tracer, flags.trace!);
     await lease?.end().catch(() => {});
     engine.close();
     await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
@@ -742,4 +749,13 @@ function sortedJSON(v: unknown): string {
       ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, sort((x as Record<string, unknown>)[k])]))
       : x;
   return JSON.stringify(sort(v), null, 2);
+}
+
+/** Writes the build's trace (`--trace FILE`); a failure to write is reported, not fatal. */
+async function writeTrace(t: Tracer, file: string): Promise<void> {
+  try {
+    await fsp.writeFile(file, JSON.stringify(t.toJSON()) + "\n");
+  } catch (err) {
+    process.stderr.write(`WARNING: cannot write trace ${file}: ${(err as Error).message}\n`);
+  }
 }

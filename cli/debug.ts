@@ -18,8 +18,10 @@ import { fsckCommand } from "./fsck.ts";
 import { writeStdout } from "./stdout.ts";
 import { TskError } from "../engine/tsk_error.ts";
 import { MAX_DOCKERFILE_BYTES, MAX_LLB_BYTES, readInput } from "./read_input.ts";
+import { timelineCommand } from "./timeline.ts";
 
 export const DEBUG_HELP = `Usage: tsk debug dump-llb [OPTIONS] [CONTEXT]
+       tsk debug timeline TRACE.json -o build.svg|build.html   (draw a tsk build --trace file)
        tsk debug fsck [--dry-run] [-v] [--format json] [--root DIR]   (see tsk debug fsck --help)
        tsk debug env [--root DIR] [--format json]   (how tsk isolates builds here, and why)
 
@@ -40,6 +42,7 @@ export async function debugCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "fsck") return await fsckCommand(rest);
   if (sub === "env") return await (await import("./env.ts")).envCommand(rest);
+  if (sub === "timeline") return await timelineCommand(rest);
   if (sub !== "dump-llb") {
     process.stderr.write(
       sub ? `ERROR: unknown debug command "${sub}"\n\n${DEBUG_HELP}` : DEBUG_HELP,

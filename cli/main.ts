@@ -40,7 +40,8 @@ export async function run(argvIn: string[]): Promise<number> {
     (NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && (rest[0] === "fsck" || rest[0] === "env"))) &&
     !rest.includes("--help") && !rest.includes("-h")
   ) {
-    const code = await enterUserNamespace({ argv });
+    // The start time travels along, so a --trace shows the re-exec's cost (engine/trace.ts).
+    const code = await enterUserNamespace({ argv, env: { TSK_T0: String(performance.timeOrigin) } });
     if (code !== null) return code;
   }
   // Commands load lazily: the process that only re-executes itself into the namespace never

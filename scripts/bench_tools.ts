@@ -4,6 +4,8 @@
  *
  *   tsk               dist/tsk as root, its own store under the work dir
  *   tsk-rootless      dist/tsk as the unprivileged bench user (subuid/subgid ranges)
+ *   tsk-zstd          dist/tsk as root, exporting with compression=zstd
+ *   floor             not a builder: GNU tar extracting the context + sha256sum (physical floor)
  *   docker            BuildKit inside Debian's dockerd: DOCKER_BUILDKIT=1 /usr/bin/docker build
  *   buildah, podman   as root, `buildah bud --layers` / `podman build`, own overlay stores
  *   buildah-rootless, podman-rootless   the same as the bench user (native rootless overlay)
@@ -95,9 +97,10 @@ function firstLine(s: string): string {
   return s.trim().split("\n")[0] ?? "";
 }
 
-function tskTool(c: ToolContext, rootless: boolean): Tool {
+function tskTool(c: ToolContext, rootless: boolean, zstd = false): Tool {
   const u = rootless ? c.user : undefined;
-  const store = path.join(c.workdir, "store", rootless ? "tsk-rootless" : "tsk");
+  const id = zstd ? "tsk-zstd" : rootless ? "tsk-rootless" : "tsk";
+  const store = path.join(c.workdir, "store", id);
   const pre = u ? asUser(u) : [];
   const common = (tag: string) => [
     ...pre,
@@ -112,7 +115,7 @@ function tskTool(c: ToolContext, rootless: boolean): Tool {
     tag,
   ];
   return {
-    id: rootless ? "tsk-rootless" : "tsk",
+    id,
     rootless,
     unavailable() {
       if (!existsSync(c.tskBin)) return `${c.tskBin} missing (node_modules/.bin/deno task compile)`;
@@ -131,8 +134,15 @@ function tskTool(c: ToolContext, rootless: boolean): Tool {
       ownDir(store, u);
     },
     build: (ctx, tag) => [...common(tag), ctx],
-    exportCmd: (ctx, tag, out) => [...common(tag), "-o", `type=oci,dest=${out}`, ctx],
-    exportFormat: "OCI, gzip (tsk build -o type=oci on a warm cache)",
+    exportCmd: (ctx, tag, out) => [
+      ...common(tag),
+      "-o",
+      `type=oci,dest=${out}${zstd ? ",compression=zstd" : ""}`,
+      ctx,
+    ],
+    exportFormat: `OCI, ${zstd ? "zstd" : "gzip"} (tsk build -o type=oci${
+      zstd ? ",compression=zstd" : ""
+    } on a warm cache)`,
     daemonPids: () => [],
   };
 }
@@ -237,16 +247,69 @@ function containersTool(c: ToolContext, bin: "buildah" | "podman", rootless: boo
 export const ALL_TOOLS = [
   "tsk",
   "tsk-rootless",
+  "tsk-zstd",
+  "floor",
   "docker",
   "buildah",
   "podman",
   "buildah-rootless",
   "podman-rootless",
 ];
-export const DEFAULT_TOOLS = ["tsk", "tsk-rootless", "docker", "buildah", "podman"];
+export const DEFAULT_TOOLS = [
+  "tsk",
+  "tsk-rootless",
+  "tsk-zstd",
+  "docker",
+  "buildah",
+  "podman",
+  "floor",
+];
+
+/**
+ * The physical floor, not a builder: GNU tar extracting a tarball of the same context into a fresh
+ * directory, then `sha256sum` of every file (what any builder must at least do: write each file
+ * once and read it once). The tarball is made, and the previous extraction removed, before the
+ * timed command. Every build phase is the same command (there is no cache); export is `tar -c` of
+ * the extracted tree.
+ */
+function floorTool(c: ToolContext): Tool {
+  const dir = path.join(c.workdir, "floor");
+  const tree = path.join(dir, "tree");
+  return {
+    id: "floor",
+    rootless: false,
+    unavailable: () => (which("tar") && which("sha256sum") ? undefined : "tar or sha256sum missing"),
+    version: () => `${firstLine(sh("tar", ["--version"]).out)}; sha256sum`,
+    prune() {
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+    },
+    build(ctx) {
+      const tar = path.join(dir, `${path.basename(ctx)}.tar`);
+      mkdirSync(dir, { recursive: true });
+      sh("tar", ["-C", ctx, "-cf", tar, "."]); // the context as it is now (after a change, too)
+      rmSync(tree, { recursive: true, force: true });
+      return [
+        "sh",
+        "-c",
+        'mkdir "$1" && tar -C "$1" -xf "$2" && find "$1" -type f -print0 | xargs -0 -r sha256sum >/dev/null',
+        "floor",
+        tree,
+        tar,
+      ];
+    },
+    exportCmd: (_ctx, _tag, out) => ["tar", "-C", tree, "-cf", out, "."],
+    exportFormat: "plain tar of the extracted context (no image)",
+    daemonPids: () => [],
+  };
+}
 
 export function makeTool(id: string, c: ToolContext): Tool | undefined {
   switch (id) {
+    case "floor":
+      return floorTool(c);
+    case "tsk-zstd":
+      return tskTool(c, false, true);
     case "tsk":
       return tskTool(c, false);
     case "tsk-rootless":

@@ -22,6 +22,7 @@ import path from "node:path";
 import { PatternMatcher } from "../frontend/dockerfile/dockerignore.ts";
 import type { MetaStore } from "../content/meta.ts";
 import { acquireLock } from "../content/lock.ts";
+import { counter, span } from "../trace.ts";
 import { diskFullError, filesystemOf, isDiskFull } from "../content/space.ts";
 
 export type ContextEntry = {
@@ -169,9 +170,11 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     const stat = fresh
       ? new Map<string, { sig: string; digest: string }>()
       : o.meta.statCache(scope);
+    const scanSpan = span("context scan", "context");
     const walked = await walkContext(o.contextDir, o.excludePatterns, o.includePatterns, [
       o.storeRoot,
     ]);
+    scanSpan.end({ entries: walked.length });
     const entries = new Map<string, ContextEntry>();
     const changed: string[] = [];
     let bytesRead = 0;
@@ -218,6 +221,7 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
       if (fresh) await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
       throw diskFullError(o.storeRoot, { what: "copying the build context", need });
     }
+    const copySpan = span("context hash and copy", "context", { entries: toCopy.length });
     try {
       await fsp.writeFile(marker, "");
       if (interrupted) await pruneMirror(dir, "", entries);
@@ -317,6 +321,8 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
         fresh || interrupted,
       );
       await fsp.rm(marker, { force: true });
+      copySpan.end({ bytes: bytesRead });
+      counter("context", { files: toCopy.length, bytes: bytesRead });
       return { checksum: contextChecksum(entries.values()), dir, entries, changed, bytesRead };
     } catch (err) {
       // Partial work goes on the error path: the next sync rebuilds the mirror from scratch.
