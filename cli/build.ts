@@ -48,7 +48,7 @@ import {
 import { OciLayoutSource } from "../engine/source/oci_layout.ts";
 import { parseSshFlags, SSH_HELP, SSH_OPTIONS } from "./ssh_flag.ts";
 
-export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
+export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH | URL | -
 
 Build an image from a Dockerfile, without a daemon and without root.
 
