@@ -182,8 +182,8 @@ export type PreparedRun = {
   dev: PreparedMount;
   sys: PreparedMount;
   mounts: PreparedMount[];
-  ulimits: Ulimit[];
-  insecure: boolean;
+  ulimits?: Ulimit[];
+  insecure?: boolean;
   onStdout?: (chunk: Uint8Array) => void;
   onStderr?: (chunk: Uint8Array) => void;
   signal?: AbortSignal;
