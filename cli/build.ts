@@ -67,7 +67,7 @@ import {
 import { OciLayoutSource } from "../engine/source/oci_layout.ts";
 import { parseSshFlags, SSH_HELP, SSH_OPTIONS } from "./ssh_flag.ts";
 
-export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
+export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH | URL | -
 
 Build an image from a Dockerfile, without a daemon and without root.
 
@@ -351,11 +351,13 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-build-"));
   // The main context may be a git URL, an http(s) tarball or `-` (stdin): fetched into tmp.
   let main: MainContext;
+  let ssh: Awaited<ReturnType<typeof parseSshFlags>>;
   try {
+    ssh = await parseSshFlags(flags["ssh" as keyof Flags] as string[]);
     if (context === "-" && flags.file === "-") {
       throw new UsageError("the context and the Dockerfile cannot both be read from stdin (-)");
     }
-    main = await openMainContext(context, tmp, process.stdin);
+    main = await openMainContext(context, tmp, process.stdin, ssh.get("default"));
   } catch (err) {
     await progress.close();
     await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
@@ -396,11 +398,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const secretMap = secrets(flags.secret);
     const args = buildArgs(flags["build-arg"]);
     checkEnvSecrets(secretMap);
-    const ssh = await parseSshFlags(flags["ssh" as keyof Flags] as string[]);
     const named = await openBuildContexts(
       flags["build-context" as keyof Flags] as string[],
       tmp,
       (d) => readIgnore(d, "-"),
+      ssh.get("default"),
     );
     let def;
     // Like `buildctl build`: with no Dockerfile and a definition piped on stdin, build the LLB.

@@ -14,6 +14,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type NamedContext, namedContextKey } from "../engine/frontend/dockerfile/convert.ts";
 import { UsageError } from "./output_flag.ts";
+import { type AgentSocket, type SshSource, startAgent } from "../engine/ssh/agent.ts";
 
 /** The parseArgs option of `--build-context` (spread into `tsk build`'s). */
 export const CONTEXT_OPTIONS = {
@@ -74,12 +75,17 @@ export function parseGitContext(s: string): GitContext {
   return { url, ref, subdir };
 }
 
-function run(cmd: string, args: string[], cwd?: string): Promise<void> {
+function run(
+  cmd: string,
+  args: string[],
+  cwd?: string,
+  extraEnv: Record<string, string> = {},
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd,
       stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, GIT_TERMINAL_PROMPT: "0", LC_ALL: "C" },
+      env: { ...process.env, GIT_TERMINAL_PROMPT: "0", LC_ALL: "C", ...extraEnv },
     });
     let err = "";
     child.stderr.on("data", (c: Buffer) => (err += c.toString()));
@@ -94,11 +100,38 @@ function run(cmd: string, args: string[], cwd?: string): Promise<void> {
   });
 }
 
-/** Checks the repository out at `ref` into `dest` (without .git) and returns the context dir. */
-export async function fetchGitContext(g: GitContext, dest: string): Promise<string> {
+/** Whether git reaches this URL over SSH (`git@host:path`, `ssh://`). */
+export function isSshGitUrl(url: string): boolean {
+  return /^ssh:\/\//.test(url) || /^[\w.-]+@[\w.-]+:/.test(url);
+}
+
+/**
+ * Checks the repository out at `ref` into `dest` (without .git) and returns the context dir.
+ * Over SSH, git authenticates with `--ssh default` (its agent) when given, else the user's
+ * SSH_AUTH_SOCK; like BuildKit's git source without known hosts, the host key is not pinned.
+ */
+export async function fetchGitContext(
+  g: GitContext,
+  dest: string,
+  ssh?: SshSource,
+): Promise<string> {
   const repo = path.join(dest, "repo");
   await fsp.mkdir(repo, { recursive: true });
-  const git = (...a: string[]) => run("git", ["-c", "advice.detachedHead=false", ...a], repo);
+  const env: Record<string, string> = {};
+  let agent: AgentSocket | undefined;
+  if (isSshGitUrl(g.url)) {
+    if (ssh) {
+      agent = await startAgent(ssh, {
+        uid: process.getuid?.() ?? 0,
+        gid: process.getgid?.() ?? 0,
+        mode: 0o600,
+      });
+      env.SSH_AUTH_SOCK = agent.path;
+    }
+    env.GIT_SSH_COMMAND =
+      "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR";
+  }
+  const git = (...a: string[]) => run("git", ["-c", "advice.detachedHead=false", ...a], repo, env);
   try {
     await git("init", "-q");
     await git("remote", "add", "origin", g.url);
@@ -116,6 +149,8 @@ export async function fetchGitContext(g: GitContext, dest: string): Promise<stri
     throw new UsageError(
       `unable to prepare context: git ${g.url}${g.ref ? "#" + g.ref : ""}: ${(e as Error).message}`,
     );
+  } finally {
+    await agent?.close();
   }
   await fsp.rm(path.join(repo, ".git"), { recursive: true, force: true });
   const dir = g.subdir ? path.join(repo, g.subdir) : repo;
@@ -197,6 +232,7 @@ export async function openMainContext(
   arg: string,
   work: string,
   stdin: NodeJS.ReadableStream,
+  ssh?: SshSource,
 ): Promise<MainContext> {
   if (arg === "-") {
     const file = path.join(work, "stdin");
@@ -204,7 +240,7 @@ export async function openMainContext(
     return { ...(await fromDownloaded(file, work)), remote: true };
   }
   if (isGitUrl(arg)) {
-    return { dir: await fetchGitContext(parseGitContext(arg), work), remote: true };
+    return { dir: await fetchGitContext(parseGitContext(arg), work, ssh), remote: true };
   }
   if (/^https?:\/\//.test(arg)) {
     const file = path.join(work, "download");
@@ -219,6 +255,7 @@ export async function openBuildContexts(
   list: string[],
   work: string,
   readIgnore: (dir: string) => Promise<string[]>,
+  ssh?: SshSource,
 ): Promise<{ named: Map<string, NamedContext>; locals: Map<string, string> }> {
   const named = new Map<string, NamedContext>();
   const locals = new Map<string, string>();
@@ -247,7 +284,7 @@ export async function openBuildContexts(
     }
     let dir: string;
     const sub = path.join(work, `named-${n++}`);
-    if (isGitUrl(value)) dir = await fetchGitContext(parseGitContext(value), sub);
+    if (isGitUrl(value)) dir = await fetchGitContext(parseGitContext(value), sub, ssh);
     else if (/^https?:\/\//.test(value)) {
       await fsp.mkdir(sub, { recursive: true });
       const file = path.join(sub, "download");

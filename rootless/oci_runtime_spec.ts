@@ -191,8 +191,8 @@ export type PreparedRun = {
   dev: PreparedMount;
   sys: PreparedMount;
   mounts: PreparedMount[];
-  ulimits: Ulimit[];
-  insecure: boolean;
+  ulimits?: Ulimit[];
+  insecure?: boolean;
   /** A fresh /proc cannot be mounted here: bind the outer one recursively (no-process-sandbox). */
   procBind?: boolean;
   /** One-line notices for the step's progress (RunSpec.onNotice). */

@@ -177,10 +177,11 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
     : ["--clear-groups"];
   const bounding = ["-all", ...DEFAULT_CAPS.map((c) => "+" + c.slice(4).toLowerCase())].join(",");
   // --ulimit: util-linux prlimit sets the limits and execs the rest of the chain.
-  const prlimit = p.ulimits.length
+  const ulimits = p.ulimits ?? [];
+  const prlimit = ulimits.length
     ? [
       requireBinary("prlimit", "util-linux"),
-      ...p.ulimits.map((u) => `--${u.name}=${lim(u.soft)}:${lim(u.hard)}`),
+      ...ulimits.map((u) => `--${u.name}=${lim(u.soft)}:${lim(u.hard)}`),
       "--",
     ]
     : [];

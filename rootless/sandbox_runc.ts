@@ -97,7 +97,7 @@ export function ociConfig(p: PreparedRun): Record<string, unknown> {
   // --security=insecure: every capability (of tsk's user namespace), nothing masked.
   const caps = p.insecure ? boundingCapabilities() : [...DEFAULT_CAPS];
   const effective = p.uid === 0 ? caps : [];
-  const rlimits = p.ulimits.map((u) => ({
+  const rlimits = (p.ulimits ?? []).map((u) => ({
     type: `RLIMIT_${u.name.toUpperCase()}`,
     soft: u.soft,
     hard: u.hard,

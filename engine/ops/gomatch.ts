@@ -101,8 +101,9 @@ function inClass(cls: Class, ch: string): boolean {
 }
 
 /**
- * Backtracking matcher over code points. `*` never crosses '/'. Returns undefined for a
- * malformed pattern (checked up front so a mismatch never hides a syntax error).
+ * Backtracking matcher over code points (memoised, so at most |pattern|·|name| states). `*`
+ * never crosses '/'. Returns undefined for a malformed pattern (checked up front so a mismatch
+ * never hides a syntax error).
  */
 function match(p: string[], s: string[], below = false): boolean | undefined {
   if (!validPattern(p.join(""))) return undefined;
@@ -116,7 +117,17 @@ function match(p: string[], s: string[], below = false): boolean | undefined {
     if (c === "[") return inClass(parseClass(p, pi)!, "/");
     return false;
   };
-  const go = (pi: number, si: number): boolean => {
+  // Memoised on (pattern position, name position): stars never make it exponential.
+  const memo = new Map<number, boolean>();
+  const go = (pi0: number, si0: number): boolean => {
+    const key = pi0 * (s.length + 1) + si0;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    const r = step(pi0, si0);
+    memo.set(key, r);
+    return r;
+  };
+  const step = (pi: number, si: number): boolean => {
     while (pi < p.length) {
       if (below && si === s.length) return slashNext(pi);
       const c = p[pi];

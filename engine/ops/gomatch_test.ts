@@ -110,3 +110,9 @@ test("couldMatchBelow: prunes directories no match can lie under", () => {
   assert.equal(couldMatchBelow("*/*/c", "a/b"), true);
   assert.equal(couldMatchBelow("*/c", "a/b"), false);
 });
+
+test("many stars against a long name stay fast (no exponential backtracking)", () => {
+  const name = "a".repeat(200);
+  assert.equal(filepathMatch("*a*a*a*a*a*a*a*a*a*a*a*a*b", name), false);
+  assert.equal(filepathMatch("*a*a*a*a*a*a*a*a*a*a*a*a*a", name), true);
+});

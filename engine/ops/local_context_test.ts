@@ -495,3 +495,29 @@ async function sha256(data: string | Uint8Array): Promise<string> {
   const { createHash } = await import("node:crypto");
   return createHash("sha256").update(data).digest("hex");
 }
+
+test("hardlinked context files are hardlinked in the mirror; breaking the link keeps both right", async () => {
+  await withContext(async (e) => {
+    const { link } = await import("node:fs/promises");
+    await writeFile(path.join(e.ctx, "a"), "shared\n");
+    await link(path.join(e.ctx, "a"), path.join(e.ctx, "b"));
+    await mkdir(path.join(e.ctx, "d"));
+    await link(path.join(e.ctx, "a"), path.join(e.ctx, "d", "c"));
+    let r = await e.sync();
+    const ino = async (p: string) => (await stat(path.join(r.dir, p))).ino;
+    assert.equal(await ino("b"), await ino("a"));
+    assert.equal(await ino("d/c"), await ino("a"));
+    // Replace b by a file of its own: the mirror's a and d/c must keep the old content.
+    await rm(path.join(e.ctx, "b"));
+    await writeFile(path.join(e.ctx, "b"), "own\n");
+    r = await e.sync();
+    assert.equal(await readFile(path.join(r.dir, "a"), "utf8"), "shared\n");
+    assert.equal(await readFile(path.join(r.dir, "b"), "utf8"), "own\n");
+    assert.notEqual(await ino("b"), await ino("a"));
+    assert.equal(await ino("d/c"), await ino("a"));
+    // Writing through the link changes every name, in the context and in the mirror.
+    await writeFile(path.join(e.ctx, "a"), "changed\n");
+    r = await e.sync();
+    assert.equal(await readFile(path.join(r.dir, "d/c"), "utf8"), "changed\n");
+  });
+});

@@ -4,9 +4,10 @@
  * default=$SSH_AUTH_SOCK`) or answering the agent protocol itself from keys held in memory
  * (`--ssh ID=KEYFILE…`: identities and signatures only; everything else is refused). The socket
  * lives in a private directory on a tmpfs ($XDG_RUNTIME_DIR, else /dev/shm) and is removed when
- * the step ends; it gets the mount's owner and mode.
+ * the step ends (or by the next tsk, when this one was killed); it gets the mount's owner and
+ * mode. No key material is ever written: keys stay in this process's memory.
  */
-import { mkdtempSync, promises as fsp, rmSync, statSync } from "node:fs";
+import { mkdtempSync, promises as fsp, readdirSync, rmSync, statSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -87,19 +88,54 @@ function forward(upstream: string, conn: net.Socket): void {
   conn.on("error", () => up.destroy());
 }
 
-/** A private directory on a tmpfs for agent sockets (never a persistent disk). */
+/** Whether a process id is alive (EPERM: alive, someone else's). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes socket dirs that tsk processes killed before their cleanup left in `base`. */
+export function removeDeadSocketDirs(base: string): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^tsk-ssh-(\d+)-/.exec(n);
+    if (m && !alive(Number(m[1]))) {
+      try {
+        rmSync(path.join(base, n), { recursive: true, force: true });
+      } catch {
+        // another user's: not ours to remove
+      }
+    }
+  }
+}
+
+/**
+ * A private directory on a tmpfs for agent sockets (never a persistent disk), named after this
+ * process so a later tsk removes it if this one is killed.
+ */
 function socketDir(): string {
   const candidates = [process.env.XDG_RUNTIME_DIR, "/dev/shm", os.tmpdir()].filter(
     (d): d is string => !!d,
   );
   for (const base of candidates) {
     try {
-      if (statSync(base).isDirectory()) return mkdtempSync(path.join(base, "tsk-ssh-"));
+      if (!statSync(base).isDirectory()) continue;
+      removeDeadSocketDirs(base);
+      return mkdtempSync(path.join(base, `tsk-ssh-${process.pid}-`));
     } catch {
       // not usable
     }
   }
-  return mkdtempSync(path.join(os.tmpdir(), "tsk-ssh-"));
+  return mkdtempSync(path.join(os.tmpdir(), `tsk-ssh-${process.pid}-`));
 }
 
 export type AgentSocket = { path: string; close(): Promise<void> };

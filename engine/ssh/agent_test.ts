@@ -1,11 +1,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parsePrivateKey } from "./keys.ts";
-import { startAgent } from "./agent.ts";
+import { removeDeadSocketDirs, startAgent } from "./agent.ts";
 
 const hasTools = spawnSync("ssh-keygen", ["-?"]).error === undefined &&
   spawnSync("ssh-add", ["-?"]).error === undefined;
@@ -91,6 +100,20 @@ test("keys from memory: ssh-add lists them and ssh-keygen signs through the agen
     assert.ok(!existsSync(agent.path), "the socket is removed");
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("socket dirs of dead tsk processes are removed, live ones kept", () => {
+  const base = mkdtempSync(path.join(tmpdir(), "tsk-agent-base-"));
+  try {
+    const dead = spawnSync("true").pid!; // exited already
+    mkdirSync(path.join(base, `tsk-ssh-${dead}-abc`));
+    mkdirSync(path.join(base, `tsk-ssh-${process.pid}-def`));
+    mkdirSync(path.join(base, "unrelated"));
+    removeDeadSocketDirs(base);
+    assert.deepEqual(readdirSync(base).sort(), [`tsk-ssh-${process.pid}-def`, "unrelated"]);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
   }
 });
 

@@ -33,6 +33,7 @@ let sshd: ChildProcess | undefined;
 let port = 0;
 let dir = "";
 let sshRoot = "";
+let repo = "";
 
 function sh(cmd: string, args: string[], opts: { env?: Record<string, string> } = {}): string {
   const r = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...opts.env } });
@@ -99,6 +100,21 @@ before(async () => {
     if (probe.status === 0 && probe.stdout.length > 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }
+  // A repository sshd serves (git-upload-pack over the login shell).
+  repo = path.join(dir, "repo.git");
+  mkdirSync(path.join(repo, "sub"), { recursive: true });
+  writeFileSync(path.join(repo, "sub", "s.txt"), "over ssh\n");
+  writeFileSync(path.join(repo, "sub", "Dockerfile"), `FROM ${e.busybox}\nCOPY . /ctx/\n`);
+  const g = (...a: string[]) => {
+    const r = spawnSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...a], {
+      cwd: repo,
+      encoding: "utf8",
+    });
+    if (r.status !== 0) throw new Error(r.stderr);
+  };
+  g("init", "-q", "-b", "main");
+  g("add", ".");
+  g("commit", "-qm", "one");
   sshRoot = path.join(e.work, "sshroot");
   sshClosure(sshRoot);
 });
@@ -211,6 +227,27 @@ RUN --mount=type=ssh,id=absent true && echo optional-skipped > /optional
       assert.equal(readFileSync(path.join(root, "sock-meta"), "utf8"), "640 7 8\n");
       assert.equal(readFileSync(path.join(root, "optional"), "utf8"), "optional-skipped\n");
       assert.deepEqual(leftoverSockets(), before, "agent sockets are removed");
+    });
+
+    test("main context as a git URL over SSH, authenticated with --ssh default=KEYFILE", async () => {
+      const url = `ssh://root@127.0.0.1:${port}${repo}#main:sub`;
+      const r = await tsk([
+        "build",
+        "--root",
+        store,
+        "-o",
+        "type=oci",
+        "-t",
+        "x/ssh:1",
+        "--ssh",
+        `default=${keyFile}`,
+        url,
+      ], { as, env: { SSH_AUTH_SOCK: "" } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(
+        readFileSync(path.join(openOci(r.stdout, "1").rootfs, "ctx/s.txt"), "utf8"),
+        "over ssh\n",
+      );
     });
 
     test("a required SSH mount without --ssh fails, naming the id", async () => {
