@@ -2,7 +2,8 @@
  * RUN --mount=type=cache,sharing=locked across processes: two builds started at once on one
  * store use the same locked cache mount; the intervals in which their RUNs held it (read from
  * /proc/uptime, one clock for every namespace) must not overlap, and the later one must have
- * been ready before the earlier one let go (so it really waited). As root and unprivileged.
+ * been ready before the earlier one let go (so it really waited). With sharing=shared (the
+ * control) the same builds do overlap. As root and unprivileged.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -20,11 +21,19 @@ after(async () => {
 });
 
 const now = `cut -d' ' -f1 /proc/uptime`;
+// Step 1 announces the build in a shared cache mount (/sync). Step 2 takes the cache mount under
+// test; whoever holds it waits there until both builds have announced themselves (so the other
+// one is at, or right before, its own step 2) and 0.5 s more: the two always contend, however
+// loaded the machine (no timing assumption; 30 s at most).
 const dockerfile = (name: string, sharing: string) => `
 FROM ${e.busybox}
-RUN echo ${name} && ${now} > /ready
-RUN --mount=type=cache,id=shared-locked,target=/c,sharing=${sharing} \\
-    s=$(${now}) && sleep 2 && echo ${name} >> /c/users && echo "$s $(${now})" > /held
+RUN --mount=type=cache,id=sync,target=/sync,sharing=shared \\
+    ${now} > /ready && cp /ready /sync/ready-${name}
+RUN --mount=type=cache,id=under-test,target=/c,sharing=${sharing} \\
+    --mount=type=cache,id=sync,target=/sync,sharing=shared \\
+    s=$(${now}) && i=0 && \\
+    while [ $(ls /sync | grep -c ready-) -lt 2 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done && \\
+    sleep 0.5 && echo ${name} >> /c/users && echo "$s $(${now})" > /held
 `;
 
 type Run = { ready: number; start: number; end: number };

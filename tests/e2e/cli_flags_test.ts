@@ -258,8 +258,8 @@ asRootAndUser("CLI flags", () => {
     assert.match(r.stdout, /FINISHED|Building/);
   });
 
-  // A fresh store per compression: layers already exported from a store are reused as they are
-  // (whatever compression they got first), which is not what this test is about.
+  // A fresh store per compression: a store reuses a layer blob it already has, in whatever
+  // compression it got first (as BuildKit does without force-compression=true).
   for (const comp of ["zstd", "uncompressed"] as const) {
     test(`compression=${comp}: skopeo and umoci read the image back`, async () => {
       const file = path.join(outDir(e), "img.tar");

@@ -141,6 +141,14 @@ export const RULES = {
     "InvalidBaseImagePlatform",
     "Base image platform does not match expected target platform",
   ),
+  ExposeProtoCasing: rule(
+    "ExposeProtoCasing",
+    "Protocol in EXPOSE instruction should be lowercase",
+  ),
+  ExposeInvalidFormat: rule(
+    "ExposeInvalidFormat",
+    "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release",
+  ),
   InvalidDefinitionDescription: rule(
     "InvalidDefinitionDescription",
     "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.",
@@ -1240,6 +1248,33 @@ function dispatchCommand(
         if (!skipArgInfo) d.outline.allArgs.set(arg.key, ai);
         d.outline.usedArgs.add(arg.key);
         d.buildArgs.push({ key: arg.key, ...(value !== undefined ? { value } : {}) });
+      }
+      return;
+    }
+    case "EXPOSE": {
+      // BuildKit's portSpecs.parsePort: each expanded `[ip:][hostPort:]containerPort[/proto]`.
+      for (const raw of c.ports) {
+        const words = lex.processWordWithMatches(raw, env.getter()).result.split(/\s+/);
+        for (const port of words.filter(Boolean)) {
+          const parts = port.split(":");
+          const container = parts[parts.length - 1];
+          const slash = container.indexOf("/");
+          const proto = slash < 0 ? "tcp" : container.slice(slash + 1) || "tcp";
+          if (proto !== proto.toLowerCase()) {
+            lint.run(
+              RULES.ExposeProtoCasing,
+              loc,
+              `Defined protocol '${port}' in EXPOSE instruction should be lowercase`,
+            );
+          }
+          if (parts.length > 1) {
+            lint.run(
+              RULES.ExposeInvalidFormat,
+              loc,
+              `EXPOSE instruction should not define an IP address or host-port mapping, found '${port}'`,
+            );
+          }
+        }
       }
       return;
     }

@@ -62,7 +62,7 @@ test("rule metadata: names, descriptions and URLs", () => {
     RULES.SecretsUsedInArgOrEnv.url,
     "https://docs.docker.com/go/dockerfile/rule/secrets-used-in-arg-or-env/",
   );
-  assert.equal(Object.keys(RULES).length, 20);
+  assert.equal(Object.keys(RULES).length, 22);
   for (const [k, r] of Object.entries(RULES)) {
     assert.equal(r.name, k);
     assert.match(r.url, /^https:\/\/docs\.docker\.com\/go\/dockerfile\/rule\/[a-z-]+\/$/);
@@ -534,5 +534,29 @@ test("InvalidBaseImagePlatform: OS/architecture mismatch of a resolved base imag
     baseImagePlatformWarning(parseLintOptions("error=true"), "b", "linux/arm64", "linux/amd64", loc)
       ?.level,
     "error",
+  );
+});
+
+test("ExposeProtoCasing and ExposeInvalidFormat (BuildKit's portSpecs.parsePort)", () => {
+  assert.deepEqual(
+    check(
+      "FROM scratch\nARG P=53/UDP\nEXPOSE 80/tcp 8080 $P\nEXPOSE 127.0.0.1:8080:80 [::1]:90:90/TcP 9000:9000\n",
+    ),
+    [
+      "ExposeProtoCasing@3: Defined protocol '53/UDP' in EXPOSE instruction should be lowercase",
+      "ExposeInvalidFormat@4: EXPOSE instruction should not define an IP address or host-port mapping, found '127.0.0.1:8080:80'",
+      // (EXPOSE sorts its ports, as BuildKit's parseExpose does)
+      "ExposeInvalidFormat@4: EXPOSE instruction should not define an IP address or host-port mapping, found '9000:9000'",
+      "ExposeProtoCasing@4: Defined protocol '[::1]:90:90/TcP' in EXPOSE instruction should be lowercase",
+      "ExposeInvalidFormat@4: EXPOSE instruction should not define an IP address or host-port mapping, found '[::1]:90:90/TcP'",
+    ],
+  );
+  assert.equal(
+    RULES.ExposeProtoCasing.url,
+    "https://docs.docker.com/go/dockerfile/rule/expose-proto-casing/",
+  );
+  assert.equal(
+    RULES.ExposeInvalidFormat.url,
+    "https://docs.docker.com/go/dockerfile/rule/expose-invalid-format/",
   );
 });
