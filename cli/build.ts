@@ -469,6 +469,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       remote,
       progress,
       sourceDateEpoch: epoch,
+      platform,
     };
     config = await withInlineCache(cacheCtx, cacheTo, config);
     let image: ImageResult | undefined;

@@ -16,6 +16,8 @@ import type { Descriptor } from "../engine/types.ts";
 import { loadLocalCache, loadRegistryCache, RemoteCache } from "../engine/cache/remote.ts";
 import { buildCache, inlineCache, pushCache, writeLocalCache } from "../engine/cache/export.ts";
 import { INLINE_CACHE_KEY } from "../engine/cache/config.ts";
+import { cacheMapDigests, type ImageInfo } from "../engine/cache/buildkit_keys.ts";
+import { imageRef } from "../engine/ops/source_image.ts";
 import {
   cacheMountBlob,
   cacheMountIds,
@@ -23,6 +25,46 @@ import {
   restoreCacheMounts,
 } from "../engine/cache/cache_mounts.ts";
 import type { CacheExportSpec, CacheImportSpec } from "./cache_flag.ts";
+
+const bkMemo = new WeakMap<Engine, (v: Vertex) => Promise<string[]>>();
+
+/** BuildKit cache map digests of a vertex, resolving image sources' diff_ids once per image. */
+export function buildkitDigests(engine: Engine, platform: Platform): (v: Vertex) => Promise<string[]> {
+  let f = bkMemo.get(engine);
+  if (!f) {
+    const images = new Map<string, Promise<ImageInfo>>();
+    const info = (v: Vertex): Promise<ImageInfo> => {
+      const id = v.op.source?.identifier ?? "";
+      const p = v.op.platform;
+      const plat: Platform = p?.OS
+        ? { os: p.OS, architecture: p.Architecture ?? platform.architecture, ...(p.Variant ? { variant: p.Variant } : {}) }
+        : platform;
+      const key = `${id} ${JSON.stringify(plat)}`;
+      let r = images.get(key);
+      if (!r) {
+        r = (async () => {
+          const ref = imageRef(id);
+          const img = await engine.registry.resolve(ref, plat);
+          let mainDigest = img.indexDigest ?? img.manifestDigest;
+          // The frontend pins the platform's manifest; BuildKit keys the digest the tag named
+          // (an index, for multi-platform images): ask the tag, and use it if it still agrees.
+          const tagged = /^(.*:[^/@]+)@sha256:[a-f0-9]{64}$/.exec(ref)?.[1];
+          if (tagged) {
+            const t = await engine.registry.resolve(tagged, plat).catch(() => undefined);
+            if (t?.manifestDigest === img.manifestDigest) mainDigest = t.indexDigest ?? t.manifestDigest;
+          }
+          const diffIds = (img.config as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
+          return { diffIds, mainDigest };
+        })();
+        images.set(key, r);
+      }
+      return r;
+    };
+    f = (v) => cacheMapDigests(v, info);
+    bkMemo.set(engine, f);
+  }
+  return f;
+}
 
 /** Loads every `--cache-from`; returns undefined when none gave a record. */
 export async function importCaches(
@@ -38,6 +80,7 @@ export async function importCaches(
     snapshotter: engine.snapshotter,
     registry: engine.registry,
     storeRoot: engine.root,
+    bkDigests: buildkitDigests(engine, platform),
   });
   for (const s of specs) {
     const what = s.type === "registry" ? s.ref! : `${s.src} (${s.digest ?? `tag ${s.tag}`})`;
@@ -83,10 +126,12 @@ type ExportCtx = {
   remote?: RemoteCache;
   progress: Progress;
   sourceDateEpoch?: number;
+  platform: Platform;
 };
 
 function env(c: ExportCtx) {
   return {
+    bkDigests: buildkitDigests(c.engine, c.platform),
     store: c.engine.store,
     meta: c.engine.meta,
     snapshotter: c.engine.snapshotter,
