@@ -445,6 +445,14 @@ export async function buildCommand(argv: string[]): Promise<number> {
     if (remote?.isLazy(ref)) {
       if (outputs.every((o) => o.type === "image" && o.push) && mountable(remote, ref)) {
         ({ engine: exportEngine, ref } = await lazyEngine(engine, remote, ref));
+      } else if (outputs.every((o) => ["image", "oci", "docker"].includes(o.type))) {
+        // Image outputs need the layer blobs, not their files: download, do not unpack. A blob
+        // that cannot be had falls back to the solver, which warns and builds the step.
+        try {
+          ({ engine: exportEngine, ref } = await lazyEngine(engine, remote, ref, true));
+        } catch {
+          ref = await solver.output(graph.root, graph.index);
+        }
       } else ref = await solver.output(graph.root, graph.index);
     }
     process.off("SIGINT", onSignal);
@@ -473,20 +481,34 @@ export async function buildCommand(argv: string[]): Promise<number> {
     };
     config = await withInlineCache(cacheCtx, cacheTo, config);
     let image: ImageResult | undefined;
-    for (const out of outputs) {
-      const view = await exportImage({
-        engine: exportEngine,
-        ref,
-        config,
-        out,
-        progress,
-        sourceDateEpoch: epoch,
-        views: worker.views,
-        stdout: process.stdout as unknown as Writable,
-      });
-      if (view && !image) {
-        image = { manifestDesc: view.manifestDesc, configDesc: view.configDesc, names: out.names };
+    const runExports = async () => {
+      for (const out of outputs) {
+        const view = await exportImage({
+          engine: exportEngine,
+          ref,
+          config,
+          out,
+          progress,
+          sourceDateEpoch: epoch,
+          views: worker.views,
+          stdout: process.stdout as unknown as Writable,
+        });
+        if (view && !image) {
+          image = { manifestDesc: view.manifestDesc, configDesc: view.configDesc, names: out.names };
+        }
       }
+    };
+    try {
+      await runExports();
+    } catch (err) {
+      // Pushing straight from an imported cache failed (a blob the registry no longer has):
+      // materialize (the solver warns and builds what it cannot get) and push again.
+      if (exportEngine === engine || !outputs.every((o) => o.push)) throw err;
+      progress.warn(`pushing from the imported cache failed: ${(err as Error).message}`);
+      exportEngine = engine;
+      ref = await solver.output(graph.root, graph.index);
+      cacheCtx.ref = ref;
+      await runExports();
     }
     const caches = await exportCaches(cacheCtx, cacheTo);
     if (!image && (flags.quiet || flags.iidfile || flags["metadata-file"])) {

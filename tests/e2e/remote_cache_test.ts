@@ -301,6 +301,11 @@ describe("broken caches never fail a build; export failures do", () => {
     b = await build(["--root", storeDir(e), "--cache-from", ref, "-t", "app:latest", "-o", `type=oci,dest=${out}`, ctxA]);
     assert.match(b.stderr, /WARN.*cache import: .*building the step instead/s, b.stderr);
     assert.equal(readFileSync(path.join(openOci(out).rootfs, "both"), "utf8"), "A\nbuilt\nB\n");
+    // Pushing straight from that cache: the mounts fail, the steps are built, the push succeeds.
+    const pushed = `${reg.host}/cache/broken-push:1`;
+    b = await build(["--root", storeDir(e), "--cache-from", ref, "--push", "-t", pushed, ctxA]);
+    assert.match(b.stderr, /WARN/, b.stderr);
+    execFileSync("skopeo", ["copy", "--src-tls-verify=false", `docker://${pushed}`, `oci:${makeContext(e, {})}/x:1`]);
     // A corrupt blob in a local cache.
     for (const f of readdirSync(path.join(dir, "blobs/sha256"))) {
       const p = path.join(dir, "blobs/sha256", f);
