@@ -37,7 +37,12 @@ import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { type OutputSpec, parseOutput, UsageError } from "./output_flag.ts";
 import { exportImage } from "./export.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
-import { type CacheExportSpec, type CacheImportSpec, parseCacheFrom, parseCacheTo } from "./cache_flag.ts";
+import {
+  type CacheExportSpec,
+  type CacheImportSpec,
+  parseCacheFrom,
+  parseCacheTo,
+} from "./cache_flag.ts";
 import {
   buildRef,
   exportCaches,
@@ -494,7 +499,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
           stdout: process.stdout as unknown as Writable,
         });
         if (view && !image) {
-          image = { manifestDesc: view.manifestDesc, configDesc: view.configDesc, names: out.names };
+          image = {
+            manifestDesc: view.manifestDesc,
+            configDesc: view.configDesc,
+            names: out.names,
+          };
         }
       }
     };
@@ -668,10 +677,10 @@ function parseLabels(list: string[]): Record<string, string> {
 /** JSON with object keys sorted, 2-space indented (how buildx writes --metadata-file). */
 function sortedJSON(v: unknown): string {
   const sort = (x: unknown): unknown =>
-    Array.isArray(x)
-      ? x.map(sort)
-      : x && typeof x === "object"
-      ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, sort((x as Record<string, unknown>)[k])]))
+    Array.isArray(x) ? x.map(sort) : x && typeof x === "object"
+      ? Object.fromEntries(
+        Object.keys(x).sort().map((k) => [k, sort((x as Record<string, unknown>)[k])]),
+      )
       : x;
   return JSON.stringify(sort(v), null, 2);
 }

@@ -57,12 +57,32 @@ try {
     }
     const ctx = await sc.prepare(work, registry);
     const cacheRef = `${registry}/bench/cache-${id}:cache`;
-    tsk(["build", "--root", path.join(work, `${id}-A`), "--progress", "plain", "--cache-to", `type=registry,ref=${cacheRef},mode=max`, ctx]);
+    tsk([
+      "build",
+      "--root",
+      path.join(work, `${id}-A`),
+      "--progress",
+      "plain",
+      "--cache-to",
+      `type=registry,ref=${cacheRef},mode=max`,
+      ctx,
+    ]);
     const cold: number[] = [], warm: number[] = [];
     for (let i = 0; i < runs; i++) {
       const store = path.join(work, `${id}-B${i}`);
       const out = path.join(work, `${id}-B${i}.tar`);
-      const args = ["build", "--root", store, "--progress", "plain", "--cache-from", cacheRef, "-o", `type=oci,dest=${out}`, ctx];
+      const args = [
+        "build",
+        "--root",
+        store,
+        "--progress",
+        "plain",
+        "--cache-from",
+        cacheRef,
+        "-o",
+        `type=oci,dest=${out}`,
+        ctx,
+      ];
       cold.push(tsk(args));
       warm.push(tsk(args));
       rmSync(store, { recursive: true, force: true });

@@ -37,7 +37,9 @@ function metaJSON(m: Obj): string {
   if (m.user) f.push(`"user":${str(m.user)}`);
   const hosts = (m.extraHosts as Obj[] | undefined) ?? [];
   if (hosts.length) {
-    f.push(`"extraHosts":[${hosts.map((h) => (h.Host ? `{"Host":${str(h.Host)}}` : "{}")).join(",")}]`);
+    f.push(
+      `"extraHosts":[${hosts.map((h) => (h.Host ? `{"Host":${str(h.Host)}}` : "{}")).join(",")}]`,
+    );
   }
   if (m.hostname) f.push(`"hostname":${str(m.hostname)}`);
   return `{${f.join(",")}}`;
@@ -59,8 +61,13 @@ function mountJSON(m: Obj): string {
   f.push(`"output":${goJSONInt(Number(m.output ?? 0))}`);
   if (m.readonly) f.push(`"readonly":true`);
   if (m.mountType) f.push(`"mountType":${goJSONInt(Number(m.mountType))}`);
-  if (m.cacheOpt) f.push(`"cacheOpt":${optJSON(m.cacheOpt as Obj, [["ID", "s"], ["sharing", "n"]])}`);
-  const secret: [string, "s" | "n" | "b"][] = [["ID", "s"], ["uid", "n"], ["gid", "n"], ["mode", "n"], ["optional", "b"]];
+  if (m.cacheOpt) {
+    f.push(`"cacheOpt":${optJSON(m.cacheOpt as Obj, [["ID", "s"], ["sharing", "n"]])}`);
+  }
+  const secret: [string, "s" | "n" | "b"][] = [["ID", "s"], ["uid", "n"], ["gid", "n"], [
+    "mode",
+    "n",
+  ], ["optional", "b"]];
   if (m.secretOpt) f.push(`"secretOpt":${optJSON(m.secretOpt as Obj, secret)}`);
   if (m.SSHOpt) f.push(`"SSHOpt":${optJSON(m.SSHOpt as Obj, secret)}`);
   if (m.resultID) f.push(`"resultID":${str(m.resultID)}`);
@@ -76,7 +83,7 @@ export function execCacheMapDigest(v: Vertex): string | undefined {
   const meta = (exec.meta ?? {}) as Obj;
   if ((meta.ulimit as unknown[] | undefined)?.length || meta.cgroupParent) return undefined;
   if ((meta.validExitCodes as unknown[] | undefined)?.length) return undefined;
-  let mounts = ((exec.mounts ?? []) as Obj[]);
+  let mounts = (exec.mounts ?? []) as Obj[];
   if (mounts.some((m) => m.TmpfsOpt || m.contentCache)) return undefined;
   const m0 = mounts[0];
   if (
@@ -113,9 +120,9 @@ export async function cacheMapDigests(v: Vertex, image: ImageInfoOf): Promise<st
     const p = (v.op.platform ?? {}) as Obj;
     // Key 0: the manifest (or index) the reference resolved to, for the platform.
     const main = sha(
-      `{"Digest":${str(info.mainDigest)},"OS":${str(p.OS ?? "linux")},"Arch":${str(p.Architecture ?? "amd64")}${
-        p.Variant ? `,"Variant":${str(p.Variant)}` : ""
-      }}`,
+      `{"Digest":${str(info.mainDigest)},"OS":${str(p.OS ?? "linux")},"Arch":${
+        str(p.Architecture ?? "amd64")
+      }${p.Variant ? `,"Variant":${str(p.Variant)}` : ""}}`,
     );
     const out = [sha(`buildkit.source.v0:${main}`)];
     // Key 1: the chain ID of the config's diff_ids (the same image from any registry).

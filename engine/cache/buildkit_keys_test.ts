@@ -13,7 +13,12 @@ function vertex(op: Record<string, unknown>): Vertex {
 test("exec: a Dockerfile RUN keys as BuildKit v0.8 does (Go's HTML escaping, no root mount)", () => {
   const v = vertex({
     exec: {
-      meta: { args: ["/bin/sh", "-c", "echo peek2 > /m"], env: [PATH], cwd: "/", removeMountStubsRecursive: true },
+      meta: {
+        args: ["/bin/sh", "-c", "echo peek2 > /m"],
+        env: [PATH],
+        cwd: "/",
+        removeMountStubsRecursive: true,
+      },
       mounts: [{ dest: "/" }],
     },
     platform: { Architecture: "amd64", OS: "linux" },
@@ -33,8 +38,7 @@ test("image source: the resolved manifest's key and the diff_ids chain ID key", 
     Promise.resolve({
       diffIds: ["sha256:86aff21b50b4d02069d5ddffaab06ddf71f850ce7626c2d7266ed1aaf4740dc6"],
       mainDigest: "sha256:ae2b57c0aaf7ed7adff8e6a1d14d918fcae0ab68cf367240db673564b9bc0896",
-    })
-  );
+    }));
   assert.deepEqual(ds.map((d) => rootKey(d, 0)), [
     "sha256:c2294450d33f23ea0457524967b25dd331ee454b28b0d04cafacfefadbecd893",
     "sha256:54a983f271f29324dcb218f8968586a92ff36ddcbb2345290c6dc40bf7425c99",
@@ -47,6 +51,8 @@ test("ops whose BuildKit keys depend on file content are not claimed", async () 
     await cacheMapDigests(copy, () => Promise.resolve({ diffIds: [], mainDigest: "" })),
     [],
   );
-  const secretEnv = vertex({ exec: { meta: { args: ["true"] }, secretenv: [{ ID: "s", name: "S" }] } });
+  const secretEnv = vertex({
+    exec: { meta: { args: ["true"] }, secretenv: [{ ID: "s", name: "S" }] },
+  });
   assert.equal(execCacheMapDigest(secretEnv), undefined);
 });

@@ -263,7 +263,9 @@ export async function buildCache(
     const links = rec.vertex.inputs.map((inp, i) => {
       const link = keyRecOfVertex.get(inp.vertex.digest);
       const sel = rec.selectors.get(i);
-      return link === undefined ? undefined : [{ ...(sel ? { selector: sel.join(",") } : {}), link }];
+      return link === undefined
+        ? undefined
+        : [{ ...(sel ? { selector: sel.join(",") } : {}), link }];
     });
     if (links.length && links.every((l) => l)) recs[at].inputs = links as CacheRecord["inputs"];
   }
@@ -317,8 +319,9 @@ export async function pushCache(
 ): Promise<{ digest: string }> {
   for (const l of built.layers) {
     // Imported layers are mounted from their repository when it is on the same registry.
-    if (l.lazy?.source.kind === "registry") env.registry.addMountSource(l.desc.digest, l.lazy.source.ref);
-    else if (l.lazy) await env.remote!.fetchBlob(l.lazy);
+    if (l.lazy?.source.kind === "registry") {
+      env.registry.addMountSource(l.desc.digest, l.lazy.source.ref);
+    } else if (l.lazy) await env.remote!.fetchBlob(l.lazy);
   }
   return await env.registry.push(ref, {
     manifest: built.manifestBytes,
@@ -365,7 +368,10 @@ export async function writeLocalCache(
   };
   await fsp.writeFile(`${indexPath}.tmp`, JSON.stringify(out));
   await fsp.rename(`${indexPath}.tmp`, indexPath);
-  await fsp.writeFile(path.join(dest, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  await fsp.writeFile(
+    path.join(dest, "oci-layout"),
+    JSON.stringify({ imageLayoutVersion: "1.0.0" }),
+  );
 }
 
 /**
@@ -415,7 +421,10 @@ export async function inlineCache(
     const mine = p.digests.filter((d) => !byDigest.has(d));
     for (const digest of mine) {
       // As BuildKit: results only on records with inputs (a source's layers come from its pull).
-      byDigest.set(digest, p.inputs.length ? { digest, ...resultOf.get(p.rec.vertex.digest) } : { digest });
+      byDigest.set(
+        digest,
+        p.inputs.length ? { digest, ...resultOf.get(p.rec.vertex.digest) } : { digest },
+      );
       if (p.inputs.length) links.set(digest, p.inputs.map((d) => bkOfVertex.get(d)!));
     }
     bkOfVertex.set(p.rec.vertex.digest, mine);

@@ -124,7 +124,9 @@ export class RemoteCache implements RemoteLookup {
         return new Set(cands.filter((id) => {
           const r = this.#graph[id];
           if (r.inputs.length !== v.inputs.length) return false;
-          return r.inputs.every((alts, i) => alts.some((l) => !l.selector && inputs[i].has(l.link)));
+          return r.inputs.every((alts, i) =>
+            alts.some((l) => !l.selector && inputs[i].has(l.link))
+          );
         }));
       })();
       this.#matches.set(v.digest, p);
@@ -160,7 +162,9 @@ export class RemoteCache implements RemoteLookup {
   async fetchBlob(l: RemoteLayer): Promise<void> {
     const { store, registry } = this.#env;
     if (await store.has(l.desc.digest)) return;
-    this.#env.status?.(`fetching cache blob ${l.desc.digest.slice(0, 19)} ${(l.desc.size / 1e6).toFixed(1)}MB`);
+    this.#env.status?.(
+      `fetching cache blob ${l.desc.digest.slice(0, 19)} ${(l.desc.size / 1e6).toFixed(1)}MB`,
+    );
     this.fetched.add(l.desc.digest);
     if (l.source.kind === "registry") await registry.fetchBlob(l.source.ref, l.desc);
     else {
@@ -271,7 +275,9 @@ type Manifestish = {
  * manifests are the layers plus the cacheconfig) into its config and layer descriptors.
  */
 export function cacheParts(m: Manifestish): { config?: Descriptor; layers: Descriptor[] } {
-  if (m.config?.mediaType === CACHE_CONFIG_MEDIA_TYPE) return { config: m.config, layers: m.layers ?? [] };
+  if (m.config?.mediaType === CACHE_CONFIG_MEDIA_TYPE) {
+    return { config: m.config, layers: m.layers ?? [] };
+  }
   const list = m.manifests ?? [];
   const config = list.find((d) => d.mediaType === CACHE_CONFIG_MEDIA_TYPE);
   return { config, layers: list.filter((d) => d !== config) };

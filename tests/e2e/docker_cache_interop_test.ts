@@ -27,7 +27,10 @@ after(() => {
 });
 
 function docker(args: string[]): string {
-  const r = spawnSync(DOCKER, args, { encoding: "utf8", env: { ...process.env, DOCKER_BUILDKIT: "1" } });
+  const r = spawnSync(DOCKER, args, {
+    encoding: "utf8",
+    env: { ...process.env, DOCKER_BUILDKIT: "1" },
+  });
   assert.equal(r.status, 0, r.stderr);
   return r.stderr + r.stdout;
 }
@@ -53,9 +56,27 @@ test("docker's inline cache → tsk: every RUN is CACHED on an empty store", { s
   const ctx = makeContext(e, { Dockerfile: dockerfile(marker) });
   const image = `${e.registry.host}/cache-interop/docker:${marker}`;
   images.push(image);
-  docker(["build", "--progress", "plain", "--build-arg", "BUILDKIT_INLINE_CACHE=1", "-t", image, ctx]);
+  docker([
+    "build",
+    "--progress",
+    "plain",
+    "--build-arg",
+    "BUILDKIT_INLINE_CACHE=1",
+    "-t",
+    image,
+    ctx,
+  ]);
   docker(["push", image]);
-  const r = await tsk(["build", "--root", storeDir(e), "--progress", "plain", "--cache-from", image, ctx]);
+  const r = await tsk([
+    "build",
+    "--root",
+    storeDir(e),
+    "--progress",
+    "plain",
+    "--cache-from",
+    image,
+    ctx,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(runs(r.stderr), { total: 2, cached: 2 }, r.stderr);
 });
@@ -65,7 +86,17 @@ test("tsk's inline cache → docker: every RUN is CACHED", { skip }, async () =>
   const ctx = makeContext(e, { Dockerfile: dockerfile(marker) });
   const image = `${e.registry.host}/cache-interop/tsk:${marker}`;
   const r = await tsk([
-    "build", "--root", storeDir(e), "--progress", "plain", "--cache-to", "type=inline", "--push", "-t", image, ctx,
+    "build",
+    "--root",
+    storeDir(e),
+    "--progress",
+    "plain",
+    "--cache-to",
+    "type=inline",
+    "--push",
+    "-t",
+    image,
+    ctx,
   ]);
   assert.equal(r.code, 0, r.stderr);
   const local = `cache-interop-fromtsk:${marker}`;
