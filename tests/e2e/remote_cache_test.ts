@@ -252,6 +252,58 @@ describe("more cache exporters", () => {
     assert.deepEqual(ran(b.stderr), [], b.stderr);
   });
 
+  test("inline, RUN right after FROM (BuildKit-keyed records only): B runs nothing", async () => {
+    const image = `${reg.host}/cache/inline-run:1`;
+    const ctxA = makeContext(e, {
+      Dockerfile: `FROM ${busybox}\nRUN echo one > /one\nENV X=1\nRUN echo $X > /two\n`,
+    });
+    await build(["--root", storeDir(e), "--cache-to", "type=inline", "--push", "-t", image, ctxA]);
+    const out = path.join(makeContext(e, {}), "o.tar");
+    const b = await build([
+      "--root",
+      storeDir(e),
+      "--cache-from",
+      image,
+      "-t",
+      "app:latest",
+      "-o",
+      `type=oci,dest=${out}`,
+      copyContext(ctxA),
+    ]);
+    assert.deepEqual(ran(b.stderr), [], b.stderr);
+    assert.equal(readFileSync(path.join(openOci(out).rootfs, "two"), "utf8"), "1\n");
+  });
+
+  test("oci-mediatypes=false forces image-manifest=false: a Docker manifest list, imported too", async () => {
+    const dir = path.join(makeContext(e, {}), "cache");
+    const ctxA = ctxFor();
+    await build([
+      "--root",
+      storeDir(e),
+      "--cache-to",
+      `type=local,dest=${dir},mode=max,tag=list,oci-mediatypes=false,image-manifest=true`,
+      ctxA,
+    ]);
+    const index = JSON.parse(readFileSync(path.join(dir, "index.json"), "utf8"));
+    const d = index.manifests.find((m: { annotations: Record<string, string> }) =>
+      m.annotations["org.opencontainers.image.ref.name"] === "list"
+    );
+    assert.equal(d.mediaType, "application/vnd.docker.distribution.manifest.list.v2+json");
+    const list = JSON.parse(
+      readFileSync(path.join(dir, "blobs/sha256", d.digest.slice(7)), "utf8"),
+    );
+    assert.equal(list.manifests.at(-1).mediaType, "application/vnd.buildkit.cacheconfig.v0");
+    assert.equal(list.manifests[0].mediaType, "application/vnd.docker.image.rootfs.diff.tar.gzip");
+    const b = await build([
+      "--root",
+      storeDir(e),
+      "--cache-from",
+      `type=local,src=${dir},digest=${d.digest}`,
+      copyContext(ctxA),
+    ]);
+    assert.deepEqual(ran(b.stderr), [], b.stderr);
+  });
+
   test("one changed file: only the steps after it run on runner B", async () => {
     const cacheRef = `${reg.host}/cache/onefile:c`;
     const ctxA = ctxFor();
