@@ -9,8 +9,10 @@
  */
 import { createHash } from "node:crypto";
 import type { Vertex } from "../llb/load.ts";
-import { goJSONInt, goJSONString } from "../llb/gojson.ts";
+import { goBase64, goJSONInt, goJSONString } from "../llb/gojson.ts";
 import { chainIds } from "../ops/source_image.ts";
+
+import { Buffer } from "node:buffer";
 
 const sha = (s: string) => "sha256:" + createHash("sha256").update(s).digest("hex");
 
@@ -102,6 +104,52 @@ export function execCacheMapDigest(v: Vertex): string | undefined {
   return sha(json);
 }
 
+/**
+ * A file op without copies (WORKDIR's mkdir, mkfile, rm) as BuildKit v0.8 keys it: the JSON of
+ * each action, base64 in the outer JSON (Go's []byte), and the action indexes unless they are
+ * the usual chain. Copies are keyed by file content hashes (not reproduced); owners are left out
+ * (not claimed) too.
+ */
+export function fileCacheMapDigest(v: Vertex): string | undefined {
+  const actions = ((v.op.file as Obj | undefined)?.actions ?? []) as Obj[];
+  if (!actions.length) return undefined;
+  const parts: string[] = [];
+  const indexes: number[][] = [];
+  for (const a of actions) {
+    let json: string;
+    const mk = (a.mkdir ?? a.mkfile) as Obj | undefined;
+    if (mk) {
+      if (mk.owner) return undefined;
+      const f: string[] = [];
+      if (mk.path) f.push(`"path":${str(mk.path)}`);
+      if (mk.mode) f.push(`"mode":${goJSONInt(Number(mk.mode))}`);
+      if (a.mkdir && mk.makeParents) f.push(`"makeParents":true`);
+      const data = mk.data as Uint8Array | undefined;
+      if (a.mkfile && data?.length) f.push(`"data":"${goBase64(data)}"`);
+      if (mk.timestamp !== undefined && Number(mk.timestamp) !== 0) {
+        f.push(`"timestamp":${goJSONInt(mk.timestamp as number | bigint)}`);
+      }
+      json = `{${f.join(",")}}`;
+    } else if (a.rm) {
+      const rm = a.rm as Obj;
+      const f: string[] = [];
+      if (rm.path) f.push(`"path":${str(rm.path)}`);
+      if (rm.allowNotFound) f.push(`"allowNotFound":true`);
+      if (rm.allowWildcard) f.push(`"allowWildcard":true`);
+      json = `{${f.join(",")}}`;
+    } else return undefined;
+    parts.push(`"${Buffer.from(json).toString("base64")}"`);
+    indexes.push([Number(a.input ?? 0), Number(a.secondaryInput ?? 0), Number(a.output ?? 0)]);
+  }
+  const n = indexes.length;
+  const usual = indexes.every((x, i) =>
+    (i === 0 ? x[0] === 0 : x[0] === n + i - 1) && (x[1] === -1 || x[1] === 1) &&
+    (i === n - 1 ? x[2] === 0 : x[2] === -1)
+  );
+  const idx = usual ? "" : `,"indexes":[${indexes.map((x) => `[${x.join(",")}]`).join(",")}]`;
+  return sha(`{"Type":"buildkit.file.v0","Actions":[${parts.join(",")}]${idx}}`);
+}
+
 /** Exec input links carry no selector unless a mount selects a path (not matched here). */
 export function execInputsMatchable(v: Vertex): boolean {
   const mounts = ((v.op.exec as Obj | undefined)?.mounts ?? []) as Obj[];
@@ -134,6 +182,10 @@ export async function cacheMapDigests(v: Vertex, image: ImageInfoOf): Promise<st
   }
   if (v.op.exec && execInputsMatchable(v)) {
     const d = execCacheMapDigest(v);
+    return d ? [d] : [];
+  }
+  if (v.op.file) {
+    const d = fileCacheMapDigest(v);
     return d ? [d] : [];
   }
   return [];

@@ -1,7 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Vertex } from "../llb/load.ts";
-import { cacheMapDigests, execCacheMapDigest, rootKey } from "./buildkit_keys.ts";
+import {
+  cacheMapDigests,
+  execCacheMapDigest,
+  fileCacheMapDigest,
+  rootKey,
+} from "./buildkit_keys.ts";
 
 // Record digests read from inline caches that the lab's dockerd (BuildKit v0.8) wrote.
 const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -43,6 +48,25 @@ test("image source: the resolved manifest's key and the diff_ids chain ID key", 
     "sha256:c2294450d33f23ea0457524967b25dd331ee454b28b0d04cafacfefadbecd893",
     "sha256:54a983f271f29324dcb218f8968586a92ff36ddcbb2345290c6dc40bf7425c99",
   ]);
+});
+
+test("file op without copies: WORKDIR's mkdir keys as BuildKit v0.8 does", () => {
+  const v = vertex({
+    file: {
+      actions: [{
+        secondaryInput: -1,
+        mkdir: { path: "/app1796294396903", mode: 493, makeParents: true, timestamp: -1 },
+      }],
+    },
+  });
+  assert.equal(
+    rootKey(fileCacheMapDigest(v)!, 0),
+    "sha256:003c439da98784a5e97da9329775074083c87e4e46f474c002574a201573210f",
+  );
+  const owned = vertex({
+    file: { actions: [{ mkdir: { path: "/x", owner: { user: { ByID: 1 } } } }] },
+  });
+  assert.equal(fileCacheMapDigest(owned), undefined);
 });
 
 test("ops whose BuildKit keys depend on file content are not claimed", async () => {

@@ -1,7 +1,7 @@
 /**
  * Cache interop with BuildKit (the lab dockerd's embedded BuildKit): docker builds with an inline
- * cache and tsk, on an empty store, reuses every RUN; tsk builds with --cache-to type=inline and
- * docker reuses every RUN. (File ops are keyed by BuildKit's content hash, which tsk does not
+ * cache and tsk, on an empty store, reuses every RUN and WORKDIR; tsk builds with --cache-to
+ * type=inline and docker reuses them too. (File ops are keyed by BuildKit's content hash, which tsk does not
  * reproduce: see docs/cache.md and scripts/cache_interop.ts.) Skipped without a docker daemon.
  */
 import { after, before, test } from "node:test";
@@ -40,7 +40,7 @@ function runs(log: string): { total: number; cached: number } {
   const ids = new Set<string>();
   const cached = new Set<string>();
   for (const l of log.split("\n")) {
-    const m = /^#(\d+) \[[^\]]*\d+\/\d+\] RUN /.exec(l);
+    const m = /^#(\d+) \[[^\]]*\d+\/\d+\] (RUN|WORKDIR) /.exec(l);
     if (m) ids.add(m[1]);
     const c = /^#(\d+) CACHED$/.exec(l);
     if (c) cached.add(c[1]);
@@ -49,39 +49,43 @@ function runs(log: string): { total: number; cached: number } {
 }
 
 const dockerfile = (marker: string) =>
-  `FROM ${e.busybox}\nRUN echo ${marker} > /m\nENV A=1\nRUN echo $A >> /m\n`;
+  `FROM ${e.busybox}\nRUN echo ${marker} > /m\nENV A=1\nWORKDIR /w\nRUN echo $A >> /m\n`;
 
-test("docker's inline cache → tsk: every RUN is CACHED on an empty store", { skip }, async () => {
-  const marker = `cache-interop-${randomBytes(6).toString("hex")}`;
-  const ctx = makeContext(e, { Dockerfile: dockerfile(marker) });
-  const image = `${e.registry.host}/cache-interop/docker:${marker}`;
-  images.push(image);
-  docker([
-    "build",
-    "--progress",
-    "plain",
-    "--build-arg",
-    "BUILDKIT_INLINE_CACHE=1",
-    "-t",
-    image,
-    ctx,
-  ]);
-  docker(["push", image]);
-  const r = await tsk([
-    "build",
-    "--root",
-    storeDir(e),
-    "--progress",
-    "plain",
-    "--cache-from",
-    image,
-    ctx,
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(runs(r.stderr), { total: 2, cached: 2 }, r.stderr);
-});
+test(
+  "docker's inline cache → tsk: every RUN and WORKDIR is CACHED on an empty store",
+  { skip },
+  async () => {
+    const marker = `cache-interop-${randomBytes(6).toString("hex")}`;
+    const ctx = makeContext(e, { Dockerfile: dockerfile(marker) });
+    const image = `${e.registry.host}/cache-interop/docker:${marker}`;
+    images.push(image);
+    docker([
+      "build",
+      "--progress",
+      "plain",
+      "--build-arg",
+      "BUILDKIT_INLINE_CACHE=1",
+      "-t",
+      image,
+      ctx,
+    ]);
+    docker(["push", image]);
+    const r = await tsk([
+      "build",
+      "--root",
+      storeDir(e),
+      "--progress",
+      "plain",
+      "--cache-from",
+      image,
+      ctx,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(runs(r.stderr), { total: 3, cached: 3 }, r.stderr);
+  },
+);
 
-test("tsk's inline cache → docker: every RUN is CACHED", { skip }, async () => {
+test("tsk's inline cache → docker: every RUN and WORKDIR is CACHED", { skip }, async () => {
   const marker = `cache-interop-${randomBytes(6).toString("hex")}`;
   const ctx = makeContext(e, { Dockerfile: dockerfile(marker) });
   const image = `${e.registry.host}/cache-interop/tsk:${marker}`;
@@ -102,5 +106,5 @@ test("tsk's inline cache → docker: every RUN is CACHED", { skip }, async () =>
   const local = `cache-interop-fromtsk:${marker}`;
   images.push(local);
   const log = docker(["build", "--progress", "plain", "--cache-from", image, "-t", local, ctx]);
-  assert.deepEqual(runs(log), { total: 2, cached: 2 }, log);
+  assert.deepEqual(runs(log), { total: 3, cached: 3 }, log);
 });
