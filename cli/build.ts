@@ -43,7 +43,12 @@ import type { ImageConfig } from "../engine/image/config.ts";
 import { explainDiskFull } from "../engine/content/space.ts";
 import { parseReference } from "../engine/source/reference.ts";
 import { MAX_DOCKERFILE_BYTES, MAX_LLB_BYTES, readCapped, readInput } from "./read_input.ts";
-import { type CacheExportSpec, type CacheImportSpec, parseCacheFrom, parseCacheTo } from "./cache_flag.ts";
+import {
+  type CacheExportSpec,
+  type CacheImportSpec,
+  parseCacheFrom,
+  parseCacheTo,
+} from "./cache_flag.ts";
 import {
   buildRef,
   exportCaches,
@@ -548,6 +553,14 @@ export async function buildCommand(argv: string[]): Promise<number> {
     if (remote?.isLazy(ref)) {
       if (outputs.every((o) => o.type === "image" && o.push) && mountable(remote, ref)) {
         ({ engine: exportEngine, ref } = await lazyEngine(engine, remote, ref));
+      } else if (outputs.every((o) => ["image", "oci", "docker"].includes(o.type))) {
+        // Image outputs need the layer blobs, not their files: download, do not unpack. A blob
+        // that cannot be had falls back to the solver, which warns and builds the step.
+        try {
+          ({ engine: exportEngine, ref } = await lazyEngine(engine, remote, ref, true));
+        } catch {
+          ref = await solver.output(graph.root, graph.index);
+        }
       } else ref = await solver.output(graph.root, graph.index);
     }
     process.off("SIGINT", onSignal);
@@ -572,23 +585,42 @@ export async function buildCommand(argv: string[]): Promise<number> {
       remote,
       progress,
       sourceDateEpoch: epoch,
+      platform,
     };
     config = await withInlineCache(cacheCtx, cacheTo, config);
     let image: ImageResult | undefined;
-    for (const out of outputs) {
-      const view = await exportImage({
-        engine: exportEngine,
-        ref,
-        config,
-        out,
-        progress,
-        sourceDateEpoch: epoch,
-        views: worker.views,
-        stdout: process.stdout as unknown as Writable,
-      });
-      if (view && !image) {
-        image = { manifestDesc: view.manifestDesc, configDesc: view.configDesc, names: out.names };
+    const runExports = async () => {
+      for (const out of outputs) {
+        const view = await exportImage({
+          engine: exportEngine,
+          ref,
+          config,
+          out,
+          progress,
+          sourceDateEpoch: epoch,
+          views: worker.views,
+          stdout: process.stdout as unknown as Writable,
+        });
+        if (view && !image) {
+          image = {
+            manifestDesc: view.manifestDesc,
+            configDesc: view.configDesc,
+            names: out.names,
+          };
+        }
       }
+    };
+    try {
+      await runExports();
+    } catch (err) {
+      // Pushing straight from an imported cache failed (a blob the registry no longer has):
+      // materialize (the solver warns and builds what it cannot get) and push again.
+      if (exportEngine === engine || !outputs.every((o) => o.push)) throw err;
+      progress.warn(`pushing from the imported cache failed: ${(err as Error).message}`);
+      exportEngine = engine;
+      ref = await solver.output(graph.root, graph.index);
+      cacheCtx.ref = ref;
+      await runExports();
     }
     const caches = await exportCaches(cacheCtx, cacheTo);
     if (!image && (flags.quiet || flags.iidfile || flags["metadata-file"])) {
@@ -745,10 +777,10 @@ function parseLabels(list: string[]): Record<string, string> {
 /** JSON with object keys sorted, 2-space indented (how buildx writes --metadata-file). */
 function sortedJSON(v: unknown): string {
   const sort = (x: unknown): unknown =>
-    Array.isArray(x)
-      ? x.map(sort)
-      : x && typeof x === "object"
-      ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, sort((x as Record<string, unknown>)[k])]))
+    Array.isArray(x) ? x.map(sort) : x && typeof x === "object"
+      ? Object.fromEntries(
+        Object.keys(x).sort().map((k) => [k, sort((x as Record<string, unknown>)[k])]),
+      )
       : x;
   return JSON.stringify(sort(v), null, 2);
 }

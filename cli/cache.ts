@@ -16,6 +16,8 @@ import type { Descriptor } from "../engine/types.ts";
 import { loadLocalCache, loadRegistryCache, RemoteCache } from "../engine/cache/remote.ts";
 import { buildCache, inlineCache, pushCache, writeLocalCache } from "../engine/cache/export.ts";
 import { INLINE_CACHE_KEY } from "../engine/cache/config.ts";
+import { cacheMapDigests, type ImageInfo } from "../engine/cache/buildkit_keys.ts";
+import { imageRef } from "../engine/ops/source_image.ts";
 import {
   cacheMountBlob,
   cacheMountIds,
@@ -23,6 +25,56 @@ import {
   restoreCacheMounts,
 } from "../engine/cache/cache_mounts.ts";
 import type { CacheExportSpec, CacheImportSpec } from "./cache_flag.ts";
+
+const bkMemo = new WeakMap<Engine, (v: Vertex) => Promise<string[]>>();
+
+/** BuildKit cache map digests of a vertex, resolving image sources' diff_ids once per image. */
+export function buildkitDigests(
+  engine: Engine,
+  platform: Platform,
+): (v: Vertex) => Promise<string[]> {
+  let f = bkMemo.get(engine);
+  if (!f) {
+    const images = new Map<string, Promise<ImageInfo>>();
+    const info = (v: Vertex): Promise<ImageInfo> => {
+      const id = v.op.source?.identifier ?? "";
+      const p = v.op.platform;
+      const plat: Platform = p?.OS
+        ? {
+          os: p.OS,
+          architecture: p.Architecture ?? platform.architecture,
+          ...(p.Variant ? { variant: p.Variant } : {}),
+        }
+        : platform;
+      const key = `${id} ${JSON.stringify(plat)}`;
+      let r = images.get(key);
+      if (!r) {
+        r = (async () => {
+          const ref = imageRef(id);
+          const img = await engine.registry.resolve(ref, plat);
+          let mainDigest = img.indexDigest ?? img.manifestDigest;
+          // The frontend pins the platform's manifest; BuildKit keys the digest the tag named
+          // (an index, for multi-platform images): ask the tag, and use it if it still agrees.
+          const tagged = /^(.*:[^/@]+)@sha256:[a-f0-9]{64}$/.exec(ref)?.[1];
+          if (tagged) {
+            const t = await engine.registry.resolve(tagged, plat).catch(() => undefined);
+            if (t?.manifestDigest === img.manifestDigest) {
+              mainDigest = t.indexDigest ?? t.manifestDigest;
+            }
+          }
+          const diffIds = (img.config as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ??
+            [];
+          return { diffIds, mainDigest };
+        })();
+        images.set(key, r);
+      }
+      return r;
+    };
+    f = (v) => cacheMapDigests(v, info);
+    bkMemo.set(engine, f);
+  }
+  return f;
+}
 
 /** Loads every `--cache-from`; returns undefined when none gave a record. */
 export async function importCaches(
@@ -38,6 +90,7 @@ export async function importCaches(
     snapshotter: engine.snapshotter,
     registry: engine.registry,
     storeRoot: engine.root,
+    bkDigests: buildkitDigests(engine, platform),
   });
   for (const s of specs) {
     const what = s.type === "registry" ? s.ref! : `${s.src} (${s.digest ?? `tag ${s.tag}`})`;
@@ -66,7 +119,13 @@ export async function importCacheMounts(
 ): Promise<void> {
   const ids = remote ? cacheMountIds(root) : [];
   if (!ids.length) return;
-  const restored = await restoreCacheMounts(ids, remote!, engine.root, engine.store, (m) => progress.warn(m));
+  const restored = await restoreCacheMounts(
+    ids,
+    remote!,
+    engine.root,
+    engine.store,
+    (m) => progress.warn(m),
+  );
   if (restored.length) {
     const vp = progress.start(`importing cache mounts ${restored.join(", ")}`);
     vp.done();
@@ -83,10 +142,12 @@ type ExportCtx = {
   remote?: RemoteCache;
   progress: Progress;
   sourceDateEpoch?: number;
+  platform: Platform;
 };
 
 function env(c: ExportCtx) {
   return {
+    bkDigests: buildkitDigests(c.engine, c.platform),
     store: c.engine.store,
     meta: c.engine.meta,
     snapshotter: c.engine.snapshotter,
@@ -105,7 +166,12 @@ export async function withInlineCache(
   const spec = specs.find((s) => s.type === "inline");
   if (!spec) return config;
   try {
-    const value = await inlineCache(await c.solver.records(c.root), c.ref, env(c), spec.compression);
+    const value = await inlineCache(
+      await c.solver.records(c.root),
+      c.ref,
+      env(c),
+      spec.compression,
+    );
     return value === undefined ? config : { ...config, [INLINE_CACHE_KEY]: value };
   } catch (err) {
     if (!spec.ignoreError) throw err;
@@ -122,12 +188,18 @@ export async function exportCaches(
   const out: CacheExportResult[] = [];
   for (const spec of specs) {
     if (spec.type === "inline") {
-      if (spec.cacheMounts) c.progress.warn("an inline cache cannot carry cache mounts (use type=registry or type=local)");
+      if (spec.cacheMounts) {
+        c.progress.warn(
+          "an inline cache cannot carry cache mounts (use type=registry or type=local)",
+        );
+      }
       out.push({ spec });
       continue;
     }
     const target = spec.type === "registry" ? spec.ref! : spec.dest!;
-    const vp = c.progress.start(`exporting cache to ${spec.type === "registry" ? "registry" : "client directory"}`);
+    const vp = c.progress.start(
+      `exporting cache to ${spec.type === "registry" ? "registry" : "client directory"}`,
+    );
     try {
       vp.status(`preparing build cache for export (mode=${spec.mode})`);
       const extra = [];
@@ -211,7 +283,9 @@ export function metadata(
 
 /** A build id like buildx's `builder/node/<id>`. */
 export function buildRef(): string {
-  return `tsk/local/${randomBytes(13).toString("base64url").toLowerCase().replace(/[^a-z0-9]/g, "").slice(0, 25)}`;
+  return `tsk/local/${
+    randomBytes(13).toString("base64url").toLowerCase().replace(/[^a-z0-9]/g, "").slice(0, 25)
+  }`;
 }
 
 /** Writes a small file atomically (metadata, iid). */

@@ -39,7 +39,11 @@ function csv(spec: string, flag: string): Record<string, string> {
   if (!spec.includes("=")) return { type: "registry", ref: spec };
   for (const part of splitCsv(spec)) {
     const i = part.indexOf("=");
-    if (i < 0) throw new UsageError(`${flag} ${spec}: invalid field ${JSON.stringify(part)}: expected key=value`);
+    if (i < 0) {
+      throw new UsageError(
+        `${flag} ${spec}: invalid field ${JSON.stringify(part)}: expected key=value`,
+      );
+    }
     out[part.slice(0, i).trim().toLowerCase()] = part.slice(i + 1);
   }
   return out;
@@ -65,23 +69,45 @@ function bool(v: string | undefined, dflt: boolean, key: string, flag: string): 
   if (v === undefined || v === "") return v === "" ? true : dflt;
   if (/^(true|1)$/i.test(v)) return true;
   if (/^(false|0)$/i.test(v)) return false;
-  throw new UsageError(`${flag}: invalid value ${JSON.stringify(v)} for ${key}: expected true or false`);
+  throw new UsageError(
+    `${flag}: invalid value ${JSON.stringify(v)} for ${key}: expected true or false`,
+  );
 }
 
-const KNOWN = new Set(["type", "ref", "dest", "src", "tag", "digest", "mode", "image-manifest",
-  "oci-mediatypes", "compression", "compression-level", "force-compression", "ignore-error",
-  "cache-mounts", "registry.insecure", "reset", "name"]);
+const KNOWN = new Set([
+  "type",
+  "ref",
+  "dest",
+  "src",
+  "tag",
+  "digest",
+  "mode",
+  "image-manifest",
+  "oci-mediatypes",
+  "compression",
+  "compression-level",
+  "force-compression",
+  "ignore-error",
+  "cache-mounts",
+  "registry.insecure",
+  "reset",
+  "name",
+]);
 
 export function parseCacheTo(spec: string, flag = "--cache-to"): CacheExportSpec {
   const a = csv(spec, flag);
   const type = a.type ?? "registry";
   if (type !== "registry" && type !== "local" && type !== "inline") {
     throw new UsageError(
-      `${flag} ${spec}: unsupported cache type ${JSON.stringify(type)}: tsk exports registry, local and inline caches`,
+      `${flag} ${spec}: unsupported cache type ${
+        JSON.stringify(type)
+      }: tsk exports registry, local and inline caches`,
     );
   }
   for (const k of Object.keys(a)) {
-    if (!KNOWN.has(k)) throw new UsageError(`${flag} ${spec}: unknown attribute ${JSON.stringify(k)}`);
+    if (!KNOWN.has(k)) {
+      throw new UsageError(`${flag} ${spec}: unknown attribute ${JSON.stringify(k)}`);
+    }
   }
   // BuildKit: an unknown mode is ignored (min is used).
   const mode: CacheMode = a.mode === "max" ? "max" : "min";
@@ -90,12 +116,18 @@ export function parseCacheTo(spec: string, flag = "--cache-to"): CacheExportSpec
   const compression = (a.compression ?? "gzip") as CacheExportSpec["compression"];
   if (!["gzip", "zstd", "uncompressed"].includes(compression)) {
     throw new UsageError(
-      `${flag} ${spec}: unsupported compression ${JSON.stringify(a.compression)}: expected gzip, zstd or uncompressed`,
+      `${flag} ${spec}: unsupported compression ${
+        JSON.stringify(a.compression)
+      }: expected gzip, zstd or uncompressed`,
     );
   }
   const ref = a.ref ?? (type === "registry" ? a.name : undefined);
-  if (type === "registry" && !ref) throw new UsageError(`${flag} ${spec}: ref=IMAGE is required for type=registry`);
-  if (type === "local" && !a.dest) throw new UsageError(`${flag} ${spec}: dest=DIR is required for type=local`);
+  if (type === "registry" && !ref) {
+    throw new UsageError(`${flag} ${spec}: ref=IMAGE is required for type=registry`);
+  }
+  if (type === "local" && !a.dest) {
+    throw new UsageError(`${flag} ${spec}: dest=DIR is required for type=local`);
+  }
   return {
     type,
     ref,
@@ -116,15 +148,23 @@ export function parseCacheFrom(spec: string, flag = "--cache-from"): CacheImport
   const type = a.type ?? "registry";
   if (type !== "registry" && type !== "local") {
     throw new UsageError(
-      `${flag} ${spec}: unsupported cache type ${JSON.stringify(type)}: tsk imports registry (also inline caches) and local caches`,
+      `${flag} ${spec}: unsupported cache type ${
+        JSON.stringify(type)
+      }: tsk imports registry (also inline caches) and local caches`,
     );
   }
   for (const k of Object.keys(a)) {
-    if (!KNOWN.has(k)) throw new UsageError(`${flag} ${spec}: unknown attribute ${JSON.stringify(k)}`);
+    if (!KNOWN.has(k)) {
+      throw new UsageError(`${flag} ${spec}: unknown attribute ${JSON.stringify(k)}`);
+    }
   }
   const ref = a.ref ?? a.name;
-  if (type === "registry" && !ref) throw new UsageError(`${flag} ${spec}: ref=IMAGE is required for type=registry`);
-  if (type === "local" && !a.src) throw new UsageError(`${flag} ${spec}: src=DIR is required for type=local`);
+  if (type === "registry" && !ref) {
+    throw new UsageError(`${flag} ${spec}: ref=IMAGE is required for type=registry`);
+  }
+  if (type === "local" && !a.src) {
+    throw new UsageError(`${flag} ${spec}: src=DIR is required for type=local`);
+  }
   if (a.digest && !/^sha256:[a-f0-9]{64}$/.test(a.digest)) {
     throw new UsageError(`${flag} ${spec}: invalid digest ${JSON.stringify(a.digest)}`);
   }

@@ -41,12 +41,24 @@ test("--cache-from: bare refs, local src with digest or tag", () => {
 });
 
 test("clear usage errors naming the flag", () => {
-  assert.throws(() => parseCacheTo("type=gha"), /--cache-to type=gha: unsupported cache type "gha"/);
+  assert.throws(
+    () => parseCacheTo("type=gha"),
+    /--cache-to type=gha: unsupported cache type "gha"/,
+  );
   assert.throws(() => parseCacheTo("type=registry"), /ref=IMAGE is required/);
   assert.throws(() => parseCacheTo("type=local"), /dest=DIR is required/);
-  assert.throws(() => parseCacheTo("type=registry,ref=x,mode=max,bogus=1"), /unknown attribute "bogus"/);
-  assert.throws(() => parseCacheTo("type=registry,ref=x,compression=lz4"), /unsupported compression/);
+  assert.throws(
+    () => parseCacheTo("type=registry,ref=x,mode=max,bogus=1"),
+    /unknown attribute "bogus"/,
+  );
+  assert.throws(
+    () => parseCacheTo("type=registry,ref=x,compression=lz4"),
+    /unsupported compression/,
+  );
   assert.throws(() => parseCacheTo("type=registry,ref=x,ignore-error=maybe"), /ignore-error/);
-  assert.throws(() => parseCacheFrom("type=local,src=/c,digest=nope", "--import-cache"), /--import-cache .*invalid digest/);
+  assert.throws(
+    () => parseCacheFrom("type=local,src=/c,digest=nope", "--import-cache"),
+    /--import-cache .*invalid digest/,
+  );
   assert.throws(() => parseCacheFrom("type=s3,bucket=b"), /unsupported cache type "s3"/);
 });

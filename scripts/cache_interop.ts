@@ -69,23 +69,92 @@ try {
     }
     const img = `${reg.host}/cache-interop-${name}`;
     // docker → tsk
-    run(DOCKER, ["build", "--progress", "plain", "--build-arg", "BUILDKIT_INLINE_CACHE=1", "-t", `${img}:docker`, ctx], { DOCKER_BUILDKIT: "1" });
+    run(DOCKER, [
+      "build",
+      "--progress",
+      "plain",
+      "--build-arg",
+      "BUILDKIT_INLINE_CACHE=1",
+      "-t",
+      `${img}:docker`,
+      ctx,
+    ], { DOCKER_BUILDKIT: "1" });
     run(DOCKER, ["push", `${img}:docker`]);
-    const d2t = count(run(TSK, ["build", "--root", path.join(work, `s-${name}-1`), "--progress", "plain", "--cache-from", `${img}:docker`, ctx]));
+    const d2t = count(
+      run(TSK, [
+        "build",
+        "--root",
+        path.join(work, `s-${name}-1`),
+        "--progress",
+        "plain",
+        "--cache-from",
+        `${img}:docker`,
+        ctx,
+      ]),
+    );
     // tsk → docker (new marker, so docker's own cache cannot answer)
     const marker2 = marker + "b";
-    for (const [f, c] of Object.entries(files(base, marker2)[name])) writeFileSync(path.join(ctx, f), c);
-    run(TSK, ["build", "--root", path.join(work, `s-${name}-2`), "--progress", "plain", "--cache-to", "type=inline", "--push", "-t", `${img}:tsk`, ctx]);
-    const t2d = count(run(DOCKER, ["build", "--progress", "plain", "--cache-from", `${img}:tsk`, "-t", `cache-interop-${name}:fromtsk`, ctx], { DOCKER_BUILDKIT: "1" }));
+    for (const [f, c] of Object.entries(files(base, marker2)[name])) {
+      writeFileSync(path.join(ctx, f), c);
+    }
+    run(TSK, [
+      "build",
+      "--root",
+      path.join(work, `s-${name}-2`),
+      "--progress",
+      "plain",
+      "--cache-to",
+      "type=inline",
+      "--push",
+      "-t",
+      `${img}:tsk`,
+      ctx,
+    ]);
+    const t2d = count(
+      run(DOCKER, [
+        "build",
+        "--progress",
+        "plain",
+        "--cache-from",
+        `${img}:tsk`,
+        "-t",
+        `cache-interop-${name}:fromtsk`,
+        ctx,
+      ], { DOCKER_BUILDKIT: "1" }),
+    );
     // tsk → tsk through a registry cache, another store
-    run(TSK, ["build", "--root", path.join(work, `s-${name}-3`), "--progress", "plain", "--cache-to", `type=registry,ref=${img}:cache,mode=max`, ctx]);
-    const t2t = count(run(TSK, ["build", "--root", path.join(work, `s-${name}-4`), "--progress", "plain", "--cache-from", `${img}:cache`, ctx]));
+    run(TSK, [
+      "build",
+      "--root",
+      path.join(work, `s-${name}-3`),
+      "--progress",
+      "plain",
+      "--cache-to",
+      `type=registry,ref=${img}:cache,mode=max`,
+      ctx,
+    ]);
+    const t2t = count(
+      run(TSK, [
+        "build",
+        "--root",
+        path.join(work, `s-${name}-4`),
+        "--progress",
+        "plain",
+        "--cache-from",
+        `${img}:cache`,
+        ctx,
+      ]),
+    );
     const cell = (c: ReturnType<typeof count>) =>
       `${c.cached}/${c.total}${c.missed.length ? ` (ran: ${c.missed.join("; ")})` : ""}`;
     rows.push(`| ${name} | ${cell(d2t)} | ${cell(t2d)} | ${cell(t2t)} |`);
-    spawnSync(DOCKER, ["rmi", "-f", `${img}:docker`, `cache-interop-${name}:fromtsk`], { stdio: "ignore" });
+    spawnSync(DOCKER, ["rmi", "-f", `${img}:docker`, `cache-interop-${name}:fromtsk`], {
+      stdio: "ignore",
+    });
   }
-  console.log("| Dockerfile | docker → tsk (inline) | tsk → docker (inline) | tsk → tsk (registry, max) |");
+  console.log(
+    "| Dockerfile | docker → tsk (inline) | tsk → docker (inline) | tsk → tsk (registry, max) |",
+  );
   console.log("|---|---|---|---|");
   for (const r of rows) console.log(r);
 } finally {

@@ -35,7 +35,9 @@ export function goTime(d: Date): string {
 
 function encRecord(r: CacheRecord): Record<string, unknown> {
   const o: Record<string, unknown> = {};
-  if (r.layers?.length) o.layers = r.layers.map((x) => ({ layer: x.layer, createdAt: x.createdAt }));
+  if (r.layers?.length) {
+    o.layers = r.layers.map((x) => ({ layer: x.layer, createdAt: x.createdAt }));
+  }
   if (r.chains?.length) {
     o.chains = r.chains.map((x) => ({ layers: x.layers, createdAt: x.createdAt }));
   }
@@ -116,7 +118,10 @@ export function sortConfig(c: CacheConfig): CacheConfig {
     }
     if (r.inputs?.length) {
       out.inputs = r.inputs.map((ins) =>
-        ins.map((x) => ({ ...(x.selector ? { selector: x.selector } : {}), link: rmap.get(x.link)! }))
+        ins.map((x) => ({
+          ...(x.selector ? { selector: x.selector } : {}),
+          link: rmap.get(x.link)!,
+        }))
           .sort((a, b) => a.link - b.link || cmp(a.selector ?? "", b.selector ?? ""))
       );
     }

@@ -70,13 +70,25 @@ test("sortConfig orders layers by blob and records by digest, remapping every in
 
 test("the importer's validation: empty inputs, bad indices, loops", () => {
   const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
-  assert.throws(() => parseCacheConfig(enc({ records: [{ digest: d("1"), inputs: [[]] }] })), /invalid empty input for record 0/);
-  assert.throws(() => parseCacheConfig(enc({ records: [{ layers: [{ layer: 3 }] }] })), /invalid layer index 3/);
   assert.throws(
-    () => parseCacheConfig(enc({ records: [{ inputs: [[{ link: 1 }]] }, { inputs: [[{ link: 0 }]] }] })),
+    () => parseCacheConfig(enc({ records: [{ digest: d("1"), inputs: [[]] }] })),
+    /invalid empty input for record 0/,
+  );
+  assert.throws(
+    () => parseCacheConfig(enc({ records: [{ layers: [{ layer: 3 }] }] })),
+    /invalid layer index 3/,
+  );
+  assert.throws(
+    () =>
+      parseCacheConfig(
+        enc({ records: [{ inputs: [[{ link: 1 }]] }, { inputs: [[{ link: 0 }]] }] }),
+      ),
     /invalid looping record/,
   );
-  assert.throws(() => parseCacheConfig(enc({ layers: [{ blob: d("a"), parent: 1 }, { blob: d("b") }] })), /looping layer/);
+  assert.throws(
+    () => parseCacheConfig(enc({ layers: [{ blob: d("a"), parent: 1 }, { blob: d("b") }] })),
+    /looping layer/,
+  );
   assert.throws(() => parseCacheConfig(new TextEncoder().encode("{")), /not valid JSON/);
 });
 

@@ -13,6 +13,8 @@ import type { RegistryClient } from "../source/registry.ts";
 import type { Descriptor } from "../types.ts";
 import type { Ref, SolvedRecord } from "../solver/solver.ts";
 import { type Compression, layerBlob } from "../../exporters/image.ts";
+import type { Vertex } from "../llb/load.ts";
+import { rootKey } from "./buildkit_keys.ts";
 import { MEDIA } from "../../exporters/media.ts";
 import {
   CACHE_CONFIG_MEDIA_TYPE,
@@ -33,6 +35,8 @@ export type CacheExportEnv = {
   registry: RegistryClient;
   remote?: RemoteCache;
   sourceDateEpoch?: number;
+  /** BuildKit cache map digests of a vertex, to also write records BuildKit can match. */
+  bkDigests?: (v: Vertex) => Promise<string[]>;
 };
 
 /** One layer of a result chain: its blob, and whether image exporters drop it (empty). */
@@ -131,6 +135,47 @@ async function eligible(
   return out;
 }
 
+/**
+ * Records under BuildKit's own keys (buildkit_keys.ts), inputs first: each vertex whose key tsk
+ * can reproduce and whose inputs all have such records, with the record digests of each input.
+ */
+async function bkPlan(
+  records: SolvedRecord[],
+  bkDigests: CacheExportEnv["bkDigests"],
+): Promise<{ rec: SolvedRecord; digests: string[]; inputs: string[] }[]> {
+  if (!bkDigests) return [];
+  const byVertex = new Map<string, string[]>();
+  const out: { rec: SolvedRecord; digests: string[]; inputs: string[] }[] = [];
+  for (const rec of records) {
+    const v = rec.vertex;
+    if (v.inputs.some((i) => i.index !== 0 || !byVertex.has(i.vertex.digest))) continue;
+    const digests = (await bkDigests(v).catch(() => [] as string[])).map((d) => rootKey(d, 0));
+    if (!digests.length) continue;
+    byVertex.set(v.digest, digests);
+    out.push({ rec, digests, inputs: v.inputs.map((i) => i.vertex.digest) });
+  }
+  return out;
+}
+
+/**
+ * Vertices whose result goes under BuildKit-keyed records (they have inputs, every input has
+ * such records, and the result is exported): their tsk-keyed records are left out, so each result
+ * has one record. tsk finds them again through the same BuildKit keys (RemoteCache.lookupVertex).
+ */
+function bkCovered(
+  plan: { rec: SolvedRecord; inputs: string[] }[],
+  exported: Set<string>,
+): Set<string> {
+  const has = new Set(plan.map((p) => p.rec.vertex.digest));
+  const out = new Set<string>();
+  for (const p of plan) {
+    if (p.inputs.length && p.inputs.every((d) => has.has(d)) && exported.has(p.rec.vertex.digest)) {
+      out.add(p.rec.vertex.digest);
+    }
+  }
+  return out;
+}
+
 /** Builds the cache config, its layers and the cache manifest (blobs put in the store). */
 export async function buildCache(
   records: SolvedRecord[],
@@ -151,6 +196,9 @@ export async function buildCache(
   const recIdx = new Map<string, number>();
   const keyRecOfVertex = new Map<string, number>();
   const pending: { at: number; rec: SolvedRecord }[] = [];
+  const topOfVertex = new Map<string, number>();
+  const plan = await bkPlan(records, env.bkDigests);
+  const covered = bkCovered(plan, new Set(items.map((x) => x.rec.vertex.digest)));
   for (const { rec, chain } of items) {
     let parent = -1;
     let prefix = "";
@@ -165,6 +213,9 @@ export async function buildCache(
       if (!blobs.has(l.desc.digest)) blobs.set(l.desc.digest, l);
       parent = i;
     }
+    topOfVertex.set(rec.vertex.digest, parent);
+    // One record per result: BuildKit v0.8 loads a result through whichever record has it.
+    if (covered.has(rec.vertex.digest)) continue;
     for (const digest of [rec.key, rec.dkey]) {
       if (!digest || recIdx.has(digest)) continue;
       recIdx.set(digest, recs.length);
@@ -190,12 +241,31 @@ export async function buildCache(
     recIdx.set(x.digest, recs.length);
     recs.push({ digest: x.digest, layers: [{ layer: i, createdAt: created }] });
   }
+  // BuildKit-keyed records (results where tsk has them), linked to their inputs' records.
+  const bkIdx = new Map<string, number[]>();
+  for (const p of plan) {
+    if (p.inputs.some((d) => !bkIdx.get(d)?.length)) continue;
+    const top = topOfVertex.get(p.rec.vertex.digest);
+    const idx: number[] = [];
+    for (const digest of p.digests) {
+      if (recIdx.has(digest)) continue;
+      recIdx.set(digest, recs.length);
+      idx.push(recs.length);
+      const r: CacheRecord = { digest };
+      if (top !== undefined && p.inputs.length) r.layers = [{ layer: top, createdAt: created }];
+      if (p.inputs.length) r.inputs = p.inputs.map((d) => bkIdx.get(d)!.map((link) => ({ link })));
+      recs.push(r);
+    }
+    bkIdx.set(p.rec.vertex.digest, idx);
+  }
   // Input links (BuildKit's record graph); only when every input has an exported record.
   for (const { at, rec } of pending) {
     const links = rec.vertex.inputs.map((inp, i) => {
       const link = keyRecOfVertex.get(inp.vertex.digest);
       const sel = rec.selectors.get(i);
-      return link === undefined ? undefined : [{ ...(sel ? { selector: sel.join(",") } : {}), link }];
+      return link === undefined
+        ? undefined
+        : [{ ...(sel ? { selector: sel.join(",") } : {}), link }];
     });
     if (links.length && links.every((l) => l)) recs[at].inputs = links as CacheRecord["inputs"];
   }
@@ -249,8 +319,9 @@ export async function pushCache(
 ): Promise<{ digest: string }> {
   for (const l of built.layers) {
     // Imported layers are mounted from their repository when it is on the same registry.
-    if (l.lazy?.source.kind === "registry") env.registry.addMountSource(l.desc.digest, l.lazy.source.ref);
-    else if (l.lazy) await env.remote!.fetchBlob(l.lazy);
+    if (l.lazy?.source.kind === "registry") {
+      env.registry.addMountSource(l.desc.digest, l.lazy.source.ref);
+    } else if (l.lazy) await env.remote!.fetchBlob(l.lazy);
   }
   return await env.registry.push(ref, {
     manifest: built.manifestBytes,
@@ -297,7 +368,10 @@ export async function writeLocalCache(
   };
   await fsp.writeFile(`${indexPath}.tmp`, JSON.stringify(out));
   await fsp.rename(`${indexPath}.tmp`, indexPath);
-  await fsp.writeFile(path.join(dest, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  await fsp.writeFile(
+    path.join(dest, "oci-layout"),
+    JSON.stringify({ imageLayoutVersion: "1.0.0" }),
+  );
 }
 
 /**
@@ -321,21 +395,46 @@ export async function inlineCache(
     ? goTime(new Date(env.sourceDateEpoch * 1000))
     : ZERO_TIME;
   const byDigest = new Map<string, CacheRecord>();
-  for (const { rec, chain } of await eligible(records, finalRef, chains, "min")) {
+  const resultOf = new Map<string, Omit<CacheRecord, "digest">>();
+  const items = await eligible(records, finalRef, chains, "min");
+  const plan = await bkPlan(records, env.bkDigests);
+  const covered = bkCovered(plan, new Set(items.map((x) => x.rec.vertex.digest)));
+  for (const { rec, chain } of items) {
     const idx = chain.map((_, i) => imageIndex[i]).filter((x): x is number => x !== undefined);
     if (!idx.length) continue;
     const contiguous = idx.every((x, i) => x === i);
+    const result = contiguous
+      ? { layers: [{ layer: idx[idx.length - 1], createdAt: created }] }
+      : { chains: [{ layers: idx, createdAt: created }] };
+    resultOf.set(rec.vertex.digest, result);
+    if (covered.has(rec.vertex.digest)) continue;
     for (const digest of [rec.key, rec.dkey]) {
       if (!digest || byDigest.has(digest)) continue;
+      byDigest.set(digest, { digest, ...result });
+    }
+  }
+  // BuildKit-keyed records, linked by digest here and by index once sorted.
+  const links = new Map<string, string[][]>();
+  const bkOfVertex = new Map<string, string[]>();
+  for (const p of plan) {
+    if (p.inputs.some((d) => !bkOfVertex.get(d)?.length)) continue;
+    const mine = p.digests.filter((d) => !byDigest.has(d));
+    for (const digest of mine) {
+      // As BuildKit: results only on records with inputs (a source's layers come from its pull).
       byDigest.set(
         digest,
-        contiguous
-          ? { digest, layers: [{ layer: idx[idx.length - 1], createdAt: created }] }
-          : { digest, chains: [{ layers: idx, createdAt: created }] },
+        p.inputs.length ? { digest, ...resultOf.get(p.rec.vertex.digest) } : { digest },
       );
+      if (p.inputs.length) links.set(digest, p.inputs.map((d) => bkOfVertex.get(d)!));
     }
+    bkOfVertex.set(p.rec.vertex.digest, mine);
   }
   if (!byDigest.size) return undefined;
   const sorted = [...byDigest.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1));
+  const index = new Map(sorted.map((r, i) => [r.digest, i]));
+  for (const r of sorted) {
+    const l = links.get(r.digest);
+    if (l) r.inputs = l.map((alts) => alts.map((d) => ({ link: index.get(d)! })));
+  }
   return encodeInline(sorted);
 }

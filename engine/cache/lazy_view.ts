@@ -24,11 +24,16 @@ export function mountable(remote: RemoteCache, ref: Ref): boolean {
   return remote.chain(ref).every((l) => l.source.kind === "registry");
 }
 
-/** An engine view where `ref`'s chain is present (for assembly), and its snapshot name. */
+/**
+ * An engine view where `ref`'s chain is present (for assembly), and its snapshot name. With
+ * `download`, the blobs are fetched into the store (a tarball output reads them; unpacking them
+ * into snapshots is not needed); without, pushes mount them from the cache's repository.
+ */
 export async function lazyEngine(
   engine: Engine,
   remote: RemoteCache,
   ref: Ref,
+  download = false,
 ): Promise<{ engine: Engine; ref: string }> {
   const chain = remote.chain(ref);
   const names = snapshotNames(chain);
@@ -38,8 +43,9 @@ export async function lazyEngine(
     const l = chain[i];
     rows.set(names[i], layerRow(names[i], l));
     digests.add(l.desc.digest);
-    if (l.source.kind === "registry") engine.registry.addMountSource(l.desc.digest, l.source.ref);
-    else await remote.fetchBlob(l); // a local cache dir: copying is not downloading
+    if (l.source.kind === "registry" && !download) {
+      engine.registry.addMountSource(l.desc.digest, l.source.ref);
+    } else await remote.fetchBlob(l); // a local cache dir: copying is not downloading
   }
   const snapshotter = override(engine.snapshotter, {
     parents: async (name: string) => {

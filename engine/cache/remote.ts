@@ -18,6 +18,8 @@ import type { RegistryClient } from "../source/registry.ts";
 import type { Descriptor, Platform } from "../types.ts";
 import type { Ref, RemoteLookup } from "../solver/solver.ts";
 import { acquireLock } from "../content/lock.ts";
+import type { Vertex } from "../llb/load.ts";
+import { rootKey } from "./buildkit_keys.ts";
 import { chainIds, compressionOf } from "../ops/source_image.ts";
 import {
   CACHE_CONFIG_MEDIA_TYPE,
@@ -48,11 +50,16 @@ export type RemoteEnv = {
   storeRoot: string;
   /** Progress line for downloads/unpacking. */
   status?: (msg: string) => void;
+  /** BuildKit cache map digests of a vertex (engine/cache/buildkit_keys.ts). */
+  bkDigests?: (v: Vertex) => Promise<string[]>;
 };
 
 export class RemoteCache implements RemoteLookup {
   #env: RemoteEnv;
   #byKey = new Map<string, number>();
+  #graph: { inputs: { link: number; selector: string }[][]; chain?: number }[] = [];
+  #graphByDigest = new Map<string, number[]>();
+  #matches = new Map<string, Promise<Set<number>>>();
   #chains: RemoteLayer[][] = [];
   #materialized = new Map<number, Promise<Ref>>();
   /** Blob GETs this process made for the cache (for tests and --metadata-file). */
@@ -68,13 +75,63 @@ export class RemoteCache implements RemoteLookup {
 
   /** Adds the records of one loaded cache; earlier sources win for the same key. */
   addRecords(records: CacheRecord[], chainFor: (r: CacheRecord) => RemoteLayer[] | undefined) {
+    const offset = this.#graph.length;
     for (const r of records) {
-      if (!r.digest || this.#byKey.has(r.digest)) continue;
       const chain = chainFor(r);
-      if (!chain || !chain.length) continue;
-      this.#chains.push(chain);
-      this.#byKey.set(r.digest, this.#chains.length - 1);
+      let ci: number | undefined;
+      if (chain?.length) {
+        this.#chains.push(chain);
+        ci = this.#chains.length - 1;
+        if (r.digest && !this.#byKey.has(r.digest)) this.#byKey.set(r.digest, ci);
+      }
+      // Every record, with its input links, for matching BuildKit's keys (buildkit_keys.ts).
+      const id = this.#graph.length;
+      this.#graph.push({
+        inputs: (r.inputs ?? []).map((ins) =>
+          ins.map((l) => ({ link: offset + l.link, selector: l.selector ?? "" }))
+        ),
+        chain: ci,
+      });
+      const list = this.#graphByDigest.get(r.digest) ?? [];
+      list.push(id);
+      this.#graphByDigest.set(r.digest, list);
     }
+  }
+
+  /**
+   * A hit through BuildKit's own keys (records another builder wrote): the vertex's cache map
+   * digest names candidate records, and each input must link to a record its input matched.
+   */
+  async lookupVertex(v: Vertex): Promise<Ref[] | undefined> {
+    if (!this.#env.bkDigests) return undefined;
+    for (const id of await this.#matchVertex(v)) {
+      const ci = this.#graph[id].chain;
+      if (ci !== undefined) return [`${LAZY}${ci}`];
+    }
+    return undefined;
+  }
+
+  #matchVertex(v: Vertex): Promise<Set<number>> {
+    let p = this.#matches.get(v.digest);
+    if (!p) {
+      p = (async () => {
+        const digests = await this.#env.bkDigests!(v).catch(() => [] as string[]);
+        const cands = digests.flatMap((d) => this.#graphByDigest.get(rootKey(d, 0)) ?? []);
+        if (!cands.length) return new Set<number>();
+        const inputs = await Promise.all(
+          v.inputs.map((i) => i.index === 0 ? this.#matchVertex(i.vertex) : new Set<number>()),
+        );
+        return new Set(cands.filter((id) => {
+          const r = this.#graph[id];
+          if (r.inputs.length !== v.inputs.length) return false;
+          return r.inputs.every((alts, i) =>
+            alts.some((l) => !l.selector && inputs[i].has(l.link))
+          );
+        }));
+      })();
+      this.#matches.set(v.digest, p);
+    }
+    return p;
   }
 
   lookup(key: string): Ref[] | undefined {
@@ -105,7 +162,9 @@ export class RemoteCache implements RemoteLookup {
   async fetchBlob(l: RemoteLayer): Promise<void> {
     const { store, registry } = this.#env;
     if (await store.has(l.desc.digest)) return;
-    this.#env.status?.(`fetching cache blob ${l.desc.digest.slice(0, 19)} ${(l.desc.size / 1e6).toFixed(1)}MB`);
+    this.#env.status?.(
+      `fetching cache blob ${l.desc.digest.slice(0, 19)} ${(l.desc.size / 1e6).toFixed(1)}MB`,
+    );
     this.fetched.add(l.desc.digest);
     if (l.source.kind === "registry") await registry.fetchBlob(l.source.ref, l.desc);
     else {
@@ -216,7 +275,9 @@ type Manifestish = {
  * manifests are the layers plus the cacheconfig) into its config and layer descriptors.
  */
 export function cacheParts(m: Manifestish): { config?: Descriptor; layers: Descriptor[] } {
-  if (m.config?.mediaType === CACHE_CONFIG_MEDIA_TYPE) return { config: m.config, layers: m.layers ?? [] };
+  if (m.config?.mediaType === CACHE_CONFIG_MEDIA_TYPE) {
+    return { config: m.config, layers: m.layers ?? [] };
+  }
   const list = m.manifests ?? [];
   const config = list.find((d) => d.mediaType === CACHE_CONFIG_MEDIA_TYPE);
   return { config, layers: list.filter((d) => d !== config) };

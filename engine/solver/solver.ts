@@ -66,6 +66,8 @@ export type SolveOptions = {
  */
 export interface RemoteLookup {
   lookup(key: string): Ref[] | undefined;
+  /** A hit through another builder's keys for this vertex (BuildKit records). */
+  lookupVertex?(v: Vertex): Promise<Ref[] | undefined>;
   isLazy(ref: Ref): boolean;
   materialize(ref: Ref): Promise<Ref>;
 }
@@ -322,7 +324,7 @@ export class Solver {
       this.#progress.cached(v);
       return { key: dk, refs: rec.snapshots };
     }
-    const remote = this.#opts.remote?.lookup(dk);
+    const remote = this.#opts.remote?.lookup(dk) ?? await this.#opts.remote?.lookupVertex?.(v);
     if (remote) {
       this.#progress.cached(v);
       return { key: dk, refs: remote };

@@ -530,12 +530,17 @@ test("remote cache: a result that cannot be materialized is a warning; the step 
     const remote = new FakeRemote(w);
     remote.byKey = records;
     const root = load(diamond());
-    const rootRef = [...records.entries()].find(([, r]) => r.includes(root.digest.slice(7, 19)))![1];
+    const rootRef = [...records.entries()].find(([, r]) =>
+      r.includes(root.digest.slice(7, 19))
+    )![1];
     remote.fail.add(rootRef);
     const { p, text } = plain();
     const ref = await solver(w, meta, p, { remote }).solve(root);
     assert.deepEqual(w.runs, ["[final] merge"], text());
-    assert.match(text(), /cache import: \[final\] merge: blob of .* is corrupt; building the step instead/);
+    assert.match(
+      text(),
+      /cache import: \[final\] merge: blob of .* is corrupt; building the step instead/,
+    );
     assert.ok(w.snapshots.has(ref!));
   });
 });

@@ -30,7 +30,8 @@ after(async () => {
   await reg?.stop();
 });
 
-const dockerfile = () => `FROM ${busybox} AS builder
+const dockerfile = () =>
+  `FROM ${busybox} AS builder
 RUN echo built > /out.txt && head -c 30000 /dev/urandom > /builder-only
 FROM ${busybox}
 COPY a.txt /a.txt
@@ -106,8 +107,15 @@ for (const who of ["root", "unprivileged"] as const) {
       const ctxA = ctxFor(as);
       const tarA = outFile("a.tar", as);
       const a = await build([
-        "--root", storeDir(e, as), "--cache-to", `type=registry,ref=${cacheRef},mode=max`,
-        "-t", "app:latest", "-o", `type=oci,dest=${tarA}`, ctxA,
+        "--root",
+        storeDir(e, as),
+        "--cache-to",
+        `type=registry,ref=${cacheRef},mode=max`,
+        "-t",
+        "app:latest",
+        "-o",
+        `type=oci,dest=${tarA}`,
+        ctxA,
       ], as);
       assert.equal(ran(a.stderr).length, 6, a.stderr);
       const ctxB = copyContext(ctxA, as);
@@ -115,8 +123,15 @@ for (const who of ["root", "unprivileged"] as const) {
       let b!: Awaited<ReturnType<typeof build>>;
       const gets = await blobGets(async () => {
         b = await build([
-          "--root", storeDir(e, as), "--cache-from", `type=registry,ref=${cacheRef}`,
-          "-t", "app:latest", "-o", `type=oci,dest=${tarB}`, ctxB,
+          "--root",
+          storeDir(e, as),
+          "--cache-from",
+          `type=registry,ref=${cacheRef}`,
+          "-t",
+          "app:latest",
+          "-o",
+          `type=oci,dest=${tarB}`,
+          ctxB,
         ], as);
       });
       assert.deepEqual(ran(b.stderr), [], b.stderr);
@@ -136,14 +151,20 @@ for (const who of ["root", "unprivileged"] as const) {
         manifest.config.digest,
         ...imgA.manifest.layers.map((l) => l.digest),
         "sha256:" + createHash("sha256").update(
-          execFileSync("skopeo", ["inspect", "--config", "--raw", "--tls-verify=false", `docker://${busybox}`]),
+          execFileSync("skopeo", [
+            "inspect",
+            "--config",
+            "--raw",
+            "--tls-verify=false",
+            `docker://${busybox}`,
+          ]),
         ).digest("hex"),
       ]);
       for (const g of gets) assert.ok(wanted.has(g), `unexpected download ${g}: ${gets.join(" ")}`);
       assert.ok(gets.includes(manifest.config.digest));
-      const builderOnly = manifest.layers.map((l: { digest: string }) => l.digest).filter((d: string) =>
-        !imgA.manifest.layers.some((l) => l.digest === d)
-      );
+      const builderOnly = manifest.layers.map((l: { digest: string }) => l.digest).filter((
+        d: string,
+      ) => !imgA.manifest.layers.some((l) => l.digest === d));
       assert.ok(builderOnly.length >= 1, "mode=max exports the builder stage's layer");
       for (const d of builderOnly) assert.ok(!gets.includes(d), `downloaded builder layer ${d}`);
       assert.equal(new Set(gets).size, gets.length, `a blob was downloaded twice: ${gets}`);
@@ -154,19 +175,32 @@ for (const who of ["root", "unprivileged"] as const) {
       let c!: Awaited<ReturnType<typeof build>>;
       const cGets = await blobGets(async () => {
         c = await build([
-          "--root", storeDir(e, as), "--cache-from", `type=registry,ref=${cacheRef}`,
-          "--push", "-t", pushed, copyContext(ctxA, as),
+          "--root",
+          storeDir(e, as),
+          "--cache-from",
+          `type=registry,ref=${cacheRef}`,
+          "--push",
+          "-t",
+          pushed,
+          copyContext(ctxA, as),
         ], as);
       });
       assert.deepEqual(ran(c.stderr), [], c.stderr);
       const layerDigests = new Set(imgA.manifest.layers.map((l) => l.digest));
       for (const g of cGets) assert.ok(!layerDigests.has(g), `downloaded layer ${g}`);
       const inspect = JSON.parse(
-        execFileSync("skopeo", ["inspect", "--tls-verify=false", `docker://${pushed}`], { encoding: "utf8" }),
+        execFileSync("skopeo", ["inspect", "--tls-verify=false", `docker://${pushed}`], {
+          encoding: "utf8",
+        }),
       );
       assert.equal(inspect.Digest, imgA.index.manifests[0].digest);
       // The pushed image is complete: every layer can be pulled.
-      execFileSync("skopeo", ["copy", "--src-tls-verify=false", `docker://${pushed}`, `oci:${makeContext(e, {})}/x:1`]);
+      execFileSync("skopeo", [
+        "copy",
+        "--src-tls-verify=false",
+        `docker://${pushed}`,
+        `oci:${makeContext(e, {})}/x:1`,
+      ]);
     });
   });
 }
@@ -176,7 +210,10 @@ describe("more cache exporters", () => {
     const as = e.user;
     const dir = path.join(makeContext(e, {}, as), "cache");
     const ctxA = ctxFor(as);
-    await build(["--root", storeDir(e, as), "--cache-to", `type=local,dest=${dir},mode=max`, ctxA], as);
+    await build(
+      ["--root", storeDir(e, as), "--cache-to", `type=local,dest=${dir},mode=max`, ctxA],
+      as,
+    );
     const index = JSON.parse(readFileSync(path.join(dir, "index.json"), "utf8"));
     assert.equal(index.manifests[0].annotations["org.opencontainers.image.ref.name"], "latest");
     assert.equal(index.manifests[0].mediaType, "application/vnd.oci.image.manifest.v1+json");
@@ -185,7 +222,11 @@ describe("more cache exporters", () => {
     );
     assert.equal(m.config.mediaType, "application/vnd.buildkit.cacheconfig.v0");
     const b = await build([
-      "--root", storeDir(e, as), "--cache-from", `type=local,src=${dir}`, copyContext(ctxA, as),
+      "--root",
+      storeDir(e, as),
+      "--cache-from",
+      `type=local,src=${dir}`,
+      copyContext(ctxA, as),
     ], as);
     assert.deepEqual(ran(b.stderr), [], b.stderr);
   });
@@ -195,7 +236,13 @@ describe("more cache exporters", () => {
     const ctxA = ctxFor();
     await build(["--root", storeDir(e), "--cache-to", "type=inline", "--push", "-t", image, ctxA]);
     const cfg = JSON.parse(
-      execFileSync("skopeo", ["inspect", "--config", "--raw", "--tls-verify=false", `docker://${image}`], {
+      execFileSync("skopeo", [
+        "inspect",
+        "--config",
+        "--raw",
+        "--tls-verify=false",
+        `docker://${image}`,
+      ], {
         encoding: "utf8",
       }),
     );
@@ -205,13 +252,81 @@ describe("more cache exporters", () => {
     assert.deepEqual(ran(b.stderr), [], b.stderr);
   });
 
+  test("inline, RUN right after FROM (BuildKit-keyed records only): B runs nothing", async () => {
+    const image = `${reg.host}/cache/inline-run:1`;
+    const ctxA = makeContext(e, {
+      Dockerfile: `FROM ${busybox}\nRUN echo one > /one\nENV X=1\nRUN echo $X > /two\n`,
+    });
+    await build(["--root", storeDir(e), "--cache-to", "type=inline", "--push", "-t", image, ctxA]);
+    const out = path.join(makeContext(e, {}), "o.tar");
+    const b = await build([
+      "--root",
+      storeDir(e),
+      "--cache-from",
+      image,
+      "-t",
+      "app:latest",
+      "-o",
+      `type=oci,dest=${out}`,
+      copyContext(ctxA),
+    ]);
+    assert.deepEqual(ran(b.stderr), [], b.stderr);
+    assert.equal(readFileSync(path.join(openOci(out).rootfs, "two"), "utf8"), "1\n");
+  });
+
+  test("oci-mediatypes=false forces image-manifest=false: a Docker manifest list, imported too", async () => {
+    const dir = path.join(makeContext(e, {}), "cache");
+    const ctxA = ctxFor();
+    await build([
+      "--root",
+      storeDir(e),
+      "--cache-to",
+      `type=local,dest=${dir},mode=max,tag=list,oci-mediatypes=false,image-manifest=true`,
+      ctxA,
+    ]);
+    const index = JSON.parse(readFileSync(path.join(dir, "index.json"), "utf8"));
+    const d = index.manifests.find((m: { annotations: Record<string, string> }) =>
+      m.annotations["org.opencontainers.image.ref.name"] === "list"
+    );
+    assert.equal(d.mediaType, "application/vnd.docker.distribution.manifest.list.v2+json");
+    const list = JSON.parse(
+      readFileSync(path.join(dir, "blobs/sha256", d.digest.slice(7)), "utf8"),
+    );
+    assert.equal(list.manifests.at(-1).mediaType, "application/vnd.buildkit.cacheconfig.v0");
+    assert.equal(list.manifests[0].mediaType, "application/vnd.docker.image.rootfs.diff.tar.gzip");
+    const b = await build([
+      "--root",
+      storeDir(e),
+      "--cache-from",
+      `type=local,src=${dir},digest=${d.digest}`,
+      copyContext(ctxA),
+    ]);
+    assert.deepEqual(ran(b.stderr), [], b.stderr);
+  });
+
   test("one changed file: only the steps after it run on runner B", async () => {
     const cacheRef = `${reg.host}/cache/onefile:c`;
     const ctxA = ctxFor();
-    await build(["--root", storeDir(e), "--cache-to", `type=registry,ref=${cacheRef},mode=max`, ctxA]);
+    await build([
+      "--root",
+      storeDir(e),
+      "--cache-to",
+      `type=registry,ref=${cacheRef},mode=max`,
+      ctxA,
+    ]);
     const ctxB = copyContext(ctxA);
     writeFileSync(path.join(ctxB, "b.txt"), "changed\n");
-    const b = await build(["--root", storeDir(e), "--cache-from", cacheRef, "-t", "app:latest", "-o", `type=oci,dest=${ctxB}/o.tar`, ctxB]);
+    const b = await build([
+      "--root",
+      storeDir(e),
+      "--cache-from",
+      cacheRef,
+      "-t",
+      "app:latest",
+      "-o",
+      `type=oci,dest=${ctxB}/o.tar`,
+      ctxB,
+    ]);
     assert.deepEqual(ran(b.stderr), ["stage-1 5/6", "stage-1 6/6"], b.stderr);
     const img = openOci(`${ctxB}/o.tar`);
     assert.equal(readFileSync(path.join(img.rootfs, "both"), "utf8"), "A\nbuilt\nchanged\n");
@@ -221,9 +336,12 @@ describe("more cache exporters", () => {
     const ctxA = ctxFor();
     const store = storeDir(e);
     await build([
-      "--root", store,
-      "--cache-to", `type=registry,ref=${reg.host}/cache/mm:min,mode=min`,
-      "--cache-to", `type=registry,ref=${reg.host}/cache/mm:max,mode=max`,
+      "--root",
+      store,
+      "--cache-to",
+      `type=registry,ref=${reg.host}/cache/mm:min,mode=min`,
+      "--cache-to",
+      `type=registry,ref=${reg.host}/cache/mm:max,mode=max`,
       ctxA,
     ]);
     for (const mode of ["min", "max"]) {
@@ -231,7 +349,13 @@ describe("more cache exporters", () => {
       // a.txt feeds COPY --from=builder's destination: that step must run, so it needs the
       // builder's result.
       writeFileSync(path.join(ctxB, "a.txt"), "A2\n");
-      const b = await build(["--root", storeDir(e), "--cache-from", `${reg.host}/cache/mm:${mode}`, ctxB]);
+      const b = await build([
+        "--root",
+        storeDir(e),
+        "--cache-from",
+        `${reg.host}/cache/mm:${mode}`,
+        ctxB,
+      ]);
       const r = ran(b.stderr);
       assert.equal(r.includes("builder 2/2"), mode === "min", `${mode}: ${r}\n${b.stderr}`);
       assert.ok(r.includes("stage-1 3/6"), b.stderr);
@@ -251,14 +375,24 @@ RUN --mount=type=cache,target=/cache,uid=1234 sh -c 'stat -c %u /cache > /owner;
       const ctxA = makeContext(e, { Dockerfile: df, "v.txt": "1" }, as);
       const ref = `${reg.host}/cache/mounts-${withMounts}:c`;
       await build([
-        "--root", storeDir(e, as),
-        "--cache-to", `type=registry,ref=${ref},mode=max${withMounts ? ",cache-mounts=true" : ""}`,
+        "--root",
+        storeDir(e, as),
+        "--cache-to",
+        `type=registry,ref=${ref},mode=max${withMounts ? ",cache-mounts=true" : ""}`,
         ctxA,
       ], as);
       const ctxB = copyContext(ctxA, as);
       writeFileSync(path.join(ctxB, "v.txt"), "2"); // the RUN must run on runner B
       const out = path.join(makeContext(e, {}, as), "out");
-      const b = await build(["--root", storeDir(e, as), "--cache-from", ref, "-o", `type=local,dest=${out}`, ctxB], as);
+      const b = await build([
+        "--root",
+        storeDir(e, as),
+        "--cache-from",
+        ref,
+        "-o",
+        `type=local,dest=${out}`,
+        ctxB,
+      ], as);
       assert.deepEqual(ran(b.stderr), ["2/3", "3/3"], b.stderr);
       outputs[String(withMounts)] = readFileSync(path.join(out, "seen"), "utf8");
       assert.equal(readFileSync(path.join(out, "owner"), "utf8"), "1234\n");
@@ -274,32 +408,84 @@ describe("broken caches never fail a build; export failures do", () => {
     const ref = `${reg.host}/cache/broken:c`;
     const dir = path.join(makeContext(e, {}), "cache");
     await build([
-      "--root", storeDir(e),
-      "--cache-to", `type=registry,ref=${ref},mode=max`,
-      "--cache-to", `type=local,dest=${dir},mode=max`,
+      "--root",
+      storeDir(e),
+      "--cache-to",
+      `type=registry,ref=${ref},mode=max`,
+      "--cache-to",
+      `type=local,dest=${dir},mode=max`,
       ctxA,
     ]);
     // Absent ref.
-    let b = await build(["--root", storeDir(e), "--cache-from", `${reg.host}/cache/nothing:here`, ctxA]);
+    let b = await build([
+      "--root",
+      storeDir(e),
+      "--cache-from",
+      `${reg.host}/cache/nothing:here`,
+      ctxA,
+    ]);
     assert.match(b.stderr, /failed to import cache .*nothing:here/);
     assert.equal(ran(b.stderr).length, 6);
     // A layer blob deleted from the registry's storage.
     const manifest = JSON.parse(
-      execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${ref}`], { encoding: "utf8" }),
+      execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${ref}`], {
+        encoding: "utf8",
+      }),
     );
-    const victim = manifest.layers[manifest.layers.length - 1].digest.slice(7);
+    // Every layer the steps made (the base image's stays: other tests pull it).
+    const base = JSON.parse(
+      execFileSync("skopeo", ["inspect", "--tls-verify=false", `docker://${busybox}`], {
+        encoding: "utf8",
+      }),
+    );
     const blobs = path.join(reg.dir, "data/docker/registry/v2/blobs/sha256");
-    rmSync(path.join(blobs, victim.slice(0, 2), victim), { recursive: true, force: true });
+    for (const l of manifest.layers as { digest: string }[]) {
+      if (base.Layers.includes(l.digest)) continue;
+      const hex = l.digest.slice(7);
+      rmSync(path.join(blobs, hex.slice(0, 2), hex), { recursive: true, force: true });
+    }
     const out = path.join(makeContext(e, {}), "o.tar");
-    b = await build(["--root", storeDir(e), "--cache-from", ref, "-t", "app:latest", "-o", `type=oci,dest=${out}`, ctxA]);
+    b = await build([
+      "--root",
+      storeDir(e),
+      "--cache-from",
+      ref,
+      "-t",
+      "app:latest",
+      "-o",
+      `type=oci,dest=${out}`,
+      ctxA,
+    ]);
     assert.match(b.stderr, /WARN.*cache import: .*building the step instead/s, b.stderr);
     assert.equal(readFileSync(path.join(openOci(out).rootfs, "both"), "utf8"), "A\nbuilt\nB\n");
+    // Pushing straight from that cache: the mounts fail, the steps are built, the push succeeds.
+    const pushed = `${reg.host}/cache/broken-push:1`;
+    b = await build(["--root", storeDir(e), "--cache-from", ref, "--push", "-t", pushed, ctxA]);
+    assert.match(b.stderr, /WARN/, b.stderr);
+    execFileSync("skopeo", [
+      "copy",
+      "--src-tls-verify=false",
+      `docker://${pushed}`,
+      `oci:${makeContext(e, {})}/x:1`,
+    ]);
     // A corrupt blob in a local cache.
     for (const f of readdirSync(path.join(dir, "blobs/sha256"))) {
       const p = path.join(dir, "blobs/sha256", f);
-      if (readFileSync(p).subarray(0, 2).equals(Buffer.from([0x1f, 0x8b]))) writeFileSync(p, "garbage");
+      if (readFileSync(p).subarray(0, 2).equals(Buffer.from([0x1f, 0x8b]))) {
+        writeFileSync(p, "garbage");
+      }
     }
-    b = await build(["--root", storeDir(e), "--cache-from", `type=local,src=${dir}`, "-t", "app:latest", "-o", `type=oci,dest=${out}`, ctxA]);
+    b = await build([
+      "--root",
+      storeDir(e),
+      "--cache-from",
+      `type=local,src=${dir}`,
+      "-t",
+      "app:latest",
+      "-o",
+      `type=oci,dest=${out}`,
+      ctxA,
+    ]);
     assert.match(b.stderr, /cache import: /, b.stderr);
     assert.equal(readFileSync(path.join(openOci(out).rootfs, "both"), "utf8"), "A\nbuilt\nB\n");
   });
@@ -307,11 +493,29 @@ describe("broken caches never fail a build; export failures do", () => {
   test("an export that fails fails the build, unless ignore-error=true", async () => {
     const ctx = ctxFor();
     const bad = "type=registry,ref=127.0.0.1:9/nowhere/cache:c";
-    const r = await tsk(["build", "--root", storeDir(e), "--progress", "plain", "--cache-to", bad, ctx]);
+    const r = await tsk([
+      "build",
+      "--root",
+      storeDir(e),
+      "--progress",
+      "plain",
+      "--cache-to",
+      bad,
+      ctx,
+    ]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /ERROR: .*failed to export cache to 127\.0\.0\.1:9\/nowhere\/cache:c/);
     assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
-    const ok = await tsk(["build", "--root", storeDir(e), "--progress", "plain", "--cache-to", `${bad},ignore-error=true`, ctx]);
+    const ok = await tsk([
+      "build",
+      "--root",
+      storeDir(e),
+      "--progress",
+      "plain",
+      "--cache-to",
+      `${bad},ignore-error=true`,
+      ctx,
+    ]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stderr, /WARN.*failed to export cache/s);
   });
@@ -324,17 +528,35 @@ describe("machine-readable results", () => {
     const ctx = ctxFor(as);
     const dir = makeContext(e, {}, as);
     const r = await tsk([
-      "build", "--root", storeDir(e, as), "--push", "-t", image, "--label", "org.example.k=v1",
-      "--metadata-file", `${dir}/meta.json`, "--iidfile", `${dir}/iid`, "-q", "--pull",
-      "--cache-to", `type=registry,ref=${reg.host}/cache/meta:cache`, ctx,
+      "build",
+      "--root",
+      storeDir(e, as),
+      "--push",
+      "-t",
+      image,
+      "--label",
+      "org.example.k=v1",
+      "--metadata-file",
+      `${dir}/meta.json`,
+      "--iidfile",
+      `${dir}/iid`,
+      "-q",
+      "--pull",
+      "--cache-to",
+      `type=registry,ref=${reg.host}/cache/meta:cache`,
+      ctx,
     ], { as });
     assert.equal(r.code, 0, r.stderr);
     const meta = JSON.parse(readFileSync(`${dir}/meta.json`, "utf8"));
     const raw = JSON.parse(
-      execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${image}`], { encoding: "utf8" }),
+      execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${image}`], {
+        encoding: "utf8",
+      }),
     );
     const inspect = JSON.parse(
-      execFileSync("skopeo", ["inspect", "--tls-verify=false", `docker://${image}`], { encoding: "utf8" }),
+      execFileSync("skopeo", ["inspect", "--tls-verify=false", `docker://${image}`], {
+        encoding: "utf8",
+      }),
     );
     assert.equal(meta["containerimage.digest"], inspect.Digest);
     assert.equal(meta["containerimage.config.digest"], raw.config.digest);

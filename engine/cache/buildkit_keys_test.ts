@@ -1,0 +1,82 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { Vertex } from "../llb/load.ts";
+import {
+  cacheMapDigests,
+  execCacheMapDigest,
+  fileCacheMapDigest,
+  rootKey,
+} from "./buildkit_keys.ts";
+
+// Record digests read from inline caches that the lab's dockerd (BuildKit v0.8) wrote.
+const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+function vertex(op: Record<string, unknown>): Vertex {
+  return { digest: "sha256:x", op, inputs: [] } as unknown as Vertex;
+}
+
+test("exec: a Dockerfile RUN keys as BuildKit v0.8 does (Go's HTML escaping, no root mount)", () => {
+  const v = vertex({
+    exec: {
+      meta: {
+        args: ["/bin/sh", "-c", "echo peek2 > /m"],
+        env: [PATH],
+        cwd: "/",
+        removeMountStubsRecursive: true,
+      },
+      mounts: [{ dest: "/" }],
+    },
+    platform: { Architecture: "amd64", OS: "linux" },
+  });
+  assert.equal(
+    rootKey(execCacheMapDigest(v)!, 0),
+    "sha256:ee2774b69ab8090c688d0d500e3d061a030f3c9a8f3d188c8d16caa62e0e1ddb",
+  );
+});
+
+test("image source: the resolved manifest's key and the diff_ids chain ID key", async () => {
+  const v = vertex({
+    source: { identifier: "docker-image://r.example/busybox:latest" },
+    platform: { Architecture: "amd64", OS: "linux" },
+  });
+  const ds = await cacheMapDigests(v, () =>
+    Promise.resolve({
+      diffIds: ["sha256:86aff21b50b4d02069d5ddffaab06ddf71f850ce7626c2d7266ed1aaf4740dc6"],
+      mainDigest: "sha256:ae2b57c0aaf7ed7adff8e6a1d14d918fcae0ab68cf367240db673564b9bc0896",
+    }));
+  assert.deepEqual(ds.map((d) => rootKey(d, 0)), [
+    "sha256:c2294450d33f23ea0457524967b25dd331ee454b28b0d04cafacfefadbecd893",
+    "sha256:54a983f271f29324dcb218f8968586a92ff36ddcbb2345290c6dc40bf7425c99",
+  ]);
+});
+
+test("file op without copies: WORKDIR's mkdir keys as BuildKit v0.8 does", () => {
+  const v = vertex({
+    file: {
+      actions: [{
+        secondaryInput: -1,
+        mkdir: { path: "/app1796294396903", mode: 493, makeParents: true, timestamp: -1 },
+      }],
+    },
+  });
+  assert.equal(
+    rootKey(fileCacheMapDigest(v)!, 0),
+    "sha256:003c439da98784a5e97da9329775074083c87e4e46f474c002574a201573210f",
+  );
+  const owned = vertex({
+    file: { actions: [{ mkdir: { path: "/x", owner: { user: { ByID: 1 } } } }] },
+  });
+  assert.equal(fileCacheMapDigest(owned), undefined);
+});
+
+test("ops whose BuildKit keys depend on file content are not claimed", async () => {
+  const copy = vertex({ file: { actions: [{ copy: { src: "/a", dest: "/a" } }] } });
+  assert.deepEqual(
+    await cacheMapDigests(copy, () => Promise.resolve({ diffIds: [], mainDigest: "" })),
+    [],
+  );
+  const secretEnv = vertex({
+    exec: { meta: { args: ["true"] }, secretenv: [{ ID: "s", name: "S" }] },
+  });
+  assert.equal(execCacheMapDigest(secretEnv), undefined);
+});

@@ -1,0 +1,110 @@
+/**
+ * Cache interop with BuildKit (the lab dockerd's embedded BuildKit): docker builds with an inline
+ * cache and tsk, on an empty store, reuses every RUN and WORKDIR; tsk builds with --cache-to
+ * type=inline and docker reuses them too. (File ops are keyed by BuildKit's content hash, which tsk does not
+ * reproduce: see docs/cache.md and scripts/cache_interop.ts.) Skipped without a docker daemon.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+
+const DOCKER = "/usr/bin/docker";
+const dockerUp = spawnSync(DOCKER, ["version", "--format", "{{.Server.Version}}"], {
+  encoding: "utf8",
+  timeout: 10000,
+}).status === 0;
+const skip = dockerUp ? false : "no docker daemon answers (bash scripts/dockerd.sh starts one)";
+
+let e: Env;
+const images: string[] = [];
+before(async () => {
+  if (dockerUp) e = await env();
+});
+after(() => {
+  if (images.length) spawnSync(DOCKER, ["rmi", "-f", ...images], { stdio: "ignore" });
+});
+
+function docker(args: string[]): string {
+  const r = spawnSync(DOCKER, args, {
+    encoding: "utf8",
+    env: { ...process.env, DOCKER_BUILDKIT: "1" },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stderr + r.stdout;
+}
+
+/** RUN steps of a plain progress log, and which were CACHED. */
+function runs(log: string): { total: number; cached: number } {
+  const ids = new Set<string>();
+  const cached = new Set<string>();
+  for (const l of log.split("\n")) {
+    const m = /^#(\d+) \[[^\]]*\d+\/\d+\] (RUN|WORKDIR) /.exec(l);
+    if (m) ids.add(m[1]);
+    const c = /^#(\d+) CACHED$/.exec(l);
+    if (c) cached.add(c[1]);
+  }
+  return { total: ids.size, cached: [...ids].filter((i) => cached.has(i)).length };
+}
+
+const dockerfile = (marker: string) =>
+  `FROM ${e.busybox}\nRUN echo ${marker} > /m\nENV A=1\nWORKDIR /w\nRUN echo $A >> /m\n`;
+
+test(
+  "docker's inline cache → tsk: every RUN and WORKDIR is CACHED on an empty store",
+  { skip },
+  async () => {
+    const marker = `cache-interop-${randomBytes(6).toString("hex")}`;
+    const ctx = makeContext(e, { Dockerfile: dockerfile(marker) });
+    const image = `${e.registry.host}/cache-interop/docker:${marker}`;
+    images.push(image);
+    docker([
+      "build",
+      "--progress",
+      "plain",
+      "--build-arg",
+      "BUILDKIT_INLINE_CACHE=1",
+      "-t",
+      image,
+      ctx,
+    ]);
+    docker(["push", image]);
+    const r = await tsk([
+      "build",
+      "--root",
+      storeDir(e),
+      "--progress",
+      "plain",
+      "--cache-from",
+      image,
+      ctx,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(runs(r.stderr), { total: 3, cached: 3 }, r.stderr);
+  },
+);
+
+test("tsk's inline cache → docker: every RUN and WORKDIR is CACHED", { skip }, async () => {
+  const marker = `cache-interop-${randomBytes(6).toString("hex")}`;
+  const ctx = makeContext(e, { Dockerfile: dockerfile(marker) });
+  const image = `${e.registry.host}/cache-interop/tsk:${marker}`;
+  const r = await tsk([
+    "build",
+    "--root",
+    storeDir(e),
+    "--progress",
+    "plain",
+    "--cache-to",
+    "type=inline",
+    "--push",
+    "-t",
+    image,
+    ctx,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const local = `cache-interop-fromtsk:${marker}`;
+  images.push(local);
+  const log = docker(["build", "--progress", "plain", "--cache-from", image, "-t", local, ctx]);
+  assert.deepEqual(runs(log), { total: 3, cached: 3 }, log);
+});
