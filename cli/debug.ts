@@ -17,6 +17,7 @@ import type { ImageConfig } from "../engine/image/config.ts";
 import { fsckCommand } from "./fsck.ts";
 
 export const DEBUG_HELP = `Usage: tsk debug dump-llb [OPTIONS] [CONTEXT]
+       tsk debug env                                                  (emulators for foreign platforms)
        tsk debug fsck [--dry-run] [-v] [--format json] [--root DIR]   (see tsk debug fsck --help)
 
 Print the LLB graph of a build as JSON lines (buildctl debug dump-llb), or as Graphviz.
@@ -35,6 +36,7 @@ Options:
 export async function debugCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "fsck") return await fsckCommand(rest);
+  if (sub === "env") return (await import("./debug_env.ts")).debugEnvCommand(rest);
   if (sub !== "dump-llb") {
     process.stderr.write(
       sub ? `ERROR: unknown debug command "${sub}"\n\n${DEBUG_HELP}` : DEBUG_HELP,

@@ -1,0 +1,26 @@
+/**
+ * `tsk debug env`: what this host offers builds. This part lists the QEMU emulators registered in
+ * binfmt_misc (rootless/binfmt.ts) and which foreign platforms RUN can therefore use.
+ */
+import { defaultPlatform, formatPlatform } from "../engine/llb/platform.ts";
+import { describeEmulators, listEmulators, nativeArchitectures } from "../rootless/binfmt.ts";
+
+/** The emulator section of `tsk debug env`, as lines. */
+export function emulatorLines(): string[] {
+  const host = defaultPlatform();
+  const emulators = listEmulators();
+  const runnable = new Set(nativeArchitectures(host.Architecture!));
+  for (const e of emulators) {
+    if (e.architecture && e.enabled && e.flags.includes("F")) runnable.add(e.architecture);
+  }
+  return [
+    `platform: ${formatPlatform(host)}`,
+    `RUN platforms: ${[...runnable].map((a) => `linux/${a}`).join(", ")}`,
+    ...describeEmulators(emulators),
+  ];
+}
+
+export function debugEnvCommand(_argv: string[]): number {
+  process.stdout.write(emulatorLines().join("\n") + "\n");
+  return 0;
+}
