@@ -33,10 +33,14 @@ import {
   lintViolationMessage,
 } from "../engine/frontend/dockerfile/lint.ts";
 import { type CallKind, runCall } from "./call.ts";
-import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
+import { defaultPlatform, formatPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { type OutputSpec, parseOutput, UsageError } from "./output_flag.ts";
-import { exportImage } from "./export.ts";
+import { checkOutput, exportImage, type PlatformImage } from "./export.ts";
+import { parseAnnotationFlags, parseLabels, withLabels } from "./image_flags.ts";
+import { isoTime } from "../exporters/image.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
+import type { Platform as LlbPlatform } from "../engine/llb/platform.ts";
+import type { Platform as ImageConfigPlatform } from "../engine/types.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 
@@ -50,7 +54,11 @@ Options:
   -o, --output spec            Output destination: type=oci|docker|tar|local|image[,dest=PATH][,name=..][,push=true]
                                A bare PATH means type=local,dest=PATH; "-" means a tar on stdout
       --push                   Push the image to the registry (shorthand for --output type=image,push=true)
-      --platform string        Target platform (default: the host's, linux/amd64)
+      --platform list          Target platforms, comma-separated or repeated (default: the host's)
+      --label KEY=VALUE        Set a label on the image; repeatable
+      --annotation [TYPE[PLATFORM]:]KEY=VALUE
+                               Add an annotation (manifest, manifest-descriptor, index,
+                               index-descriptor; default manifest); repeatable
       --progress string        auto, plain, tty, rawjson or quiet (default "auto")
       --no-cache               Do not use the cache
       --no-cache-filter stage  Do not use the cache for these stages; repeatable
@@ -72,7 +80,9 @@ type Flags = {
   target?: string;
   output: string[];
   push: boolean;
-  platform?: string;
+  platform: string[];
+  label: string[];
+  annotation: string[];
   progress: string;
   "no-cache": boolean;
   "no-cache-filter": string[];
@@ -98,7 +108,9 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       target: { type: "string" },
       output: { type: "string", short: "o", multiple: true, default: [] },
       push: { type: "boolean", default: false },
-      platform: { type: "string" },
+      platform: { type: "string", multiple: true, default: [] },
+      label: { type: "string", multiple: true, default: [] },
+      annotation: { type: "string", multiple: true, default: [] },
       progress: { type: "string", default: "auto" },
       "no-cache": { type: "boolean", default: false },
       "no-cache-filter": { type: "string", multiple: true, default: [] },
@@ -184,7 +196,7 @@ export function resolveOutputs(flags: Flags): OutputSpec[] {
     if (!flags.tag.length) throw new UsageError("--push needs at least one -t NAME");
     const img = outs.find((o) => o.type === "image");
     if (img) img.push = true;
-    else outs.push({ type: "image", names: [], push: true, compression: "gzip", attrs: {} });
+    else outs.push({ type: "image", names: [], push: true, compression: "gzip" });
   }
   for (const o of outs) {
     if (!o.names.length) o.names = [...flags.tag];
@@ -221,10 +233,17 @@ export async function buildCommand(argv: string[]): Promise<number> {
     return await callCommand(flags, context);
   }
   let outputs: OutputSpec[];
+  let platforms: LlbPlatform[];
+  let labels: Record<string, string>;
+  let annotations: ReturnType<typeof parseAnnotationFlags>;
   let mode: ProgressMode;
   let gcConfig: Config;
   try {
     outputs = resolveOutputs(flags);
+    platforms = targetPlatforms(flags.platform);
+    for (const o of outputs) checkOutput(o, platforms.length, sourceDateEpoch());
+    labels = parseLabels(flags.label);
+    annotations = parseAnnotationFlags(flags.annotation);
     mode = progressMode(flags.progress);
     gcConfig = await loadConfig(flags.config);
   } catch (err) {
@@ -247,6 +266,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
     notice: (m) => progress.warn(m),
   });
   let convert: ConvertResult | undefined;
+  const converts: ConvertResult[] = [];
+  const sources = new Map<string, string>();
+  const buildTime = isoTime(Date.now());
   let lease: Lease | undefined;
   let lintWarnings: ReturnType<typeof lintDockerfile>["warnings"] = [];
   let canceled = false;
@@ -259,8 +281,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
         `unable to prepare context: path "${context}" not found or not a directory`,
       );
     }
-    const llbPlatform = flags.platform ? parsePlatform(flags.platform) : defaultPlatform();
+    const llbPlatform = platforms[0];
     const platform = ociPlatform(llbPlatform);
+    const multi = platforms.length > 1;
     const secretMap = secrets(flags.secret);
     const args = buildArgs(flags["build-arg"]);
     await materializeSecrets(secretMap, tmp);
@@ -318,30 +341,53 @@ export async function buildCommand(argv: string[]): Promise<number> {
           }`,
         );
       }
-      convert = await convertDockerfile({
-        source,
-        fileName: dockerfileName,
-        buildArgs: args,
-        target: flags.target,
-        platform: llbPlatform,
-        excludes,
-        noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
-        resolveImage: async (ref, p) => {
-          const mp = progress.start(`[internal] load metadata for ${ref}`);
-          try {
-            const r = await engine.registry.resolve(ref, p);
-            mp.done();
-            return { digest: r.manifestDigest, config: r.config as ImageConfig };
-          } catch (err) {
-            mp.error(err as Error);
-            throw err;
-          }
-        },
-        warn: (msg) => progress.warn(msg),
-      });
-      def = convert.definition;
+      // One conversion per target platform; stages that do not depend on it (FROM
+      // --platform=$BUILDPLATFORM) give the same vertices, which the solver runs once.
+      const resolved = new Map<string, Promise<{ digest: string; config: ImageConfig }>>();
+      const resolveImage = (ref: string, p: ImageConfigPlatform) => {
+        const key = `${ref}|${p.os}/${p.architecture}/${p.variant ?? ""}`;
+        let r = resolved.get(key);
+        if (!r) {
+          r = (async () => {
+            const pfx = multi ? `${[p.os, p.architecture, p.variant].filter(Boolean).join("/")} ` : "";
+            const mp = progress.start(`[${pfx}internal] load metadata for ${ref}`);
+            try {
+              const img = await engine.registry.resolve(ref, p);
+              mp.done();
+              sources.set(ref, img.indexDigest ?? img.manifestDigest);
+              return { digest: img.manifestDigest, config: img.config as ImageConfig };
+            } catch (err) {
+              mp.error(err as Error);
+              throw err;
+            }
+          })();
+          resolved.set(key, r);
+        }
+        return r;
+      };
+      for (const [i, p] of platforms.entries()) {
+        const c = await convertDockerfile({
+          source,
+          fileName: dockerfileName,
+          buildArgs: args,
+          target: flags.target,
+          platform: p,
+          excludes,
+          noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
+          resolveImage,
+          // The same Dockerfile warns the same for every platform: once is enough.
+          warn: (msg) => i === 0 && progress.warn(msg),
+        });
+        converts.push(c);
+        if (convert) for (const [k, v] of c.locations) convert.locations.set(k, v);
+        else convert = c;
+      }
+      def = convert!.definition;
     }
-    const graph = loadDefinition(def);
+    if (multi && !converts.length) {
+      throw new UsageError("an LLB definition builds for the platforms it names: give at most one --platform");
+    }
+    const graphs = converts.length ? converts.map((c) => loadDefinition(c.definition)) : [loadDefinition(def)];
     const abort = new AbortController();
     const onSignal = () => {
       canceled = true;
@@ -374,25 +420,34 @@ export async function buildCommand(argv: string[]): Promise<number> {
     });
     // The first failure cancels every other running step (their sandboxes are killed).
     solver.signal.addEventListener("abort", () => abort.abort(solver.signal.reason));
-    const ref = await solver.solve(graph.root, graph.index);
+    // Every platform in one solver: equal vertices (same digest) are solved once.
+    const refs = await Promise.all(graphs.map((g) => solver.solve(g.root, g.index)));
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    const config = convert?.image ??
-      {
-        architecture: platform.architecture,
-        os: platform.os,
-        config: {},
-        rootfs: { type: "layers", diff_ids: [] },
-      };
-    const epoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
+    const images: PlatformImage[] = refs.map((ref, i) => ({
+      platform: ociPlatform(platforms[i]),
+      ref,
+      config: withLabels(
+        converts[i]?.image ?? {
+          architecture: platform.architecture,
+          os: platform.os,
+          config: {},
+          rootfs: { type: "layers", diff_ids: [] },
+        },
+        labels,
+      ),
+    }));
+    const epoch = sourceDateEpoch();
     for (const out of outputs) {
       await exportImage({
         engine,
-        ref,
-        config,
+        images,
         out,
         progress,
         sourceDateEpoch: epoch,
+        created: buildTime,
+        annotations,
+        buildinfo: buildInfo(args, flags.target, sources),
         views: worker.views,
         stdout: process.stdout as unknown as Writable,
       });
@@ -462,7 +517,7 @@ async function callCommand(flags: Flags, context: string): Promise<number> {
     format,
     contextDir: ctxDir,
     excludes: await readIgnore(ctxDir, file),
-    platform: flags.platform,
+    platform: flags.platform.at(-1),
   });
   process.stdout.write(r.stdout);
   if (r.stderr) process.stderr.write(r.stderr);
@@ -517,4 +572,50 @@ function findCause<T>(err: unknown, cls: new (...a: never[]) => T): T | undefine
     cur = cur.cause as { cause?: unknown } | undefined;
   }
   return undefined;
+}
+
+/** `--platform` values: comma-separated and repeatable, normalised, duplicates dropped. */
+export function targetPlatforms(values: string[]): LlbPlatform[] {
+  const list = values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean);
+  if (!list.length) return [defaultPlatform()];
+  const out = new Map<string, LlbPlatform>();
+  for (const v of list) {
+    let p: LlbPlatform;
+    try {
+      p = v === "local" ? defaultPlatform() : parsePlatform(v);
+    } catch (err) {
+      throw new UsageError(`--platform: ${(err as Error).message}`);
+    }
+    out.set(formatPlatform(p), p);
+  }
+  return [...out.values()];
+}
+
+function sourceDateEpoch(): number | undefined {
+  const v = process.env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === "") return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`invalid SOURCE_DATE_EPOCH ${JSON.stringify(v)}: expected seconds since 1970`);
+  return Number(v);
+}
+
+/** BuildKit's build info (`buildinfo=true`): frontend, build args, pinned base images. */
+function buildInfo(
+  args: Record<string, string>,
+  target: string | undefined,
+  sources: Map<string, string>,
+): Record<string, unknown> {
+  const attrs: Record<string, string> = {};
+  for (const [k, v] of Object.entries(args).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    attrs[`build-arg:${k}`] = v;
+  }
+  if (target) attrs.target = target;
+  return {
+    frontend: "dockerfile.v0",
+    attrs,
+    sources: [...sources].sort(([a], [b]) => (a < b ? -1 : 1)).map(([ref, pin]) => ({
+      type: "docker-image",
+      ref,
+      pin,
+    })),
+  };
 }

@@ -5,7 +5,7 @@
 import { promises as fsp } from "node:fs";
 import { overlayCopy } from "../engine/ops/merge.ts";
 import type { Writable } from "node:stream";
-import { writeTreeTar } from "../engine/snapshot/diff.ts";
+import { writeTreesTar, writeTreeTar } from "../engine/snapshot/diff.ts";
 
 /** Copies a rootfs into `dest` (created if missing), keeping modes, symlinks and mtimes. */
 export async function exportLocal(root: string, dest: string): Promise<void> {
@@ -20,4 +20,13 @@ export function exportTar(
   sourceDateEpoch?: number,
 ): Promise<void> {
   return writeTreeTar(root, out as Writable, { sourceDateEpoch });
+}
+
+/** Several rootfs trees in one tarball, one top directory each (BuildKit's platform split). */
+export function exportTars(
+  trees: { root: string; prefix: string }[],
+  out: Writable | NodeJS.WritableStream,
+  sourceDateEpoch?: number,
+): Promise<void> {
+  return writeTreesTar(trees, out as Writable, { sourceDateEpoch });
 }

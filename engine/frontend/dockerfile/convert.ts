@@ -1002,6 +1002,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   image.os = platform.OS ?? "linux";
   image.architecture = platform.Architecture ?? "amd64";
   if (platform.Variant) image.variant = platform.Variant;
+  else delete image.variant; // the target's platform, not the base's (arm64 from arm64/v8)
   for (const w of warnings) o.warn?.(w);
   return {
     definition,
