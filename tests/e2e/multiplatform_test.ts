@@ -105,6 +105,12 @@ for (const who of ["root", "unprivileged"] as const) {
         `type=tar,dest=${out}/rootfs.tar`,
         "-o",
         `type=oci,dest=${out}/oci.tar`,
+        "-o",
+        `type=oci,dest=${out}/annotated.tar,annotation-index.org.example.idx=I,` +
+        `annotation-manifest-descriptor[linux/arm64].org.example.arch=arm,` +
+        `annotation-index-descriptor.org.example.top=T`,
+        "--annotation",
+        "manifest[linux/amd64]:org.example.only=amd",
         ctx,
       ], { as });
     });
@@ -134,6 +140,24 @@ for (const who of ["root", "unprivileged"] as const) {
         ),
       );
       assert.deepEqual(inner, index, "the tarball's index is the pushed one");
+    });
+
+    test("annotations reach the index, one platform's descriptor and one platform's manifest", () => {
+      assert.equal(first.code, 0, first.stderr);
+      const layout = mkdtempSync(path.join(e.work, "ann-"));
+      sh("tar", ["-xf", `${out}/annotated.tar`, "-C", layout]);
+      const blob = (d: string) =>
+        JSON.parse(readFileSync(path.join(layout, "blobs/sha256", d.slice(7)), "utf8"));
+      const top = JSON.parse(readFileSync(path.join(layout, "index.json"), "utf8")).manifests[0];
+      assert.equal(top.annotations["org.example.top"], "T");
+      const index = blob(top.digest);
+      assert.deepEqual(index.annotations, { "org.example.idx": "I" });
+      const [amd, arm] = index.manifests;
+      assert.equal(amd.annotations, undefined);
+      assert.deepEqual(arm.annotations, { "org.example.arch": "arm" });
+      assert.deepEqual(blob(amd.digest).annotations, { "org.example.only": "amd" });
+      assert.equal(blob(arm.digest).annotations, undefined);
+      sh("skopeo", ["inspect", "--raw", `oci:${layout}`]);
     });
 
     test("RUN ran natively for amd64 and under QEMU for arm64; TARGET* args per platform", () => {
