@@ -372,6 +372,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
           buildArgs: args,
           target: flags.target,
           platform: p,
+          multiPlatform: multi,
           excludes,
           noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
           resolveImage,

@@ -21,6 +21,15 @@ const missing = await multiarchUnavailable() ??
     ? undefined
     : "no qemu-aarch64 binfmt_misc handler with the F flag (run scripts/setup.d/50-multiarch.sh as root)");
 
+/** podman with its own store under `root`, so nothing lands in the machine's image store. */
+function podmanArgs(root: string): string[] {
+  return ["--root", `${root}/root`, "--runroot", `${root}/run`, "--tmpdir", `${root}/tmp`];
+}
+
+const podmanMissing = spawnSync("podman", ["--version"]).status === 0
+  ? undefined
+  : "podman is not installed";
+
 let e: Env;
 let base: string;
 before(async () => {
@@ -175,9 +184,12 @@ for (const who of ["root", "unprivileged"] as const) {
         readFileSync(path.join(arm, "id"), "utf8"),
       );
       const runs = first.stderr.split("\n").filter((l) =>
-        /^#\d+ \[build 2\/2\] RUN cat \/proc\/sys\/kernel\/random\/uuid/.test(l)
+        /^#\d+ \[linux\/amd64 build 2\/2\] RUN cat \/proc\/sys\/kernel\/random\/uuid/.test(l)
       );
       assert.equal(runs.length, 1, first.stderr);
+      // the target stage's steps are named per platform
+      assert.match(first.stderr, /\[linux\/arm64 stage-1 4\/4\] RUN uname -m/);
+      assert.match(first.stderr, /\[linux\/amd64 stage-1 4\/4\] RUN uname -m/);
       // the images are as old as the build, and the new history entries say so
       const cfg = JSON.parse(
         sh("skopeo", [
@@ -195,6 +207,38 @@ for (const who of ["root", "unprivileged"] as const) {
       assert.equal(last.created, cfg.created);
       assert.match(last.created_by, /^RUN \|2 TARGETPLATFORM=linux\/arm64 TARGETARCH=arm64 /);
       assert.equal(cfg.history[0].created, "2000-01-01T00:00:00Z", "base history kept");
+    });
+
+    // podman runs as root here: what is checked is the tarball this user's build wrote.
+    test("podman runs each platform of the OCI tarball (arm64 through QEMU)", {
+      skip: podmanMissing,
+    }, () => {
+      assert.equal(first.code, 0, first.stderr);
+      const root = mkdtempSync(path.join(e.work, "podman-"));
+      try {
+        for (const [arch, want] of [["amd64", "x86_64"], ["arm64", "aarch64"]]) {
+          const got = sh("podman", [
+            ...podmanArgs(root),
+            "run",
+            "--rm",
+            // this machine's hard limits are below podman's defaults
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "--platform",
+            `linux/${arch}`,
+            `oci-archive:${out}/oci.tar`,
+            "sh",
+            "-c",
+            "cat /arch; uname -m",
+          ]);
+          assert.equal(got, `${want}\n${want}\n`);
+        }
+      } finally {
+        spawnSync("podman", [...podmanArgs(root), "system", "reset", "-f"]);
+        spawnSync("rm", ["-rf", root]);
+      }
     });
 
     test("type=local and type=tar write one directory per platform", () => {

@@ -61,6 +61,8 @@ export type ConvertOptions = {
   /** .dockerignore patterns for the context. */
   excludes: string[];
   noCacheStages?: string[];
+  /** One of several target platforms: step names carry the stage's platform. */
+  multiPlatform?: boolean;
   resolveImage(ref: string, platform: Platform): Promise<ResolvedBase>;
   warn?(msg: string): void;
 };
@@ -388,8 +390,10 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   for (let i = 0; i <= targetIdx; i++) {
     if (!needed.has(i)) continue;
     const s = stages[i];
-    const label = lone ? "" : s.name ?? `stage-${i}`;
     const p = stagePlatform(s, platform, lex, globalEnv());
+    // Several target platforms: step names say which (BuildKit: `[linux/arm64 stage-1 2/3]`).
+    const label = [o.multiPlatform ? platformString(p) : "", lone ? "" : s.name ?? `stage-${i}`]
+      .filter(Boolean).join(" ");
     let st: StageState;
     const fromStage = byName.get(baseNames[i].toLowerCase());
     let total = s.commands.length + 1;
