@@ -9,7 +9,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chownSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
@@ -114,6 +114,8 @@ for (const who of ["root", "unprivileged"] as const) {
         `type=tar,dest=${out}/rootfs.tar`,
         "-o",
         `type=oci,dest=${out}/oci.tar`,
+        "-o",
+        `type=local,dest=${out}/merged,platform-split=false`,
         "-o",
         `type=oci,dest=${out}/annotated.tar,annotation-index.org.example.idx=I,` +
         `annotation-manifest-descriptor[linux/arm64].org.example.arch=arm,` +
@@ -249,6 +251,9 @@ for (const who of ["root", "unprivileged"] as const) {
       assert.ok(entries.includes("linux_amd64/arch"), entries.join(" "));
       assert.ok(entries.includes("linux_arm64/arch"));
       assert.ok(entries.includes("linux_arm64/bin/busybox"));
+      // platform-split=false: the platforms' files in one tree, the later platform winning
+      assert.equal(readFileSync(`${out}/merged/arch`, "utf8"), "aarch64\n");
+      assert.ok(statSync(`${out}/merged/bin/busybox`).isFile());
     });
 
     test("type=docker refuses several platforms; a base without the platform names its platforms", async () => {
@@ -285,6 +290,19 @@ for (const who of ["root", "unprivileged"] as const) {
     });
   });
 }
+
+describe("tsk debug env", { skip: missing }, () => {
+  test("lists the QEMU emulators and the platforms RUN can use, for any user", async () => {
+    for (const as of [undefined, e.user]) {
+      const r = await tsk(["debug", "env"], { as });
+      assert.equal(r.code, 0, r.stderr);
+      const text = r.stdout.toString();
+      assert.match(text, /^platform: linux\/amd64$/m);
+      assert.match(text, /^RUN platforms: .*linux\/arm64/m);
+      assert.match(text, /^\s+arm64\s+qemu-aarch64\s+\S+ flags=\S*F\S* usable$/m);
+    }
+  });
+});
 
 describe("SOURCE_DATE_EPOCH", { skip: missing }, () => {
   test("root and the unprivileged user, in different directories at different times, build the same index", async () => {

@@ -277,3 +277,44 @@ function extractBlob(img: OciImage, digest: string): string {
   mkdirSync(path.dirname(f), { recursive: true });
   return f;
 }
+
+const DOCKER = "/usr/bin/docker";
+const dockerMissing = spawnSync(DOCKER, ["info", "--format", "{{.ID}}"], { timeout: 20_000 }).status === 0
+  ? undefined
+  : "dockerd does not answer (bash scripts/dockerd.sh starts it)";
+
+describe("created", () => {
+  test("docker images and skopeo show the build's time, not the base image's", { skip: dockerMissing }, async () => {
+    const ctx = makeContext(e, {
+      // a fresh layer each run, so the image is new
+      "Dockerfile": `FROM ${e.busybox}\nRUN echo ${Date.now()} > /stamp\n`,
+    }, e.user);
+    const out = mkdtempSync(path.join(e.work, "created-"));
+    chownSync(out, e.user.uid, e.user.gid);
+    const started = Date.now();
+    const r = await tsk([
+      "build",
+      "--root",
+      storeDir(e, e.user),
+      "-t",
+      "platform-created-test:1",
+      "-o",
+      `type=docker,dest=${out}/img.tar`,
+      ctx,
+    ], { as: e.user });
+    assert.equal(r.code, 0, r.stderr);
+    const inspect = JSON.parse(ok("skopeo", ["inspect", `docker-archive:${out}/img.tar`]));
+    const created = Date.parse(inspect.Created);
+    assert.ok(created >= started - 2000 && created <= Date.now(), inspect.Created);
+    ok(DOCKER, ["load", "-i", `${out}/img.tar`]);
+    try {
+      const shown = ok(DOCKER, ["image", "inspect", "--format", "{{.Created}}", "platform-created-test:1"]);
+      assert.equal(Date.parse(shown.trim()), created);
+      const history = ok(DOCKER, ["history", "--no-trunc", "--format", "{{.CreatedAt}}|{{.CreatedBy}}", "platform-created-test:1"]);
+      const top = history.split("\n")[0];
+      assert.match(top, /\|RUN \/bin\/sh -c echo \d+ > \/stamp # buildkit$/, history);
+    } finally {
+      spawnSync(DOCKER, ["rmi", "-f", "platform-created-test:1"]);
+    }
+  });
+});
