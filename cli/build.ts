@@ -241,7 +241,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
   try {
     outputs = resolveOutputs(flags);
     platforms = targetPlatforms(flags.platform);
-    for (const o of outputs) checkOutput(o, platforms.length, sourceDateEpoch());
+    const epoch = sourceDateEpoch();
+    for (const o of outputs) checkOutput(o, platforms.length, epoch);
     labels = parseLabels(flags.label);
     annotations = parseAnnotationFlags(flags.annotation);
     mode = progressMode(flags.progress);
@@ -292,6 +293,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const piped = !flags.frontend && !flags.file && !process.stdin.isTTY &&
       !(await fsp.stat(path.join(ctxDir, "Dockerfile")).then(() => true, () => false));
     if (flags.frontend === "llb" || piped) {
+      if (multi) {
+        throw new UsageError(
+          "an LLB definition builds for the platforms it names: give at most one --platform",
+        );
+      }
       const bytes = flags.file && flags.file !== "-"
         ? await fsp.readFile(flags.file)
         : await readAll(process.stdin);
@@ -384,9 +390,6 @@ export async function buildCommand(argv: string[]): Promise<number> {
         else convert = c;
       }
       def = convert!.definition;
-    }
-    if (multi && !converts.length) {
-      throw new UsageError("an LLB definition builds for the platforms it names: give at most one --platform");
     }
     const graphs = converts.length ? converts.map((c) => loadDefinition(c.definition)) : [loadDefinition(def)];
     const abort = new AbortController();

@@ -287,6 +287,15 @@ for (const who of ["root", "unprivileged"] as const) {
         /no matching manifest for linux\/s390x in .*busybox-multi.*; available platforms: linux\/amd64, linux\/arm64\/v8/,
       );
       assert.doesNotMatch(s390.stderr, /\n\s+at /, "no stack trace");
+      const bad = await tsk(["build", "--root", store, "--platform", "linux/arm64,foo", ctx], { as });
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--platform: invalid platform "foo": expected os\/arch\[\/variant\]/);
+      const llb = await tsk(
+        ["build", "--root", store, "--frontend", "llb", "--platform", "linux/arm64,linux/amd64", ctx],
+        { as, stdin: new Uint8Array() },
+      );
+      assert.equal(llb.code, 1);
+      assert.match(llb.stderr, /an LLB definition builds for the platforms it names: give at most one --platform/);
     });
   });
 }

@@ -266,6 +266,9 @@ for (const who of ["root", "unprivileged"] as const) {
       ], { as, env: { SOURCE_DATE_EPOCH: "" } });
       assert.equal(rw.code, 2);
       assert.match(rw.stderr, /rewrite-timestamp=true needs SOURCE_DATE_EPOCH/);
+      const sde = await tsk(["build", "--root", store, ctx], { as, env: { SOURCE_DATE_EPOCH: "yesterday" } });
+      assert.equal(sde.code, 2);
+      assert.match(sde.stderr, /invalid SOURCE_DATE_EPOCH "yesterday": expected seconds since 1970/);
     });
   });
 }
