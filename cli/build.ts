@@ -355,7 +355,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
         let r = resolved.get(key);
         if (!r) {
           r = (async () => {
-            const pfx = multi ? `${[p.os, p.architecture, p.variant].filter(Boolean).join("/")} ` : "";
+            const pfx = multi
+              ? `${[p.os, p.architecture, p.variant].filter(Boolean).join("/")} `
+              : "";
             const mp = progress.start(`[${pfx}internal] load metadata for ${ref}`);
             try {
               const img = await engine.registry.resolve(ref, p);
@@ -391,7 +393,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
       }
       def = convert!.definition;
     }
-    const graphs = converts.length ? converts.map((c) => loadDefinition(c.definition)) : [loadDefinition(def)];
+    const graphs = converts.length
+      ? converts.map((c) => loadDefinition(c.definition))
+      : [loadDefinition(def)];
     const abort = new AbortController();
     const onSignal = () => {
       canceled = true;
@@ -598,7 +602,11 @@ export function targetPlatforms(values: string[]): LlbPlatform[] {
 function sourceDateEpoch(): number | undefined {
   const v = process.env.SOURCE_DATE_EPOCH;
   if (v === undefined || v === "") return undefined;
-  if (!/^\d+$/.test(v)) throw new UsageError(`invalid SOURCE_DATE_EPOCH ${JSON.stringify(v)}: expected seconds since 1970`);
+  if (!/^\d+$/.test(v)) {
+    throw new UsageError(
+      `invalid SOURCE_DATE_EPOCH ${JSON.stringify(v)}: expected seconds since 1970`,
+    );
+  }
   return Number(v);
 }
 

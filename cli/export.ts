@@ -102,7 +102,10 @@ async function exportRootfs(a: ExportArgs): Promise<void> {
   const views = [];
   try {
     for (const im of a.images) {
-      views.push({ view: await a.views.view(im.ref), prefix: split ? platformDir(im.platform) : "" });
+      views.push({
+        view: await a.views.view(im.ref),
+        prefix: split ? platformDir(im.platform) : "",
+      });
     }
     if (out.type === "local") {
       for (const v of views) {

@@ -39,8 +39,15 @@ export function parseAnnotationFlags(list: string[]): Annotation[] {
       );
     }
     if (platform && (target === "index" || target === "index-descriptor")) {
-      throw new UsageError(`--annotation ${a}: an index annotation cannot be limited to a platform`);
+      throw new UsageError(
+        `--annotation ${a}: an index annotation cannot be limited to a platform`,
+      );
     }
-    return { target, ...(platform ? { platform } : {}), key: kv.slice(0, i), value: kv.slice(i + 1) };
+    return {
+      target,
+      ...(platform ? { platform } : {}),
+      key: kv.slice(0, i),
+      value: kv.slice(i + 1),
+    };
   });
 }

@@ -97,7 +97,8 @@ export function parseBool(key: string, v: string): boolean {
   throw new UsageError(`invalid value ${JSON.stringify(v)} for ${key}: expected true or false`);
 }
 
-const ANNOTATION = /^annotation(?:-(manifest|manifest-descriptor|index|index-descriptor))?(?:\[([^\]]*)\])?\.(.+)$/;
+const ANNOTATION =
+  /^annotation(?:-(manifest|manifest-descriptor|index|index-descriptor))?(?:\[([^\]]*)\])?\.(.+)$/;
 
 /** `annotation-manifest-descriptor[linux/arm64].org.example=v` → an Annotation. */
 export function parseAnnotationKey(key: string, value: string): Annotation | undefined {
@@ -111,7 +112,9 @@ export function parseAnnotationKey(key: string, value: string): Annotation | und
     }
     const parts = m[2].split("/");
     if (parts.length < 2 || parts.length > 3 || parts.some((p) => !p)) {
-      throw new UsageError(`${key}: invalid platform ${JSON.stringify(m[2])}: expected os/arch[/variant]`);
+      throw new UsageError(
+        `${key}: invalid platform ${JSON.stringify(m[2])}: expected os/arch[/variant]`,
+      );
     }
     platform = m[2];
   }
@@ -141,9 +144,13 @@ export function parseOutput(value: string): OutputSpec {
   }
   const typeField = fields.find(([k]) => k.toLowerCase() === "type");
   const rawType = typeField?.[1] ?? "";
-  if (!rawType) throw new UsageError(`output ${JSON.stringify(value)} has no type= (one of ${TYPE_LIST})`);
+  if (!rawType) {
+    throw new UsageError(`output ${JSON.stringify(value)} has no type= (one of ${TYPE_LIST})`);
+  }
   if (![...Object.keys(VALID_KEYS), "registry"].includes(rawType)) {
-    throw new UsageError(`unknown output type ${JSON.stringify(rawType)}: expected one of ${TYPE_LIST}`);
+    throw new UsageError(
+      `unknown output type ${JSON.stringify(rawType)}: expected one of ${TYPE_LIST}`,
+    );
   }
   const type: OutputType = rawType === "registry" ? "image" : rawType as OutputType;
   const spec = base(type, undefined);
@@ -181,7 +188,9 @@ export function parseOutput(value: string): OutputSpec {
         break;
       case "compression-level":
         if (!/^-?\d+$/.test(v)) {
-          throw new UsageError(`invalid compression-level ${JSON.stringify(v)}: expected an integer`);
+          throw new UsageError(
+            `invalid compression-level ${JSON.stringify(v)}: expected an integer`,
+          );
         }
         spec.compressionLevel = Number(v);
         break;
@@ -222,7 +231,9 @@ export function parseOutput(value: string): OutputSpec {
   checkCompression(spec);
   if (spec.type === "local" && !spec.dest) throw new UsageError("output type=local needs dest=DIR");
   if (spec.tar === false && (!spec.dest || spec.dest === "-")) {
-    throw new UsageError(`output type=${spec.type},tar=false needs dest=DIR (an OCI layout directory)`);
+    throw new UsageError(
+      `output type=${spec.type},tar=false needs dest=DIR (an OCI layout directory)`,
+    );
   }
   return spec;
 }
@@ -230,7 +241,11 @@ export function parseOutput(value: string): OutputSpec {
 function checkCompression(spec: OutputSpec): void {
   const level = spec.compressionLevel;
   if (level !== undefined) {
-    const [lo, hi] = spec.compression === "gzip" ? [0, 9] : spec.compression === "zstd" ? [1, 22] : [];
+    const [lo, hi] = spec.compression === "gzip"
+      ? [0, 9]
+      : spec.compression === "zstd"
+      ? [1, 22]
+      : [];
     if (lo === undefined) {
       throw new UsageError("compression-level has no effect with compression=uncompressed");
     }
@@ -243,7 +258,9 @@ function checkCompression(spec: OutputSpec): void {
   if (spec.compression === "zstd") {
     // zstd layers exist only as OCI media types (BuildKit switches them on the same way).
     if (spec.ociMediaTypes === false) {
-      throw new UsageError("compression=zstd needs oci-mediatypes=true (Docker media types have no zstd)");
+      throw new UsageError(
+        "compression=zstd needs oci-mediatypes=true (Docker media types have no zstd)",
+      );
     }
     spec.ociMediaTypes = true;
   }

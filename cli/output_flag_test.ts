@@ -70,31 +70,48 @@ test("refusals name the cause", () => {
   bad("type=OCI", `unknown output type "OCI": expected one of ${types}`);
   bad("type=oci,dest", 'invalid output field "dest": expected key=value');
   bad("type=image,name=a,b", 'invalid output field "b": expected key=value');
-  bad("type=oci,compression=xz", 'unsupported compression "xz": expected gzip, zstd or uncompressed');
+  bad(
+    "type=oci,compression=xz",
+    'unsupported compression "xz": expected gzip, zstd or uncompressed',
+  );
   bad("type=local", "output type=local needs dest=DIR");
   bad('type=image,name="a', 'unterminated quote in "type=image,name=\\"a"');
   bad("type=oci,compression-level=fast", 'invalid compression-level "fast": expected an integer');
-  bad("type=oci,compression-level=10", "compression-level 10 is out of range for gzip: expected 0 to 9");
+  bad(
+    "type=oci,compression-level=10",
+    "compression-level 10 is out of range for gzip: expected 0 to 9",
+  );
   bad("type=oci,compression=zstd,compression-level=0", /out of range for zstd: expected 1 to 22/);
   bad(
     "type=oci,compression=uncompressed,compression-level=3",
     "compression-level has no effect with compression=uncompressed",
   );
-  bad("type=docker,compression=zstd,oci-mediatypes=false", /compression=zstd needs oci-mediatypes=true/);
-  bad("type=oci,force-compression=yes", 'invalid value "yes" for force-compression: expected true or false');
+  bad(
+    "type=docker,compression=zstd,oci-mediatypes=false",
+    /compression=zstd needs oci-mediatypes=true/,
+  );
+  bad(
+    "type=oci,force-compression=yes",
+    'invalid value "yes" for force-compression: expected true or false',
+  );
   bad("type=oci,tar=false", "output type=oci,tar=false needs dest=DIR (an OCI layout directory)");
-  bad("type=oci,annotation-index[linux/amd64].k=v", /an index annotation cannot be limited to a platform/);
+  bad(
+    "type=oci,annotation-index[linux/amd64].k=v",
+    /an index annotation cannot be limited to a platform/,
+  );
   bad("type=oci,annotation-manifest[linux].k=v", /invalid platform "linux"/);
 });
 
 test("an unknown key, or a key of another type, lists the valid keys of that type", () => {
-  for (const [value, type] of [
-    ["type=oci,dest=x,colour=red", "oci"],
-    ["type=local,dest=d,compression=zstd", "local"],
-    ["type=oci,push=true", "oci"],
-    ["type=registry,name=r/x,tar=false", "image"],
-    ["type=tar,annotation.a=b", "tar"],
-  ] as const) {
+  for (
+    const [value, type] of [
+      ["type=oci,dest=x,colour=red", "oci"],
+      ["type=local,dest=d,compression=zstd", "local"],
+      ["type=oci,push=true", "oci"],
+      ["type=registry,name=r/x,tar=false", "image"],
+      ["type=tar,annotation.a=b", "tar"],
+    ] as const
+  ) {
     assert.throws(() => parseOutput(value), (e: unknown) => {
       assert.ok(e instanceof UsageError);
       assert.match((e as Error).message, new RegExp(`for output type=${type}: valid keys are `));

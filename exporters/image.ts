@@ -78,7 +78,9 @@ function compressor(c: Compression, level?: number): Transform {
       constants: Record<string, number>;
     };
     return z.createZstdCompress(
-      level === undefined ? undefined : { params: { [z.constants.ZSTD_c_compressionLevel]: level } },
+      level === undefined
+        ? undefined
+        : { params: { [z.constants.ZSTD_c_compressionLevel]: level } },
     );
   }
   return new PassThrough();
@@ -134,12 +136,15 @@ export async function layerBlob(
   const pulled = snapshot.startsWith("l-");
   const clamp = pulled ? undefined : o.clampEpoch;
   const want = variantKey(o.compression, o.compressionLevel, clamp);
-  const result = (r: { mediaType: string; digest: string; size: number; diffId: string; empty: boolean }) => ({
+  const result = (
+    r: { mediaType: string; digest: string; size: number; diffId: string; empty: boolean },
+  ) => ({
     desc: { mediaType: r.mediaType, digest: r.digest, size: r.size },
     diffId: r.diffId,
     empty: r.empty,
   });
-  const present = async (r: LayerRecord | undefined) => r && (await o.store.has(r.digest)) ? r : undefined;
+  const present = async (r: LayerRecord | undefined) =>
+    r && (await o.store.has(r.digest)) ? r : undefined;
   const exact = await present(o.meta.getLayer(snapshot, want));
   if (exact) return result(exact);
   // Other variants of the same content (same clamp: the same tar, so the same diffID).
@@ -167,7 +172,11 @@ export async function layerBlob(
 }
 
 /** Re-compresses an existing blob (decompress → compress), so its diffID stays the same. */
-async function convertBlob(src: LayerRecord, key: string, o: LayerBlobOptions): Promise<LayerRecord> {
+async function convertBlob(
+  src: LayerRecord,
+  key: string,
+  o: LayerBlobOptions,
+): Promise<LayerRecord> {
   const w = await o.store.writer();
   const sink = new Writable({
     write(chunk, _e, cb) {

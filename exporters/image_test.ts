@@ -175,7 +175,10 @@ test("compression and Docker media types", async () => {
     assert.equal(t.meta.getLayer("l-base", "zstd")!.diffId, tarImg.layers[0].diffId);
     // a level is a variant of its own when forced, and reused as any gzip blob when not
     const level1 = await assemble(t, ref, { compression: "gzip", compressionLevel: 1 });
-    assert.deepEqual(level1.layers.map((l) => l.desc.digest), again.layers.map((l) => l.desc.digest));
+    assert.deepEqual(
+      level1.layers.map((l) => l.desc.digest),
+      again.layers.map((l) => l.desc.digest),
+    );
     const level1f = await assemble(t, ref, {
       compression: "gzip",
       compressionLevel: 1,
@@ -319,9 +322,12 @@ test("alignHistory pairs entries with layers", () => {
     ],
   );
   // nothing dates an entry: the build's time
-  assert.deepEqual(alignHistory([{ created_by: "ENV a", empty_layer: true }], [], undefined, BUILD_TIME), [
-    { created: BUILD_TIME, created_by: "ENV a", empty_layer: true },
-  ]);
+  assert.deepEqual(
+    alignHistory([{ created_by: "ENV a", empty_layer: true }], [], undefined, BUILD_TIME),
+    [
+      { created: BUILD_TIME, created_by: "ENV a", empty_layer: true },
+    ],
+  );
   assert.deepEqual(alignHistory([], []), []);
 });
 

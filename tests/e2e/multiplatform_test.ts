@@ -270,7 +270,10 @@ for (const who of ["root", "unprivileged"] as const) {
         ctx,
       ], { as });
       assert.equal(docker.code, 2);
-      assert.match(docker.stderr, /docker exporter does not currently support exporting manifest lists/);
+      assert.match(
+        docker.stderr,
+        /docker exporter does not currently support exporting manifest lists/,
+      );
       const s390 = await tsk([
         "build",
         "--root",
@@ -287,15 +290,32 @@ for (const who of ["root", "unprivileged"] as const) {
         /no matching manifest for linux\/s390x in .*busybox-multi.*; available platforms: linux\/amd64, linux\/arm64\/v8/,
       );
       assert.doesNotMatch(s390.stderr, /\n\s+at /, "no stack trace");
-      const bad = await tsk(["build", "--root", store, "--platform", "linux/arm64,foo", ctx], { as });
+      const bad = await tsk(["build", "--root", store, "--platform", "linux/arm64,foo", ctx], {
+        as,
+      });
       assert.equal(bad.code, 2);
-      assert.match(bad.stderr, /--platform: invalid platform "foo": expected os\/arch\[\/variant\]/);
+      assert.match(
+        bad.stderr,
+        /--platform: invalid platform "foo": expected os\/arch\[\/variant\]/,
+      );
       const llb = await tsk(
-        ["build", "--root", store, "--frontend", "llb", "--platform", "linux/arm64,linux/amd64", ctx],
+        [
+          "build",
+          "--root",
+          store,
+          "--frontend",
+          "llb",
+          "--platform",
+          "linux/arm64,linux/amd64",
+          ctx,
+        ],
         { as, stdin: new Uint8Array() },
       );
       assert.equal(llb.code, 1);
-      assert.match(llb.stderr, /an LLB definition builds for the platforms it names: give at most one --platform/);
+      assert.match(
+        llb.stderr,
+        /an LLB definition builds for the platforms it names: give at most one --platform/,
+      );
     });
   });
 }
@@ -317,7 +337,9 @@ describe("SOURCE_DATE_EPOCH", { skip: missing }, () => {
   test("root and the unprivileged user, in different directories at different times, build the same index", async () => {
     const digests: string[] = [];
     for (const as of [undefined, e.user]) {
-      const ctx = makeContext(e, { "Dockerfile": DOCKERFILE(base).replace(/cat \/proc\S+/, "echo fixed") }, as);
+      const ctx = makeContext(e, {
+        "Dockerfile": DOCKERFILE(base).replace(/cat \/proc\S+/, "echo fixed"),
+      }, as);
       const out = outDir(as);
       const r = await tsk([
         "build",

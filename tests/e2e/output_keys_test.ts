@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, type OciImage, storeDir, tsk } from "./harness.ts";
+import { type Env, env, makeContext, type OciImage, openOci, storeDir, tsk } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
 let e: Env;
@@ -47,9 +47,14 @@ function openTar(tarball: string, check: "oci" | "docker-archive" | "none" = "oc
   mkdirSync(layout);
   ok("tar", ["-xf", tarball, "-C", layout]);
   if (check !== "none") {
-    ok("skopeo", ["inspect", "--raw", check === "oci" ? `oci:${layout}:1` : `docker-archive:${tarball}`]);
+    ok("skopeo", [
+      "inspect",
+      "--raw",
+      check === "oci" ? `oci:${layout}:1` : `docker-archive:${tarball}`,
+    ]);
   }
-  const blob = (d: string) => readFileSync(path.join(layout, "blobs/sha256", d.replace(/^sha256:/, "")));
+  const blob = (d: string) =>
+    readFileSync(path.join(layout, "blobs/sha256", d.replace(/^sha256:/, "")));
   const index = JSON.parse(readFileSync(path.join(layout, "index.json"), "utf8"));
   const manifest = JSON.parse(blob(index.manifests[0].digest).toString());
   const config = JSON.parse(blob(manifest.config.digest).toString());
@@ -147,7 +152,10 @@ for (const who of ["root", "unprivileged"] as const) {
     test("compression=uncompressed and oci-mediatypes=false: Docker media types", () => {
       assert.equal(run.code, 0, run.stderr);
       const plain = openTar(`${out}/plain.tar`, "docker-archive");
-      assert.equal(plain.manifest.layers[1].mediaType, "application/vnd.docker.image.rootfs.diff.tar");
+      assert.equal(
+        plain.manifest.layers[1].mediaType,
+        "application/vnd.docker.image.rootfs.diff.tar",
+      );
       assert.equal(plain.manifest.layers[1].digest, plain.config.rootfs.diff_ids[1]);
       // (an OCI layout whose manifest has Docker media types, as BuildKit writes it: skopeo's
       // oci transport lists OCI media types only, so the JSON is checked directly)
@@ -168,12 +176,15 @@ for (const who of ["root", "unprivileged"] as const) {
         m.annotations["io.containerd.image.name"]
       );
       const digest = index.manifests[0].digest;
-      assert.deepEqual(names, [
-        "docker.io/x/app:1",
-        "docker.io/x/app:2",
-        `docker.io/x/app@${digest}`,
-        `docker.io/x/app@${digest}`,
-      ].slice(0, names.length));
+      assert.deepEqual(
+        names,
+        [
+          "docker.io/x/app:1",
+          "docker.io/x/app:2",
+          `docker.io/x/app@${digest}`,
+          `docker.io/x/app@${digest}`,
+        ].slice(0, names.length),
+      );
       assert.equal(names.length, 4);
       const raw = JSON.parse(ok("skopeo", ["inspect", "--raw", `oci:${out}/layout:2`]));
       assert.deepEqual(raw.annotations, { "org.example.flag": "F", "org.example.m": "M" });
@@ -214,7 +225,10 @@ for (const who of ["root", "unprivileged"] as const) {
       ok("tar", ["-xf", `${out}/dangling.tar`, "-C", layout]);
       const d = JSON.parse(readFileSync(`${layout}/index.json`, "utf8")).manifests[0];
       ok("skopeo", ["inspect", "--raw", `oci:${layout}`]);
-      assert.equal(d.annotations?.["io.containerd.image.name"], `docker.io/library/tmp@${d.digest}`);
+      assert.equal(
+        d.annotations?.["io.containerd.image.name"],
+        `docker.io/library/tmp@${d.digest}`,
+      );
     });
 
     test("push-by-digest pushes no tag; store/unpack say they have no effect", () => {
@@ -244,11 +258,21 @@ for (const who of ["root", "unprivileged"] as const) {
       assert.ok(mtime(real) > EPOCH, String(mtime(real)));
       // base layers are never rewritten
       assert.equal(clamped.manifest.layers[0].digest, real.manifest.layers[0].digest);
-      assert.equal((clamped.config as unknown as { created: string }).created, "2023-11-14T22:13:20Z");
+      assert.equal(
+        (clamped.config as unknown as { created: string }).created,
+        "2023-11-14T22:13:20Z",
+      );
     });
 
     test("refusals: unknown keys list the valid ones; rewrite-timestamp needs SOURCE_DATE_EPOCH", async () => {
-      const unknown = await tsk(["build", "--root", store, "-o", `type=oci,dest=${out}/x.tar,colour=red`, ctx], {
+      const unknown = await tsk([
+        "build",
+        "--root",
+        store,
+        "-o",
+        `type=oci,dest=${out}/x.tar,colour=red`,
+        ctx,
+      ], {
         as,
       });
       assert.equal(unknown.code, 2);
@@ -266,9 +290,15 @@ for (const who of ["root", "unprivileged"] as const) {
       ], { as, env: { SOURCE_DATE_EPOCH: "" } });
       assert.equal(rw.code, 2);
       assert.match(rw.stderr, /rewrite-timestamp=true needs SOURCE_DATE_EPOCH/);
-      const sde = await tsk(["build", "--root", store, ctx], { as, env: { SOURCE_DATE_EPOCH: "yesterday" } });
+      const sde = await tsk(["build", "--root", store, ctx], {
+        as,
+        env: { SOURCE_DATE_EPOCH: "yesterday" },
+      });
       assert.equal(sde.code, 2);
-      assert.match(sde.stderr, /invalid SOURCE_DATE_EPOCH "yesterday": expected seconds since 1970/);
+      assert.match(
+        sde.stderr,
+        /invalid SOURCE_DATE_EPOCH "yesterday": expected seconds since 1970/,
+      );
     });
   });
 }
@@ -282,12 +312,15 @@ function extractBlob(img: OciImage, digest: string): string {
 }
 
 const DOCKER = "/usr/bin/docker";
-const dockerMissing = spawnSync(DOCKER, ["info", "--format", "{{.ID}}"], { timeout: 20_000 }).status === 0
-  ? undefined
-  : "dockerd does not answer (bash scripts/dockerd.sh starts it)";
+const dockerMissing =
+  spawnSync(DOCKER, ["info", "--format", "{{.ID}}"], { timeout: 20_000 }).status === 0
+    ? undefined
+    : "dockerd does not answer (bash scripts/dockerd.sh starts it)";
 
 describe("created", () => {
-  test("docker images and skopeo show the build's time, not the base image's", { skip: dockerMissing }, async () => {
+  test("docker images and skopeo show the build's time, not the base image's", {
+    skip: dockerMissing,
+  }, async () => {
     const ctx = makeContext(e, {
       // a fresh layer each run, so the image is new
       "Dockerfile": `FROM ${e.busybox}\nRUN echo ${Date.now()} > /stamp\n`,
@@ -311,9 +344,21 @@ describe("created", () => {
     assert.ok(created >= started - 2000 && created <= Date.now(), inspect.Created);
     ok(DOCKER, ["load", "-i", `${out}/img.tar`]);
     try {
-      const shown = ok(DOCKER, ["image", "inspect", "--format", "{{.Created}}", "platform-created-test:1"]);
+      const shown = ok(DOCKER, [
+        "image",
+        "inspect",
+        "--format",
+        "{{.Created}}",
+        "platform-created-test:1",
+      ]);
       assert.equal(Date.parse(shown.trim()), created);
-      const history = ok(DOCKER, ["history", "--no-trunc", "--format", "{{.CreatedAt}}|{{.CreatedBy}}", "platform-created-test:1"]);
+      const history = ok(DOCKER, [
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedAt}}|{{.CreatedBy}}",
+        "platform-created-test:1",
+      ]);
       const top = history.split("\n")[0];
       assert.match(top, /\|RUN \/bin\/sh -c echo \d+ > \/stamp # buildkit$/, history);
     } finally {
