@@ -53,6 +53,9 @@ Options:
       --target string          Set the target build stage to build
   -o, --output spec            Output destination: type=oci|docker|tar|local|image[,dest=PATH][,name=..][,push=true]
                                A bare PATH means type=local,dest=PATH; "-" means a tar on stdout
+                               Other keys (compression=, compression-level=, force-compression=,
+                               oci-mediatypes=, rewrite-timestamp=, tar=false, annotation.K=V, …):
+                               see README; an unknown key is refused with the valid ones listed
       --push                   Push the image to the registry (shorthand for --output type=image,push=true)
       --platform list          Target platforms, comma-separated or repeated (default: the host's)
       --label KEY=VALUE        Set a label on the image; repeatable

@@ -28,7 +28,7 @@ export type OciTarOptions = {
 /** What a layout holds: its top descriptor (manifest or index), every blob, the images. */
 export type LayoutContent = {
   top: Descriptor;
-  /** Index bytes for a multi-platform top (already in the store). */
+  /** Every blob the layout holds (layers, configs, manifests, the index), all in the store. */
   blobs: Descriptor[];
   images: ImageView[];
 };
