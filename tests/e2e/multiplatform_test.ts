@@ -8,10 +8,10 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import { type Env, env, makeContext, storeDir, TSK, tsk } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 import { multiarchUnavailable, pushMultiarchBusybox } from "../fixtures/base_images.ts";
 import { emulatorFor, listEmulators } from "../../rootless/binfmt.ts";
@@ -319,6 +319,86 @@ for (const who of ["root", "unprivileged"] as const) {
     });
   });
 }
+
+/**
+ * Runs dist/tsk as the unprivileged user inside a user namespace that mounted its own, empty
+ * binfmt_misc (Linux ≥ 6.7): the kernel then runs no foreign binaries there, as on a host
+ * where nobody registered QEMU.
+ */
+function tskWithoutEmulators(
+  args: string[],
+): Promise<{ code: number; stderr: string; stdout: string }> {
+  const u = e.user;
+  const argv = [
+    `--reuid=${u.uid}`,
+    `--regid=${u.gid}`,
+    "--init-groups",
+    "env",
+    "-i",
+    `HOME=${u.home}`,
+    `USER=${u.name}`,
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "unshare",
+    "--map-auto",
+    "--map-root-user",
+    "--mount",
+    "sh",
+    "-c",
+    'mount -t binfmt_misc none /proc/sys/fs/binfmt_misc && exec "$@"',
+    "sh",
+    ...args,
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn("setpriv", argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "", stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+const privateBinfmt = spawnSync("unshare", [
+    "--user",
+    "--map-root-user",
+    "--mount",
+    "sh",
+    "-c",
+    "mount -t binfmt_misc none /proc/sys/fs/binfmt_misc",
+  ]).status === 0
+  ? undefined
+  : "this kernel cannot mount binfmt_misc in a user namespace (Linux >= 6.7)";
+
+describe("no emulator registered", { skip: missing ?? privateBinfmt }, () => {
+  test("a foreign RUN fails naming how to register QEMU, and that rootless tsk cannot", async () => {
+    const ctx = makeContext(e, { "Dockerfile": `FROM ${base}\nRUN uname -m > /arch\n` }, e.user);
+    const env = await tskWithoutEmulators([TSK, "debug", "env"]);
+    assert.equal(env.code, 0, env.stderr);
+    assert.match(env.stdout, /^RUN platforms: linux\/amd64, linux\/386$/m);
+    assert.match(env.stdout, /emulators: none registered/);
+    const r = await tskWithoutEmulators([
+      TSK,
+      "build",
+      "--root",
+      storeDir(e, e.user),
+      "--insecure-registry",
+      e.registry.host,
+      "--platform",
+      "linux/arm64",
+      ctx,
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+    assert.match(r.stderr, /^#\d+ \[2\/2\] RUN uname -m > \/arch$/m);
+    assert.match(
+      r.stderr,
+      /ERROR: failed to solve: cannot run a linux\/arm64 command on this amd64 host: no QEMU emulator for arm64 is registered in binfmt_misc/,
+    );
+    assert.match(r.stderr, /apt-get install qemu-user-static binfmt-support/);
+    assert.match(r.stderr, /update-binfmts --enable qemu-aarch64/);
+    assert.match(r.stderr, /Rootless tsk cannot register them itself/);
+  });
+});
 
 describe("tsk debug env", { skip: missing }, () => {
   test("lists the QEMU emulators and the platforms RUN can use, for any user", async () => {
