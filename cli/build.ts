@@ -244,7 +244,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   try {
     outputs = resolveOutputs(flags);
     platforms = targetPlatforms(flags.platform);
-    const epoch = sourceDateEpoch();
+    const epoch = sourceDateEpoch(flags["build-arg"]);
     for (const o of outputs) checkOutput(o, platforms.length, epoch);
     labels = parseLabels(flags.label);
     annotations = parseAnnotationFlags(flags.annotation);
@@ -448,7 +448,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         labels,
       ),
     }));
-    const epoch = sourceDateEpoch();
+    const epoch = sourceDateEpoch(flags["build-arg"]);
     for (const out of outputs) {
       await exportImage({
         engine,
@@ -602,8 +602,9 @@ export function targetPlatforms(values: string[]): LlbPlatform[] {
   return [...out.values()];
 }
 
-function sourceDateEpoch(): number | undefined {
-  const v = process.env.SOURCE_DATE_EPOCH;
+/** SOURCE_DATE_EPOCH: the build arg (BuildKit's), else the environment variable (as buildx passes it). */
+function sourceDateEpoch(buildArgList: string[]): number | undefined {
+  const v = buildArgs(buildArgList).SOURCE_DATE_EPOCH ?? process.env.SOURCE_DATE_EPOCH;
   if (v === undefined || v === "") return undefined;
   if (!/^\d+$/.test(v)) {
     throw new UsageError(

@@ -987,7 +987,8 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
 
   const target = done.get(targetIdx)!;
   const unused = Object.keys(o.buildArgs).filter((k) =>
-    !usedBuildArgs.has(k) && !(k in predefined) && !PROXY_ARGS.includes(k)
+    !usedBuildArgs.has(k) && !(k in predefined) && !PROXY_ARGS.includes(k) &&
+    k !== "SOURCE_DATE_EPOCH" // the build's timestamp, read by the exporter
   );
   if (unused.length) warn(`One or more build-args [${unused.sort().join(" ")}] were not consumed`);
   const definition = marshalDefinition(target.state, {
