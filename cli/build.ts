@@ -36,9 +36,11 @@ import {
   lintViolationMessage,
 } from "../engine/frontend/dockerfile/lint.ts";
 import { type CallKind, runCall } from "./call.ts";
-import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
+import { defaultPlatform, formatPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { type OutputSpec, parseOutput, UsageError } from "./output_flag.ts";
-import { exportImage } from "./export.ts";
+import { checkOutput, exportImage, type PlatformImage } from "./export.ts";
+import { parseAnnotationFlags, parseLabels, withLabels } from "./image_flags.ts";
+import { isoTime } from "../exporters/image.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
 import { explainDiskFull } from "../engine/content/space.ts";
 import { parseReference } from "../engine/source/reference.ts";
@@ -71,6 +73,8 @@ import {
 } from "./contexts.ts";
 import { OciLayoutSource } from "../engine/source/oci_layout.ts";
 import { parseSshFlags, SSH_HELP, SSH_OPTIONS } from "./ssh_flag.ts";
+import type { Platform as LlbPlatform } from "../engine/llb/platform.ts";
+import type { Platform as ImageConfigPlatform } from "../engine/types.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH | URL | -
 
@@ -83,8 +87,15 @@ Options:
       --target string          Set the target build stage to build
   -o, --output spec            Output destination: type=oci|docker|tar|local|image[,dest=PATH][,name=..][,push=true]
                                A bare PATH means type=local,dest=PATH; "-" means a tar on stdout
+                               Other keys (compression=, compression-level=, force-compression=,
+                               oci-mediatypes=, rewrite-timestamp=, tar=false, annotation.K=V, …):
+                               see README; an unknown key is refused with the valid ones listed
       --push                   Push the image to the registry (shorthand for --output type=image,push=true)
-      --platform string        Target platform (default: the host's, linux/amd64)
+      --platform list          Target platforms, comma-separated or repeated (default: the host's)
+      --label KEY=VALUE        Set a label on the image; repeatable
+      --annotation [TYPE[PLATFORM]:]KEY=VALUE
+                               Add an annotation (manifest, manifest-descriptor, index,
+                               index-descriptor; default manifest); repeatable
       --progress string        auto, plain, tty, rawjson or quiet (default "auto")
       --trace FILE.json        Write a timeline of the build (Chrome trace-event JSON; see tsk debug timeline)
       --no-cache               Do not use the cache
@@ -122,7 +133,9 @@ type Flags = {
   target?: string;
   output: string[];
   push: boolean;
-  platform?: string;
+  platform: string[];
+  label: string[];
+  annotation: string[];
   progress: string;
   trace?: string;
   "no-cache": boolean;
@@ -143,7 +156,6 @@ type Flags = {
   "metadata-file"?: string;
   iidfile?: string;
   quiet: boolean;
-  label: string[];
   pull: boolean;
   print?: string;
 };
@@ -159,7 +171,9 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       target: { type: "string" },
       output: { type: "string", short: "o", multiple: true, default: [] },
       push: { type: "boolean", default: false },
-      platform: { type: "string" },
+      platform: { type: "string", multiple: true, default: [] },
+      label: { type: "string", multiple: true, default: [] },
+      annotation: { type: "string", multiple: true, default: [] },
       progress: { type: "string", default: "auto" },
       trace: { type: "string" },
       "no-cache": { type: "boolean", default: false },
@@ -183,7 +197,6 @@ export function parseBuildFlags(argv: string[]): { flags: Flags; context: string
       "metadata-file": { type: "string" },
       iidfile: { type: "string" },
       quiet: { type: "boolean", short: "q", default: false },
-      label: { type: "string", multiple: true, default: [] },
       pull: { type: "boolean", default: false },
       print: { type: "string" },
     },
@@ -279,7 +292,7 @@ export function resolveOutputs(flags: Flags): OutputSpec[] {
     if (!flags.tag.length) throw new UsageError("--push needs at least one -t NAME");
     const img = outs.find((o) => o.type === "image");
     if (img) img.push = true;
-    else outs.push({ type: "image", names: [], push: true, compression: "gzip", attrs: {} });
+    else outs.push({ type: "image", names: [], push: true, compression: "gzip" });
   }
   for (const o of outs) {
     if (!o.names.length) o.names = [...flags.tag];
@@ -316,15 +329,22 @@ export async function buildCommand(argv: string[]): Promise<number> {
     return await callCommand(flags, context);
   }
   let outputs: OutputSpec[];
+  let platforms: LlbPlatform[];
+  let labels: Record<string, string>;
+  let annotations: ReturnType<typeof parseAnnotationFlags>;
   let mode: ProgressMode;
   let gcConfig: Config;
   let cacheTo: CacheExportSpec[];
   let cacheFrom: CacheImportSpec[];
-  let labels: Record<string, string>;
   let runFlags: ReturnType<typeof parseRunFlags>;
   try {
     runFlags = parseRunFlags(flags as Parameters<typeof parseRunFlags>[0]);
     outputs = resolveOutputs(flags);
+    platforms = targetPlatforms(flags.platform);
+    const epoch = sourceDateEpoch(flags["build-arg"]);
+    for (const o of outputs) checkOutput(o, platforms.length, epoch);
+    labels = parseLabels(flags.label);
+    annotations = parseAnnotationFlags(flags.annotation);
     mode = flags.quiet ? "quiet" : progressMode(flags.progress);
     cacheTo = [
       ...flags["cache-to"].map((s) => parseCacheTo(s)),
@@ -334,7 +354,6 @@ export async function buildCommand(argv: string[]): Promise<number> {
       ...flags["cache-from"].map((s) => parseCacheFrom(s)),
       ...flags["import-cache"].map((s) => parseCacheFrom(s, "--import-cache")),
     ];
-    labels = parseLabels(flags.label);
     gcConfig = await loadConfig(flags.config);
   } catch (err) {
     process.stderr.write(`ERROR: ${(err as Error).message}\n`);
@@ -386,6 +405,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
     notice: (m) => progress.warn(m),
   });
   let convert: ConvertResult | undefined;
+  const converts: ConvertResult[] = [];
+  const sources = new Map<string, string>();
+  const buildTime = isoTime(Date.now());
   let lease: Lease | undefined;
   let lintWarnings: ReturnType<typeof lintDockerfile>["warnings"] = [];
   let canceled = false;
@@ -398,8 +420,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
         `unable to prepare context: path "${context}" not found or not a directory`,
       );
     }
-    const llbPlatform = flags.platform ? parsePlatform(flags.platform) : defaultPlatform();
+    const llbPlatform = platforms[0];
     const platform = ociPlatform(llbPlatform);
+    const multi = platforms.length > 1;
     const secretMap = secrets(flags.secret);
     const args = buildArgs(flags["build-arg"]);
     checkEnvSecrets(secretMap);
@@ -414,6 +437,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const piped = !flags.frontend && !flags.file && !process.stdin.isTTY && !main.remote &&
       !(await fsp.stat(path.join(ctxDir, "Dockerfile")).then(() => true, () => false));
     if (flags.frontend === "llb" || piped) {
+      if (multi) {
+        throw new UsageError(
+          "an LLB definition builds for the platforms it names: give at most one --platform",
+        );
+      }
       const bytes = flags.file && flags.file !== "-"
         ? await readInput(flags.file, { cap: MAX_LLB_BYTES, prefix: "failed to read definition" })
         : await readCapped(process.stdin, MAX_LLB_BYTES, "LLB definition on stdin");
@@ -463,39 +491,67 @@ export async function buildCommand(argv: string[]): Promise<number> {
           }`,
         );
       }
-      convert = await convertDockerfile({
-        source,
-        fileName: dockerfileName,
-        buildArgs: args,
-        target: flags.target,
-        platform: llbPlatform,
-        excludes,
-        noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
-        resolveImage: async (ref, p) => {
-          const mp = progress.start(`[internal] load metadata for ${escapeControls(ref)}`);
-          try {
-            const r = ref.startsWith("oci-layout://")
-              ? await new OciLayoutSource(engine.store).resolve(ref, p)
-              : await engine.registry.resolve(ref, p);
-            mp.done();
-            return { digest: r.manifestDigest, config: r.config as ImageConfig };
-          } catch (err) {
-            mp.error(err as Error);
-            throw err;
-          }
-        },
-        warn: (msg) => progress.warn(msg),
-        // BuildKit's InvalidBaseImagePlatform check, known only once the images are resolved.
-        onBaseImagePlatform: (image, expected, actual, loc) => {
-          const w = baseImagePlatformWarning(lint.config!, image, expected, actual, loc);
-          if (w) lintWarnings = [...lintWarnings, w].sort((a, b) => a.line - b.line);
-        },
-        network: runFlags.network,
-        extraHosts: runFlags.extraHosts,
-        shmSize: runFlags.shmSize,
-        ulimits: runFlags.ulimits,
-        namedContexts: named.named,
-      });
+      // One conversion per target platform; stages that do not depend on it (FROM
+      // --platform=$BUILDPLATFORM) give the same vertices, which the solver runs once.
+      const resolved = new Map<string, Promise<{ digest: string; config: ImageConfig }>>();
+      const resolveImage = (ref: string, p: ImageConfigPlatform) => {
+        const key = `${ref}|${p.os}/${p.architecture}/${p.variant ?? ""}`;
+        let r = resolved.get(key);
+        if (!r) {
+          r = (async () => {
+            const pfx = multi
+              ? `${[p.os, p.architecture, p.variant].filter(Boolean).join("/")} `
+              : "";
+            const mp = progress.start(`[${pfx}internal] load metadata for ${escapeControls(ref)}`);
+            try {
+              const img = ref.startsWith("oci-layout://")
+                ? await new OciLayoutSource(engine.store).resolve(ref, p)
+                : await engine.registry.resolve(ref, p);
+              mp.done();
+              sources.set(
+                ref,
+                (img as { indexDigest?: string }).indexDigest ?? img.manifestDigest,
+              );
+              return { digest: img.manifestDigest, config: img.config as ImageConfig };
+            } catch (err) {
+              mp.error(err as Error);
+              throw err;
+            }
+          })();
+          resolved.set(key, r);
+        }
+        return r;
+      };
+      for (const [i, p] of platforms.entries()) {
+        const c = await convertDockerfile({
+          source,
+          fileName: dockerfileName,
+          buildArgs: args,
+          target: flags.target,
+          platform: p,
+          multiPlatform: multi,
+          excludes,
+          noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
+          resolveImage,
+          // The same Dockerfile warns the same for every platform: once is enough.
+          warn: (msg) => i === 0 && progress.warn(msg),
+          // BuildKit's InvalidBaseImagePlatform check, known only once the images are resolved.
+          onBaseImagePlatform: (image, expected, actual, loc) => {
+            const w = baseImagePlatformWarning(lint.config!, image, expected, actual, loc);
+            if (w && !lintWarnings.some((x) => JSON.stringify(x) === JSON.stringify(w))) {
+              lintWarnings = [...lintWarnings, w].sort((a, b) => a.line - b.line);
+            }
+          },
+          network: runFlags.network,
+          extraHosts: runFlags.extraHosts,
+          shmSize: runFlags.shmSize,
+          ulimits: runFlags.ulimits,
+          namedContexts: named.named,
+        });
+        converts.push(c);
+        if (convert) for (const [k, v] of c.locations) convert.locations.set(k, v);
+        else convert = c;
+      }
       if (lint.errorOnWarning && lintWarnings.length) {
         throw new UsageError(
           `${formatBuildWarnings(lintWarnings, { fileName: dockerfileName, source })}ERROR: ${
@@ -503,10 +559,15 @@ export async function buildCommand(argv: string[]): Promise<number> {
           }`,
         );
       }
-      def = convert.definition;
+      def = convert!.definition;
     }
-    checkEntitlements(def, runFlags.allow);
-    const graph = loadDefinition(def);
+    for (const d of converts.length ? converts.map((c) => c.definition) : [def]) {
+      checkEntitlements(d, runFlags.allow);
+    }
+    const graphs = converts.length
+      ? converts.map((c) => loadDefinition(c.definition))
+      : [loadDefinition(def)];
+    const graph = graphs[0];
     const abort = new AbortController();
     const onSignal = () => {
       canceled = true;
@@ -545,68 +606,79 @@ export async function buildCommand(argv: string[]): Promise<number> {
     });
     // The first failure cancels every other running step (their sandboxes are killed).
     solver.signal.addEventListener("abort", () => abort.abort(solver.signal.reason));
-    let ref = await solver.solve(graph.root, graph.index);
+    // Every platform in one solver: equal vertices (same digest) are solved once.
+    const refs = await Promise.all(graphs.map((g) => solver.solve(g.root, g.index)));
+    const lazyRefs = refs.slice();
     // A fully cached result from an imported cache: pushing it needs no download (the blobs
     // are mounted from the cache's repository); any other output needs the files.
-    const lazyRef = ref;
     let exportEngine = engine;
-    if (remote?.isLazy(ref)) {
-      if (outputs.every((o) => o.type === "image" && o.push) && mountable(remote, ref)) {
-        ({ engine: exportEngine, ref } = await lazyEngine(engine, remote, ref));
+    if (remote && refs.some((r) => remote.isLazy(r))) {
+      const materialize = async () => {
+        for (const [i, g] of graphs.entries()) {
+          if (remote.isLazy(refs[i])) refs[i] = await solver.output(g.root, g.index);
+        }
+      };
+      if (refs.length > 1) await materialize();
+      else if (outputs.every((o) => o.type === "image" && o.push) && mountable(remote, refs[0])) {
+        ({ engine: exportEngine, ref: refs[0] } = await lazyEngine(engine, remote, refs[0]));
       } else if (outputs.every((o) => ["image", "oci", "docker"].includes(o.type))) {
         // Image outputs need the layer blobs, not their files: download, do not unpack. A blob
         // that cannot be had falls back to the solver, which warns and builds the step.
         try {
-          ({ engine: exportEngine, ref } = await lazyEngine(engine, remote, ref, true));
+          ({ engine: exportEngine, ref: refs[0] } = await lazyEngine(engine, remote, refs[0], true));
         } catch {
-          ref = await solver.output(graph.root, graph.index);
+          await materialize();
         }
-      } else ref = await solver.output(graph.root, graph.index);
+      } else await materialize();
     }
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    let config: ImageConfig = convert?.image ??
-      {
-        architecture: platform.architecture,
-        os: platform.os,
-        config: {},
-        rootfs: { type: "layers", diff_ids: [] },
-      };
-    if (Object.keys(labels).length) {
-      const c = config.config as { Labels?: Record<string, string> };
-      config = { ...config, config: { ...config.config, Labels: { ...c.Labels, ...labels } } };
-    }
-    const epoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined;
-    const cacheCtx = {
+    const epoch = sourceDateEpoch(flags["build-arg"]);
+    const cacheCtxs = graphs.map((g, i) => ({
       engine,
       solver,
-      root: graph.root,
-      ref: remote?.isLazy(lazyRef) && exportEngine !== engine ? lazyRef : ref,
+      root: g.root,
+      ref: remote?.isLazy(lazyRefs[i]) && exportEngine !== engine ? lazyRefs[i] : refs[i],
       remote,
       progress,
       sourceDateEpoch: epoch,
-      platform,
-    };
-    config = await withInlineCache(cacheCtx, cacheTo, config);
+      platform: ociPlatform(platforms[i]),
+    }));
+    const images: PlatformImage[] = [];
+    for (const [i, ref] of refs.entries()) {
+      const config = withLabels(
+        converts[i]?.image ?? {
+          architecture: platform.architecture,
+          os: platform.os,
+          config: {},
+          rootfs: { type: "layers", diff_ids: [] },
+        },
+        labels,
+      );
+      images.push({
+        platform: ociPlatform(platforms[i]),
+        ref,
+        config: await withInlineCache(cacheCtxs[i], cacheTo, config),
+      });
+    }
     let image: ImageResult | undefined;
     const runExports = async () => {
       for (const out of outputs) {
-        const view = await exportImage({
+        const r = await exportImage({
           engine: exportEngine,
-          ref,
-          config,
+          images,
           out,
           progress,
           sourceDateEpoch: epoch,
+          created: buildTime,
+          annotations,
+          buildinfo: buildInfo(args, flags.target, sources),
           views: worker.views,
           stdout: process.stdout as unknown as Writable,
         });
-        if (view && !image) {
-          image = {
-            manifestDesc: view.manifestDesc,
-            configDesc: view.configDesc,
-            names: out.names,
-          };
+        if (r.descriptor && !image) {
+          // Several platforms: the index digest is the image's id, as in containerd's store.
+          image = { manifestDesc: r.descriptor, configDesc: r.config ?? r.descriptor, names: r.names };
         }
       }
     };
@@ -618,16 +690,23 @@ export async function buildCommand(argv: string[]): Promise<number> {
       if (exportEngine === engine || !outputs.every((o) => o.push)) throw err;
       progress.warn(`pushing from the imported cache failed: ${(err as Error).message}`);
       exportEngine = engine;
-      ref = await solver.output(graph.root, graph.index);
-      cacheCtx.ref = ref;
+      refs[0] = await solver.output(graphs[0].root, graphs[0].index);
+      images[0] = { ...images[0], ref: refs[0] };
+      cacheCtxs[0].ref = refs[0];
       await runExports();
     }
-    const caches = await exportCaches(cacheCtx, cacheTo);
+    if (refs.length > 1 && cacheTo.some((s) => s.type !== "inline")) {
+      progress.warn(
+        `cache export covers ${formatPlatform(platforms[0])} only: one cache per platform ` +
+          `is not written yet (inline caches are per platform)`,
+      );
+    }
+    const caches = await exportCaches(cacheCtxs[0], cacheTo);
     if (!image && (flags.quiet || flags.iidfile || flags["metadata-file"])) {
       // No image output: the image ID is still what an image export would give.
       const view = await assembleImage({
-        ref,
-        config,
+        ref: refs[0],
+        config: images[0].config,
         snapshotter: exportEngine.snapshotter,
         store: exportEngine.store,
         meta: exportEngine.meta,
@@ -711,7 +790,7 @@ async function callCommand(flags: Flags, context: string): Promise<number> {
     format,
     contextDir: ctxDir,
     excludes: await readIgnore(ctxDir, file),
-    platform: flags.platform,
+    platform: flags.platform.at(-1),
   });
   process.stdout.write(r.stdout);
   if (r.stderr) process.stderr.write(r.stderr);
@@ -762,18 +841,6 @@ function findCause<T>(err: unknown, cls: new (...a: never[]) => T): T | undefine
   return undefined;
 }
 
-/** `--label K=V` (repeatable); a bare K sets an empty value, as docker does. */
-function parseLabels(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const l of list) {
-    const i = l.indexOf("=");
-    const k = i < 0 ? l : l.slice(0, i);
-    if (!k) throw new UsageError(`invalid --label ${JSON.stringify(l)}: expected KEY=VALUE`);
-    out[k] = i < 0 ? "" : l.slice(i + 1);
-  }
-  return out;
-}
-
 /** JSON with object keys sorted, 2-space indented (how buildx writes --metadata-file). */
 function sortedJSON(v: unknown): string {
   const sort = (x: unknown): unknown =>
@@ -792,4 +859,55 @@ async function writeTrace(t: Tracer, file: string): Promise<void> {
   } catch (err) {
     process.stderr.write(`WARNING: cannot write trace ${file}: ${(err as Error).message}\n`);
   }
+}
+
+/** `--platform` values: comma-separated and repeatable, normalised, duplicates dropped. */
+export function targetPlatforms(values: string[]): LlbPlatform[] {
+  const list = values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean);
+  if (!list.length) return [defaultPlatform()];
+  const out = new Map<string, LlbPlatform>();
+  for (const v of list) {
+    let p: LlbPlatform;
+    try {
+      p = v === "local" ? defaultPlatform() : parsePlatform(v);
+    } catch (err) {
+      throw new UsageError(`--platform: ${(err as Error).message}`);
+    }
+    out.set(formatPlatform(p), p);
+  }
+  return [...out.values()];
+}
+
+/** SOURCE_DATE_EPOCH: the build arg (BuildKit's), else the environment variable (as buildx passes it). */
+function sourceDateEpoch(buildArgList: string[]): number | undefined {
+  const v = buildArgs(buildArgList).SOURCE_DATE_EPOCH ?? process.env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === "") return undefined;
+  if (!/^\d+$/.test(v)) {
+    throw new UsageError(
+      `invalid SOURCE_DATE_EPOCH ${JSON.stringify(v)}: expected seconds since 1970`,
+    );
+  }
+  return Number(v);
+}
+
+/** BuildKit's build info (`buildinfo=true`): frontend, build args, pinned base images. */
+function buildInfo(
+  args: Record<string, string>,
+  target: string | undefined,
+  sources: Map<string, string>,
+): Record<string, unknown> {
+  const attrs: Record<string, string> = {};
+  for (const [k, v] of Object.entries(args).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    attrs[`build-arg:${k}`] = v;
+  }
+  if (target) attrs.target = target;
+  return {
+    frontend: "dockerfile.v0",
+    attrs,
+    sources: [...sources].sort(([a], [b]) => (a < b ? -1 : 1)).map(([ref, pin]) => ({
+      type: "docker-image",
+      ref,
+      pin,
+    })),
+  };
 }

@@ -22,6 +22,7 @@ import { timelineCommand } from "./timeline.ts";
 
 export const DEBUG_HELP = `Usage: tsk debug dump-llb [OPTIONS] [CONTEXT]
        tsk debug timeline TRACE.json -o build.svg|build.html   (draw a tsk build --trace file)
+       tsk debug env                                                  (isolation, sandbox, snapshotter, emulators)
        tsk debug fsck [--dry-run] [-v] [--format json] [--root DIR]   (see tsk debug fsck --help)
        tsk debug env [--root DIR] [--format json]   (how tsk isolates builds here, and why)
 

@@ -13,6 +13,7 @@ import { canMountFreshProc } from "../rootless/sandbox_plan.ts";
 import { sandboxKind } from "../rootless/sandbox.ts";
 import { type IdMapEntry, idMapping } from "../rootless/userns.ts";
 import { VERSION } from "./version.ts";
+import { emulatorLines } from "./debug_env.ts";
 
 export const ENV_HELP = `Usage: tsk debug env [--root DIR] [--format json]
        tsk info [--root DIR] [--format json]
@@ -90,6 +91,7 @@ export async function envCommand(argv: string[]): Promise<number> {
       ? "host (RUN --network=none is refused: no network namespace)"
       : "host; none gets its own network namespace",
     tmp: path.join(root, "tmp"),
+    emulation: emulatorLines(),
     ...(choice.isolation === "none" ? { refusal: refusal(choice) } : {}),
   };
   if (values.format === "json") {
@@ -112,5 +114,6 @@ export async function envCommand(argv: string[]): Promise<number> {
   ];
   if (report.refusal) lines.push(["RUN", report.refusal]);
   for (const [k, v] of lines) process.stdout.write(`${(k + ":").padEnd(13)}${v}\n`);
+  for (const l of report.emulation) process.stdout.write(l + "\n");
   return 0;
 }

@@ -7,8 +7,9 @@
 import { createHash } from "node:crypto";
 import { PassThrough, Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import zlib from "node:zlib";
 import type { ContentStore } from "../engine/content/store.ts";
-import type { MetaStore } from "../engine/content/meta.ts";
+import type { LayerRecord, MetaStore } from "../engine/content/meta.ts";
 import type { Snapshotter } from "../engine/snapshot/snapshotter.ts";
 import type { Descriptor } from "../engine/types.ts";
 import type { Ref } from "../engine/solver/solver.ts";
@@ -39,7 +40,15 @@ export type AssembleOptions = {
   store: ContentStore;
   meta: MetaStore;
   compression?: Compression;
+  /** gzip 0–9, zstd 1–22 (default: the compressor's). */
+  compressionLevel?: number;
+  /** Re-compress layers that already exist in another compression (e.g. pulled base layers). */
+  forceCompression?: boolean;
   sourceDateEpoch?: number;
+  /** Clamp mtimes in the layers this build creates to sourceDateEpoch (default: when it is set). */
+  rewriteTimestamp?: boolean;
+  /** The build's time (ISO 8601), for history that no layer dates; default: now. */
+  created?: string;
   /** "oci" (default) or "docker" media types. */
   mediaTypes?: "oci" | "docker";
   annotations?: Record<string, string>;
@@ -62,31 +71,138 @@ function retype(mediaType: string, kind: "oci" | "docker"): string {
   return gz ? MEDIA.ociLayerGzip : zst ? MEDIA.ociLayerZstd : MEDIA.ociLayerTar;
 }
 
-function compressor(c: Compression): Transform {
-  return createCompressor(c); // gzip on worker threads, deterministic (exporters/compress.ts)
+function compressor(c: Compression, level?: number): Transform {
+  // gzip on worker threads, deterministic for any worker count (exporters/compress.ts)
+  return createCompressor(c, { level });
 }
 
-/** Produces (or reuses) the compressed blob of one committed snapshot's layer. */
+function decompressor(c: Compression): Transform {
+  if (c === "gzip") return zlib.createGunzip();
+  if (c === "zstd") {
+    return (zlib as unknown as { createZstdDecompress(): Transform }).createZstdDecompress();
+  }
+  return new PassThrough();
+}
+
+function compressionOfType(mediaType: string): Compression {
+  return mediaType.endsWith("gzip") ? "gzip" : mediaType.endsWith("zstd") ? "zstd" : "uncompressed";
+}
+
+/**
+ * The metadata key of one blob variant of a layer: its compression, the level when one was asked
+ * for, and the SOURCE_DATE_EPOCH its mtimes were clamped to (built layers only).
+ */
+export function variantKey(c: Compression, level?: number, clamp?: number): string {
+  return `${c}${level !== undefined ? `-${level}` : ""}${clamp !== undefined ? `@${clamp}` : ""}`;
+}
+
+function variantClamp(key: string): number | undefined {
+  const i = key.indexOf("@");
+  return i < 0 ? undefined : Number(key.slice(i + 1));
+}
+
+export type LayerBlobOptions = {
+  snapshotter: Snapshotter;
+  store: ContentStore;
+  meta: MetaStore;
+  compression: Compression;
+  compressionLevel?: number;
+  forceCompression?: boolean;
+  /** Clamp mtimes of a built layer to this epoch (pulled layers are never rewritten). */
+  clampEpoch?: number;
+};
+
+/**
+ * Produces (or reuses) the compressed blob of one committed snapshot's layer. Variants are
+ * recorded per snapshot and found again by diffID, so no conversion is computed twice. Pulled
+ * base layers (`l-…`) keep the blob they came in unless forceCompression asks otherwise (then
+ * they are re-compressed from that blob, keeping their diffID); layers this build made get the
+ * requested compression.
+ */
 export async function layerBlob(
   snapshot: string,
-  o: {
-    snapshotter: Snapshotter;
-    store: ContentStore;
-    meta: MetaStore;
-    compression: Compression;
-    sourceDateEpoch?: number;
-  },
+  o: LayerBlobOptions,
 ): Promise<{ desc: Descriptor; diffId: string; empty: boolean }> {
-  // Any existing blob of this snapshot (e.g. a pulled layer) is reused as is.
-  const known = o.meta.getLayer(snapshot, o.compression) ??
-    ["gzip", "zstd", "uncompressed"].map((c) => o.meta.getLayer(snapshot, c)).find((r) => r);
-  if (known && (await o.store.has(known.digest))) {
-    return {
-      desc: { mediaType: known.mediaType, digest: known.digest, size: known.size },
-      diffId: known.diffId,
-      empty: known.empty,
-    };
+  const pulled = snapshot.startsWith("l-");
+  const clamp = pulled ? undefined : o.clampEpoch;
+  const want = variantKey(o.compression, o.compressionLevel, clamp);
+  const result = (
+    r: { mediaType: string; digest: string; size: number; diffId: string; empty: boolean },
+  ) => ({
+    desc: { mediaType: r.mediaType, digest: r.digest, size: r.size },
+    diffId: r.diffId,
+    empty: r.empty,
+  });
+  const present = async (r: LayerRecord | undefined) =>
+    r && (await o.store.has(r.digest)) ? r : undefined;
+  const exact = await present(o.meta.getLayer(snapshot, want));
+  if (exact) return result(exact);
+  // Other variants of the same content (same clamp: the same tar, so the same diffID).
+  const variants: LayerRecord[] = [];
+  for (const r of o.meta.layersOf(snapshot)) {
+    if (variantClamp(r.compression) === clamp && await present(r)) variants.push(r);
   }
+  const sameType = variants.find((r) => compressionOfType(r.mediaType) === o.compression);
+  // Without force: any blob in the requested compression will do (whatever its level), and a
+  // pulled layer keeps the blob it came in (BuildKit's rule).
+  if (!o.forceCompression) {
+    if (sameType) return result(sameType);
+    if (pulled && variants.length) return result(variants[0]);
+  }
+  const src = variants[0];
+  if (src) {
+    const byDiff = await present(o.meta.layerByDiffId(src.diffId, want));
+    const rec = byDiff
+      ? { ...byDiff, snapshot, compression: want }
+      : await convertBlob(src, want, o);
+    o.meta.putLayer(rec);
+    return result(rec);
+  }
+  return result(await generateBlob(snapshot, want, clamp, o));
+}
+
+/** Re-compresses an existing blob (decompress → compress), so its diffID stays the same. */
+async function convertBlob(
+  src: LayerRecord,
+  key: string,
+  o: LayerBlobOptions,
+): Promise<LayerRecord> {
+  const w = await o.store.writer();
+  const sink = new Writable({
+    write(chunk, _e, cb) {
+      w.write(chunk).then(() => cb(), cb);
+    },
+  });
+  try {
+    await pipeline(
+      o.store.createReadStream(src.digest),
+      decompressor(compressionOfType(src.mediaType)),
+      compressor(o.compression, o.compressionLevel),
+      sink,
+    );
+  } catch (err) {
+    await w.abort().catch(() => {});
+    throw err;
+  }
+  const info = await w.commit();
+  return {
+    snapshot: src.snapshot,
+    compression: key,
+    diffId: src.diffId,
+    digest: info.digest,
+    size: info.size,
+    mediaType: layerMediaType(o.compression, "oci"),
+    empty: src.empty,
+  };
+}
+
+/** Tars the snapshot's diff, hashing it (diffID) and compressing it into the store in one pass. */
+async function generateBlob(
+  snapshot: string,
+  key: string,
+  clamp: number | undefined,
+  o: LayerBlobOptions,
+): Promise<LayerRecord> {
   const diffHash = createHash("sha256");
   let rawSize = 0;
   const tap = new Transform({
@@ -102,11 +218,9 @@ export async function layerBlob(
       w.write(chunk).then(() => cb(), cb);
     },
   });
-  const comp = compressor(o.compression);
+  const comp = compressor(o.compression, o.compressionLevel);
   const tarOut = new PassThrough();
-  const produce = o.snapshotter.writeLayer(snapshot, tarOut, {
-    sourceDateEpoch: o.sourceDateEpoch,
-  });
+  const produce = o.snapshotter.writeLayer(snapshot, tarOut, { sourceDateEpoch: clamp });
   try {
     await Promise.all([produce, pipeline(tarOut, tap, comp, sink)]);
   } catch (err) {
@@ -114,22 +228,17 @@ export async function layerBlob(
     throw err;
   }
   const info = await w.commit();
-  const diffId = "sha256:" + diffHash.digest("hex");
   const rec = {
     snapshot,
-    compression: o.compression,
-    diffId,
+    compression: key,
+    diffId: "sha256:" + diffHash.digest("hex"),
     digest: info.digest,
     size: info.size,
     mediaType: layerMediaType(o.compression, "oci"),
     empty: rawSize <= EMPTY_TAR_SIZE,
   };
   o.meta.putLayer(rec);
-  return {
-    desc: { mediaType: rec.mediaType, digest: rec.digest, size: rec.size },
-    diffId,
-    empty: rec.empty,
-  };
+  return rec;
 }
 
 function canonicalJSON(v: unknown): Uint8Array {
@@ -151,23 +260,43 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
   const layers: Layer[] = [];
   const emptyGenerated: boolean[] = [];
   for (const s of chain) {
-    const b = await layerBlob(s, { ...o, compression });
+    const b = await layerBlob(s, {
+      snapshotter: o.snapshotter,
+      store: o.store,
+      meta: o.meta,
+      compression,
+      compressionLevel: o.compressionLevel,
+      forceCompression: o.forceCompression,
+      clampEpoch: (o.rewriteTimestamp ?? true) ? o.sourceDateEpoch : undefined,
+    });
     emptyGenerated.push(b.empty && !s.startsWith("l-"));
     layers.push({
       desc: { ...b.desc, mediaType: retype(b.desc.mediaType, kind) },
       diffId: b.diffId,
     });
   }
-  const history = alignHistory(o.config.history ?? [], emptyGenerated, o.sourceDateEpoch);
+  // The image is as old as its newest history entry: the newest layer this build made (its
+  // snapshot's commit time, so a cached rebuild gives the same image), or SOURCE_DATE_EPOCH.
+  const layerTimes = await Promise.all(
+    chain.map((s) => o.snapshotter.createdAt(s).then(isoTime, () => undefined)),
+  );
+  const history = alignHistory(
+    o.config.history ?? [],
+    emptyGenerated,
+    o.sourceDateEpoch,
+    o.created ?? isoTime(Date.now()),
+    layerTimes,
+  );
+  const created = o.sourceDateEpoch !== undefined
+    ? isoTime(o.sourceDateEpoch * 1000)
+    : history.at(-1)?.created ?? o.created ?? isoTime(Date.now());
   const kept = layers.filter((_, i) => !emptyGenerated[i]);
   const config: ImageConfig = {
     ...o.config,
+    created,
     rootfs: { type: "layers", diff_ids: kept.map((l) => l.diffId) },
     history,
   };
-  if (o.sourceDateEpoch !== undefined) {
-    config.created = new Date(o.sourceDateEpoch * 1000).toISOString().replace(".000Z", "Z");
-  }
   const configBytes = canonicalJSON(config);
   const configInfo = await o.store.putBytes(configBytes);
   const configDesc: Descriptor = {
@@ -202,37 +331,70 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
 /**
  * Pairs history entries with layers: the i-th non-empty entry describes the i-th layer. Layers
  * dropped as empty mark their entry empty. Without a matching history, entries are synthesised.
+ * Times follow BuildKit's exporter: an entry without `created` takes its layer's creation time
+ * (`layerTimes`, per layer of the chain), entries without a layer take the first new layer's time
+ * (or the previous entry's); with SOURCE_DATE_EPOCH, every later or missing time becomes it.
  */
 export function alignHistory(
   history: HistoryEntry[],
   emptyGenerated: boolean[],
   epoch?: number,
+  buildTime?: string,
+  layerTimes: (string | undefined)[] = [],
 ): HistoryEntry[] {
   const nonEmpty = history.filter((h) => !h.empty_layer).length;
-  const created = epoch !== undefined
-    ? new Date(epoch * 1000).toISOString().replace(".000Z", "Z")
-    : undefined;
+  let out: HistoryEntry[];
   if (nonEmpty !== emptyGenerated.length) {
-    const out = history.filter((h) => h.empty_layer).length === history.length ? [...history] : [];
+    out = history.filter((h) => h.empty_layer).length === history.length
+      ? history.map((h) => ({ ...h }))
+      : [];
     for (let i = 0; i < emptyGenerated.length; i++) {
       if (!emptyGenerated[i]) {
         out.push({
-          ...(created ? { created } : {}),
+          ...(layerTimes[i] ? { created: layerTimes[i] } : {}),
           created_by: "tsk build layer",
           comment: "tsk",
         });
       }
     }
-    return out;
+  } else {
+    let li = 0;
+    out = history.map((h) => {
+      const e = { ...h };
+      if (!h.empty_layer) {
+        if (!e.created && layerTimes[li]) e.created = layerTimes[li];
+        if (emptyGenerated[li]) e.empty_layer = true;
+        li++;
+      }
+      return e;
+    });
   }
-  let li = 0;
-  return history.map((h) => {
-    const e = { ...h };
-    if (created && e.created && Date.parse(e.created) > epoch! * 1000) e.created = created;
-    if (!h.empty_layer) {
-      if (emptyGenerated[li]) e.empty_layer = true;
-      li++;
+  // Entries still without a time: the first new layer's time, else the previous entry's.
+  let fill: string | undefined;
+  let gap = false;
+  for (const h of out) {
+    if (h.created) {
+      fill = h.created;
+      if (gap) break;
+    } else gap = true;
+  }
+  gap = false;
+  for (const h of out) {
+    if (h.created) {
+      if (gap) fill = h.created;
+    } else {
+      gap = true;
+      if (fill ?? buildTime) h.created = fill ?? buildTime;
     }
-    return e;
-  });
+  }
+  if (epoch !== undefined) {
+    const clamp = isoTime(epoch * 1000);
+    for (const h of out) if (!h.created || Date.parse(h.created) > epoch * 1000) h.created = clamp;
+  }
+  return out;
+}
+
+/** RFC 3339 in UTC without fractional seconds when there are none (Go's time.RFC3339Nano). */
+export function isoTime(ms: number): string {
+  return new Date(ms).toISOString().replace(".000Z", "Z");
 }

@@ -25,6 +25,7 @@ import {
 
 const EPOCH = 1_700_000_000;
 const EPOCH_ISO = "2023-11-14T22:13:20Z";
+const BUILD_TIME = "2031-05-06T07:08:09Z";
 
 function assemble(
   t: TestStore,
@@ -37,6 +38,7 @@ function assemble(
     snapshotter: t.snapshotter,
     store: t.store,
     meta: t.meta,
+    created: BUILD_TIME,
     ...extra,
   });
 }
@@ -85,7 +87,11 @@ test("layers go base first, the empty step is dropped and its history marked emp
     });
     // unknown config fields and the runtime config are kept
     assert.deepEqual(img.config.config, { Env: ["PATH=/bin"], Cmd: ["/bin/sh"] });
-    assert.equal(img.config.created, undefined, "no epoch: created is whatever the config says");
+    assert.equal(
+      img.config.created,
+      "2030-01-01T00:00:00Z",
+      "no epoch: created is the newest history entry's",
+    );
   });
 });
 
@@ -149,14 +155,38 @@ test("compression and Docker media types", async () => {
       assert.equal(l.desc.mediaType, MEDIA.ociLayerTar);
       assert.equal(l.desc.digest, l.diffId, "an uncompressed layer's digest is its diff_id");
     }
-    // like BuildKit without force-compression, an existing blob of another compression is
-    // reused as is (for pulled layers this keeps the base image's digests)
+    // Like BuildKit without force-compression, a pulled layer (l-) keeps the blob it has; the
+    // layers this build made get the compression asked for, with the same diff_ids.
     const again = await assemble(t, ref, { compression: "gzip", mediaTypes: "docker" });
+    assert.equal(again.layers[0].desc.digest, tarImg.layers[0].desc.digest);
+    assert.equal(again.layers[0].desc.mediaType, MEDIA.dockerLayerTar);
+    assert.ok(again.layers.slice(1).every((l) => l.desc.mediaType === MEDIA.dockerLayerGzip));
+    assert.deepEqual(again.config.rootfs.diff_ids, tarImg.config.rootfs.diff_ids);
+    // force-compression converts the pulled layer too, from its blob (same diff_id)
+    const forced = await assemble(t, ref, { compression: "zstd", forceCompression: true });
+    assert.ok(forced.layers.every((l) => l.desc.mediaType === MEDIA.ociLayerZstd));
+    assert.deepEqual(forced.config.rootfs.diff_ids, tarImg.config.rootfs.diff_ids);
+    assert.deepEqual(summarize(forced, t.store).layerDiffIds, tarImg.config.rootfs.diff_ids);
+    // each variant is recorded: asking again computes nothing new
+    const blobs = (await readdir(path.join(t.store.root, "blobs", "sha256"))).length;
+    const forcedAgain = await assemble(t, ref, { compression: "zstd", forceCompression: true });
+    assert.deepEqual(forcedAgain.manifest, forced.manifest);
+    assert.equal((await readdir(path.join(t.store.root, "blobs", "sha256"))).length, blobs);
+    assert.equal(t.meta.getLayer("l-base", "zstd")!.diffId, tarImg.layers[0].diffId);
+    // a level is a variant of its own when forced, and reused as any gzip blob when not
+    const level1 = await assemble(t, ref, { compression: "gzip", compressionLevel: 1 });
     assert.deepEqual(
+      level1.layers.map((l) => l.desc.digest),
       again.layers.map((l) => l.desc.digest),
-      tarImg.layers.map((l) => l.desc.digest),
     );
-    assert.ok(again.layers.every((l) => l.desc.mediaType === MEDIA.dockerLayerTar));
+    const level1f = await assemble(t, ref, {
+      compression: "gzip",
+      compressionLevel: 1,
+      forceCompression: true,
+    });
+    assert.ok(level1f.layers.every((l) => l.desc.mediaType === MEDIA.ociLayerGzip));
+    assert.notEqual(level1f.layers[1].desc.digest, again.layers[1].desc.digest);
+    assert.deepEqual(level1f.config.rootfs.diff_ids, tarImg.config.rootfs.diff_ids);
   });
   await withStore(async (t) => {
     const ref = await buildChain(t.snapshotter);
@@ -253,18 +283,50 @@ test("alignHistory pairs entries with layers", () => {
   }]);
   // a history of only empty entries (e.g. FROM scratch + ENV) is kept, then synthesised entries
   assert.deepEqual(alignHistory([{ created_by: "env", empty_layer: true }], [false, false], 0), [
-    { created_by: "env", empty_layer: true },
+    { created: "1970-01-01T00:00:00Z", created_by: "env", empty_layer: true },
     { created: "1970-01-01T00:00:00Z", created_by: "tsk build layer", comment: "tsk" },
     { created: "1970-01-01T00:00:00Z", created_by: "tsk build layer", comment: "tsk" },
   ]);
-  // the epoch clamps later dates and keeps earlier ones and missing ones
+  // the epoch clamps later dates, keeps earlier ones and dates the missing ones
   assert.deepEqual(
     alignHistory([{ created: "1999-01-01T00:00:00Z" }, { created: "2099-01-01T00:00:00Z" }, {}], [
       false,
       false,
       false,
     ], EPOCH),
-    [{ created: "1999-01-01T00:00:00Z" }, { created: EPOCH_ISO }, {}],
+    [{ created: "1999-01-01T00:00:00Z" }, { created: EPOCH_ISO }, { created: EPOCH_ISO }],
+  );
+  // without an epoch (BuildKit's rule): an entry this build added takes its layer's time; an
+  // entry without a layer takes the first new layer's time, or the previous entry's
+  const LT = "2031-01-01T00:00:00Z", LT2 = "2031-02-01T00:00:00Z";
+  assert.deepEqual(
+    alignHistory(
+      [
+        { created: "1999-01-01T00:00:00Z" },
+        { created_by: "ENV a", empty_layer: true },
+        { created_by: "RUN x" },
+        { created_by: "ENV b", empty_layer: true },
+        { created_by: "RUN y" },
+      ],
+      [false, false, false],
+      undefined,
+      BUILD_TIME,
+      ["1998-01-01T00:00:00Z", LT, LT2],
+    ),
+    [
+      { created: "1999-01-01T00:00:00Z" },
+      { created: LT, created_by: "ENV a", empty_layer: true },
+      { created: LT, created_by: "RUN x" },
+      { created: LT, created_by: "ENV b", empty_layer: true },
+      { created: LT2, created_by: "RUN y" },
+    ],
+  );
+  // nothing dates an entry: the build's time
+  assert.deepEqual(
+    alignHistory([{ created_by: "ENV a", empty_layer: true }], [], undefined, BUILD_TIME),
+    [
+      { created: BUILD_TIME, created_by: "ENV a", empty_layer: true },
+    ],
   );
   assert.deepEqual(alignHistory([], []), []);
 });

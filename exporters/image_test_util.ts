@@ -64,17 +64,19 @@ export async function buildChain(s: Snapshotter, mtime = Date.now() / 1000): Pro
     name: string,
     parent: string | undefined,
     files: Record<string, string>,
+    // The base stands for a pulled layer: its times are the image's, not the build's.
+    fileTime = mtime,
   ) => {
     const { root } = await s.prepare(key, parent);
     for (const [p, content] of Object.entries(files)) {
       await mkdir(path.dirname(path.join(root, p)), { recursive: true });
       await writeFile(path.join(root, p), content);
-      await utimes(path.join(root, p), mtime, mtime);
-      await utimes(path.dirname(path.join(root, p)), mtime, mtime);
+      await utimes(path.join(root, p), fileTime, fileTime);
+      await utimes(path.dirname(path.join(root, p)), fileTime, fileTime);
     }
     await s.commit(name, key);
   };
-  await step("k-base", "l-base", undefined, { "etc/os-release": "ID=test\n" });
+  await step("k-base", "l-base", undefined, { "etc/os-release": "ID=test\n" }, 1_500_000_000);
   await step("k1", "s1", "l-base", { "app/a.txt": "a\n" });
   await step("k2", "s2", "s1", {});
   await step("k3", "s3", "s2", { "app/b.txt": "b\n" });

@@ -1,11 +1,16 @@
 /**
- * `type=oci` and `type=docker` exporters: an OCI image layout in a tar stream (oci-layout,
- * index.json, blobs/sha256/…); the docker flavour adds manifest.json (what `docker load` reads)
- * and uses Docker media types. Entries are written in a fixed order with fixed headers, so equal
- * images give byte-identical tarballs.
+ * `type=oci` and `type=docker` exporters: an OCI image layout (oci-layout, index.json,
+ * blobs/sha256/…) as a tar stream, or as a directory with `tar=false`. The top entry is the image
+ * manifest, or the image index of a multi-platform build. The docker flavour adds manifest.json
+ * (what `docker load` reads) and uses Docker media types. Entries are written in a fixed order with
+ * fixed headers, so equal images give byte-identical tarballs.
  */
+import { createReadStream, promises as fsp } from "node:fs";
+import path from "node:path";
 import { Readable, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { ContentStore } from "../engine/content/store.ts";
+import type { Descriptor } from "../engine/types.ts";
 import { TarWriter } from "../engine/snapshot/tar_writer.ts";
 import type { ImageView } from "./image.ts";
 import { MEDIA } from "./media.ts";
@@ -16,7 +21,61 @@ export type OciTarOptions = {
   flavour: "oci" | "docker";
   /** Header mtime for every entry (SOURCE_DATE_EPOCH, else 0). */
   mtime?: number;
+  /** Annotations of the index.json entries (BuildKit's `annotation-index-descriptor.*`). */
+  descriptorAnnotations?: Record<string, string>;
 };
+
+/** What a layout holds: its top descriptor (manifest or index), every blob, the images. */
+export type LayoutContent = {
+  top: Descriptor;
+  /** Every blob the layout holds (layers, configs, manifests, the index), all in the store. */
+  blobs: Descriptor[];
+  images: ImageView[];
+};
+
+/** Where layout files go: a tar stream or a directory. */
+interface LayoutSink {
+  dir(p: string): Promise<void>;
+  bytes(p: string, data: Uint8Array): Promise<void>;
+  blob(p: string, desc: Descriptor, file: string): Promise<void>;
+  finish(): Promise<void>;
+}
+
+function tarSink(out: Writable | NodeJS.WritableStream, mtime: number): LayoutSink {
+  const tw = new TarWriter(out);
+  const base = { mode: 0o644, uid: 0, gid: 0, mtime };
+  return {
+    dir: (p) => tw.add({ ...base, path: p, type: "dir", mode: 0o755 }),
+    bytes: (p, data) =>
+      tw.add({ ...base, path: p, type: "file", size: data.length }, Readable.from([data])),
+    blob: (p, desc, file) => tw.add({ ...base, path: p, type: "file", size: desc.size }, file),
+    finish: () => tw.finish(),
+  };
+}
+
+/** A directory layout: blobs that exist are kept, index.json is replaced last (by rename). */
+function dirSink(root: string): LayoutSink {
+  const write = async (p: string, data: Uint8Array) => {
+    const f = path.join(root, p);
+    const tmp = `${f}.tsk-${process.pid}.tmp`;
+    await fsp.writeFile(tmp, data);
+    await fsp.rename(tmp, f);
+  };
+  return {
+    dir: async (p) => {
+      await fsp.mkdir(path.join(root, p), { recursive: true });
+    },
+    bytes: write,
+    blob: async (p, _desc, file) => {
+      const f = path.join(root, p);
+      if (await fsp.stat(f).then(() => true, () => false)) return;
+      const tmp = `${f}.tsk-${process.pid}.tmp`;
+      await pipeline(createReadStream(file), (await fsp.open(tmp, "w")).createWriteStream());
+      await fsp.rename(tmp, f);
+    },
+    finish: async () => {},
+  };
+}
 
 function tagOf(name: string): string | undefined {
   const at = name.lastIndexOf("@");
@@ -30,61 +89,71 @@ export function familiarName(name: string): string {
   return name.replace(/^docker\.io\/library\//, "").replace(/^docker\.io\//, "");
 }
 
-export async function writeOciTar(
-  img: ImageView,
+/** A single-platform image as layout content. */
+export function singleImage(img: ImageView): LayoutContent {
+  return {
+    top: img.manifestDesc,
+    blobs: [...img.layers.map((l) => l.desc), img.configDesc, img.manifestDesc],
+    images: [img],
+  };
+}
+
+async function writeLayout(
+  c: LayoutContent,
   store: ContentStore,
-  out: Writable | NodeJS.WritableStream,
+  sink: LayoutSink,
   o: OciTarOptions,
 ): Promise<void> {
-  const tw = new TarWriter(out);
-  const mtime = o.mtime ?? 0;
   const enc = new TextEncoder();
-  const addBytes = async (path: string, data: Uint8Array) => {
-    await tw.add(
-      { path, type: "file", mode: 0o644, uid: 0, gid: 0, size: data.length, mtime },
-      Readable.from([data]),
-    );
-  };
   const manifests = (o.names.length ? o.names : [undefined]).map((name) => {
-    const annotations: Record<string, string> = {};
+    const annotations: Record<string, string> = { ...o.descriptorAnnotations };
     if (name) {
       annotations["io.containerd.image.name"] = name;
       const tag = tagOf(name);
       if (tag) annotations["org.opencontainers.image.ref.name"] = tag;
     }
-    return { ...img.manifestDesc, ...(name ? { annotations } : {}) };
+    return { ...c.top, ...(Object.keys(annotations).length ? { annotations } : {}) };
   });
   const index = { schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests };
-  await tw.add({ path: "blobs", type: "dir", mode: 0o755, uid: 0, gid: 0, mtime });
-  await tw.add({ path: "blobs/sha256", type: "dir", mode: 0o755, uid: 0, gid: 0, mtime });
-  const blobs = [...img.layers.map((l) => l.desc), img.configDesc, img.manifestDesc];
+  await sink.dir("blobs");
+  await sink.dir("blobs/sha256");
   const seen = new Set<string>();
-  for (const b of blobs) {
+  for (const b of c.blobs) {
     if (seen.has(b.digest)) continue;
     seen.add(b.digest);
-    const hex = b.digest.replace(/^sha256:/, "");
-    await tw.add(
-      {
-        path: `blobs/sha256/${hex}`,
-        type: "file",
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        size: b.size,
-        mtime,
-      },
-      store.path(b.digest),
-    );
+    await sink.blob(`blobs/sha256/${b.digest.replace(/^sha256:/, "")}`, b, store.path(b.digest));
   }
-  await addBytes("index.json", enc.encode(JSON.stringify(index)));
+  await sink.bytes("index.json", enc.encode(JSON.stringify(index)));
   if (o.flavour === "docker") {
-    const manifestJson = [{
+    const manifestJson = c.images.map((img) => ({
       Config: `blobs/sha256/${img.configDesc.digest.replace(/^sha256:/, "")}`,
-      RepoTags: o.names.map(familiarName),
+      RepoTags: o.names.filter((n) => !n.includes("@")).map(familiarName),
       Layers: img.layers.map((l) => `blobs/sha256/${l.desc.digest.replace(/^sha256:/, "")}`),
-    }];
-    await addBytes("manifest.json", enc.encode(JSON.stringify(manifestJson)));
+    }));
+    await sink.bytes("manifest.json", enc.encode(JSON.stringify(manifestJson)));
   }
-  await addBytes("oci-layout", enc.encode(JSON.stringify({ imageLayoutVersion: "1.0.0" })));
-  await tw.finish();
+  await sink.bytes("oci-layout", enc.encode(JSON.stringify({ imageLayoutVersion: "1.0.0" })));
+  await sink.finish();
+}
+
+/** Streams the layout of `content` (an image view, or multi-platform content) as a tarball. */
+export async function writeOciTar(
+  content: ImageView | LayoutContent,
+  store: ContentStore,
+  out: Writable | NodeJS.WritableStream,
+  o: OciTarOptions,
+): Promise<void> {
+  const c = "top" in content ? content : singleImage(content);
+  await writeLayout(c, store, tarSink(out, o.mtime ?? 0), o);
+}
+
+/** Writes the layout into directory `dest` (`tar=false`). */
+export async function writeOciDir(
+  content: LayoutContent,
+  store: ContentStore,
+  dest: string,
+  o: OciTarOptions,
+): Promise<void> {
+  await fsp.mkdir(dest, { recursive: true });
+  await writeLayout(content, store, dirSink(dest), o);
 }

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import { overlayCopy } from "../engine/ops/merge.ts";
 import type { Writable } from "node:stream";
-import { writeTreeTar } from "../engine/snapshot/diff.ts";
+import { writeTreesTar, writeTreeTar } from "../engine/snapshot/diff.ts";
 
 /**
  * Copies a rootfs into `dest` (created if missing), keeping modes, symlinks and mtimes. Into a
@@ -45,4 +45,13 @@ export function exportTar(
   sourceDateEpoch?: number,
 ): Promise<void> {
   return writeTreeTar(root, out as Writable, { sourceDateEpoch });
+}
+
+/** Several rootfs trees in one tarball, one top directory each (BuildKit's platform split). */
+export function exportTars(
+  trees: { root: string; prefix: string }[],
+  out: Writable | NodeJS.WritableStream,
+  sourceDateEpoch?: number,
+): Promise<void> {
+  return writeTreesTar(trees, out as Writable, { sourceDateEpoch });
 }

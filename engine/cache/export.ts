@@ -98,7 +98,8 @@ class Chains {
         store: env.store,
         meta: env.meta,
         compression: this.#compression,
-        sourceDateEpoch: env.sourceDateEpoch,
+        // The same clamp as the image exporter (rewrite-timestamp), so both share the blob.
+        clampEpoch: env.sourceDateEpoch,
       });
       out.push({ desc: b.desc, diffId: b.diffId, dropped: b.empty && !s.startsWith("l-") });
     }

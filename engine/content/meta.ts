@@ -122,6 +122,22 @@ export class MetaStore {
     ).run(r.snapshot, r.compression, r.diffId, r.digest, r.size, r.mediaType, r.empty ? 1 : 0);
   }
 
+  /** Every recorded blob variant of one snapshot's layer. */
+  layersOf(snapshot: string): LayerRecord[] {
+    const rows = this.#db.prepare("SELECT compression FROM layers WHERE snapshot = ?").all(
+      snapshot,
+    ) as { compression: string }[];
+    return rows.map((r) => this.getLayer(snapshot, r.compression)!).filter(Boolean);
+  }
+
+  /** A blob variant of the layer with this diffID (any snapshot), e.g. to reuse a conversion. */
+  layerByDiffId(diffId: string, compression: string): LayerRecord | undefined {
+    const row = this.#db.prepare(
+      "SELECT snapshot FROM layers WHERE diff_id = ? AND compression = ? LIMIT 1",
+    ).get(diffId, compression) as { snapshot: string } | undefined;
+    return row ? this.getLayer(row.snapshot, compression) : undefined;
+  }
+
   allLayers(): LayerRecord[] {
     const rows = this.#db.prepare("SELECT snapshot, compression FROM layers").all() as {
       snapshot: string;

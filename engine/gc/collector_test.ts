@@ -212,3 +212,29 @@ test("a running build's lease keeps collections out; the collector waits for it"
       other.meta.close();
     }
   }));
+
+test("a named multi-platform index keeps every platform's manifest, config and layers", () =>
+  withEngine(async (e) => {
+    const blobs: Record<string, string> = {};
+    for (const arch of ["amd64", "arm64"]) {
+      const layer = await e.store.putBytes(`layer-${arch}`);
+      const config = await e.store.putBytes(`{"architecture":"${arch}"}`);
+      const manifest = await e.store.putBytes(JSON.stringify({
+        config: { digest: config.digest },
+        layers: [{ digest: layer.digest }],
+      }));
+      Object.assign(blobs, {
+        [`${arch}-layer`]: layer.digest,
+        [`${arch}-config`]: config.digest,
+        [`${arch}-manifest`]: manifest.digest,
+      });
+    }
+    const index = await e.store.putBytes(JSON.stringify({
+      manifests: [{ digest: blobs["amd64-manifest"] }, { digest: blobs["arm64-manifest"] }],
+    }));
+    e.meta.putImage("docker.io/library/multi:1", index.digest);
+    const garbage = await e.store.putBytes("unreferenced");
+    const removed = (await sweep(e)).map((i) => i.id);
+    assert.deepEqual(removed, [garbage.digest]);
+    for (const d of [index.digest, ...Object.values(blobs)]) assert.ok(await e.store.has(d), d);
+  }));

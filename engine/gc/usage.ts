@@ -209,15 +209,25 @@ export type Reachability = {
   blobs: Map<string, string>;
 };
 
-/** Blobs named by an image manifest (manifest itself, config, layers) that are in the store. */
-async function manifestBlobs(e: EngineLike, digest: string): Promise<string[]> {
+/**
+ * Blobs named by an image manifest (manifest itself, config, layers) that are in the store; for a
+ * multi-platform image index, those of each platform's manifest too.
+ */
+async function manifestBlobs(e: EngineLike, digest: string, depth = 0): Promise<string[]> {
   const out = [digest];
   try {
     const m = await e.store.readJSON<
-      { config?: { digest?: string }; layers?: { digest?: string }[] }
+      {
+        config?: { digest?: string };
+        layers?: { digest?: string }[];
+        manifests?: { digest?: string }[];
+      }
     >(digest);
     if (m.config?.digest) out.push(m.config.digest);
     for (const l of m.layers ?? []) if (l.digest) out.push(l.digest);
+    for (const c of depth < 2 ? m.manifests ?? [] : []) {
+      if (c.digest) out.push(...await manifestBlobs(e, c.digest, depth + 1));
+    }
   } catch {
     // absent or unreadable: only the manifest digest itself
   }

@@ -16,6 +16,8 @@ import { resolveExistingInRoot } from "../../rootless/rootpath.ts";
 import { runtimeDir } from "../../rootless/runtime_dir.ts";
 import { encodeOp, opDigest } from "../../proto/ops.ts";
 import { type SshSource, startAgent } from "../ssh/agent.ts";
+import { emulationProblem } from "../../rootless/binfmt.ts";
+import { defaultPlatform } from "../llb/platform.ts";
 
 export type ExecEnv = {
   views: RefViews;
@@ -70,6 +72,15 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
       const actives: { key: string; output: number }[] = [];
       const outputs: Ref[] = [];
       try {
+        // A foreign-architecture RUN needs a QEMU binfmt_misc handler (rootless/binfmt.ts).
+        const arch = v.op.platform?.Architecture;
+        const problem = arch
+          ? emulationProblem(
+            { os: v.op.platform?.OS, architecture: arch, variant: v.op.platform?.Variant },
+            defaultPlatform().Architecture!,
+          )
+          : undefined;
+        if (problem) throw new Error(problem);
         const root = mounts.find((m) => m.dest === "/");
         if (!root) throw new Error("exec op has no root mount");
         const rootRef = (root.input ?? 0) >= 0 ? inputs[root.input ?? 0] : null;

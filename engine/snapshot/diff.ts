@@ -415,3 +415,20 @@ export async function writeLayerFromDirs(
   await diffWalk(ctx, lower, upper, "", async () => {});
   await ctx.em.w.finish();
 }
+
+/** Several trees in one tarball, each under its own directory (`linux_amd64/…`, platform split). */
+export async function writeTreesTar(
+  trees: { root: string; prefix: string }[],
+  out: Sink,
+  opts: LayerOptions = {},
+): Promise<void> {
+  const em = new Emitter(out, opts);
+  for (const t of trees) {
+    const r = await fsp.realpath(t.root);
+    const xattrs = await getXattrsTree(r);
+    // An empty prefix merges the trees (later entries win on extraction).
+    if (t.prefix) await em.emit(r, t.prefix, await fsp.lstat(r, { bigint: true }), undefined);
+    await walkTree(em, xattrs, r, t.prefix ? t.prefix + "/" : "", false);
+  }
+  await em.w.finish();
+}

@@ -53,6 +53,8 @@ export interface Snapshotter {
   ): Promise<void>;
   /** committed ancestors, nearest first */
   parents(name: string): Promise<string[]>;
+  /** when `name` was committed (ms since the epoch): the time of its layer in the history */
+  createdAt(name: string): Promise<number>;
   /** true when `name` is a committed snapshot */
   exists(name: string): Promise<boolean>;
   /** disk usage of the snapshot's own diff in bytes */
@@ -137,6 +139,10 @@ abstract class BaseSnapshotter {
 
   async exists(name: string): Promise<boolean> {
     return (await readText(`${this.dir(name)}/committed`)) === name;
+  }
+
+  async createdAt(name: string): Promise<number> {
+    return (await fsp.stat(`${this.dir(name)}/committed`)).mtimeMs;
   }
 
   async present(key: string): Promise<boolean> {

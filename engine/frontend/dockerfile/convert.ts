@@ -79,6 +79,8 @@ export type ConvertOptions = {
   /** .dockerignore patterns for the context. */
   excludes: string[];
   noCacheStages?: string[];
+  /** One of several target platforms: step names carry the stage's platform. */
+  multiPlatform?: boolean;
   resolveImage(ref: string, platform: Platform): Promise<ResolvedBase>;
   warn?(msg: string): void;
   /**
@@ -533,8 +535,10 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   for (let i = 0; i <= targetIdx; i++) {
     if (!needed.has(i)) continue;
     const s = stages[i];
-    const label = lone ? "" : s.name ?? `stage-${i}`;
     const p = stagePlatform(s, platform, lex, globalEnv());
+    // Several target platforms: step names say which (BuildKit: `[linux/arm64 stage-1 2/3]`).
+    const label = [o.multiPlatform ? platformString(p) : "", lone ? "" : s.name ?? `stage-${i}`]
+      .filter(Boolean).join(" ");
     if (overridden.has(i)) {
       // BuildKit: a named context with a stage's name replaces the stage.
       done.set(i, contextStage(i, s.name!, p));
@@ -1173,7 +1177,8 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
 
   const target = done.get(targetIdx)!;
   const unused = Object.keys(o.buildArgs).filter((k) =>
-    !usedBuildArgs.has(k) && !(k in predefined) && !PROXY_ARGS.includes(k)
+    !usedBuildArgs.has(k) && !(k in predefined) && !PROXY_ARGS.includes(k) &&
+    k !== "SOURCE_DATE_EPOCH" // the build's timestamp, read by the exporter
   );
   if (unused.length) warn(`One or more build-args [${unused.sort().join(" ")}] were not consumed`);
   const definition = marshalDefinition(target.state, {
@@ -1192,6 +1197,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   image.os = platform.OS ?? "linux";
   image.architecture = platform.Architecture ?? "amd64";
   if (platform.Variant) image.variant = platform.Variant;
+  else delete image.variant; // the target's platform, not the base's (arm64 from arm64/v8)
   for (const w of warnings) o.warn?.(w);
   return {
     definition,
