@@ -33,6 +33,14 @@ export function goTime(d: Date): string {
   return iso.replace(/\.(\d*?)0*Z$/, (_m, f: string) => (f ? `.${f}Z` : "Z"));
 }
 
+/** Milliseconds of a Go time.Time JSON value; undefined for Go's zero time or garbage. */
+export function parseGoTime(s: string | undefined): number | undefined {
+  if (!s || s === ZERO_TIME) return undefined;
+  // JS dates keep milliseconds: drop the rest of Go's nanoseconds before parsing.
+  const ms = Date.parse(s.replace(/(\.\d{3})\d+/, "$1"));
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 function encRecord(r: CacheRecord): Record<string, unknown> {
   const o: Record<string, unknown> = {};
   if (r.layers?.length) {

@@ -118,6 +118,24 @@ function layerMediaType(mediaType: string, oci: boolean): string {
 }
 
 /** Every result worth exporting: one snapshot output, chains resolved to blobs. */
+/**
+ * When each result was made, as BuildKit records it (`createdAt`): SOURCE_DATE_EPOCH when set,
+ * else the snapshot's commit time (a result imported lazily keeps the time its cache says), so
+ * an importer builds the very same image. Go's zero time where nothing is known.
+ */
+function createdOf(env: CacheExportEnv): (ref: Ref) => Promise<string> {
+  return async (ref) => {
+    if (env.sourceDateEpoch !== undefined) return goTime(new Date(env.sourceDateEpoch * 1000));
+    if (!ref) return ZERO_TIME;
+    if (env.remote?.isLazy(ref)) return env.remote.chain(ref).at(-1)?.createdAt ?? ZERO_TIME;
+    try {
+      return goTime(new Date(await env.snapshotter.createdAt(ref)));
+    } catch {
+      return ZERO_TIME;
+    }
+  };
+}
+
 async function eligible(
   records: SolvedRecord[],
   finalRef: Ref,
@@ -187,9 +205,7 @@ export async function buildCache(
   const chains = new Chains(env, o.compression);
   const items = await eligible(records, finalRef, chains, o.mode);
   if (!items.length && !o.extra?.length) return undefined;
-  const created = env.sourceDateEpoch !== undefined
-    ? goTime(new Date(env.sourceDateEpoch * 1000))
-    : ZERO_TIME;
+  const created = createdOf(env);
   const layers: CacheConfig["layers"] = [];
   const layerIdx = new Map<string, number>();
   const blobs = new Map<string, BlobLayer>();
@@ -224,7 +240,7 @@ export async function buildCache(
         keyRecOfVertex.set(rec.vertex.digest, recs.length);
         pending.push({ at: recs.length, rec });
       }
-      recs.push({ digest, layers: [{ layer: parent, createdAt: created }] });
+      recs.push({ digest, layers: [{ layer: parent, createdAt: await created(rec.refs![0]) }] });
     }
   }
   for (const x of o.extra ?? []) {
@@ -240,7 +256,7 @@ export async function buildCache(
     }
     if (recIdx.has(x.digest)) continue;
     recIdx.set(x.digest, recs.length);
-    recs.push({ digest: x.digest, layers: [{ layer: i, createdAt: created }] });
+    recs.push({ digest: x.digest, layers: [{ layer: i, createdAt: await created(null) }] });
   }
   // BuildKit-keyed records (results where tsk has them), linked to their inputs' records.
   const bkIdx = new Map<string, number[]>();
@@ -253,7 +269,9 @@ export async function buildCache(
       recIdx.set(digest, recs.length);
       idx.push(recs.length);
       const r: CacheRecord = { digest };
-      if (top !== undefined && p.inputs.length) r.layers = [{ layer: top, createdAt: created }];
+      if (top !== undefined && p.inputs.length) {
+        r.layers = [{ layer: top, createdAt: await created(p.rec.refs?.[0] ?? null) }];
+      }
       if (p.inputs.length) r.inputs = p.inputs.map((d) => bkIdx.get(d)!.map((link) => ({ link })));
       recs.push(r);
     }
@@ -392,9 +410,7 @@ export async function inlineCache(
   const imageIndex: (number | undefined)[] = [];
   let n = 0;
   for (const l of final) imageIndex.push(l.dropped ? undefined : n++);
-  const created = env.sourceDateEpoch !== undefined
-    ? goTime(new Date(env.sourceDateEpoch * 1000))
-    : ZERO_TIME;
+  const created = createdOf(env);
   const byDigest = new Map<string, CacheRecord>();
   const resultOf = new Map<string, Omit<CacheRecord, "digest">>();
   const items = await eligible(records, finalRef, chains, "min");
@@ -405,8 +421,8 @@ export async function inlineCache(
     if (!idx.length) continue;
     const contiguous = idx.every((x, i) => x === i);
     const result = contiguous
-      ? { layers: [{ layer: idx[idx.length - 1], createdAt: created }] }
-      : { chains: [{ layers: idx, createdAt: created }] };
+      ? { layers: [{ layer: idx[idx.length - 1], createdAt: await created(rec.refs![0]) }] }
+      : { chains: [{ layers: idx, createdAt: await created(rec.refs![0]) }] };
     resultOf.set(rec.vertex.digest, result);
     if (covered.has(rec.vertex.digest)) continue;
     for (const digest of [rec.key, rec.dkey]) {

@@ -8,6 +8,7 @@ import type { Engine } from "../engine.ts";
 import type { LayerRecord } from "../content/meta.ts";
 import type { Ref } from "../solver/solver.ts";
 import { layerRow, type RemoteCache, snapshotNames } from "./remote.ts";
+import { parseGoTime } from "./config.ts";
 
 function override<T extends object>(target: T, over: Record<string, unknown>): T {
   return new Proxy(target, {
@@ -53,6 +54,14 @@ export async function lazyEngine(
       return i >= 0 ? names.slice(0, i).reverse() : await engine.snapshotter.parents(name);
     },
     exists: async (name: string) => names.includes(name) || await engine.snapshotter.exists(name),
+    // A lazy result is as old as its cache says (the exporter dates the image by it).
+    createdAt: async (name: string) => {
+      const i = names.indexOf(name);
+      if (i < 0) return await engine.snapshotter.createdAt(name);
+      const ms = parseGoTime(remote.createdAt(name));
+      if (ms === undefined) throw new Error(`no creation time for cached layer ${name}`);
+      return ms;
+    },
   });
   const meta = override(engine.meta, {
     getLayer: (name: string, compression: string) => {

@@ -29,11 +29,24 @@ import {
   INLINE_CACHE_KEY,
   MAX_CACHE_CONFIG,
   parseCacheConfig,
+  parseGoTime,
 } from "./config.ts";
 
 /** Where a layer blob can be fetched from. */
 export type BlobSource = { kind: "registry"; ref: string } | { kind: "local"; dir: string };
-export type RemoteLayer = { desc: Descriptor; diffId: string; source: BlobSource };
+/** A layer of a cached result; the top one carries when that result was made (Go time). */
+export type RemoteLayer = {
+  desc: Descriptor;
+  diffId: string;
+  source: BlobSource;
+  createdAt?: string;
+};
+
+/** The chain with the result's creation time on its top layer (new objects: chains share none). */
+function dated(chain: RemoteLayer[], createdAt: string | undefined): RemoteLayer[] {
+  if (!chain.length || !createdAt) return chain;
+  return [...chain.slice(0, -1), { ...chain[chain.length - 1], createdAt }];
+}
 
 /** diff_id of an empty layer (a tar of only its end-of-archive blocks). */
 export const EMPTY_DIFF_ID = "sha256:" +
@@ -62,6 +75,8 @@ export class RemoteCache implements RemoteLookup {
   #matches = new Map<string, Promise<Set<number>>>();
   #chains: RemoteLayer[][] = [];
   #materialized = new Map<number, Promise<Ref>>();
+  /** Snapshot name of a cached result → when it was made (Go time), from any record. */
+  #created = new Map<string, string>();
   /** Blob GETs this process made for the cache (for tests and --metadata-file). */
   fetched = new Set<string>();
 
@@ -80,6 +95,9 @@ export class RemoteCache implements RemoteLookup {
       const chain = chainFor(r);
       let ci: number | undefined;
       if (chain?.length) {
+        const top = chain[chain.length - 1].createdAt;
+        const name = snapshotNames(chain).at(-1)!;
+        if (top && !this.#created.has(name)) this.#created.set(name, top);
         this.#chains.push(chain);
         ci = this.#chains.length - 1;
         if (r.digest && !this.#byKey.has(r.digest)) this.#byKey.set(r.digest, ci);
@@ -139,6 +157,11 @@ export class RemoteCache implements RemoteLookup {
     return i === undefined ? undefined : [`${LAZY}${i}`];
   }
 
+  /** When the cached result behind snapshot `name` was made (Go time), if a record says. */
+  createdAt(name: string): string | undefined {
+    return this.#created.get(name);
+  }
+
   isLazy(ref: Ref): boolean {
     return !!ref && ref.startsWith(LAZY);
   }
@@ -186,7 +209,13 @@ export class RemoteCache implements RemoteLookup {
       if (!(await snapshotter.exists(name))) {
         const release = await acquireLock(path.join(storeRoot, "locks"), name);
         try {
-          if (!(await snapshotter.exists(name))) await this.#unpack(l, name, parent);
+          if (!(await snapshotter.exists(name))) {
+            await this.#unpack(l, name, parent);
+            // The result keeps the time it was made on the exporting machine (BuildKit's
+            // createdAt), so the image built from it is the same there and here.
+            const ms = parseGoTime(this.#created.get(name));
+            if (ms !== undefined) await snapshotter.setCreatedAt(name, ms);
+          }
         } finally {
           await release();
         }
@@ -308,7 +337,8 @@ export function addConfig(
       : undefined;
     if (!idx) return undefined;
     const chain = idx.map(layerOf);
-    return chain.every((l) => l) ? chain as RemoteLayer[] : undefined;
+    if (!chain.every((l) => l)) return undefined;
+    return dated(chain as RemoteLayer[], r.layers?.[0]?.createdAt ?? r.chains?.[0]?.createdAt);
   });
   return cache.size - before;
 }
@@ -328,8 +358,13 @@ export function addInline(
   const before = cache.size;
   const at = (i: number): RemoteLayer => ({ desc: layers[i], diffId: diffIds[i], source });
   cache.addRecords(records, (r) => {
-    if (r.layers?.length) return Array.from({ length: r.layers[0].layer + 1 }, (_, i) => at(i));
-    if (r.chains?.length) return r.chains[0].layers.map(at);
+    if (r.layers?.length) {
+      return dated(
+        Array.from({ length: r.layers[0].layer + 1 }, (_, i) => at(i)),
+        r.layers[0].createdAt,
+      );
+    }
+    if (r.chains?.length) return dated(r.chains[0].layers.map(at), r.chains[0].createdAt);
     return undefined;
   });
   return cache.size - before;

@@ -55,6 +55,8 @@ export interface Snapshotter {
   parents(name: string): Promise<string[]>;
   /** when `name` was committed (ms since the epoch): the time of its layer in the history */
   createdAt(name: string): Promise<number>;
+  /** sets when `name` was made (a snapshot unpacked from a cache keeps its original time) */
+  setCreatedAt(name: string, ms: number): Promise<void>;
   /** true when `name` is a committed snapshot */
   exists(name: string): Promise<boolean>;
   /** disk usage of the snapshot's own diff in bytes */
@@ -143,6 +145,10 @@ abstract class BaseSnapshotter {
 
   async createdAt(name: string): Promise<number> {
     return (await fsp.stat(`${this.dir(name)}/committed`)).mtimeMs;
+  }
+
+  async setCreatedAt(name: string, ms: number): Promise<void> {
+    await fsp.utimes(`${this.dir(name)}/committed`, ms / 1000, ms / 1000);
   }
 
   async present(key: string): Promise<boolean> {
