@@ -35,8 +35,8 @@ export type EngineOptions = {
   root?: string;
   insecureRegistries?: string[];
   /**
-   * Only open a store that exists (`du`, `prune`, `fsck`): a mistyped --root must not create an
-   * empty store and report it as clean.
+   * With an explicit `root`, only open a store that exists (`du`, `prune`, `fsck`): a mistyped
+   * --root must not create an empty store and report it as clean.
    */
   existing?: boolean;
   /** Delete the reserve file before opening (prune, fsck: they recreate it when done). */
@@ -54,12 +54,16 @@ export function defaultRoot(): string {
 
 export async function openEngine(o: EngineOptions = {}): Promise<Engine> {
   const root = path.resolve(o.root ?? defaultRoot());
-  if (o.existing && !(await fsp.stat(path.join(root, "meta.db")).catch(() => undefined))) {
+  // A mistyped --root must not become a new, empty, "clean" store (the default one may be new).
+  if (
+    o.existing && o.root !== undefined &&
+    !(await fsp.stat(path.join(root, "meta.db")).catch(() => undefined))
+  ) {
     const there = await fsp.stat(root).catch(() => undefined);
     throw new TskError(
       there
         ? `not a tsk store (no meta.db in it): check --root`
-        : `no tsk store there${o.root ? ": check --root" : " yet (nothing has been built)"}`,
+        : `no tsk store there: check --root`,
       { path: root },
     );
   }
