@@ -27,7 +27,8 @@ import path from "node:path";
 import { type Env, env, makeContext, openOci, REPO, TSK } from "./harness.ts";
 
 const DOCKER = "/usr/bin/docker";
-const IMAGE = "containers-runner:e2e";
+// One tag per test process: several checkouts may run this suite against the shared dockerd.
+const IMAGE = `containers-runner:e2e-${process.pid}`;
 
 function skipReason(): string | false {
   if (process.getuid?.() !== 0) {
@@ -236,6 +237,10 @@ describe("tsk in containers", { skip }, () => {
       r.out,
       /only one id is mapped here, so chown to any other id fails \(EINVAL\) because newuidmap was refused; give the container CAP_SYS_ADMIN/,
     );
+    // COPY --chown to an unmapped id is kept (user.tsk.owner) with one id mapped.
+    const c = await cell("c4c", UNCONFINED, ctxCopy);
+    assert.equal(c.code, 0, c.out);
+    assert.deepEqual(owners(c.tar, ["srv/a.txt", "srv/b.txt"]), { "srv/a.txt": "1000:1000", "srv/b.txt": "0:0" });
     const p = await cell("c4p", [...UNCONFINED, "-e", "TSK_ISOLATION=proot"], ctxRun);
     assertBuilt(p, /isolation: proot without namespaces.*forced by TSK_ISOLATION/);
     assert.deepEqual(owners(p.tar, Object.keys(PROOT)), PROOT);
