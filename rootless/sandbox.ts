@@ -128,7 +128,9 @@ function singleIdHint(notice?: (line: string) => void): void {
   notice(
     "only one id is mapped here, so chown to any other id fails (EINVAL)" +
       (recordedChoice()?.findings.tried.find((t) => t.mode === "subid" && t.error)
-        ? " because newuidmap was refused; give the container CAP_SYS_ADMIN (`--cap-add SYS_ADMIN`)"
+        ? " because newuidmap was refused; give newuidmap and newgidmap file capabilities instead " +
+          "of the setuid bit (`setcap cap_setuid+ep /usr/bin/newuidmap`, `setcap cap_setgid+ep " +
+          "/usr/bin/newgidmap`, as the tsk runner image does) or the container CAP_SYS_ADMIN"
         : "; add subuid/subgid ranges for this user") +
       ", or set TSK_ISOLATION=proot (chown then succeeds without effect)",
   );

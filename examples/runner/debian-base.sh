@@ -22,6 +22,10 @@ if [[ -z $mirror ]]; then
 fi
 mirror=${mirror:-http://deb.debian.org/debian}
 mkdir -p "$(dirname "$out")"
+# One debootstrap at a time (test runs in several checkouts share the cache).
+exec 9>"$out.lock"
+flock 9
+[[ -s $out ]] && { echo "$out"; exit 0; }
 work=$(mktemp -d "$(dirname "$out")/rootfs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 debootstrap --variant=minbase --include=uidmap,proot,attr,runc,ca-certificates \
@@ -33,6 +37,6 @@ rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/cache/apt/*.bin "$r"/var/lib/a
 find "$r/var/log" -type f -name '*.log' -delete
 mkdir -p "$r/var/lib/apt/lists/partial"
 : >"$r/etc/resolv.conf"
-tar -C "$r" --sort=name --numeric-owner --mtime=@946684800 --xattrs -cf "$out.new" .
-mv "$out.new" "$out"
+tar -C "$r" --sort=name --numeric-owner --mtime=@946684800 --xattrs -cf "$out.$$.new" .
+mv "$out.$$.new" "$out"
 echo "$out"

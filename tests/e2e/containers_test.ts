@@ -27,7 +27,8 @@ import path from "node:path";
 import { type Env, env, makeContext, openOci, REPO, TSK } from "./harness.ts";
 
 const DOCKER = "/usr/bin/docker";
-const IMAGE = "containers-runner:e2e";
+// One tag per test process: several checkouts may run this suite against the shared dockerd.
+const IMAGE = `containers-runner:e2e-${process.pid}`;
 
 function skipReason(): string | false {
   if (process.getuid?.() !== 0) {
@@ -94,9 +95,11 @@ async function cell(
   ctx: string,
   engine = DOCKER,
   as?: { uid: number; gid: number; env: Record<string, string> },
+  setup = "",
 ): Promise<Res & { tar: string; tmpLeft: string }> {
   const tar = path.join(out, `${name}.tar`);
-  const script = `tsk build --progress plain -t containers/cell:latest -o type=oci,dest=/out/${name}.tar /ctx; rc=$?; ` +
+  const script =
+    `${setup}tsk build --progress plain -t containers/cell:latest -o type=oci,dest=/out/${name}.tar /ctx; rc=$?; ` +
     `echo "TMP-LEFT:$(ls -A /tmp | tr '\\n' ' ')"; exit $rc`;
   const r = await run(engine, [
     "run",
@@ -224,8 +227,19 @@ describe("tsk in containers", { skip }, () => {
     assert.deepEqual(owners(r.tar, Object.keys(EXACT)), EXACT);
   });
 
-  test("4 unconfined as ci: one id mapped (newuidmap refused); chown says why; proot on request", async () => {
+  test("4 unconfined as ci: subid ranges (newuidmap with file capabilities)", async () => {
     const r = await cell("c4", UNCONFINED, ctxRun);
+    assertBuilt(r, /isolation: user namespace \(subordinate id ranges\)/);
+    assert.deepEqual(owners(r.tar, Object.keys(EXACT)), EXACT);
+  });
+
+  test("4 with Debian's setuid newuidmap: one id mapped; chown says why; proot on request", async () => {
+    const setuid = "chmod u+s /usr/bin/newuidmap /usr/bin/newgidmap && " +
+      "setfattr -x security.capability /usr/bin/newuidmap && setfattr -x security.capability /usr/bin/newgidmap && " +
+      "setpriv --reuid=1001 --regid=1001 --init-groups env HOME=/home/ci ";
+    const c4 = (name: string, ctx: string, opts: string[] = []) =>
+      cell(name, ["--user", "root", ...UNCONFINED, ...opts], ctx, DOCKER, undefined, setuid);
+    const r = await c4("c4s", ctxRun);
     assert.notEqual(r.code, 0);
     assert.match(
       r.out,
@@ -234,9 +248,16 @@ describe("tsk in containers", { skip }, () => {
     assert.match(r.out, /isolation: user namespace \(one id mapped\)/);
     assert.match(
       r.out,
-      /only one id is mapped here, so chown to any other id fails \(EINVAL\) because newuidmap was refused; give the container CAP_SYS_ADMIN/,
+      /only one id is mapped here, so chown to any other id fails \(EINVAL\) because newuidmap was refused; give newuidmap and newgidmap file capabilities instead of the setuid bit .* or the container CAP_SYS_ADMIN, or set TSK_ISOLATION=proot/,
     );
-    const p = await cell("c4p", [...UNCONFINED, "-e", "TSK_ISOLATION=proot"], ctxRun);
+    // COPY --chown to an unmapped id is kept (user.tsk.owner) with one id mapped.
+    const c = await c4("c4c", ctxCopy);
+    assert.equal(c.code, 0, c.out);
+    assert.deepEqual(owners(c.tar, ["srv/a.txt", "srv/b.txt"]), {
+      "srv/a.txt": "1000:1000",
+      "srv/b.txt": "0:0",
+    });
+    const p = await c4("c4p", ctxRun, ["-e", "TSK_ISOLATION=proot"]);
     assertBuilt(p, /isolation: proot without namespaces.*forced by TSK_ISOLATION/);
     assert.deepEqual(owners(p.tar, Object.keys(PROOT)), PROOT);
   });
@@ -260,11 +281,28 @@ describe("tsk in containers", { skip }, () => {
   });
 
   test("tsk debug env: the findings, and overlay on the container's root filesystem names the fix", async () => {
-    const r = await run(DOCKER, ["run", "--rm", "--cap-add", "SYS_ADMIN", IMAGE, "tsk", "debug", "env", "--root", "/home/ci/store"]);
+    const r = await run(DOCKER, [
+      "run",
+      "--rm",
+      "--cap-add",
+      "SYS_ADMIN",
+      IMAGE,
+      "tsk",
+      "debug",
+      "env",
+      "--root",
+      "/home/ci/store",
+    ]);
     assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /tsk: overlayfs cannot be mounted on \/home\/ci\/store \(.*\): using copy snapshots \(slower\); put the store on a volume or tmpfs: `-v tsk-store:\/home\/ci\/store`/);
+    assert.match(
+      r.out,
+      /tsk: overlayfs cannot be mounted on \/home\/ci\/store \(.*\): using copy snapshots \(slower\); put the store on a volume or tmpfs: `-v tsk-store:\/home\/ci\/store`/,
+    );
     assert.match(r.out, /^isolation: +subid: user namespace with ci's subordinate id ranges$/m);
-    assert.match(r.out, /^environment: uid 1001 in a docker container; seccomp filter; no_new_privs 0; capabilities none; /m);
+    assert.match(
+      r.out,
+      /^environment: uid 1001 in a docker container; seccomp filter; no_new_privs 0; capabilities none; /m,
+    );
     assert.match(r.out, /^uid map: +0→1001 \(1\), 1→100000 \(65535\)$/m);
     assert.match(r.out, /^\/proc: +recursive bind of the outer \/proc$/m);
     assert.match(r.out, /^snapshotter: copy \(store \/home\/ci\/store\)$/m);
