@@ -5,9 +5,11 @@
  * each block is deflated on a worker thread with the previous 32 KiB of input as its dictionary
  * and ends on a byte boundary (a sync flush; the last block finishes the stream), and the blocks
  * are written in order between one gzip header (no name, mtime 0) and the CRC-32/size trailer.
- * Every block's bytes depend only on the input, the block size and the level, never on how many
- * workers there are or how the input was chunked, so the blob (and its digest) is the same on
- * every machine. The dictionary costs almost nothing in ratio against one-pass gzip.
+ * Every block's bytes depend only on the input, the block size, the level and the zlib the
+ * runtime ships, never on how many workers there are or how the input was chunked, so the blob
+ * (and its digest) of one tsk binary is the same on every machine. (Bun's and Deno's zlib builds
+ * deflate compressible data differently: the same layer gets another digest under `deno test`
+ * than from dist/tsk.) The dictionary costs almost nothing in ratio against one-pass gzip.
  *
  * Inputs of one block or less are compressed on the calling thread (same bytes); workers start
  * on the first bigger layer and stay for the process (unref'd, so they never keep it alive).
