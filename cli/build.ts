@@ -426,7 +426,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
       secrets: secretMap,
       signal: abort.signal,
     });
-    const remote = await importCaches(engine, cacheFrom, platform, progress);
+    const locals = new Map([["context", ctxDir], [
+      "dockerfile",
+      path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath),
+    ]]);
+    const remote = await importCaches(engine, cacheFrom, platform, progress, locals);
     await importCacheMounts(engine, remote, graph.root, progress);
     const solver = new Solver(worker, engine.meta, progress, {
       remote,
@@ -483,6 +487,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       progress,
       sourceDateEpoch: epoch,
       platform,
+      locals,
     };
     config = await withInlineCache(cacheCtx, cacheTo, config);
     let image: ImageResult | undefined;

@@ -16,7 +16,8 @@ import type { Descriptor } from "../engine/types.ts";
 import { loadLocalCache, loadRegistryCache, RemoteCache } from "../engine/cache/remote.ts";
 import { buildCache, inlineCache, pushCache, writeLocalCache } from "../engine/cache/export.ts";
 import { INLINE_CACHE_KEY } from "../engine/cache/config.ts";
-import { cacheMapDigests, type ImageInfo } from "../engine/cache/buildkit_keys.ts";
+import { cacheMapDigests, type ImageInfo, slowKeys } from "../engine/cache/buildkit_keys.ts";
+import { createReadStream } from "node:fs";
 import { imageRef } from "../engine/ops/source_image.ts";
 import {
   cacheMountBlob,
@@ -76,12 +77,30 @@ export function buildkitDigests(
   return f;
 }
 
+/** BuildKit's content-based keys of a copy's inputs, reading files of the local sources. */
+export function buildkitSlowKeys(
+  locals: Map<string, string>,
+): (v: Vertex) => Promise<Map<number, string>> {
+  const file = async (local: Vertex, p: string) => {
+    const name = String(local.op.source?.identifier ?? "").replace(/^local:\/\//, "");
+    const dir = locals.get(name);
+    if (!dir) return undefined;
+    const rel = path.posix.normalize("/" + p).slice(1);
+    const abs = path.join(dir, rel);
+    const st = await fsp.lstat(abs).catch(() => undefined);
+    if (!st?.isFile()) return undefined;
+    return { mode: st.mode & 0o7777, size: st.size, content: createReadStream(abs) };
+  };
+  return (v) => slowKeys(v, file);
+}
+
 /** Loads every `--cache-from`; returns undefined when none gave a record. */
 export async function importCaches(
   engine: Engine,
   specs: CacheImportSpec[],
   platform: Platform,
   progress: Progress,
+  locals: Map<string, string>,
 ): Promise<RemoteCache | undefined> {
   if (!specs.length) return undefined;
   const cache = new RemoteCache({
@@ -91,6 +110,7 @@ export async function importCaches(
     registry: engine.registry,
     storeRoot: engine.root,
     bkDigests: buildkitDigests(engine, platform),
+    bkSlow: buildkitSlowKeys(locals),
   });
   for (const s of specs) {
     const what = s.type === "registry" ? s.ref! : `${s.src} (${s.digest ?? `tag ${s.tag}`})`;
@@ -143,11 +163,14 @@ type ExportCtx = {
   progress: Progress;
   sourceDateEpoch?: number;
   platform: Platform;
+  /** Local source name → host directory (content-based BuildKit keys read them). */
+  locals: Map<string, string>;
 };
 
 function env(c: ExportCtx) {
   return {
     bkDigests: buildkitDigests(c.engine, c.platform),
+    bkSlow: buildkitSlowKeys(c.locals),
     store: c.engine.store,
     meta: c.engine.meta,
     snapshotter: c.engine.snapshotter,

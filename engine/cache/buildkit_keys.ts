@@ -130,6 +130,30 @@ export function fileCacheMapDigest(v: Vertex): string | undefined {
         f.push(`"timestamp":${goJSONInt(mk.timestamp as number | bigint)}`);
       }
       json = `{${f.join(",")}}`;
+    } else if (a.copy) {
+      const c = a.copy as Obj;
+      if (c.owner) return undefined;
+      const sec = Number(a.secondaryInput ?? 0);
+      // The source path is keyed by content (slowKeys): only its base name is in the JSON.
+      const src = sec !== -1 && sec < v.inputs.length ? goPathBase(String(c.src ?? "")) : c.src;
+      const f: string[] = [];
+      if (src) f.push(`"src":${str(src)}`);
+      if (c.dest) f.push(`"dest":${str(c.dest)}`);
+      if (c.mode) f.push(`"mode":${goJSONInt(Number(c.mode))}`);
+      for (
+        const k of [
+          "followSymlink",
+          "dirCopyContents",
+          "attemptUnpackDockerCompatibility",
+          "createDestPath",
+          "allowWildcard",
+          "allowEmptyWildcard",
+        ]
+      ) if (c[k]) f.push(`"${k}":true`);
+      if (c.timestamp !== undefined && Number(c.timestamp) !== 0) {
+        f.push(`"timestamp":${goJSONInt(c.timestamp as number | bigint)}`);
+      }
+      json = `{${f.join(",")}}`;
     } else if (a.rm) {
       const rm = a.rm as Obj;
       const f: string[] = [];
@@ -148,6 +172,56 @@ export function fileCacheMapDigest(v: Vertex): string | undefined {
   );
   const idx = usual ? "" : `,"indexes":[${indexes.map((x) => `[${x.join(",")}]`).join(",")}]`;
   return sha(`{"Type":"buildkit.file.v0","Actions":[${parts.join(",")}]${idx}}`);
+}
+
+/** Go's path.Base. */
+function goPathBase(p: string): string {
+  if (p === "") return ".";
+  const t = p.replace(/\/+$/, "");
+  if (t === "") return "/";
+  return t.slice(t.lastIndexOf("/") + 1);
+}
+
+/** A regular file of a local source (the build context), as BuildKit's content hash sees it. */
+export type ContextFile = { mode: number; size: number; content: AsyncIterable<Uint8Array> };
+export type ContextFileOf = (local: Vertex, p: string) => Promise<ContextFile | undefined>;
+
+/**
+ * BuildKit's content-based ("slow") keys of a copy's source inputs, as record digests by input
+ * index: `rootKey(sha256(<contenthash of each selected path>), -1)`. The content hash of a
+ * regular file is sha256 of its v1 tarsum header (mode, uid 0, gid 0 as docker and buildctl send
+ * them, size, type) and its bytes. Only one plain file from a local source is reproduced; other
+ * copies (directories, wildcards, several sources, other stages) are not claimed.
+ */
+export async function slowKeys(v: Vertex, file: ContextFileOf): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  const actions = ((v.op.file as Obj | undefined)?.actions ?? []) as Obj[];
+  const sels = new Map<number, Set<string>>();
+  for (const a of actions) {
+    const c = a.copy as Obj | undefined;
+    const sec = Number(a.secondaryInput ?? 0);
+    if (!c || sec === -1 || sec >= v.inputs.length) continue;
+    const set = sels.get(sec) ?? new Set<string>();
+    set.add(String(c.src ?? ""));
+    sels.set(sec, set);
+  }
+  for (const [i, set] of sels) {
+    if (set.size !== 1) return new Map();
+    const src = [...set][0];
+    const input = v.inputs[i].vertex;
+    if (!String(input.op.source?.identifier ?? "").startsWith("local://")) return new Map();
+    if (/[*?[\\]/.test(src)) return new Map();
+    const f = await file(input, src);
+    if (!f) return new Map();
+    const h = createHash("sha256");
+    h.update(
+      `namemode${f.mode}uid0gid0size${f.size}typeflag0linknameunamegnamedevmajor0devminor0`,
+    );
+    for await (const chunk of f.content) h.update(chunk);
+    const checksum = "sha256:" + h.digest("hex");
+    out.set(i, rootKey(sha(checksum), -1));
+  }
+  return out;
 }
 
 /** Exec input links carry no selector unless a mount selects a path (not matched here). */

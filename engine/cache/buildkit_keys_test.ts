@@ -6,6 +6,7 @@ import {
   execCacheMapDigest,
   fileCacheMapDigest,
   rootKey,
+  slowKeys,
 } from "./buildkit_keys.ts";
 
 // Record digests read from inline caches that the lab's dockerd (BuildKit v0.8) wrote.
@@ -69,10 +70,64 @@ test("file op without copies: WORKDIR's mkdir keys as BuildKit v0.8 does", () =>
   assert.equal(fileCacheMapDigest(owned), undefined);
 });
 
-test("ops whose BuildKit keys depend on file content are not claimed", async () => {
-  const copy = vertex({ file: { actions: [{ copy: { src: "/a", dest: "/a" } }] } });
+test("COPY of one context file: action JSON with the base name, and the content-based key", async () => {
+  const local = vertex({ source: { identifier: "local://context" } });
+  const dest = vertex({ source: { identifier: "docker-image://r.example/busybox:latest" } });
+  const v = {
+    digest: "sha256:c",
+    op: {
+      file: {
+        actions: [{
+          secondaryInput: 1,
+          copy: {
+            src: "/a.txt",
+            dest: "/a.txt",
+            mode: -1,
+            followSymlink: true,
+            dirCopyContents: true,
+            createDestPath: true,
+            allowWildcard: true,
+            allowEmptyWildcard: true,
+            timestamp: -1,
+          },
+        }],
+      },
+    },
+    inputs: [{ vertex: dest, index: 0 }, { vertex: local, index: 0 }],
+  } as unknown as Vertex;
+  assert.equal(
+    rootKey(fileCacheMapDigest(v)!, 0),
+    "sha256:0068309e89bd0f0f00fe2e9e00e9cca862f2dd58d80cb7f4dca6613a0613f509",
+  );
+  const slow = await slowKeys(v, (l, p) => {
+    assert.equal(l, local);
+    assert.equal(p, "/a.txt");
+    return Promise.resolve({
+      mode: 0o644,
+      size: 2,
+      content: [new TextEncoder().encode("a\n")] as unknown as AsyncIterable<Uint8Array>,
+    });
+  });
   assert.deepEqual(
-    await cacheMapDigests(copy, () => Promise.resolve({ diffIds: [], mainDigest: "" })),
+    [...slow],
+    [[1, "sha256:d9bbc07d27ae5f69fef43f29e6b42b3cb97b88c514516b9e4166bf30bc1a355e"]],
+  );
+  const wildcard = {
+    ...v,
+    op: { file: { actions: [{ secondaryInput: 1, copy: { src: "/*.txt" } }] } },
+  };
+  assert.equal(
+    (await slowKeys(wildcard as unknown as Vertex, () => Promise.resolve(undefined))).size,
+    0,
+  );
+});
+
+test("ops whose BuildKit keys tsk does not reproduce are not claimed", async () => {
+  const owned = vertex({
+    file: { actions: [{ copy: { src: "/a", dest: "/a", owner: { user: { ByID: 1 } } } }] },
+  });
+  assert.deepEqual(
+    await cacheMapDigests(owned, () => Promise.resolve({ diffIds: [], mainDigest: "" })),
     [],
   );
   const secretEnv = vertex({
