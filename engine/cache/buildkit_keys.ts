@@ -1,11 +1,13 @@
 /**
  * BuildKit-compatible cache keys, for the ops whose keys tsk can reproduce byte for byte (checked
  * against the lab dockerd's embedded BuildKit v0.8): image sources (`buildkit.source.v0:` + the
- * chain ID of the image's diff_ids) and exec ops (`buildkit.exec.v0`: Go's encoding/json of the
- * op, selectors and proxy env cleared, the lone root mount left out). A record's digest is
- * `sha256("<cache map digest>@<output>")` (BuildKit's rootKey); records of ops with inputs are
- * matched through their input links. File ops (COPY, WORKDIR) are keyed by BuildKit's content
- * hash of files, which tsk does not reproduce: their steps and the steps after them miss.
+ * resolved manifest's key, or the chain ID of the image's diff_ids), exec ops (`buildkit.exec.v0`:
+ * Go's encoding/json of the op, selectors and proxy env cleared, the lone root mount left out),
+ * file ops without owners (`buildkit.file.v0`: each action's JSON, a copy's source by base name)
+ * and, for a copy of one regular file from the build context, BuildKit's content-based key of
+ * that file. A record's digest is `sha256("<cache map digest>@<output>")` (BuildKit's rootKey);
+ * records of ops with inputs are matched through their input links. Other copies (directories,
+ * wildcards, other stages) are keyed by content hashes tsk does not reproduce: not claimed.
  */
 import { createHash } from "node:crypto";
 import type { Vertex } from "../llb/load.ts";
