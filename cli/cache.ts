@@ -17,7 +17,7 @@ import { loadLocalCache, loadRegistryCache, RemoteCache } from "../engine/cache/
 import { buildCache, inlineCache, pushCache, writeLocalCache } from "../engine/cache/export.ts";
 import { INLINE_CACHE_KEY } from "../engine/cache/config.ts";
 import { cacheMapDigests, type ImageInfo, slowKeys } from "../engine/cache/buildkit_keys.ts";
-import { createReadStream } from "node:fs";
+import { contextChecksum } from "../engine/cache/buildkit_contenthash.ts";
 import { imageRef } from "../engine/ops/source_image.ts";
 import {
   cacheMountBlob,
@@ -77,21 +77,29 @@ export function buildkitDigests(
   return f;
 }
 
-/** BuildKit's content-based keys of a copy's inputs, reading files of the local sources. */
+/** BuildKit's content-based keys of a copy's inputs, hashing files of the local sources. */
 export function buildkitSlowKeys(
   locals: Map<string, string>,
 ): (v: Vertex) => Promise<Map<number, string>> {
-  const file = async (local: Vertex, p: string) => {
-    const name = String(local.op.source?.identifier ?? "").replace(/^local:\/\//, "");
+  const checksum = (local: Vertex, p: string) => {
+    const src = local.op.source;
+    const name = String(src?.identifier ?? "").replace(/^local:\/\//, "");
     const dir = locals.get(name);
-    if (!dir) return undefined;
-    const rel = path.posix.normalize("/" + p).slice(1);
-    const abs = path.join(dir, rel);
-    const st = await fsp.lstat(abs).catch(() => undefined);
-    if (!st?.isFile()) return undefined;
-    return { mode: st.mode & 0o7777, size: st.size, content: createReadStream(abs) };
+    const attrs = src?.attrs ?? {};
+    // Include patterns and follow paths change what the client sends: not reproduced.
+    if (!dir || attrs["local.includepattern"] || attrs["local.includepatterns"]) {
+      return Promise.resolve(undefined);
+    }
+    if (attrs["local.followpaths"]) return Promise.resolve(undefined);
+    let excludes: string[] = [];
+    try {
+      excludes = JSON.parse(attrs["local.excludepatterns"] ?? "[]");
+    } catch {
+      return Promise.resolve(undefined);
+    }
+    return contextChecksum(dir, p, excludes);
   };
-  return (v) => slowKeys(v, file);
+  return (v) => slowKeys(v, checksum);
 }
 
 /** Loads every `--cache-from`; returns undefined when none gave a record. */

@@ -184,18 +184,19 @@ function goPathBase(p: string): string {
   return t.slice(t.lastIndexOf("/") + 1);
 }
 
-/** A regular file of a local source (the build context), as BuildKit's content hash sees it. */
-export type ContextFile = { mode: number; size: number; content: AsyncIterable<Uint8Array> };
-export type ContextFileOf = (local: Vertex, p: string) => Promise<ContextFile | undefined>;
+/** BuildKit's content hash of path `p` of a local source (buildkit_contenthash.ts). */
+export type ContextChecksumOf = (local: Vertex, p: string) => Promise<string | undefined>;
 
 /**
  * BuildKit's content-based ("slow") keys of a copy's source inputs, as record digests by input
- * index: `rootKey(sha256(<contenthash of each selected path>), -1)`. The content hash of a
- * regular file is sha256 of its v1 tarsum header (mode, uid 0, gid 0 as docker and buildctl send
- * them, size, type) and its bytes. Only one plain file from a local source is reproduced; other
- * copies (directories, wildcards, several sources, other stages) are not claimed.
+ * index: `rootKey(sha256(<content hash of the selected path>), -1)`. Only a copy with one
+ * non-wildcard source path from a local source is reproduced; other copies (wildcards, several
+ * sources, other stages) are not claimed.
  */
-export async function slowKeys(v: Vertex, file: ContextFileOf): Promise<Map<number, string>> {
+export async function slowKeys(
+  v: Vertex,
+  checksum: ContextChecksumOf,
+): Promise<Map<number, string>> {
   const out = new Map<number, string>();
   const actions = ((v.op.file as Obj | undefined)?.actions ?? []) as Obj[];
   const sels = new Map<number, Set<string>>();
@@ -213,15 +214,9 @@ export async function slowKeys(v: Vertex, file: ContextFileOf): Promise<Map<numb
     const input = v.inputs[i].vertex;
     if (!String(input.op.source?.identifier ?? "").startsWith("local://")) return new Map();
     if (/[*?[\\]/.test(src)) return new Map();
-    const f = await file(input, src);
-    if (!f) return new Map();
-    const h = createHash("sha256");
-    h.update(
-      `namemode${f.mode}uid0gid0size${f.size}typeflag0linknameunamegnamedevmajor0devminor0`,
-    );
-    for await (const chunk of f.content) h.update(chunk);
-    const checksum = "sha256:" + h.digest("hex");
-    out.set(i, rootKey(sha(checksum), -1));
+    const sum = await checksum(input, src);
+    if (!sum) return new Map();
+    out.set(i, rootKey(sha(sum), -1));
   }
   return out;
 }
