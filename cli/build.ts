@@ -590,7 +590,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
       ssh,
       signal: abort.signal,
     });
-    const remote = await importCaches(engine, cacheFrom, platform, progress);
+    const locals = new Map([["context", ctxDir], [
+      "dockerfile",
+      path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath),
+    ]]);
+    const remote = await importCaches(engine, cacheFrom, platform, progress, locals);
     await importCacheMounts(engine, remote, graph.root, progress);
     const solver = new Solver(worker, engine.meta, progress, {
       remote,
@@ -643,6 +647,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       progress,
       sourceDateEpoch: epoch,
       platform: ociPlatform(platforms[i]),
+      locals,
     }));
     const images: PlatformImage[] = [];
     for (const [i, ref] of refs.entries()) {

@@ -16,7 +16,8 @@ import type { Descriptor } from "../engine/types.ts";
 import { loadLocalCache, loadRegistryCache, RemoteCache } from "../engine/cache/remote.ts";
 import { buildCache, inlineCache, pushCache, writeLocalCache } from "../engine/cache/export.ts";
 import { INLINE_CACHE_KEY } from "../engine/cache/config.ts";
-import { cacheMapDigests, type ImageInfo } from "../engine/cache/buildkit_keys.ts";
+import { cacheMapDigests, type ImageInfo, slowKeys } from "../engine/cache/buildkit_keys.ts";
+import { contextChecksum } from "../engine/cache/buildkit_contenthash.ts";
 import { imageRef } from "../engine/ops/source_image.ts";
 import {
   cacheMountBlob,
@@ -76,12 +77,38 @@ export function buildkitDigests(
   return f;
 }
 
+/** BuildKit's content-based keys of a copy's inputs, hashing files of the local sources. */
+export function buildkitSlowKeys(
+  locals: Map<string, string>,
+): (v: Vertex) => Promise<Map<number, string>> {
+  const checksum = (local: Vertex, p: string) => {
+    const src = local.op.source;
+    const name = String(src?.identifier ?? "").replace(/^local:\/\//, "");
+    const dir = locals.get(name);
+    const attrs = src?.attrs ?? {};
+    // Include patterns and follow paths change what the client sends: not reproduced.
+    if (!dir || attrs["local.includepattern"] || attrs["local.includepatterns"]) {
+      return Promise.resolve(undefined);
+    }
+    if (attrs["local.followpaths"]) return Promise.resolve(undefined);
+    let excludes: string[] = [];
+    try {
+      excludes = JSON.parse(attrs["local.excludepatterns"] ?? "[]");
+    } catch {
+      return Promise.resolve(undefined);
+    }
+    return contextChecksum(dir, p, excludes);
+  };
+  return (v) => slowKeys(v, checksum);
+}
+
 /** Loads every `--cache-from`; returns undefined when none gave a record. */
 export async function importCaches(
   engine: Engine,
   specs: CacheImportSpec[],
   platform: Platform,
   progress: Progress,
+  locals: Map<string, string>,
 ): Promise<RemoteCache | undefined> {
   if (!specs.length) return undefined;
   const cache = new RemoteCache({
@@ -91,6 +118,7 @@ export async function importCaches(
     registry: engine.registry,
     storeRoot: engine.root,
     bkDigests: buildkitDigests(engine, platform),
+    bkSlow: buildkitSlowKeys(locals),
   });
   for (const s of specs) {
     const what = s.type === "registry" ? s.ref! : `${s.src} (${s.digest ?? `tag ${s.tag}`})`;
@@ -143,11 +171,14 @@ type ExportCtx = {
   progress: Progress;
   sourceDateEpoch?: number;
   platform: Platform;
+  /** Local source name → host directory (content-based BuildKit keys read them). */
+  locals: Map<string, string>;
 };
 
 function env(c: ExportCtx) {
   return {
     bkDigests: buildkitDigests(c.engine, c.platform),
+    bkSlow: buildkitSlowKeys(c.locals),
     store: c.engine.store,
     meta: c.engine.meta,
     snapshotter: c.engine.snapshotter,

@@ -27,6 +27,11 @@ const files = (base: string, marker: string): Record<string, Record<string, stri
       `COPY a.txt .\nRUN cat a.txt > b.txt\n`,
     "a.txt": "a\n",
   },
+  "copy-dir": {
+    Dockerfile: `FROM ${base}\nRUN echo ${marker} > /m\nCOPY . /app\nRUN ls -R /app > /list\n`,
+    "a.txt": "a\n",
+    "sub/b.txt": "b\n",
+  },
   "multi-stage": {
     Dockerfile: `FROM ${base} AS build\nRUN echo ${marker} > /out\n` +
       `FROM ${base}\nCOPY --from=build /out /out\nRUN cat /out > /copy\n`,
@@ -64,7 +69,7 @@ try {
     const ctx = path.join(work, name);
     rmSync(ctx, { recursive: true, force: true });
     for (const [f, c] of Object.entries(files(base, marker)[name])) {
-      spawnSync("mkdir", ["-p", ctx]);
+      spawnSync("mkdir", ["-p", path.dirname(path.join(ctx, f))]);
       writeFileSync(path.join(ctx, f), c);
     }
     const img = `${reg.host}/cache-interop-${name}`;

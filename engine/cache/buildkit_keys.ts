@@ -1,11 +1,13 @@
 /**
  * BuildKit-compatible cache keys, for the ops whose keys tsk can reproduce byte for byte (checked
  * against the lab dockerd's embedded BuildKit v0.8): image sources (`buildkit.source.v0:` + the
- * chain ID of the image's diff_ids) and exec ops (`buildkit.exec.v0`: Go's encoding/json of the
- * op, selectors and proxy env cleared, the lone root mount left out). A record's digest is
- * `sha256("<cache map digest>@<output>")` (BuildKit's rootKey); records of ops with inputs are
- * matched through their input links. File ops (COPY, WORKDIR) are keyed by BuildKit's content
- * hash of files, which tsk does not reproduce: their steps and the steps after them miss.
+ * resolved manifest's key, or the chain ID of the image's diff_ids), exec ops (`buildkit.exec.v0`:
+ * Go's encoding/json of the op, selectors and proxy env cleared, the lone root mount left out),
+ * file ops without owners (`buildkit.file.v0`: each action's JSON, a copy's source by base name)
+ * and, for a copy of one regular file from the build context, BuildKit's content-based key of
+ * that file. A record's digest is `sha256("<cache map digest>@<output>")` (BuildKit's rootKey);
+ * records of ops with inputs are matched through their input links. Other copies (directories,
+ * wildcards, other stages) are keyed by content hashes tsk does not reproduce: not claimed.
  */
 import { createHash } from "node:crypto";
 import type { Vertex } from "../llb/load.ts";
@@ -130,6 +132,30 @@ export function fileCacheMapDigest(v: Vertex): string | undefined {
         f.push(`"timestamp":${goJSONInt(mk.timestamp as number | bigint)}`);
       }
       json = `{${f.join(",")}}`;
+    } else if (a.copy) {
+      const c = a.copy as Obj;
+      if (c.owner) return undefined;
+      const sec = Number(a.secondaryInput ?? 0);
+      // The source path is keyed by content (slowKeys): only its base name is in the JSON.
+      const src = sec !== -1 && sec < v.inputs.length ? goPathBase(String(c.src ?? "")) : c.src;
+      const f: string[] = [];
+      if (src) f.push(`"src":${str(src)}`);
+      if (c.dest) f.push(`"dest":${str(c.dest)}`);
+      if (c.mode) f.push(`"mode":${goJSONInt(Number(c.mode))}`);
+      for (
+        const k of [
+          "followSymlink",
+          "dirCopyContents",
+          "attemptUnpackDockerCompatibility",
+          "createDestPath",
+          "allowWildcard",
+          "allowEmptyWildcard",
+        ]
+      ) if (c[k]) f.push(`"${k}":true`);
+      if (c.timestamp !== undefined && Number(c.timestamp) !== 0) {
+        f.push(`"timestamp":${goJSONInt(c.timestamp as number | bigint)}`);
+      }
+      json = `{${f.join(",")}}`;
     } else if (a.rm) {
       const rm = a.rm as Obj;
       const f: string[] = [];
@@ -148,6 +174,51 @@ export function fileCacheMapDigest(v: Vertex): string | undefined {
   );
   const idx = usual ? "" : `,"indexes":[${indexes.map((x) => `[${x.join(",")}]`).join(",")}]`;
   return sha(`{"Type":"buildkit.file.v0","Actions":[${parts.join(",")}]${idx}}`);
+}
+
+/** Go's path.Base. */
+function goPathBase(p: string): string {
+  if (p === "") return ".";
+  const t = p.replace(/\/+$/, "");
+  if (t === "") return "/";
+  return t.slice(t.lastIndexOf("/") + 1);
+}
+
+/** BuildKit's content hash of path `p` of a local source (buildkit_contenthash.ts). */
+export type ContextChecksumOf = (local: Vertex, p: string) => Promise<string | undefined>;
+
+/**
+ * BuildKit's content-based ("slow") keys of a copy's source inputs, as record digests by input
+ * index: `rootKey(sha256(<content hash of the selected path>), -1)`. Only a copy with one
+ * non-wildcard source path from a local source is reproduced; other copies (wildcards, several
+ * sources, other stages) are not claimed.
+ */
+export async function slowKeys(
+  v: Vertex,
+  checksum: ContextChecksumOf,
+): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  const actions = ((v.op.file as Obj | undefined)?.actions ?? []) as Obj[];
+  const sels = new Map<number, Set<string>>();
+  for (const a of actions) {
+    const c = a.copy as Obj | undefined;
+    const sec = Number(a.secondaryInput ?? 0);
+    if (!c || sec === -1 || sec >= v.inputs.length) continue;
+    const set = sels.get(sec) ?? new Set<string>();
+    set.add(String(c.src ?? ""));
+    sels.set(sec, set);
+  }
+  for (const [i, set] of sels) {
+    if (set.size !== 1) return new Map();
+    const src = [...set][0];
+    const input = v.inputs[i].vertex;
+    if (!String(input.op.source?.identifier ?? "").startsWith("local://")) return new Map();
+    if (/[*?[\\]/.test(src)) return new Map();
+    const sum = await checksum(input, src);
+    if (!sum) return new Map();
+    out.set(i, rootKey(sha(sum), -1));
+  }
+  return out;
 }
 
 /** Exec input links carry no selector unless a mount selects a path (not matched here). */

@@ -37,6 +37,8 @@ export type CacheExportEnv = {
   sourceDateEpoch?: number;
   /** BuildKit cache map digests of a vertex, to also write records BuildKit can match. */
   bkDigests?: (v: Vertex) => Promise<string[]>;
+  /** BuildKit's content-based record digests of a vertex's inputs, by input index. */
+  bkSlow?: (v: Vertex) => Promise<Map<number, string>>;
 };
 
 /** One layer of a result chain: its blob, and whether image exporters drop it (empty). */
@@ -161,20 +163,34 @@ async function eligible(
 async function bkPlan(
   records: SolvedRecord[],
   bkDigests: CacheExportEnv["bkDigests"],
+  bkSlow?: CacheExportEnv["bkSlow"],
 ): Promise<{ rec: SolvedRecord; digests: string[]; inputs: string[] }[]> {
   if (!bkDigests) return [];
   const byVertex = new Map<string, string[]>();
   const out: { rec: SolvedRecord; digests: string[]; inputs: string[] }[] = [];
   for (const rec of records) {
     const v = rec.vertex;
-    if (v.inputs.some((i) => i.index !== 0 || !byVertex.has(i.vertex.digest))) continue;
+    const slow = v.op.file && bkSlow
+      ? await bkSlow(v).catch(() => new Map<number, string>())
+      : new Map<number, string>();
+    // An input is a BuildKit-keyed vertex, or a content-based key (SLOW + record digest).
+    const inputs = v.inputs.map((i, n) =>
+      slow.has(n)
+        ? SLOW + slow.get(n)
+        : i.index === 0 && byVertex.has(i.vertex.digest)
+        ? i.vertex.digest
+        : undefined
+    );
+    if (inputs.some((i) => i === undefined)) continue;
     const digests = (await bkDigests(v).catch(() => [] as string[])).map((d) => rootKey(d, 0));
     if (!digests.length) continue;
     byVertex.set(v.digest, digests);
-    out.push({ rec, digests, inputs: v.inputs.map((i) => i.vertex.digest) });
+    out.push({ rec, digests, inputs: inputs as string[] });
   }
   return out;
 }
+
+const SLOW = "slow:";
 
 /**
  * Vertices whose result goes under BuildKit-keyed records (they have inputs, every input has
@@ -188,7 +204,10 @@ function bkCovered(
   const has = new Set(plan.map((p) => p.rec.vertex.digest));
   const out = new Set<string>();
   for (const p of plan) {
-    if (p.inputs.length && p.inputs.every((d) => has.has(d)) && exported.has(p.rec.vertex.digest)) {
+    if (
+      p.inputs.length && p.inputs.every((d) => d.startsWith(SLOW) || has.has(d)) &&
+      exported.has(p.rec.vertex.digest)
+    ) {
       out.add(p.rec.vertex.digest);
     }
   }
@@ -214,7 +233,7 @@ export async function buildCache(
   const keyRecOfVertex = new Map<string, number>();
   const pending: { at: number; rec: SolvedRecord }[] = [];
   const topOfVertex = new Map<string, number>();
-  const plan = await bkPlan(records, env.bkDigests);
+  const plan = await bkPlan(records, env.bkDigests, env.bkSlow);
   const covered = bkCovered(plan, new Set(items.map((x) => x.rec.vertex.digest)));
   for (const { rec, chain } of items) {
     let parent = -1;
@@ -261,6 +280,17 @@ export async function buildCache(
   // BuildKit-keyed records (results where tsk has them), linked to their inputs' records.
   const bkIdx = new Map<string, number[]>();
   for (const p of plan) {
+    for (const d of p.inputs) {
+      // A content-based key: a record of its own, without results or inputs.
+      if (d.startsWith(SLOW) && !bkIdx.has(d)) {
+        const digest = d.slice(SLOW.length);
+        if (!recIdx.has(digest)) {
+          recIdx.set(digest, recs.length);
+          recs.push({ digest });
+        }
+        bkIdx.set(d, [recIdx.get(digest)!]);
+      }
+    }
     if (p.inputs.some((d) => !bkIdx.get(d)?.length)) continue;
     const top = topOfVertex.get(p.rec.vertex.digest);
     const idx: number[] = [];
@@ -414,7 +444,7 @@ export async function inlineCache(
   const byDigest = new Map<string, CacheRecord>();
   const resultOf = new Map<string, Omit<CacheRecord, "digest">>();
   const items = await eligible(records, finalRef, chains, "min");
-  const plan = await bkPlan(records, env.bkDigests);
+  const plan = await bkPlan(records, env.bkDigests, env.bkSlow);
   const covered = bkCovered(plan, new Set(items.map((x) => x.rec.vertex.digest)));
   for (const { rec, chain } of items) {
     const idx = chain.map((_, i) => imageIndex[i]).filter((x): x is number => x !== undefined);
@@ -434,6 +464,13 @@ export async function inlineCache(
   const links = new Map<string, string[][]>();
   const bkOfVertex = new Map<string, string[]>();
   for (const p of plan) {
+    for (const d of p.inputs) {
+      if (d.startsWith(SLOW) && !bkOfVertex.has(d)) {
+        const digest = d.slice(SLOW.length);
+        if (!byDigest.has(digest)) byDigest.set(digest, { digest });
+        bkOfVertex.set(d, [digest]);
+      }
+    }
     if (p.inputs.some((d) => !bkOfVertex.get(d)?.length)) continue;
     const mine = p.digests.filter((d) => !byDigest.has(d));
     for (const digest of mine) {

@@ -65,6 +65,8 @@ export type RemoteEnv = {
   status?: (msg: string) => void;
   /** BuildKit cache map digests of a vertex (engine/cache/buildkit_keys.ts). */
   bkDigests?: (v: Vertex) => Promise<string[]>;
+  /** BuildKit's content-based record digests of a vertex's inputs, by input index. */
+  bkSlow?: (v: Vertex) => Promise<Map<number, string>>;
 };
 
 export class RemoteCache implements RemoteLookup {
@@ -136,9 +138,17 @@ export class RemoteCache implements RemoteLookup {
         const digests = await this.#env.bkDigests!(v).catch(() => [] as string[]);
         const cands = digests.flatMap((d) => this.#graphByDigest.get(rootKey(d, 0)) ?? []);
         if (!cands.length) return new Set<number>();
-        const inputs = await Promise.all(
-          v.inputs.map((i) => i.index === 0 ? this.#matchVertex(i.vertex) : new Set<number>()),
-        );
+        const slow = await this.#env.bkSlow?.(v).catch(() => new Map<number, string>()) ??
+          new Map<number, string>();
+        const inputs = await Promise.all(v.inputs.map((inp, i) => {
+          const d = slow.get(i);
+          if (d) {
+            return new Set(
+              (this.#graphByDigest.get(d) ?? []).filter((id) => !this.#graph[id].inputs.length),
+            );
+          }
+          return inp.index === 0 ? this.#matchVertex(inp.vertex) : new Set<number>();
+        }));
         return new Set(cands.filter((id) => {
           const r = this.#graph[id];
           if (r.inputs.length !== v.inputs.length) return false;
