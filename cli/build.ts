@@ -372,7 +372,15 @@ export async function buildCommand(argv: string[]): Promise<number> {
   );
   const tracer = flags.trace ? startTrace() : undefined;
   const progress = tracer ? traceProgress(rendered, tracer) : rendered;
-  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-build-"));
+  // Scratch for remote contexts: inside the store when --root names one (CI runners often have a
+  // tiny or read-only /tmp), else the temp dir ($TMPDIR honoured).
+  // (A --root that cannot be made is reported by the engine, below.)
+  const inStore = flags.root ? path.join(path.resolve(flags.root), "tmp") : undefined;
+  const tmpBase = inStore &&
+      await fsp.mkdir(inStore, { recursive: true, mode: 0o700 }).then(() => true, () => false)
+    ? inStore
+    : os.tmpdir();
+  const tmp = await fsp.mkdtemp(path.join(tmpBase, "tsk-build-"));
   // The main context may be a git URL, an http(s) tarball or `-` (stdin): fetched into tmp.
   let main: MainContext;
   let ssh: Awaited<ReturnType<typeof parseSshFlags>>;
