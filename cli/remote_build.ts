@@ -20,7 +20,7 @@ import { openEngine } from "../engine/engine.ts";
 import { convertDockerfile } from "../engine/frontend/dockerfile/convert.ts";
 import { parseDockerignore } from "../engine/frontend/dockerfile/dockerignore.ts";
 import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
-import { encodeDefinition } from "../proto/ops.ts";
+import { encodeDefinition, opDigest } from "../proto/ops.ts";
 import { getCredentials } from "../engine/source/auth.ts";
 import { escapeControls } from "../engine/frontend/dockerfile/errors.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
@@ -230,14 +230,23 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
           },
           warn: (m) => progress.warn(m),
         });
-        req.Definition = encodeDefinition(convert.definition);
+        const def = convert.definition;
+        if (flags["no-cache"]) {
+          // BuildKit's no-cache for a definition: every op's metadata says ignore_cache.
+          const md = { ...def.metadata };
+          for (const b of def.def ?? []) {
+            const d = opDigest(b);
+            md[d] = { ...md[d], ignore_cache: true };
+          }
+          def.metadata = md;
+        }
+        req.Definition = encodeDefinition(def);
         if (out && ["image", "moby", "oci", "docker"].includes(out.type)) {
           out.attrs["containerimage.config"] = JSON.stringify(convert.image);
         }
       } finally {
         engine.close();
       }
-      if (flags["no-cache"]) req.FrontendAttrs = { "no-cache": "" };
     }
     if (out) {
       req.Exporter = out.type;

@@ -1,0 +1,168 @@
+/**
+ * `tsk build --addr docker-unix:///var/run/docker.sock` (issue 14): tsk converts the Dockerfile,
+ * dockerd's embedded BuildKit runs it, calling back into tsk's session for the context, secrets
+ * and the type=local output. Checked against the Debian dockerd started by scripts/dockerd.sh:
+ * the files of a multi-stage build equal a local tsk build's; a secret reaches the RUN and is in
+ * no output or log; progress comes in order with CACHED on the second build; the server's own
+ * Dockerfile frontend (--frontend dockerfile.v0) gives the same files; an exporter dockerd lacks
+ * gives an error naming dockerd's version and its exporters.
+ * Root only: the docker socket is root:docker 0660, the unprivileged tskuser cannot reach it (its
+ * clear error is asserted instead).
+ */
+import { before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, lstatSync } from "node:fs";
+import path from "node:path";
+import { type Env, env, makeContext, tsk, REPO } from "./harness.ts";
+
+const ADDR = "docker-unix:///var/run/docker.sock";
+let e: Env;
+let dockerUp = false;
+before(async () => {
+  e = await env();
+  dockerUp = spawnSync("bash", [path.join(REPO, "scripts", "dockerd.sh")], { stdio: "ignore" }).status === 0 &&
+    existsSync("/var/run/docker.sock");
+});
+
+const noDocker = spawnSync("bash", ["-c", "command -v dockerd"]).status !== 0
+  ? "dockerd is not installed"
+  : process.getuid?.() !== 0
+  ? "needs root to start dockerd"
+  : false;
+
+/** Every file under `dir`: path → content (or link target), with mode bits. */
+function tree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const n of readdirSync(path.join(dir, rel)).sort()) {
+      const p = rel ? `${rel}/${n}` : n;
+      const st = lstatSync(path.join(dir, p));
+      const mode = (st.mode & 0o7777).toString(8);
+      if (st.isDirectory()) {
+        out[p + "/"] = mode;
+        walk(p);
+      } else if (st.isSymbolicLink()) out[p] = `-> ${readlinkSync(path.join(dir, p))}`;
+      else out[p] = `${mode} ${readFileSync(path.join(dir, p), "utf8")}`;
+    }
+  };
+  walk("");
+  return out;
+}
+
+function out(): string {
+  return mkdtempSync(path.join(e.work, "remote-out-"));
+}
+
+const dockerfile = (busybox: string) => `FROM ${busybox} AS build
+WORKDIR /src
+COPY app.txt ./
+RUN mkdir -p /out/bin && tr a-z A-Z < app.txt > /out/upper.txt && ln -s upper.txt /out/link && \\
+    echo built > /out/bin/tool && chmod 755 /out/bin/tool
+FROM scratch
+COPY --from=build /out/ /
+COPY extra/ /extra/
+`;
+
+describe("remote build on dockerd's BuildKit", { skip: noDocker }, () => {
+  test("multi-stage, type=local: the files equal a local tsk build's", async () => {
+    assert.ok(dockerUp, "dockerd did not start");
+    const ctx = makeContext(e, {
+      Dockerfile: dockerfile(e.busybox),
+      "app.txt": "hello remote\n",
+      "extra/a": "A\n",
+      "extra/ignored.log": "no\n",
+      ".dockerignore": "extra/*.log\n",
+    }, undefined);
+    const remoteOut = out(), localOut = out();
+    const r = await tsk(["build", "--addr", ADDR, "--progress", "plain", "-o", `type=local,dest=${remoteOut}`, ctx], { as: undefined });
+    assert.equal(r.code, 0, r.stderr);
+    const l = await tsk(["build", "--progress", "plain", "-o", `type=local,dest=${localOut}`, ctx], { as: undefined });
+    assert.equal(l.code, 0, l.stderr);
+    const got = tree(remoteOut);
+    assert.equal(got["upper.txt"], "644 HELLO REMOTE\n");
+    assert.equal(got["bin/tool"], "755 built\n");
+    assert.equal(got["link"], "-> upper.txt");
+    assert.equal(got["extra/a"], "644 A\n");
+    assert.equal(got["extra/ignored.log"], undefined, ".dockerignore applied on tsk's side");
+    assert.deepEqual(got, tree(localOut));
+  });
+
+  test("--frontend dockerfile.v0: the server's frontend builds the same files", async () => {
+    const ctx = makeContext(e, {
+      Dockerfile: dockerfile(e.busybox),
+      "app.txt": "server side\n",
+      "extra/a": "A\n",
+    }, undefined);
+    const o = out();
+    const r = await tsk(["build", "--addr", ADDR, "--frontend", "dockerfile.v0", "--progress", "plain", "-o", `type=local,dest=${o}`, ctx], { as: undefined });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(path.join(o, "upper.txt"), "utf8"), "SERVER SIDE\n");
+    assert.equal(readFileSync(path.join(o, "extra/a"), "utf8"), "A\n");
+  });
+
+  test("a secret reaches the RUN and appears nowhere in the output or the log", async () => {
+    const value = `s3cr3t-${Date.now()}`;
+    const ctx = makeContext(e, {
+      Dockerfile: `FROM ${e.busybox}\nRUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /len && cat /run/secrets/tok | sha256sum | cut -c1-64 > /sum\n`,
+      "secret.txt": value,
+    }, undefined);
+    const o = out();
+    const r = await tsk([
+      "build", "--addr", ADDR, "--progress", "plain", "--no-cache",
+      "--secret", `id=tok,src=${path.join(ctx, "secret.txt")}`, "-o", `type=local,dest=${o}`, ctx,
+    ], { as: undefined });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(path.join(o, "len"), "utf8").trim(), String(value.length));
+    const want = spawnSync("sha256sum", { input: value, encoding: "utf8" }).stdout.slice(0, 64);
+    assert.equal(readFileSync(path.join(o, "sum"), "utf8").trim(), want);
+    const grep = spawnSync("grep", ["-rl", value, o], { encoding: "utf8" });
+    assert.equal(grep.stdout, "", "the secret is in an output file");
+    assert.ok(!r.stderr.includes(value));
+  });
+
+  test("progress arrives in order, with CACHED on the second build", async () => {
+    const ctx = makeContext(e, {
+      Dockerfile: `FROM ${e.busybox}\nRUN echo step-one-${Date.now()} > /one\nRUN cat /one > /two\n`,
+    }, undefined);
+    const run = () => tsk(["build", "--addr", ADDR, "--progress", "plain", ctx], { as: undefined });
+    const first = await run();
+    assert.equal(first.code, 0, first.stderr);
+    const second = await run();
+    assert.equal(second.code, 0, second.stderr);
+    for (const r of [first, second]) {
+      const ids = [...r.stderr.matchAll(/^#(\d+) \S/gm)].map((m) => Number(m[1]));
+      const firstSeen = [...new Set(ids)];
+      assert.deepEqual(firstSeen, [...firstSeen].sort((a, b) => a - b), r.stderr);
+      assert.ok(/\[2\/3\] RUN echo step-one/.test(r.stderr) && /\[3\/3\] RUN cat/.test(r.stderr), r.stderr);
+    }
+    assert.ok(!/CACHED/.test(first.stderr.split("[2/3] RUN")[1] ?? ""), first.stderr);
+    const runs = second.stderr.split(/\n\n/).filter((b) => /RUN (echo|cat)/.test(b));
+    assert.ok(runs.length >= 2 && runs.every((b) => /CACHED/.test(b)), second.stderr);
+  });
+
+  test("an exporter dockerd lacks: the error names dockerd's version and exporters", async () => {
+    const ctx = makeContext(e, { Dockerfile: `FROM scratch\nCOPY Dockerfile /\n` }, undefined);
+    const r = await tsk([
+      "build", "--addr", ADDR, "--progress", "plain",
+      "-o", `type=image,name=${e.registry.host}/remote/x:1,push=true`, ctx,
+    ], { as: undefined });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /ERROR: dockerd 20\.10\.\S+ \(API [\d.]+\) has no exporter "image": it offers moby, local, tar/);
+  });
+
+  test("a bad address is a usage error", async () => {
+    const r = await tsk(["build", "--addr", "ftp://x", "."], { as: undefined });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unsupported BuildKit address scheme "ftp"/);
+  });
+
+  test("the unprivileged user cannot reach the root-owned socket: a clear error", async () => {
+    const ctx = makeContext(e, { Dockerfile: `FROM scratch\nCOPY Dockerfile /\n` }, e.user);
+    const o = out();
+    chownSync(o, e.user.uid, e.user.gid);
+    const r = await tsk(["build", "--addr", ADDR, "-o", `type=local,dest=${o}`, ctx], { as: e.user });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /ERROR: cannot connect to BuildKit at docker-unix:\/\/\/var\/run\/docker\.sock: .*(EACCES|permission denied)/i);
+  });
+});
