@@ -103,12 +103,13 @@ export class RemoteClient {
   async startSession(name: string, handlers: Map<string, Handler>, onError: (e: Error) => void): Promise<string> {
     const id = randomBytes(16).toString("hex");
     const headers = sessionHeaders(id, name, handlers.keys());
-    if (this.addr.kind === "docker") {
+    if (this.addr.kind === "docker" && process.env.TSK_SESSION_TRANSPORT !== "control") {
       const sock = await dockerUpgrade(this.addr, "/session", headers);
       this.closers.push(serveGrpc(sock, handlers, onError));
       return id;
     }
-    // buildkitd: the session's HTTP/2 runs inside Control.Session's BytesMessage stream.
+    // buildkitd (and dockerd with TSK_SESSION_TRANSPORT=control): the session's HTTP/2 runs
+    // inside Control.Session's BytesMessage stream, as BuildKit's own client does.
     const md: Record<string, string[]> = {};
     for (const [k, v] of headers) (md[k.toLowerCase()] ??= []).push(v);
     const call = this.grpc.call(SVC + "Session", md as unknown as Record<string, string>);

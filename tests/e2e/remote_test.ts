@@ -13,6 +13,7 @@ import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, lstatSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { type Env, env, makeContext, tsk, REPO } from "./harness.ts";
 
@@ -164,5 +165,66 @@ describe("remote build on dockerd's BuildKit", { skip: noDocker }, () => {
     const r = await tsk(["build", "--addr", ADDR, "-o", `type=local,dest=${o}`, ctx], { as: e.user });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /ERROR: cannot connect to BuildKit at docker-unix:\/\/\/var\/run\/docker\.sock: .*(EACCES|permission denied)/i);
+  });
+});
+
+/**
+ * A relay that makes dockerd's BuildKit look like a buildkitd socket: each connection is
+ * upgraded on dockerd's /grpc endpoint, then bytes flow both ways untouched. So unix:// and
+ * tcp:// (plain h2c, session inside Control.Session) run against a real BuildKit.
+ */
+async function buildkitdRelay(listen: { path: string } | { port: number; host: string }): Promise<net.Server> {
+  const server = net.createServer((client) => {
+    const up = net.connect({ path: "/var/run/docker.sock" });
+    up.write("POST /grpc HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+    let buf = Buffer.alloc(0);
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const i = buf.indexOf("\r\n\r\n");
+      if (i < 0) return;
+      up.off("data", onData);
+      client.write(buf.subarray(i + 4));
+      up.pipe(client);
+      client.pipe(up);
+    };
+    up.on("data", onData);
+    up.on("error", () => client.destroy());
+    client.on("error", () => up.destroy());
+  });
+  await new Promise<void>((r) => server.listen(listen, r));
+  return server;
+}
+
+describe("remote build through buildkitd-style addresses", { skip: noDocker }, () => {
+  const files = { Dockerfile: `FROM scratch\nCOPY a /a\n`, a: "relayed\n" };
+  test("unix:// (h2c, session in Control.Session)", async () => {
+    const sock = path.join(e.work, "bk.sock");
+    const srv = await buildkitdRelay({ path: sock });
+    try {
+      const ctx = makeContext(e, files, undefined);
+      const o = out();
+      const r = await tsk(["build", "--addr", `unix://${sock}`, "-o", `type=local,dest=${o}`, ctx], { as: undefined });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(readFileSync(path.join(o, "a"), "utf8"), "relayed\n");
+    } finally {
+      srv.close();
+    }
+  });
+  test("tcp:// via BUILDKIT_HOST, type=tar output", async () => {
+    const srv = await buildkitdRelay({ port: 0, host: "127.0.0.1" });
+    try {
+      const port = (srv.address() as net.AddressInfo).port;
+      const ctx = makeContext(e, files, undefined);
+      const tarFile = path.join(out(), "out.tar");
+      const r = await tsk(["build", "-o", `type=tar,dest=${tarFile}`, ctx], {
+        as: undefined,
+        env: { BUILDKIT_HOST: `tcp://127.0.0.1:${port}` },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const list = spawnSync("tar", ["-xOf", tarFile, "a"], { encoding: "utf8" });
+      assert.equal(list.stdout, "relayed\n");
+    } finally {
+      srv.close();
+    }
   });
 });
