@@ -134,10 +134,22 @@ export async function sendDir(
   return { files: sent, bytes };
 }
 
-/** Safe join: `rel` (from the server) must stay inside `dest`. */
-function inside(dest: string, rel: string): string {
+/**
+ * Where `rel` (from the server) goes under `dest`: `..` is clamped at the root, and no parent
+ * may be a symlink (a link sent earlier must not carry a later entry outside `dest`).
+ */
+async function inside(dest: string, rel: string): Promise<string> {
   const clean = path.posix.normalize("/" + rel).slice(1);
-  if (!clean || clean.startsWith("..")) throw new Error(`invalid path ${JSON.stringify(rel)} from the server`);
+  if (!clean) throw new Error(`invalid path ${JSON.stringify(rel)} from the server`);
+  const parts = clean.split("/");
+  let cur = dest;
+  for (const p of parts.slice(0, -1)) {
+    cur = path.join(cur, p);
+    const st = await fsp.lstat(cur).catch(() => undefined);
+    if (st?.isSymbolicLink()) {
+      throw new Error(`refusing ${JSON.stringify(rel)} from the server: ${p} is a symlink`);
+    }
+  }
   return path.join(dest, clean);
 }
 
@@ -176,7 +188,7 @@ export async function receiveDir(stream: PacketStream, dest: string): Promise<{ 
       }
       const id = index++;
       const stat = p.stat;
-      const abs = inside(dest, stat.path ?? "");
+      const abs = await inside(dest, stat.path ?? "");
       const mode = stat.mode ?? 0;
       if (isType(mode, GO_DIR)) {
         await fsp.mkdir(abs, { recursive: true });
@@ -189,7 +201,7 @@ export async function receiveDir(stream: PacketStream, dest: string): Promise<{ 
         await fsp.rm(abs, { force: true, recursive: true });
         if (stat.linkname) {
           // A hard link to an entry sent before.
-          await fsp.link(inside(dest, stat.linkname), abs);
+          await fsp.link(await inside(dest, stat.linkname), abs);
           continue;
         }
         const fh = await fsp.open(abs, "w", unixPerm(mode));

@@ -61,14 +61,23 @@ test("sendDir → receiveDir: files, modes, links, excludes", async () => {
   }
 });
 
-test("receiveDir refuses paths that leave the destination", async () => {
+test("receiveDir keeps everything inside the destination", async () => {
   const tmp = mkdtempSync(path.join(os.tmpdir(), "tsk-fsutil-"));
   try {
+    const dest = path.join(tmp, "dest");
     const q = new Queue<Uint8Array>();
+    const sent: number[] = [];
     q.push(encode("Packet", { type: PacketType.STAT, stat: { path: "../evil", mode: 0o644 } }));
+    q.push(encode("Packet", { type: PacketType.STAT, stat: { path: "ln", mode: 2 ** 27 + 0o777, linkname: tmp } }));
+    q.push(encode("Packet", { type: PacketType.STAT, stat: { path: "ln/escaped", mode: 0o644 } }));
     q.end();
-    await assert.rejects(receiveDir({ messages: q, send: () => {} }, path.join(tmp, "dest")), /invalid path "\.\.\/evil"/);
+    await assert.rejects(
+      receiveDir({ messages: q, send: () => sent.push(1) }, dest),
+      /refusing "ln\/escaped" from the server: ln is a symlink/,
+    );
+    assert.ok(lstatSync(path.join(dest, "evil")).isFile(), "../ is clamped at the root");
     assert.throws(() => lstatSync(path.join(tmp, "evil")));
+    assert.throws(() => lstatSync(path.join(tmp, "escaped")));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
