@@ -242,7 +242,11 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
         }
         req.Definition = encodeDefinition(def);
         if (out && ["image", "moby", "oci", "docker"].includes(out.type)) {
-          out.attrs["containerimage.config"] = JSON.stringify(convert.image);
+          // BuildKit's image exporters take the config from a frontend's result; a definition
+          // solve has none (docs/remote.md).
+          progress.warn(
+            `the ${out.type} output of tsk's LLB has no image config (ENV, CMD, LABEL, ...) on a BuildKit: add --frontend dockerfile.v0 for a complete image`,
+          );
         }
       } finally {
         engine.close();

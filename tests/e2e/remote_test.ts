@@ -102,6 +102,27 @@ describe("remote build on dockerd's BuildKit", { skip: noDocker }, () => {
     assert.equal(readFileSync(path.join(o, "extra/a"), "utf8"), "A\n");
   });
 
+  test("type=moby with --frontend dockerfile.v0: the image is tagged into docker with its config", async () => {
+    const name = `remote-tsk-e2e:${process.pid}`;
+    const ctx = makeContext(e, {
+      Dockerfile: `FROM scratch\nCOPY a /a\nENV FOO=bar\nCMD ["/a"]\nLABEL tsk.remote=yes\n`,
+      a: "a\n",
+    }, undefined);
+    try {
+      const r = await tsk(["build", "--addr", ADDR, "--frontend", "dockerfile.v0", "-o", `type=moby,name=${name}`, ctx], { as: undefined });
+      assert.equal(r.code, 0, r.stderr);
+      const i = spawnSync("/usr/bin/docker", ["image", "inspect", name, "--format", "{{json .Config.Env}} {{json .Config.Cmd}} {{json .Config.Labels}}"], { encoding: "utf8" });
+      assert.equal(i.status, 0, i.stderr);
+      assert.match(i.stdout, /"FOO=bar"\] \["\/a"\] \{"tsk\.remote":"yes"\}/);
+      // tsk's own LLB: the same files, and a warning that the config does not travel.
+      const l = await tsk(["build", "--addr", ADDR, "--progress", "plain", "-o", `type=moby,name=${name}`, ctx], { as: undefined });
+      assert.equal(l.code, 0, l.stderr);
+      assert.match(l.stderr, /WARNING: the moby output of tsk's LLB has no image config/);
+    } finally {
+      spawnSync("/usr/bin/docker", ["rmi", "-f", name], { stdio: "ignore" });
+    }
+  });
+
   test("a secret reaches the RUN and appears nowhere in the output or the log", async () => {
     const value = `s3cr3t-${Date.now()}`;
     const ctx = makeContext(e, {
