@@ -1,11 +1,14 @@
 /**
  * `tsk du [-v] [--format json] [--filter F]... [--root DIR]`: disk usage of the store, item by item
+      --addr URL         A BuildKit's cache instead (docker-unix://, unix://, tcp://; $TSK_ADDR, $BUILDKIT_HOST);
+                         --filter then takes BuildKit's syntax (id==ID, type==regular)
  * (BuildKit `du` style). Every byte under the store belongs to one item, so the sizes add up to
  * the total. Text output is a table (ID, TYPE, RECLAIMABLE, SIZE, LAST ACCESSED), or with -v one
  * block per item; both end with `Reclaimable:` and `Total:` lines. `--format json` prints
  * `{"items":[...],"reclaimable":N,"total":N,"byType":{TYPE:N}}` with sizes in bytes.
  */
 import { parseArgs } from "node:util";
+import { remoteAddr } from "./remote_addr.ts";
 import { openEngine } from "../engine/engine.ts";
 import { storeUsage, type UsageItem } from "../engine/gc/usage.ts";
 import { formatBytes, itemMatches, parseFilters } from "../engine/gc/collector.ts";
@@ -79,6 +82,9 @@ export function formatVerbose(items: UsageItem[]): string {
 }
 
 export async function duCommand(argv: string[]): Promise<number> {
+  // --addr / TSK_ADDR / BUILDKIT_HOST: a BuildKit's cache (cli/remote_du.ts).
+  const addr = argv.includes("--help") || argv.includes("-h") ? undefined : remoteAddr(argv);
+  if (addr !== undefined) return await (await import("./remote_du.ts")).remoteDuCommand(argv, addr);
   let values;
   try {
     ({ values } = parseArgs({

@@ -9,6 +9,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { parseBuildFlags } from "./build.ts";
+export { remoteAddr } from "./remote_addr.ts";
 import { splitCsv, UsageError } from "./output_flag.ts";
 import { AddrError, parseAddr, type TlsFiles } from "../engine/remote/addr.ts";
 import { RemoteClient } from "../engine/remote/client.ts";
@@ -32,16 +33,6 @@ export const REMOTE_HELP = `      --addr URL               Build on a BuildKit: 
                                $BUILDKIT_HOST; unset: build here)
       --tlscacert/--tlscert/--tlskey FILE   TLS for tcp:// addresses
 `;
-
-/** The BuildKit address of this invocation (flag, then TSK_ADDR, then BUILDKIT_HOST), if any. */
-export function remoteAddr(argv: string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "--") break;
-    if (argv[i] === "--addr") return argv[i + 1] ?? "";
-    if (argv[i].startsWith("--addr=")) return argv[i].slice(7);
-  }
-  return process.env.TSK_ADDR || process.env.BUILDKIT_HOST || undefined;
-}
 
 /** Splits the remote-only flags from the rest. */
 export function takeRemoteFlags(argv: string[]): { rest: string[]; values: Record<string, string> } {

@@ -69,17 +69,18 @@ export class RemoteClient {
     return r.record ?? [];
   }
 
-  async diskUsage(): Promise<UsageRecord[]> {
+  async diskUsage(filter: string[] = []): Promise<UsageRecord[]> {
     const r = decode<{ record?: UsageRecord[] }>(
       "DiskUsageResponse",
-      await this.grpc.unary(SVC + "DiskUsage", encode("DiskUsageRequest", {})),
+      await this.grpc.unary(SVC + "DiskUsage", encode("DiskUsageRequest", { filter })),
     );
     return r.record ?? [];
   }
 
-  async *prune(all: boolean): AsyncIterable<UsageRecord> {
+  /** Prunes the cache (`keepDuration` in nanoseconds, as BuildKit takes it). */
+  async *prune(all: boolean, keepDuration = 0, filter: string[] = []): AsyncIterable<UsageRecord> {
     const c = this.grpc.call(SVC + "Prune");
-    c.send(encode("PruneRequest", { all }));
+    c.send(encode("PruneRequest", { all, keepDuration, filter }));
     c.end();
     for await (const m of c.messages) yield decode<UsageRecord>("UsageRecord", m);
   }

@@ -173,6 +173,29 @@ describe("remote build on dockerd's BuildKit", { skip: noDocker }, () => {
     assert.match(r.stderr, /ERROR: dockerd 20\.10\.\S+ \(API [\d.]+\) has no exporter "image": it offers moby, local, tar/);
   });
 
+  test("du --addr and prune --addr --filter: the server's cache, only the record asked for", async () => {
+    const token = `remote-du-${process.pid}-${Date.now()}`;
+    const ctx = makeContext(e, { Dockerfile: `FROM ${e.busybox}\nRUN echo ${token} > /u\n` }, undefined);
+    const b = await tsk(["build", "--addr", ADDR, "--progress", "quiet", ctx], { as: undefined });
+    assert.equal(b.code, 0, b.stderr);
+    type Item = { id: string; description: string; size: number };
+    const du = async (): Promise<Item[]> => {
+      const r = await tsk(["du", "--addr", ADDR, "--format", "json"], { as: undefined });
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout.toString()).items;
+    };
+    const mine = (await du()).filter((i) => i.description.includes(token));
+    assert.equal(mine.length, 1, "one cache record for the RUN");
+    const table = await tsk(["du", "--addr", ADDR], { as: undefined });
+    assert.match(table.stdout.toString(), new RegExp(`^${mine[0].id}\\*?\\s+(true|false)\\s`, "m"));
+    assert.match(table.stdout.toString(), /^Total:\s+\S+/m);
+    // Other helpers' caches live in the same dockerd: prune only this record.
+    const p = await tsk(["prune", "--addr", ADDR, "--filter", `id==${mine[0].id}`, "--format", "json"], { as: undefined });
+    assert.equal(p.code, 0, p.stderr);
+    assert.deepEqual(JSON.parse(p.stdout.toString()).removed.map((i: Item) => i.id), [mine[0].id]);
+    assert.equal((await du()).filter((i) => i.description.includes(token)).length, 0);
+  });
+
   test("a bad address is a usage error", async () => {
     const r = await tsk(["build", "--addr", "ftp://x", "."], { as: undefined });
     assert.equal(r.code, 2);
