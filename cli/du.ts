@@ -1,7 +1,5 @@
 /**
  * `tsk du [-v] [--format json] [--filter F]... [--root DIR]`: disk usage of the store, item by item
-      --addr URL         A BuildKit's cache instead (docker-unix://, unix://, tcp://; $TSK_ADDR, $BUILDKIT_HOST);
-                         --filter then takes BuildKit's syntax (id==ID, type==regular)
  * (BuildKit `du` style). Every byte under the store belongs to one item, so the sizes add up to
  * the total. Text output is a table (ID, TYPE, RECLAIMABLE, SIZE, LAST ACCESSED), or with -v one
  * block per item; both end with `Reclaimable:` and `Total:` lines. `--format json` prints
@@ -22,6 +20,8 @@ Options:
       --format string    "table" (default) or "json"
       --filter F         Only items matching F (type=T, type!=T, id=PREFIX, until=DURATION); repeatable
       --root DIR         Store directory (default $XDG_DATA_HOME/tsk)
+      --addr URL         A BuildKit's cache instead (docker-unix://, unix://, tcp://; $TSK_ADDR, $BUILDKIT_HOST);
+                         --filter then takes BuildKit's syntax (id==ID, type==regular)
   -h, --help             Show this help
 `;
 

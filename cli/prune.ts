@@ -28,8 +28,8 @@ Options:
   -f, --force                Accepted for docker compatibility: tsk never asks for confirmation
       --format string        "table" (default) or "json"
       --root DIR             Store directory (default $XDG_DATA_HOME/tsk)
-      --addr URL         A BuildKit's cache instead (docker-unix://, unix://, tcp://; $TSK_ADDR, $BUILDKIT_HOST);
-                         --filter then takes BuildKit's syntax (id==ID, type==regular)
+      --addr URL             A BuildKit's cache instead (docker-unix://, unix://, tcp://; $TSK_ADDR,
+                             $BUILDKIT_HOST); --filter then takes BuildKit's syntax (id==ID, type==regular)
   -h, --help                 Show this help
 `;
 
