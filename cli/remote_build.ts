@@ -7,7 +7,8 @@
  */
 import { promises as fsp } from "node:fs";
 import path from "node:path";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import os from "node:os";
 import { parseBuildFlags } from "./build.ts";
 export { remoteAddr } from "./remote_addr.ts";
 import { splitCsv, UsageError } from "./output_flag.ts";
@@ -21,7 +22,8 @@ import { openEngine } from "../engine/engine.ts";
 import { convertDockerfile } from "../engine/frontend/dockerfile/convert.ts";
 import { parseDockerignore } from "../engine/frontend/dockerfile/dockerignore.ts";
 import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
-import { encodeDefinition, opDigest } from "../proto/ops.ts";
+import { type Definition, encodeDefinition, opDigest } from "../proto/ops.ts";
+import { bindSession } from "../engine/remote/bind_session.ts";
 import { getCredentials } from "../engine/source/auth.ts";
 import { escapeControls } from "../engine/frontend/dockerfile/errors.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
@@ -172,6 +174,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
       } else args[a.slice(0, i)] = a.slice(i + 1);
     }
     const out = outputs[0];
+    let definition: Definition | undefined;
     const req: Parameters<RemoteClient["solve"]>[0] = {
       Ref: randomBytes(12).toString("hex"),
       Entitlements: [],
@@ -231,7 +234,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
           }
           def.metadata = md;
         }
-        req.Definition = encodeDefinition(def);
+        definition = def;
         if (out && ["image", "moby", "oci", "docker"].includes(out.type)) {
           // BuildKit's image exporters take the config from a frontend's result; a definition
           // solve has none (docs/remote.md).
@@ -261,7 +264,10 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
       output: out?.session,
       stdout: process.stdout,
     });
-    req.Session = await client.startSession(path.basename(ctxDir), handlers, (e) => (sessionError ??= e));
+    // One server-side copy per context directory (the Docker CLI's shared key).
+    const sharedKey = createHash("sha256").update(`${os.hostname()}:${ctxDir}`).digest("hex");
+    req.Session = await client.startSession(path.basename(ctxDir), sharedKey, handlers, (e) => (sessionError ??= e));
+    if (definition) req.Definition = encodeDefinition(bindSession(definition, req.Session));
     const statusDone = renderStatus(client.status(req.Ref!), progress);
     let response: Record<string, string>;
     try {

@@ -101,9 +101,14 @@ export class RemoteClient {
   }
 
   /** Starts a session serving `handlers`; returns its id. */
-  async startSession(name: string, handlers: Map<string, Handler>, onError: (e: Error) => void): Promise<string> {
+  async startSession(
+    name: string,
+    sharedKey: string,
+    handlers: Map<string, Handler>,
+    onError: (e: Error) => void,
+  ): Promise<string> {
     const id = randomBytes(16).toString("hex");
-    const headers = sessionHeaders(id, name, handlers.keys());
+    const headers = sessionHeaders(id, name, sharedKey, handlers.keys());
     if (this.addr.kind === "docker" && process.env.TSK_SESSION_TRANSPORT !== "control") {
       const sock = await dockerUpgrade(this.addr, "/session", headers);
       this.closers.push(serveGrpc(sock, handlers, onError));

@@ -87,12 +87,21 @@ export function sessionHandlers(o: SessionOptions): Map<string, Handler> {
   return h;
 }
 
-/** The header values that announce the session and its methods to BuildKit. */
-export function sessionHeaders(id: string, name: string, methods: Iterable<string>): [string, string][] {
+/**
+ * The header values that announce the session and its methods to BuildKit. `sharedKey` picks
+ * the server-side copy a local source syncs into (BuildKit reuses it across sessions with the
+ * same key): one per context directory, as the Docker CLI derives it.
+ */
+export function sessionHeaders(
+  id: string,
+  name: string,
+  sharedKey: string,
+  methods: Iterable<string>,
+): [string, string][] {
   const out: [string, string][] = [
     ["X-Docker-Expose-Session-Uuid", id],
     ["X-Docker-Expose-Session-Name", name],
-    ["X-Docker-Expose-Session-Sharedkey", ""],
+    ["X-Docker-Expose-Session-Sharedkey", sharedKey],
   ];
   for (const m of methods) out.push(["X-Docker-Expose-Session-Grpc-Method", m]);
   return out;

@@ -12,7 +12,7 @@
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, lstatSync } from "node:fs";
+import { chownSync, existsSync, rmSync, writeFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, lstatSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { type Env, env, makeContext, tsk, REPO } from "./harness.ts";
@@ -87,6 +87,23 @@ describe("remote build on dockerd's BuildKit", { skip: noDocker }, () => {
     assert.equal(got["extra/a"], "644 A\n");
     assert.equal(got["extra/ignored.log"], undefined, ".dockerignore applied on tsk's side");
     assert.deepEqual(got, tree(localOut));
+  });
+
+  test("the context is sent again each build: changed, added and removed files show", async () => {
+    const ctx = makeContext(e, { Dockerfile: "FROM scratch\nCOPY . /ctx\n", a: "1\n", gone: "x\n" }, undefined);
+    const build = async () => {
+      const o = out();
+      const r = await tsk(["build", "--addr", ADDR, "--progress", "plain", "-o", `type=local,dest=${o}`, ctx], { as: undefined });
+      assert.equal(r.code, 0, r.stderr);
+      return tree(path.join(o, "ctx"));
+    };
+    assert.deepEqual(Object.keys(await build()), ["Dockerfile", "a", "gone"]);
+    writeFileSync(path.join(ctx, "a"), "2\n");
+    writeFileSync(path.join(ctx, "new"), "n\n");
+    rmSync(path.join(ctx, "gone"));
+    const second = await build();
+    assert.deepEqual(Object.keys(second), ["Dockerfile", "a", "new"]);
+    assert.equal(second.a, "644 2\n");
   });
 
   test("--frontend dockerfile.v0: the server's frontend builds the same files", async () => {
