@@ -16,6 +16,8 @@ import { chownSync, existsSync, rmSync, writeFileSync, mkdtempSync, readdirSync,
 import net from "node:net";
 import path from "node:path";
 import { type Env, env, makeContext, tsk, REPO } from "./harness.ts";
+import { startRegistry } from "../fixtures/registry.ts";
+import { pushBusybox } from "../fixtures/base_images.ts";
 
 const ADDR = "docker-unix:///var/run/docker.sock";
 let e: Env;
@@ -211,6 +213,35 @@ describe("remote build on dockerd's BuildKit", { skip: noDocker }, () => {
     assert.equal(p.code, 0, p.stderr);
     assert.deepEqual(JSON.parse(p.stdout.toString()).removed.map((i: Item) => i.id), [mine[0].id]);
     assert.equal((await du()).filter((i) => i.description.includes(token)).length, 0);
+  });
+
+  test("registry credentials reach BuildKit through the session (basic-auth registry)", async () => {
+    const reg = await startRegistry({ auth: "basic", username: "remote", password: "pw-remote" });
+    try {
+      await pushBusybox(reg.host, "private/busybox", "latest", { username: "remote", password: "pw-remote" });
+      const cfgDir = mkdtempSync(path.join(e.work, "dockercfg-"));
+      writeFileSync(
+        path.join(cfgDir, "config.json"),
+        JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from("remote:pw-remote").toString("base64") } } }),
+      );
+      const ctx = makeContext(e, { Dockerfile: `FROM ${reg.host}/private/busybox\nRUN echo pulled > /p\n` }, undefined);
+      const o = out();
+      const r = await tsk(["build", "--addr", ADDR, "--progress", "plain", "-o", `type=local,dest=${o}`, ctx], {
+        as: undefined,
+        env: { DOCKER_CONFIG: cfgDir },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(readFileSync(path.join(o, "p"), "utf8"), "pulled\n");
+      // Without the credentials the server cannot pull.
+      const denied = await tsk(["build", "--addr", ADDR, "--frontend", "dockerfile.v0", "--no-cache", ctx], {
+        as: undefined,
+        env: { DOCKER_CONFIG: mkdtempSync(path.join(e.work, "nocfg-")) },
+      });
+      assert.equal(denied.code, 1);
+      assert.match(denied.stderr, /401|unauthorized|authoriz/i);
+    } finally {
+      await reg.stop();
+    }
   });
 
   test("a bad address is a usage error", async () => {
