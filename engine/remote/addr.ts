@@ -52,7 +52,8 @@ export function dialRaw(addr: Addr, tlsFiles: TlsFiles = {}): Promise<Duplex> {
       const t = tls.connect({
         host: addr.host,
         port: addr.port,
-        servername: tlsFiles.serverName ?? addr.host,
+        // SNI takes host names only; an IP address is checked against the certificate's IP SANs.
+        servername: tlsFiles.serverName ?? (net.isIP(addr.host) ? undefined : addr.host),
         ca: tlsFiles.ca ? readFileSync(tlsFiles.ca) : undefined,
         cert: tlsFiles.cert ? readFileSync(tlsFiles.cert) : undefined,
         key: tlsFiles.key ? readFileSync(tlsFiles.key) : undefined,

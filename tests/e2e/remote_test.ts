@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chownSync, existsSync, rmSync, writeFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, lstatSync } from "node:fs";
 import net from "node:net";
+import tls from "node:tls";
 import path from "node:path";
 import { type Env, env, makeContext, tsk, REPO } from "./harness.ts";
 import { startRegistry } from "../fixtures/registry.ts";
@@ -265,8 +266,11 @@ describe("remote build on dockerd's BuildKit", { skip: noDocker }, () => {
  * upgraded on dockerd's /grpc endpoint, then bytes flow both ways untouched. So unix:// and
  * tcp:// (plain h2c, session inside Control.Session) run against a real BuildKit.
  */
-async function buildkitdRelay(listen: { path: string } | { port: number; host: string }): Promise<net.Server> {
-  const server = net.createServer((client) => {
+async function buildkitdRelay(
+  listen: { path: string } | { port: number; host: string },
+  tlsOpts?: tls.TlsOptions,
+): Promise<net.Server> {
+  const onConn = (client: net.Socket) => {
     const up = net.connect({ path: "/var/run/docker.sock" });
     up.write("POST /grpc HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
     let buf = Buffer.alloc(0);
@@ -282,7 +286,8 @@ async function buildkitdRelay(listen: { path: string } | { port: number; host: s
     up.on("data", onData);
     up.on("error", () => client.destroy());
     client.on("error", () => up.destroy());
-  });
+  };
+  const server = tlsOpts ? tls.createServer(tlsOpts, onConn) : net.createServer(onConn);
   await new Promise<void>((r) => server.listen(listen, r));
   return server;
 }
@@ -315,6 +320,43 @@ describe("remote build through buildkitd-style addresses", { skip: noDocker }, (
       assert.equal(r.code, 0, r.stderr);
       const list = spawnSync("tar", ["-xOf", tarFile, "a"], { encoding: "utf8" });
       assert.equal(list.stdout, "relayed\n");
+    } finally {
+      srv.close();
+    }
+  });
+  test("tcp:// with TLS (client certificate, ALPN h2)", async () => {
+    const d = mkdtempSync(path.join(e.work, "tls-"));
+    const ssl = (...a: string[]) => {
+      const r = spawnSync("openssl", a, { cwd: d, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+    };
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=tsk-test-ca");
+    writeFileSync(path.join(d, "ext"), "subjectAltName=DNS:buildkitd.test,IP:127.0.0.1\n");
+    for (const n of ["server", "client"]) {
+      ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${n}.key`, "-out", `${n}.csr`, "-subj", `/CN=${n}`);
+      ssl("x509", "-req", "-in", `${n}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${n}.pem`, "-days", "2", "-extfile", "ext");
+    }
+    const f = (n: string) => readFileSync(path.join(d, n));
+    const srv = await buildkitdRelay({ port: 0, host: "127.0.0.1" }, {
+      key: f("server.key"), cert: f("server.pem"), ca: f("ca.pem"), requestCert: true, rejectUnauthorized: true,
+      ALPNProtocols: ["h2"],
+    });
+    try {
+      const port = (srv.address() as net.AddressInfo).port;
+      const ctx = makeContext(e, files, undefined);
+      const o = out();
+      const args = (withCert: boolean) => [
+        "build", "--addr", `tcp://127.0.0.1:${port}`, "--tlscacert", path.join(d, "ca.pem"),
+        ...(withCert ? ["--tlscert", path.join(d, "client.pem"), "--tlskey", path.join(d, "client.key")] : []),
+        "-o", `type=local,dest=${o}`, ctx,
+      ];
+      const r = await tsk(args(true), { as: undefined });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(readFileSync(path.join(o, "a"), "utf8"), "relayed\n");
+      const noCert = await tsk(args(false), { as: undefined });
+      assert.equal(noCert.code, 1);
+      assert.match(noCert.stderr, /^ERROR: /m);
+      assert.doesNotMatch(noCert.stderr, /This is a bug|\n\s+at /, noCert.stderr);
     } finally {
       srv.close();
     }
