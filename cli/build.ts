@@ -65,8 +65,8 @@ import {
 } from "./contexts.ts";
 import { OciLayoutSource } from "../engine/source/oci_layout.ts";
 import { parseSshFlags, SSH_HELP, SSH_OPTIONS } from "./ssh_flag.ts";
-import { REMOTE_HELP, remoteBuildCommand } from "./remote_build.ts";
-import { remoteAddr } from "./remote_addr.ts";
+import { remoteBuildCommand } from "./remote_build.ts";
+import { REMOTE_HELP, remoteAddr } from "./remote_addr.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH
 

@@ -12,3 +12,10 @@ export function remoteAddr(argv: string[]): string | undefined {
   return process.env.TSK_ADDR || process.env.BUILDKIT_HOST || undefined;
 }
 
+
+/** The --addr lines of `tsk build --help`. */
+export const REMOTE_HELP = `      --addr URL               Build on a BuildKit: docker-unix:///var/run/docker.sock (or docker),
+                               unix:///path/buildkitd.sock, tcp://host:port (default $TSK_ADDR or
+                               $BUILDKIT_HOST; unset: build here)
+      --tlscacert/--tlscert/--tlskey FILE   TLS for tcp:// addresses
+`;

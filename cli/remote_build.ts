@@ -30,11 +30,6 @@ import type { ImageConfig } from "../engine/image/config.ts";
 
 const REMOTE_FLAGS = ["--addr", "--tlscacert", "--tlscert", "--tlskey", "--tlsservername"];
 
-export const REMOTE_HELP = `      --addr URL               Build on a BuildKit: docker-unix:///var/run/docker.sock (or docker),
-                               unix:///path/buildkitd.sock, tcp://host:port (default $TSK_ADDR or
-                               $BUILDKIT_HOST; unset: build here)
-      --tlscacert/--tlscert/--tlskey FILE   TLS for tcp:// addresses
-`;
 
 /** Splits the remote-only flags from the rest. */
 export function takeRemoteFlags(argv: string[]): { rest: string[]; values: Record<string, string> } {
@@ -151,6 +146,12 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     }
   } catch (err) {
     process.stderr.write(`ERROR: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (mode === "rawjson" && outputs.some((o) => o.session?.dest === "-")) {
+    process.stderr.write(
+      "ERROR: --progress=rawjson writes to stdout, which an output already uses: give it dest=FILE\n",
+    );
     return 2;
   }
   const ctxDir = path.resolve(context);
