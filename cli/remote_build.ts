@@ -16,7 +16,7 @@ import { AddrError, parseAddr, type TlsFiles } from "../engine/remote/addr.ts";
 import { RemoteClient } from "../engine/remote/client.ts";
 import { type SessionOutput, sessionHandlers } from "../engine/remote/session.ts";
 import { GrpcError } from "../engine/remote/grpc.ts";
-import { renderStatus } from "../engine/remote/status.ts";
+import { type FailedStep, renderStatus } from "../engine/remote/status.ts";
 import { createProgress, type ProgressMode } from "../engine/solver/progress.ts";
 import { openEngine } from "../engine/engine.ts";
 import { convertDockerfile } from "../engine/frontend/dockerfile/convert.ts";
@@ -25,7 +25,7 @@ import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { type Definition, encodeDefinition, opDigest } from "../proto/ops.ts";
 import { bindSession } from "../engine/remote/bind_session.ts";
 import { getCredentials } from "../engine/source/auth.ts";
-import { escapeControls } from "../engine/frontend/dockerfile/errors.ts";
+import { escapeControls, excerpt } from "../engine/frontend/dockerfile/errors.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
 
 const REMOTE_FLAGS = ["--addr", "--tlscacert", "--tlscert", "--tlskey", "--tlsservername"];
@@ -162,6 +162,10 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
   );
   let client: RemoteClient | undefined;
   let sessionError: Error | undefined;
+  let failed: FailedStep | undefined;
+  let locations: Map<string, { start: number; end: number }> | undefined;
+  const serverLocations = new Map<string, { start: number; end: number }>();
+  let dockerfileText = "";
   try {
     const st = await fsp.stat(ctxDir).catch(() => undefined);
     if (!st?.isDirectory()) {
@@ -236,6 +240,8 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
           def.metadata = md;
         }
         definition = def;
+        locations = convert.locations;
+        dockerfileText = new TextDecoder().decode(source);
         if (out && ["image", "moby", "oci", "docker"].includes(out.type)) {
           // BuildKit's image exporters take the config from a frontend's result; a definition
           // solve has none (docs/remote.md).
@@ -268,8 +274,13 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     // One server-side copy per context directory (the Docker CLI's shared key).
     const sharedKey = createHash("sha256").update(`${os.hostname()}:${ctxDir}`).digest("hex");
     req.Session = await client.startSession(path.basename(ctxDir), sharedKey, handlers, (e) => (sessionError ??= e));
-    if (definition) req.Definition = encodeDefinition(bindSession(definition, req.Session));
-    const statusDone = renderStatus(client.status(req.Ref!), progress);
+    const renamed = new Map<string, string>();
+    if (definition) req.Definition = encodeDefinition(bindSession(definition, req.Session, renamed));
+    for (const [oldD, newD] of renamed) {
+      const loc = locations?.get(oldD);
+      if (loc) serverLocations.set(newD, loc);
+    }
+    const statusDone = renderStatus(client.status(req.Ref!), progress, (f) => (failed ??= f));
     let response: Record<string, string>;
     try {
       response = await client.solve(req);
@@ -289,7 +300,16 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     return 0;
   } catch (err) {
     await progress.close();
-    process.stderr.write(`ERROR: ${await explain(err, client, outputs[0]?.type, sessionError)}\n`);
+    // BuildKit-style report: the failed step's last output, the Dockerfile excerpt, the cause.
+    let report = "";
+    if (failed && !(err instanceof UsageError)) {
+      report += `------\n > ${failed.name}:\n${failed.tail.map((l) => `${l}\n`).join("")}------\n`;
+      const loc = serverLocations.get(failed.digest);
+      if (loc && dockerfileText) {
+        report += excerpt(dockerfileText, path.basename(dockerfilePath), loc.start, loc.end);
+      }
+    }
+    process.stderr.write(`${report}ERROR: ${await explain(err, client, outputs[0]?.type, sessionError)}\n`);
     return err instanceof UsageError ? 2 : 1;
   } finally {
     client?.close();

@@ -7,10 +7,14 @@
  */
 import { decodeOp, type Definition, encodeOp, opDigest } from "../../proto/ops.ts";
 
-export function bindSession(def: Definition, sessionID: string): Definition {
+export function bindSession(
+  def: Definition,
+  sessionID: string,
+  /** Filled with old digest → new digest. */
+  renamed: Map<string, string> = new Map(),
+): Definition {
   const ops = (def.def ?? []).map((b) => ({ old: opDigest(b), op: decodeOp(b) }));
   const byOld = new Map(ops.map((o) => [o.old, o]));
-  const renamed = new Map<string, string>();
   const visit = (d: string, stack: Set<string>): string => {
     const done = renamed.get(d);
     if (done) return done;

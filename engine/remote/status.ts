@@ -6,7 +6,14 @@
 import type { Progress, VertexProgress } from "../solver/progress.ts";
 import type { StatusResponse } from "../../proto/control.ts";
 
-export async function renderStatus(stream: AsyncIterable<StatusResponse>, progress: Progress): Promise<void> {
+/** The first step that failed: its digest, name and last output lines (for the error report). */
+export type FailedStep = { digest: string; name: string; tail: string[] };
+
+export async function renderStatus(
+  stream: AsyncIterable<StatusResponse>,
+  progress: Progress,
+  onFail?: (f: FailedStep) => void,
+): Promise<void> {
   const open = new Map<string, VertexProgress>();
   const finished = new Set<string>();
   const names = new Map<string, string>();
@@ -29,6 +36,7 @@ export async function renderStatus(stream: AsyncIterable<StatusResponse>, progre
         open.set(d, vp);
       }
       if (v.error) {
+        onFail?.({ digest: d, name: v.name ?? d, tail: vp.tail(6) });
         vp.error(new Error(v.error));
         open.delete(d);
         finished.add(d);

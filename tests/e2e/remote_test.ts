@@ -245,6 +245,16 @@ describe("remote build on dockerd's BuildKit", { skip: noDocker }, () => {
     }
   });
 
+  test("a failing RUN: its output, the Dockerfile excerpt and the cause", async () => {
+    const ctx = makeContext(e, { Dockerfile: `FROM ${e.busybox}\n\nRUN echo remote-oops-${process.pid} && exit 3\n` }, undefined);
+    const r = await tsk(["build", "--addr", ADDR, "--progress", "plain", "--no-cache", ctx], { as: undefined });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`------\\n > \\[2/2\\] RUN echo remote-oops-${process.pid} && exit 3:\\n.*remote-oops-${process.pid}\\n------\\n`));
+    assert.match(r.stderr, /Dockerfile:3\n-+\n(.*\n)*   3 \| >>> RUN echo remote-oops/);
+    assert.match(r.stderr, /ERROR: failed to solve: .*exit code: 3/);
+    assert.doesNotMatch(r.stderr, /This is a bug|\n\s+at /);
+  });
+
   test("a bad address is a usage error", async () => {
     const r = await tsk(["build", "--addr", "ftp://x", "."], { as: undefined });
     assert.equal(r.code, 2);
