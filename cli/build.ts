@@ -75,6 +75,8 @@ import { OciLayoutSource } from "../engine/source/oci_layout.ts";
 import { parseSshFlags, SSH_HELP, SSH_OPTIONS } from "./ssh_flag.ts";
 import type { Platform as LlbPlatform } from "../engine/llb/platform.ts";
 import type { Platform as ImageConfigPlatform } from "../engine/types.ts";
+import { remoteBuildCommand } from "./remote_build.ts";
+import { REMOTE_HELP, remoteAddr } from "./remote_addr.ts";
 
 export const BUILD_HELP = `Usage: tsk build [OPTIONS] PATH | URL | -
 
@@ -104,6 +106,7 @@ Options:
 ${RUN_FLAGS_HELP.trimEnd()}
 ${CONTEXT_HELP.trimEnd()}
 ${SSH_HELP.trimEnd()}
+${REMOTE_HELP.trimEnd()}
       --root DIR               Store directory (default $XDG_DATA_HOME/tsk)
       --config FILE            Config file (default $XDG_CONFIG_HOME/tsk/config.json; garbage collection policy)
       --insecure-registry HOST Allow plain HTTP for this registry; repeatable
@@ -314,6 +317,9 @@ export function resolveOutputs(flags: Flags): OutputSpec[] {
 }
 
 export async function buildCommand(argv: string[]): Promise<number> {
+  // --addr / TSK_ADDR / BUILDKIT_HOST: the build runs on a BuildKit (cli/remote_build.ts).
+  const addr = argv.includes("--help") || argv.includes("-h") ? undefined : remoteAddr(argv);
+  if (addr !== undefined) return await remoteBuildCommand(argv, addr);
   let flags: Flags, context: string;
   try {
     ({ flags, context } = parseBuildFlags(argv));

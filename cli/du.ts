@@ -6,6 +6,7 @@
  * `{"items":[...],"reclaimable":N,"total":N,"byType":{TYPE:N}}` with sizes in bytes.
  */
 import { parseArgs } from "node:util";
+import { remoteAddr } from "./remote_addr.ts";
 import { openEngine } from "../engine/engine.ts";
 import { storeUsage, type UsageItem } from "../engine/gc/usage.ts";
 import { formatBytes, itemMatches, parseFilters } from "../engine/gc/collector.ts";
@@ -19,6 +20,8 @@ Options:
       --format string    "table" (default) or "json"
       --filter F         Only items matching F (type=T, type!=T, id=PREFIX, until=DURATION); repeatable
       --root DIR         Store directory (default $XDG_DATA_HOME/tsk)
+      --addr URL         A BuildKit's cache instead (docker-unix://, unix://, tcp://; $TSK_ADDR, $BUILDKIT_HOST);
+                         --filter then takes BuildKit's syntax (id==ID, type==regular)
   -h, --help             Show this help
 `;
 
@@ -79,6 +82,9 @@ export function formatVerbose(items: UsageItem[]): string {
 }
 
 export async function duCommand(argv: string[]): Promise<number> {
+  // --addr / TSK_ADDR / BUILDKIT_HOST: a BuildKit's cache (cli/remote_du.ts).
+  const addr = argv.includes("--help") || argv.includes("-h") ? undefined : remoteAddr(argv);
+  if (addr !== undefined) return await (await import("./remote_du.ts")).remoteDuCommand(argv, addr);
   let values;
   try {
     ({ values } = parseArgs({

@@ -7,6 +7,7 @@
  * flag, accepted and without effect: tsk never prompts.
  */
 import { parseArgs } from "node:util";
+import { remoteAddr } from "./remote_addr.ts";
 import { openEngine } from "../engine/engine.ts";
 import { ensureReserve } from "../engine/content/space.ts";
 import { parseDuration, parseSize, resolveSize } from "../engine/config.ts";
@@ -27,10 +28,15 @@ Options:
   -f, --force                Accepted for docker compatibility: tsk never asks for confirmation
       --format string        "table" (default) or "json"
       --root DIR             Store directory (default $XDG_DATA_HOME/tsk)
+      --addr URL             A BuildKit's cache instead (docker-unix://, unix://, tcp://; $TSK_ADDR,
+                             $BUILDKIT_HOST); --filter then takes BuildKit's syntax (id==ID, type==regular)
   -h, --help                 Show this help
 `;
 
 export async function pruneCommand(argv: string[]): Promise<number> {
+  // --addr / TSK_ADDR / BUILDKIT_HOST: a BuildKit's cache (cli/remote_du.ts).
+  const addr = argv.includes("--help") || argv.includes("-h") ? undefined : remoteAddr(argv);
+  if (addr !== undefined) return await (await import("./remote_du.ts")).remotePruneCommand(argv, addr);
   let values;
   let keepDuration: number | undefined;
   let keepStorage: ReturnType<typeof parseSize> | undefined;

@@ -1,0 +1,51 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { remoteOutputs, takeRemoteFlags } from "./remote_build.ts";
+import { remoteAddr } from "./remote_addr.ts";
+
+test("remoteAddr: --addr, then TSK_ADDR, then BUILDKIT_HOST", () => {
+  const saved = { t: process.env.TSK_ADDR, b: process.env.BUILDKIT_HOST };
+  try {
+    delete process.env.TSK_ADDR;
+    delete process.env.BUILDKIT_HOST;
+    assert.equal(remoteAddr(["-t", "x", "."]), undefined);
+    assert.equal(remoteAddr(["--addr", "docker", "."]), "docker");
+    assert.equal(remoteAddr(["--addr=unix:///s", "."]), "unix:///s");
+    assert.equal(remoteAddr(["--", "--addr", "x"]), undefined);
+    process.env.BUILDKIT_HOST = "tcp://b:1";
+    assert.equal(remoteAddr(["."]), "tcp://b:1");
+    process.env.TSK_ADDR = "docker";
+    assert.equal(remoteAddr(["."]), "docker");
+    assert.equal(remoteAddr(["--addr", "unix:///x", "."]), "unix:///x");
+  } finally {
+    if (saved.t === undefined) delete process.env.TSK_ADDR;
+    else process.env.TSK_ADDR = saved.t;
+    if (saved.b === undefined) delete process.env.BUILDKIT_HOST;
+    else process.env.BUILDKIT_HOST = saved.b;
+  }
+});
+
+test("takeRemoteFlags: the remote-only flags leave the build flags alone", () => {
+  const r = takeRemoteFlags(["--addr", "docker", "--tlscacert=ca.pem", "-t", "x", "."]);
+  assert.deepEqual(r.rest, ["-t", "x", "."]);
+  assert.deepEqual(r.values, { addr: "docker", tlscacert: "ca.pem" });
+  assert.throws(() => takeRemoteFlags(["--tlskey"]), /flag needs an argument: --tlskey/);
+});
+
+test("remoteOutputs: exporter type and attrs for the server, dest kept here", () => {
+  const [local] = remoteOutputs(["type=local,dest=out"], [], false);
+  assert.deepEqual(local, { type: "local", attrs: {}, session: { type: "local", dest: path.resolve("out") } });
+  const [bare] = remoteOutputs(["dir"], [], false);
+  assert.equal(bare.session?.type, "local");
+  const [moby] = remoteOutputs(["type=moby"], ["app:1", "app:2"], false);
+  assert.deepEqual(moby, { type: "moby", attrs: { name: "app:1,app:2" } });
+  const [reg] = remoteOutputs(["type=registry,name=r/x,registry.insecure=true"], [], false);
+  assert.deepEqual(reg, { type: "image", attrs: { name: "r/x", push: "true", "registry.insecure": "true" } });
+  const [push] = remoteOutputs([], ["r/y"], true);
+  assert.deepEqual(push, { type: "image", attrs: { name: "r/y", push: "true" } });
+  const [tar] = remoteOutputs(["type=tar,dest=o.tar"], [], false);
+  assert.deepEqual(tar.session, { type: "tar", dest: path.resolve("o.tar") });
+  assert.throws(() => remoteOutputs(["type=local"], [], false), /type=local needs dest=DIR/);
+  assert.throws(() => remoteOutputs(["type=local,dest=a", "type=tar,dest=b"], [], false), /one --output/);
+});
