@@ -1,7 +1,7 @@
 /**
- * One cache for a multi-platform build, as BuildKit exports it: runner A builds linux/amd64 and
- * linux/arm64 with `--cache-to type=local,mode=max`, runner B (another store, the context at
- * another path) imports it with `--cache-from`, runs no step of either platform and writes the
+ * One cache for a multi-platform build, as BuildKit exports it: runner A builds linux/amd64
+ * and linux/arm64 with `--cache-to type=local|registry,mode=max`, runner B (another store, the
+ * context at another path) imports it with `--cache-from`, runs no step of either platform and writes the
  * very same image index. The cache holds every platform's layers once; mode=min keeps each
  * platform's final chain, without the build stage's layer. As root and as the unprivileged user.
  */
@@ -149,6 +149,8 @@ for (const who of ["root", "unprivileged"] as const) {
         `type=local,dest=${cacheMax},mode=max`,
         "--cache-to",
         `type=local,dest=${cacheMin},mode=min`,
+        "--cache-to",
+        `type=registry,ref=${e.registry.host}/mpcache/${who}:cache,mode=max`,
         "-o",
         `type=oci,dest=${outA}/a.tar`,
         ctxA,
@@ -188,6 +190,21 @@ for (const who of ["root", "unprivileged"] as const) {
       ], as);
       assert.deepEqual(ran(b.stderr), [], b.stderr);
       assert.ok(b.stderr.split("\n").filter((l) => /^#\d+ CACHED$/.test(l)).length >= 7, b.stderr);
+      assert.equal(openLayout(`${outB}/b.tar`).index, openLayout(`${outA}/a.tar`).index);
+    });
+
+    test("through a registry: runner B runs nothing and writes the same image index", async () => {
+      const outB = dirFor(as);
+      const b = await build([
+        "--root",
+        storeDir(e, as),
+        "--cache-from",
+        `type=registry,ref=${e.registry.host}/mpcache/${who}:cache`,
+        "-o",
+        `type=oci,dest=${outB}/b.tar`,
+        copyContext(ctxA, as),
+      ], as);
+      assert.deepEqual(ran(b.stderr), [], b.stderr);
       assert.equal(openLayout(`${outB}/b.tar`).index, openLayout(`${outA}/a.tar`).index);
     });
 
