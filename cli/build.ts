@@ -714,13 +714,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
       cacheCtxs[0].ref = refs[0];
       await runExports();
     }
-    if (refs.length > 1 && cacheTo.some((s) => s.type !== "inline")) {
-      progress.warn(
-        `cache export covers ${formatPlatform(platforms[0])} only: one cache per platform ` +
-          `is not written yet (inline caches are per platform)`,
-      );
-    }
-    const caches = await exportCaches(cacheCtxs[0], cacheTo);
+    // One cache for every platform (BuildKit's); inline caches are per image, so per platform.
+    const caches = await exportCaches(cacheCtxs, cacheTo);
     if (!image && (flags.quiet || flags.iidfile || flags["metadata-file"])) {
       // No image output: the image ID is still what an image export would give.
       const view = await assembleImage({

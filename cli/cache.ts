@@ -14,7 +14,7 @@ import type { Platform } from "../engine/types.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
 import type { Descriptor } from "../engine/types.ts";
 import { loadLocalCache, loadRegistryCache, RemoteCache } from "../engine/cache/remote.ts";
-import { buildCache, inlineCache, pushCache, writeLocalCache } from "../engine/cache/export.ts";
+import { buildCacheOf, inlineCache, pushCache, writeLocalCache } from "../engine/cache/export.ts";
 import { INLINE_CACHE_KEY } from "../engine/cache/config.ts";
 import { cacheMapDigests, type ImageInfo, slowKeys } from "../engine/cache/buildkit_keys.ts";
 import { contextChecksum } from "../engine/cache/buildkit_contenthash.ts";
@@ -211,11 +211,16 @@ export async function withInlineCache(
   }
 }
 
-/** Runs every registry/local `--cache-to`. */
+/**
+ * Runs every registry/local `--cache-to`. Several contexts (the platforms of one build, one
+ * solver and store) go into one cache, as BuildKit exports a multi-platform build.
+ */
 export async function exportCaches(
-  c: ExportCtx,
+  ctxs: ExportCtx | ExportCtx[],
   specs: CacheExportSpec[],
 ): Promise<CacheExportResult[]> {
+  const all = Array.isArray(ctxs) ? ctxs : [ctxs];
+  const c = all[0];
   const out: CacheExportResult[] = [];
   for (const spec of specs) {
     if (spec.type === "inline") {
@@ -235,13 +240,15 @@ export async function exportCaches(
       vp.status(`preparing build cache for export (mode=${spec.mode})`);
       const extra = [];
       if (spec.cacheMounts) {
-        for (const id of cacheMountIds(c.root)) {
+        for (const id of new Set(all.flatMap((x) => cacheMountIds(x.root)))) {
           const b = await cacheMountBlob(c.engine.root, c.engine.store, id);
           if (b) extra.push({ digest: cacheMountKey(id), ...b });
           if (b) vp.status(`cache mount ${id}: ${b.desc.size} bytes`);
         }
       }
-      const built = await buildCache(await c.solver.records(c.root), c.ref, env(c), {
+      const parts = [];
+      for (const x of all) parts.push({ records: await x.solver.records(x.root), finalRef: x.ref });
+      const built = await buildCacheOf(parts, env(c), {
         mode: spec.mode,
         compression: spec.compression,
         ociMediaTypes: spec.ociMediaTypes,

@@ -214,15 +214,48 @@ function bkCovered(
   return out;
 }
 
+/** One build result whose records go into a cache: its graph's records and its final ref. */
+export type CachePart = { records: SolvedRecord[]; finalRef: Ref };
+
 /** Builds the cache config, its layers and the cache manifest (blobs put in the store). */
-export async function buildCache(
+export function buildCache(
   records: SolvedRecord[],
   finalRef: Ref,
   env: CacheExportEnv,
   o: ExportOptions,
 ): Promise<BuiltCache | undefined> {
+  return buildCacheOf([{ records, finalRef }], env, o);
+}
+
+/**
+ * One cache for several results (the platforms of a multi-platform build), as BuildKit exports
+ * it: the records of every graph in one cache config, equal vertices and layers once. mode=min
+ * keeps each result's own final chain.
+ */
+export async function buildCacheOf(
+  parts: CachePart[],
+  env: CacheExportEnv,
+  o: ExportOptions,
+): Promise<BuiltCache | undefined> {
   const chains = new Chains(env, o.compression);
-  const items = await eligible(records, finalRef, chains, o.mode);
+  // Records are inputs-first per graph; a vertex shared by graphs (same digest, solved once)
+  // keeps its first place, which precedes every later graph's use of it.
+  const records: SolvedRecord[] = [];
+  const items: { rec: SolvedRecord; chain: BlobLayer[] }[] = [];
+  const seenRec = new Set<string>();
+  const seenItem = new Set<string>();
+  for (const part of parts) {
+    for (const rec of part.records) {
+      if (seenRec.has(rec.vertex.digest)) continue;
+      seenRec.add(rec.vertex.digest);
+      records.push(rec);
+    }
+    for (const it of await eligible(part.records, part.finalRef, chains, o.mode)) {
+      if (seenItem.has(it.rec.vertex.digest)) continue;
+      seenItem.add(it.rec.vertex.digest);
+      items.push(it);
+    }
+  }
   if (!items.length && !o.extra?.length) return undefined;
   const created = createdOf(env);
   const layers: CacheConfig["layers"] = [];
@@ -279,6 +312,10 @@ export async function buildCache(
   }
   // BuildKit-keyed records (results where tsk has them), linked to their inputs' records.
   const bkIdx = new Map<string, number[]>();
+  // A BuildKit record is its digest and its inputs: one op on other inputs (the same COPY on
+  // each platform's base) is another record; the same digest on the same inputs is the same one.
+  const bkRec = new Map<string, number>();
+  const bkDigest = new Set<string>();
   for (const p of plan) {
     for (const d of p.inputs) {
       // A content-based key: a record of its own, without results or inputs.
@@ -294,15 +331,24 @@ export async function buildCache(
     if (p.inputs.some((d) => !bkIdx.get(d)?.length)) continue;
     const top = topOfVertex.get(p.rec.vertex.digest);
     const idx: number[] = [];
+    const links = p.inputs.map((d) => bkIdx.get(d)!);
     for (const digest of p.digests) {
-      if (recIdx.has(digest)) continue;
-      recIdx.set(digest, recs.length);
+      const id = `${digest} ${JSON.stringify(links)}`;
+      const same = bkRec.get(id);
+      if (same !== undefined) {
+        if (!idx.includes(same)) idx.push(same);
+        continue;
+      }
+      if (recIdx.has(digest) && !bkDigest.has(digest)) continue;
+      if (!recIdx.has(digest)) recIdx.set(digest, recs.length);
+      bkRec.set(id, recs.length);
+      bkDigest.add(digest);
       idx.push(recs.length);
       const r: CacheRecord = { digest };
       if (top !== undefined && p.inputs.length) {
         r.layers = [{ layer: top, createdAt: await created(p.rec.refs?.[0] ?? null) }];
       }
-      if (p.inputs.length) r.inputs = p.inputs.map((d) => bkIdx.get(d)!.map((link) => ({ link })));
+      if (p.inputs.length) r.inputs = links.map((l) => l.map((link) => ({ link })));
       recs.push(r);
     }
     bkIdx.set(p.rec.vertex.digest, idx);
