@@ -5,7 +5,7 @@
  * inside that view too, never on the host. Paths under a bind mount map to its source directory,
  * paths under a tmpfs (or /proc, /sys) do not exist until the sandbox creates them.
  */
-import { lstatSync, readlinkSync } from "node:fs";
+import { followLinks } from "./rootpath.ts";
 
 /** A mount already placed, as the composed view sees it. */
 export type ViewLayer = {
@@ -27,8 +27,6 @@ export type ViewPath = {
   /** Host path backing it (in the rootfs or the owner's source); undefined under tmpfs/virtual. */
   host?: string;
 };
-
-const MAX_SYMLINKS = 255;
 
 /** The mount a canonical container path lies in: the last placed layer whose target covers it. */
 export function ownerOf(layers: ViewLayer[], container: string): ViewLayer | undefined {
@@ -58,51 +56,16 @@ function hostOf(rootfs: string, layers: ViewLayer[], c: string): string | undefi
  */
 export function resolveInView(rootfs: string, layers: ViewLayer[], p: string): ViewPath {
   const root = rootfs.replace(/\/+$/, "") || "/";
-  let pending = p.split("/");
-  const done: string[] = [];
-  let links = 0;
-  let missing = false;
-  const cpath = (parts: string[]) => "/" + parts.join("/");
-  while (pending.length > 0) {
-    const c = pending.shift()!;
-    if (c === "" || c === ".") continue;
-    if (c === "..") {
-      done.pop();
-      continue;
-    }
-    if (missing) {
-      done.push(c);
-      continue;
-    }
-    const cp = cpath([...done, c]);
+  const { parts, missing } = followLinks(p, (cp) => {
     const host = hostOf(root, layers, cp);
-    const owner = ownerOf(layers, cp);
-    if (host === undefined) {
-      // Inside a tmpfs/proc/sysfs: only its mount point exists when the next mount is made.
-      if (!owner || cp !== owner.target) missing = true;
-      done.push(c);
-      continue;
-    }
-    let isLink = false;
-    try {
-      isLink = lstatSync(host).isSymbolicLink();
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code !== "ENOENT" && code !== "ENOTDIR") throw e;
-      missing = true;
-    }
-    if (!isLink) {
-      done.push(c);
-      continue;
-    }
-    if (++links > MAX_SYMLINKS) {
-      throw new Error(`too many levels of symbolic links resolving mount target ${p}`);
-    }
-    const target = readlinkSync(host);
-    if (target.startsWith("/")) done.length = 0;
-    pending = [...target.split("/"), ...pending];
-  }
-  const container = cpath(done);
+    if (host !== undefined) return { host };
+    // Inside a tmpfs/proc/sysfs: only its mount point exists when the next mount is made.
+    return { exists: ownerOf(layers, cp)?.target === cp };
+  }, {
+    followLast: true,
+    loopMessage: `too many levels of symbolic links resolving mount target ${p}`,
+  });
+  const container = "/" + parts.join("/");
   const owner = ownerOf(layers, container);
   return { container, exists: !missing, owner, host: hostOf(root, layers, container) };
 }

@@ -9,6 +9,69 @@ import { lstatSync, mkdirSync, readlinkSync, realpathSync } from "node:fs";
 const MAX_SYMLINKS = 255;
 
 /**
+ * What a container path is in the tree being walked: backed by a host path (whose symlinks are
+ * followed), or not backed by any (a tmpfs mount point exists, what lies below it does not).
+ */
+export type PathLookup = (container: string) => { host: string } | { exists: boolean };
+
+/**
+ * The one symlink walk behind resolveInRoot and the composed mount view (mount_view.ts): every
+ * component of `p` is looked up, a symlink (absolute or relative) restarts from / or from its
+ * directory inside the tree, `..` stops at /; the last component is followed only when
+ * `followLast`. Once a component is missing, the rest is purely lexical.
+ */
+export function followLinks(
+  p: string,
+  lookup: PathLookup,
+  o: { followLast: boolean; loopMessage: string },
+): { parts: string[]; missing: boolean } {
+  let pending = p.split("/");
+  const done: string[] = [];
+  let links = 0;
+  let missing = false;
+  while (pending.length > 0) {
+    const c = pending.shift()!;
+    if (c === "" || c === ".") continue;
+    if (c === "..") {
+      done.pop();
+      continue;
+    }
+    const isLast = pending.every((x) => x === "" || x === ".");
+    if (missing || (isLast && !o.followLast)) {
+      done.push(c);
+      continue;
+    }
+    const found = lookup("/" + [...done, c].join("/"));
+    if (!("host" in found)) {
+      if (!found.exists) missing = true;
+      done.push(c);
+      continue;
+    }
+    let isLink = false;
+    try {
+      isLink = lstatSync(found.host).isSymbolicLink();
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw e;
+      missing = true;
+    }
+    if (!isLink) {
+      done.push(c);
+      continue;
+    }
+    if (++links > MAX_SYMLINKS) {
+      const err = new Error(o.loopMessage) as Error & { code: string };
+      err.code = "ELOOP";
+      throw err;
+    }
+    const target = readlinkSync(found.host);
+    if (target.startsWith("/")) done.length = 0;
+    pending = [...target.split("/"), ...pending];
+  }
+  return { parts: done, missing };
+}
+
+/**
  * Host path of container path `p` inside `root`. Every symlink on the way is resolved inside root;
  * the last component is followed only when `followLast` (default). Missing components (and all
  * after them) are appended literally, with `..` still clamped at root. The one implementation for
@@ -20,47 +83,11 @@ export function resolveInRoot(
   opts: { followLast: boolean } = { followLast: true },
 ): string {
   const rootClean = root.replace(/\/+$/, "") || "/";
-  let pending = p.split("/");
-  const done: string[] = [];
-  let links = 0;
-  let missing = false; // once a component is missing, the rest is purely lexical
-  while (pending.length > 0) {
-    const c = pending.shift()!;
-    if (c === "" || c === ".") continue;
-    if (c === "..") {
-      done.pop();
-      continue;
-    }
-    const isLast = pending.every((x) => x === "" || x === ".");
-    if (missing || (isLast && !opts.followLast)) {
-      done.push(c);
-      continue;
-    }
-    const host = join(rootClean, [...done, c]);
-    let isLink = false;
-    try {
-      isLink = lstatSync(host).isSymbolicLink();
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code !== "ENOENT" && code !== "ENOTDIR") throw e;
-      missing = true;
-    }
-    if (!isLink) {
-      done.push(c);
-      continue;
-    }
-    if (++links > MAX_SYMLINKS) {
-      const err = new Error(`too many levels of symbolic links resolving ${p} in ${root}`) as
-        & Error
-        & { code: string };
-      err.code = "ELOOP";
-      throw err;
-    }
-    const target = readlinkSync(host);
-    if (target.startsWith("/")) done.length = 0;
-    pending = [...target.split("/"), ...pending];
-  }
-  return join(rootClean, done);
+  const { parts } = followLinks(p, (c) => ({ host: rootClean === "/" ? c : rootClean + c }), {
+    followLast: opts.followLast,
+    loopMessage: `too many levels of symbolic links resolving ${p} in ${root}`,
+  });
+  return join(rootClean, parts);
 }
 
 /**
