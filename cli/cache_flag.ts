@@ -3,7 +3,7 @@
  * `--cache-from`/`--import-cache` take `type=registry|local|inline` CSV attributes, or a bare
  * image reference (registry). Parsed into typed export/import specs with BuildKit's defaults.
  */
-import { UsageError } from "./output_flag.ts";
+import { splitCsv, UsageError } from "./output_flag.ts";
 
 export type CacheMode = "min" | "max";
 
@@ -47,22 +47,6 @@ function csv(spec: string, flag: string): Record<string, string> {
     out[part.slice(0, i).trim().toLowerCase()] = part.slice(i + 1);
   }
   return out;
-}
-
-/** CSV with double-quoted fields (buildctl's `"name=a,b"` convention). */
-function splitCsv(s: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  let q = false;
-  for (const ch of s) {
-    if (ch === '"') q = !q;
-    else if (ch === "," && !q) {
-      out.push(cur);
-      cur = "";
-    } else cur += ch;
-  }
-  out.push(cur);
-  return out.filter((p) => p.length > 0);
 }
 
 function bool(v: string | undefined, dflt: boolean, key: string, flag: string): boolean {
