@@ -23,6 +23,7 @@ import { convertDockerfile } from "../engine/frontend/dockerfile/convert.ts";
 import { parseDockerignore } from "../engine/frontend/dockerfile/dockerignore.ts";
 import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { type Definition, encodeDefinition, opDigest } from "../proto/ops.ts";
+import { solveThroughGateway } from "../engine/remote/gateway.ts";
 import { bindSession } from "../engine/remote/bind_session.ts";
 import { getCredentials } from "../engine/source/auth.ts";
 import { escapeControls, excerpt } from "../engine/frontend/dockerfile/errors.ts";
@@ -180,6 +181,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     }
     const out = outputs[0];
     let definition: Definition | undefined;
+    let imageConfig: ImageConfig | undefined;
     const req: Parameters<RemoteClient["solve"]>[0] = {
       Ref: randomBytes(12).toString("hex"),
       Entitlements: [],
@@ -245,11 +247,9 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
         locations = convert.locations;
         dockerfileText = new TextDecoder().decode(source);
         if (out && ["image", "moby", "oci", "docker"].includes(out.type)) {
-          // BuildKit's image exporters take the config from a frontend's result; a definition
-          // solve has none (docs/remote.md).
-          progress.warn(
-            `the ${out.type} output of tsk's LLB has no image config (ENV, CMD, LABEL, ...) on a BuildKit: add --frontend dockerfile.v0 for a complete image`,
-          );
+          // BuildKit's image exporters take the config from a frontend's result: tsk's
+          // frontend runs as a client-side frontend through the gateway (engine/remote/gateway.ts).
+          imageConfig = convert.image;
         }
       } finally {
         engine.close();
@@ -277,7 +277,8 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     const sharedKey = createHash("sha256").update(`${os.hostname()}:${ctxDir}`).digest("hex");
     req.Session = await client.startSession(path.basename(ctxDir), sharedKey, handlers, (e) => (sessionError ??= e));
     const renamed = new Map<string, string>();
-    if (definition) req.Definition = encodeDefinition(bindSession(definition, req.Session, renamed));
+    const defBytes = definition ? encodeDefinition(bindSession(definition, req.Session, renamed)) : undefined;
+    if (defBytes && !imageConfig) req.Definition = defBytes;
     for (const [oldD, newD] of renamed) {
       const loc = locations?.get(oldD);
       if (loc) serverLocations.set(newD, loc);
@@ -285,7 +286,9 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     const statusDone = renderStatus(client.status(req.Ref!), progress, (f) => (failed ??= f));
     let response: Record<string, string>;
     try {
-      response = await client.solve(req);
+      response = defBytes && imageConfig
+        ? await solveThroughGateway(client, req, { definition: defBytes, config: imageConfig })
+        : await client.solve(req);
     } finally {
       await statusDone.catch(() => {});
     }

@@ -1,0 +1,26 @@
+/**
+ * Codec for BuildKit's gateway (LLBBridge) messages (proto/gateway.proto), on tsk's own
+ * schema-driven protobuf codec. Imported as text so the compiled binary embeds the schema.
+ */
+import text from "./gateway.proto" with { type: "text" };
+import { Codec } from "./codec.ts";
+import { parseProto } from "./schema.ts";
+
+export const gatewayCodec: Codec = new Codec(parseProto(text));
+
+export type GatewayRef = { id?: string; def?: Uint8Array };
+export type GatewayResult = {
+  refDeprecated?: string;
+  ref?: GatewayRef;
+  refs?: { refs?: Record<string, GatewayRef> };
+  metadata?: Record<string, Uint8Array>;
+};
+export type PongResponse = { FrontendAPICaps?: { ID?: string; Enabled?: boolean }[] };
+export type GatewaySolveResponse = { ref?: string; result?: GatewayResult };
+
+export function encodeGateway(type: string, obj: object): Uint8Array {
+  return gatewayCodec.encode(type, obj);
+}
+export function decodeGateway<T = Record<string, unknown>>(type: string, b: Uint8Array): T {
+  return gatewayCodec.decode<T>(type, b);
+}
