@@ -24,6 +24,7 @@ import { parseDockerignore } from "../engine/frontend/dockerfile/dockerignore.ts
 import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { type Definition, encodeDefinition, opDigest } from "../proto/ops.ts";
 import { solveThroughGateway } from "../engine/remote/gateway.ts";
+import { dockerPush } from "../engine/remote/docker_push.ts";
 import { bindSession } from "../engine/remote/bind_session.ts";
 import { getCredentials } from "../engine/source/auth.ts";
 import { escapeControls, excerpt } from "../engine/frontend/dockerfile/errors.ts";
@@ -49,10 +50,23 @@ export function takeRemoteFlags(argv: string[]): { rest: string[]; values: Recor
   return { rest, values };
 }
 
-type RemoteOutput = { type: string; attrs: Record<string, string>; session?: SessionOutput };
+type RemoteOutput = {
+  type: string;
+  attrs: Record<string, string>;
+  session?: SessionOutput;
+  /** Names pushed through dockerd's Engine API after a `moby` export (docker addresses). */
+  dockerPush?: string[];
+};
 
-/** `--output` values passed to the server's exporter (buildctl style); dest stays here. */
-export function remoteOutputs(values: string[], tags: string[], push: boolean): RemoteOutput[] {
+/** Exporter attrs that only the `image` exporter knows (pushing is done by dockerd instead). */
+const PUSH_ATTRS = ["push", "push-by-digest", "registry.insecure", "insecure", "name-canonical", "unpack", "store"];
+
+/**
+ * `--output` values passed to the server's exporter (buildctl style); dest stays here. With
+ * `docker` (dockerd's BuildKit, which has no `image` exporter) an image output becomes `moby`
+ * and a push is done by dockerd afterwards, as buildx's docker driver does.
+ */
+export function remoteOutputs(values: string[], tags: string[], push: boolean, docker = false): RemoteOutput[] {
   const outs: RemoteOutput[] = [];
   for (const v of values) {
     const attrs: Record<string, string> = {};
@@ -102,6 +116,15 @@ export function remoteOutputs(values: string[], tags: string[], push: boolean): 
   if (outs.length > 1) {
     throw new UsageError("a remote build takes one --output (BuildKit exports one result per solve)");
   }
+  for (const o of outs) {
+    if (!docker || o.type !== "image") continue;
+    o.type = "moby";
+    if (/^(1|true)$/i.test(o.attrs.push ?? "")) {
+      o.dockerPush = (o.attrs.name ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+      if (!o.dockerPush.length) throw new UsageError("pushing needs an image name: give -t NAME or name=NAME");
+    }
+    for (const k of PUSH_ATTRS) delete o.attrs[k];
+  }
   return outs;
 }
 
@@ -137,7 +160,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     addr = parseAddr(values.addr ?? addrText);
     tlsFiles = { ca: values.tlscacert, cert: values.tlscert, key: values.tlskey, serverName: values.tlsservername };
     ({ flags, context } = parseBuildFlags(rest));
-    outputs = remoteOutputs(flags.output, flags.tag, flags.push);
+    outputs = remoteOutputs(flags.output, flags.tag, flags.push, addr.kind === "docker");
     mode = progressMode(flags.progress, flags.quiet);
     secretMap = kv(flags.secret, "--secret");
     for (const [id, src] of secretMap) {
@@ -284,6 +307,8 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
       if (loc) serverLocations.set(newD, loc);
     }
     const statusDone = renderStatus(client.status(req.Ref!), progress, (f) => (failed ??= f));
+    // A Solve that fails at once ends Status with "no such job" before anyone awaits it.
+    statusDone.catch(() => {});
     let response: Record<string, string>;
     try {
       response = defBytes && imageConfig
@@ -291,6 +316,11 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
         : await client.solve(req);
     } finally {
       await statusDone.catch(() => {});
+    }
+    if (out?.dockerPush && addr.kind === "docker") {
+      for (const name of out.dockerPush) {
+        await dockerPush(addr.socket, name, (host) => getCredentials(host), progress);
+      }
     }
     await progress.close();
     if (flags.quiet && response["containerimage.digest"]) {

@@ -47,5 +47,11 @@ test("remoteOutputs: exporter type and attrs for the server, dest kept here", ()
   const [tar] = remoteOutputs(["type=tar,dest=o.tar"], [], false);
   assert.deepEqual(tar.session, { type: "tar", dest: path.resolve("o.tar") });
   assert.throws(() => remoteOutputs(["type=local"], [], false), /type=local needs dest=DIR/);
+  // dockerd's BuildKit (no image exporter): moby, then a push through the Engine API.
+  const [dpush] = remoteOutputs(["type=registry,registry.insecure=true"], ["r/a:1", "r/b:2"], false, true);
+  assert.deepEqual(dpush, { type: "moby", attrs: { name: "r/a:1,r/b:2" }, dockerPush: ["r/a:1", "r/b:2"] });
+  const [dimg] = remoteOutputs(["type=image,name=r/c"], [], false, true);
+  assert.deepEqual(dimg, { type: "moby", attrs: { name: "r/c" } });
+  assert.throws(() => remoteOutputs([], [], true, true), /pushing needs an image name/);
   assert.throws(() => remoteOutputs(["type=local,dest=a", "type=tar,dest=b"], [], false), /one --output/);
 });
