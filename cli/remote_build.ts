@@ -25,6 +25,10 @@ import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
 import { type Definition, encodeDefinition, opDigest } from "../proto/ops.ts";
 import { solveThroughGateway } from "../engine/remote/gateway.ts";
 import { dockerPush } from "../engine/remote/docker_push.ts";
+import { parseSshFlags } from "./ssh_flag.ts";
+import { openBuildContexts } from "./contexts.ts";
+import { hasNamedContexts, remoteCache, remoteFrontendContexts } from "./remote_options.ts";
+import { type SshSource, startAgent, type AgentSocket } from "../engine/ssh/agent.ts";
 import { bindSession } from "../engine/remote/bind_session.ts";
 import { getCredentials } from "../engine/source/auth.ts";
 import { escapeControls, excerpt } from "../engine/frontend/dockerfile/errors.ts";
@@ -155,6 +159,9 @@ function kv(list: string[], flag: string): Map<string, string> {
 export async function remoteBuildCommand(argv: string[], addrText: string): Promise<number> {
   let addr, tlsFiles: TlsFiles, flags, context: string, outputs: RemoteOutput[], mode: ProgressMode;
   let secretMap: Map<string, string>;
+  let ssh: Map<string, SshSource>;
+  let cache: ReturnType<typeof remoteCache>;
+  let contextList: string[];
   try {
     const { rest, values } = takeRemoteFlags(argv);
     addr = parseAddr(values.addr ?? addrText);
@@ -163,6 +170,10 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     outputs = remoteOutputs(flags.output, flags.tag, flags.push, addr.kind === "docker");
     mode = progressMode(flags.progress, flags.quiet);
     secretMap = kv(flags.secret, "--secret");
+    const more = flags as unknown as Record<string, string[] | undefined>;
+    ssh = await parseSshFlags(more.ssh ?? []);
+    cache = remoteCache(flags["cache-to"], flags["cache-from"]);
+    contextList = more["build-context"] ?? [];
     for (const [id, src] of secretMap) {
       if (!src.startsWith("env:")) await fsp.access(src).catch(() => {
         throw new UsageError(`--secret id=${id}: failed to stat ${src}: no such file or directory`);
@@ -190,6 +201,8 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
   let locations: Map<string, { start: number; end: number }> | undefined;
   const serverLocations = new Map<string, { start: number; end: number }>();
   let dockerfileText = "";
+  const agents = new Map<string, Promise<AgentSocket>>();
+  let scratch: string | undefined;
   try {
     const st = await fsp.stat(ctxDir).catch(() => undefined);
     if (!st?.isDirectory()) {
@@ -203,6 +216,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
       } else args[a.slice(0, i)] = a.slice(i + 1);
     }
     const out = outputs[0];
+    const dirs = new Map([["context", ctxDir], ["dockerfile", path.dirname(dockerfilePath)]]);
     let definition: Definition | undefined;
     let imageConfig: ImageConfig | undefined;
     const req: Parameters<RemoteClient["solve"]>[0] = {
@@ -218,6 +232,16 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
       if (plats.length) fa.platform = plats.join(",");
       if (flags["no-cache"]) fa["no-cache"] = "";
       for (const [k, v] of Object.entries(args)) fa[`build-arg:${k}`] = v;
+      for (const c of remoteFrontendContexts(contextList)) {
+        fa[c.attr] = c.value;
+        if (c.local) {
+          const st = await fsp.stat(c.local.dir).catch(() => undefined);
+          if (!st?.isDirectory()) {
+            throw new UsageError(`--build-context ${c.attr.slice(8)}: ${c.local.dir} is not a directory`);
+          }
+          dirs.set(c.local.name, c.local.dir);
+        }
+      }
       req.FrontendAttrs = fa;
     } else if (flags.frontend) {
       throw new UsageError(
@@ -230,6 +254,17 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
       const ignoreText = await fsp.readFile(`${dockerfilePath}.dockerignore`, "utf8")
         .catch(() => fsp.readFile(path.join(ctxDir, ".dockerignore"), "utf8"))
         .catch(() => "");
+      scratch = contextList.length ? await fsp.mkdtemp(path.join(os.tmpdir(), "tsk-remote-")) : undefined;
+      const named = await openBuildContexts(contextList, scratch ?? "", async (d) =>
+        parseDockerignore(await fsp.readFile(path.join(d, ".dockerignore"), "utf8").catch(() => "")), ssh.get("default"));
+      for (const [k, c] of named.named) {
+        if (c.kind === "oci-layout") {
+          throw new UsageError(
+            `--build-context ${k}: an oci-layout on this machine cannot be read by a remote BuildKit: push it and use docker-image://`,
+          );
+        }
+      }
+      for (const [n, d] of named.locals) dirs.set(n, d);
       const engine = await openEngine({
         root: flags.root,
         insecureRegistries: flags["insecure-registry"],
@@ -255,6 +290,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
             }
           },
           warn: (m) => progress.warn(m),
+          namedContexts: named.named,
         });
         const def = convert.definition;
         if (flags["no-cache"]) {
@@ -284,9 +320,30 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
       req.Exporters = [{ Type: out.type, Attrs: out.attrs }];
     }
     client = await RemoteClient.connect(addr, tlsFiles);
+    if (req.Frontend && contextList.length) {
+      const v = await client.buildkitVersion();
+      if (!hasNamedContexts(v)) {
+        throw new UsageError(
+          `--build-context with --frontend dockerfile.v0 needs BuildKit v0.10 or later (named contexts); ${await client
+            .serverVersion()} runs BuildKit ${v ?? "of unknown version"}: drop --frontend to let tsk's frontend resolve them`,
+        );
+      }
+    }
+    if (cache.Exports.length || cache.Imports.length) req.Cache = cache;
     const handlers = sessionHandlers({
-      dirs: new Map([["context", ctxDir], ["dockerfile", path.dirname(dockerfilePath)]]),
+      dirs,
       secrets: secretMap,
+      ssh: {
+        ids: [...ssh.keys()],
+        agent: async (id) => {
+          let a = agents.get(id);
+          if (!a) {
+            a = startAgent(ssh.get(id)!, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mode: 0o600 });
+            agents.set(id, a);
+          }
+          return (await a).path;
+        },
+      },
       credentials: async (host) => {
         const c = await getCredentials(host);
         if (c?.username) return { username: c.username, secret: c.password ?? "" };
@@ -312,7 +369,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     let response: Record<string, string>;
     try {
       response = defBytes && imageConfig
-        ? await solveThroughGateway(client, req, { definition: defBytes, config: imageConfig })
+        ? await solveThroughGateway(client, req, { definition: defBytes, config: imageConfig, cacheImports: cache.Imports })
         : await client.solve(req);
     } finally {
       await statusDone.catch(() => {});
@@ -348,6 +405,8 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     return err instanceof UsageError ? 2 : 1;
   } finally {
     client?.close();
+    for (const a of agents.values()) await a.then((s) => s.close(), () => {});
+    if (scratch) await fsp.rm(scratch, { recursive: true, force: true }).catch(() => {});
   }
 }
 
@@ -357,6 +416,13 @@ async function explain(err: unknown, client: RemoteClient | undefined, exporter?
   if (client && exporter && /exporter "?[\w-]+"? could not be found|unknown exporter|not supported/i.test(msg)) {
     return `${await client.serverVersion()} has no exporter "${exporter}": it offers ${
       client.exporters().join(", ")
+    } (${msg})`;
+  }
+  const cacheKind = /unknown cache (exporter|importer):? "?([\w-]+)"?/.exec(msg);
+  if (client && cacheKind) {
+    const offers = client.addr.kind === "docker" ? (cacheKind[1] === "exporter" ? "inline" : "registry, local") : undefined;
+    return `${await client.serverVersion()} has no cache ${cacheKind[1]} "${cacheKind[2]}"${
+      offers ? `: it offers ${offers}` : ""
     } (${msg})`;
   }
   if (err instanceof GrpcError) {

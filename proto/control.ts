@@ -80,7 +80,9 @@ export type SolveRequest = {
   FrontendAttrs?: Record<string, string>;
   Entitlements?: string[];
   Exporters?: { Type?: string; Attrs?: Record<string, string> }[];
+  Cache?: { Exports?: CacheOptionsEntry[]; Imports?: CacheOptionsEntry[] };
 };
+export type CacheOptionsEntry = { Type: string; Attrs: Record<string, string> };
 
 export function encode(type: string, obj: object): Uint8Array {
   return controlCodec.encode(type, obj);

@@ -54,6 +54,32 @@ export class RemoteClient {
     return w?.BuildkitVersion?.version ? `buildkitd ${w.BuildkitVersion.version}` : `buildkitd at ${this.addr.url}`;
   }
 
+  /**
+   * The server's BuildKit version: from its workers or Info (v0.11+), else for dockerd the
+   * BuildKit its release vendors (no API tells); undefined when unknown.
+   */
+  async buildkitVersion(): Promise<string | undefined> {
+    const w = await this.listWorkers().catch(() => []);
+    const v = w.find((r) => r.BuildkitVersion?.version)?.BuildkitVersion?.version;
+    if (v) return v;
+    if (this.addr.kind !== "docker") {
+      try {
+        const r = decode<{ buildkitVersion?: { version?: string } }>(
+          "InfoResponse",
+          await this.grpc.unary(SVC + "Info", encode("InfoRequest", {})),
+        );
+        return r.buildkitVersion?.version;
+      } catch {
+        return undefined;
+      }
+    }
+    const d = /^dockerd (\d+)\.(\d+)/.exec((await dockerVersion(this.addr.socket)) ?? "");
+    if (!d) return undefined;
+    const major = Number(d[1]);
+    // moby's vendored BuildKit per release: 19.03 v0.6, 20.10 v0.8, 23 v0.10, 24 v0.11, 25+ v0.12+.
+    return major < 20 ? "v0.6" : major < 23 ? "v0.8" : major === 23 ? "v0.10" : major === 24 ? "v0.11" : "v0.12";
+  }
+
   /** The exporters a server offers (no API lists them: from the server's kind). */
   exporters(): string[] {
     return this.addr.kind === "docker"

@@ -2,9 +2,11 @@
  * The client side of a BuildKit session: the gRPC services BuildKit calls back into while it
  * builds — health, FileSync (the build context and the Dockerfile's directory, filtered by
  * the patterns the LLB carries), FileSend (type=local/tar outputs coming back), Secrets and
- * Auth (registry credentials from ~/.docker/config.json).
+ * Auth (registry credentials from ~/.docker/config.json), and SSH (`--ssh`: each ForwardAgent
+ * stream is one connection to tsk's agent socket for that id, as engine/ssh serves it locally).
  */
 import { createWriteStream, promises as fsp } from "node:fs";
+import net from "node:net";
 import type { Writable } from "node:stream";
 import { Code, GrpcError, type Handler, type ServerCall } from "./grpc.ts";
 import { decode, encode } from "../../proto/control.ts";
@@ -20,6 +22,8 @@ export type SessionOptions = {
   /** Host → credentials, from the Docker config. */
   credentials: (host: string) => Promise<{ username: string; secret: string } | undefined>;
   output?: SessionOutput;
+  /** `--ssh` ids; `agent(id)` gives the socket of tsk's agent for that id (engine/ssh/agent.ts). */
+  ssh?: { ids: string[]; agent(id: string): Promise<string> };
   stdout?: Writable;
   onTransfer?: (name: string, files: number, bytes: number) => void;
 };
@@ -84,6 +88,39 @@ export function sessionHandlers(o: SessionOptions): Map<string, Handler> {
     const c = await o.credentials(Host ?? "");
     call.send(encode("CredentialsResponse", c ? { Username: c.username, Secret: c.secret } : {}));
   });
+  if (o.ssh?.ids.length) {
+    const ssh = o.ssh;
+    const known = (id: string) => {
+      if (!ssh.ids.includes(id)) throw new GrpcError(Code.NOT_FOUND, `unset ssh forward key ${id}`);
+    };
+    h.set("/moby.sshforward.v1.SSH/CheckAgent", async (call) => {
+      const { ID } = decode<{ ID?: string }>("CheckAgentRequest", await first(call));
+      known(ID || "default");
+      call.send(encode("CheckAgentResponse", {}));
+    });
+    h.set("/moby.sshforward.v1.SSH/ForwardAgent", async (call) => {
+      const id = header(call, "buildkit.ssh.id")[0] || "default";
+      known(id);
+      const conn = net.connect(await ssh.agent(id));
+      await new Promise<void>((resolve, reject) => {
+        conn.once("connect", resolve);
+        conn.once("error", reject);
+      });
+      const closed = new Promise<void>((resolve) => conn.once("close", () => resolve()));
+      conn.on("error", () => {});
+      conn.on("data", (d: Uint8Array) => call.send(encode("BytesMessage", { data: d })));
+      (async () => {
+        try {
+          for await (const m of call.messages) {
+            const { data } = decode<{ data?: Uint8Array }>("BytesMessage", m);
+            if (data?.length) conn.write(data);
+          }
+        } catch { /* the server hung up */ }
+        conn.end();
+      })();
+      await closed;
+    });
+  }
   return h;
 }
 
