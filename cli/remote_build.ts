@@ -68,7 +68,8 @@ const PUSH_ATTRS = ["push", "push-by-digest", "registry.insecure", "insecure", "
 /**
  * `--output` values passed to the server's exporter (buildctl style); dest stays here. With
  * `docker` (dockerd's BuildKit, which has no `image` exporter) an image output becomes `moby`
- * and a push is done by dockerd afterwards, as buildx's docker driver does.
+ * and a push is done by dockerd afterwards, and `type=docker` without dest loads into dockerd
+ * (`moby`), as buildx's docker driver does.
  */
 export function remoteOutputs(values: string[], tags: string[], push: boolean, docker = false): RemoteOutput[] {
   const outs: RemoteOutput[] = [];
@@ -93,6 +94,10 @@ export function remoteOutputs(values: string[], tags: string[], push: boolean, d
     if (type === "registry") {
       type = "image";
       attrs.push = "true";
+    }
+    if (docker && type === "docker" && attrs.dest === undefined) {
+      // buildx's `--load` on the docker driver: the image goes into dockerd itself.
+      type = "moby";
     }
     const out: RemoteOutput = { type, attrs };
     if (type === "local") {
@@ -172,7 +177,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     secretMap = kv(flags.secret, "--secret");
     const more = flags as unknown as Record<string, string[] | undefined>;
     ssh = await parseSshFlags(more.ssh ?? []);
-    cache = remoteCache(flags["cache-to"], flags["cache-from"]);
+    cache = remoteCache(flags["cache-to"], flags["cache-from"], flags["export-cache"], flags["import-cache"]);
     contextList = more["build-context"] ?? [];
     for (const [id, src] of secretMap) {
       if (!src.startsWith("env:")) await fsp.access(src).catch(() => {

@@ -53,5 +53,9 @@ test("remoteOutputs: exporter type and attrs for the server, dest kept here", ()
   const [dimg] = remoteOutputs(["type=image,name=r/c"], [], false, true);
   assert.deepEqual(dimg, { type: "moby", attrs: { name: "r/c" } });
   assert.throws(() => remoteOutputs([], [], true, true), /pushing needs an image name/);
+  const [load] = remoteOutputs(["type=docker"], ["app:1"], false, true);
+  assert.deepEqual(load, { type: "moby", attrs: { name: "app:1" } });
+  const [dtar] = remoteOutputs(["type=docker,dest=d.tar"], ["app:1"], false, true);
+  assert.equal(dtar.type, "docker", "with dest: a tarball (which dockerd's BuildKit cannot write)");
   assert.throws(() => remoteOutputs(["type=local,dest=a", "type=tar,dest=b"], [], false), /one --output/);
 });

@@ -23,16 +23,18 @@ const LOCAL_CACHE =
   "type=local cache is not supported with --addr (BuildKit reads and writes it through a content store the client serves in the session, which tsk does not offer): use type=registry or type=inline";
 
 /** `--cache-to`/`--cache-from` → BuildKit's CacheOptions (Exports, Imports). */
-export function remoteCache(cacheTo: string[], cacheFrom: string[]): {
+export function remoteCache(cacheTo: string[], cacheFrom: string[], exportCache: string[] = [], importCache: string[] = []): {
   Exports: CacheOptionsEntry[];
   Imports: CacheOptionsEntry[];
 } {
   const Exports: CacheOptionsEntry[] = [];
   const Imports: CacheOptionsEntry[] = [];
-  for (const s of cacheTo) {
-    const c = parseCacheTo(s);
-    if (c.type === "local") throw new UsageError(`--cache-to ${s}: ${LOCAL_CACHE}`);
-    if (c.cacheMounts) throw new UsageError(`--cache-to ${s}: cache-mounts=true is tsk's own and not sent to a BuildKit`);
+  const to = [...cacheTo.map((s) => [s, "--cache-to"]), ...exportCache.map((s) => [s, "--export-cache"])];
+  const from = [...cacheFrom.map((s) => [s, "--cache-from"]), ...importCache.map((s) => [s, "--import-cache"])];
+  for (const [s, flag] of to) {
+    const c = parseCacheTo(s, flag);
+    if (c.type === "local") throw new UsageError(`${flag} ${s}: ${LOCAL_CACHE}`);
+    if (c.cacheMounts) throw new UsageError(`${flag} ${s}: cache-mounts=true is tsk's own and not sent to a BuildKit`);
     const attrs = { ...c.attrs };
     if (c.type === "registry") {
       attrs.ref = c.ref!;
@@ -40,9 +42,9 @@ export function remoteCache(cacheTo: string[], cacheFrom: string[]): {
     }
     Exports.push(entry(c.type, attrs));
   }
-  for (const s of cacheFrom) {
-    const c = parseCacheFrom(s);
-    if (c.type === "local") throw new UsageError(`--cache-from ${s}: ${LOCAL_CACHE}`);
+  for (const [s, flag] of from) {
+    const c = parseCacheFrom(s, flag);
+    if (c.type === "local") throw new UsageError(`${flag} ${s}: ${LOCAL_CACHE}`);
     const attrs = { ...c.attrs };
     if (c.ref) attrs.ref = c.ref;
     delete attrs.name;

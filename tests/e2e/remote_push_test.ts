@@ -101,6 +101,16 @@ describe("images from a remote build", { skip: noDocker }, () => {
     assert.deepEqual(remote, dockerfileConfig(openOci(path.join(ctx, "local.tar"), "1").config.config));
   });
 
+  test("-o type=docker without dest loads into dockerd (buildx's --load on the docker driver)", async () => {
+    const name = `remote-load:${process.pid}`;
+    images.push(name);
+    const ctx = makeContext(e, { Dockerfile: `FROM scratch\nCOPY a /a\nCMD ["/a"]\n`, a: "a\n" }, undefined);
+    const r = await tsk(["build", "--addr", ADDR, "--progress", "plain", "-t", name, "-o", "type=docker", ctx], { as: undefined });
+    assert.equal(r.code, 0, r.stderr);
+    const i = spawnSync("/usr/bin/docker", ["image", "inspect", name, "--format", "{{json .Config.Cmd}}"], { encoding: "utf8" });
+    assert.equal(i.stdout.trim(), '["/a"]', i.stderr);
+  });
+
   test("a failing RUN through the gateway: its output, the Dockerfile excerpt and the cause", async () => {
     const ctx = makeContext(e, { Dockerfile: `FROM ${e.busybox}\n\nRUN echo gw-oops-${process.pid} && exit 3\n` }, undefined);
     const name = `remote-gateway-fail:${process.pid}`;
