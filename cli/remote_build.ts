@@ -26,6 +26,7 @@ import { type Definition, encodeDefinition, opDigest } from "../proto/ops.ts";
 import { solveThroughGateway } from "../engine/remote/gateway.ts";
 import { dockerPush } from "../engine/remote/docker_push.ts";
 import { parseSshFlags } from "./ssh_flag.ts";
+import { parseLabels } from "./image_flags.ts";
 import { openBuildContexts } from "./contexts.ts";
 import { hasNamedContexts, remoteCache, remoteFrontendContexts } from "./remote_options.ts";
 import { type SshSource, startAgent, type AgentSocket } from "../engine/ssh/agent.ts";
@@ -237,6 +238,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
       if (plats.length) fa.platform = plats.join(",");
       if (flags["no-cache"]) fa["no-cache"] = "";
       for (const [k, v] of Object.entries(args)) fa[`build-arg:${k}`] = v;
+      for (const [k, v] of Object.entries(parseLabels(flags.label))) fa[`label:${k}`] = v;
       for (const c of remoteFrontendContexts(contextList)) {
         fa[c.attr] = c.value;
         if (c.local) {
@@ -314,6 +316,11 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
           // BuildKit's image exporters take the config from a frontend's result: tsk's
           // frontend runs as a client-side frontend through the gateway (engine/remote/gateway.ts).
           imageConfig = convert.image;
+          const labels = parseLabels(flags.label);
+          if (Object.keys(labels).length) {
+            const c = imageConfig.config;
+            c.Labels = { ...(c.Labels as Record<string, string> | undefined), ...labels };
+          }
         }
       } finally {
         engine.close();

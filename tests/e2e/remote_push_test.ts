@@ -83,7 +83,7 @@ describe("images from a remote build", { skip: noDocker }, () => {
     const name = `remote-gateway-cfg:${process.pid}`;
     images.push(name);
     const ctx = makeContext(e, { Dockerfile: dockerfile(e.busybox), "app.txt": "cfg\n" }, undefined);
-    const r = await tsk(["build", "--addr", ADDR, "--progress", "plain", "-o", `type=moby,name=${name}`, ctx], { as: undefined });
+    const r = await tsk(["build", "--addr", ADDR, "--progress", "plain", "--label", "org.example.flag=1", "-o", `type=moby,name=${name}`, ctx], { as: undefined });
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /WARNING/);
     const i = spawnSync("/usr/bin/docker", ["image", "inspect", name, "--format", "{{json .Config}}"], { encoding: "utf8" });
@@ -92,11 +92,11 @@ describe("images from a remote build", { skip: noDocker }, () => {
     assert.deepEqual(remote.Env, ["PATH=/bin:/usr/bin", "FOO=bar"]);
     assert.equal(remote.WorkingDir, "/app");
     assert.equal(remote.User, "1000:1000");
-    assert.deepEqual(remote.Labels, { "org.example.remote": "yes" });
+    assert.deepEqual(remote.Labels, { "org.example.remote": "yes", "org.example.flag": "1" });
     assert.deepEqual(remote.ExposedPorts, { "8080/tcp": {}, "53/udp": {} });
     assert.deepEqual(remote.Entrypoint, ["/bin/tool"]);
     assert.deepEqual(remote.Cmd, ["--flag"]);
-    const l = await tsk(["build", "--progress", "plain", "-t", "remote-local:1", "-o", `type=oci,dest=${path.join(ctx, "local.tar")}`, ctx], { as: undefined });
+    const l = await tsk(["build", "--progress", "plain", "--label", "org.example.flag=1", "-t", "remote-local:1", "-o", `type=oci,dest=${path.join(ctx, "local.tar")}`, ctx], { as: undefined });
     assert.equal(l.code, 0, l.stderr);
     assert.deepEqual(remote, dockerfileConfig(openOci(path.join(ctx, "local.tar"), "1").config.config));
   });
