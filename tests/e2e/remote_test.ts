@@ -287,7 +287,7 @@ async function buildkitdRelay(
 
 describe("remote build through buildkitd-style addresses", { skip: noDocker }, () => {
   const files = { Dockerfile: `FROM scratch\nCOPY a /a\n`, a: "relayed\n" };
-  test("unix:// (h2c, session in Control.Session)", async () => {
+  test("unix:// (h2c, session in Control.Session; the gateway for an image output)", async () => {
     const sock = path.join(e.work, "bk.sock");
     const srv = await buildkitdRelay({ path: sock });
     try {
@@ -296,6 +296,17 @@ describe("remote build through buildkitd-style addresses", { skip: noDocker }, (
       const r = await tsk(["build", "--addr", `unix://${sock}`, "-o", `type=local,dest=${o}`, ctx], { as: undefined });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(readFileSync(path.join(o, "a"), "utf8"), "relayed\n");
+      // An image output: tsk's frontend through the gateway on the h2c connection.
+      const name = `remote-relay:${process.pid}`;
+      const ictx = makeContext(e, { ...files, Dockerfile: `FROM scratch\nCOPY a /a\nENV RELAYED=yes\n` }, undefined);
+      try {
+        const m = await tsk(["build", "--addr", `unix://${sock}`, "-o", `type=moby,name=${name}`, ictx], { as: undefined });
+        assert.equal(m.code, 0, m.stderr);
+        const i = spawnSync("/usr/bin/docker", ["image", "inspect", name, "--format", "{{json .Config.Env}}"], { encoding: "utf8" });
+        assert.match(i.stdout, /"RELAYED=yes"/, i.stderr);
+      } finally {
+        spawnSync("/usr/bin/docker", ["rmi", "-f", name], { stdio: "ignore" });
+      }
     } finally {
       srv.close();
     }
