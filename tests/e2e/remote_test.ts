@@ -12,7 +12,7 @@
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chownSync, existsSync, rmSync, writeFileSync, mkdtempSync, readFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, rmSync, writeFileSync, mkdtempSync, readFileSync } from "node:fs";
 import net from "node:net";
 import tls from "node:tls";
 import path from "node:path";
@@ -307,6 +307,40 @@ describe("remote build through buildkitd-style addresses", { skip: noDocker }, (
       } finally {
         spawnSync("/usr/bin/docker", ["rmi", "-f", name], { stdio: "ignore" });
       }
+    } finally {
+      srv.close();
+    }
+  });
+  test("as the unprivileged user on a socket it may use: named context, secret, ssh key, local output", {
+    skip: existsSync("/usr/bin/ssh-keygen") ? false : "openssh-client not installed (scripts/setup.d/40-ssh.sh)",
+  }, async () => {
+    const sock = path.join(e.work, "bk-user.sock");
+    const srv = await buildkitdRelay({ path: sock });
+    try {
+      chmodSync(sock, 0o666);
+      const named = makeContext(e, { "n.txt": "named\n" }, e.user);
+      const ctx = makeContext(e, {
+        Dockerfile: `FROM ${e.busybox}
+COPY --from=extra n.txt /n.txt
+RUN --mount=type=secret,id=s cp /run/secrets/s /s.txt
+RUN --mount=type=ssh,id=k test -S "$SSH_AUTH_SOCK" && echo agent > /ssh.txt
+`,
+        "s.txt": "user secret\n",
+      }, e.user);
+      const keyDir = makeContext(e, {}, e.user);
+      spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(keyDir, "k")]);
+      spawnSync("chown", ["-R", `${e.user.uid}:${e.user.gid}`, keyDir]);
+      const o = out();
+      chownSync(o, e.user.uid, e.user.gid);
+      const r = await tsk([
+        "build", "--addr", `unix://${sock}`, "--progress", "plain", "--no-cache",
+        "--build-context", `extra=${named}`, "--secret", `id=s,src=${path.join(ctx, "s.txt")}`,
+        "--ssh", `k=${path.join(keyDir, "k")}`, "-o", `type=local,dest=${o}`, ctx,
+      ], { as: e.user });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(readFileSync(path.join(o, "n.txt"), "utf8"), "named\n");
+      assert.equal(readFileSync(path.join(o, "s.txt"), "utf8"), "user secret\n");
+      assert.equal(readFileSync(path.join(o, "ssh.txt"), "utf8"), "agent\n");
     } finally {
       srv.close();
     }
