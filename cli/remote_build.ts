@@ -22,7 +22,7 @@ import { openEngine } from "../engine/engine.ts";
 import { convertDockerfile } from "../engine/frontend/dockerfile/convert.ts";
 import { parseDockerignore } from "../engine/frontend/dockerfile/dockerignore.ts";
 import { defaultPlatform, parsePlatform } from "../engine/llb/platform.ts";
-import { type Definition, encodeDefinition, opDigest } from "../proto/ops.ts";
+import { decodeOp, type Definition, encodeDefinition, opDigest } from "../proto/ops.ts";
 import { solveThroughGateway } from "../engine/remote/gateway.ts";
 import { dockerPush } from "../engine/remote/docker_push.ts";
 import { parseSshFlags } from "./ssh_flag.ts";
@@ -176,6 +176,9 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     outputs = remoteOutputs(flags.output, flags.tag, flags.push, addr.kind === "docker");
     mode = progressMode(flags.progress, flags.quiet);
     secretMap = kv(flags.secret, "--secret");
+    if (flags.annotation.length) {
+      throw new UsageError("--annotation is not sent to a remote BuildKit (dockerd 20.10's BuildKit has no annotations)");
+    }
     const more = flags as unknown as Record<string, string[] | undefined>;
     ssh = await parseSshFlags(more.ssh ?? []);
     cache = remoteCache(flags["cache-to"], flags["cache-from"], flags["export-cache"], flags["import-cache"]);
@@ -236,7 +239,11 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
       // BuildKit's Dockerfile frontend takes the comma-separated list itself.
       const plats = flags.platform.flatMap((v) => v.split(",")).filter(Boolean);
       if (plats.length) fa.platform = plats.join(",");
+      // BuildKit's Dockerfile frontend: `no-cache` empty = all stages, else the stage names.
+      const ncStages = flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean);
       if (flags["no-cache"]) fa["no-cache"] = "";
+      else if (ncStages.length) fa["no-cache"] = ncStages.join(",");
+      if (flags.pull) fa["image-resolve-mode"] = "pull";
       for (const [k, v] of Object.entries(args)) fa[`build-arg:${k}`] = v;
       for (const [k, v] of Object.entries(parseLabels(flags.label))) fa[`label:${k}`] = v;
       for (const c of remoteFrontendContexts(contextList)) {
@@ -298,8 +305,23 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
           },
           warn: (m) => progress.warn(m),
           namedContexts: named.named,
+          noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
         });
         const def = convert.definition;
+        if (!flags["no-cache"] && flags["no-cache-filter"].length) {
+          // BuildKit's frontend marks a filtered stage's RUN/COPY/ADD, never its FROM: an image
+          // source is one vertex shared by every stage FROM it, so marking it would make the
+          // stages that were not filtered run again too.
+          const md = { ...def.metadata };
+          for (const b of def.def ?? []) {
+            const d = opDigest(b);
+            if (md[d]?.ignore_cache && decodeOp(b).source?.identifier?.startsWith("docker-image://")) {
+              const { ignore_cache: _, ...rest } = md[d];
+              md[d] = rest;
+            }
+          }
+          def.metadata = md;
+        }
         if (flags["no-cache"]) {
           // BuildKit's no-cache for a definition: every op's metadata says ignore_cache.
           const md = { ...def.metadata };

@@ -5,7 +5,8 @@
  * (a directory served by filesync, an image the server pulls; the server's v0.8 Dockerfile
  * frontend has no named contexts: a clear error), and `--cache-to`/`--cache-from` (dockerd
  * exports inline caches only: the pushed config carries it and a later build imports it; a
- * registry export is refused naming dockerd's version; type=local is refused up front).
+ * registry export is refused naming dockerd's version; type=local is refused up front), and
+ * `--no-cache-filter` for both frontends.
  * Root only: the docker socket is root:docker 0660 (remote_test.ts asserts the unprivileged
  * user's clear error).
  */
@@ -132,6 +133,28 @@ COPY --from=base /bin/busybox /bin/busybox
     ], { as: undefined });
     assert.equal(v0.code, 2, v0.stderr);
     assert.match(v0.stderr, /ERROR: --build-context with --frontend dockerfile\.v0 needs BuildKit v0\.10 or later \(named contexts\); dockerd 20\.10\S* \(API [\d.]+\) runs BuildKit v0\.8/);
+  });
+
+  test("--no-cache-filter STAGE: only that stage runs again (both frontends)", async () => {
+    const ctx = makeContext(e, {
+      Dockerfile: `FROM ${e.busybox} AS one
+RUN echo one-${process.pid} > /one
+FROM ${e.busybox} AS two
+COPY --from=one /one /one
+RUN echo two-${process.pid} > /two
+`,
+    }, undefined);
+    for (const fe of [[], ["--frontend", "dockerfile.v0"]]) {
+      const build = (extra: string[]) => tsk(["build", "--addr", ADDR, "--progress", "plain", ...fe, ...extra, ctx], { as: undefined });
+      const first = await build([]);
+      assert.equal(first.code, 0, first.stderr);
+      const r = await build(["--no-cache-filter", "two"]);
+      assert.equal(r.code, 0, r.stderr);
+      const block = (name: string) => r.stderr.split(/\n\n/).find((b) => b.includes(`RUN echo ${name}-`)) ?? "";
+      assert.match(block("one"), /CACHED/, r.stderr);
+      assert.doesNotMatch(block("two"), /CACHED/, r.stderr);
+      assert.match(block("two"), /DONE/, r.stderr);
+    }
   });
 
   test("--cache-to type=inline: the pushed config carries the cache; --cache-from imports it", async () => {
