@@ -58,7 +58,7 @@ export async function solveThroughGateway(
       }
     }
   }
-  const caps = new Set((pong.FrontendAPICaps ?? []).filter((c) => c.Enabled !== false).map((c) => c.ID));
+  const caps = new Set((pong.FrontendAPICaps ?? []).filter((c) => c.Enabled === true).map((c) => c.ID));
   if (pong.FrontendAPICaps?.length && !caps.has("return")) {
     throw new GrpcError(12, "the server's gateway cannot take a client frontend's result (no \"return\" capability)");
   }
