@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, REPO, tsk } from "./harness.ts";
+import { type Env, env, makeContext, REPO, stopEnv, tsk } from "./harness.ts";
 
 const ADDR = "docker-unix:///var/run/docker.sock";
 const noDocker = spawnSync("bash", ["-c", "command -v dockerd"]).status !== 0
@@ -71,9 +71,10 @@ before(async () => {
   for (let i = 0; i < 50 && !existsSync(agentSock); i++) await new Promise((r) => setTimeout(r, 100));
   sh("ssh-add", [path.join(keyDir, "agentkey")], { SSH_AUTH_SOCK: agentSock });
 });
-after(() => {
+after(async () => {
   agent?.kill();
   for (const i of images) spawnSync("/usr/bin/docker", ["rmi", "-f", i], { stdio: "ignore" });
+  await stopEnv();
 });
 
 function fingerprint(key: string): string {

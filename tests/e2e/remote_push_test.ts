@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, REPO, tsk } from "./harness.ts";
+import { type Env, env, makeContext, openOci, REPO, stopEnv, tsk } from "./harness.ts";
 import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
 import { tree } from "../fixtures/tree.ts";
 
@@ -43,6 +43,7 @@ before(async () => {
 after(async () => {
   for (const i of images) spawnSync("/usr/bin/docker", ["rmi", "-f", i], { stdio: "ignore" });
   await reg?.stop();
+  await stopEnv();
 });
 
 const CONFIG_LINES = `ENV FOO=bar PATH=/bin:/usr/bin
