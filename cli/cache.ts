@@ -19,6 +19,7 @@ import { INLINE_CACHE_KEY } from "../engine/cache/config.ts";
 import { cacheMapDigests, type ImageInfo, slowKeys } from "../engine/cache/buildkit_keys.ts";
 import { contextChecksum } from "../engine/cache/buildkit_contenthash.ts";
 import { imageRef } from "../engine/ops/source_image.ts";
+import { ImageResolver } from "../engine/source/image_resolver.ts";
 import {
   cacheMountBlob,
   cacheMountIds,
@@ -37,6 +38,8 @@ export function buildkitDigests(
   let f = bkMemo.get(engine);
   if (!f) {
     const images = new Map<string, Promise<ImageInfo>>();
+    // Digest-pinned references come from the store when it has them (no request).
+    const resolver = new ImageResolver(engine);
     const info = (v: Vertex): Promise<ImageInfo> => {
       const id = v.op.source?.identifier ?? "";
       const p = v.op.platform;
@@ -52,13 +55,13 @@ export function buildkitDigests(
       if (!r) {
         r = (async () => {
           const ref = imageRef(id);
-          const img = await engine.registry.resolve(ref, plat);
+          const img = await resolver.resolve(ref, plat);
           let mainDigest = img.indexDigest ?? img.manifestDigest;
           // The frontend pins the platform's manifest; BuildKit keys the digest the tag named
           // (an index, for multi-platform images): ask the tag, and use it if it still agrees.
           const tagged = /^(.*:[^/@]+)@sha256:[a-f0-9]{64}$/.exec(ref)?.[1];
           if (tagged) {
-            const t = await engine.registry.resolve(tagged, plat).catch(() => undefined);
+            const t = await resolver.resolve(tagged, plat).catch(() => undefined);
             if (t?.manifestDigest === img.manifestDigest) {
               mainDigest = t.indexDigest ?? t.manifestDigest;
             }

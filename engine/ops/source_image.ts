@@ -10,7 +10,8 @@ import type { Vertex } from "../llb/load.ts";
 import type { OpHandler, Ref } from "../solver/solver.ts";
 import type { VertexProgress } from "../solver/progress.ts";
 import type { RefViews } from "./refs.ts";
-import type { RegistryClient } from "../source/registry.ts";
+import type { RegistryClient, ResolvedImage } from "../source/registry.ts";
+import { parseResolveMode, type ResolveMode } from "../source/image_resolver.ts";
 import type { ContentStore } from "../content/store.ts";
 import type { MetaStore } from "../content/meta.ts";
 import type { Descriptor, Platform } from "../types.ts";
@@ -20,8 +21,14 @@ import { TskError } from "../tsk_error.ts";
 
 export type ImageEnv = {
   views: RefViews;
-  /** The registry client, or an OCI layout reader (engine/source/oci_layout.ts). */
-  registry: Pick<RegistryClient, "resolve" | "fetchBlob">;
+  /**
+   * The registry client, an image resolver honouring `image.resolvemode`
+   * (engine/source/image_resolver.ts), or an OCI layout reader (engine/source/oci_layout.ts).
+   */
+  registry: {
+    resolve(ref: string, platform: Platform, mode?: ResolveMode): Promise<ResolvedImage>;
+    fetchBlob: RegistryClient["fetchBlob"];
+  };
   store: ContentStore;
   meta: MetaStore;
   storeRoot: string;
@@ -76,8 +83,9 @@ export function imageHandler(v: Vertex, env: ImageEnv): OpHandler {
       ...(p.Variant ? { variant: p.Variant } : {}),
     }
     : env.defaultPlatform;
-  let resolved: Promise<Awaited<ReturnType<RegistryClient["resolve"]>>> | undefined;
-  const resolve = () => (resolved ??= env.registry.resolve(ref, platform));
+  let resolved: Promise<ResolvedImage> | undefined;
+  const mode = parseResolveMode(src.attrs?.["image.resolvemode"]);
+  const resolve = () => (resolved ??= env.registry.resolve(ref, platform, mode));
   return {
     cacheable: true,
     heavy: false,
