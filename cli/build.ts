@@ -53,6 +53,7 @@ import {
 } from "./cache_flag.ts";
 import {
   buildRef,
+  bindSolver,
   exportCaches,
   type ImageResult,
   importCacheMounts,
@@ -633,6 +634,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       buildArgs: new Set(Object.keys(args)),
       lockDir: path.join(engine.root, "locks"),
     });
+    bindSolver(engine, solver); // BuildKit content keys of COPY --from read other stages
     // The first failure cancels every other running step (their sandboxes are killed).
     solver.signal.addEventListener("abort", () => abort.abort(solver.signal.reason));
     // Every platform in one solver: equal vertices (same digest) are solved once.
