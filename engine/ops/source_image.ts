@@ -18,6 +18,7 @@ import type { Descriptor, Platform } from "../types.ts";
 import { acquireLock } from "../content/lock.ts";
 import path from "node:path";
 import { TskError } from "../tsk_error.ts";
+import { encodeOp, opDigest } from "../../proto/ops.ts";
 
 export type ImageEnv = {
   views: RefViews;
@@ -86,12 +87,19 @@ export function imageHandler(v: Vertex, env: ImageEnv): OpHandler {
   let resolved: Promise<ResolvedImage> | undefined;
   const mode = parseResolveMode(src.attrs?.["image.resolvemode"]);
   const resolve = () => (resolved ??= env.registry.resolve(ref, platform, mode));
+  // How the reference is resolved is not what it is: the key leaves the resolve mode out (as
+  // BuildKit keys an image by what it resolved to), so --pull or `local` reuse the same steps.
+  let keyDigest = v.digest;
+  if (src.attrs?.["image.resolvemode"] !== undefined) {
+    const { ["image.resolvemode"]: _mode, ...attrs } = src.attrs;
+    keyDigest = opDigest(encodeOp({ ...v.op, source: { ...src, attrs } }));
+  }
   return {
     cacheable: true,
     heavy: false,
     // A digest-pinned identifier is its own key; a tag must be resolved (as BuildKit does).
     baseKey: async () =>
-      ref.includes("@sha256:") ? v.digest : `${v.digest}@${(await resolve()).manifestDigest}`,
+      ref.includes("@sha256:") ? keyDigest : `${keyDigest}@${(await resolve()).manifestDigest}`,
     contentSelectors: () => new Map(),
     exists: async (refs) =>
       (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),

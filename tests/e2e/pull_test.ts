@@ -12,7 +12,7 @@ import path from "node:path";
 import { asRootAndUser, type Env, env, makeContext, outDir, storeDir, tsk } from "./harness.ts";
 import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
 import { pushBusybox } from "../fixtures/base_images.ts";
-import { image, marshalDefinition } from "../../engine/llb/mod.ts";
+import { image, marshalDefinition, mkfile } from "../../engine/llb/mod.ts";
 import { encodeDefinition } from "../../proto/ops.ts";
 
 let e: Env;
@@ -134,14 +134,16 @@ asRootAndUser("base image resolution", (who) => {
     const first = await build(store, `FROM ${ref}\nRUN echo x > /x\n`);
     assert.equal(first.r.code, 0, first.r.stderr);
 
-    const def = (mode: "local" | "default") =>
+    // The same step whatever the mode: the mode is not part of the image's cache key.
+    const def = (mode: "local" | "default" | "pull") =>
       encodeDefinition(
         marshalDefinition(
-          image(ref, { resolveMode: mode }).run({ args: ["/bin/sh", "-c", `echo ${mode} > /m`] })
-            .root,
+          image(ref, { resolveMode: mode }).file(mkfile("/m", 0o644, "built\n"), {
+            customName: "write m",
+          }),
         ),
       );
-    const llb = async (mode: "local" | "default") => {
+    const llb = async (mode: "local" | "default" | "pull") => {
       const out = path.join(outDir(e), "rootfs");
       const r = await tsk([
         "build",
@@ -156,10 +158,16 @@ asRootAndUser("base image resolution", (who) => {
         makeContext(e, {}),
       ], { stdin: def(mode) });
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(readFileSync(path.join(out, "m"), "utf8"), `${mode}\n`);
+      assert.equal(readFileSync(path.join(out, "m"), "utf8"), "built\n");
+      return r.stderr;
     };
-    assert.deepEqual(await requests(repo, () => llb("local")), []);
-    // The same definition in default mode asks the registry (the count above can see requests).
-    assert.ok((await requests(repo, () => llb("default"))).length > 0);
+    let log = "";
+    assert.deepEqual(await requests(repo, async () => void (log = await llb("local"))), []);
+    assert.doesNotMatch(log, /write m\n#\d+ CACHED/, "the step ran once");
+    // default and pull modes ask the registry (the count above can see requests), and reuse it.
+    for (const mode of ["default", "pull"] as const) {
+      assert.ok((await requests(repo, async () => void (log = await llb(mode)))).length > 0);
+      assert.match(log, /write m\n#\d+ CACHED/, `${mode}: ${log}`);
+    }
   });
 });
