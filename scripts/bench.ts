@@ -484,38 +484,36 @@ export function report(r: Results): string {
   const per = Object.entries(r.runsPer ?? {}).map(([k, v]) => `${k.toUpperCase()} ${v}`).join(", ");
   L.push(`## Results: medians of ${r.runs} run(s)${per ? ` (${per})` : ""}, seconds`);
   L.push("");
-  if (order.some((s) => !isCache(s))) {
-    L.push(
-      "| scenario | tool | cold | warm no-op | 1-file change | export | peak MiB (cold) | CPU s (cold) | image MiB | tarball MiB |",
-    );
-    L.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (const s of order) {
-      if (s === "s6" || isCache(s)) continue;
-      for (const t of usedTools) {
-        const c = Object.fromEntries(PHASES.map((p) => [p, cell(r, s, t, p)])) as Record<
-          Phase,
-          ReturnType<typeof cell>
-        >;
-        if (c.cold.n === 0) continue;
-        const img = r.images[`${s}/${t}`];
-        const im = img && "uncompressedBytes" in img ? img : undefined;
-        L.push(
-          `| ${TITLES[s]} | ${t} | ${timeCell(c.cold)} | ${timeCell(c.warm)} | ${
-            timeCell(c.change, !hasChange(s))
-          } | ${timeCell(c.export)} | ${mib(c.cold.peakKiB)} | ${
-            c.cold.cpuS === undefined ? "" : c.cold.cpuS.toFixed(1)
-          } | ${im ? (im.uncompressedBytes / 2 ** 20).toFixed(1) : ""} | ${
-            im ? (im.blobBytes / 2 ** 20).toFixed(1) : ""
-          } |`,
-        );
-      }
+  L.push(
+    "| scenario | tool | cold | warm no-op | 1-file change | export | peak MiB (cold) | CPU s (cold) | image MiB | tarball MiB |",
+  );
+  L.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+  for (const s of order) {
+    if (s === "s6" || isCache(s)) continue;
+    for (const t of usedTools) {
+      const c = Object.fromEntries(PHASES.map((p) => [p, cell(r, s, t, p)])) as Record<
+        Phase,
+        ReturnType<typeof cell>
+      >;
+      if (c.cold.n === 0) continue;
+      const img = r.images[`${s}/${t}`];
+      const im = img && "uncompressedBytes" in img ? img : undefined;
+      L.push(
+        `| ${TITLES[s]} | ${t} | ${timeCell(c.cold)} | ${timeCell(c.warm)} | ${
+          timeCell(c.change, !hasChange(s))
+        } | ${timeCell(c.export)} | ${mib(c.cold.peakKiB)} | ${
+          c.cold.cpuS === undefined ? "" : c.cold.cpuS.toFixed(1)
+        } | ${im ? (im.uncompressedBytes / 2 ** 20).toFixed(1) : ""} | ${
+          im ? (im.blobBytes / 2 ** 20).toFixed(1) : ""
+        } |`,
+      );
     }
-    for (const [s, why] of Object.entries(r.skipped)) {
-      if (isCache(s as ScenarioId)) continue;
-      L.push(`| ${TITLES[s as ScenarioId]} | all | skipped: ${why} | | | | | | | |`);
-    }
-    L.push("");
   }
+  for (const [s, why] of Object.entries(r.skipped)) {
+    if (isCache(s as ScenarioId)) continue;
+    L.push(`| ${TITLES[s as ScenarioId]} | all | skipped: ${why} | | | | | | | |`);
+  }
+  L.push("");
 
   // ratios: tsk (and tsk-rootless) time divided by each peer's; < 1 means tsk is faster
   const tsks = usedTools.filter((t) => t.startsWith("tsk"));
