@@ -53,6 +53,7 @@ import {
 } from "./cache_flag.ts";
 import {
   buildRef,
+  bindSolver,
   exportCaches,
   type ImageResult,
   importCacheMounts,
@@ -72,6 +73,7 @@ import {
   openMainContext,
 } from "./contexts.ts";
 import { OciLayoutSource } from "../engine/source/oci_layout.ts";
+import { ImageResolver } from "../engine/source/image_resolver.ts";
 import { parseSshFlags, SSH_HELP, SSH_OPTIONS } from "./ssh_flag.ts";
 import type { Platform as LlbPlatform } from "../engine/llb/platform.ts";
 import type { Platform as ImageConfigPlatform } from "../engine/types.ts";
@@ -124,7 +126,8 @@ ${REMOTE_HELP.trimEnd()}
       --iidfile FILE           Write the image ID (config digest) to the file
   -q, --quiet                  Print only the image ID on success; no progress
       --label K=V              Set metadata for the image; repeatable
-      --pull                   Always resolve base images again (tsk never reuses a resolved tag)
+      --pull                   Always resolve base images at their registry (no offline fallback to the
+                               digest a tag resolved to before)
       --print KIND             Alias of --call
   -h, --help                   Show this help
 `;
@@ -418,6 +421,14 @@ export async function buildCommand(argv: string[]): Promise<number> {
     insecureRegistries: flags["insecure-registry"],
     notice: (m) => progress.warn(m),
   });
+  // Base images resolve tags again on every build; --pull forbids the offline fallback.
+  const imageResolver = new ImageResolver({
+    registry: engine.registry,
+    store: engine.store,
+    meta: engine.meta,
+    warn: (m) => progress.warn(m),
+  });
+  const resolveMode = flags.pull ? "pull" : "default";
   let convert: ConvertResult | undefined;
   const converts: ConvertResult[] = [];
   const sources = new Map<string, string>();
@@ -520,7 +531,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
             try {
               const img = ref.startsWith("oci-layout://")
                 ? await new OciLayoutSource(engine.store).resolve(ref, p)
-                : await engine.registry.resolve(ref, p);
+                : await imageResolver.resolve(ref, p, resolveMode);
               mp.done();
               sources.set(
                 ref,
@@ -595,6 +606,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       store: engine.store,
       meta: engine.meta,
       registry: engine.registry,
+      images: imageResolver,
       platform,
       locals: new Map([["context", ctxDir], [
         "dockerfile",
@@ -622,6 +634,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       buildArgs: new Set(Object.keys(args)),
       lockDir: path.join(engine.root, "locks"),
     });
+    bindSolver(engine, solver); // BuildKit content keys of COPY --from read other stages
     // The first failure cancels every other running step (their sandboxes are killed).
     solver.signal.addEventListener("abort", () => abort.abort(solver.signal.reason));
     // Every platform in one solver: equal vertices (same digest) are solved once.

@@ -16,9 +16,17 @@ import type { Descriptor } from "../engine/types.ts";
 import { loadLocalCache, loadRegistryCache, RemoteCache } from "../engine/cache/remote.ts";
 import { buildCacheOf, inlineCache, pushCache, writeLocalCache } from "../engine/cache/export.ts";
 import { INLINE_CACHE_KEY } from "../engine/cache/config.ts";
-import { cacheMapDigests, type ImageInfo, slowKeys } from "../engine/cache/buildkit_keys.ts";
+import {
+  cacheMapDigests,
+  type ImageInfo,
+  slowKeys,
+  type StageChecksumOf,
+} from "../engine/cache/buildkit_keys.ts";
+import { snapshotChecksum } from "../engine/cache/buildkit_snapshot_hash.ts";
+import { RefViews } from "../engine/ops/refs.ts";
 import { contextChecksum } from "../engine/cache/buildkit_contenthash.ts";
 import { imageRef } from "../engine/ops/source_image.ts";
+import { ImageResolver } from "../engine/source/image_resolver.ts";
 import {
   cacheMountBlob,
   cacheMountIds,
@@ -37,6 +45,8 @@ export function buildkitDigests(
   let f = bkMemo.get(engine);
   if (!f) {
     const images = new Map<string, Promise<ImageInfo>>();
+    // Digest-pinned references come from the store when it has them (no request).
+    const resolver = new ImageResolver(engine);
     const info = (v: Vertex): Promise<ImageInfo> => {
       const id = v.op.source?.identifier ?? "";
       const p = v.op.platform;
@@ -52,13 +62,13 @@ export function buildkitDigests(
       if (!r) {
         r = (async () => {
           const ref = imageRef(id);
-          const img = await engine.registry.resolve(ref, plat);
+          const img = await resolver.resolve(ref, plat);
           let mainDigest = img.indexDigest ?? img.manifestDigest;
           // The frontend pins the platform's manifest; BuildKit keys the digest the tag named
           // (an index, for multi-platform images): ask the tag, and use it if it still agrees.
           const tagged = /^(.*:[^/@]+)@sha256:[a-f0-9]{64}$/.exec(ref)?.[1];
           if (tagged) {
-            const t = await engine.registry.resolve(tagged, plat).catch(() => undefined);
+            const t = await resolver.resolve(tagged, plat).catch(() => undefined);
             if (t?.manifestDigest === img.manifestDigest) {
               mainDigest = t.indexDigest ?? t.manifestDigest;
             }
@@ -77,9 +87,40 @@ export function buildkitDigests(
   return f;
 }
 
-/** BuildKit's content-based keys of a copy's inputs, hashing files of the local sources. */
+/** The solver of the running build, for content keys of `COPY --from` (set by bindSolver). */
+const solvers = new WeakMap<Engine, Solver>();
+
+/** Lets the imported caches' BuildKit key matching read other stages' results. */
+export function bindSolver(engine: Engine, solver: Solver): void {
+  solvers.set(engine, solver);
+}
+
+/**
+ * BuildKit's content hash of `p` in output `index` of `v` (another stage or an image), read from
+ * its snapshot. `lazyOk`: an imported result not downloaded yet may be materialized (matching an
+ * import needs the content, as in BuildKit); exporting never downloads for it.
+ */
+function stageChecksum(engine: Engine, lazyOk: boolean): StageChecksumOf {
+  return async (v, index, p) => {
+    const solver = solvers.get(engine);
+    if (!solver) return undefined;
+    const ref = lazyOk ? await solver.output(v, index) : await solver.solvedOutput(v, index);
+    if (ref === undefined || ref === null || solver.isLazy(ref)) return undefined;
+    const views = new RefViews(engine.snapshotter, path.join(engine.root, "tmp"));
+    const view = await views.view(ref);
+    try {
+      return await snapshotChecksum(view.root, p);
+    } finally {
+      await view.release();
+    }
+  };
+}
+
+/** BuildKit's content-based keys of a copy's inputs: local sources' files, other stages' results. */
 export function buildkitSlowKeys(
   locals: Map<string, string>,
+  engine?: Engine,
+  lazyOk = false,
 ): (v: Vertex) => Promise<Map<number, string>> {
   const checksum = (local: Vertex, p: string) => {
     const src = local.op.source;
@@ -99,7 +140,8 @@ export function buildkitSlowKeys(
     }
     return contextChecksum(dir, p, excludes);
   };
-  return (v) => slowKeys(v, checksum);
+  const stage = engine ? stageChecksum(engine, lazyOk) : undefined;
+  return (v) => slowKeys(v, checksum, stage);
 }
 
 /** Loads every `--cache-from`; returns undefined when none gave a record. */
@@ -118,7 +160,8 @@ export async function importCaches(
     registry: engine.registry,
     storeRoot: engine.root,
     bkDigests: buildkitDigests(engine, platform),
-    bkSlow: buildkitSlowKeys(locals),
+    bkSlow: buildkitSlowKeys(locals, engine, true),
+    ownKey: (v) => Promise.resolve(solvers.get(engine)?.definitionKey(v)),
   });
   for (const s of specs) {
     const what = s.type === "registry" ? s.ref! : `${s.src} (${s.digest ?? `tag ${s.tag}`})`;
@@ -178,7 +221,7 @@ type ExportCtx = {
 function env(c: ExportCtx) {
   return {
     bkDigests: buildkitDigests(c.engine, c.platform),
-    bkSlow: buildkitSlowKeys(c.locals),
+    bkSlow: buildkitSlowKeys(c.locals, c.engine),
     store: c.engine.store,
     meta: c.engine.meta,
     snapshotter: c.engine.snapshotter,

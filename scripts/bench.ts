@@ -8,12 +8,16 @@
  * Scenarios (Dockerfiles in scripts/bench_scenarios.ts, same as ../shared/lab/bench/):
  *   S1 tiny; S2 20,000 small files; S3 one 512 MiB random file; S4 four independent `RUN sleep 2`
  *   stages (ideal ≈ 2 s); S5 debian + apt-get install curl (needs the Debian mirror; skipped with
- *   the reason when it is unreachable); S6 = S2 rebuilt unchanged and after editing one file.
+ *   the reason when it is unreachable); S6 = S2 rebuilt unchanged and after editing one file;
+ *   S7, S8 = S2, S5 built cold on an empty store with --cache-from a registry cache that another
+ *   store made (tsk: --cache-to type=registry,mode=max; docker: an inline cache, pushed), then warm.
  * For every scenario, run and tool (tools alternate run by run, in a rotating order):
  *   cold    the tool's caches emptied (base image included), then build
  *   warm    the same build again, nothing changed
  *   change  one context file edited, build again (S4/S5 have no context file: n/a)
  *   export  the image written to a tarball (tsk: the warm build with -o type=oci,dest=...)
+ * (S7/S8: seed = runner A exports the cache, untimed in the tables; cold = the tool's caches emptied,
+ * then the build with --cache-from; warm = the same again; tools without a cache import: not run)
  * and, per command: wall time, peak memory of the builder's process tree (+ dockerd for docker),
  * CPU time, bytes read (/proc/PID/io rchar of the tree), image size from the exported tarball.
  * Medians over the runs are printed as a markdown table, with tsk/peer ratios.
@@ -49,9 +53,11 @@ import { type Scenario, type ScenarioId, scenarios } from "./bench_scenarios.ts"
 import { ALL_TOOLS, DEFAULT_TOOLS, lookupUser, makeTool, type Tool } from "./bench_tools.ts";
 
 const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
-const ALL_SCENARIOS: ScenarioId[] = ["s1", "s2", "s3", "s4", "s5", "s6"];
+const ALL_SCENARIOS: ScenarioId[] = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"];
 const PHASES = ["cold", "warm", "change", "export"] as const;
-type Phase = typeof PHASES[number];
+/** `seed`: runner A exporting the cache of a cache scenario (S7, S8). */
+type Phase = typeof PHASES[number] | "seed";
+const isCache = (s: ScenarioId) => s === "s7" || s === "s8";
 
 export type Rec = {
   scenario: ScenarioId;
@@ -84,6 +90,8 @@ export type Results = {
   tools: Record<string, string | null>; // id -> null (used) or why it was not
   skipped: Record<string, string>; // scenario -> reason
   exportFormats: Record<string, string>;
+  /** Per tool, the cache it exports and imports in S7/S8. */
+  cacheFormats?: Record<string, string>;
   images: Record<string, TarImage | { error: string }>; // "s1/tsk" -> image
   records: Rec[];
 };
@@ -96,7 +104,8 @@ function usage(): never {
   --tools LIST       comma-separated, default ${DEFAULT_TOOLS.join(",")} (also: ${
     ALL_TOOLS.filter((t) => !DEFAULT_TOOLS.includes(t)).join(",")
   })
-  --scenarios LIST   comma-separated s1..s6, default all (s6 reuses the s2 builds)
+  --scenarios LIST   comma-separated s1..s8, default all (s6 reuses the s2 builds; s7, s8 are s2,
+                     s5 built cold with --cache-from)
   --runs N           runs per tool and scenario (default 3)
   --runs-per LIST    per-scenario overrides, e.g. s2=2,s3=2,s5=1 (the slow ones)
   --registry HOST    where library/busybox:latest and library/debian:bookworm are (default localhost:5000)
@@ -253,6 +262,7 @@ async function runBench(opts: {
     tools: {},
     skipped: {},
     exportFormats: {},
+    cacheFormats: {},
     images: {},
     records: [],
   };
@@ -277,6 +287,7 @@ async function runBench(opts: {
     tools.push(t);
     results.versions[id] = t.version();
     results.exportFormats[id] = t.exportFormat;
+    if (t.cacheFormat) results.cacheFormats![id] = t.cacheFormat;
   }
   log(`tools: ${tools.map((t) => t.id).join(", ") || "(none)"}`);
 
@@ -289,14 +300,14 @@ async function runBench(opts: {
   const toRun: Scenario[] = [];
   const want = new Set(opts.scenarios);
   if (want.has("s6")) want.add("s2"); // S6 is S2's warm and change rebuilds
-  for (const id of ["s1", "s2", "s3", "s4", "s5"] as const) {
+  for (const id of ["s1", "s2", "s3", "s4", "s5", "s7", "s8"] as const) {
     if (!want.has(id)) continue;
-    if (id === "s5") {
+    if (id === "s5" || id === "s8") {
       const why = (await registryHas(opts.registry, "library/debian", "bookworm")) ??
         (await mirrorCheck());
       if (why) {
-        results.skipped.s5 = why;
-        log(`s5 skipped: ${why}`);
+        results.skipped[id] = why;
+        log(`${id} skipped: ${why}`);
         continue;
       }
     }
@@ -315,6 +326,7 @@ async function runBench(opts: {
       const order = tools.map((_, i) => tools[(i + run - 1) % tools.length]);
       for (const t of order) {
         if (failed.has(t.id)) continue;
+        if (sc.cacheFrom && !(t.seedCache && t.buildFromCache)) continue;
         const tag = `tsk-bench-${sc.id}`;
         const phase = async (p: Phase, argv: string[]): Promise<Measured> => {
           const logFile = path.join(logs, `${sc.id}-${t.id}-${p}-${run}.log`);
@@ -356,6 +368,28 @@ async function runBench(opts: {
         };
         try {
           await sc.prepare(workdir, opts.registry); // undo the previous change edit
+          if (sc.cacheFrom) {
+            // Runner A leaves a cache in the registry; this tool's store starts empty.
+            const ref = `${opts.registry}/tsk-bench/cache-${sc.id}-${t.id}:cache`;
+            let seeded = true;
+            for (const argv of t.seedCache!(ctx, ref)) {
+              if (!(await phase("seed", argv)).ok) seeded = false;
+              if (!seeded) break;
+            }
+            if (!seeded) {
+              if (run === 1) failed.add(t.id);
+              continue;
+            }
+            t.prune();
+            const cmd = t.buildFromCache!(ctx, tag, ref);
+            const cold = await phase("cold", cmd);
+            if (!cold.ok) {
+              if (run === 1) failed.add(t.id);
+              continue;
+            }
+            await phase("warm", cmd);
+            continue;
+          }
           t.prune();
           const cold = await phase("cold", t.build(ctx, tag));
           if (!cold.ok) {
@@ -413,6 +447,8 @@ const TITLES: Record<ScenarioId, string> = {
   s4: "S4 4 parallel stages",
   s5: "S5 debian apt curl",
   s6: "S6 cache (S2 rebuilt)",
+  s7: "S7 S2 cold --cache-from",
+  s8: "S8 S5 cold --cache-from",
 };
 
 function cell(r: Results, sc: ScenarioId, tool: string, phase: Phase) {
@@ -453,7 +489,7 @@ export function report(r: Results): string {
   );
   L.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const s of order) {
-    if (s === "s6") continue;
+    if (s === "s6" || isCache(s)) continue;
     for (const t of usedTools) {
       const c = Object.fromEntries(PHASES.map((p) => [p, cell(r, s, t, p)])) as Record<
         Phase,
@@ -474,6 +510,7 @@ export function report(r: Results): string {
     }
   }
   for (const [s, why] of Object.entries(r.skipped)) {
+    if (isCache(s as ScenarioId)) continue;
     L.push(`| ${TITLES[s as ScenarioId]} | all | skipped: ${why} | | | | | | | |`);
   }
   L.push("");
@@ -488,7 +525,7 @@ export function report(r: Results): string {
     L.push(`| scenario | peer | ${head.join(" | ")} |`);
     L.push(`|---|---|${head.map(() => "---:").join("|")}|`);
     for (const s of order) {
-      if (s === "s6") continue;
+      if (s === "s6" || isCache(s)) continue;
       for (const p of peers) {
         if (cell(r, s, p, "cold").n === 0) continue;
         const cells = tsks.flatMap((t) =>
@@ -528,6 +565,48 @@ export function report(r: Results): string {
     L.push(
       "page cache included). For docker it is the client only (the daemon reads on its side).",
     );
+    L.push("");
+  }
+
+  const cacheScen = order.filter(isCache);
+  if (cacheScen.length) {
+    L.push("### S7, S8 cache between runners: cold store with --cache-from, then warm no-op");
+    L.push("");
+    L.push(
+      "Runner A (another store; docker: the same dockerd before pruning it) exported the cache " +
+        "to the registry (seed, not in the times);",
+    );
+    L.push(
+      "the tool's caches were then emptied and the build run with --cache-from (cold), then " +
+        "again (warm no-op). Issue 10's targets: tsk cold below 0.5× docker's, and below 2× its " +
+        "own warm no-op.",
+    );
+    L.push("");
+    L.push(
+      "| scenario | tool | cache | cold, --cache-from | warm no-op | cold / own warm | cold / docker cold | peak MiB (cold) |",
+    );
+    L.push("|---|---|---|---:|---:|---:|---:|---:|");
+    for (const s of cacheScen) {
+      const docker = cell(r, s, "docker", "cold");
+      for (const t of usedTools) {
+        const c = cell(r, s, t, "cold");
+        const w = cell(r, s, t, "warm");
+        if (c.n === 0 && cell(r, s, t, "seed").n === 0) continue;
+        const kind = r.cacheFormats?.[t] ?? "";
+        L.push(
+          `| ${TITLES[s]} | ${t} | ${kind} | ${timeCell(c)} | ${timeCell(w)} | ${
+            fmtRatio(c.seconds, w.seconds) || "–"
+          } | ${t === "docker" ? "" : fmtRatio(c.seconds, docker.seconds) || "–"} | ${
+            mib(c.peakKiB)
+          } |`,
+        );
+      }
+    }
+    for (const [s, why] of Object.entries(r.skipped)) {
+      if (isCache(s as ScenarioId)) {
+        L.push(`| ${TITLES[s as ScenarioId]} | all | | skipped: ${why} | | | | |`);
+      }
+    }
     L.push("");
   }
 

@@ -1,7 +1,8 @@
 /**
  * Benchmark scenarios (scripts/bench.ts): their Dockerfiles, their build contexts (generated under
  * the work dir, the big ones once and reused), and the one-file edit of the "change" rebuild.
- * Same scenarios as ../shared/lab/bench/ (S1..S6), with the registry host as a parameter.
+ * Same scenarios as ../shared/lab/bench/ (S1..S6), with the registry host as a parameter; S7 and
+ * S8 are S2 and S5 built cold with --cache-from (issue 10's cache between runners).
  */
 import { createCipheriv, randomBytes } from "node:crypto";
 import {
@@ -18,7 +19,7 @@ import {
 } from "node:fs";
 import path from "node:path";
 
-export type ScenarioId = "s1" | "s2" | "s3" | "s4" | "s5" | "s6";
+export type ScenarioId = "s1" | "s2" | "s3" | "s4" | "s5" | "s6" | "s7" | "s8";
 
 export type Scenario = {
   id: ScenarioId;
@@ -31,6 +32,11 @@ export type Scenario = {
   network?: boolean;
   /** Seconds after which one build is given up. */
   timeoutS: number;
+  /**
+   * A cache scenario: the build of this context on an empty store, importing a registry cache
+   * that another store (runner A) exported; tools without a cache import are not run.
+   */
+  cacheFrom?: boolean;
 };
 
 export const S2_DIRS = 100;
@@ -92,6 +98,21 @@ function genBigFile(dir: string): void {
 }
 
 export function scenarios(): Record<Exclude<ScenarioId, "s6">, Scenario> {
+  const base = baseScenarios();
+  return {
+    ...base,
+    s7: {
+      ...base.s2,
+      id: "s7",
+      title: "S7 S2 cold --cache-from",
+      cacheFrom: true,
+      change: undefined,
+    },
+    s8: { ...base.s5, id: "s8", title: "S8 S5 cold --cache-from", cacheFrom: true },
+  };
+}
+
+function baseScenarios(): Record<Exclude<ScenarioId, "s6" | "s7" | "s8">, Scenario> {
   return {
     s1: {
       id: "s1",

@@ -46,6 +46,14 @@ export type Tool = {
   exportFormat: string;
   /** Daemons whose memory and CPU belong to the build. */
   daemonPids(): number[];
+  /**
+   * Cache scenarios (S7, S8): the commands with which another store (runner A) builds `ctx` and
+   * leaves its cache at `ref` in the registry; nothing of it stays in this tool's caches.
+   */
+  seedCache?(ctx: string, ref: string): string[][];
+  /** The build importing that cache (`--cache-from`). */
+  buildFromCache?(ctx: string, tag: string, ref: string): string[];
+  cacheFormat?: string;
   env?: Record<string, string>;
 };
 
@@ -144,6 +152,28 @@ function tskTool(c: ToolContext, rootless: boolean, zstd = false): Tool {
       zstd ? ",compression=zstd" : ""
     } on a warm cache)`,
     daemonPids: () => [],
+    ...(zstd ? {} : {
+      seedCache(ctx: string, ref: string) {
+        const seed = `${store}-seed`;
+        rmSync(seed, { recursive: true, force: true });
+        ownDir(seed, u);
+        const a = [...pre, c.tskBin, "build", "--root", seed, "--progress", "plain"];
+        return [[
+          ...a,
+          ...c.insecure.flatMap((h) => ["--insecure-registry", h]),
+          "--cache-to",
+          `type=registry,ref=${ref},mode=max`,
+          ctx,
+        ]];
+      },
+      buildFromCache: (ctx: string, tag: string, ref: string) => [
+        ...common(tag),
+        "--cache-from",
+        ref,
+        ctx,
+      ],
+      cacheFormat: "registry, mode=max",
+    }),
   };
 }
 
@@ -181,6 +211,33 @@ function dockerTool(): Tool {
     exportCmd: (_ctx, tag, out) => [DOCKER, "save", "-o", out, tag],
     exportFormat: "docker-archive, uncompressed (docker save; 20.10 has no OCI save)",
     daemonPids: () => pidsByName("dockerd"),
+    // dockerd 20.10 exports only an inline cache: built with BUILDKIT_INLINE_CACHE=1, pushed, and
+    // removed locally (prune() then empties the build cache) so only the registry has it.
+    seedCache: (ctx, ref) => [
+      [
+        DOCKER,
+        "build",
+        "--progress=plain",
+        "--build-arg",
+        "BUILDKIT_INLINE_CACHE=1",
+        "-t",
+        ref,
+        ctx,
+      ],
+      [DOCKER, "push", ref],
+      [DOCKER, "image", "rm", "-f", ref],
+    ],
+    buildFromCache: (ctx, tag, ref) => [
+      DOCKER,
+      "build",
+      "--progress=plain",
+      "--cache-from",
+      ref,
+      "-t",
+      tag,
+      ctx,
+    ],
+    cacheFormat: "inline (pushed image)",
   };
 }
 
@@ -278,7 +335,8 @@ function floorTool(c: ToolContext): Tool {
   return {
     id: "floor",
     rootless: false,
-    unavailable: () => (which("tar") && which("sha256sum") ? undefined : "tar or sha256sum missing"),
+    unavailable:
+      () => (which("tar") && which("sha256sum") ? undefined : "tar or sha256sum missing"),
     version: () => `${firstLine(sh("tar", ["--version"]).out)}; sha256sum`,
     prune() {
       rmSync(dir, { recursive: true, force: true });

@@ -5,8 +5,9 @@
  * imports it (--cache-from IMAGE). Also tsk → tsk through a registry cache. Each run uses a fresh
  * marker so neither side can hit a cache of its own. Prints a markdown table (docs/cache.md).
  *
- *   deno run -A scripts/cache_interop.ts
- * Needs dockerd (bash scripts/dockerd.sh) and dist/tsk; images are named cache-interop-*.
+ *   deno run -A scripts/cache_interop.ts [NAME...]   (default: every Dockerfile)
+ * Needs dockerd (bash scripts/dockerd.sh) and dist/tsk; images are named cache-interop-* (or
+ * $INTEROP_PREFIX-*), and only those are removed afterwards.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +18,7 @@ import { pushBusybox } from "../tests/fixtures/base_images.ts";
 
 const TSK = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "dist", "tsk");
 const DOCKER = "/usr/bin/docker";
+const PREFIX = process.env.INTEROP_PREFIX ?? "cache-interop";
 
 const files = (base: string, marker: string): Record<string, Record<string, string>> => ({
   "run-only": {
@@ -35,6 +37,11 @@ const files = (base: string, marker: string): Record<string, Record<string, stri
   "multi-stage": {
     Dockerfile: `FROM ${base} AS build\nRUN echo ${marker} > /out\n` +
       `FROM ${base}\nCOPY --from=build /out /out\nRUN cat /out > /copy\n`,
+  },
+  "multi-stage-dir": {
+    Dockerfile: `FROM ${base} AS build\nRUN mkdir -p /out/sub && echo ${marker} > /out/sub/a && ` +
+      `echo b > /out/b && chmod 600 /out/b\n` +
+      `FROM ${base}\nCOPY --from=build /out /app\nRUN ls -lR /app > /list\n`,
   },
 });
 
@@ -64,7 +71,9 @@ try {
   await pushBusybox(reg.host);
   const base = `${reg.host}/library/busybox:latest`;
   const rows: string[] = [];
+  const only = process.argv.slice(2);
   for (const name of Object.keys(files(base, "x"))) {
+    if (only.length && !only.includes(name)) continue;
     const marker = `m${Date.now()}${Math.random().toString(36).slice(2, 8)}`;
     const ctx = path.join(work, name);
     rmSync(ctx, { recursive: true, force: true });
@@ -72,7 +81,7 @@ try {
       spawnSync("mkdir", ["-p", path.dirname(path.join(ctx, f))]);
       writeFileSync(path.join(ctx, f), c);
     }
-    const img = `${reg.host}/cache-interop-${name}`;
+    const img = `${reg.host}/${PREFIX}-${name}`;
     // docker → tsk
     run(DOCKER, [
       "build",
@@ -123,7 +132,7 @@ try {
         "--cache-from",
         `${img}:tsk`,
         "-t",
-        `cache-interop-${name}:fromtsk`,
+        `${PREFIX}-${name}:fromtsk`,
         ctx,
       ], { DOCKER_BUILDKIT: "1" }),
     );
@@ -153,7 +162,7 @@ try {
     const cell = (c: ReturnType<typeof count>) =>
       `${c.cached}/${c.total}${c.missed.length ? ` (ran: ${c.missed.join("; ")})` : ""}`;
     rows.push(`| ${name} | ${cell(d2t)} | ${cell(t2d)} | ${cell(t2t)} |`);
-    spawnSync(DOCKER, ["rmi", "-f", `${img}:docker`, `cache-interop-${name}:fromtsk`], {
+    spawnSync(DOCKER, ["rmi", "-f", `${img}:docker`, `${PREFIX}-${name}:fromtsk`], {
       stdio: "ignore",
     });
   }

@@ -18,7 +18,7 @@ function header(mode: number, size: number, type: string, link = ""): string {
   return `namemode${mode}uid0gid0size${size}typeflag${type}linkname${link}unamegnamedevmajor0devminor0`;
 }
 
-class Unsupported extends Error {}
+export class Unsupported extends Error {}
 
 /** contenthash of `p` (a path inside the context) in `dir`, with the context's exclude patterns. */
 export async function contextChecksum(
@@ -41,7 +41,7 @@ export async function contextChecksum(
   }
 }
 
-async function entry(
+export async function entry(
   abs: string,
   rel: string,
   st: Awaited<ReturnType<typeof fsp.lstat>>,

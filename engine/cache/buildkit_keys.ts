@@ -4,10 +4,11 @@
  * resolved manifest's key, or the chain ID of the image's diff_ids), exec ops (`buildkit.exec.v0`:
  * Go's encoding/json of the op, selectors and proxy env cleared, the lone root mount left out),
  * file ops without owners (`buildkit.file.v0`: each action's JSON, a copy's source by base name)
- * and, for a copy of one regular file from the build context, BuildKit's content-based key of
- * that file. A record's digest is `sha256("<cache map digest>@<output>")` (BuildKit's rootKey);
- * records of ops with inputs are matched through their input links. Other copies (directories,
- * wildcards, other stages) are keyed by content hashes tsk does not reproduce: not claimed.
+ * and, for a copy of one path, BuildKit's content-based key of
+ * that file or directory, from the context or from another stage's or an image's result
+ * (`COPY --from`). A record's digest is `sha256("<cache map digest>@<output>")` (BuildKit's
+ * rootKey); records of ops with inputs are matched through their input links. Other copies
+ * (wildcards, several sources) are keyed by content hashes tsk does not reproduce: not claimed.
  */
 import { createHash } from "node:crypto";
 import type { Vertex } from "../llb/load.ts";
@@ -186,16 +187,26 @@ function goPathBase(p: string): string {
 
 /** BuildKit's content hash of path `p` of a local source (buildkit_contenthash.ts). */
 export type ContextChecksumOf = (local: Vertex, p: string) => Promise<string | undefined>;
+/**
+ * BuildKit's content hash of path `p` in output `index` of another vertex (a stage's result or an
+ * image: `COPY --from`, buildkit_snapshot_hash.ts); undefined when it is not available.
+ */
+export type StageChecksumOf = (
+  input: Vertex,
+  index: number,
+  p: string,
+) => Promise<string | undefined>;
 
 /**
  * BuildKit's content-based ("slow") keys of a copy's source inputs, as record digests by input
- * index: `rootKey(sha256(<content hash of the selected path>), -1)`. Only a copy with one
- * non-wildcard source path from a local source is reproduced; other copies (wildcards, several
- * sources, other stages) are not claimed.
+ * index: `rootKey(sha256(<content hash of the selected path>), -1)`. Reproduced for a copy with
+ * one non-wildcard source path per input, from a local source or (with `stage`) from another
+ * stage's or an image's result; other copies (wildcards, several sources) are not claimed.
  */
 export async function slowKeys(
   v: Vertex,
   checksum: ContextChecksumOf,
+  stage?: StageChecksumOf,
 ): Promise<Map<number, string>> {
   const out = new Map<number, string>();
   const actions = ((v.op.file as Obj | undefined)?.actions ?? []) as Obj[];
@@ -212,9 +223,10 @@ export async function slowKeys(
     if (set.size !== 1) return new Map();
     const src = [...set][0];
     const input = v.inputs[i].vertex;
-    if (!String(input.op.source?.identifier ?? "").startsWith("local://")) return new Map();
     if (/[*?[\\]/.test(src)) return new Map();
-    const sum = await checksum(input, src);
+    const sum = String(input.op.source?.identifier ?? "").startsWith("local://")
+      ? await checksum(input, src)
+      : await stage?.(input, v.inputs[i].index, src);
     if (!sum) return new Map();
     out.set(i, rootKey(sha(sum), -1));
   }

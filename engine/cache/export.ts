@@ -203,7 +203,14 @@ function bkCovered(
 ): Set<string> {
   const has = new Set(plan.map((p) => p.rec.vertex.digest));
   const out = new Set<string>();
+  // A copy from another stage keeps its tsk-keyed records too: BuildKit's key of it needs the
+  // stage's files (a download when they were imported lazily), tsk's definition key does not;
+  // the steps after it are found through its BuildKit record with the same result
+  // (RemoteCache.#matchVertex). (Keeping theirs too makes BuildKit v0.8 fail to load them.)
+  const fromLocal = (p: { rec: SolvedRecord }, n: number) =>
+    String(p.rec.vertex.inputs[n].vertex.op.source?.identifier ?? "").startsWith("local://");
   for (const p of plan) {
+    if (p.inputs.some((d, n) => d.startsWith(SLOW) && !fromLocal(p, n))) continue;
     if (
       p.inputs.length && p.inputs.every((d) => d.startsWith(SLOW) || has.has(d)) &&
       exported.has(p.rec.vertex.digest)

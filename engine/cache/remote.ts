@@ -67,6 +67,8 @@ export type RemoteEnv = {
   bkDigests?: (v: Vertex) => Promise<string[]>;
   /** BuildKit's content-based record digests of a vertex's inputs, by input index. */
   bkSlow?: (v: Vertex) => Promise<Map<number, string>>;
+  /** tsk's definition key of a vertex (the solver's), to find its own record without content. */
+  ownKey?: (v: Vertex) => Promise<string | undefined>;
 };
 
 export class RemoteCache implements RemoteLookup {
@@ -138,6 +140,18 @@ export class RemoteCache implements RemoteLookup {
         const digests = await this.#env.bkDigests!(v).catch(() => [] as string[]);
         const cands = digests.flatMap((d) => this.#graphByDigest.get(rootKey(d, 0)) ?? []);
         if (!cands.length) return new Set<number>();
+        // Found by tsk's own definition key (a COPY --from keeps that record): the BuildKit
+        // records with the same result are it, and matching them reads no input's files.
+        const dk = await this.#env.ownKey?.(v).catch(() => undefined);
+        const own = dk !== undefined ? this.#byKey.get(dk) : undefined;
+        if (own !== undefined) {
+          const top = (ci: number) => snapshotNames(this.#chains[ci]).at(-1);
+          const same = cands.filter((id) => {
+            const ci = this.#graph[id].chain;
+            return ci !== undefined && top(ci) === top(own);
+          });
+          if (same.length) return new Set(same);
+        }
         const slow = await this.#env.bkSlow?.(v).catch(() => new Map<number, string>()) ??
           new Map<number, string>();
         const inputs = await Promise.all(v.inputs.map((inp, i) => {

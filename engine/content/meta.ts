@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS sizes (
 CREATE TABLE IF NOT EXISTS leases (
   id TEXT PRIMARY KEY, pid INTEGER NOT NULL, start TEXT NOT NULL, created INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS resolved (
+  ref TEXT PRIMARY KEY, digest TEXT NOT NULL, updated INTEGER NOT NULL
+);
 `;
 
 export class MetaStore {
@@ -169,6 +172,18 @@ export class MetaStore {
       "INSERT OR REPLACE INTO images (name, manifest_digest, updated) VALUES (?, ?, ?)",
     )
       .run(name, manifestDigest, Date.now());
+  }
+
+  /** The digest an image reference (a tag) last resolved to (engine/source/image_resolver.ts). */
+  getResolved(ref: string): { digest: string; updated: number } | undefined {
+    return this.#db.prepare("SELECT digest, updated FROM resolved WHERE ref = ?").get(ref) as
+      | { digest: string; updated: number }
+      | undefined;
+  }
+
+  putResolved(ref: string, digest: string): void {
+    this.#db.prepare("INSERT OR REPLACE INTO resolved (ref, digest, updated) VALUES (?, ?, ?)")
+      .run(ref, digest, Date.now());
   }
 
   /** Named images built into the store. */

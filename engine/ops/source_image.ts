@@ -10,18 +10,26 @@ import type { Vertex } from "../llb/load.ts";
 import type { OpHandler, Ref } from "../solver/solver.ts";
 import type { VertexProgress } from "../solver/progress.ts";
 import type { RefViews } from "./refs.ts";
-import type { RegistryClient } from "../source/registry.ts";
+import type { RegistryClient, ResolvedImage } from "../source/registry.ts";
+import { parseResolveMode, type ResolveMode } from "../source/image_resolver.ts";
 import type { ContentStore } from "../content/store.ts";
 import type { MetaStore } from "../content/meta.ts";
 import type { Descriptor, Platform } from "../types.ts";
 import { acquireLock } from "../content/lock.ts";
 import path from "node:path";
 import { TskError } from "../tsk_error.ts";
+import { encodeOp, opDigest } from "../../proto/ops.ts";
 
 export type ImageEnv = {
   views: RefViews;
-  /** The registry client, or an OCI layout reader (engine/source/oci_layout.ts). */
-  registry: Pick<RegistryClient, "resolve" | "fetchBlob">;
+  /**
+   * The registry client, an image resolver honouring `image.resolvemode`
+   * (engine/source/image_resolver.ts), or an OCI layout reader (engine/source/oci_layout.ts).
+   */
+  registry: {
+    resolve(ref: string, platform: Platform, mode?: ResolveMode): Promise<ResolvedImage>;
+    fetchBlob: RegistryClient["fetchBlob"];
+  };
   store: ContentStore;
   meta: MetaStore;
   storeRoot: string;
@@ -76,14 +84,22 @@ export function imageHandler(v: Vertex, env: ImageEnv): OpHandler {
       ...(p.Variant ? { variant: p.Variant } : {}),
     }
     : env.defaultPlatform;
-  let resolved: Promise<Awaited<ReturnType<RegistryClient["resolve"]>>> | undefined;
-  const resolve = () => (resolved ??= env.registry.resolve(ref, platform));
+  let resolved: Promise<ResolvedImage> | undefined;
+  const mode = parseResolveMode(src.attrs?.["image.resolvemode"]);
+  const resolve = () => (resolved ??= env.registry.resolve(ref, platform, mode));
+  // How the reference is resolved is not what it is: the key leaves the resolve mode out (as
+  // BuildKit keys an image by what it resolved to), so --pull or `local` reuse the same steps.
+  let keyDigest = v.digest;
+  if (src.attrs?.["image.resolvemode"] !== undefined) {
+    const { ["image.resolvemode"]: _mode, ...attrs } = src.attrs;
+    keyDigest = opDigest(encodeOp({ ...v.op, source: { ...src, attrs } }));
+  }
   return {
     cacheable: true,
     heavy: false,
     // A digest-pinned identifier is its own key; a tag must be resolved (as BuildKit does).
     baseKey: async () =>
-      ref.includes("@sha256:") ? v.digest : `${v.digest}@${(await resolve()).manifestDigest}`,
+      ref.includes("@sha256:") ? keyDigest : `${keyDigest}@${(await resolve()).manifestDigest}`,
     contentSelectors: () => new Map(),
     exists: async (refs) =>
       (await Promise.all(refs.map((r) => env.views.exists(r)))).every(Boolean),

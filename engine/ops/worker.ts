@@ -21,6 +21,7 @@ import { httpHandler } from "./source_http.ts";
 import { gitHandler } from "./source_git.ts";
 import { checksumTree, selected } from "./checksum.ts";
 import { OciLayoutSource } from "../source/oci_layout.ts";
+import type { ImageResolver } from "../source/image_resolver.ts";
 import type { SshSource } from "../ssh/agent.ts";
 
 export type WorkerOptions = {
@@ -29,6 +30,8 @@ export type WorkerOptions = {
   store: ContentStore;
   meta: MetaStore;
   registry: RegistryClient;
+  /** Resolves image sources with resolve modes and the store's last resolutions (--pull). */
+  images?: ImageResolver;
   platform: Platform;
   locals: Map<string, string>;
   secrets: Map<string, string>;
@@ -57,7 +60,7 @@ export class LocalWorker implements Worker {
       if (id.startsWith("docker-image://")) {
         return imageHandler(v, {
           views: this.views,
-          registry: this.#o.registry,
+          registry: this.#o.images ?? this.#o.registry,
           store: this.#o.store,
           meta: this.#o.meta,
           storeRoot: this.#o.storeRoot,

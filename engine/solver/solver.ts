@@ -242,6 +242,23 @@ export class Solver {
     }
   }
 
+  /** Output `index` of `v` if it is solved, as it is (an imported result stays lazy). */
+  async solvedOutput(v: Vertex, index: number): Promise<Ref | undefined> {
+    const p = this.#rebuilt.get(v.digest) ?? this.#results.get(v.digest);
+    const solved = await p?.catch(() => undefined);
+    return solved ? solved.refs[index] ?? null : undefined;
+  }
+
+  /** The definition key of `v` (op identities only; reads no input result). */
+  definitionKey(v: Vertex): Promise<string> {
+    return this.#dkey(v);
+  }
+
+  /** Whether `ref` is an imported result not downloaded yet. */
+  isLazy(ref: Ref): boolean {
+    return !!this.#opts.remote?.isLazy(ref);
+  }
+
   /** Every vertex under `root` with its keys and results, for cache export. */
   async records(root: Vertex): Promise<SolvedRecord[]> {
     const out: SolvedRecord[] = [];

@@ -87,6 +87,8 @@ export class RegistryError extends Error {
   status?: number;
   /** Distribution error code, e.g. MANIFEST_UNKNOWN, DENIED, UNAUTHORIZED. */
   code?: string;
+  /** The registry (or its token server) could not be reached: no HTTP answer at all. */
+  unreachable?: boolean;
   ref: string;
   constructor(message: string, ref: string, status?: number, code?: string) {
     super(message);
@@ -292,7 +294,7 @@ export class RegistryClient {
     try {
       res = await fetch(url, { headers: { "user-agent": this.#userAgent } });
     } catch (e) {
-      throw new RegistryError(`cannot reach registry ${url} for ${ref}: ${causeOf(e)}`, ref);
+      throw unreachable(new RegistryError(`cannot reach registry ${url} for ${ref}: ${causeOf(e)}`, ref));
     }
     const ch = res.status === 401 ? this.#toChallenge(res.headers.get("www-authenticate")) : null;
     await res.body?.cancel();
@@ -375,10 +377,10 @@ export class RegistryClient {
         res = await fetch(u, { headers });
       }
     } catch (e) {
-      throw new RegistryError(
+      throw unreachable(new RegistryError(
         `cannot reach token server ${ch.realm} for ${ref}: ${causeOf(e)}`,
         ref,
-      );
+      ));
     }
     if (!res.ok) {
       const d = await errorDetail(res);
@@ -446,7 +448,7 @@ export class RegistryClient {
           ...(body instanceof ReadableStream ? { duplex: "half" } : {}),
         } as RequestInit);
       } catch (e) {
-        throw new RegistryError(`${method} ${url} for ${refStr} failed: ${causeOf(e)}`, refStr);
+        throw unreachable(new RegistryError(`${method} ${url} for ${refStr} failed: ${causeOf(e)}`, refStr));
       }
       if (res.status === 401 && attempt === 0) {
         const ch = this.#toChallenge(res.headers.get("www-authenticate"));
@@ -484,10 +486,10 @@ export class RegistryClient {
       try {
         res = await fetch(next, { method, headers: h, redirect: "manual" });
       } catch (e) {
-        throw new RegistryError(
+        throw unreachable(new RegistryError(
           `${method} ${next} (redirected) for ${refStr} failed: ${causeOf(e)}`,
           refStr,
-        );
+        ));
       }
     }
     throw new RegistryError(`too many redirects fetching ${url} for ${refStr}`, refStr);
@@ -906,6 +908,12 @@ function fileStream(path: string, size: number): ReadableStream<Uint8Array> {
       fh = undefined;
     },
   });
+}
+
+/** Marks an error about a request that got no HTTP answer (refused, reset, DNS, TLS). */
+function unreachable(e: RegistryError): RegistryError {
+  e.unreachable = true;
+  return e;
 }
 
 function causeOf(e: unknown): string {

@@ -1,15 +1,18 @@
 /**
  * Cache interop with BuildKit (the lab dockerd's embedded BuildKit): docker builds with an inline
  * cache and tsk, on an empty store, reuses every RUN, WORKDIR and COPY (one file, the whole
- * context); tsk builds with --cache-to type=inline and docker reuses them too. (Wildcard copies,
- * several sources, COPY --from and --chown are not keyed BuildKit's way: see docs/cache.md.)
- * Skipped without a docker daemon.
+ * context); tsk builds with --cache-to type=inline and docker reuses them too. A multi-stage
+ * build's final stage (`COPY --from` keyed by the content of the builder's result, as BuildKit
+ * does, and the RUN after it) is reused both ways, as root and rootless; the builder stage is not
+ * in an inline cache at all. (Wildcard copies, several sources and --chown are not keyed
+ * BuildKit's way: see docs/cache.md.) Skipped without a docker daemon.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
 const DOCKER = "/usr/bin/docker";
 const dockerUp = spawnSync(DOCKER, ["version", "--format", "{{.Server.Version}}"], {
@@ -110,3 +113,88 @@ test("tsk's inline cache → docker: every RUN, WORKDIR and COPY is CACHED", { s
   const log = docker(["build", "--progress", "plain", "--cache-from", image, "-t", local, ctx]);
   assert.deepEqual(runs(log), { total: 5, cached: 5 }, log);
 });
+
+const multiStage = (marker: string) =>
+  `FROM ${e.busybox} AS build\nRUN mkdir -p /out/sub && echo ${marker} > /out/sub/a && echo b > /out/b\n` +
+  `FROM ${e.busybox}\nCOPY --from=build /out /app\nRUN ls -lR /app > /list\n`;
+
+/** Steps of the builder stage (`[build i/n]`) and of the final one, CACHED or not. */
+function stages(log: string): { final: string[]; build: string[] } {
+  const names = new Map<string, string>();
+  const cached = new Set<string>();
+  for (const l of log.split("\n")) {
+    const m = /^#(\d+) \[((?:[a-z0-9-]+ )?\d+\/\d+)\] (RUN|COPY)/.exec(l);
+    if (m) names.set(m[1], m[2]);
+    const c = /^#(\d+) CACHED$/.exec(l);
+    if (c) cached.add(c[1]);
+  }
+  const out = { final: [] as string[], build: [] as string[] };
+  for (const [id, n] of names) {
+    (n.startsWith("build ") ? out.build : out.final).push(cached.has(id) ? "CACHED" : "ran");
+  }
+  return out;
+}
+
+for (const who of ["root", "unprivileged"] as const) {
+  test(
+    `multi-stage, docker ⇄ tsk (${who}): the final stage's COPY --from and RUN are CACHED`,
+    { skip },
+    async () => {
+      const as: UnprivilegedUser | undefined = who === "root" ? undefined : e.user;
+      // docker → tsk
+      const marker = `cache-interop-${randomBytes(6).toString("hex")}`;
+      const ctx = makeContext(e, { Dockerfile: multiStage(marker) }, as);
+      const image = `${e.registry.host}/cache-interop/docker-ms:${marker}`;
+      images.push(image);
+      docker([
+        "build",
+        "--progress",
+        "plain",
+        "--build-arg",
+        "BUILDKIT_INLINE_CACHE=1",
+        "-t",
+        image,
+        ctx,
+      ]);
+      docker(["push", image]);
+      const r = await tsk(
+        ["build", "--root", storeDir(e, as), "--progress", "plain", "--cache-from", image, ctx],
+        { as },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(stages(r.stderr), { final: ["CACHED", "CACHED"], build: ["ran"] }, r.stderr);
+
+      // tsk → docker (another marker: docker's own cache cannot answer)
+      const marker2 = `cache-interop-${randomBytes(6).toString("hex")}`;
+      const ctx2 = makeContext(e, { Dockerfile: multiStage(marker2) }, as);
+      const pushed = `${e.registry.host}/cache-interop/tsk-ms:${marker2}`;
+      const t = await tsk([
+        "build",
+        "--root",
+        storeDir(e, as),
+        "--progress",
+        "plain",
+        "--cache-to",
+        "type=inline",
+        "--push",
+        "-t",
+        pushed,
+        ctx2,
+      ], { as });
+      assert.equal(t.code, 0, t.stderr);
+      const local = `cache-interop-fromtsk-ms:${marker2}`;
+      images.push(local);
+      const log = docker([
+        "build",
+        "--progress",
+        "plain",
+        "--cache-from",
+        pushed,
+        "-t",
+        local,
+        ctx2,
+      ]);
+      assert.deepEqual(stages(log), { final: ["CACHED", "CACHED"], build: ["ran"] }, log);
+    },
+  );
+}
