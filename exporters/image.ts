@@ -14,7 +14,8 @@ import type { Snapshotter } from "../engine/snapshot/snapshotter.ts";
 import type { Descriptor } from "../engine/types.ts";
 import type { Ref } from "../engine/solver/solver.ts";
 import { MEDIA } from "./media.ts";
-import { createCompressor } from "./compress.ts";
+import { createCompressor, ParallelGzip } from "./compress.ts";
+import { counter, span } from "../engine/trace.ts";
 import type { HistoryEntry, ImageConfig } from "../engine/image/config.ts";
 
 export type { HistoryEntry, ImageConfig } from "../engine/image/config.ts";
@@ -123,6 +124,38 @@ export async function layerBlob(
   snapshot: string,
   o: LayerBlobOptions,
 ): Promise<{ desc: Descriptor; diffId: string; empty: boolean }> {
+  const s = span(`layer blob ${snapshot}`, "compress", { compression: o.compression });
+  let how: LayerBlobSource = "reused";
+  try {
+    const r = await findOrMakeBlob(snapshot, o, (h) => (how = h));
+    layerBlobStats[how]++;
+    counter("layer blobs", { ...layerBlobStats });
+    s.end({ source: how, bytes: r.desc.size });
+    return r;
+  } catch (e) {
+    s.end({ error: String((e as Error).message) });
+    throw e;
+  }
+}
+
+/**
+ * Where a layer blob came from: an existing blob of this snapshot or of an equal layer
+ * (`reused`), a re-compression of another variant (`converted`), or tar + compress (`generated`).
+ */
+export type LayerBlobSource = "reused" | "converted" | "generated";
+
+/** Per-process count of layer blobs by source (what `--trace` counters and tests read). */
+export const layerBlobStats: Record<LayerBlobSource, number> = {
+  reused: 0,
+  converted: 0,
+  generated: 0,
+};
+
+async function findOrMakeBlob(
+  snapshot: string,
+  o: LayerBlobOptions,
+  source: (how: LayerBlobSource) => void,
+): Promise<{ desc: Descriptor; diffId: string; empty: boolean }> {
   const pulled = snapshot.startsWith("l-");
   const clamp = pulled ? undefined : o.clampEpoch;
   const want = variantKey(o.compression, o.compressionLevel, clamp);
@@ -152,12 +185,14 @@ export async function layerBlob(
   const src = variants[0];
   if (src) {
     const byDiff = await present(o.meta.layerByDiffId(src.diffId, want));
+    if (!byDiff) source("converted");
     const rec = byDiff
       ? { ...byDiff, snapshot, compression: want }
       : await convertBlob(src, want, o);
     o.meta.putLayer(rec);
     return result(rec);
   }
+  source("generated");
   return result(await generateBlob(snapshot, want, clamp, o));
 }
 
@@ -219,6 +254,7 @@ async function generateBlob(
     },
   });
   const comp = compressor(o.compression, o.compressionLevel);
+  const s = span("tar + compress", "compress", { snapshot, compression: o.compression });
   const tarOut = new PassThrough();
   const produce = o.snapshotter.writeLayer(snapshot, tarOut, { sourceDateEpoch: clamp });
   try {
@@ -228,6 +264,11 @@ async function generateBlob(
     throw err;
   }
   const info = await w.commit();
+  s.end({
+    tarBytes: rawSize,
+    blobBytes: info.size,
+    ...(comp instanceof ParallelGzip ? { blocks: comp.blocks, storedBlocks: comp.storedBlocks } : {}),
+  });
   const rec = {
     snapshot,
     compression: key,
