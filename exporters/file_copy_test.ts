@@ -7,7 +7,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { appendFile } from "./file_copy.ts";
 
-for (const [how, cat] of [["cat (copy_file_range)", "cat"], ["buffered (no cat)", "/nonexistent/cat"]]) {
+for (
+  const [how, cat] of [["cat (copy_file_range)", "cat"], ["buffered (no cat)", "/nonexistent/cat"]]
+) {
   test(`appendFile via ${how}: bytes land at the file position, later writes follow`, async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "tsk-fc-"));
     try {
@@ -23,7 +25,13 @@ for (const [how, cat] of [["cat (copy_file_range)", "cat"], ["buffered (no cat)"
       await out.write(Buffer.from("tail"), 0, 4, null);
       await out.close();
       const got = readFileSync(path.join(dir, "out"));
-      const want = Buffer.concat([Buffer.from("head"), a, Buffer.from("mid"), b, Buffer.from("tail")]);
+      const want = Buffer.concat([
+        Buffer.from("head"),
+        a,
+        Buffer.from("mid"),
+        b,
+        Buffer.from("tail"),
+      ]);
       assert.equal(got.length, want.length);
       assert.ok(got.equals(want));
     } finally {
@@ -36,7 +44,12 @@ test("appendFile: a source shorter than its recorded size is an error naming it"
   const dir = mkdtempSync(path.join(tmpdir(), "tsk-fc-"));
   try {
     writeFileSync(path.join(dir, "a"), "short");
-    for (const [cat, msg] of [["/nonexistent/cat", /a: shorter than 100 bytes/], ["cat", /a: 5 of 100 bytes written/]] as const) {
+    for (
+      const [cat, msg] of [["/nonexistent/cat", /a: shorter than 100 bytes/], [
+        "cat",
+        /a: 5 of 100 bytes written/,
+      ]] as const
+    ) {
       const out = await open(path.join(dir, "out"), "w");
       try {
         await assert.rejects(appendFile(out, 0, path.join(dir, "a"), 100, cat), msg);

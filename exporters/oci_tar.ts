@@ -103,7 +103,8 @@ function fileTarSink(out: FileHandle, mtime: number): LayoutSink {
   };
   return {
     dir: (p) => entry({ ...base, path: p, type: "dir", mode: 0o755 }, 0),
-    bytes: (p, data) => entry({ ...base, path: p, type: "file", size: data.length }, data.length, data),
+    bytes: (p, data) =>
+      entry({ ...base, path: p, type: "file", size: data.length }, data.length, data),
     blob: async (p, desc, file) => {
       const size = (await fsp.stat(file)).size;
       if (size !== desc.size) {
