@@ -5,11 +5,10 @@
  * (what `docker load` reads) and uses Docker media types. Entries are written in a fixed order with
  * fixed headers, so equal images give byte-identical tarballs.
  */
-import { createReadStream, promises as fsp } from "node:fs";
+import { promises as fsp } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { Readable, type Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { ContentStore } from "../engine/content/store.ts";
 import type { Descriptor } from "../engine/types.ts";
 import { encodeHeaders, type TarEntry, TarWriter } from "../engine/snapshot/tar_writer.ts";
@@ -136,7 +135,9 @@ function dirSink(root: string): LayoutSink {
       const f = path.join(root, p);
       if (await fsp.stat(f).then(() => true, () => false)) return;
       const tmp = `${f}.tsk-${process.pid}.tmp`;
-      await pipeline(createReadStream(file), (await fsp.open(tmp, "w")).createWriteStream());
+      // copy_file_range/reflink in the kernel (a copy, never a link: the store's blob stays
+      // private even if the layout is edited)
+      await fsp.copyFile(file, tmp);
       await fsp.rename(tmp, f);
     },
     finish: async () => {},
