@@ -15,7 +15,12 @@ import type { RefViews } from "../engine/ops/refs.ts";
 import type { Descriptor, Platform } from "../engine/types.ts";
 import { assembleImage, type ImageConfig, type ImageView } from "../exporters/image.ts";
 import { type Annotation, annotationsFor, assembleIndex } from "../exporters/index.ts";
-import { type LayoutContent, writeOciDir, writeOciTar } from "../exporters/oci_tar.ts";
+import {
+  type LayoutContent,
+  writeOciDir,
+  writeOciTar,
+  writeOciTarFile,
+} from "../exporters/oci_tar.ts";
 import { exportLocal, exportTar, exportTars } from "../exporters/rootfs.ts";
 import { pushImages, repoOf } from "../exporters/push.ts";
 import { type OutputSpec, UsageError } from "./output_flag.ts";
@@ -220,6 +225,10 @@ export async function exportImage(a: ExportArgs): Promise<ExportResult> {
       if (out.tar === false) {
         await writeOciDir(content, engine.store, path.resolve(out.dest!), opts);
         vp.status(`writing OCI layout to ${out.dest}`);
+      } else if (out.dest !== "-") {
+        // a file: large blobs are copied by the kernel (exporters/file_copy.ts)
+        await writeOciTarFile(content, engine.store, path.resolve(out.dest!), opts);
+        vp.status(`sending tarball`);
       } else {
         const sink = await tarSink(out.dest!, a.stdout);
         await writeOciTar(content, engine.store, sink.stream, opts);

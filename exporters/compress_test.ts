@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import zlib from "node:zlib";
-import { type CompressOptions, createCompressor } from "./compress.ts";
+import { type CompressOptions, createCompressor, ParallelGzip } from "./compress.ts";
 
 /** Compresses `data` fed in chunks of `chunk` bytes. */
 async function compress(
@@ -82,4 +82,66 @@ test("zstd and uncompressed streams decode to the input", async () => {
   assert.deepEqual([...z.subarray(0, 4)], [0x28, 0xb5, 0x2f, 0xfd], "zstd frame magic");
   const raw = await compress("uncompressed", data, 50_000);
   assert.equal(sha(raw), sha(data));
+});
+
+/** `n` bytes of AES-CTR keystream: statistically random, reproducible. */
+function noise(n: number, key = 2): Buffer {
+  return createCipheriv("aes-128-ctr", Buffer.alloc(16, key), Buffer.alloc(16, 0))
+    .update(Buffer.alloc(n));
+}
+
+test("parallel gzip: incompressible blocks are stored, the same for any worker count, and round-trip", async () => {
+  // random, then text, then random again: stored, deflated and stored blocks in one stream
+  const text = new TextEncoder().encode("compressible text\n".repeat(20_000));
+  const data = Buffer.concat([noise(700_000), text, noise(500_001, 3)]);
+  const streams = [];
+  for (const [chunk, workers] of [[65_536, 1], [999_999, 2], [4096, 5]]) {
+    const gz = new ParallelGzip({ workers });
+    const parts: Buffer[] = [];
+    const input = [];
+    for (let i = 0; i < data.length; i += chunk) input.push(data.subarray(i, i + chunk));
+    for await (const b of Readable.from(input).pipe(gz)) parts.push(b);
+    streams.push({ out: Buffer.concat(parts), stored: gz.storedBlocks, blocks: gz.blocks });
+  }
+  const [one, ...rest] = streams;
+  for (const r of rest) {
+    assert.equal(sha(r.out), sha(one.out));
+    assert.equal(r.stored, one.stored);
+  }
+  // 1,560,001 bytes in 128 KiB blocks: 12 blocks; the 8 wholly inside the noise are stored
+  // (0–4 and 9–11), the text blocks (6, 7) and the ones mixing text and noise (5, 8) are not
+  assert.equal(one.blocks, 12);
+  assert.equal(one.stored, 8);
+  assert.equal(sha(zlib.gunzipSync(one.out)), sha(data));
+  // stored blocks cost 5 bytes per 64 KiB; the text still shrinks
+  assert.ok(one.out.length < data.length - text.length + 40_000, `${one.out.length}`);
+  const dir = mkdtempSync(path.join(tmpdir(), "tsk-gz-"));
+  try {
+    const f = path.join(dir, "layer.gz");
+    writeFileSync(f, one.out);
+    const t = spawnSync("gzip", ["-t", f]);
+    assert.equal(t.status, 0, String(t.stderr));
+    const gunzip = spawnSync("gunzip", ["-c", f], { maxBuffer: 1 << 26 });
+    assert.equal(sha(gunzip.stdout), sha(data));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("parallel gzip: an all-random input ends in a final stored block; level 0 is left to zlib", async () => {
+  for (const n of [16_384, 131_072, 151_072, 300_000]) {
+    const data = noise(n, 4);
+    const gz = await compress("gzip", data, 50_000, { workers: 2 });
+    assert.equal(sha(zlib.gunzipSync(gz)), sha(data), `n=${n}`);
+    // header + per 128 KiB block, 5 bytes per stored block of ≤ 65,535 bytes + trailer
+    let expected = 10 + 8;
+    for (let i = 0; i < n; i += 131_072) {
+      const len = Math.min(131_072, n - i);
+      expected += len + 5 * Math.ceil(len / 65_535);
+    }
+    assert.equal(gz.length, expected, `n=${n}`);
+  }
+  const data = noise(200_000, 5);
+  const l0 = await compress("gzip", data, 50_000, { workers: 2, level: 0 });
+  assert.equal(sha(zlib.gunzipSync(l0)), sha(data));
 });

@@ -14,7 +14,8 @@ import type { Snapshotter } from "../engine/snapshot/snapshotter.ts";
 import type { Descriptor } from "../engine/types.ts";
 import type { Ref } from "../engine/solver/solver.ts";
 import { MEDIA } from "./media.ts";
-import { createCompressor } from "./compress.ts";
+import { createCompressor, ParallelGzip } from "./compress.ts";
+import { counter, span } from "../engine/trace.ts";
 import type { HistoryEntry, ImageConfig } from "../engine/image/config.ts";
 
 export type { HistoryEntry, ImageConfig } from "../engine/image/config.ts";
@@ -55,6 +56,7 @@ export type AssembleOptions = {
 };
 
 const EMPTY_TAR_SIZE = 1024;
+const STAGE_BUFFER = 2 * 1024 * 1024;
 
 function layerMediaType(c: Compression, kind: "oci" | "docker"): string {
   if (kind === "docker") return c === "uncompressed" ? MEDIA.dockerLayerTar : MEDIA.dockerLayerGzip;
@@ -123,6 +125,38 @@ export async function layerBlob(
   snapshot: string,
   o: LayerBlobOptions,
 ): Promise<{ desc: Descriptor; diffId: string; empty: boolean }> {
+  const s = span(`layer blob ${snapshot}`, "compress", { compression: o.compression });
+  let how: LayerBlobSource = "reused";
+  try {
+    const r = await findOrMakeBlob(snapshot, o, (h) => (how = h));
+    layerBlobStats[how]++;
+    counter("layer blobs", { ...layerBlobStats });
+    s.end({ source: how, bytes: r.desc.size });
+    return r;
+  } catch (e) {
+    s.end({ error: String((e as Error).message) });
+    throw e;
+  }
+}
+
+/**
+ * Where a layer blob came from: an existing blob of this snapshot or of an equal layer
+ * (`reused`), a re-compression of another variant (`converted`), or tar + compress (`generated`).
+ */
+export type LayerBlobSource = "reused" | "converted" | "generated";
+
+/** Per-process count of layer blobs by source (what `--trace` counters and tests read). */
+export const layerBlobStats: Record<LayerBlobSource, number> = {
+  reused: 0,
+  converted: 0,
+  generated: 0,
+};
+
+async function findOrMakeBlob(
+  snapshot: string,
+  o: LayerBlobOptions,
+  source: (how: LayerBlobSource) => void,
+): Promise<{ desc: Descriptor; diffId: string; empty: boolean }> {
   const pulled = snapshot.startsWith("l-");
   const clamp = pulled ? undefined : o.clampEpoch;
   const want = variantKey(o.compression, o.compressionLevel, clamp);
@@ -152,12 +186,14 @@ export async function layerBlob(
   const src = variants[0];
   if (src) {
     const byDiff = await present(o.meta.layerByDiffId(src.diffId, want));
+    if (!byDiff) source("converted");
     const rec = byDiff
       ? { ...byDiff, snapshot, compression: want }
       : await convertBlob(src, want, o);
     o.meta.putLayer(rec);
     return result(rec);
   }
+  source("generated");
   return result(await generateBlob(snapshot, want, clamp, o));
 }
 
@@ -205,7 +241,10 @@ async function generateBlob(
 ): Promise<LayerRecord> {
   const diffHash = createHash("sha256");
   let rawSize = 0;
+  // 2 MiB buffers between the stages, so reading the tar, hashing, compressing and writing
+  // overlap instead of taking turns chunk by chunk (stream defaults: 16 KiB)
   const tap = new Transform({
+    highWaterMark: STAGE_BUFFER,
     transform(chunk, _e, cb) {
       diffHash.update(chunk);
       rawSize += chunk.length;
@@ -214,12 +253,14 @@ async function generateBlob(
   });
   const w = await o.store.writer();
   const sink = new Writable({
+    highWaterMark: STAGE_BUFFER,
     write(chunk, _e, cb) {
       w.write(chunk).then(() => cb(), cb);
     },
   });
   const comp = compressor(o.compression, o.compressionLevel);
-  const tarOut = new PassThrough();
+  const s = span("tar + compress", "compress", { snapshot, compression: o.compression });
+  const tarOut = new PassThrough({ highWaterMark: STAGE_BUFFER });
   const produce = o.snapshotter.writeLayer(snapshot, tarOut, { sourceDateEpoch: clamp });
   try {
     await Promise.all([produce, pipeline(tarOut, tap, comp, sink)]);
@@ -228,6 +269,11 @@ async function generateBlob(
     throw err;
   }
   const info = await w.commit();
+  s.end({
+    tarBytes: rawSize,
+    blobBytes: info.size,
+    ...(comp instanceof ParallelGzip ? { blocks: comp.blocks, storedBlocks: comp.storedBlocks } : {}),
+  });
   const rec = {
     snapshot,
     compression: key,

@@ -5,12 +5,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream, readdirSync, readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+import { createCipheriv } from "node:crypto";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { finished } from "node:stream/promises";
 import { assembleImage, type ImageView } from "./image.ts";
 import { MEDIA } from "./media.ts";
-import { familiarName, type OciTarOptions, writeOciTar } from "./oci_tar.ts";
+import { familiarName, type OciTarOptions, writeOciTar, writeOciTarFile } from "./oci_tar.ts";
 import { buildChain, chainConfig, sha256, type TestStore, withStore } from "./image_test_util.ts";
 
 const EPOCH = 1_700_000_000;
@@ -186,4 +189,37 @@ test("familiarName shortens Docker Hub names only", () => {
     familiarName("ghcr.io/o/app@sha256:" + "a".repeat(64)),
     "ghcr.io/o/app@sha256:" + "a".repeat(64),
   );
+});
+
+test("a tarball written into a file (large blobs copied by the kernel) equals the streamed one; its random layer is stored gzip that decodes to the diffID", async () => {
+  await withStore(async (t) => {
+    // 6 MiB of random bytes: above the kernel-copy threshold, and stored (not deflated) blocks
+    const { root } = await t.snapshotter.prepare("k-big", undefined);
+    const noise = createCipheriv("aes-128-ctr", Buffer.alloc(16, 9), Buffer.alloc(16, 0))
+      .update(Buffer.alloc(6 * 1024 * 1024));
+    await writeFile(path.join(root, "big.bin"), noise);
+    await t.snapshotter.commit("s-big", "k-big");
+    const img = await assembleImage({
+      ref: "s-big",
+      config: { ...chainConfig(), history: [] },
+      snapshotter: t.snapshotter,
+      store: t.store,
+      meta: t.meta,
+      sourceDateEpoch: EPOCH,
+    });
+    const layer = img.layers[0];
+    assert.ok(layer.desc.size > 6 * 1024 * 1024 && layer.desc.size < 6 * 1024 * 1024 + 2048);
+    const blob = t.store.path(layer.desc.digest);
+    run("gzip", ["-t", blob]);
+    assert.equal(sha256(gunzipSync(readFileSync(blob))), layer.diffId);
+    const o: OciTarOptions = { names: ["docker.io/library/big:1"], flavour: "oci", mtime: EPOCH };
+    const streamed = await writeTar(t, img, path.join(t.root, "streamed.tar"), o);
+    const file = path.join(t.root, "sub", "file.tar");
+    await writeOciTarFile(img, t.store, file, o);
+    assert.equal(sha256(readFileSync(file)), sha256(streamed));
+    assert.deepEqual(readdirSync(path.join(t.root, "sub")), ["file.tar"], "no temp file left");
+    const inspect = JSON.parse(run("skopeo", ["inspect", `oci-archive:${file}`]));
+    assert.deepEqual(inspect.Layers, [layer.desc.digest]);
+    assert.equal(member(file, `blobs/sha256/${layer.desc.digest.slice(7)}`).length > 0, true);
+  });
 });

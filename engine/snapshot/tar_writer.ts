@@ -290,7 +290,8 @@ export function latin1Bytes(s: string): Uint8Array {
   return b;
 }
 
-function encodeHeaders(entry: TarEntry, size: number): Uint8Array[] {
+/** The header blocks (PAX `x` header first when needed) of one entry with `size` content bytes. */
+export function encodeHeaders(entry: TarEntry, size: number): Uint8Array[] {
   const name = tarName(entry);
   const linkname = entry.type === "symlink" || entry.type === "hardlink"
     ? (entry.linkname ?? "")
