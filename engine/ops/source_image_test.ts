@@ -9,7 +9,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { lstat, mkdtemp, readFile, readlink, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { gzipSync } from "node:zlib";
+import zlib, { gzipSync } from "node:zlib";
 import { ContentStore } from "../content/store.ts";
 import { MetaStore } from "../content/meta.ts";
 import { OverlaySnapshotter } from "../snapshot/snapshotter.ts";
@@ -22,6 +22,7 @@ import { chainIds, imageHandler, layerSnapshotName } from "./source_image.ts";
 import { type RegistryFixture, startRegistry } from "../../tests/fixtures/registry.ts";
 import { gzipLayer, pushLayerImage, rawTar } from "../../tests/fixtures/crafted_image.ts";
 import { hostPlatform } from "../../tests/fixtures/base_images.ts";
+import { MediaTypes } from "../source/media_types.ts";
 
 let reg: RegistryFixture;
 const temps: string[] = [];
@@ -150,6 +151,22 @@ test("a blob that does not match its digest becomes neither a snapshot nor a sto
   assert.ok(await snap.exists(names[0]), "the busybox layer below is fine");
   assert.equal(await snap.exists(names[1]), false);
   assert.equal(await store.has(digest), false);
+});
+
+test("a zstd layer unpacks while downloading too", async () => {
+  const tar = rawTar([{ name: "z/", type: "5" }, { name: "z/big", type: "0", data: big }]);
+  const zstd = (zlib as unknown as { zstdCompressSync(b: Uint8Array): Uint8Array })
+    .zstdCompressSync(tar);
+  const ref = await pushLayerImage(reg.host, "srcimg/zstd", "v1", [{
+    bytes: zstd,
+    mediaType: MediaTypes.ociLayerZstd,
+    diffId: "sha256:" + createHash("sha256").update(tar).digest("hex"),
+  }]);
+  const { refs, img, snap } = await pull(ref);
+  assert.ok(Array.isArray(refs), String(refs));
+  const diffIds = (img.config as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
+  const names = chainIds(diffIds).map(layerSnapshotName);
+  assert.deepEqual(await readFile(path.join(snap.diffDir(names[1]), "z/big")), big);
 });
 
 async function realRoot(p: string): Promise<string> {
