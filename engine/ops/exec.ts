@@ -18,6 +18,7 @@ import { encodeOp, opDigest } from "../../proto/ops.ts";
 import { type SshSource, startAgent } from "../ssh/agent.ts";
 import { emulationProblem } from "../../rootless/binfmt.ts";
 import { defaultPlatform } from "../llb/platform.ts";
+import { span } from "../trace.ts";
 
 export type ExecEnv = {
   views: RefViews;
@@ -84,7 +85,9 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
         const root = mounts.find((m) => m.dest === "/");
         if (!root) throw new Error("exec op has no root mount");
         const rootRef = (root.input ?? 0) >= 0 ? inputs[root.input ?? 0] : null;
+        const prep = span("prepare", "exec");
         const rootActive = await env.views.prepare(rootRef);
+        prep.end();
         actives.push({ key: rootActive.key, output: root.output ?? 0 });
         const extra: NonNullable<RunSpec["mounts"]> = [];
         const runEnv = (meta.env ?? []).slice();
@@ -203,6 +206,7 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
           }
         }
         const args = meta.args ?? [];
+        const execSpan = span("exec", "exec");
         const result = await runInSandbox({
           rootfs: rootActive.root,
           args,
@@ -231,6 +235,7 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
           tmpDir: path.join(env.storeRoot, "tmp"),
           signal: env.signal,
         });
+        execSpan.end({ exitCode: result.exitCode });
         const valid = meta.validExitCodes?.length ? meta.validExitCodes : [0];
         if (!valid.includes(result.exitCode)) {
           throw new ExecError(
@@ -240,11 +245,13 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
           );
         }
         for (const c of cleanups.splice(0)) await c();
+        const commitSpan = span("commit", "exec");
         for (const a of actives) {
           if (a.output >= 0) outputs[a.output] = await env.views.commit(a.key);
           else await env.views.discard(a.key);
         }
         actives.length = 0;
+        commitSpan.end();
         return outputs;
       } finally {
         for (const c of cleanups) await c().catch(() => {});

@@ -4,7 +4,7 @@
  * ID, so every image sharing a layer prefix shares its snapshots.
  */
 import { createHash } from "node:crypto";
-import type { Transform } from "node:stream";
+import { PassThrough, Readable, type Transform } from "node:stream";
 import zlib from "node:zlib";
 import type { Vertex } from "../llb/load.ts";
 import type { OpHandler, Ref } from "../solver/solver.ts";
@@ -19,6 +19,7 @@ import { acquireLock } from "../content/lock.ts";
 import path from "node:path";
 import { TskError } from "../tsk_error.ts";
 import { encodeOp, opDigest } from "../../proto/ops.ts";
+import { span } from "../trace.ts";
 
 export type ImageEnv = {
   views: RefViews;
@@ -61,10 +62,14 @@ export function compressionOf(mediaType: string): "gzip" | "zstd" | "uncompresse
   return "uncompressed";
 }
 
+/** Output chunk size: 64 KiB chunks (zlib's default is 16 KiB) mean fewer trips through the tar reader. */
+const CHUNK = 1 << 16;
+
 function decompressor(kind: string): Transform | undefined {
-  if (kind === "gzip") return zlib.createGunzip();
+  if (kind === "gzip") return zlib.createGunzip({ chunkSize: CHUNK });
   if (kind === "zstd") {
-    return (zlib as unknown as { createZstdDecompress(): Transform }).createZstdDecompress();
+    return (zlib as unknown as { createZstdDecompress(o: { chunkSize: number }): Transform })
+      .createZstdDecompress({ chunkSize: CHUNK });
   }
   return undefined;
 }
@@ -158,19 +163,54 @@ async function unpackLayer(
   parent: string | undefined,
   vp: VertexProgress,
 ): Promise<void> {
+  // One pass: a layer not yet in the store is unpacked while it downloads (the registry client
+  // hands over each chunk as it is written to the store), so downloading, decompressing, hashing
+  // and extracting overlap. The unpacked snapshot is committed only after the blob was verified
+  // against its digest and the uncompressed bytes against the diff_id.
+  let fetching: Promise<void> | undefined;
+  let fetchFailed: { error: unknown } | undefined;
+  let pass: PassThrough | undefined;
   if (!(await env.store.has(desc.digest))) {
     vp.status(`fetching ${desc.digest.slice(0, 19)} ${(desc.size / 1e6).toFixed(1)}MB`);
-    await env.registry.fetchBlob(ref, desc);
+    const pull = span("pull", "pull", { digest: desc.digest, bytes: desc.size });
+    const p = new PassThrough({ highWaterMark: 4 << 20 });
+    pass = p;
+    fetching = env.registry.fetchBlob(ref, desc, async (chunk) => {
+      if (p.destroyed) throw new Error("unpacking stopped");
+      if (!p.write(chunk)) await drained(p);
+    }).finally(() => pull.end());
+    fetching.then(() => p.end(), (error) => {
+      fetchFailed = { error };
+      p.destroy(error as Error);
+    });
   }
   vp.status(`extracting ${desc.digest.slice(0, 19)}`);
   const hash = createHash("sha256");
-  // A layer that does not decompress (truncated, not gzip at all) fails the step naming the blob.
-  const raw = env.store.createReadStream(desc.digest);
   const dec = decompressor(compressionOf(desc.mediaType));
-  const src = dec ? raw.pipe(dec) : raw;
-  raw.on("error", (e) => dec?.destroy(e));
   const noop = () => {};
   dec?.on("error", noop);
+  let raw: Readable | undefined;
+  async function* compressed(): AsyncGenerator<Uint8Array> {
+    let got = 0;
+    if (pass) {
+      for await (const c of pass) {
+        got += (c as Uint8Array).length;
+        yield c as Uint8Array;
+      }
+      await fetching; // verified and stored
+      if (got > 0 && got !== desc.size) {
+        throw new Error(`downloaded ${got} bytes, the descriptor says ${desc.size}`);
+      }
+    }
+    // Already stored, or downloaded by another caller (no chunks came through the tap).
+    if (got === 0) {
+      raw = env.store.createReadStream(desc.digest);
+      for await (const c of raw) yield c as Uint8Array;
+    }
+  }
+  const src0 = Readable.from(compressed(), { objectMode: false });
+  const src = dec ? src0.pipe(dec) : src0;
+  src0.on("error", (e) => dec?.destroy(e));
   async function* layerBytes(): AsyncGenerator<Uint8Array> {
     try {
       for await (const c of src) {
@@ -178,16 +218,33 @@ async function unpackLayer(
         yield c as Uint8Array;
       }
     } catch (err) {
+      // A download that failed is reported as the registry client reports it.
+      if (fetchFailed) throw fetchFailed.error;
       throw new TskError(`layer ${desc.digest} of ${ref}: ${(err as Error).message}`, {
         digest: desc.digest,
         cause: err,
       });
     } finally {
-      raw.destroy();
+      pass?.destroy();
+      raw?.destroy();
+      src0.destroy();
       dec?.destroy();
     }
   }
-  await env.views.snapshotter.applyLayerSnapshot(name, parent, layerBytes());
+  const unpack = span("unpack", "unpack", { digest: desc.digest });
+  try {
+    // The tar reader consumes its source to the end, and the source ends only after the
+    // download was verified: the snapshot is never committed from an unverified blob.
+    await env.views.snapshotter.applyLayerSnapshot(name, parent, layerBytes());
+  } catch (err) {
+    // The unpack stopped the download (or the download failed it): let the download settle.
+    pass?.destroy();
+    src0.destroy();
+    await fetching?.catch(() => {});
+    throw err;
+  } finally {
+    unpack.end();
+  }
   const got = "sha256:" + hash.digest("hex");
   if (got !== diffId) {
     await env.views.snapshotter.remove(name).catch(() => {});
@@ -195,4 +252,17 @@ async function unpackLayer(
       `layer ${desc.digest} of ${ref}: uncompressed digest ${got} does not match diff_id ${diffId}`,
     );
   }
+}
+
+/** Resolves when `w` can take more, or when it is gone (then the next write throws). */
+function drained(w: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      w.off("drain", done);
+      w.off("close", done);
+      resolve();
+    };
+    w.on("drain", done);
+    w.on("close", done);
+  });
 }

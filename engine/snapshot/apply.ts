@@ -13,10 +13,17 @@
  * Overlay-internal xattrs (`user.overlay.*`, `trusted.overlay.*`) from a layer are dropped.
  * Device nodes, fifos and xattrs go through batched helper calls (see helpers.ts); devices that
  * may not be created (user namespace) are skipped with one counted warning.
+ *
+ * Speed: entries are created with synchronous calls, in tar order, on the calling thread (a
+ * small file is open + write + fchown + fchmod + futimes + close, about 20 µs of kernel time).
+ * Each promise-based call would instead cross to the libuv thread pool and back, which costs
+ * more than the syscall itself: a Debian base layer (6,600 entries) unpacked three times faster
+ * this way. Only bodies larger than SMALL_FILE stream with awaited writes, so a layer is never
+ * held in memory. The decompressor keeps running on its own thread meanwhile.
  */
 
 import * as fsp from "node:fs/promises";
-import type { Stats } from "node:fs";
+import fs, { type Stats } from "node:fs";
 import type { Readable } from "node:stream";
 import { readTar } from "./tar_reader.ts";
 import type { TarEntry } from "./tar_writer.ts";
@@ -52,8 +59,6 @@ const OVERLAY_XATTR = /^(trusted|user)\.overlay\./;
 const WH = ".wh.";
 const OPQ = ".wh..wh..opq";
 const SMALL_FILE = 256 * 1024;
-const PARALLEL = 16;
-const RETRY = Symbol("retry sequentially");
 
 /** Split an entry name into safe components; rejects `..`, strips leading `/` and `.`. */
 export function cleanPath(p: string): string[] {
@@ -71,9 +76,9 @@ function errCode(e: unknown): string | undefined {
   return (e as { code?: string })?.code;
 }
 
-async function lstatOrNull(p: string): Promise<Stats | null> {
+function lstatOrNull(p: string): Stats | null {
   try {
-    return await fsp.lstat(p);
+    return fs.lstatSync(p);
   } catch (e) {
     if (errCode(e) === "ENOENT") return null;
     throw e;
@@ -95,12 +100,6 @@ class Applier {
   opaque = new Set<string>();
   result: ApplyResult = { size: 0, skippedDevices: 0, chownFailures: 0, xattrFailures: 0 };
   skippedExample = "";
-  /** small-file writes in flight (bounded); anything touching their paths waits for them */
-  inflight = new Set<Promise<void>>();
-  inflightPaths = new Set<string>();
-  taskError: unknown = null;
-  /** tasks that met a directory to replace: rerun sequentially by drain() */
-  retries: { path: string; task: (inTask: boolean) => Promise<void> }[] = [];
 
   lowers: string[];
 
@@ -115,11 +114,11 @@ class Applier {
    * merged view). Symlinks inside a lower are never followed: a prefix that is not a directory
    * there means a higher layer replaced it and hides everything below.
    */
-  async lowerEntry(parts: string[]): Promise<{ st: Stats; path: string } | undefined> {
+  lowerEntry(parts: string[]): { st: Stats; path: string } | undefined {
     for (const low of this.lowers) {
       let hidden = false, missing = false;
       for (let i = 1; i < parts.length && !missing; i++) {
-        const st = await lstatOrNull(low + "/" + parts.slice(0, i).join("/"));
+        const st = lstatOrNull(low + "/" + parts.slice(0, i).join("/"));
         if (!st) missing = true;
         else if (!st.isDirectory()) hidden = true;
         if (hidden) break;
@@ -127,7 +126,7 @@ class Applier {
       if (hidden) return undefined;
       if (missing) continue;
       const p = low + "/" + parts.join("/");
-      const st = await lstatOrNull(p);
+      const st = lstatOrNull(p);
       if (!st) continue;
       return isWhiteoutDev(st) ? undefined : { st, path: p };
     }
@@ -151,38 +150,41 @@ class Applier {
       }
       const abs = this.abs([...cur, c]);
       if (this.pending.has(abs)) await this.flushNodes();
-      if (this.inflightPaths.has(abs)) await this.drain();
-      const st = await lstatOrNull(abs);
-      const low = !st && this.lowers.length ? await this.lowerEntry([...cur, c]) : undefined;
+      const st = lstatOrNull(abs);
+      const low = !st && this.lowers.length ? this.lowerEntry([...cur, c]) : undefined;
       if (low?.st.isSymbolicLink()) {
         // A symlink of a lower layer: follow it, scoped to the root, as the merged view does.
         if (++links > 255) throw new Error(`too many levels of symbolic links: ${key}`);
-        const t = await fsp.readlink(low.path);
+        const t = fs.readlinkSync(low.path);
         if (t.startsWith("/")) cur = [];
         queue.unshift(...t.split("/"));
       } else if (!st) {
         if (!create) {
           throw Object.assign(new Error(`no such directory: ${key}`), { code: "ENOENT" });
         }
-        await fsp.mkdir(abs, { mode: 0o755 });
+        fs.mkdirSync(abs, { mode: 0o755 });
         if (low?.st.isDirectory()) {
           // Copy-up of the lower directory's metadata, as overlayfs does.
-          await fsp.chmod(abs, low.st.mode & 0o7777);
-          await fsp.lchown(abs, low.st.uid, low.st.gid).catch(() => this.result.chownFailures++);
-        } else await fsp.chmod(abs, 0o755);
+          fs.chmodSync(abs, low.st.mode & 0o7777);
+          try {
+            fs.lchownSync(abs, low.st.uid, low.st.gid);
+          } catch {
+            this.result.chownFailures++;
+          }
+        } else fs.chmodSync(abs, 0o755);
         cur.push(c);
       } else if (st.isSymbolicLink()) {
         if (++links > 255) throw new Error(`too many levels of symbolic links: ${key}`);
-        const t = await fsp.readlink(abs);
+        const t = fs.readlinkSync(abs);
         if (t.startsWith("/")) cur = [];
         queue.unshift(...t.split("/"));
       } else if (st.isDirectory()) {
         cur.push(c);
       } else if (create && this.format === "overlay" && isWhiteoutDev(st)) {
         // a whiteout of a lower dir that this layer now populates again: opaque dir
-        await fsp.rm(abs);
-        await fsp.mkdir(abs, { mode: 0o755 });
-        await fsp.chmod(abs, 0o755);
+        fs.rmSync(abs);
+        fs.mkdirSync(abs, { mode: 0o755 });
+        fs.chmodSync(abs, 0o755);
         this.opaque.add(abs);
         cur.push(c);
       } else {
@@ -203,7 +205,6 @@ class Applier {
     this.pending.delete(abs);
     if (!st) return;
     if (st.isDirectory()) {
-      await this.drain();
       await fsp.rm(abs, { recursive: true, force: true });
       this.dirCache.clear();
       const prefix = abs + "/";
@@ -211,19 +212,19 @@ class Applier {
       for (const p of this.opaque) if (p === abs || p.startsWith(prefix)) this.opaque.delete(p);
       this.dirMeta.delete(abs);
     } else {
-      await fsp.unlink(abs);
+      fs.unlinkSync(abs);
       if (st.isSymbolicLink()) this.dirCache.clear();
     }
   }
 
-  async chown(abs: string, e: TarEntry): Promise<void> {
+  chown(abs: string, e: TarEntry): void {
     // Without a user namespace a normal user keeps other owners in an xattr (rootless/owners.ts).
     const h = hostOwner(e.uid, e.gid);
     if (!h.exact && e.type !== "symlink") {
       this.xattrs.push({ path: abs, xattrs: { [OWNER_XATTR]: `${e.uid}:${e.gid}` } });
     }
     try {
-      await fsp.lchown(abs, h.uid, h.gid);
+      fs.lchownSync(abs, h.uid, h.gid);
     } catch (err) {
       const c = errCode(err);
       if (c === "EINVAL" || c === "EPERM") this.result.chownFailures++;
@@ -248,7 +249,7 @@ class Applier {
     const parts = cleanPath(e.path);
     if (parts.length === 0) {
       if (e.type !== "dir") throw new Error(`layer entry for the root is not a directory`);
-      await this.chown(this.root, e);
+      this.chown(this.root, e);
       this.dirMeta.set(this.root, e);
       this.queueXattrs(this.root, e);
       return;
@@ -256,7 +257,6 @@ class Applier {
     const base = parts[parts.length - 1];
     const parentParts = parts.slice(0, -1);
     if (base.startsWith(WH)) {
-      await this.drain();
       const parent = await this.resolveDir(parentParts, true);
       if (base === OPQ) await this.opaqueMarker(parent);
       else if (base.startsWith(WH + WH)) { /* aufs metadata: ignore */ }
@@ -269,7 +269,6 @@ class Applier {
     }
     const parent = await this.resolveDir(parentParts, true);
     const target = parent + "/" + base;
-    if (this.inflightPaths.has(target)) await this.drain();
     switch (e.type) {
       case "dir":
         await this.dir(target, e);
@@ -278,16 +277,15 @@ class Applier {
         if ((e.size ?? 0) <= SMALL_FILE) {
           const chunks: Uint8Array[] = [];
           for await (const c of item.body) chunks.push(c);
-          await this.spawn(target, (inTask) => this.file(target, e, chunks, inTask));
+          await this.file(target, e, chunks);
         } else {
-          await this.drain();
           await this.file(target, e, item.body);
         }
         break;
       case "symlink":
-        await this.replaceWith(target, false, () => fsp.symlink(e.linkname!, target));
-        await this.chown(target, e);
-        await fsp.lutimes(target, e.mtime, e.mtime);
+        await this.replaceWith(target, false, () => fs.symlinkSync(e.linkname!, target));
+        this.chown(target, e);
+        fs.lutimesSync(target, e.mtime, e.mtime);
         this.queueXattrs(target, e);
         break;
       case "hardlink":
@@ -296,8 +294,8 @@ class Applier {
       case "char":
       case "block":
       case "fifo": {
-        await this.replaceWith(target, false, async () => {
-          if (await lstatOrNull(target)) {
+        await this.replaceWith(target, false, () => {
+          if (lstatOrNull(target)) {
             throw Object.assign(new Error("exists"), { code: "EEXIST" });
           }
         });
@@ -322,8 +320,7 @@ class Applier {
   async replaceWith(
     target: string,
     keepDir: boolean,
-    create: () => Promise<unknown>,
-    inTask = false,
+    create: () => unknown,
   ): Promise<boolean> {
     const wasPending = this.pending.get(target);
     if (wasPending) {
@@ -333,23 +330,22 @@ class Applier {
       }
     }
     try {
-      await create();
+      create();
       return false;
     } catch (err) {
       if (errCode(err) !== "EEXIST") throw err;
     }
-    const st = await lstatOrNull(target);
+    const st = lstatOrNull(target);
     if (st?.isDirectory() && keepDir) return true;
-    if (st?.isDirectory() && inTask) throw RETRY;
     if (st && keepDir && this.format === "overlay" && isWhiteoutDev(st)) this.opaque.add(target);
     await this.remove(target, st);
-    await create();
+    create();
     return false;
   }
 
   async dir(target: string, e: TarEntry): Promise<void> {
-    await this.replaceWith(target, true, () => fsp.mkdir(target, { mode: 0o700 }));
-    await this.chown(target, e);
+    await this.replaceWith(target, true, () => fs.mkdirSync(target, { mode: 0o700 }));
+    this.chown(target, e);
     this.dirMeta.set(target, e);
     this.queueXattrs(target, e);
   }
@@ -358,71 +354,38 @@ class Applier {
     target: string,
     e: TarEntry,
     body: AsyncIterable<Uint8Array> | Uint8Array[],
-    inTask = false,
   ): Promise<void> {
-    let fh: fsp.FileHandle | undefined;
-    await this.replaceWith(target, false, async () => {
-      fh = await fsp.open(target, "wx", 0o600);
-    }, inTask);
+    let fd = -1;
+    await this.replaceWith(target, false, () => {
+      fd = fs.openSync(target, "wx", 0o600);
+    });
     try {
-      for await (const chunk of body) {
-        let off = 0;
-        while (off < chunk.length) {
-          const { bytesWritten } = await fh!.write(chunk, off, chunk.length - off);
-          off += bytesWritten;
-        }
-        this.result.size += chunk.length;
-      }
+      // A small file's chunks are all here: no await between its syscalls.
+      if (Array.isArray(body)) { for (const chunk of body) this.write(fd, chunk); }
+      else for await (const chunk of body) this.write(fd, chunk);
       const h = hostOwner(e.uid, e.gid);
-      if (!h.exact) this.xattrs.push({ path: target, xattrs: { [OWNER_XATTR]: `${e.uid}:${e.gid}` } });
+      if (!h.exact) {
+        this.xattrs.push({ path: target, xattrs: { [OWNER_XATTR]: `${e.uid}:${e.gid}` } });
+      }
       try {
-        await fh!.chown(h.uid, h.gid);
+        fs.fchownSync(fd, h.uid, h.gid);
       } catch (err) {
         const c = errCode(err);
         if (c === "EINVAL" || c === "EPERM") this.result.chownFailures++;
         else throw err;
       }
-      await fh!.chmod(e.mode & 0o7777);
-      await fh!.utimes(e.mtime, e.mtime);
+      fs.fchmodSync(fd, e.mode & 0o7777);
+      fs.futimesSync(fd, e.mtime, e.mtime);
     } finally {
-      await fh!.close();
+      fs.closeSync(fd);
     }
     this.queueXattrs(target, e);
   }
 
-  /**
-   * Run a small-file write concurrently (bounded). A task that finds a directory in its way
-   * does not remove it (that must not race other tasks): it is retried sequentially by drain().
-   */
-  async spawn(path: string, task: (inTask: boolean) => Promise<void>): Promise<void> {
-    while (this.inflight.size >= PARALLEL) await Promise.race(this.inflight);
-    if (this.taskError) throw this.taskError;
-    this.inflightPaths.add(path);
-    let retry = false;
-    const p: Promise<void> = task(true).catch((err) => {
-      if (err === RETRY) {
-        retry = true;
-        this.retries.push({ path, task });
-      } else this.taskError ??= err;
-    }).finally(() => {
-      this.inflight.delete(p);
-      if (!retry) this.inflightPaths.delete(path);
-    });
-    this.inflight.add(p);
-  }
-
-  async drain(): Promise<void> {
-    while (true) {
-      while (this.inflight.size) await Promise.all(this.inflight);
-      if (this.taskError) throw this.taskError;
-      if (this.retries.length === 0) return;
-      const todo = this.retries;
-      this.retries = [];
-      for (const r of todo) {
-        this.inflightPaths.delete(r.path);
-        await r.task(false);
-      }
-    }
+  write(fd: number, chunk: Uint8Array): void {
+    let off = 0;
+    while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
+    this.result.size += chunk.length;
   }
 
   async hardlink(target: string, e: TarEntry): Promise<void> {
@@ -437,26 +400,25 @@ class Applier {
     }
     const src = ldir + "/" + lparts[lparts.length - 1];
     if (src === target) return;
-    if (this.inflightPaths.has(src)) await this.drain();
     if (this.pending.has(src)) await this.flushNodes();
-    const st = await lstatOrNull(src);
+    const st = lstatOrNull(src);
     if (!st) throw new Error(`hardlink target not found: ${e.linkname}`);
     if (st.isDirectory()) throw new Error(`hardlink to a directory: ${e.path} -> ${e.linkname}`);
-    await this.replaceWith(target, false, () => fsp.link(src, target));
+    await this.replaceWith(target, false, () => fs.linkSync(src, target));
   }
 
   async whiteout(target: string): Promise<void> {
     if (this.added.has(target)) {
       // OCI: a whiteout only hides lower layers; this layer's own entry stays
       if (this.pending.has(target)) return;
-      const st = await lstatOrNull(target);
+      const st = lstatOrNull(target);
       if (st?.isDirectory()) {
         if (this.format === "overlay") this.opaque.add(target);
         else await this.clearNotAdded(target);
       }
       return;
     }
-    const st = await lstatOrNull(target);
+    const st = lstatOrNull(target);
     if (this.format === "merged") {
       await this.remove(target, st);
       return;
@@ -472,9 +434,9 @@ class Applier {
   }
 
   async clearNotAdded(dir: string): Promise<void> {
-    for (const name of await fsp.readdir(dir)) {
+    for (const name of fs.readdirSync(dir)) {
       const abs = dir + "/" + name;
-      const st = await fsp.lstat(abs);
+      const st = fs.lstatSync(abs);
       if (!this.added.has(abs)) await this.remove(abs, st);
       else if (st.isDirectory()) await this.clearNotAdded(abs);
     }
@@ -500,15 +462,14 @@ class Applier {
       }
       const e = n.entry;
       if (!e) continue;
-      await this.chown(n.path, e);
-      await fsp.chmod(n.path, e.mode & 0o7777);
-      await fsp.lutimes(n.path, e.mtime, e.mtime);
+      this.chown(n.path, e);
+      fs.chmodSync(n.path, e.mode & 0o7777);
+      fs.lutimesSync(n.path, e.mtime, e.mtime);
       this.queueXattrs(n.path, e);
     }
   }
 
   async finish(quiet: boolean): Promise<void> {
-    await this.drain();
     await this.flushNodes();
     if (this.xattrs.length) {
       const fails = await setXattrsBatch(this.xattrs);
@@ -522,8 +483,8 @@ class Applier {
     }
     const dirs = [...this.dirMeta.entries()].sort((a, b) => b[0].length - a[0].length);
     for (const [abs, e] of dirs) {
-      await fsp.chmod(abs, e.mode & 0o7777);
-      await fsp.lutimes(abs, e.mtime, e.mtime);
+      fs.chmodSync(abs, e.mode & 0o7777);
+      fs.lutimesSync(abs, e.mtime, e.mtime);
     }
     if (!quiet) {
       const r = this.result;
@@ -551,12 +512,7 @@ export async function applyLayer(
   await fsp.mkdir(dest, { recursive: true });
   const root = await fsp.realpath(dest);
   const a = new Applier(root, opts.format, opts.lowers);
-  try {
-    for await (const item of readTar(tar)) await a.apply(item);
-  } catch (e) {
-    await a.drain().catch(() => {});
-    throw e;
-  }
+  for await (const item of readTar(tar)) await a.apply(item);
   await a.finish(opts.quiet ?? false);
   return a.result;
 }

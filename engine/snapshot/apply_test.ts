@@ -329,3 +329,51 @@ test("a file replaces a directory and vice versa; existing hardlinked files are 
     assert.equal(await fsp.readFile(`${d}/twin`, "utf8"), "new twin");
   });
 });
+
+test("entries apply in tar order: rewrites, links to just-written files, streamed large files", async () => {
+  await withDir(async (d) => {
+    const big = "0123456789abcdef".repeat(40_000); // 640,000 bytes: streamed, not buffered
+    const many: Item[] = [];
+    for (let i = 0; i < 300; i++) {
+      many.push({ path: `m/f${i}`, type: "file", data: `file ${i}\n`, mode: 0o600 + (i % 8) });
+    }
+    const res = await applyLayer(
+      chunksOf(
+        await layer([
+          { path: "m/", type: "dir" },
+          ...many,
+          { path: "same", type: "file", data: "first" },
+          { path: "same-link", type: "hardlink", linkname: "same" },
+          { path: "same", type: "file", data: "second" },
+          { path: "big", type: "file", data: big, mode: 0o640, mtime: 1234 },
+          { path: "was-file", type: "file", data: "x" },
+          { path: "was-file/", type: "dir", mode: 0o711 },
+          { path: "was-file/in", type: "file", data: "in" },
+          { path: "kept", type: "file", data: "kept" },
+          wh(".wh.kept"),
+        ]),
+        // small chunks: bodies arrive split across many reads
+        4093,
+      ),
+      d,
+      { format: "overlay" },
+    );
+    for (let i = 0; i < 300; i++) {
+      const p = `${d}/m/f${i}`;
+      assert.equal(await fsp.readFile(p, "utf8"), `file ${i}\n`);
+      assert.equal((await fsp.stat(p)).mode & 0o7777, 0o600 + (i % 8));
+    }
+    assert.equal(await fsp.readFile(`${d}/same`, "utf8"), "second");
+    assert.equal(await fsp.readFile(`${d}/same-link`, "utf8"), "first");
+    assert.equal(await fsp.readFile(`${d}/big`, "utf8"), big);
+    assert.equal((await fsp.stat(`${d}/big`)).mode & 0o7777, 0o640);
+    assert.equal((await fsp.stat(`${d}/big`)).mtimeMs, 1234_000);
+    assert.ok((await fsp.lstat(`${d}/was-file`)).isDirectory());
+    assert.equal((await fsp.stat(`${d}/was-file`)).mode & 0o7777, 0o711);
+    assert.equal(await fsp.readFile(`${d}/was-file/in`, "utf8"), "in");
+    // OCI: a whiteout hides lower layers only; this layer's own file stays
+    assert.equal(await fsp.readFile(`${d}/kept`, "utf8"), "kept");
+    const smallBytes = many.reduce((n, it) => n + it.data!.length, 0);
+    assert.equal(res.size, big.length + smallBytes + "firstsecondxinkept".length);
+  });
+});

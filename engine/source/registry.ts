@@ -75,6 +75,25 @@ export type ImageConfig = {
 
 export type FetchedManifest = { digest: string; mediaType: string; bytes: Uint8Array };
 
+/** Sees each chunk of a blob download in order; the download waits for the returned promise. */
+export type BlobTap = (chunk: Uint8Array) => Promise<void> | void;
+
+/** A response body whose chunks go through `tap` on their way to the store. */
+async function* tapped(body: ReadableStream<Uint8Array>, tap: BlobTap): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      await tap(value);
+      yield value;
+    }
+  } finally {
+    reader.releaseLock();
+    await body.cancel().catch(() => {});
+  }
+}
+
 export type PushImage = {
   manifest: Uint8Array;
   manifestMediaType: string;
@@ -690,18 +709,25 @@ export class RegistryClient {
     return out;
   }
 
-  /** Downloads a blob into the store, verified against the descriptor; no-op if present. */
-  fetchBlob(ref: string, desc: Descriptor): Promise<void> {
+  /**
+   * Downloads a blob into the store, verified against the descriptor; no-op if present.
+   * `tap` sees every downloaded chunk in order as it arrives (the download waits for it), so a
+   * layer can be unpacked while it downloads; it is not called when the blob is already stored
+   * or another call is downloading it. The blob is verified only when the promise resolves.
+   */
+  fetchBlob(ref: string, desc: Descriptor, tap?: BlobTap): Promise<void> {
     validateDigest(desc.digest);
     const key = desc.digest;
     const running = this.#inflight.get(key);
     if (running) return running;
-    const p = this.#fetchBlob(parseReference(ref), desc).finally(() => this.#inflight.delete(key));
+    const p = this.#fetchBlob(parseReference(ref), desc, tap).finally(() =>
+      this.#inflight.delete(key)
+    );
     this.#inflight.set(key, p);
     return p;
   }
 
-  async #fetchBlob(r: Reference, desc: Descriptor): Promise<void> {
+  async #fetchBlob(r: Reference, desc: Descriptor, tap?: BlobTap): Promise<void> {
     if (await this.#store.has(desc.digest)) return;
     const res = await this.#request(r, "GET", `/v2/${r.path}/blobs/${desc.digest}`, {
       actions: ["pull"],
@@ -711,7 +737,11 @@ export class RegistryClient {
       throw new RegistryError(`empty response for blob ${desc.digest} of ${r}`, r.toString());
     }
     try {
-      await this.#store.ingest(res.body, { digest: desc.digest, size: desc.size });
+      const body = res.body;
+      await this.#store.ingest(tap ? tapped(body, tap) : body, {
+        digest: desc.digest,
+        size: desc.size,
+      });
     } catch (e) {
       throw new RegistryError(`blob ${desc.digest} of ${r}: ${(e as Error).message}`, r.toString());
     }
