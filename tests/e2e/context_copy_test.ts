@@ -17,7 +17,15 @@ import {
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
-import { asRootAndUser, currentUser, type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import {
+  asRootAndUser,
+  currentUser,
+  type Env,
+  env,
+  makeContext,
+  storeDir,
+  tsk,
+} from "./harness.ts";
 import { openOci } from "./harness.ts";
 
 let e: Env;
