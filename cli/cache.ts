@@ -17,7 +17,8 @@ import { loadLocalCache, loadRegistryCache, RemoteCache } from "../engine/cache/
 import { buildCacheOf, inlineCache, pushCache, writeLocalCache } from "../engine/cache/export.ts";
 import { INLINE_CACHE_KEY } from "../engine/cache/config.ts";
 import { cacheMapDigests, type ImageInfo, slowKeys } from "../engine/cache/buildkit_keys.ts";
-import { contextChecksum } from "../engine/cache/buildkit_contenthash.ts";
+import { contextChecksum, entriesChecksum } from "../engine/cache/buildkit_contenthash.ts";
+import { recentSync } from "../engine/ops/local_context.ts";
 import { imageRef } from "../engine/ops/source_image.ts";
 import {
   cacheMountBlob,
@@ -97,6 +98,9 @@ export function buildkitSlowKeys(
     } catch {
       return Promise.resolve(undefined);
     }
+    // This build's sync of the same filter answers from its entries (no second read).
+    const synced = recentSync(dir, excludes);
+    if (synced) return entriesChecksum(dir, synced.entries, p, excludes);
     return contextChecksum(dir, p, excludes);
   };
   return (v) => slowKeys(v, checksum);

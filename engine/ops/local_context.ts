@@ -27,6 +27,7 @@ import type { MetaStore } from "../content/meta.ts";
 import { acquireLock } from "../content/lock.ts";
 import { counter, span } from "../trace.ts";
 import { diskFullError, filesystemOf, isDiskFull } from "../content/space.ts";
+import { fileHeader as bkFileHeader } from "../cache/buildkit_contenthash.ts";
 
 export type ContextEntry = {
   /** Path relative to the context root, `/`-separated, no leading slash. */
@@ -41,6 +42,8 @@ export type ContextEntry = {
   mtimeMs: number;
   /** `dev:ino` of a file with more than one link (hardlinked names stay linked in a COPY). */
   link?: string;
+  /** BuildKit's contenthash of a file (tarsum header + bytes), computed in the same read. */
+  bk?: string;
 };
 
 export type SyncResult = {
@@ -190,7 +193,12 @@ export function contextChangedError(p: string): Error {
 export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
   const scope = scopeOf(o);
   const dir = path.join(o.storeRoot, "contexts", scope);
-  const stat = o.meta.statCache(scope);
+  // A row's digest column holds the content digest, then BuildKit's file hash (when known).
+  const stat = new Map<string, { sig: string; digest: string; bk?: string }>();
+  for (const [p, row] of o.meta.statCache(scope)) {
+    const [digest, bk] = row.digest.split(" ");
+    stat.set(p, { sig: row.sig, digest, bk });
+  }
   const scanSpan = span("context scan", "context");
   const walked = await walkContext(o.contextDir, o.excludePatterns, o.includePatterns, [
     o.storeRoot,
@@ -221,8 +229,10 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
       link: st.isFile() && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined,
     };
     if (type === "file") {
-      if (prev && prev.sig === sig) e.digest = prev.digest;
-      else toHash.push(e);
+      if (prev && prev.sig === sig) {
+        e.digest = prev.digest;
+        e.bk = prev.bk; // undefined in a row from before: hashed again when a cache needs it
+      } else toHash.push(e);
     } else if (!prev || prev.sig !== sig || prev.digest !== digest) {
       upserts.push(e);
       // Dirs and symlinks count as changed when new or when their mode or target changed (not
@@ -237,9 +247,10 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
   let bytesRead = 0;
   if (toHash.length) {
     const hashSpan = span("context hash", "context", { entries: toHash.length });
-    const note = (e: ContextEntry, digest: string, size: number) => {
+    const note = (e: ContextEntry, digest: string, bk: string, size: number) => {
       const prev = stat.get(e.path);
       e.digest = digest;
+      e.bk = bk;
       bytesRead += size;
       upserts.push(e);
       if (!prev || prev.digest !== digest || modeOf(prev.sig) !== (e.mode & 0o7777)) {
@@ -255,19 +266,28 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
         continue;
       }
       const data = readFileSync(path.join(o.contextDir, e.path));
-      note(e, "sha256:" + createHash("sha256").update(data).digest("hex"), data.length);
+      const bk = createHash("sha256").update(bkFileHeader(e.mode & 0o7777, data.length, "0"));
+      note(
+        e,
+        "sha256:" + createHash("sha256").update(data).digest("hex"),
+        "sha256:" + bk.update(data).digest("hex"),
+        data.length,
+      );
     }
     let next = 0;
     await Promise.all(Array.from({ length: 4 }, async () => {
       while (next < big.length) {
         const e = big[next++];
         const h = createHash("sha256");
+        const bk = createHash("sha256").update(bkFileHeader(e.mode & 0o7777, e.size, "0"));
         let n = 0;
         for await (const chunk of createReadStream(path.join(o.contextDir, e.path))) {
           h.update(chunk as Uint8Array);
+          bk.update(chunk as Uint8Array);
           n += (chunk as Uint8Array).length;
         }
-        note(e, "sha256:" + h.digest("hex"), n);
+        // A file whose size moved while read has a new signature: the next sync reads it again.
+        note(e, "sha256:" + h.digest("hex"), "sha256:" + bk.digest("hex"), n);
       }
     }));
     hashSpan.end({ bytes: bytesRead });
@@ -277,12 +297,16 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
   if (upserts.length || removed.length) {
     o.meta.updateStatCache(
       scope,
-      upserts.map((e) => ({ path: e.path, sig: e.sig, digest: e.digest })),
+      upserts.map((e) => ({
+        path: e.path,
+        sig: e.sig,
+        digest: e.bk ? `${e.digest} ${e.bk}` : e.digest,
+      })),
       removed,
     );
   }
   counter("context", { files: toHash.length, bytes: bytesRead });
-  return {
+  const result: SyncResult = {
     checksum: contextChecksum(entries.values()),
     dir,
     contextDir: o.contextDir,
@@ -291,6 +315,23 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     changed,
     bytesRead,
   };
+  if (!o.includePatterns.length && !o.followPaths.length) {
+    recentSyncs.set(filterKey(o.contextDir, o.excludePatterns), result);
+  }
+  return result;
+}
+
+/** The latest sync of each (directory, excludes) in this process, for BuildKit's cache keys. */
+const recentSyncs = new Map<string, SyncResult>();
+const filterKey = (dir: string, excludes: string[]) =>
+  JSON.stringify([path.resolve(dir), excludes]);
+
+/**
+ * This process's latest sync of `dir` with exactly these exclude patterns (no include patterns
+ * or follow paths), if any: its entries answer BuildKit's contenthash without reading files.
+ */
+export function recentSync(dir: string, excludes: string[]): SyncResult | undefined {
+  return recentSyncs.get(filterKey(dir, excludes));
 }
 
 export type MirrorOptions = { storeRoot: string; meta: MetaStore };
