@@ -26,7 +26,7 @@ import {
   storeDir,
   tsk,
 } from "./harness.ts";
-import { openOci } from "./harness.ts";
+import { openOci, spawnTsk } from "./harness.ts";
 
 let e: Env;
 before(async () => {
@@ -132,5 +132,33 @@ asRootAndUser("COPY from the context", () => {
       "/c/a",
       "/c/a/b.txt",
     ]);
+  });
+
+  test("a context file edited while the build runs fails the COPY, naming the file", async () => {
+    const ctx = makeContext(e, {
+      // The RUN holds the build after the context was hashed; the edit comes while it sleeps.
+      "Dockerfile": `FROM ${e.busybox}\nRUN echo edit-now && sleep 5\nCOPY . /app\n`,
+      "sub/f.txt": "before\n",
+    });
+    const store = storeDir(e);
+    const child = spawnTsk(["build", "--root", store, "--progress", "plain", ctx]);
+    let err = "";
+    let edited = false;
+    child.stdout!.resume();
+    child.stdin!.end();
+    const code = await new Promise<number>((resolve) => {
+      child.stderr!.on("data", (d: Buffer) => {
+        err += d.toString();
+        if (!edited && /\n#\d+ [\d.]+ edit-now/.test(err)) {
+          edited = true;
+          writeFileSync(path.join(ctx, "sub", "f.txt"), "edited during the build\n");
+        }
+      });
+      child.on("close", (c) => resolve(c ?? 1));
+    });
+    assert.ok(edited, err);
+    assert.notEqual(code, 0, err);
+    assert.match(err, /ERROR: .*build context file sub\/f\.txt changed during the build/);
+    assert.doesNotMatch(err, /\n\s+at /, "no stack trace");
   });
 });
