@@ -24,7 +24,8 @@ import {
 } from "../engine/cache/buildkit_keys.ts";
 import { snapshotChecksum } from "../engine/cache/buildkit_snapshot_hash.ts";
 import { RefViews } from "../engine/ops/refs.ts";
-import { contextChecksum } from "../engine/cache/buildkit_contenthash.ts";
+import { contextChecksum, entriesChecksum } from "../engine/cache/buildkit_contenthash.ts";
+import { recentSync } from "../engine/ops/local_context.ts";
 import { imageRef } from "../engine/ops/source_image.ts";
 import { ImageResolver } from "../engine/source/image_resolver.ts";
 import {
@@ -138,6 +139,9 @@ export function buildkitSlowKeys(
     } catch {
       return Promise.resolve(undefined);
     }
+    // This build's sync of the same filter answers from its entries (no second read).
+    const synced = recentSync(dir, excludes);
+    if (synced) return entriesChecksum(dir, synced.entries, p, excludes);
     return contextChecksum(dir, p, excludes);
   };
   const stage = engine ? stageChecksum(engine, lazyOk) : undefined;

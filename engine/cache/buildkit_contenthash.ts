@@ -14,7 +14,8 @@ import { PatternMatcher } from "../frontend/dockerfile/dockerignore.ts";
 
 const sha = (s: string | Uint8Array) => "sha256:" + createHash("sha256").update(s).digest("hex");
 
-function header(mode: number, size: number, type: string, link = ""): string {
+/** The v1 tarsum header record BuildKit hashes before an entry's bytes. */
+export function fileHeader(mode: number, size: number, type: string, link = ""): string {
   return `namemode${mode}uid0gid0size${size}typeflag${type}linkname${link}unamegnamedevmajor0devminor0`;
 }
 
@@ -52,17 +53,17 @@ export async function entry(
   const mode = Number(st.mode) & 0o7777;
   if (st.isFile()) {
     const h = createHash("sha256");
-    h.update(header(mode, Number(st.size), "0"));
+    h.update(fileHeader(mode, Number(st.size), "0"));
     for await (const chunk of createReadStream(abs)) h.update(chunk as Uint8Array);
     return "sha256:" + h.digest("hex");
   }
   if (st.isSymbolicLink()) {
-    return sha(header(0o777, 0, "2", await fsp.readlink(abs)));
+    return sha(fileHeader(0o777, 0, "2", await fsp.readlink(abs)));
   }
   if (!st.isDirectory()) throw new Unsupported();
   const h = createHash("sha256");
   h.update("\0");
-  h.update(isRoot ? sha("") : sha(header(mode, 0, "5")));
+  h.update(isRoot ? sha("") : sha(fileHeader(mode, 0, "5")));
   const names = (await fsp.readdir(abs)).sort((a, b) =>
     Buffer.compare(Buffer.from(a), Buffer.from(b))
   );
@@ -75,4 +76,70 @@ export async function entry(
     h.update(await entry(childAbs, childRel, cst, false, matcher, filtering));
   }
   return "sha256:" + h.digest("hex");
+}
+
+/** What entriesChecksum needs of a synced context entry (engine/ops/local_context.ts). */
+export type HashedEntry = {
+  path: string;
+  type: "file" | "dir" | "symlink";
+  mode: number;
+  size: number;
+  /** Link target for a symlink. */
+  digest: string;
+  /** BuildKit's hash of a file, when the sync computed it. */
+  bk?: string;
+};
+
+/**
+ * contextChecksum from a sync's entries (already filtered by the same exclude patterns), without
+ * walking or reading the context: files hashed by the sync carry their BuildKit hash; a file
+ * without one is read once here.
+ */
+export async function entriesChecksum(
+  contextDir: string,
+  entries: Map<string, HashedEntry>,
+  p: string,
+  excludes: string[],
+): Promise<string | undefined> {
+  const matcher = new PatternMatcher(excludes);
+  if (matcher.exclusions) return undefined;
+  const rel = path.posix.normalize("/" + p).slice(1).replace(/\/$/, "");
+  if (rel && excludes.length && matcher.matches(rel)) return undefined;
+  const top = rel ? entries.get(rel) : undefined;
+  if (rel && (!top || top.type === "symlink")) return undefined;
+  const kids = new Map<string, string[]>();
+  const prefix = rel ? rel + "/" : "";
+  for (const e of entries.values()) {
+    if (!e.path.startsWith(prefix)) continue;
+    const i = e.path.lastIndexOf("/");
+    const parent = i < 0 ? "" : e.path.slice(0, i);
+    const list = kids.get(parent);
+    if (list) list.push(e.path.slice(i + 1));
+    else kids.set(parent, [e.path.slice(i + 1)]);
+  }
+  const hashOf = async (r: string, e: HashedEntry | undefined): Promise<string> => {
+    if (e && e.type === "file") {
+      if (e.bk) return e.bk;
+      const h = createHash("sha256");
+      h.update(fileHeader(e.mode & 0o7777, e.size, "0"));
+      for await (const chunk of createReadStream(path.join(contextDir, r))) {
+        h.update(chunk as Uint8Array);
+      }
+      return "sha256:" + h.digest("hex");
+    }
+    if (e && e.type === "symlink") return sha(fileHeader(0o777, 0, "2", e.digest));
+    const h = createHash("sha256");
+    h.update("\0");
+    h.update(e ? sha(fileHeader(e.mode & 0o7777, 0, "5")) : sha(""));
+    const names = (kids.get(r) ?? []).sort((a, b) =>
+      Buffer.compare(Buffer.from(a), Buffer.from(b))
+    );
+    for (const name of names) {
+      const cr = r ? `${r}/${name}` : name;
+      h.update("\0" + name);
+      h.update(await hashOf(cr, entries.get(cr)));
+    }
+    return "sha256:" + h.digest("hex");
+  };
+  return await hashOf(rel, top);
 }

@@ -25,6 +25,8 @@ export function fileHandler(
   v: Vertex,
   views: RefViews,
   checksum: (ref: Ref, sel: string[]) => Promise<string>,
+  /** Copies from a `local:` ref straight from the context; false: not done, use the mirror. */
+  localCopy?: (ref: string, destRoot: string, a: fa.CopyAction) => Promise<boolean>,
 ): OpHandler {
   const actions = v.op.file?.actions ?? [];
   const nInputs = v.inputs.length;
@@ -105,7 +107,16 @@ export function fileHandler(
           const named = owner?.user?.byName ?? owner?.group?.byName;
           const nameInput = named ? named.input ?? 0 : -1;
           const userRoot = nameInput >= 0 ? (await readable(nameInput))?.root : work.root;
-          if (a.copy) {
+          const sIn = a.secondaryInput ?? 0;
+          const localSrc = sIn >= 0 && sIn < nInputs && (inputs[sIn] ?? "").startsWith(LOCAL_PREFIX)
+            ? inputs[sIn]!
+            : undefined;
+          if (
+            a.copy && localSrc && localCopy && fastCopyEligible(a.copy as fa.CopyAction) &&
+            await localCopy(localSrc, work.root, a.copy as fa.CopyAction)
+          ) {
+            vp.status(`copy ${a.copy.src} ${a.copy.dest}`);
+          } else if (a.copy) {
             const src = await readable(a.secondaryInput ?? 0);
             const srcRoot = src?.root;
             if (!srcRoot) {

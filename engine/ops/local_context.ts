@@ -1,8 +1,9 @@
 /**
- * The build context as an LLB `local://` source: an incremental mirror of the filtered context
- * directory inside the store. A persisted stat cache (dev, ino, size, mtime, mode → digest) means
- * an unchanged file is neither read nor copied again; `.dockerignore` patterns are applied while
- * walking, so ignored files are never read or hashed.
+ * The build context as an LLB `local://` source: the filtered context directory, hashed in place.
+ * A persisted stat cache (dev, ino, size, mtime, mode → digest) means an unchanged file is not
+ * read again; `.dockerignore` patterns are applied while walking, so ignored files are never read
+ * or hashed. Nothing is written: COPY reads the files from the context (context_copy.ts), and an
+ * incremental mirror inside the store is made only for consumers that need a directory.
  */
 import { createHash } from "node:crypto";
 import {
@@ -13,9 +14,11 @@ import {
   promises as fsp,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   type Stats,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
@@ -24,6 +27,7 @@ import type { MetaStore } from "../content/meta.ts";
 import { acquireLock } from "../content/lock.ts";
 import { counter, span } from "../trace.ts";
 import { diskFullError, filesystemOf, isDiskFull } from "../content/space.ts";
+import { fileHeader as bkFileHeader } from "../cache/buildkit_contenthash.ts";
 
 export type ContextEntry = {
   /** Path relative to the context root, `/`-separated, no leading slash. */
@@ -34,13 +38,23 @@ export type ContextEntry = {
   /** Content digest for files, link target for symlinks, "" for dirs. */
   digest: string;
   sig: string;
+  /** Modification time (ms): kept by the mirror and by COPY, as BuildKit keeps it. */
+  mtimeMs: number;
+  /** `dev:ino` of a file with more than one link (hardlinked names stay linked in a COPY). */
+  link?: string;
+  /** BuildKit's contenthash of a file (tarsum header + bytes), computed in the same read. */
+  bk?: string;
 };
 
 export type SyncResult = {
   /** Checksum of the whole filtered context (paths, types, modes, contents). */
   checksum: string;
-  /** Mirror directory holding the filtered context, owned by 0:0. */
+  /** Where the mirror of the filtered context goes when one is needed (materializeMirror). */
   dir: string;
+  /** The context directory itself, which COPY reads. */
+  contextDir: string;
+  /** The stat cache's scope (context directory and filter). */
+  scope: string;
   entries: Map<string, ContextEntry>;
   /** Paths added, removed, or changed in content or mode since the previous sync. */
   changed: string[];
@@ -148,9 +162,9 @@ export function entryHash(e: ContextEntry): string {
   return `${e.type}:${(e.mode & 0o7777).toString(8)}:${e.digest}`;
 }
 
-/** Brings the context's mirror up to date and returns its checksum and entries. */
-export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
-  const scope = createHash("sha256")
+/** The context's scope: one stat cache (and one lazily made mirror) per directory and filter. */
+function scopeOf(o: LocalSyncOptions): string {
+  return createHash("sha256")
     .update(
       JSON.stringify([
         path.resolve(o.contextDir),
@@ -161,59 +175,204 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
       ]),
     )
     .digest("hex").slice(0, 32);
+}
+
+/** The error for a context file that no longer matches what its cache key was computed from. */
+export function contextChangedError(p: string): Error {
+  return new Error(
+    `build context file ${p} changed during the build (after tsk had hashed it for the cache ` +
+      `key); the build would not be consistent: run it again once the file stops changing`,
+  );
+}
+
+/**
+ * Hashes the filtered context: walk, stat cache, one read of each new or changed file, no
+ * writes. The files stay where they are; COPY reads them from the context (context_copy.ts) and
+ * only consumers that need a directory get the mirror (materializeMirror).
+ */
+export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
+  const scope = scopeOf(o);
   const dir = path.join(o.storeRoot, "contexts", scope);
-  const release = await acquireLock(path.join(o.storeRoot, "locks"), `context-${scope}`);
+  // A row's digest column holds the content digest, then BuildKit's file hash (when known).
+  const stat = new Map<string, { sig: string; digest: string; bk?: string }>();
+  for (const [p, row] of o.meta.statCache(scope)) {
+    const [digest, bk] = row.digest.split(" ");
+    stat.set(p, { sig: row.sig, digest, bk });
+  }
+  const scanSpan = span("context scan", "context");
+  const walked = await walkContext(o.contextDir, o.excludePatterns, o.includePatterns, [
+    o.storeRoot,
+  ]);
+  scanSpan.end({ entries: walked.length });
+  const entries = new Map<string, ContextEntry>();
+  const changed: string[] = [];
+  const toHash: ContextEntry[] = [];
+  const upserts: ContextEntry[] = [];
+  for (const { path: p, st } of walked) {
+    const sig = sigOf(st);
+    const prev = stat.get(p);
+    let type: ContextEntry["type"];
+    let digest = "";
+    if (st.isDirectory()) type = "dir";
+    else if (st.isSymbolicLink()) {
+      type = "symlink";
+      digest = readlinkSync(path.join(o.contextDir, p));
+    } else type = "file";
+    const e: ContextEntry = {
+      path: p,
+      type,
+      mode: st.mode,
+      size: st.size,
+      digest,
+      sig,
+      mtimeMs: st.mtimeMs,
+      link: st.isFile() && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined,
+    };
+    if (type === "file") {
+      if (prev && prev.sig === sig) {
+        e.digest = prev.digest;
+        e.bk = prev.bk; // undefined in a row from before: hashed again when a cache needs it
+      } else toHash.push(e);
+    } else if (!prev || prev.sig !== sig || prev.digest !== digest) {
+      upserts.push(e);
+      // Dirs and symlinks count as changed when new or when their mode or target changed (not
+      // for a mere mtime change of a dir whose entries changed).
+      if (!prev || prev.digest !== digest || modeOf(prev.sig) !== (e.mode & 0o7777)) {
+        changed.push(p);
+      }
+    }
+    entries.set(p, e);
+  }
+  const removed = [...stat.keys()].filter((p) => !entries.has(p));
+  let bytesRead = 0;
+  if (toHash.length) {
+    const hashSpan = span("context hash", "context", { entries: toHash.length });
+    const note = (e: ContextEntry, digest: string, bk: string, size: number) => {
+      const prev = stat.get(e.path);
+      e.digest = digest;
+      e.bk = bk;
+      bytesRead += size;
+      upserts.push(e);
+      if (!prev || prev.digest !== digest || modeOf(prev.sig) !== (e.mode & 0o7777)) {
+        changed.push(e.path);
+      }
+    };
+    // Small files in one synchronous read each (far fewer thread hops for many tiny files);
+    // large ones streamed, a few at a time, so memory stays bounded.
+    const big: ContextEntry[] = [];
+    for (const e of toHash) {
+      if (e.size > SMALL_FILE) {
+        big.push(e);
+        continue;
+      }
+      const data = readFileSync(path.join(o.contextDir, e.path));
+      const bk = createHash("sha256").update(bkFileHeader(e.mode & 0o7777, data.length, "0"));
+      note(
+        e,
+        "sha256:" + createHash("sha256").update(data).digest("hex"),
+        "sha256:" + bk.update(data).digest("hex"),
+        data.length,
+      );
+    }
+    let next = 0;
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (next < big.length) {
+        const e = big[next++];
+        const h = createHash("sha256");
+        const bk = createHash("sha256").update(bkFileHeader(e.mode & 0o7777, e.size, "0"));
+        let n = 0;
+        for await (const chunk of createReadStream(path.join(o.contextDir, e.path))) {
+          h.update(chunk as Uint8Array);
+          bk.update(chunk as Uint8Array);
+          n += (chunk as Uint8Array).length;
+        }
+        // A file whose size moved while read has a new signature: the next sync reads it again.
+        note(e, "sha256:" + h.digest("hex"), "sha256:" + bk.digest("hex"), n);
+      }
+    }));
+    hashSpan.end({ bytes: bytesRead });
+  }
+  changed.push(...removed);
+  changed.sort();
+  if (upserts.length || removed.length) {
+    o.meta.updateStatCache(
+      scope,
+      upserts.map((e) => ({
+        path: e.path,
+        sig: e.sig,
+        digest: e.bk ? `${e.digest} ${e.bk}` : e.digest,
+      })),
+      removed,
+    );
+  }
+  counter("context", { files: toHash.length, bytes: bytesRead });
+  const result: SyncResult = {
+    checksum: contextChecksum(entries.values()),
+    dir,
+    contextDir: o.contextDir,
+    scope,
+    entries,
+    changed,
+    bytesRead,
+  };
+  if (!o.includePatterns.length && !o.followPaths.length) {
+    recentSyncs.set(filterKey(o.contextDir, o.excludePatterns), result);
+  }
+  return result;
+}
+
+/** The latest sync of each (directory, excludes) in this process, for BuildKit's cache keys. */
+const recentSyncs = new Map<string, SyncResult>();
+const filterKey = (dir: string, excludes: string[]) =>
+  JSON.stringify([path.resolve(dir), excludes]);
+
+/**
+ * This process's latest sync of `dir` with exactly these exclude patterns (no include patterns
+ * or follow paths), if any: its entries answer BuildKit's contenthash without reading files.
+ */
+export function recentSync(dir: string, excludes: string[]): SyncResult | undefined {
+  return recentSyncs.get(filterKey(dir, excludes));
+}
+
+export type MirrorOptions = { storeRoot: string; meta: MetaStore };
+
+/**
+ * Brings the context's mirror (a real directory in the store, owned by the engine's root) up to
+ * date with a sync's entries and returns its path: for consumers that need the context as a
+ * directory (a bind mount, a COPY with patterns or --chown, LLB that runs on it). Incremental:
+ * a second stat cache (scope `mirror:<scope>`) says what the mirror holds. Each copied file is
+ * hashed while copied and must match the digest its cache key was computed from.
+ */
+export async function materializeMirror(r: SyncResult, o: MirrorOptions): Promise<string> {
+  const dir = r.dir;
+  const mscope = `mirror:${r.scope}`;
+  const release = await acquireLock(path.join(o.storeRoot, "locks"), `context-${r.scope}`);
   try {
     const fresh = !(await fsp.stat(dir).then(() => true, () => false));
     await fsp.mkdir(dir, { recursive: true });
     // A mirror removed by prune must be refilled: forget what the stat cache says it holds.
     const stat = fresh
       ? new Map<string, { sig: string; digest: string }>()
-      : o.meta.statCache(scope);
-    const scanSpan = span("context scan", "context");
-    const walked = await walkContext(o.contextDir, o.excludePatterns, o.includePatterns, [
-      o.storeRoot,
-    ]);
-    scanSpan.end({ entries: walked.length });
-    const entries = new Map<string, ContextEntry>();
-    const changed: string[] = [];
-    let bytesRead = 0;
+      : o.meta.statCache(mscope);
+    const entries = r.entries;
     const toCopy: ContextEntry[] = [];
     /** Context files hardlinked to each other (dev:ino → paths): linked in the mirror too. */
     const linkGroups = new Map<string, string[]>();
-    for (const { path: p, st } of walked) {
-      if (st.isFile() && st.nlink > 1) {
-        const k = `${st.dev}:${st.ino}`;
-        const g = linkGroups.get(k);
-        if (g) g.push(p);
-        else linkGroups.set(k, [p]);
+    for (const e of entries.values()) {
+      if (e.link) {
+        const g = linkGroups.get(e.link);
+        if (g) g.push(e.path);
+        else linkGroups.set(e.link, [e.path]);
       }
-      const sig = sigOf(st);
-      const prev = stat.get(p);
-      let type: ContextEntry["type"];
-      let digest = "";
-      if (st.isDirectory()) type = "dir";
-      else if (st.isSymbolicLink()) {
-        type = "symlink";
-        digest = await fsp.readlink(path.join(o.contextDir, p));
-      } else type = "file";
-      const e: ContextEntry = { path: p, type, mode: st.mode, size: st.size, digest, sig };
-      if (type === "file") {
-        if (prev && prev.sig === sig) e.digest = prev.digest;
-        else toCopy.push(e);
-      } else if (!prev || prev.sig !== sig || prev.digest !== digest) {
-        toCopy.push(e);
-      }
-      entries.set(p, e);
+      const prev = stat.get(e.path);
+      if (!prev || prev.sig !== e.sig || prev.digest !== e.digest) toCopy.push(e);
     }
-    // A sync interrupted by a kill leaves its marker: then walk the whole mirror to clean up;
+    // A copy interrupted by a kill leaves its marker: then walk the whole mirror to clean up;
     // otherwise remove exactly what left the context or changed type.
     const marker = `${dir}.syncing`;
     const interrupted = await fsp.stat(marker).then(() => true, () => false);
     const removed = fresh ? [] : [...stat.keys()].filter((p) => !entries.has(p));
-    if (!toCopy.length && !removed.length && !interrupted) {
-      return { checksum: contextChecksum(entries.values()), dir, entries, changed, bytesRead };
-    }
+    if (!toCopy.length && !removed.length && !interrupted) return dir;
     // Fail before copying when the store's filesystem cannot hold the new bytes.
     const need = bytesNeeded(toCopy, stat);
     const fsInfo = filesystemOf(o.storeRoot);
@@ -221,7 +380,8 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
       if (fresh) await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
       throw diskFullError(o.storeRoot, { what: "copying the build context", need });
     }
-    const copySpan = span("context hash and copy", "context", { entries: toCopy.length });
+    const copySpan = span("context mirror copy", "context", { entries: toCopy.length });
+    let bytes = 0;
     try {
       await fsp.writeFile(marker, "");
       if (interrupted) await pruneMirror(dir, "", entries);
@@ -230,7 +390,7 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
         // An entry that changed type (file ↔ dir ↔ symlink) is removed before it is recreated.
         for (const e of toCopy) {
           if (!stat.has(e.path)) continue;
-          const st = await fsp.lstat(path.join(dir, e.path)).catch(() => undefined);
+          const st = lstatOrUndefined(path.join(dir, e.path));
           const t = st?.isDirectory()
             ? "dir"
             : st?.isSymbolicLink()
@@ -243,16 +403,10 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
           }
         }
       }
-      const noteCopied = (e: ContextEntry, digest: string, size: number): void => {
-        const prev = stat.get(e.path);
-        e.digest = digest;
-        bytesRead += size;
-        if (!prev || prev.digest !== digest || modeOf(prev.sig) !== (e.mode & 0o7777)) {
-          changed.push(e.path);
-        }
+      const check = (e: ContextEntry, digest: string, size: number): void => {
+        if (digest !== e.digest) throw contextChangedError(e.path);
+        bytes += size;
       };
-      // Small files are copied with synchronous calls (far fewer thread hops for many tiny files);
-      // large ones are streamed, a few at a time. Every file is hashed as it is copied (one read).
       const big: ContextEntry[] = [];
       for (const e of toCopy) {
         const dst = path.join(dir, e.path);
@@ -271,8 +425,8 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
         } else if (e.size > SMALL_FILE) {
           big.push(e);
         } else {
-          const data = readFileSync(path.join(o.contextDir, e.path));
-          const digest = "sha256:" + createHash("sha256").update(data).digest("hex");
+          const data = readFileSync(path.join(r.contextDir, e.path));
+          check(e, "sha256:" + createHash("sha256").update(data).digest("hex"), data.length);
           try {
             writeFileSync(dst, data);
           } catch (err) {
@@ -281,7 +435,7 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
             writeFileSync(dst, data);
           }
           chmodSync(dst, e.mode & 0o7777);
-          noteCopied(e, digest, data.length);
+          utimesSync(dst, e.mtimeMs / 1000, e.mtimeMs / 1000);
         }
       }
       let next = 0;
@@ -290,42 +444,32 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
           const e = big[next++];
           const dst = path.join(dir, e.path);
           await fsp.mkdir(path.dirname(dst), { recursive: true });
-          const digest = await copyAndHash(path.join(o.contextDir, e.path), dst);
+          const digest = await copyAndHash(path.join(r.contextDir, e.path), dst);
+          check(e, digest, e.size);
           await fsp.chmod(dst, e.mode & 0o7777);
-          noteCopied(e, digest, e.size);
+          await fsp.utimes(dst, e.mtimeMs / 1000, e.mtimeMs / 1000);
         }
       }));
       await linkMirror(dir, linkGroups, entries);
-      // Directory modes last (a copy into a read-only dir needs it writable first).
-      for (const e of toCopy) {
-        if (e.type === "dir") chmodSync(path.join(dir, e.path), e.mode & 0o7777);
+      // Directory modes and times last (a copy into a read-only dir needs it writable first;
+      // writing entries moves a dir's mtime), deepest first.
+      const dirs = [...entries.values()].filter((e) => e.type === "dir").reverse();
+      for (const e of dirs) {
+        const dst = path.join(dir, e.path);
+        chmodSync(dst, e.mode & 0o7777);
+        utimesSync(dst, e.mtimeMs / 1000, e.mtimeMs / 1000);
       }
-      // Dirs and symlinks count as changed when new or when their type, mode or target changed
-      // (not for a mere mtime change of a dir whose entries changed).
-      for (const e of toCopy) {
-        if (e.type === "file") continue;
-        const prev = stat.get(e.path);
-        if (
-          !prev || prev.digest !== e.digest ||
-          Number(prev.sig.slice(prev.sig.lastIndexOf(":") + 1)) !== e.mode
-        ) {
-          changed.push(e.path);
-        }
-      }
-      changed.push(...removed);
-      changed.sort();
       o.meta.updateStatCache(
-        scope,
+        mscope,
         toCopy.map((e) => ({ path: e.path, sig: e.sig, digest: e.digest })),
         removed,
         fresh || interrupted,
       );
       await fsp.rm(marker, { force: true });
-      copySpan.end({ bytes: bytesRead });
-      counter("context", { files: toCopy.length, bytes: bytesRead });
-      return { checksum: contextChecksum(entries.values()), dir, entries, changed, bytesRead };
+      copySpan.end({ bytes });
+      return dir;
     } catch (err) {
-      // Partial work goes on the error path: the next sync rebuilds the mirror from scratch.
+      // Partial work goes on the error path: the next materialization rebuilds it from scratch.
       await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
       await fsp.rm(marker, { force: true }).catch(() => {});
       if (isDiskFull(err)) {

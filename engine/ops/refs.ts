@@ -1,6 +1,7 @@
 /**
  * Turning solver refs into directories: a committed snapshot is viewed (mounted read-only), a
- * `local:` ref is the context mirror, and scratch is an empty directory.
+ * `local:` ref is the context mirror (made on first use by the local resolver), and scratch is an
+ * empty directory.
  */
 import { promises as fsp } from "node:fs";
 import os from "node:os";
@@ -13,13 +14,28 @@ export const LOCAL_PREFIX = "local:";
 
 export type Materialized = { root: string; release(): Promise<void> };
 
+/** Local refs of this build: whether one is known, and its directory (made on demand). */
+export type LocalResolver = { has(ref: string): boolean; dir(ref: string): Promise<string> };
+
 export class RefViews {
   #snap: Snapshotter;
   #tmp: string;
+  #local?: LocalResolver;
 
   constructor(snap: Snapshotter, tmpDir = os.tmpdir()) {
     this.#snap = snap;
     this.#tmp = tmpDir;
+  }
+
+  /** Sets how `local:` refs become directories (the worker's synced contexts). */
+  setLocalResolver(r: LocalResolver): void {
+    this.#local = r;
+  }
+
+  #localDir(ref: string): Promise<string> {
+    return this.#local?.has(ref)
+      ? this.#local.dir(ref)
+      : Promise.resolve(ref.slice(LOCAL_PREFIX.length));
   }
 
   get snapshotter(): Snapshotter {
@@ -29,7 +45,7 @@ export class RefViews {
   /** A read-only view of `ref`; call release() when done. */
   async view(ref: Ref): Promise<Materialized> {
     if (ref && ref.startsWith(LOCAL_PREFIX)) {
-      return { root: ref.slice(LOCAL_PREFIX.length), release: async () => {} };
+      return { root: await this.#localDir(ref), release: async () => {} };
     }
     if (!ref) {
       const dir = await fsp.mkdtemp(path.join(this.#tmp, "tsk-scratch-"));
@@ -46,7 +62,7 @@ export class RefViews {
       // A context used as a base: start empty and copy it in (rare: LLB that runs on local sources).
       const key = `active-${randomUUID()}`;
       const { root } = await this.#snap.prepare(key, undefined);
-      await fsp.cp(ref.slice(LOCAL_PREFIX.length), root, {
+      await fsp.cp(await this.#localDir(ref), root, {
         recursive: true,
         preserveTimestamps: true,
         verbatimSymlinks: true,
@@ -72,6 +88,7 @@ export class RefViews {
   exists(ref: Ref): Promise<boolean> {
     if (!ref) return Promise.resolve(true);
     if (ref.startsWith(LOCAL_PREFIX)) {
+      if (this.#local?.has(ref)) return Promise.resolve(true);
       return fsp.stat(ref.slice(LOCAL_PREFIX.length)).then(() => true, () => false);
     }
     return this.#snap.exists(ref);

@@ -12,6 +12,8 @@ import type { MetaStore } from "../content/meta.ts";
 import type { RegistryClient } from "../source/registry.ts";
 import type { Platform } from "../types.ts";
 import { RefViews } from "./refs.ts";
+import { materializeMirror } from "./local_context.ts";
+import { copyFromContext } from "./context_copy.ts";
 import { imageHandler } from "./source_image.ts";
 import { localChecksum, type LocalEnv, localHandler } from "./source_local.ts";
 import { execHandler } from "./exec.ts";
@@ -51,6 +53,18 @@ export class LocalWorker implements Worker {
     mkdirSync(tmp, { recursive: true, mode: 0o700 });
     this.views = new RefViews(o.snapshotter, tmp);
     this.#local = { locals: o.locals, storeRoot: o.storeRoot, meta: o.meta, synced: new Map() };
+    const mirrors = new Map<string, Promise<string>>();
+    this.views.setLocalResolver({
+      has: (ref) => this.#local.synced.has(ref),
+      dir: (ref) => {
+        let m = mirrors.get(ref);
+        if (!m) {
+          m = materializeMirror(this.#local.synced.get(ref)!, o);
+          mirrors.set(ref, m);
+        }
+        return m;
+      },
+    });
   }
 
   handler(v: Vertex): OpHandler {
@@ -97,7 +111,12 @@ export class LocalWorker implements Worker {
         signal: this.#o.signal,
       });
     }
-    if (op.file) return fileHandler(v, this.views, (ref, sel) => this.checksum(ref, sel));
+    if (op.file) {
+      return fileHandler(v, this.views, (ref, sel) => this.checksum(ref, sel), (ref, root, a) => {
+        const r = this.#local.synced.get(ref);
+        return r ? copyFromContext(r, root, a) : Promise.resolve(false);
+      });
+    }
     if (op.merge) return mergeHandler(v, this.views);
     // BuildKit's DiffOp, BuildOp and PassthroughOp are refused by name (tsk runs source, exec,
     // file and merge ops); the error names the op so the LLB producer knows what to change.
