@@ -436,7 +436,14 @@ export async function buildCommand(argv: string[]): Promise<number> {
     insecureRegistries: flags["insecure-registry"],
     notice: (m) => progress.warn(m),
   });
-  if (outsideNamespace()) engine.snapshotter = guardSnapshotter(engine.snapshotter);
+  if (outsideNamespace()) {
+    const { layerTarInNamespace } = await import("./layer_tar.ts");
+    const dir = path.join(engine.root, "snapshots");
+    engine.snapshotter = guardSnapshotter(
+      engine.snapshotter,
+      (name, out, opts) => layerTarInNamespace(dir, name, out, opts),
+    );
+  }
   let convert: ConvertResult | undefined;
   const converts: ConvertResult[] = [];
   const sources = new Map<string, string>();

@@ -37,7 +37,7 @@ export async function run(argvIn: string[]): Promise<number> {
     return 0;
   }
   if (
-    (NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && (rest[0] === "fsck" || rest[0] === "env"))) &&
+    (NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && (rest[0] === "fsck" || rest[0] === "env" || rest[0] === "layer-tar"))) &&
     !rest.includes("--help") && !rest.includes("-h")
   ) {
     // A build that has nothing to run finishes outside the namespace (cli/outside.ts).

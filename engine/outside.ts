@@ -10,7 +10,8 @@
  * of committed snapshots. Everything else of the snapshotter mounts, or reads or writes files
  * owned by mapped ids, so it is refused here.
  */
-import type { Snapshotter } from "./snapshot/snapshotter.ts";
+import type { Writable } from "node:stream";
+import type { LayerWriteOptions, Snapshotter } from "./snapshot/snapshotter.ts";
 
 /** Thrown outside the namespace when the build must run inside it. */
 export class NeedsNamespace extends Error {
@@ -45,12 +46,22 @@ const SAFE = new Set<PropertyKey>(["exists", "parents", "createdAt"]);
  */
 const SAFE_AS_ROOT = new Set<PropertyKey>(["diffDir", "writeLayer"]);
 
-/** `s` with every method but SAFE refusing (NeedsNamespace) while outside the namespace. */
-export function guardSnapshotter(s: Snapshotter): Snapshotter {
+/**
+ * `s` with every method but SAFE refusing (NeedsNamespace) while outside the namespace, except
+ * `writeLayer`, given to `layerTar` (which reads the tar inside the namespace) when there is one.
+ */
+export function guardSnapshotter(
+  s: Snapshotter,
+  layerTar?: (name: string, out: Writable, opts?: LayerWriteOptions) => Promise<void>,
+): Snapshotter {
   return new Proxy(s, {
     get(target, prop) {
       const v = Reflect.get(target, prop, target);
       if (typeof v !== "function") return v;
+      if (prop === "writeLayer" && layerTar && process.getuid?.() !== 0) {
+        return (name: string, out: Writable, opts?: LayerWriteOptions) =>
+          outside ? layerTar(name, out, opts) : v.call(target, name, out, opts);
+      }
       if (SAFE.has(prop) || (SAFE_AS_ROOT.has(prop) && process.getuid?.() === 0)) {
         return v.bind(target);
       }

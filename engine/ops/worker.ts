@@ -2,6 +2,7 @@
  * The worker: maps each LLB vertex to the handler that runs it (image, local, exec, file, merge)
  * over one snapshotter, content store and metadata store.
  */
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { Vertex } from "../llb/load.ts";
@@ -11,7 +12,7 @@ import type { ContentStore } from "../content/store.ts";
 import type { MetaStore } from "../content/meta.ts";
 import type { RegistryClient } from "../source/registry.ts";
 import type { Platform } from "../types.ts";
-import { RefViews } from "./refs.ts";
+import { LOCAL_PREFIX, RefViews } from "./refs.ts";
 import { imageHandler } from "./source_image.ts";
 import { localChecksum, type LocalEnv, localHandler } from "./source_local.ts";
 import { execHandler } from "./exec.ts";
@@ -122,9 +123,18 @@ export class LocalWorker implements Worker {
   async checksum(ref: Ref, selectors: string[]): Promise<string> {
     const fast = localChecksum(this.#local, ref, selectors);
     if (fast) return fast;
+    // A committed snapshot never changes (names are never reused): its checksum is remembered, so
+    // a cached COPY --from mounts and reads nothing (and can be decided outside the namespace).
+    const memo = ref && !ref.startsWith(LOCAL_PREFIX)
+      ? `checksum:v1:${ref}:${createHash("sha256").update(JSON.stringify(selectors)).digest("hex")}`
+      : undefined;
+    const known = memo ? this.#o.meta.getStep<string>(memo) : undefined;
+    if (known) return known;
     const view = await this.views.view(ref);
     try {
-      return await checksumTree(view.root, selectors);
+      const sum = await checksumTree(view.root, selectors);
+      if (memo) this.#o.meta.putStep(memo, sum);
+      return sum;
     } finally {
       await view.release();
     }

@@ -1,7 +1,8 @@
 /**
  * A build with nothing to run finishes outside the user namespace (cli/outside.ts), as root and
  * as the unprivileged user: its trace has no re-exec span, its image is byte-identical to the
- * one built inside, and a build that must run a step still runs it inside, with exact owners.
+ * one built inside, and a build that must run a step still runs it inside, with exact owners. A
+ * layer tar first needed by such an export is read inside the namespace by a child.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -62,5 +63,42 @@ for (const rootless of [false, true]) {
     const again = await build(5);
     assert.equal(again.reexec, false);
     assert.equal(sha(again.tar), sha(changed.tar));
+    // A new RUN built without an output: its layer tar is first needed by the next export, which
+    // stays outside and reads that tar inside the namespace (a child as the unprivileged user).
+    writeFileSync(
+      path.join(ctx, "Dockerfile"),
+      `FROM ${e.busybox}\nRUN echo new > /hi && chown 1234:2345 /hi && chmod 600 /hi\nCOPY a.txt /\n`,
+    );
+    const plain = await tsk(["build", "--root", root, ctx], { as });
+    assert.equal(plain.code, 0, plain.stderr);
+    const exported = await build(6);
+    assert.equal(exported.reexec, false, "only the layer is read inside, not the whole build");
+    const img6 = openOci(exported.tar);
+    const st6 = statSync(path.join(img6.rootfs, "hi"));
+    assert.deepEqual([st6.uid, st6.gid, st6.mode & 0o777], [1234, 2345, 0o600]);
+    assert.equal(readFileSync(path.join(img6.rootfs, "hi"), "utf8"), "new\n");
+    assert.equal(sha((await build(7, { TSK_OUTSIDE: "0" })).tar), sha(exported.tar));
+  });
+}
+
+for (const rootless of [false, true]) {
+  test(`a cached COPY --from is decided outside the namespace (${rootless ? "rootless" : "root"})`, async () => {
+    const as = rootless ? e.user : undefined;
+    const ctx = makeContext(e, {
+      "Dockerfile": `FROM ${e.busybox} AS a\nRUN echo x > /x\nFROM ${e.busybox}\nCOPY --from=a /x /y\n`,
+    }, as);
+    const out = mkdtempSync(path.join(e.work, "outside-from-"));
+    if (as) chownSync(out, as.uid, as.gid);
+    const root = storeDir(e, as);
+    const reexec = async (n: number) => {
+      const trace = path.join(out, `t${n}.json`);
+      const r = await tsk(["build", "--root", root, "--trace", trace, ctx], { as });
+      assert.equal(r.code, 0, r.stderr);
+      const ev = JSON.parse(readFileSync(trace, "utf8")).traceEvents as { name: string }[];
+      return ev.some((x) => x.name === "start-up: process and user namespace");
+    };
+    assert.equal(await reexec(1), true);
+    // The checksum of /x in stage a's snapshot is remembered: no mount is needed to decide.
+    assert.equal(await reexec(2), false);
   });
 }
