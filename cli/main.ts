@@ -46,7 +46,11 @@ export async function run(argvIn: string[]): Promise<number> {
       if (code !== null) return code;
     }
     // The start time travels along, so a --trace shows the re-exec's cost (engine/trace.ts).
-    const code = await enterUserNamespace({ argv, env: { TSK_T0: String(performance.timeOrigin) } });
+    const { changesHandoff } = await import("../engine/outside.ts");
+    const code = await enterUserNamespace({
+      argv,
+      env: { TSK_T0: String(performance.timeOrigin), ...changesHandoff() },
+    });
     if (code !== null) return code;
   }
   // Commands load lazily: the process that only re-executes itself into the namespace never

@@ -10,6 +10,8 @@
  * of committed snapshots. Everything else of the snapshotter mounts, or reads or writes files
  * owned by mapped ids, so it is refused here.
  */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import type { Writable } from "node:stream";
 import type { LayerWriteOptions, Snapshotter } from "./snapshot/snapshotter.ts";
 
@@ -76,4 +78,51 @@ export function guardSnapshotter(
       };
     },
   });
+}
+
+/**
+ * Context changes seen by an attempt outside: its sync already brought the mirror and the stat
+ * cache up to date, so the build inside would see no change and could not say which files made a
+ * step miss. They travel to it in a file named by TSK_OUTSIDE_CHANGED.
+ */
+export const CHANGED_ENV = "TSK_OUTSIDE_CHANGED";
+const seen = new Map<string, string[]>();
+
+/** Outside: the paths a sync of mirror `dir` found changed. */
+export function noteContextChanges(dir: string, changed: string[]): void {
+  if (changed.length) seen.set(dir, changed);
+}
+
+/** Outside, after a failed attempt: the environment that hands the changes to the build inside. */
+export function changesHandoff(): Record<string, string> {
+  if (!seen.size) return {};
+  // Mirrors live in STORE/contexts/SCOPE: the file goes to STORE/tmp.
+  const tmp = path.join(path.dirname(path.dirname([...seen.keys()][0])), "tmp");
+  try {
+    mkdirSync(tmp, { recursive: true, mode: 0o700 });
+    const file = path.join(tmp, `outside-changed-${process.pid}.json`);
+    writeFileSync(file, JSON.stringify(Object.fromEntries(seen)));
+    return { [CHANGED_ENV]: file };
+  } catch {
+    return {}; // only the wording of cache-miss reasons depends on it
+  }
+}
+
+let inherited: Record<string, string[]> | undefined;
+
+/** Inside: the changes an attempt outside saw in mirror `dir` (read once, then removed). */
+export function inheritedChanges(dir: string): string[] {
+  if (!inherited) {
+    inherited = {};
+    const file = process.env[CHANGED_ENV];
+    if (file) {
+      try {
+        inherited = JSON.parse(readFileSync(file, "utf8"));
+      } catch {
+        // gone or unreadable: the reasons are worded without file names
+      }
+      rmSync(file, { force: true });
+    }
+  }
+  return inherited![dir] ?? [];
 }

@@ -6,13 +6,22 @@
  */
 import type { Vertex } from "../llb/load.ts";
 import type { OpHandler } from "../solver/solver.ts";
-import { NeedsNamespace } from "../outside.ts";
+import { NeedsNamespace, noteContextChanges } from "../outside.ts";
 import { LocalWorker } from "./worker.ts";
 
 export class OutsideWorker extends LocalWorker {
   handler(v: Vertex): OpHandler {
     const h = super.handler(v);
-    if (!h.cacheable) return h;
+    if (!h.cacheable) {
+      // A context sync: what it found changed is handed to the build inside (engine/outside.ts).
+      return Object.assign(Object.create(h) as OpHandler, {
+        baseKey: async () => {
+          const k = await h.baseKey();
+          for (const r of this.synced.values()) noteContextChanges(r.dir, r.changed);
+          return k;
+        },
+      });
+    }
     return Object.assign(Object.create(h) as OpHandler, {
       run: () => Promise.reject(new NeedsNamespace(`running ${v.digest}`)),
     });

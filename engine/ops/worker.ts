@@ -21,6 +21,8 @@ import { mergeHandler } from "./merge.ts";
 import { httpHandler } from "./source_http.ts";
 import { gitHandler } from "./source_git.ts";
 import { checksumTree, selected } from "./checksum.ts";
+import type { SyncResult } from "./local_context.ts";
+import { inheritedChanges } from "../outside.ts";
 import { OciLayoutSource } from "../source/oci_layout.ts";
 import type { SshSource } from "../ssh/agent.ts";
 
@@ -49,6 +51,7 @@ export class LocalWorker implements Worker {
     mkdirSync(tmp, { recursive: true, mode: 0o700 });
     this.views = new RefViews(o.snapshotter, tmp);
     this.#local = { locals: o.locals, storeRoot: o.storeRoot, meta: o.meta, synced: new Map() };
+    inheritedChanges(""); // reads (and removes) the hand-off file now, whether needed or not
   }
 
   handler(v: Vertex): OpHandler {
@@ -111,13 +114,21 @@ export class LocalWorker implements Worker {
     );
   }
 
+  /** Synced local sources by ref (engine/ops/outside_worker.ts hands their changes on). */
+  get synced(): ReadonlyMap<string, SyncResult> {
+    return this.#local.synced;
+  }
+
   changedFiles(ref: Ref, selectors: string[]): string[] | undefined {
     const synced = ref ? this.#local.synced.get(ref) : undefined;
     if (!synced) return undefined;
     const sels = selectors.map((s) =>
       s.replace(/^\/+/, "").replace(/\/+$/, "").replace(/^\.$/, "")
     );
-    return synced.changed.filter((p) => sels.some((s) => selected(s, p)));
+    // Changes an attempt outside the namespace synced already (engine/outside.ts) count too.
+    const inherited = inheritedChanges(synced.dir);
+    const all = inherited.length ? [...new Set([...synced.changed, ...inherited])].sort() : synced.changed;
+    return all.filter((p) => sels.some((s) => selected(s, p)));
   }
 
   async checksum(ref: Ref, selectors: string[]): Promise<string> {
