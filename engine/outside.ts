@@ -86,11 +86,11 @@ export function guardSnapshotter(
  * step miss. They travel to it in a file named by TSK_OUTSIDE_CHANGED.
  */
 export const CHANGED_ENV = "TSK_OUTSIDE_CHANGED";
-const seen = new Map<string, string[]>();
+const seen = new Map<string, { changed: string[]; bytesRead: number }>();
 
-/** Outside: the paths a sync of mirror `dir` found changed. */
-export function noteContextChanges(dir: string, changed: string[]): void {
-  if (changed.length) seen.set(dir, changed);
+/** Outside: the paths a sync of mirror `dir` found changed, and the bytes it read. */
+export function noteContextChanges(dir: string, changed: string[], bytesRead: number): void {
+  if (changed.length || bytesRead) seen.set(dir, { changed, bytesRead });
 }
 
 /** Outside, after a failed attempt: the environment that hands the changes to the build inside. */
@@ -108,10 +108,19 @@ export function changesHandoff(): Record<string, string> {
   }
 }
 
-let inherited: Record<string, string[]> | undefined;
+let inherited: Record<string, { changed: string[]; bytesRead: number }> | undefined;
 
 /** Inside: the changes an attempt outside saw in mirror `dir` (read once, then removed). */
 export function inheritedChanges(dir: string): string[] {
+  return inheritedSync(dir)?.changed ?? [];
+}
+
+/** Inside: the bytes an attempt outside read syncing mirror `dir` (for the context's status). */
+export function inheritedBytes(dir: string): number {
+  return inheritedSync(dir)?.bytesRead ?? 0;
+}
+
+function inheritedSync(dir: string): { changed: string[]; bytesRead: number } | undefined {
   if (!inherited) {
     inherited = {};
     const file = process.env[CHANGED_ENV];
@@ -124,5 +133,5 @@ export function inheritedChanges(dir: string): string[] {
       rmSync(file, { force: true });
     }
   }
-  return inherited![dir] ?? [];
+  return inherited![dir];
 }

@@ -17,7 +17,7 @@ export class OutsideWorker extends LocalWorker {
       return Object.assign(Object.create(h) as OpHandler, {
         baseKey: async () => {
           const k = await h.baseKey();
-          for (const r of this.synced.values()) noteContextChanges(r.dir, r.changed);
+          for (const r of this.synced.values()) noteContextChanges(r.dir, r.changed, r.bytesRead);
           return k;
         },
       });
