@@ -6,7 +6,10 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { Writable } from "node:stream";
-import { openEngine } from "../engine/engine.ts";
+import { defaultRoot, openEngine } from "../engine/engine.ts";
+import { guardSnapshotter, outsideNamespace } from "../engine/outside.ts";
+import { OutsideWorker } from "../engine/ops/outside_worker.ts";
+import { checkOutside } from "./outside.ts";
 import { type Config, loadConfig } from "../engine/config.ts";
 import { beginBuild, type Lease } from "../engine/gc/lease.ts";
 import { maybeCollect } from "../engine/gc/collector.ts";
@@ -364,6 +367,21 @@ export async function buildCommand(argv: string[]): Promise<number> {
       ...flags["import-cache"].map((s) => parseCacheFrom(s, "--import-cache")),
     ];
     gcConfig = await loadConfig(flags.config);
+    // Tried outside the user namespace first (cli/outside.ts): only builds that may finish there.
+    if (outsideNamespace()) {
+      checkOutside({
+        context,
+        file: flags.file,
+        frontend: flags.frontend,
+        noCache: flags["no-cache"],
+        outputs,
+        caches: cacheTo.length + cacheFrom.length,
+        buildContexts: (flags["build-context" as keyof Flags] as string[] | undefined) ?? [],
+        ssh: (flags["ssh" as keyof Flags] as string[] | undefined) ?? [],
+        root: path.resolve(flags.root ?? defaultRoot()),
+        gc: gcConfig.gc,
+      });
+    }
   } catch (err) {
     process.stderr.write(`ERROR: ${(err as Error).message}\n`);
     return 2;
@@ -429,6 +447,14 @@ export async function buildCommand(argv: string[]): Promise<number> {
     warn: (m) => progress.warn(m),
   });
   const resolveMode = flags.pull ? "pull" : "default";
+  if (outsideNamespace()) {
+    const { layerTarInNamespace } = await import("./layer_tar.ts");
+    const dir = path.join(engine.root, "snapshots");
+    engine.snapshotter = guardSnapshotter(
+      engine.snapshotter,
+      (name, out, opts) => layerTarInNamespace(dir, name, out, opts),
+    );
+  }
   let convert: ConvertResult | undefined;
   const converts: ConvertResult[] = [];
   const sources = new Map<string, string>();
@@ -600,7 +626,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
-    const worker = new LocalWorker({
+    const worker = new (outsideNamespace() ? OutsideWorker : LocalWorker)({
       storeRoot: engine.root,
       snapshotter: engine.snapshotter,
       store: engine.store,
@@ -755,7 +781,10 @@ export async function buildCommand(argv: string[]): Promise<number> {
     }
     for (const w of convert?.warnings ?? []) progress.warn(w);
     await lease?.end();
-    await phase("garbage collection", "gc", () => maybeCollect(engine, gcConfig, progress));
+    // Outside the namespace it was not due (cli/outside.ts): collecting deletes snapshots.
+    if (!outsideNamespace()) {
+      await phase("garbage collection", "gc", () => maybeCollect(engine, gcConfig, progress));
+    }
     await progress.close();
     if (lintWarnings.length && !flags.quiet) {
       process.stderr.write(formatBuildWarnings(lintWarnings, { fileName: dockerfileName, source }));

@@ -44,6 +44,8 @@ export async function debugCommand(argv: string[]): Promise<number> {
   if (sub === "fsck") return await fsckCommand(rest);
   if (sub === "env") return await (await import("./env.ts")).envCommand(rest);
   if (sub === "timeline") return await timelineCommand(rest);
+  // Internal: a snapshot's layer tar, read inside the namespace for a parent outside it.
+  if (sub === "layer-tar") return await (await import("./layer_tar.ts")).layerTarCommand(rest);
   if (sub !== "dump-llb") {
     process.stderr.write(
       sub ? `ERROR: unknown debug command "${sub}"\n\n${DEBUG_HELP}` : DEBUG_HELP,

@@ -1,5 +1,5 @@
 /** Command dispatch: `tsk build|version|debug|help`. */
-import { enterUserNamespace } from "../rootless/userns.ts";
+import { enterUserNamespace, inTskNamespace } from "../rootless/userns.ts";
 import { takeDebugFlag } from "./fatal.ts";
 import { versionText } from "./version.ts";
 
@@ -37,11 +37,20 @@ export async function run(argvIn: string[]): Promise<number> {
     return 0;
   }
   if (
-    (NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && (rest[0] === "fsck" || rest[0] === "env"))) &&
+    (NEEDS_NAMESPACE.has(cmd) || (cmd === "debug" && (rest[0] === "fsck" || rest[0] === "env" || rest[0] === "layer-tar"))) &&
     !rest.includes("--help") && !rest.includes("-h")
   ) {
+    // A build that has nothing to run finishes outside the namespace (cli/outside.ts).
+    if (cmd === "build" && !inTskNamespace() && process.env.TSK_OUTSIDE !== "0") {
+      const code = await (await import("./outside.ts")).buildOutside(rest);
+      if (code !== null) return code;
+    }
     // The start time travels along, so a --trace shows the re-exec's cost (engine/trace.ts).
-    const code = await enterUserNamespace({ argv, env: { TSK_T0: String(performance.timeOrigin) } });
+    const { changesHandoff } = await import("../engine/outside.ts");
+    const code = await enterUserNamespace({
+      argv,
+      env: { TSK_T0: String(performance.timeOrigin), ...changesHandoff() },
+    });
     if (code !== null) return code;
   }
   // Commands load lazily: the process that only re-executes itself into the namespace never

@@ -182,6 +182,28 @@ export async function enterUserNamespace(
   return await runForwardingSignals(argv, env);
 }
 
+/**
+ * The command that runs this program with `args` inside tsk's namespace as a child (for one
+ * piece of work that needs it, e.g. a layer tar read outside: cli/layer_tar.ts), or null where
+ * no namespace is made (host modes) or we already are inside.
+ */
+export function namespaceChild(
+  args: string[],
+): { argv: string[]; env: Record<string, string> } | null {
+  if (inTskNamespace()) return null;
+  const uid = process.getuid?.() ?? 0;
+  const plan = currentChoice(uid, userName(uid));
+  if (plan.prefix === null) return null;
+  return {
+    argv: [...plan.prefix, ...selfExecArgv(args)],
+    env: {
+      ...process.env,
+      [USERNS_ENV]: plan.isolation,
+      [PROBE_ENV]: JSON.stringify(plan),
+    } as Record<string, string>,
+  };
+}
+
 /** Name of `uid`: /etc/passwd first (Bun's userInfo() answers "unknown" without $USER). */
 function userName(uid: number): string {
   try {

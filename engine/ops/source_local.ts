@@ -11,6 +11,7 @@ import { syncContext, type SyncResult } from "./local_context.ts";
 import { checksumEntries } from "./checksum.ts";
 import { LOCAL_PREFIX } from "./refs.ts";
 import { formatBytes } from "../units.ts";
+import { inheritedBytes } from "../outside.ts";
 
 export type LocalEnv = {
   /** Local name (e.g. "context", "dockerfile") → host directory. */
@@ -60,7 +61,9 @@ export function localHandler(v: Vertex, env: LocalEnv): OpHandler {
     async run(_inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
       const r = await doSync();
       vp.status(
-        `transferring ${name}: ${r.entries.size} entries, ${formatBytes(r.bytesRead)} read`,
+        `transferring ${name}: ${r.entries.size} entries, ${
+          // What an attempt outside the namespace read already counts (engine/outside.ts).
+          formatBytes(r.bytesRead + inheritedBytes(r.dir))} read`,
       );
       return [LOCAL_PREFIX + r.dir];
     },

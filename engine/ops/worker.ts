@@ -2,6 +2,7 @@
  * The worker: maps each LLB vertex to the handler that runs it (image, local, exec, file, merge)
  * over one snapshotter, content store and metadata store.
  */
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { Vertex } from "../llb/load.ts";
@@ -11,9 +12,9 @@ import type { ContentStore } from "../content/store.ts";
 import type { MetaStore } from "../content/meta.ts";
 import type { RegistryClient } from "../source/registry.ts";
 import type { Platform } from "../types.ts";
-import { RefViews } from "./refs.ts";
 import { materializeMirror } from "./local_context.ts";
 import { copyFromContext } from "./context_copy.ts";
+import { LOCAL_PREFIX, RefViews } from "./refs.ts";
 import { imageHandler } from "./source_image.ts";
 import { localChecksum, type LocalEnv, localHandler } from "./source_local.ts";
 import { execHandler } from "./exec.ts";
@@ -22,6 +23,8 @@ import { mergeHandler } from "./merge.ts";
 import { httpHandler } from "./source_http.ts";
 import { gitHandler } from "./source_git.ts";
 import { checksumTree, selected } from "./checksum.ts";
+import type { SyncResult } from "./local_context.ts";
+import { inheritedChanges } from "../outside.ts";
 import { OciLayoutSource } from "../source/oci_layout.ts";
 import type { ImageResolver } from "../source/image_resolver.ts";
 import type { SshSource } from "../ssh/agent.ts";
@@ -65,6 +68,7 @@ export class LocalWorker implements Worker {
         return m;
       },
     });
+    inheritedChanges(""); // reads (and removes) the hand-off file now, whether needed or not
   }
 
   handler(v: Vertex): OpHandler {
@@ -132,21 +136,38 @@ export class LocalWorker implements Worker {
     );
   }
 
+  /** Synced local sources by ref (engine/ops/outside_worker.ts hands their changes on). */
+  get synced(): ReadonlyMap<string, SyncResult> {
+    return this.#local.synced;
+  }
+
   changedFiles(ref: Ref, selectors: string[]): string[] | undefined {
     const synced = ref ? this.#local.synced.get(ref) : undefined;
     if (!synced) return undefined;
     const sels = selectors.map((s) =>
       s.replace(/^\/+/, "").replace(/\/+$/, "").replace(/^\.$/, "")
     );
-    return synced.changed.filter((p) => sels.some((s) => selected(s, p)));
+    // Changes an attempt outside the namespace synced already (engine/outside.ts) count too.
+    const inherited = inheritedChanges(synced.dir);
+    const all = inherited.length ? [...new Set([...synced.changed, ...inherited])].sort() : synced.changed;
+    return all.filter((p) => sels.some((s) => selected(s, p)));
   }
 
   async checksum(ref: Ref, selectors: string[]): Promise<string> {
     const fast = localChecksum(this.#local, ref, selectors);
     if (fast) return fast;
+    // A committed snapshot never changes (names are never reused): its checksum is remembered, so
+    // a cached COPY --from mounts and reads nothing (and can be decided outside the namespace).
+    const memo = ref && !ref.startsWith(LOCAL_PREFIX)
+      ? `checksum:v1:${ref}:${createHash("sha256").update(JSON.stringify(selectors)).digest("hex")}`
+      : undefined;
+    const known = memo ? this.#o.meta.getStep<string>(memo) : undefined;
+    if (known) return known;
     const view = await this.views.view(ref);
     try {
-      return await checksumTree(view.root, selectors);
+      const sum = await checksumTree(view.root, selectors);
+      if (memo) this.#o.meta.putStep(memo, sum);
+      return sum;
     } finally {
       await view.release();
     }
