@@ -10,16 +10,19 @@ import { TskError } from "../engine/tsk_error.ts";
 /** Exit status of an unexpected (internal) error: sysexits' EX_SOFTWARE. */
 export const EXIT_INTERNAL = 70;
 
-export function debugEnabled(): boolean {
-  return process.env.TSK_DEBUG === "1";
+/** `env` is process.env unless given (tests: --parallel shares process.env between test files). */
+type Env = Record<string, string | undefined>;
+
+export function debugEnabled(env: Env = process.env): boolean {
+  return env.TSK_DEBUG === "1";
 }
 
 /** Removes `--debug` from argv (anywhere before a `--`), remembering it in TSK_DEBUG for children. */
-export function takeDebugFlag(argv: string[]): string[] {
+export function takeDebugFlag(argv: string[], env: Env = process.env): string[] {
   const end = argv.indexOf("--");
   const head = end < 0 ? argv : argv.slice(0, end);
   if (!head.includes("--debug")) return argv;
-  process.env.TSK_DEBUG = "1";
+  env.TSK_DEBUG = "1";
   return [...head.filter((a) => a !== "--debug"), ...(end < 0 ? [] : argv.slice(end))];
 }
 
@@ -59,10 +62,10 @@ export function describeError(err: unknown): string {
 }
 
 /** What the handler prints for `err`, and the exit status. */
-export function fatalReport(err: unknown): { text: string; code: number } {
+export function fatalReport(err: unknown, env: Env = process.env): { text: string; code: number } {
   const expected = err instanceof TskError;
   let text = `ERROR: ${describeError(err)}\n`;
-  if (debugEnabled()) {
+  if (debugEnabled(env)) {
     const stack = (err as Error)?.stack;
     if (stack) text += stack + "\n";
   } else if (!expected) {

@@ -10,9 +10,9 @@ test("an errno error becomes `syscall: text (path)`", async () => {
   assert.equal(describeError(err), "mkdir: no such file or directory (/proc/nope/x)");
 });
 
+// Environments of their own: process.env is shared with the test files --parallel runs beside.
 test("an unexpected error: one line, the --debug hint, exit status 70, no frames", () => {
-  delete process.env.TSK_DEBUG;
-  const r = fatalReport(new TypeError("Cannot read properties of undefined (reading 'x')"));
+  const r = fatalReport(new TypeError("Cannot read properties of undefined (reading 'x')"), {});
   assert.equal(r.code, EXIT_INTERNAL);
   assert.match(r.text, /^ERROR: internal error: Cannot read properties of undefined/);
   assert.match(r.text, /run again with --debug to see the stack trace/);
@@ -20,19 +20,18 @@ test("an unexpected error: one line, the --debug hint, exit status 70, no frames
 });
 
 test("an expected error exits 1 with the digest and no hint; control bytes are escaped", () => {
-  delete process.env.TSK_DEBUG;
-  const r = fatalReport(new TskError("layer is \x1b[31mbad\x07", { digest: "sha256:abc" }));
+  const r = fatalReport(new TskError("layer is \x1b[31mbad\x07", { digest: "sha256:abc" }), {});
   assert.equal(r.code, 1);
   assert.equal(r.text, "ERROR: layer is \\x1b[31mbad\\x07 (sha256:abc)\n");
 });
 
 test("--debug is taken out of argv (not after --) and turns on the stack trace", () => {
-  delete process.env.TSK_DEBUG;
-  assert.deepEqual(takeDebugFlag(["build", "--debug", "."]), ["build", "."]);
-  assert.equal(process.env.TSK_DEBUG, "1");
-  const r = fatalReport(new Error("boom"));
+  const env: Record<string, string | undefined> = {};
+  assert.deepEqual(takeDebugFlag(["build", "--debug", "."], env), ["build", "."]);
+  assert.equal(env.TSK_DEBUG, "1");
+  const r = fatalReport(new Error("boom"), env);
   assert.match(r.text, /^ERROR: boom\nError: boom\n\s+at /);
-  delete process.env.TSK_DEBUG;
-  assert.deepEqual(takeDebugFlag(["x", "--", "--debug"]), ["x", "--", "--debug"]);
-  assert.equal(process.env.TSK_DEBUG, undefined);
+  const none: Record<string, string | undefined> = {};
+  assert.deepEqual(takeDebugFlag(["x", "--", "--debug"], none), ["x", "--", "--debug"]);
+  assert.equal(none.TSK_DEBUG, undefined);
 });

@@ -5,25 +5,16 @@ import { remoteOutputs, takeRemoteFlags } from "./remote_build.ts";
 import { remoteAddr } from "./remote_addr.ts";
 
 test("remoteAddr: --addr, then TSK_ADDR, then BUILDKIT_HOST", () => {
-  const saved = { t: process.env.TSK_ADDR, b: process.env.BUILDKIT_HOST };
-  try {
-    delete process.env.TSK_ADDR;
-    delete process.env.BUILDKIT_HOST;
-    assert.equal(remoteAddr(["-t", "x", "."]), undefined);
-    assert.equal(remoteAddr(["--addr", "docker", "."]), "docker");
-    assert.equal(remoteAddr(["--addr=unix:///s", "."]), "unix:///s");
-    assert.equal(remoteAddr(["--", "--addr", "x"]), undefined);
-    process.env.BUILDKIT_HOST = "tcp://b:1";
-    assert.equal(remoteAddr(["."]), "tcp://b:1");
-    process.env.TSK_ADDR = "docker";
-    assert.equal(remoteAddr(["."]), "docker");
-    assert.equal(remoteAddr(["--addr", "unix:///x", "."]), "unix:///x");
-  } finally {
-    if (saved.t === undefined) delete process.env.TSK_ADDR;
-    else process.env.TSK_ADDR = saved.t;
-    if (saved.b === undefined) delete process.env.BUILDKIT_HOST;
-    else process.env.BUILDKIT_HOST = saved.b;
-  }
+  // Environments of its own: process.env is shared with the test files --parallel runs beside.
+  const none = {};
+  assert.equal(remoteAddr(["-t", "x", "."], none), undefined);
+  assert.equal(remoteAddr(["--addr", "docker", "."], none), "docker");
+  assert.equal(remoteAddr(["--addr=unix:///s", "."], none), "unix:///s");
+  assert.equal(remoteAddr(["--", "--addr", "x"], none), undefined);
+  assert.equal(remoteAddr(["."], { BUILDKIT_HOST: "tcp://b:1" }), "tcp://b:1");
+  const both = { BUILDKIT_HOST: "tcp://b:1", TSK_ADDR: "docker" };
+  assert.equal(remoteAddr(["."], both), "docker");
+  assert.equal(remoteAddr(["--addr", "unix:///x", "."], both), "unix:///x");
 });
 
 test("takeRemoteFlags: the remote-only flags leave the build flags alone", () => {

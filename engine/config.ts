@@ -75,10 +75,10 @@ export function defaultConfig(): Config {
 }
 
 /** `$XDG_CONFIG_HOME/tsk/config.json`, else `~/.config/tsk/config.json`. */
-export function defaultConfigPath(): string {
-  const xdg = process.env.XDG_CONFIG_HOME;
+export function defaultConfigPath(env: Record<string, string | undefined> = process.env): string {
+  const xdg = env.XDG_CONFIG_HOME;
   if (xdg) return path.join(xdg, "tsk", "config.json");
-  return path.join(process.env.HOME || os.homedir(), ".config", "tsk", "config.json");
+  return path.join(env.HOME || os.homedir(), ".config", "tsk", "config.json");
 }
 
 const UNITS: Record<string, number> = {
@@ -219,8 +219,11 @@ export function parseConfig(text: string, source?: string): Config {
 }
 
 /** Loads `file` (must exist) or the default path (may be absent: defaults). */
-export async function loadConfig(file?: string): Promise<Config> {
-  const p = file ?? defaultConfigPath();
+export async function loadConfig(
+  file?: string,
+  env: Record<string, string | undefined> = process.env,
+): Promise<Config> {
+  const p = file ?? defaultConfigPath(env);
   let text: string;
   try {
     text = await fsp.readFile(p, "utf8");

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import {
@@ -56,18 +56,16 @@ test("config: defaults, shorthand, explicit policy, errors name the field", () =
 
 test("loadConfig: missing default file means defaults; missing --config file is an error", async () => {
   const dir = await mkdtemp(path.join(tmpdir(), "tsk-config-"));
-  const old = process.env.XDG_CONFIG_HOME;
-  process.env.XDG_CONFIG_HOME = dir;
+  const env = { XDG_CONFIG_HOME: dir }; // not process.env: --parallel shares it
   try {
-    assert.equal(defaultConfigPath(), path.join(dir, "tsk", "config.json"));
-    assert.equal((await loadConfig()).source, undefined);
+    assert.equal(defaultConfigPath(env), path.join(dir, "tsk", "config.json"));
+    assert.equal((await loadConfig(undefined, env)).source, undefined);
     await assert.rejects(loadConfig(path.join(dir, "nope.json")), /cannot read config/);
     const f = path.join(dir, "c.json");
     await writeFile(f, JSON.stringify({ gc: { keepStorage: "1GB" } }));
     assert.equal((await loadConfig(f)).source, f);
   } finally {
-    if (old === undefined) delete process.env.XDG_CONFIG_HOME;
-    else process.env.XDG_CONFIG_HOME = old;
+    await rm(dir, { recursive: true, force: true });
   }
 });
 

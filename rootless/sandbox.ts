@@ -56,8 +56,8 @@ export { DEFAULT_CAPS, DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS } from "./oci_
  * Which implementation runInSandbox uses: TSK_SANDBOX, else what the isolation probed for this
  * process allows (chroot or proot without namespaces), else runc when installed.
  */
-export function sandboxKind(): SandboxKind {
-  const env = process.env.TSK_SANDBOX ?? "";
+export function sandboxKind(vars: Record<string, string | undefined> = process.env): SandboxKind {
+  const env = vars.TSK_SANDBOX ?? "";
   if (env === "runc" || env === "builtin" || env === "chroot" || env === "proot") return env;
   if (env !== "") {
     throw new Error(

@@ -95,6 +95,8 @@ export type PlanInput = {
   subgidFile?: string;
   /** Override binary lookup (tests). */
   find?: (name: string) => string | null;
+  /** The environment (TSK_ROOTLESSKIT); process.env unless given (tests). */
+  env?: Record<string, string | undefined>;
 };
 
 /** Decide how to (re-)enter the namespace: the command prefix to put before our own argv. */
@@ -110,7 +112,7 @@ export function planNamespace(input: PlanInput): NamespacePlan {
   if (subuid.length > 0 && subgid.length > 0) {
     // rootlesskit only on request (TSK_ROOTLESSKIT=1): `unshare --map-auto` needs nothing running
     // and is the path the test suite proves; rootlesskit's extra port/network drivers are unused.
-    const rootlesskit = process.env.TSK_ROOTLESSKIT === "1" ? find("rootlesskit") : null;
+    const rootlesskit = (input.env ?? process.env).TSK_ROOTLESSKIT === "1" ? find("rootlesskit") : null;
     if (rootlesskit) {
       // Host network (as rootless BuildKit with --net=host), a private mount namespace; no
       // copy-up of /etc is needed since /etc/resolv.conf and /etc/hosts stay the host's.

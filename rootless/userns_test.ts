@@ -88,15 +88,11 @@ test("subordinateRanges and planNamespace", () => {
 
     // rootlesskit is used only when asked for.
     assert.equal(planNamespace({ uid: 1000, user: "alice", find: all, ...files }).mode, "subid");
-    process.env.TSK_ROOTLESSKIT = "1";
-    try {
-      assert.equal(
-        planNamespace({ uid: 1000, user: "alice", find: all, ...files }).mode,
-        "rootlesskit",
-      );
-    } finally {
-      delete process.env.TSK_ROOTLESSKIT;
-    }
+    const kitEnv = { TSK_ROOTLESSKIT: "1" }; // not process.env: --parallel shares it
+    assert.equal(
+      planNamespace({ uid: 1000, user: "alice", find: all, env: kitEnv, ...files }).mode,
+      "rootlesskit",
+    );
 
     const single = planNamespace({ uid: 1001, user: "bob", find: noKit, ...files }); // no subgid
     assert.equal(single.mode, "single");

@@ -3,7 +3,7 @@
  * exactly the steps whose inputs changed re-run, each with the reason it states; everything else
  * is CACHED. Runs as root and as the unprivileged user; the reasons also come out as rawjson.
  */
-import { before, test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, chownSync, renameSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -18,6 +18,11 @@ import {
 } from "./harness.ts";
 
 let e: Env;
+// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
+after(async () => {
+  const { stopEnv } = await import("./harness.ts");
+  await stopEnv();
+});
 let ctx: string;
 let store: string;
 let base: string;

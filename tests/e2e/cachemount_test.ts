@@ -2,13 +2,18 @@
  * RUN --mount=type=cache: a new cache dir takes uid/gid/mode (or a stage's directory with
  * from=/source=), persists across builds, and sharing=locked serialises its users.
  */
-import { before, test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
 
 let e: Env;
+// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
+after(async () => {
+  const { stopEnv } = await import("./harness.ts");
+  await stopEnv();
+});
 before(async () => {
   e = await env();
 });

@@ -2,11 +2,16 @@
  * `tsk build --call=check|outline|targets`: answers about a Dockerfile without building, and lint
  * warnings after a normal build.
  */
-import { before, test } from "node:test";
+import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
 
 let e: Env;
+// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
+after(async () => {
+  const { stopEnv } = await import("./harness.ts");
+  await stopEnv();
+});
 let ctx: string;
 before(async () => {
   e = await env();

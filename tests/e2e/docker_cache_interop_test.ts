@@ -22,6 +22,11 @@ const dockerUp = spawnSync(DOCKER, ["version", "--format", "{{.Server.Version}}"
 const skip = dockerUp ? false : "no docker daemon answers (bash scripts/dockerd.sh starts one)";
 
 let e: Env;
+// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
+after(async () => {
+  const { stopEnv } = await import("./harness.ts");
+  await stopEnv();
+});
 const images: string[] = [];
 before(async () => {
   if (dockerUp) e = await env();

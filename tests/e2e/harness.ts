@@ -42,6 +42,7 @@ export function env(): Promise<Env> {
 }
 
 export async function stopEnv(): Promise<void> {
+  for (const d of ociDirs.splice(0)) spawnSync("rm", ["-rf", d]); // openOci's unpacked images
   if (!shared) return;
   const e = await shared;
   await e.registry.stop();
@@ -205,9 +206,13 @@ function sh(cmd: string, args: string[]): string {
   return r.stdout;
 }
 
+/** The directories openOci made in this test file; stopEnv removes them. */
+const ociDirs: string[] = [];
+
 /** Extracts an OCI tarball, validates it with skopeo, and unpacks its rootfs with umoci. */
 export function openOci(tarball: Buffer | string, tag = "latest"): OciImage {
   const dir = mkdtempSync(path.join(os.tmpdir(), "tsk-oci-"));
+  ociDirs.push(dir);
   const tarPath = typeof tarball === "string" ? tarball : path.join(dir, "image.tar");
   if (typeof tarball !== "string") writeFileSync(tarPath, tarball);
   const layout = path.join(dir, "layout");

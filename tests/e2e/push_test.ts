@@ -13,6 +13,11 @@ import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
 import { pushBusybox } from "../fixtures/base_images.ts";
 
 let e: Env;
+// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
+after(async () => {
+  const { stopEnv } = await import("./harness.ts");
+  await stopEnv();
+});
 const regs: RegistryFixture[] = [];
 
 before(async () => {

@@ -17,6 +17,11 @@ import { pushBusybox } from "../fixtures/base_images.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
 let e: Env;
+// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
+after(async () => {
+  const { stopEnv } = await import("./harness.ts");
+  await stopEnv();
+});
 let reg: RegistryFixture;
 let busybox: string;
 

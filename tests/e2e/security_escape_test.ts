@@ -28,6 +28,11 @@ import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
 let e: Env;
+// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
+after(async () => {
+  const { stopEnv } = await import("./harness.ts");
+  await stopEnv();
+});
 /** Host directory that no build may read or change; world-writable so a rootless escape shows. */
 let canary: string;
 const TOKEN = `host-canary-${randomBytes(8).toString("hex")}`;
