@@ -21,16 +21,30 @@ export function fileHeader(mode: number, size: number, type: string, link = ""):
 
 export class Unsupported extends Error {}
 
+/**
+ * The context-relative path a checksum is asked for, with the exclude matcher; undefined where
+ * BuildKit's key is not reproduced (`!` exceptions) or the path itself is excluded.
+ */
+function selectPath(
+  p: string,
+  excludes: string[],
+): { matcher: PatternMatcher; rel: string } | undefined {
+  const matcher = new PatternMatcher(excludes);
+  if (matcher.exclusions) return undefined;
+  const rel = path.posix.normalize("/" + p).slice(1).replace(/\/$/, "");
+  if (rel && excludes.length && matcher.matches(rel)) return undefined;
+  return { matcher, rel };
+}
+
 /** contenthash of `p` (a path inside the context) in `dir`, with the context's exclude patterns. */
 export async function contextChecksum(
   dir: string,
   p: string,
   excludes: string[],
 ): Promise<string | undefined> {
-  const matcher = new PatternMatcher(excludes);
-  if (matcher.exclusions) return undefined;
-  const rel = path.posix.normalize("/" + p).slice(1).replace(/\/$/, "");
-  if (rel && excludes.length && matcher.matches(rel)) return undefined;
+  const sel = selectPath(p, excludes);
+  if (!sel) return undefined;
+  const { matcher, rel } = sel;
   const abs = path.join(dir, rel);
   const st = await fsp.lstat(abs).catch(() => undefined);
   if (!st || st.isSymbolicLink()) return undefined;
@@ -101,10 +115,9 @@ export async function entriesChecksum(
   p: string,
   excludes: string[],
 ): Promise<string | undefined> {
-  const matcher = new PatternMatcher(excludes);
-  if (matcher.exclusions) return undefined;
-  const rel = path.posix.normalize("/" + p).slice(1).replace(/\/$/, "");
-  if (rel && excludes.length && matcher.matches(rel)) return undefined;
+  const sel = selectPath(p, excludes);
+  if (!sel) return undefined;
+  const { rel } = sel;
   const top = rel ? entries.get(rel) : undefined;
   if (rel && (!top || top.type === "symlink")) return undefined;
   const kids = new Map<string, string[]>();
