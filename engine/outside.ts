@@ -81,8 +81,8 @@ export function guardSnapshotter(
 }
 
 /**
- * Context changes seen by an attempt outside: its sync already brought the mirror and the stat
- * cache up to date, so the build inside would see no change and could not say which files made a
+ * Context changes seen by an attempt outside: its sync already brought the stat cache up to
+ * date, so the build inside would see no change and could not say which files made a
  * step miss. They travel to it in a file named by TSK_OUTSIDE_CHANGED.
  */
 export const CHANGED_ENV = "TSK_OUTSIDE_CHANGED";

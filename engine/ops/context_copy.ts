@@ -12,7 +12,7 @@ import { lstatSync, promises as fsp } from "node:fs";
 import path from "node:path";
 import { followLinks } from "../../rootless/rootpath.ts";
 import type { CopyAction } from "./file_actions.ts";
-import { contextChangedError, type SyncResult } from "./local_context.ts";
+import { contextChangedError, sigOf, type SyncResult } from "./local_context.ts";
 import { cleanPath, resolveInRoot } from "./root_path.ts";
 import { counter, span } from "../trace.ts";
 
@@ -26,10 +26,6 @@ export function resolveInEntries(r: SyncResult, p: string): string | undefined {
     loopMessage: `too many levels of symbolic links resolving ${p} in the build context`,
   });
   return missing ? undefined : parts.join("/");
-}
-
-function sigOf(st: { dev: number; ino: number; size: number; mtimeMs: number; mode: number }) {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.mode}`;
 }
 
 const TAR_PIPE = [

@@ -79,7 +79,10 @@ function modeOf(sig: string): number {
 /** Files up to this size are copied in one synchronous read and write. */
 const SMALL_FILE = 256 * 1024;
 
-function sigOf(st: Stats): string {
+/** The stat signature a digest is kept under (and a copied file must still have). */
+export function sigOf(
+  st: Pick<Stats, "dev" | "ino" | "size" | "mtimeMs" | "mode">,
+): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.mode}`;
 }
 

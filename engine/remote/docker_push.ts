@@ -7,9 +7,11 @@
  */
 import http from "node:http";
 import { DEFAULT_DOMAIN, parseReference } from "../source/reference.ts";
+import { type Credentials, DOCKER_HUB_SERVER } from "../source/auth.ts";
 import type { Progress } from "../solver/progress.ts";
 
-export type PushCredentials = { username?: string; password?: string; identityToken?: string };
+/** The credentials a push sends: auth.ts's (a registry token is not passed to dockerd). */
+export type PushCredentials = Pick<Credentials, "username" | "password" | "identityToken">;
 
 /** The X-Registry-Auth header value the Docker CLI sends (`{}` without credentials). */
 export function registryAuthHeader(server: string, c: PushCredentials | undefined): string {
@@ -49,7 +51,7 @@ export function dockerPush(
   if (ref.digest) throw new PushError(`cannot push ${name}: a digest reference names no tag`);
   const repo = ref.name;
   const tag = ref.tag ?? "latest";
-  const server = ref.domain === DEFAULT_DOMAIN ? "https://index.docker.io/v1/" : ref.domain;
+  const server = ref.domain === DEFAULT_DOMAIN ? DOCKER_HUB_SERVER : ref.domain;
   return credentials(ref.domain).then((c) =>
     new Promise<string>((resolve, reject) => {
       const vp = progress.start(`pushing ${ref.toString()} with docker`);
