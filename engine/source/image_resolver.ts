@@ -20,6 +20,7 @@ import {
   matchPlatform,
   type RegistryClient,
   RegistryError,
+  resolvedImage,
   type ResolvedImage,
 } from "./registry.ts";
 import { isIndex, isManifest, MediaTypes } from "./media_types.ts";
@@ -156,17 +157,7 @@ export class ImageResolver {
       const manifest = doc as ImageManifest;
       if (!(await store.has(manifest.config.digest))) return undefined;
       const config = await store.readJSON<ImageConfig>(manifest.config.digest);
-      const out: ResolvedImage = {
-        ref: r.withDigest(d).toString(),
-        manifestDigest: d,
-        manifestMediaType: mediaType,
-        manifest,
-        config,
-        configDescriptor: manifest.config,
-        layers: manifest.layers,
-      };
-      if (indexDigest) out.indexDigest = indexDigest;
-      return out;
+      return resolvedImage(r.withDigest(d).toString(), d, mediaType, manifest, config, indexDigest);
     }
     return undefined;
   }

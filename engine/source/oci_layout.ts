@@ -13,6 +13,7 @@ import {
   type ImageIndex,
   type ImageManifest,
   matchPlatform,
+  resolvedImage,
   type ResolvedImage,
 } from "./registry.ts";
 
@@ -114,16 +115,14 @@ export class OciLayoutSource {
       throw new Error(`${ref}: manifest ${desc.digest} has no config or layers`);
     }
     const { json: config } = await this.#readJson<ImageConfig>(r.dir, manifest.config);
-    return {
-      ref: `oci-layout://${r.dir}@${desc.digest}`,
-      manifestDigest: desc.digest,
-      manifestMediaType: desc.mediaType,
-      ...(indexDigest ? { indexDigest } : {}),
+    return resolvedImage(
+      `oci-layout://${r.dir}@${desc.digest}`,
+      desc.digest,
+      desc.mediaType,
       manifest,
       config,
-      configDescriptor: manifest.config,
-      layers: manifest.layers,
-    };
+      indexDigest,
+    );
   }
 
   /** Copies a blob of the layout into the store, verified (no-op when present). */

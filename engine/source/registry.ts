@@ -48,6 +48,28 @@ export type ResolvedImage = {
   layers: Descriptor[];
 };
 
+/** The resolved view of `manifest` (digest `digest`), picked from index `indexDigest` if any. */
+export function resolvedImage(
+  ref: string,
+  digest: string,
+  mediaType: string,
+  manifest: ImageManifest,
+  config: ImageConfig,
+  indexDigest?: string,
+): ResolvedImage {
+  const out: ResolvedImage = {
+    ref,
+    manifestDigest: digest,
+    manifestMediaType: mediaType,
+    manifest,
+    config,
+    configDescriptor: manifest.config,
+    layers: manifest.layers,
+  };
+  if (indexDigest) out.indexDigest = indexDigest;
+  return out;
+}
+
 export type ImageManifest = {
   schemaVersion: number;
   mediaType?: string;
@@ -696,17 +718,14 @@ export class RegistryClient {
     const canonical = r.withDigest(m.digest);
     await this.fetchBlob(canonical.toString(), manifest.config);
     const config = await this.#store.readJSON<ImageConfig>(manifest.config.digest);
-    const out: ResolvedImage = {
-      ref: canonical.toString(),
-      manifestDigest: m.digest,
-      manifestMediaType: m.mediaType,
+    return resolvedImage(
+      canonical.toString(),
+      m.digest,
+      m.mediaType,
       manifest,
       config,
-      configDescriptor: manifest.config,
-      layers: manifest.layers,
-    };
-    if (indexDigest) out.indexDigest = indexDigest;
-    return out;
+      indexDigest,
+    );
   }
 
   /**
