@@ -434,11 +434,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
     ? path.basename(flags.file)
     : "Dockerfile";
   let source: Uint8Array = new Uint8Array();
-  const engine = await openEngine({
+  const engine = await phase("open store", "startup", () => openEngine({
     root: flags.root,
     insecureRegistries: flags["insecure-registry"],
     notice: (m) => progress.warn(m),
-  });
+  }));
   // Base images resolve tags again on every build; --pull forbids the offline fallback.
   const imageResolver = new ImageResolver({
     registry: engine.registry,
@@ -464,7 +464,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   let canceled = false;
   try {
     // A lease keeps garbage collection away while this build runs (engine/gc/lease.ts).
-    lease = await beginBuild(engine);
+    lease = await phase("lease", "startup", () => beginBuild(engine));
     const st = await fsp.stat(ctxDir).catch(() => undefined);
     if (!st?.isDirectory()) {
       throw new UsageError(
@@ -574,7 +574,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
         return r;
       };
       for (const [i, p] of platforms.entries()) {
-        const c = await convertDockerfile({
+        const c = await phase("convert", "frontend", () => convertDockerfile({
           source,
           fileName: dockerfileName,
           buildArgs: args,
@@ -598,7 +598,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
           shmSize: runFlags.shmSize,
           ulimits: runFlags.ulimits,
           namedContexts: named.named,
-        });
+        }));
         converts.push(c);
         if (convert) for (const [k, v] of c.locations) convert.locations.set(k, v);
         else convert = c;
@@ -646,7 +646,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       "dockerfile",
       path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath),
     ]]);
-    const remote = await importCaches(engine, cacheFrom, platform, progress, locals);
+    const remote = await phase("import caches", "cache", () => importCaches(engine, cacheFrom, platform, progress, locals));
     await importCacheMounts(engine, remote, graph.root, progress);
     const solver = new Solver(worker, engine.meta, progress, {
       remote,
@@ -664,7 +664,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     // The first failure cancels every other running step (their sandboxes are killed).
     solver.signal.addEventListener("abort", () => abort.abort(solver.signal.reason));
     // Every platform in one solver: equal vertices (same digest) are solved once.
-    const refs = await Promise.all(graphs.map((g) => solver.solve(g.root, g.index)));
+    const refs = await phase("solve", "solve", () => Promise.all(graphs.map((g) => solver.solve(g.root, g.index))));
     const lazyRefs = refs.slice();
     // A fully cached result from an imported cache: pushing it needs no download (the blobs
     // are mounted from the cache's repository); any other output needs the files.
@@ -754,7 +754,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       await runExports();
     }
     // One cache for every platform (BuildKit's); inline caches are per image, so per platform.
-    const caches = await exportCaches(cacheCtxs, cacheTo);
+    const caches = await phase("export caches", "cache", () => exportCaches(cacheCtxs, cacheTo));
     if (!image && (flags.quiet || flags.iidfile || flags["metadata-file"])) {
       // No image output: the image ID is still what an image export would give.
       const view = await assembleImage({

@@ -1,5 +1,5 @@
 /**
- * Metadata store: cache records, layer blobs of snapshots and the context stat cache, in SQLite
+ * Metadata store: cache records, layer blobs of snapshots, images, leases and sizes, in SQLite
  * (`node:sqlite`, WAL). Every write is one statement or one transaction, so a kill at any point
  * leaves either the old or the new row, never half of one.
  */
@@ -15,7 +15,6 @@ export type LayerRecord = {
   mediaType: string;
   empty: boolean;
 };
-export type StatEntry = { path: string; sig: string; digest: string };
 export type ImageRecord = { name: string; manifestDigest: string; updated: number };
 /** A running build: pid plus the process start time (so a recycled pid is not mistaken for it). */
 export type LeaseRecord = { id: string; pid: number; start: string; created: number };
@@ -29,10 +28,8 @@ CREATE TABLE IF NOT EXISTS layers (
   size INTEGER NOT NULL, media_type TEXT NOT NULL, empty INTEGER NOT NULL,
   PRIMARY KEY (snapshot, compression)
 );
-CREATE TABLE IF NOT EXISTS statcache (
-  scope TEXT NOT NULL, path TEXT NOT NULL, sig TEXT NOT NULL, digest TEXT NOT NULL,
-  PRIMARY KEY (scope, path)
-);
+-- Stat caches moved to STORE/statcache (engine/content/stat_cache.ts).
+DROP TABLE IF EXISTS statcache;
 CREATE TABLE IF NOT EXISTS steps (
   id TEXT PRIMARY KEY, record TEXT NOT NULL, updated INTEGER NOT NULL
 );
@@ -220,18 +217,6 @@ export class MetaStore {
     );
   }
 
-  /** Context scopes that have a stat cache. */
-  statScopes(): string[] {
-    const rows = this.#db.prepare("SELECT DISTINCT scope FROM statcache").all() as {
-      scope: string;
-    }[];
-    return rows.map((r) => r.scope);
-  }
-
-  deleteStatCache(scope: string): void {
-    this.#db.prepare("DELETE FROM statcache WHERE scope = ?").run(scope);
-  }
-
   /**
    * Recorded disk usage of committed snapshots (engine/gc/usage.ts): a committed snapshot never
    * changes, so its size is measured once. `created` (the commit time) tells a recreated snapshot
@@ -311,35 +296,5 @@ export class MetaStore {
   integrityCheck(): string[] {
     const rows = this.#db.prepare("PRAGMA integrity_check").all() as Record<string, string>[];
     return rows.map((r) => String(Object.values(r)[0]));
-  }
-
-  /** Stat cache of a context scope: path → (stat signature, content digest). */
-  statCache(scope: string): Map<string, { sig: string; digest: string }> {
-    const rows = this.#db.prepare("SELECT path, sig, digest FROM statcache WHERE scope = ?").all(
-      scope,
-    ) as {
-      path: string;
-      sig: string;
-      digest: string;
-    }[];
-    return new Map(rows.map((r) => [r.path, { sig: r.sig, digest: r.digest }]));
-  }
-
-  /** Applies a sync's changes to a scope's stat cache in one transaction (`reset` clears it first). */
-  updateStatCache(scope: string, upserts: StatEntry[], deletes: string[], reset = false): void {
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      if (reset) this.#db.prepare("DELETE FROM statcache WHERE scope = ?").run(scope);
-      const del = this.#db.prepare("DELETE FROM statcache WHERE scope = ? AND path = ?");
-      for (const p of deletes) del.run(scope, p);
-      const ins = this.#db.prepare(
-        "INSERT OR REPLACE INTO statcache (scope, path, sig, digest) VALUES (?, ?, ?, ?)",
-      );
-      for (const e of upserts) ins.run(scope, e.path, e.sig, e.digest);
-      this.#db.exec("COMMIT");
-    } catch (err) {
-      this.#rollback();
-      throw err;
-    }
   }
 }

@@ -120,67 +120,6 @@ test("steps, images and leases round trip", async () => {
   });
 });
 
-test("stat cache: put, upsert, delete, reset, scopes", async () => {
-  await withDb((_f, m) => {
-    assert.equal(m.statCache("s").size, 0);
-    m.updateStatCache("s", [
-      { path: "a", sig: "1", digest: "da" },
-      { path: "b", sig: "2", digest: "db" },
-    ], []);
-    m.updateStatCache("other", [{ path: "a", sig: "9", digest: "d9" }], []);
-    assert.deepEqual([...m.statCache("s")], [["a", { sig: "1", digest: "da" }], ["b", {
-      sig: "2",
-      digest: "db",
-    }]]);
-
-    // upsert one, add one, delete one
-    m.updateStatCache("s", [{ path: "a", sig: "1b", digest: "da2" }, {
-      path: "c",
-      sig: "3",
-      digest: "dc",
-    }], ["b"]);
-    assert.deepEqual(
-      [...m.statCache("s")].sort(),
-      [["a", { sig: "1b", digest: "da2" }], ["c", { sig: "3", digest: "dc" }]],
-    );
-    // reset: only the upserts remain
-    m.updateStatCache("s", [{ path: "z", sig: "26", digest: "dz" }], [], true);
-    assert.deepEqual([...m.statCache("s")], [["z", { sig: "26", digest: "dz" }]]);
-    // other scopes are untouched throughout
-    assert.deepEqual([...m.statCache("other")], [["a", { sig: "9", digest: "d9" }]]);
-    assert.deepEqual(m.statScopes().sort(), ["other", "s"]);
-
-    // a reset with new rows replaces the whole scope
-    m.updateStatCache("s", [{ path: "n", sig: "1", digest: "dn" }], [], true);
-    assert.deepEqual([...m.statCache("s").keys()], ["n"]);
-    m.deleteStatCache("s");
-    assert.equal(m.statCache("s").size, 0);
-    assert.deepEqual(m.statScopes(), ["other"]);
-  });
-});
-
-test("a failing stat cache update leaves the old rows", async () => {
-  await withDb((_f, m) => {
-    m.updateStatCache("s", [{ path: "a", sig: "1", digest: "da" }], []);
-    // a NULL sig violates NOT NULL half-way through the upserts
-    assert.throws(() =>
-      m.updateStatCache(
-        "s",
-        [
-          { path: "b", sig: "2", digest: "db" },
-          { path: "c", sig: null as unknown as string, digest: "dc" },
-        ],
-        ["a"],
-        true,
-      )
-    );
-    assert.deepEqual([...m.statCache("s")], [["a", { sig: "1", digest: "da" }]]);
-    // the connection is usable afterwards (no transaction left open)
-    m.updateStatCache("s", [{ path: "b", sig: "2", digest: "db" }], []);
-    assert.equal(m.statCache("s").size, 2);
-  });
-});
-
 test("transaction commits on return and rolls back on throw", async () => {
   await withDb((_f, m) => {
     const out = m.transaction(() => {
@@ -212,8 +151,8 @@ test("two stores on one file (WAL) see each other's writes", async () => {
     try {
       a.putCache("from-a", ["x"]);
       assert.deepEqual(b.getCache("from-a")!.snapshots, ["x"]);
-      b.updateStatCache("s", [{ path: "p", sig: "1", digest: "d" }], []);
-      assert.deepEqual([...a.statCache("s")], [["p", { sig: "1", digest: "d" }]]);
+      b.deleteCache("from-a");
+      assert.equal(a.getCache("from-a"), undefined);
       // a transaction in b is invisible to a until it commits
       let seenInside: unknown = "unset";
       b.transaction(() => {

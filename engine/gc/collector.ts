@@ -28,6 +28,7 @@ import { formatBytes } from "../units.ts";
 
 export { formatBytes };
 import { asCollector } from "./lease.ts";
+import { StatCaches } from "../content/stat_cache.ts";
 import {
   type ItemType,
   recordIntact,
@@ -178,6 +179,8 @@ export async function sweep(
   const recorded = e.meta.snapshotSizes();
   const stale = [...recorded.keys()].filter((n) => !scan.snapshots.has(n));
   if (stale.length) e.meta.deleteSnapshotSizes(stale);
+  // A stat cache save killed between its write and its rename leaves a temporary file.
+  new StatCaches(e.root).removeStale(now, Math.max(grace, 60 * 60_000));
   const light = await storeUsage(e, scan, { sizes: "none" });
   const removed: UsageItem[] = [];
   if (!sweepable(light.items, scan, now, grace).length) return removed;
@@ -274,7 +277,7 @@ export async function prune(e: EngineLike, o: PruneOptions = {}): Promise<PruneR
   for (const s of gone) e.meta.deleteLayers(s);
   for (const i of removed) {
     if (i.type === "image.named") e.meta.deleteImage(i.id);
-    if (i.type === "source.local") e.meta.deleteStatCache(i.id);
+    if (i.type === "source.local") new StatCaches(e.root).delete(i.id);
   }
   // Then files, children before parents.
   removed.sort((a, b) => depth(scan, b.id) - depth(scan, a.id));

@@ -451,6 +451,7 @@ export async function storeUsage(
   }
   const dirItems: [string, ItemType, string][] = [
     ["contexts", "source.local", "build context mirror"],
+    ["statcache", "source.local", "build context stat cache"],
     ["cachemounts", "exec.cachemount", "RUN --mount=type=cache"],
     ["http-cache", "source.http", "HTTP source record"],
     ["git-cache", "source.git", "git source repository"],
