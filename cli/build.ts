@@ -13,6 +13,7 @@ import { checkOutside } from "./outside.ts";
 import { type Config, loadConfig } from "../engine/config.ts";
 import { beginBuild, type Lease } from "../engine/gc/lease.ts";
 import { maybeCollect } from "../engine/gc/collector.ts";
+import { prefetchContext } from "../engine/ops/local_context.ts";
 import { phase, startTrace, traceProgress, type Tracer } from "../engine/trace.ts";
 import { createProgress, type ProgressMode } from "../engine/solver/progress.ts";
 import { Solver } from "../engine/solver/solver.ts";
@@ -584,6 +585,16 @@ export async function buildCommand(argv: string[]): Promise<number> {
           excludes,
           noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
           resolveImage,
+          // Hash the context while the base images resolve (engine/ops/local_context.ts).
+          onContextNeeded: () =>
+            prefetchContext({
+              contextDir: ctxDir,
+              name: "context",
+              excludePatterns: excludes,
+              includePatterns: [],
+              followPaths: [],
+              storeRoot: engine.root,
+            }),
           // The same Dockerfile warns the same for every platform: once is enough.
           warn: (msg) => i === 0 && progress.warn(msg),
           // BuildKit's InvalidBaseImagePlatform check, known only once the images are resolved.

@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { MetaStore } from "../content/meta.ts";
 import { recentSync, syncContext } from "../ops/local_context.ts";
 import { contextChecksum, entriesChecksum } from "./buildkit_contenthash.ts";
 
@@ -24,7 +23,6 @@ test("entriesChecksum equals contextChecksum, with and without kept BuildKit has
   chmodSync(path.join(ctx, "src", "deep"), 0o711);
   writeFileSync(path.join(ctx, "src", "x.log"), "ignored\n");
   symlinkSync("a.txt", path.join(ctx, "src", "link"));
-  const meta = new MetaStore(path.join(base, "meta.db"));
   try {
     const excludes = ["**/*.log"];
     const r = await syncContext({
@@ -34,7 +32,6 @@ test("entriesChecksum equals contextChecksum, with and without kept BuildKit has
       includePatterns: [],
       followPaths: [],
       storeRoot: path.join(base, "store"),
-      meta,
     });
     assert.equal(recentSync(ctx, excludes), r);
     assert.equal(recentSync(ctx, []), undefined);
@@ -58,7 +55,6 @@ test("entriesChecksum equals contextChecksum, with and without kept BuildKit has
       includePatterns: [],
       followPaths: [],
       storeRoot: path.join(base, "store"),
-      meta,
     });
     assert.equal(warm.bytesRead, 0);
     assert.ok(warm.entries.get("src/a.txt")!.bk);
@@ -67,7 +63,6 @@ test("entriesChecksum equals contextChecksum, with and without kept BuildKit has
       await contextChecksum(ctx, "/", excludes),
     );
   } finally {
-    meta.close();
     rmSync(base, { recursive: true, force: true });
   }
 });

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { chmod, chown, mkdir, mkdtemp, rename, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { MetaStore } from "../content/meta.ts";
 import { checksumEntries, checksumTree, matchComponent, selected } from "./checksum.ts";
 import { syncContext } from "./local_context.ts";
 
@@ -74,7 +73,7 @@ test("selected: wildcards per component, nested, and below a match", () => {
   assert.ok(selected("?", "x/y"));
 });
 
-type Fixture = { ctx: string; store: string; meta: MetaStore; base: string };
+type Fixture = { ctx: string; store: string; base: string };
 
 async function withFixture(fn: (f: Fixture) => Promise<void>): Promise<void> {
   const base = await mkdtemp(path.join(tmpdir(), "tsk-sum-"));
@@ -84,11 +83,9 @@ async function withFixture(fn: (f: Fixture) => Promise<void>): Promise<void> {
   await writeFile(path.join(ctx, "src", "util.go"), "package util\n");
   await writeFile(path.join(ctx, "README.md"), "readme\n");
   await writeFile(path.join(ctx, "notes.txt"), "notes\n");
-  const meta = new MetaStore(path.join(base, "meta.db"));
   try {
-    await fn({ ctx, store: path.join(base, "store"), meta, base });
+    await fn({ ctx, store: path.join(base, "store"), base });
   } finally {
-    meta.close();
     await rm(base, { recursive: true, force: true });
   }
 }
@@ -102,7 +99,6 @@ async function sums(f: Fixture, selectors: string[]): Promise<{ entries: string;
     includePatterns: [],
     followPaths: [],
     storeRoot: f.store,
-    meta: f.meta,
   });
   return {
     entries: checksumEntries(r.entries, selectors),

@@ -21,7 +21,6 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { MetaStore } from "../content/meta.ts";
 import { materializeMirror, syncContext, type SyncResult } from "./local_context.ts";
 import { copyFromContext, resolveInEntries } from "./context_copy.ts";
 import type { CopyAction } from "./file_actions.ts";
@@ -58,7 +57,7 @@ function describe(root: string): string[] {
   return out;
 }
 
-function withContext(fn: (o: { ctx: string; base: string; meta: MetaStore }) => Promise<void>) {
+function withContext(fn: (o: { ctx: string; base: string }) => Promise<void>) {
   return async () => {
     const base = mkdtempSync(path.join(tmpdir(), "tsk-ctxcopy-"));
     const ctx = path.join(base, "ctx");
@@ -75,17 +74,15 @@ function withContext(fn: (o: { ctx: string; base: string; meta: MetaStore }) => 
     writeFileSync(path.join(ctx, "secret", "key"), "k\n");
     symlinkSync("secret", path.join(ctx, "to-secret"));
     symlinkSync("/src", path.join(ctx, "abs-src"));
-    const meta = new MetaStore(path.join(base, "meta.db"));
     try {
-      await fn({ ctx, base, meta });
+      await fn({ ctx, base });
     } finally {
-      meta.close();
       rmSync(base, { recursive: true, force: true });
     }
   };
 }
 
-function sync(ctx: string, base: string, meta: MetaStore): Promise<SyncResult> {
+function sync(ctx: string, base: string): Promise<SyncResult> {
   return syncContext({
     contextDir: ctx,
     name: "context",
@@ -93,7 +90,6 @@ function sync(ctx: string, base: string, meta: MetaStore): Promise<SyncResult> {
     includePatterns: [],
     followPaths: [],
     storeRoot: path.join(base, "store"),
-    meta,
   });
 }
 
@@ -109,14 +105,14 @@ test(
   {
     skip: ROOT_ONLY,
   },
-  withContext(async ({ ctx, base, meta }) => {
-    const r = await sync(ctx, base, meta);
+  withContext(async ({ ctx, base }) => {
+    const r = await sync(ctx, base);
     const direct = path.join(base, "direct");
     const viaMirror = path.join(base, "mirror-copy");
     mkdirSync(direct);
     mkdirSync(viaMirror);
     assert.equal(await copyFromContext(r, direct, action("src", "/app")), true);
-    const mirror = await materializeMirror(r, { storeRoot: path.join(base, "store"), meta });
+    const mirror = await materializeMirror(r, { storeRoot: path.join(base, "store") });
     const cp = spawnSync("cp", ["-a", "-T", path.join(mirror, "src"), path.join(viaMirror, "app")]);
     assert.equal(cp.status, 0, String(cp.stderr));
     const want = describe(viaMirror).filter((l) => !l.startsWith("app ")); // top dir: fsutil's rule
@@ -132,8 +128,8 @@ test(
   {
     skip: ROOT_ONLY,
   },
-  withContext(async ({ ctx, base, meta }) => {
-    const r = await sync(ctx, base, meta);
+  withContext(async ({ ctx, base }) => {
+    const r = await sync(ctx, base);
     assert.equal(resolveInEntries(r, "src"), "src");
     assert.equal(
       resolveInEntries(r, "/abs-src/"),
@@ -157,8 +153,8 @@ test(
   {
     skip: ROOT_ONLY,
   },
-  withContext(async ({ ctx, base, meta }) => {
-    const r = await sync(ctx, base, meta);
+  withContext(async ({ ctx, base }) => {
+    const r = await sync(ctx, base);
     writeFileSync(path.join(ctx, "src", "deep", "d.txt"), "edited during the build\n");
     const dest = path.join(base, "dest");
     mkdirSync(dest);
@@ -168,11 +164,11 @@ test(
     );
     // The mirror checks the same, by digest.
     await assert.rejects(
-      materializeMirror(r, { storeRoot: path.join(base, "store"), meta }),
+      materializeMirror(r, { storeRoot: path.join(base, "store") }),
       /build context file src\/deep\/d\.txt changed during the build/,
     );
     // A file removed during the build too.
-    const r2 = await sync(ctx, base, meta);
+    const r2 = await sync(ctx, base);
     rmSync(path.join(ctx, "src", "run.sh"));
     await assert.rejects(
       copyFromContext(r2, path.join(base, "dest"), action("src", "/app2")),

@@ -23,7 +23,6 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { PatternMatcher } from "../frontend/dockerfile/dockerignore.ts";
-import type { MetaStore } from "../content/meta.ts";
 import { type StatRow, StatCaches } from "../content/stat_cache.ts";
 import { acquireLock } from "../content/lock.ts";
 import { counter, span } from "../trace.ts";
@@ -69,7 +68,6 @@ export type LocalSyncOptions = {
   includePatterns: string[];
   followPaths: string[];
   storeRoot: string;
-  meta: MetaStore;
 };
 
 /** The permission bits recorded in a stat signature. */
@@ -85,6 +83,24 @@ export function sigOf(
   st: Pick<Stats, "dev" | "ino" | "size" | "mtimeMs" | "mode">,
 ): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.mode}`;
+}
+
+/**
+ * A function to await often in a synchronous loop: it resolves at once, except every few
+ * milliseconds, when it lets the event loop run (timers, network replies) once.
+ */
+export function yielder(everyMs = 4): () => Promise<void> | void {
+  let last = performance.now();
+  let n = 0;
+  return () => {
+    if ((++n & 63) !== 0) return;
+    const now = performance.now();
+    if (now - last < everyMs) return;
+    last = now;
+    return new Promise<void>((r) => setImmediate(r)).then(() => {
+      last = performance.now();
+    });
+  };
 }
 
 /** Walks the context applying the exclude/include patterns; lstat everywhere (FIFOs lack types on Deno). */
@@ -104,8 +120,10 @@ export async function walkContext(
   const inc = includes.length ? new PatternMatcher(includes) : undefined;
   const out: { path: string; st: Stats }[] = [];
   // Synchronous calls: for tens of thousands of lstat()s they are several times faster than
-  // promise round trips, and nothing else needs the event loop while the context is walked.
-  function visit(rel: string): void {
+  // promise round trips. The walk still lets the event loop run every few milliseconds, so
+  // registry requests made while the context is hashed (a prefetch) keep going.
+  const breather = yielder();
+  async function visit(rel: string): Promise<void> {
     const abs = rel ? path.join(root, rel) : root;
     let names: string[];
     try {
@@ -115,6 +133,8 @@ export async function walkContext(
     }
     names.sort();
     for (const name of names) {
+      const pause = breather();
+      if (pause) await pause; // (an await of nothing would still cost a turn per entry)
       const p = rel ? `${rel}/${name}` : name;
       if (skipRel.has(p)) continue;
       const st = lstatSync(path.join(abs, name));
@@ -124,7 +144,7 @@ export async function walkContext(
         if (!excluded && (!inc || inc.matches(p) || includeMayMatchBelow(includes, p))) {
           out.push({ path: p, st });
         }
-        visit(p);
+        await visit(p);
         continue;
       }
       if (excluded) continue;
@@ -133,7 +153,7 @@ export async function walkContext(
       out.push({ path: p, st });
     }
   }
-  visit("");
+  await visit("");
   // Parents of emitted entries must exist in the mirror even when the dir itself was excluded.
   const have = new Set(out.map((e) => e.path));
   const extra: { path: string; st: Stats }[] = [];
@@ -262,11 +282,14 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     // Small files in one synchronous read each (far fewer thread hops for many tiny files);
     // large ones streamed, a few at a time, so memory stays bounded.
     const big: ContextEntry[] = [];
+    const breather = yielder();
     for (const e of toHash) {
       if (e.size > SMALL_FILE) {
         big.push(e);
         continue;
       }
+      const pause = breather();
+      if (pause) await pause;
       const data = readFileSync(path.join(o.contextDir, e.path));
       const bk = createHash("sha256").update(bkFileHeader(e.mode & 0o7777, data.length, "0"));
       note(
@@ -325,6 +348,44 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
   return result;
 }
 
+/** Syncs started ahead of the solver (prefetchContext), by their options. */
+const prefetched = new Map<string, Promise<SyncResult>>();
+const optionsKey = (o: LocalSyncOptions) =>
+  JSON.stringify([
+    path.resolve(o.storeRoot),
+    path.resolve(o.contextDir),
+    o.name,
+    o.excludePatterns,
+    o.includePatterns,
+    o.followPaths,
+  ]);
+
+/**
+ * Starts syncing a context before the solver asks for it: the frontend knows the build reads
+ * the context while its base images still resolve, so hashing overlaps those round trips.
+ * A failure is kept for the solver's sync to report (the build fails where it would have).
+ */
+export function prefetchContext(o: LocalSyncOptions): void {
+  const key = optionsKey(o);
+  if (prefetched.has(key)) return;
+  // Started on the next turn: the requests issued just before go out first.
+  const p = new Promise<void>((r) => setImmediate(r)).then(() => syncContext(o));
+  p.catch(() => {});
+  prefetched.set(key, p);
+}
+
+/**
+ * syncContext, or the prefetched sync of exactly these options when there is one (taken:
+ * it serves one consumer, and a later sync looks at the directory again).
+ */
+export function syncContextOnce(o: LocalSyncOptions): Promise<SyncResult> {
+  const key = optionsKey(o);
+  const p = prefetched.get(key);
+  if (!p) return syncContext(o);
+  prefetched.delete(key);
+  return p;
+}
+
 /** The latest sync of each (directory, excludes) in this process, for BuildKit's cache keys. */
 const recentSyncs = new Map<string, SyncResult>();
 const filterKey = (dir: string, excludes: string[]) =>
@@ -338,7 +399,7 @@ export function recentSync(dir: string, excludes: string[]): SyncResult | undefi
   return recentSyncs.get(filterKey(dir, excludes));
 }
 
-export type MirrorOptions = { storeRoot: string; meta: MetaStore };
+export type MirrorOptions = { storeRoot: string };
 
 /**
  * Brings the context's mirror (a real directory in the store, owned by the engine's root) up to

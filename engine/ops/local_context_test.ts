@@ -1,5 +1,5 @@
 /**
- * Build-context mirror tests on real directories and a real SQLite stat cache: what a sync
+ * Build-context sync and mirror tests on real directories and a real stat cache: what a sync
  * copies, reads and reports as changed, and how the walker applies `.dockerignore` patterns.
  */
 import { test } from "node:test";
@@ -23,13 +23,14 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { MetaStore } from "../content/meta.ts";
 import { inTestUserChild, runAsTestUser } from "../../tests/fixtures/as_test_user.ts";
 import {
   contextChecksum,
   type ContextEntry,
   materializeMirror,
+  prefetchContext,
   syncContext,
+  syncContextOnce,
   type SyncResult,
   walkContext,
 } from "./local_context.ts";
@@ -39,7 +40,6 @@ const isRoot = process.getuid?.() === 0;
 type Env = {
   ctx: string;
   store: string;
-  meta: MetaStore;
   sync(excludes?: string[]): Promise<SyncResult>;
 };
 
@@ -48,11 +48,9 @@ async function withContext(fn: (e: Env) => Promise<void>, excludes: string[] = [
   const ctx = path.join(base, "ctx");
   const store = path.join(base, "store");
   await mkdir(ctx);
-  const meta = new MetaStore(path.join(base, "meta.db"));
   const e: Env = {
     ctx,
     store,
-    meta,
     // A sync hashes; the mirror these tests inspect is made on demand from its entries.
     sync: async (ex = excludes) => {
       const r = await syncContext({
@@ -62,16 +60,14 @@ async function withContext(fn: (e: Env) => Promise<void>, excludes: string[] = [
         includePatterns: [],
         followPaths: [],
         storeRoot: store,
-        meta,
       });
-      await materializeMirror(r, { storeRoot: store, meta });
+      await materializeMirror(r, { storeRoot: store });
       return r;
     },
   };
   try {
     await fn(e);
   } finally {
-    meta.close();
     await rm(base, { recursive: true, force: true });
   }
 }
@@ -262,9 +258,8 @@ test("warm sync: no-op, touch, content change, rename, chmod, delete, file to di
       includePatterns: [],
       followPaths: [],
       storeRoot: e.store,
-      meta: e.meta,
     });
-    await materializeMirror(fresh, { storeRoot: e.store, meta: e.meta });
+    await materializeMirror(fresh, { storeRoot: e.store });
     assert.notEqual(fresh.dir, back.dir);
     assert.deepEqual(await describe(back.dir), await describe(fresh.dir));
     assert.equal(back.checksum, fresh.checksum);
@@ -324,17 +319,15 @@ test("large files are streamed, hashed and kept like small ones", async () => {
 
 test("the store inside the context is never walked", async () => {
   const base = await mkdtemp(path.join(tmpdir(), "tsk-ctx-"));
-  const meta = new MetaStore(path.join(base, "meta.db"));
   try {
     await writeFile(path.join(base, "Dockerfile"), "FROM scratch\n");
     const opts = {
       contextDir: base,
       name: "context",
-      excludePatterns: ["meta.db*"],
+      excludePatterns: [],
       includePatterns: [],
       followPaths: [],
       storeRoot: path.join(base, ".tsk"),
-      meta,
     };
     const r = await syncContext(opts);
     assert.deepEqual([...r.entries.keys()], ["Dockerfile"]);
@@ -343,7 +336,6 @@ test("the store inside the context is never walked", async () => {
     assert.deepEqual([...again.entries.keys()], ["Dockerfile"]);
     assert.equal(again.bytesRead, 0);
   } finally {
-    meta.close();
     await rm(base, { recursive: true, force: true });
   }
 });
@@ -526,5 +518,49 @@ test("hardlinked context files are hardlinked in the mirror; breaking the link k
     await writeFile(path.join(e.ctx, "a"), "changed\n");
     r = await e.sync();
     assert.equal(await readFile(path.join(r.dir, "d/c"), "utf8"), "changed\n");
+  });
+});
+
+test("a prefetched sync serves the solver's sync once; later syncs look again", async () => {
+  await withContext(async (e) => {
+    await writeFile(path.join(e.ctx, "a"), "1");
+    const o = {
+      contextDir: e.ctx,
+      name: "context",
+      excludePatterns: [],
+      includePatterns: [],
+      followPaths: [],
+      storeRoot: e.store,
+    };
+    prefetchContext(o);
+    prefetchContext(o); // one prefetch per options
+    const first = await syncContextOnce(o);
+    assert.deepEqual([...first.entries.keys()], ["a"]);
+    // The file changes after the prefetch was taken: the next sync sees it.
+    await writeFile(path.join(e.ctx, "b"), "2");
+    const second = await syncContextOnce(o);
+    assert.deepEqual([...second.entries.keys()], ["a", "b"]);
+    assert.notEqual(second, first);
+    // Other options are never served by a prefetch.
+    prefetchContext(o);
+    const other = await syncContextOnce({ ...o, excludePatterns: ["b"] });
+    assert.deepEqual([...other.entries.keys()], ["a"]);
+    assert.deepEqual([...(await syncContextOnce(o)).entries.keys()], ["a", "b"]);
+  });
+});
+
+test("a prefetch that fails fails the sync that takes it, with the sync's error", async () => {
+  await withContext(async (e) => {
+    const o = {
+      contextDir: path.join(e.ctx, "missing"),
+      name: "context",
+      excludePatterns: [],
+      includePatterns: [],
+      followPaths: [],
+      storeRoot: e.store,
+    };
+    prefetchContext(o);
+    await new Promise((r) => setTimeout(r, 20)); // it has failed by now, unobserved
+    await assert.rejects(syncContextOnce(o), /reading build context .*missing/);
   });
 });

@@ -6,8 +6,7 @@
 import type { Vertex } from "../llb/load.ts";
 import type { OpHandler, Ref } from "../solver/solver.ts";
 import type { VertexProgress } from "../solver/progress.ts";
-import type { MetaStore } from "../content/meta.ts";
-import { syncContext, type SyncResult } from "./local_context.ts";
+import { syncContextOnce, type SyncResult } from "./local_context.ts";
 import { checksumEntries } from "./checksum.ts";
 import { LOCAL_PREFIX } from "./refs.ts";
 import { formatBytes } from "../units.ts";
@@ -17,7 +16,6 @@ export type LocalEnv = {
   /** Local name (e.g. "context", "dockerfile") → host directory. */
   locals: Map<string, string>;
   storeRoot: string;
-  meta: MetaStore;
   /** Synced mirrors by ref, so content selectors are answered from digests, not file reads. */
   synced: Map<string, SyncResult>;
 };
@@ -40,14 +38,13 @@ export function localHandler(v: Vertex, env: LocalEnv): OpHandler {
   const doSync = () => (sync ??= (async () => {
     const dir = env.locals.get(name);
     if (!dir) throw new Error(`no local directory was given for local source "${name}"`);
-    const r = await syncContext({
+    const r = await syncContextOnce({
       contextDir: dir,
       name,
       excludePatterns: jsonList(attrs["local.excludepatterns"]),
       includePatterns: jsonList(attrs["local.includepattern"] ?? attrs["local.includepatterns"]),
       followPaths: jsonList(attrs["local.followpaths"]),
       storeRoot: env.storeRoot,
-      meta: env.meta,
     });
     env.synced.set(LOCAL_PREFIX + r.dir, r);
     return r;

@@ -55,7 +55,7 @@ export class LocalWorker implements Worker {
     const tmp = path.join(o.storeRoot, "tmp");
     mkdirSync(tmp, { recursive: true, mode: 0o700 });
     this.views = new RefViews(o.snapshotter, tmp);
-    this.#local = { locals: o.locals, storeRoot: o.storeRoot, meta: o.meta, synced: new Map() };
+    this.#local = { locals: o.locals, storeRoot: o.storeRoot, synced: new Map() };
     const mirrors = new Map<string, Promise<string>>();
     this.views.setLocalResolver({
       has: (ref) => this.#local.synced.has(ref),

@@ -93,6 +93,12 @@ export type ConvertOptions = {
     actual: string,
     loc: { start: number; end: number },
   ): void;
+  /**
+   * Called once, while the base images resolve, when a stage of the build reads the main
+   * context (COPY/ADD of local paths, RUN --mount=type=bind without from): the caller can start
+   * hashing it then. (ONBUILD triggers, known only later, do not count: they just miss the head start.)
+   */
+  onContextNeeded?(): void;
   /** buildx's force-network-mode: the network of RUNs without --network. */
   network?: "none" | "host";
   /** --add-host, --shm-size (bytes), --ulimit: added to every RUN, as BuildKit's frontend does. */
@@ -462,6 +468,10 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     );
   }
   for (const p of images.values()) p.catch(() => {});
+  if (
+    o.onContextNeeded &&
+    [...needed].some((i) => !overridden.has(i) && stages[i].commands.some(readsContext))
+  ) o.onContextNeeded();
   // Fail before anything runs when a base or --from image cannot be resolved.
   const resolvedImages = new Map<string, ResolvedBase>();
   for (const [k, p] of images) resolvedImages.set(k, await p);
@@ -1234,6 +1244,20 @@ function httpFileName(u: string): string {
   } catch {
     return "__unnamed__";
   }
+}
+
+/** Whether an instruction reads the main build context (a named context of that name aside). */
+export function readsContext(c: Instruction): boolean {
+  if (c.kind === "COPY") return !c.from && c.sourcePaths.length > 0;
+  if (c.kind === "ADD") return c.sourcePaths.some((p) => !/^(https?|git):\/\//i.test(p));
+  if (c.kind === "RUN") {
+    return c.mountSpecs.some((spec) => {
+      const kv = spec.split(",").map((f) => f.trim().toLowerCase());
+      const type = kv.find((f) => f.startsWith("type="))?.slice(5) ?? "bind";
+      return type === "bind" && !kv.some((f) => f.startsWith("from="));
+    });
+  }
+  return false;
 }
 
 function stageRefsOf(c: Instruction): string[] {
