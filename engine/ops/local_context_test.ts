@@ -521,17 +521,20 @@ test("hardlinked context files are hardlinked in the mirror; breaking the link k
   });
 });
 
+/** The options of the main context's sync, unfiltered. */
+const syncOptions = (contextDir: string, storeRoot: string) => ({
+  contextDir,
+  name: "context",
+  excludePatterns: [],
+  includePatterns: [],
+  followPaths: [],
+  storeRoot,
+});
+
 test("a prefetched sync serves the solver's sync once; later syncs look again", async () => {
   await withContext(async (e) => {
     await writeFile(path.join(e.ctx, "a"), "1");
-    const o = {
-      contextDir: e.ctx,
-      name: "context",
-      excludePatterns: [],
-      includePatterns: [],
-      followPaths: [],
-      storeRoot: e.store,
-    };
+    const o = syncOptions(e.ctx, e.store);
     prefetchContext(o);
     prefetchContext(o); // one prefetch per options
     const first = await syncContextOnce(o);
@@ -551,14 +554,7 @@ test("a prefetched sync serves the solver's sync once; later syncs look again", 
 
 test("a prefetch that fails fails the sync that takes it, with the sync's error", async () => {
   await withContext(async (e) => {
-    const o = {
-      contextDir: path.join(e.ctx, "missing"),
-      name: "context",
-      excludePatterns: [],
-      includePatterns: [],
-      followPaths: [],
-      storeRoot: e.store,
-    };
+    const o = syncOptions(path.join(e.ctx, "missing"), e.store);
     prefetchContext(o);
     await new Promise((r) => setTimeout(r, 20)); // it has failed by now, unobserved
     await assert.rejects(syncContextOnce(o), /reading build context .*missing/);
