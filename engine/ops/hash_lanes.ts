@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { fileHeader } from "../cache/buildkit_contenthash.ts";
 
 export type HashJob = { path: string; mode: number };
@@ -78,6 +78,8 @@ export async function hashFiles(
   let fromWorker: Promise<unknown[]> | undefined;
   if (jobs.length >= TWO_LANES_FROM) {
     try {
+      // Loaded only here: every other build would pay its few milliseconds at start-up.
+      const { Worker } = await import("node:worker_threads");
       worker = new Worker(WORKER, {
         eval: true,
         workerData: {
