@@ -3,31 +3,23 @@
  * USER; owners, modes and config in the OCI tarball; a cached rebuild; parallel stages; errors.
  * Every scenario runs as root and as an unprivileged user (rootless is the product).
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import {
   asRootAndUser,
-  type Env,
-  env,
   layerEntries,
   makeContext,
   openOci,
   outDir,
   storeDir,
   tsk,
+  useEnv,
 } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 const multiStage = (base: string) => `
 FROM ${base} AS build

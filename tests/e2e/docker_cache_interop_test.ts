@@ -7,11 +7,11 @@
  * in an inline cache at all. (Wildcard copies, several sources and --chown are not keyed
  * BuildKit's way: see docs/cache.md.) Skipped without a docker daemon.
  */
-import { after, before, test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import { makeContext, storeDir, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
 const DOCKER = "/usr/bin/docker";
@@ -21,16 +21,8 @@ const dockerUp = spawnSync(DOCKER, ["version", "--format", "{{.Server.Version}}"
 }).status === 0;
 const skip = dockerUp ? false : "no docker daemon answers (bash scripts/dockerd.sh starts one)";
 
-let e: Env;
-// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv({ skip });
 const images: string[] = [];
-before(async () => {
-  if (dockerUp) e = await env();
-});
 after(() => {
   if (images.length) spawnSync(DOCKER, ["rmi", "-f", ...images], { stdio: "ignore" });
 });

@@ -22,17 +22,16 @@ import { createServer, type Server } from "node:http";
 import path from "node:path";
 import {
   asRootAndUser,
-  type Env,
-  env,
   makeContext,
   openOci,
   type RunResult,
   storeDir,
   tsk,
+  useEnv,
 } from "./harness.ts";
 import { freePort } from "../fixtures/registry.ts";
 
-let e: Env;
+const e = useEnv();
 let store: string;
 let http: Server;
 let httpBase: string;
@@ -47,7 +46,6 @@ function sh(cmd: string, args: string[], cwd?: string): string {
 }
 
 before(async () => {
-  e = await env();
   store = storeDir(e);
   http = createServer((req, res) => {
     if (req.url === "/file.txt") res.end(REMOTE);
@@ -88,11 +86,9 @@ before(async () => {
     await new Promise((r) => setTimeout(r, 100));
   }
 });
-after(async () => {
+after(() => {
   http?.close();
   gitd?.kill();
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 function build(ctx: string, extra: string[] = []): Promise<RunResult> {

@@ -51,6 +51,21 @@ export async function stopEnv(): Promise<void> {
 }
 
 /**
+ * The env of the calling test file: `env()` runs before its first test and `stopEnv()` after its
+ * last (hooks registered by this call, so make it at the top level, before the file's own hooks
+ * that use the env). The object returned is filled in by the time those hooks and tests run.
+ * With `skip` set (a reason the file's tests cannot run here) nothing is started.
+ */
+export function useEnv(o: { skip?: string | boolean } = {}): Env {
+  const e = {} as Env;
+  before(async () => {
+    if (!o.skip) Object.assign(e, await env());
+  });
+  after(() => stopEnv());
+  return e;
+}
+
+/**
  * The user the running `asRootAndUser` describe builds as (undefined: root). tsk(), makeContext(),
  * storeDir() and outDir() default to it, so one describe body runs unchanged both ways.
  */

@@ -5,12 +5,12 @@
  * very same image index. The cache holds every platform's layers once; mode=min keeps each
  * platform's final chain, without the build stage's layer. As root and as the unprivileged user.
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import { makeContext, storeDir, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 import { multiarchUnavailable, pushMultiarchBusybox } from "../fixtures/base_images.ts";
 import { emulatorFor, listEmulators } from "../../rootless/binfmt.ts";
@@ -20,16 +20,11 @@ const missing = await multiarchUnavailable() ??
     ? undefined
     : "no qemu-aarch64 binfmt_misc handler with the F flag (run scripts/setup.d/50-multiarch.sh as root)");
 
-let e: Env;
+const e = useEnv({ skip: missing });
 let base: string;
 before(async () => {
   if (missing) return;
-  e = await env();
   base = (await pushMultiarchBusybox(e.registry.host, "library/busybox-mpcache")).ref;
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 // Random contents in both stages: runner B gets A's image only from A's cache.

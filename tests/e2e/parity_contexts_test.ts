@@ -12,11 +12,11 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
+import { makeContext, openOci, type RunResult, storeDir, tsk, useEnv } from "./harness.ts";
 import { freePort } from "../fixtures/registry.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
+const e = useEnv();
 let http: Server;
 let httpBase: string;
 let gitd: ChildProcess;
@@ -75,7 +75,6 @@ function gitHttpBackend(
 }
 
 before(async () => {
-  e = await env();
   // A repository with a branch and a tag, a subdirectory holding a Dockerfile.
   const gitRoot = path.join(e.work, "ctx-git");
   const repo = path.join(gitRoot, "repo.git");
@@ -131,11 +130,9 @@ before(async () => {
   files.set("/Dockerfile", Buffer.from(`FROM ${e.busybox}\nRUN echo remote > /remote\n`));
 });
 
-after(async () => {
+after(() => {
   http?.close();
   gitd?.kill();
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 function build(

@@ -11,22 +11,16 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chownSync, cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, storeDir, tsk } from "./harness.ts";
+import { makeContext, openOci, storeDir, tsk, useEnv } from "./harness.ts";
 import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
 import { pushBusybox } from "../fixtures/base_images.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
-// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 let reg: RegistryFixture;
 let busybox: string;
 
 before(async () => {
-  e = await env();
   reg = await startRegistry({ accessLog: true });
   await pushBusybox(reg.host);
   busybox = `${reg.host}/library/busybox:latest`;

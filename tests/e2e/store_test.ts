@@ -5,7 +5,7 @@
  * `debug fsck` finds sound, and concurrent builds of overlapping Dockerfiles run shared steps once
  * (also with a prune waiting for them).
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -13,22 +13,15 @@ import path from "node:path";
 import {
   asRootAndUser,
   type Env,
-  env,
   makeContext,
   outDir as ownedOutDir,
   spawnTsk,
   storeDir,
   tsk,
+  useEnv,
 } from "./harness.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 type DuJSON = {
   items: { id: string; type: string; size: number; reclaimable: boolean }[];
