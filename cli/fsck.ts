@@ -7,11 +7,9 @@
  * repairs), 1 when something could not be repaired (or, with --dry-run, when corruption was found).
  */
 import { parseArgs } from "node:util";
-import { openEngine } from "../engine/engine.ts";
-import { ensureReserve } from "../engine/content/space.ts";
 import { fsck } from "../engine/gc/fsck.ts";
-import { asCollector } from "../engine/gc/lease.ts";
 import { formatBytes } from "../engine/gc/collector.ts";
+import { collectWhenIdle, onReleasedStore } from "./collect.ts";
 
 export const FSCK_HELP = `Usage: tsk debug fsck [OPTIONS]
 
@@ -50,18 +48,11 @@ export async function fsckCommand(argv: string[]): Promise<number> {
     process.stdout.write(FSCK_HELP);
     return 0;
   }
-  // On a full disk the reserve is what gives SQLite and the lock file room (engine/content/space.ts).
-  const engine = await openEngine({ root: values.root, existing: true, releaseReserve: true });
-  try {
+  return await onReleasedStore(values.root, async (engine) => {
     const dry = values["dry-run"]!;
     const r = dry
       ? await fsck(engine, { dryRun: true })
-      : await asCollector(engine, () => fsck(engine), {
-        wait: true,
-        onWait: (n) =>
-          process.stderr.write(`waiting for ${n} running build${n > 1 ? "s" : ""} to finish...\n`),
-      });
-    if (!r) throw new Error("could not start fsck");
+      : await collectWhenIdle(engine, "fsck", () => fsck(engine));
     const unrepaired = r.problems.filter((p) => !p.repaired).length;
     if (values.format === "json") {
       process.stdout.write(JSON.stringify(r, null, 2) + "\n");
@@ -88,11 +79,5 @@ export async function fsckCommand(argv: string[]): Promise<number> {
       );
     }
     return unrepaired ? 1 : 0;
-  } catch (err) {
-    process.stderr.write(`ERROR: ${(err as Error).message}\n`);
-    return 1;
-  } finally {
-    engine.close();
-    await ensureReserve(engine.root);
-  }
+  });
 }

@@ -8,11 +8,9 @@
  */
 import { parseArgs } from "node:util";
 import { remoteAddr } from "./remote_addr.ts";
-import { openEngine } from "../engine/engine.ts";
-import { ensureReserve } from "../engine/content/space.ts";
 import { parseDuration, parseSize, resolveSize } from "../engine/config.ts";
 import { formatBytes, parseFilters, prune } from "../engine/gc/collector.ts";
-import { asCollector } from "../engine/gc/lease.ts";
+import { collectWhenIdle, onReleasedStore } from "./collect.ts";
 import { itemJSON } from "./du.ts";
 
 export const PRUNE_HELP = `Usage: tsk prune [OPTIONS]
@@ -71,21 +69,14 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     process.stdout.write(PRUNE_HELP);
     return 0;
   }
-  // On a full disk the reserve is what gives SQLite and the lock file room (engine/content/space.ts).
-  const engine = await openEngine({ root: values.root, existing: true, releaseReserve: true });
-  try {
-    const result = await asCollector(engine, async () =>
+  return await onReleasedStore(values.root, async (engine) => {
+    const result = await collectWhenIdle(engine, "pruning", async () =>
       prune(engine, {
         all: values.all,
         keepDuration,
         keepStorage: keepStorage ? await resolveSize(keepStorage, engine.root) : undefined,
         filters: values.filter,
-      }), {
-      wait: true,
-      onWait: (n) =>
-        process.stderr.write(`waiting for ${n} running build${n > 1 ? "s" : ""} to finish...\n`),
-    });
-    if (!result) throw new Error("could not start pruning");
+      }));
     if (values.format === "json") {
       process.stdout.write(
         JSON.stringify(
@@ -108,11 +99,5 @@ export async function pruneCommand(argv: string[]): Promise<number> {
       process.stdout.write(`Total:\t${formatBytes(result.reclaimed)}\n`);
     }
     return 0;
-  } catch (err) {
-    process.stderr.write(`ERROR: ${(err as Error).message}\n`);
-    return 1;
-  } finally {
-    engine.close();
-    await ensureReserve(engine.root);
-  }
+  });
 }

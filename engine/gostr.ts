@@ -61,42 +61,29 @@ function hex(n: number, width: number): string {
   return n.toString(16).padStart(width, "0");
 }
 
+/** The single-letter escapes of Go's `strconv.Quote`, by code point. */
+const QUOTE_ESCAPES: Record<number, string> = {
+  0x22: '\\"',
+  0x5c: "\\\\",
+  0x07: "\\a",
+  0x08: "\\b",
+  0x0c: "\\f",
+  0x0a: "\\n",
+  0x0d: "\\r",
+  0x09: "\\t",
+  0x0b: "\\v",
+};
+
 /** Go `strconv.Quote`. Lone surrogates are printed as U+FFFD (Go never sees them). */
 export function goQuote(s: string): string {
   let out = '"';
   for (const ch of s) {
     let cp = ch.codePointAt(0)!;
     if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd;
-    switch (cp) {
-      case 0x22:
-        out += '\\"';
-        continue;
-      case 0x5c:
-        out += "\\\\";
-        continue;
-      case 0x07:
-        out += "\\a";
-        continue;
-      case 0x08:
-        out += "\\b";
-        continue;
-      case 0x0c:
-        out += "\\f";
-        continue;
-      case 0x0a:
-        out += "\\n";
-        continue;
-      case 0x0d:
-        out += "\\r";
-        continue;
-      case 0x09:
-        out += "\\t";
-        continue;
-      case 0x0b:
-        out += "\\v";
-        continue;
-    }
-    if (isGoPrint(cp)) {
+    const esc = QUOTE_ESCAPES[cp];
+    if (esc !== undefined) {
+      out += esc;
+    } else if (isGoPrint(cp)) {
       out += String.fromCodePoint(cp);
     } else if (cp < 0x20 || cp === 0x7f) {
       out += "\\x" + hex(cp, 2);

@@ -1,72 +1,21 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { readdir, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
-import { ContentStore } from "../content/store.ts";
-import { MetaStore } from "../content/meta.ts";
-import { CopySnapshotter } from "../snapshot/snapshotter.ts";
 import { formatBytes, itemMatches, prune, sweep } from "./collector.ts";
+import { MetaStore } from "../content/meta.ts";
 import { fsck } from "./fsck.ts";
 import { asCollector, beginBuild } from "./lease.ts";
 import { storeUsage } from "./usage.ts";
-
-type TestEngine = {
-  root: string;
-  store: ContentStore;
-  meta: MetaStore;
-  snapshotter: CopySnapshotter;
-};
-
-async function withEngine(fn: (e: TestEngine) => Promise<void>): Promise<void> {
-  const root = await mkdtemp(path.join(tmpdir(), "tsk-gc-"));
-  const e = {
-    root,
-    store: new ContentStore(path.join(root, "content")),
-    meta: new MetaStore(path.join(root, "meta.db")),
-    snapshotter: new CopySnapshotter(path.join(root, "snapshots")),
-  };
-  try {
-    await fn(e);
-  } finally {
-    e.meta.close();
-    await rm(root, { recursive: true, force: true });
-  }
-}
-
-/** A committed snapshot holding one file of `bytes` bytes. */
-async function snap(
-  e: TestEngine,
-  name: string,
-  parent: string | undefined,
-  bytes: number,
-): Promise<string> {
-  const key = `active-${name}`;
-  const { root } = await e.snapshotter.prepare(key, parent);
-  await writeFile(path.join(root, `${name}.bin`), new Uint8Array(bytes).fill(1));
-  await e.snapshotter.commit(name, key);
-  return name;
-}
-
-function setUsed(e: TestEngine, key: string, snapshots: string[], when: number): void {
-  e.meta.putCache(key, snapshots);
-  // last_used: read through getCache's update, then rewind it by re-putting with a fake clock.
-  const realNow = Date.now;
-  Date.now = () => when;
-  try {
-    e.meta.putCache(key, snapshots);
-  } finally {
-    Date.now = realNow;
-  }
-}
+import { snap, usedAt, withEngine } from "./testutil.ts";
 
 test("usage items add up; orphans and leftovers are garbage; sweep removes exactly them", () =>
-  withEngine(async (e) => {
+  withEngine("tsk-gc-", async (e) => {
     await snap(e, "s-base", undefined, 10_000);
     await snap(e, "s-top", "s-base", 20_000);
     await snap(e, "s-orphan", undefined, 5_000);
-    setUsed(e, "k1", ["s-top"], Date.now());
+    usedAt(e, "k1", ["s-top"], Date.now());
     const blob = await e.store.putBytes("unreferenced");
     await e.snapshotter.prepare("active-leftover", "s-base"); // a killed build's active snapshot
     const u = await storeUsage(e);
@@ -85,14 +34,14 @@ test("usage items add up; orphans and leftovers are garbage; sweep removes exact
   }));
 
 test("prune --keep-storage removes least recently used first and never a parent before its child", () =>
-  withEngine(async (e) => {
+  withEngine("tsk-gc-", async (e) => {
     const now = Date.now();
     await snap(e, "s-a", undefined, 40_000);
     await snap(e, "s-a2", "s-a", 40_000);
     await snap(e, "s-b", undefined, 40_000);
-    setUsed(e, "ka", ["s-a"], now - 5000);
-    setUsed(e, "ka2", ["s-a2"], now - 4000); // s-a is also reached through ka2: last used now-4000
-    setUsed(e, "kb", ["s-b"], now - 1000);
+    usedAt(e, "ka", ["s-a"], now - 5000);
+    usedAt(e, "ka2", ["s-a2"], now - 4000); // s-a is also reached through ka2: last used now-4000
+    usedAt(e, "kb", ["s-b"], now - 1000);
     const before = await storeUsage(e);
     const cache = before.items.filter((i) => i.type !== "metadata").reduce((a, i) => a + i.size, 0);
     const r = await prune(e, { keepStorage: cache - 1, now });
@@ -108,14 +57,14 @@ test("prune --keep-storage removes least recently used first and never a parent 
   }));
 
 test("prune: keepDuration, filters, and --all for base layers", () =>
-  withEngine(async (e) => {
+  withEngine("tsk-gc-", async (e) => {
     const now = Date.now();
     await snap(e, "l-base", undefined, 1000);
     await snap(e, "s-old", "l-base", 1000);
     await snap(e, "s-new", "l-base", 1000);
-    setUsed(e, "img", ["l-base"], now - 3 * 3600e3);
-    setUsed(e, "old", ["s-old"], now - 2 * 3600e3);
-    setUsed(e, "new", ["s-new"], now);
+    usedAt(e, "img", ["l-base"], now - 3 * 3600e3);
+    usedAt(e, "old", ["s-old"], now - 2 * 3600e3);
+    usedAt(e, "new", ["s-new"], now);
     let r = await prune(e, { keepDuration: 3600e3, now });
     assert.deepEqual(r.removed.map((i) => i.id), ["s-old"]);
     r = await prune(e, { filters: ["type=image"], now });
@@ -155,7 +104,7 @@ test("filters: type, negation, id prefix, until", () => {
 });
 
 test("fsck: corrupt blobs, dangling records and layer rows are reported and repaired", () =>
-  withEngine(async (e) => {
+  withEngine("tsk-gc-", async (e) => {
     await snap(e, "s-a", undefined, 100);
     e.meta.putCache("good", ["s-a"]);
     e.meta.putCache("dangling", ["s-gone"]);
@@ -186,7 +135,7 @@ test("fsck: corrupt blobs, dangling records and layer rows are reported and repa
   }));
 
 test("a running build's lease keeps collections out; the collector waits for it", () =>
-  withEngine(async (e) => {
+  withEngine("tsk-gc-", async (e) => {
     const other = { ...e, meta: new MetaStore(path.join(e.root, "meta.db")) };
     // Pretend the lease belongs to another live process: our parent.
     const lease = await beginBuild(other);
@@ -214,7 +163,7 @@ test("a running build's lease keeps collections out; the collector waits for it"
   }));
 
 test("a named multi-platform index keeps every platform's manifest, config and layers", () =>
-  withEngine(async (e) => {
+  withEngine("tsk-gc-", async (e) => {
     const blobs: Record<string, string> = {};
     for (const arch of ["amd64", "arm64"]) {
       const layer = await e.store.putBytes(`layer-${arch}`);

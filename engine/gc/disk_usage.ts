@@ -4,9 +4,9 @@
  * hundredths of a second), where a per-entry `lstat` from JS took seconds. Without GNU du (busybox,
  * or no `du` at all) the same numbers come from a JS walk.
  */
-import { spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
+import { runCommand } from "../run_command.ts";
 
 function code(e: unknown): string | undefined {
   return (e as { code?: string })?.code;
@@ -44,27 +44,17 @@ export class DiskCounter {
 
 let duWorks: boolean | undefined;
 
-function runDu(paths: string[]): Promise<Map<string, number> | undefined> {
-  return new Promise((resolve) => {
-    const c = spawn("du", ["-s", "-B1", "-0", "--", ...paths], {
-      stdio: ["ignore", "pipe", "ignore"],
-    });
-    const chunks: Buffer[] = [];
-    c.stdout.on("data", (d: Buffer) => chunks.push(d));
-    c.on("error", () => resolve(undefined));
-    c.on("close", (status) => {
-      const out = new Map<string, number>();
-      for (const rec of Buffer.concat(chunks).toString("utf8").split("\0")) {
-        const tab = rec.indexOf("\t");
-        if (tab <= 0) continue;
-        const n = Number(rec.slice(0, tab));
-        if (Number.isFinite(n)) out.set(rec.slice(tab + 1), n);
-      }
-      // Exit 1 with output: some path vanished or was unreadable (counted 0 below).
-      if (status !== 0 && out.size === 0) resolve(undefined);
-      else resolve(out);
-    });
-  });
+async function runDu(paths: string[]): Promise<Map<string, number> | undefined> {
+  const r = await runCommand("du", ["-s", "-B1", "-0", "--", ...paths], { stdout: true });
+  const out = new Map<string, number>();
+  for (const rec of r.stdout.toString("utf8").split("\0")) {
+    const tab = rec.indexOf("\t");
+    if (tab <= 0) continue;
+    const n = Number(rec.slice(0, tab));
+    if (Number.isFinite(n)) out.set(rec.slice(tab + 1), n);
+  }
+  // Exit 1 with output: some path vanished or was unreadable (counted 0 below). No du: -1.
+  return r.code !== 0 && out.size === 0 ? undefined : out;
 }
 
 /**

@@ -4,60 +4,16 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdir, utimes, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
-import { ContentStore } from "../content/store.ts";
-import { MetaStore } from "../content/meta.ts";
-import { CopySnapshotter } from "../snapshot/snapshotter.ts";
 import { type Config, defaultConfig, parseConfig } from "../config.ts";
 import { gcCheck, maybeCollect } from "./collector.ts";
 import { storeUsage } from "./usage.ts";
+import { snap, type TestEngine, usedAt, withEngine } from "./testutil.ts";
 
 const HOUR = 3600e3;
 const DAY = 24 * HOUR;
-
-type TestEngine = {
-  root: string;
-  store: ContentStore;
-  meta: MetaStore;
-  snapshotter: CopySnapshotter;
-};
-
-async function withEngine(fn: (e: TestEngine) => Promise<void>): Promise<void> {
-  const root = await mkdtemp(path.join(tmpdir(), "tsk-gcpolicy-"));
-  const e = {
-    root,
-    store: new ContentStore(path.join(root, "content")),
-    meta: new MetaStore(path.join(root, "meta.db")),
-    snapshotter: new CopySnapshotter(path.join(root, "snapshots")),
-  };
-  try {
-    await fn(e);
-  } finally {
-    e.meta.close();
-    await rm(root, { recursive: true, force: true });
-  }
-}
-
-async function snap(e: TestEngine, name: string, parent: string | undefined, bytes: number) {
-  const key = `active-${name}`;
-  const { root } = await e.snapshotter.prepare(key, parent);
-  await writeFile(path.join(root, `${name}.bin`), new Uint8Array(bytes).fill(7));
-  await e.snapshotter.commit(name, key);
-}
-
-/** A cache record naming `snapshots`, last used at `when`. */
-function used(e: TestEngine, key: string, snapshots: string[], when: number): void {
-  const realNow = Date.now;
-  Date.now = () => when;
-  try {
-    e.meta.putCache(key, snapshots);
-  } finally {
-    Date.now = realNow;
-  }
-}
 
 /** A context mirror (`source.local` item) last used at `when`. */
 async function mirror(e: TestEngine, name: string, when: number): Promise<string> {
@@ -89,10 +45,10 @@ test("config defaults, pinned as literals: 48 h, 60 days, 10% capped at 20 GB, e
 });
 
 test("enabled:false: an automatic collection removes nothing, however old", () =>
-  withEngine(async (e) => {
+  withEngine("tsk-gcpolicy-", async (e) => {
     const now = Date.now();
     await snap(e, "s-old", undefined, 1000);
-    used(e, "old", ["s-old"], now - 90 * DAY);
+    usedAt(e, "old", ["s-old"], now - 90 * DAY);
     const ctx = await mirror(e, "ctx-old", now - 30 * DAY);
     const r = await maybeCollect(e, config({ enabled: false }), undefined, { now });
     assert.equal(r, undefined);
@@ -102,10 +58,10 @@ test("enabled:false: an automatic collection removes nothing, however old", () =
   }));
 
 test("interval: a collection less than gc.interval after the last one is skipped", () =>
-  withEngine(async (e) => {
+  withEngine("tsk-gcpolicy-", async (e) => {
     const now = Date.now();
     await snap(e, "s-old", undefined, 1000);
-    used(e, "old", ["s-old"], now - 90 * DAY);
+    usedAt(e, "old", ["s-old"], now - 90 * DAY);
     const stamp = path.join(e.root, "gc.stamp");
     await writeFile(stamp, "");
     await utimes(stamp, new Date(now - 5 * 60e3), new Date(now - 5 * 60e3));
@@ -118,20 +74,20 @@ test("interval: a collection less than gc.interval after the last one is skipped
     assert.equal(await e.snapshotter.exists("s-old"), false);
     // The collection stamped the store: the next one within 10 minutes is skipped again.
     await snap(e, "s-old2", undefined, 1000);
-    used(e, "old2", ["s-old2"], now - 90 * DAY);
+    usedAt(e, "old2", ["s-old2"], now - 90 * DAY);
     assert.equal(await maybeCollect(e, cfg, undefined, { now: Date.now() }), undefined);
     assert.equal(await e.snapshotter.exists("s-old2"), true);
   }));
 
 test("the default rules apply in order: sources after 48 h, anything after 60 days, then size", () =>
-  withEngine(async (e) => {
+  withEngine("tsk-gcpolicy-", async (e) => {
     const now = Date.now();
     await snap(e, "l-base", undefined, 1000); // a base-image layer
     await snap(e, "s-3days", "l-base", 1000);
     await snap(e, "s-61days", "l-base", 1000);
-    used(e, "base", ["l-base"], now - 61 * DAY);
-    used(e, "k3", ["s-3days"], now - 3 * DAY);
-    used(e, "k61", ["s-61days"], now - 61 * DAY);
+    usedAt(e, "base", ["l-base"], now - 61 * DAY);
+    usedAt(e, "k3", ["s-3days"], now - 3 * DAY);
+    usedAt(e, "k61", ["s-61days"], now - 61 * DAY);
     const oldCtx = await mirror(e, "ctx-3days", now - 3 * DAY);
     const newCtx = await mirror(e, "ctx-1day", now - 1 * DAY);
     const cfg = defaultConfig();
@@ -152,14 +108,14 @@ test("the default rules apply in order: sources after 48 h, anything after 60 da
   }));
 
 test("a keepStorage rule removes least recently used items (base layers too with all) until the store fits", () =>
-  withEngine(async (e) => {
+  withEngine("tsk-gcpolicy-", async (e) => {
     const now = Date.now();
     await snap(e, "l-a", undefined, 64_000);
     await snap(e, "s-b", undefined, 64_000);
     await snap(e, "s-c", undefined, 64_000);
-    used(e, "a", ["l-a"], now - 3 * HOUR);
-    used(e, "b", ["s-b"], now - 2 * HOUR);
-    used(e, "c", ["s-c"], now - 1 * HOUR);
+    usedAt(e, "a", ["l-a"], now - 3 * HOUR);
+    usedAt(e, "b", ["s-b"], now - 2 * HOUR);
+    usedAt(e, "c", ["s-c"], now - 1 * HOUR);
     const sizeC = (await storeUsage(e)).items.find((i) => i.id === "s-c")!.size;
     const cfg = config({ interval: "0s", policy: [{ all: true, keepStorage: sizeC }] });
     const r = await maybeCollect(e, cfg, undefined, { now });
@@ -171,10 +127,10 @@ test("a keepStorage rule removes least recently used items (base layers too with
   }));
 
 test("nothing to do: the check reads SQLite and the store's top level, and measures no tree", () =>
-  withEngine(async (e) => {
+  withEngine("tsk-gcpolicy-", async (e) => {
     const now = Date.now();
     await snap(e, "s-fresh", undefined, 1000);
-    used(e, "fresh", ["s-fresh"], now - HOUR);
+    usedAt(e, "fresh", ["s-fresh"], now - HOUR);
     await mirror(e, "ctx-fresh", now - HOUR);
     // The default rules, with a size limit above what the whole filesystem holds.
     const cfg = defaultConfig();

@@ -5,7 +5,7 @@
  * secret and ssh mounts appended last, and the capability IDs client/llb records.
  */
 import type { ExecOp, HostIP, Input, Mount, SecretEnv, Ulimit } from "../../proto/ops.ts";
-import { Empty, encodeOp, MountType, opDigest, RootMount, SkipOutput } from "../../proto/ops.ts";
+import { Empty, MountType, RootMount, SkipOutput } from "../../proto/ops.ts";
 import { Caps } from "./caps.ts";
 import {
   cachedMarshal,
@@ -13,6 +13,7 @@ import {
   marshalConstraints,
   type MarshalContext,
   type MarshalledOp,
+  marshalledOp,
   type OpNode,
   type OpOptions,
   Output,
@@ -354,8 +355,7 @@ export class ExecNode implements OpNode {
     if (secretenv.length) peo.secretenv = secretenv;
     if (inputs.length) op.inputs = inputs;
     op.exec = peo;
-    const bytes = encodeOp(op);
-    return { digest: opDigest(bytes), bytes, metadata, sourceLocations: c.sourceLocations };
+    return marshalledOp(op, metadata, c);
   }
 }
 

@@ -12,7 +12,7 @@ import type {
   Op,
   UserOpt,
 } from "../../proto/ops.ts";
-import { Empty, encodeOp, opDigest, SkipOutput } from "../../proto/ops.ts";
+import { Empty, SkipOutput } from "../../proto/ops.ts";
 import { Caps } from "./caps.ts";
 import {
   cachedMarshal,
@@ -20,6 +20,7 @@ import {
   marshalConstraints,
   type MarshalContext,
   type MarshalledOp,
+  marshalledOp,
   type OpNode,
   type OpOptions,
   Output,
@@ -390,8 +391,7 @@ export class FileNode implements OpNode {
       };
     });
     const full: Op = { ...(inputs.length ? { inputs } : {}), ...op, file: { actions: pbActions } };
-    const bytes = encodeOp(full);
-    return { digest: opDigest(bytes), bytes, metadata, sourceLocations: c.sourceLocations };
+    return marshalledOp(full, metadata, c);
   }
 }
 

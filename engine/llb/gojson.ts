@@ -5,6 +5,17 @@
 
 const HEX = "0123456789abcdef";
 
+/** The two-character escapes of Go's encoding/json, by UTF-16 code unit. */
+const JSON_ESCAPES: Record<number, string> = {
+  0x22: '\\"',
+  0x5c: "\\\\",
+  0x0a: "\\n",
+  0x0d: "\\r",
+  0x09: "\\t",
+  0x08: "\\b",
+  0x0c: "\\f",
+};
+
 /** A JSON string literal exactly as Go's encoding/json writes it (with HTML escaping on). */
 export function goJSONString(s: string): string {
   let out = '"';
@@ -18,28 +29,10 @@ export function goJSONString(s: string): string {
       } else out += "\ufffd";
       continue;
     }
-    switch (c) {
-      case 0x22:
-        out += '\\"';
-        continue;
-      case 0x5c:
-        out += "\\\\";
-        continue;
-      case 0x0a:
-        out += "\\n";
-        continue;
-      case 0x0d:
-        out += "\\r";
-        continue;
-      case 0x09:
-        out += "\\t";
-        continue;
-      case 0x08:
-        out += "\\b";
-        continue;
-      case 0x0c:
-        out += "\\f";
-        continue;
+    const esc = JSON_ESCAPES[c];
+    if (esc !== undefined) {
+      out += esc;
+      continue;
     }
     if (c < 0x20 || c === 0x3c || c === 0x3e || c === 0x26) {
       out += "\\u00" + HEX[c >> 4] + HEX[c & 15];

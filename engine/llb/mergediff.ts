@@ -4,7 +4,7 @@
  * does (merge of one non-scratch input is that input, diff from scratch is the upper state).
  */
 import type { Input, Op } from "../../proto/ops.ts";
-import { Empty, encodeOp, opDigest } from "../../proto/ops.ts";
+import { Empty } from "../../proto/ops.ts";
 import { Caps } from "./caps.ts";
 import {
   cachedMarshal,
@@ -12,6 +12,7 @@ import {
   marshalConstraints,
   type MarshalContext,
   type MarshalledOp,
+  marshalledOp,
   type OpNode,
   type OpOptions,
   Output,
@@ -38,13 +39,7 @@ export class MergeNode implements OpNode {
       delete op.platform;
       const inputs: Input[] = this.ins.map((o) => o.toInput(ctx));
       const full: Op = { inputs, ...op, merge: { inputs: inputs.map((_, i) => ({ input: i })) } };
-      const bytes = encodeOp(full);
-      return {
-        digest: opDigest(bytes),
-        bytes,
-        metadata,
-        sourceLocations: this.constraints.sourceLocations,
-      };
+      return marshalledOp(full, metadata, this.constraints);
     });
   }
 }
@@ -82,13 +77,7 @@ export class DiffNode implements OpNode {
       const lower = { input: this.lower ? inputs.push(this.lower.toInput(ctx)) - 1 : Empty };
       const upper = { input: this.upper ? inputs.push(this.upper.toInput(ctx)) - 1 : Empty };
       const full: Op = { ...(inputs.length ? { inputs } : {}), ...op, diff: { lower, upper } };
-      const bytes = encodeOp(full);
-      return {
-        digest: opDigest(bytes),
-        bytes,
-        metadata,
-        sourceLocations: this.constraints.sourceLocations,
-      };
+      return marshalledOp(full, metadata, this.constraints);
     });
   }
 }

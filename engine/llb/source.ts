@@ -3,7 +3,7 @@
  * and OCI layouts, with the attrs and capability IDs client/llb writes for each. Only
  * `docker-image://` and `oci-layout://` sources keep a platform.
  */
-import { encodeOp, opDigest, type SourceOp } from "../../proto/ops.ts";
+import type { SourceOp } from "../../proto/ops.ts";
 import { Attr, Caps } from "./caps.ts";
 import { goJSONStringArray } from "./gojson.ts";
 import {
@@ -12,6 +12,7 @@ import {
   marshalConstraints,
   type MarshalContext,
   type MarshalledOp,
+  marshalledOp,
   type OpNode,
   type OpOptions,
   Output,
@@ -49,13 +50,7 @@ export class SourceNode implements OpNode {
       if (Object.keys(attrs).length) source.attrs = attrs;
       op.source = source;
       if (!platformSpecificSource(this.id)) delete op.platform;
-      const bytes = encodeOp(op);
-      return {
-        digest: opDigest(bytes),
-        bytes,
-        metadata,
-        sourceLocations: this.constraints.sourceLocations,
-      };
+      return marshalledOp(op, metadata, this.constraints);
     });
   }
 }

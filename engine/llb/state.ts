@@ -15,6 +15,7 @@ import type {
   Range,
   Ulimit,
 } from "../../proto/ops.ts";
+import { encodeOp, opDigest } from "../../proto/ops.ts";
 import { normalizePlatform } from "./platform.ts";
 import { type ExecState, run, type RunOptions } from "./exec.ts";
 import { type FileAction, fileOp } from "./fileop.ts";
@@ -135,6 +136,12 @@ export type MarshalledOp = {
   metadata: OpMetadata;
   sourceLocations: SourceLocation[];
 };
+
+/** A finished `op` marshalled: its deterministic bytes, their digest, `c`'s source locations. */
+export function marshalledOp(op: Op, metadata: OpMetadata, c: Constraints): MarshalledOp {
+  const bytes = encodeOp(op);
+  return { digest: opDigest(bytes), bytes, metadata, sourceLocations: c.sourceLocations };
+}
 
 /** A vertex under construction (client/llb `Vertex`). */
 export interface OpNode {

@@ -7,7 +7,6 @@
  * must still be the one its digest was computed from: a file changed during the build fails it,
  * naming the file. Only copies fast_copy.ts calls eligible come here; the rest use the mirror.
  */
-import { spawn } from "node:child_process";
 import { lstatSync, promises as fsp } from "node:fs";
 import path from "node:path";
 import { followLinks } from "../../rootless/rootpath.ts";
@@ -15,6 +14,7 @@ import type { CopyAction } from "./file_actions.ts";
 import { contextChangedError, sigOf, type SyncResult } from "./local_context.ts";
 import { cleanPath, resolveInRoot } from "./root_path.ts";
 import { counter, span } from "../trace.ts";
+import { runCommand } from "../run_command.ts";
 
 /** The context-relative path `p` resolves to over the synced entries, or undefined if missing. */
 export function resolveInEntries(r: SyncResult, p: string): string | undefined {
@@ -34,24 +34,6 @@ const TAR_PIPE = [
   "--pax-option=delete=atime,delete=ctime --owner=0 --group=0 --numeric-owner " +
   '| tar -x -f - -C "$2" --numeric-owner --same-owner --same-permissions',
 ].join("\n");
-
-function tarPipe(
-  src: string,
-  dest: string,
-  list: Uint8Array,
-): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn("bash", ["-c", TAR_PIPE, "tsk-context-copy", src, dest], {
-      stdio: ["pipe", "ignore", "pipe"],
-    });
-    let stderr = "";
-    c.stderr!.on("data", (d: Buffer) => (stderr += d));
-    c.stdin!.on("error", () => {}); // tar failing early: its status says why
-    c.on("error", (e) => resolve({ code: -1, stderr: e.message }));
-    c.on("close", (code) => resolve({ code: code ?? -1, stderr }));
-    c.stdin!.end(list);
-  });
-}
 
 /**
  * Copies the contents of context directory `a.src` into `a.dest` of destRoot. Returns false,
@@ -88,7 +70,11 @@ export async function copyFromContext(
   }
   if (names.length) {
     const list = new TextEncoder().encode(names.join("\0") + "\0");
-    const res = await tarPipe(path.join(r.contextDir, rel), dest, list);
+    const res = await runCommand(
+      "bash",
+      ["-c", TAR_PIPE, "tsk-context-copy", path.join(r.contextDir, rel), dest],
+      { stdin: list },
+    );
     // Whatever tar said, a file changed since it was hashed is the error to report.
     for (const e of copied) {
       const abs = path.join(r.contextDir, e.path);

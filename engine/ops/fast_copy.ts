@@ -4,10 +4,10 @@
  * is the same as fsutil's copy (a whole directory's contents, no chown/chmod/timestamp override,
  * no patterns, no wildcards); anything else goes through file_actions.copy.
  */
-import { spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import type { CopyAction } from "./file_actions.ts";
 import { resolveInRoot } from "./root_path.ts";
+import { runCommand } from "../run_command.ts";
 
 /** Whether this copy action is one `cp -a` reproduces exactly. */
 export function fastCopyEligible(a: CopyAction): boolean {
@@ -16,16 +16,6 @@ export function fastCopyEligible(a: CopyAction): boolean {
   return !!a.dirCopyContents && !a.owner && none(a.mode) && none(a.modeStr) &&
     none(a.timestamp as unknown) && empty(a.include_patterns) && empty(a.exclude_patterns) &&
     empty(a.required_paths) && !/[*?[\\]/.test(a.src) && !a.attemptUnpackDockerCompatibility;
-}
-
-function cpA(src: string, dst: string): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn("cp", ["-a", "-T", "--", src, dst], { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    c.stderr.on("data", (d: Buffer) => (stderr += d));
-    c.on("error", (e) => resolve({ code: -1, stderr: e.message }));
-    c.on("close", (code) => resolve({ code: code ?? -1, stderr }));
-  });
 }
 
 /**
@@ -51,7 +41,7 @@ export async function fastCopyDir(
     await fsp.chmod(dest, 0o755);
   }
   const keep = destSt ?? await fsp.lstat(dest);
-  const r = await cpA(src, dest);
+  const r = await runCommand("cp", ["-a", "-T", "--", src, dest]);
   if (r.code !== 0) {
     throw new Error(`copy ${a.src} to ${a.dest}: ${r.stderr.trim() || `cp exited ${r.code}`}`);
   }

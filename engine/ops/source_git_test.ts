@@ -1,8 +1,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { promises as fsp } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { git as gitSource, source } from "../llb/source.ts";
@@ -13,11 +12,13 @@ import { CopySnapshotter } from "../snapshot/snapshotter.ts";
 import type { VertexProgress } from "../solver/progress.ts";
 import { RefViews } from "./refs.ts";
 import { gitHandler, parseGitSpec, pickRef } from "./source_git.ts";
+import { type GitDaemon, startGitDaemon } from "../../tests/fixtures/git_daemon.ts";
+import { freePort } from "../../tests/fixtures/registry.ts";
 
 let dir = "";
 let repos = "";
 let views: RefViews;
-let daemon: ChildProcess | undefined;
+let daemon: GitDaemon | undefined;
 let daemonPort = 0;
 const sha: Record<string, string> = {};
 
@@ -46,29 +47,6 @@ async function write(file: string, content: string, mode = 0o644): Promise<void>
   await fsp.mkdir(path.dirname(file), { recursive: true });
   await fsp.writeFile(file, content);
   await fsp.chmod(file, mode);
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function waitPort(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = net.connect(port, "127.0.0.1", () => {
-        c.destroy();
-        r(true);
-      });
-      c.on("error", () => r(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`git daemon did not start on ${port}`);
 }
 
 before(async () => {
@@ -121,23 +99,11 @@ before(async () => {
   g(sup, "add", "-A");
   g(sup, "commit", "-q", "-m", "super");
 
-  daemon = spawn("git", [
-    "daemon",
-    "--reuseaddr",
-    "--export-all",
-    `--base-path=${repos}`,
-    "--listen=127.0.0.1",
-    `--port=${daemonPort}`,
-    repos,
-  ], { stdio: "ignore", env: gitEnv() });
-  await waitPort(daemonPort);
+  daemon = await startGitDaemon(repos, { port: daemonPort, env: gitEnv() });
 });
 
 after(async () => {
-  if (daemon?.pid) {
-    daemon.kill();
-    await new Promise((r) => daemon!.once("exit", r));
-  }
+  await daemon?.stop();
   await fsp.rm(dir, { recursive: true, force: true });
 });
 

@@ -84,6 +84,17 @@ async function mergedOf(layers: Uint8Array[]): Promise<string[]> {
   }
 }
 
+/** Image pulls: the chain's layer tars applied as snapshots p1, p2, p3; what a view of p3 shows. */
+async function pulledView(s: Snapshotter, l1: Uint8Array, l2: Uint8Array, l3: Uint8Array) {
+  await s.applyLayerSnapshot("p1", undefined, chunksOf(l1));
+  await s.applyLayerSnapshot("p2", "p1", chunksOf(l2));
+  await s.applyLayerSnapshot("p3", "p2", chunksOf(l3));
+  const { root } = await s.view("pv", "p3");
+  const tree = await describeTree(root);
+  await s.remove("pv");
+  return tree;
+}
+
 const expectedView = [
   "data d 755 0:0 ",
   "data/dir d 755 0:0 ",
@@ -156,12 +167,7 @@ test(OVERLAY_CHAIN, { skip: overlaySkip }, async () => {
     );
 
     // image pulls: a snapshot straight from layer tars, then a view of it
-    await s.applyLayerSnapshot("p1", undefined, chunksOf(l1));
-    await s.applyLayerSnapshot("p2", "p1", chunksOf(l2));
-    await s.applyLayerSnapshot("p3", "p2", chunksOf(l3));
-    const { root } = await s.view("pv", "p3");
-    assert.deepEqual(await describeTree(root), view);
-    await s.remove("pv");
+    assert.deepEqual(await pulledView(s, l1, l2, l3), view);
     // a single-layer view works as well
     const { root: r1 } = await s.view("pv1", "p1");
     assert.equal(await fsp.readFile(`${r1}/keep`, "utf8"), "layer 1");
@@ -192,12 +198,7 @@ test("copy backend produces equivalent layers and views", async () => {
       await mergedOf([await layerOf(s, "l1"), await layerOf(s, "l2")]),
     );
     assert.deepEqual(await s.parents("l3"), ["l2", "l1"]);
-    await s.applyLayerSnapshot("p1", undefined, chunksOf(l1));
-    await s.applyLayerSnapshot("p2", "p1", chunksOf(l2));
-    await s.applyLayerSnapshot("p3", "p2", chunksOf(l3));
-    const { root } = await s.view("pv", "p3");
-    assert.deepEqual(await describeTree(root), view);
-    await s.remove("pv");
+    assert.deepEqual(await pulledView(s, l1, l2, l3), view);
     // the layer stored for an applied snapshot equals the one it came from
     assert.deepEqual(await paths(await layerOf(s, "p3")), await paths(l3));
   } finally {

@@ -3,31 +3,23 @@
  * USER; owners, modes and config in the OCI tarball; a cached rebuild; parallel stages; errors.
  * Every scenario runs as root and as an unprivileged user (rootless is the product).
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readlinkSync } from "node:fs";
 import path from "node:path";
 import {
   asRootAndUser,
-  type Env,
-  env,
   layerEntries,
   makeContext,
   openOci,
   outDir,
   storeDir,
   tsk,
+  useEnv,
 } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 const multiStage = (base: string) => `
 FROM ${base} AS build
@@ -58,15 +50,9 @@ for (const who of ["root", "unprivileged"] as const) {
     let ctx: string;
     let store: string;
     let first: Awaited<ReturnType<typeof tsk>>;
-
-    before(async () => {
-      as = who === "root" ? undefined : e.user;
-      ctx = makeContext(e, {
-        "Dockerfile": multiStage(e.busybox),
-        "greeting.txt": "Hello, World!\n",
-      }, as);
-      store = storeDir(e, as);
-      first = await tsk([
+    /** The image built to an OCI tarball on stdout, by `as` on its store. */
+    const buildHello = () =>
+      tsk([
         "build",
         "--root",
         store,
@@ -78,6 +64,15 @@ for (const who of ["root", "unprivileged"] as const) {
         "type=oci",
         ctx,
       ], { as });
+
+    before(async () => {
+      as = who === "root" ? undefined : e.user;
+      ctx = makeContext(e, {
+        "Dockerfile": multiStage(e.busybox),
+        "greeting.txt": "Hello, World!\n",
+      }, as);
+      store = storeDir(e, as);
+      first = await buildHello();
     });
 
     test("succeeds and writes an OCI tarball to stdout", () => {
@@ -133,18 +128,7 @@ for (const who of ["root", "unprivileged"] as const) {
     });
 
     test("a second identical build is all CACHED and gives the same image", async () => {
-      const again = await tsk([
-        "build",
-        "--root",
-        store,
-        "--progress",
-        "plain",
-        "-t",
-        "example.com/hello:1",
-        "--output",
-        "type=oci",
-        ctx,
-      ], { as });
+      const again = await buildHello();
       assert.equal(again.code, 0, again.stderr);
       const steps = again.stderr.split("\n").filter((l) =>
         /^#\d+ \[(build|stage-1)\s+\d+\/\d+\] (RUN|COPY|WORKDIR)/.test(l)

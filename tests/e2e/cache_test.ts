@@ -3,26 +3,13 @@
  * exactly the steps whose inputs changed re-run, each with the reason it states; everything else
  * is CACHED. Runs as root and as the unprivileged user; the reasons also come out as rawjson.
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, chownSync, renameSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import {
-  asRootAndUser,
-  currentUser,
-  type Env,
-  env,
-  makeContext,
-  storeDir,
-  tsk,
-} from "./harness.ts";
+import { asRootAndUser, currentUser, makeContext, storeDir, tsk, useEnv } from "./harness.ts";
 
-let e: Env;
-// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 let ctx: string;
 let store: string;
 let base: string;
@@ -87,7 +74,6 @@ COPY --from=r /v /v
 const FINAL_ALL = ["final 2/4", "final 3/4", "final 4/4"];
 
 const setup = async () => {
-  e = await env();
   base = `${e.registry.host}/test/cache-base-${currentUser() ? "user" : "root"}:latest`;
   await pushBase("one");
   ctx = makeContext(e, {

@@ -5,20 +5,13 @@
  * been ready before the earlier one let go (so it really waited). With sharing=shared (the
  * control) the same builds do overlap. As root and unprivileged.
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { asRootAndUser, type Env, env, makeContext, outDir, storeDir, tsk } from "./harness.ts";
+import { asRootAndUser, makeContext, outDir, storeDir, tsk, useEnv } from "./harness.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 const now = `cut -d' ' -f1 /proc/uptime`;
 // Step 1 announces the build in a shared cache mount (/sync). Step 2 takes the cache mount under

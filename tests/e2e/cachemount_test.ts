@@ -2,21 +2,13 @@
  * RUN --mount=type=cache: a new cache dir takes uid/gid/mode (or a stage's directory with
  * from=/source=), persists across builds, and sharing=locked serialises its users.
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import { makeContext, storeDir, tsk, useEnv } from "./harness.ts";
 
-let e: Env;
-// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
-before(async () => {
-  e = await env();
-});
+const e = useEnv();
 
 test("cache mount permissions, seeding from a stage, persistence and locking, rootless", async () => {
   const dockerfile = (n: string) => `

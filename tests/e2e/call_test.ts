@@ -2,19 +2,13 @@
  * `tsk build --call=check|outline|targets`: answers about a Dockerfile without building, and lint
  * warnings after a normal build.
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import { makeContext, storeDir, tsk, useEnv } from "./harness.ts";
 
-let e: Env;
-// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 let ctx: string;
-before(async () => {
-  e = await env();
+before(() => {
   ctx = makeContext(e, {
     Dockerfile: `# syntax=docker/dockerfile:1
 ARG BASE=${e.busybox}

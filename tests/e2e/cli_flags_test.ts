@@ -6,7 +6,7 @@
  * InvalidBaseImagePlatform check, and SOURCE_DATE_EPOCH giving the same digest for two uncached
  * builds.
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -15,14 +15,13 @@ import os from "node:os";
 import path from "node:path";
 import {
   asRootAndUser,
-  type Env,
-  env,
   makeContext,
   openOci,
   outDir,
   storeDir,
   tsk,
   tskCommand,
+  useEnv,
 } from "./harness.ts";
 import {
   decodeDefinition,
@@ -33,14 +32,7 @@ import {
 } from "../../proto/ops.ts";
 import { image, marshalDefinition } from "../../engine/llb/mod.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 type DuJSON = { items: { id: string; type: string; size: number }[]; total: number };
 

@@ -24,7 +24,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, REPO, TSK } from "./harness.ts";
+import { makeContext, openOci, REPO, TSK, useEnv } from "./harness.ts";
 
 const DOCKER = "/usr/bin/docker";
 // One tag per test process: several checkouts may run this suite against the shared dockerd.
@@ -71,7 +71,7 @@ function run(
   });
 }
 
-let e: Env;
+const e = useEnv({ skip });
 let work: string;
 let ctxRun: string, ctxCopy: string, out: string;
 let busybox: string;
@@ -158,7 +158,6 @@ const RESTRICTED = ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"];
 
 describe("tsk in containers", { skip }, () => {
   before(async () => {
-    e = await env();
     busybox = e.busybox;
     work = path.join(e.work, "containers");
     mkdirSync(work, { recursive: true });
@@ -182,8 +181,6 @@ describe("tsk in containers", { skip }, () => {
   });
   after(async () => {
     await run(DOCKER, ["rmi", "-f", IMAGE]);
-    const { stopEnv } = await import("./harness.ts");
-    await stopEnv();
   });
 
   test("the runner image runs tsk as ci with its stores on volumes", async () => {

@@ -4,7 +4,7 @@
  * files are never read (tsk's own "N read" status line), and a bind mount of the context (which
  * needs a real directory) still sees exactly the filtered context. As root and unprivileged.
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
@@ -17,25 +17,10 @@ import {
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
-import {
-  asRootAndUser,
-  currentUser,
-  type Env,
-  env,
-  makeContext,
-  storeDir,
-  tsk,
-} from "./harness.ts";
+import { asRootAndUser, currentUser, makeContext, storeDir, tsk, useEnv } from "./harness.ts";
 import { openOci, spawnTsk } from "./harness.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 /**
  * 20,000 small files in 100 directories, plus an executable, a setuid file, a read-only dir, a

@@ -7,11 +7,11 @@
  * in an inline cache at all. (Wildcard copies, several sources and --chown are not keyed
  * BuildKit's way: see docs/cache.md.) Skipped without a docker daemon.
  */
-import { after, before, test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import { makeContext, type RunResult, storeDir, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
 const DOCKER = "/usr/bin/docker";
@@ -21,16 +21,8 @@ const dockerUp = spawnSync(DOCKER, ["version", "--format", "{{.Server.Version}}"
 }).status === 0;
 const skip = dockerUp ? false : "no docker daemon answers (bash scripts/dockerd.sh starts one)";
 
-let e: Env;
-// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv({ skip });
 const images: string[] = [];
-before(async () => {
-  if (dockerUp) e = await env();
-});
 after(() => {
   if (images.length) spawnSync(DOCKER, ["rmi", "-f", ...images], { stdio: "ignore" });
 });
@@ -42,6 +34,40 @@ function docker(args: string[]): string {
   });
   assert.equal(r.status, 0, r.stderr);
   return r.stderr + r.stdout;
+}
+
+const newMarker = () => `cache-interop-${randomBytes(6).toString("hex")}`;
+
+/** docker builds `ctx` as `image` with its inline cache and pushes it (removed after the file). */
+function dockerPushWithInlineCache(image: string, ctx: string): void {
+  images.push(image);
+  docker([
+    "build",
+    "--progress",
+    "plain",
+    "--build-arg",
+    "BUILDKIT_INLINE_CACHE=1",
+    "-t",
+    image,
+    ctx,
+  ]);
+  docker(["push", image]);
+}
+
+/** docker builds `ctx` as local image `tag` with `cacheFrom`'s cache (removed after); its log. */
+function dockerBuildFrom(cacheFrom: string, tag: string, ctx: string): string {
+  images.push(tag);
+  return docker(["build", "--progress", "plain", "--cache-from", cacheFrom, "-t", tag, ctx]);
+}
+
+/** tsk builds `ctx` on a fresh store with plain progress and `flags`; it must succeed. */
+async function tskBuild(ctx: string, flags: string[], as?: UnprivilegedUser): Promise<RunResult> {
+  const r = await tsk(
+    ["build", "--root", storeDir(e, as), "--progress", "plain", ...flags, ctx],
+    { as },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  return r;
 }
 
 /** RUN steps of a plain progress log, and which were CACHED. */
@@ -65,57 +91,21 @@ test(
   "docker's inline cache → tsk: every RUN, WORKDIR and COPY is CACHED on an empty store",
   { skip },
   async () => {
-    const marker = `cache-interop-${randomBytes(6).toString("hex")}`;
+    const marker = newMarker();
     const ctx = makeContext(e, { Dockerfile: dockerfile(marker), "a.txt": "a\n" });
     const image = `${e.registry.host}/cache-interop/docker:${marker}`;
-    images.push(image);
-    docker([
-      "build",
-      "--progress",
-      "plain",
-      "--build-arg",
-      "BUILDKIT_INLINE_CACHE=1",
-      "-t",
-      image,
-      ctx,
-    ]);
-    docker(["push", image]);
-    const r = await tsk([
-      "build",
-      "--root",
-      storeDir(e),
-      "--progress",
-      "plain",
-      "--cache-from",
-      image,
-      ctx,
-    ]);
-    assert.equal(r.code, 0, r.stderr);
+    dockerPushWithInlineCache(image, ctx);
+    const r = await tskBuild(ctx, ["--cache-from", image]);
     assert.deepEqual(runs(r.stderr), { total: 5, cached: 5 }, r.stderr);
   },
 );
 
 test("tsk's inline cache → docker: every RUN, WORKDIR and COPY is CACHED", { skip }, async () => {
-  const marker = `cache-interop-${randomBytes(6).toString("hex")}`;
+  const marker = newMarker();
   const ctx = makeContext(e, { Dockerfile: dockerfile(marker), "a.txt": "a\n" });
   const image = `${e.registry.host}/cache-interop/tsk:${marker}`;
-  const r = await tsk([
-    "build",
-    "--root",
-    storeDir(e),
-    "--progress",
-    "plain",
-    "--cache-to",
-    "type=inline",
-    "--push",
-    "-t",
-    image,
-    ctx,
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  const local = `cache-interop-fromtsk:${marker}`;
-  images.push(local);
-  const log = docker(["build", "--progress", "plain", "--cache-from", image, "-t", local, ctx]);
+  await tskBuild(ctx, ["--cache-to", "type=inline", "--push", "-t", image]);
+  const log = dockerBuildFrom(image, `cache-interop-fromtsk:${marker}`, ctx);
   assert.deepEqual(runs(log), { total: 5, cached: 5 }, log);
 });
 
@@ -147,58 +137,19 @@ for (const who of ["root", "unprivileged"] as const) {
     async () => {
       const as: UnprivilegedUser | undefined = who === "root" ? undefined : e.user;
       // docker → tsk
-      const marker = `cache-interop-${randomBytes(6).toString("hex")}`;
+      const marker = newMarker();
       const ctx = makeContext(e, { Dockerfile: multiStage(marker) }, as);
       const image = `${e.registry.host}/cache-interop/docker-ms:${marker}`;
-      images.push(image);
-      docker([
-        "build",
-        "--progress",
-        "plain",
-        "--build-arg",
-        "BUILDKIT_INLINE_CACHE=1",
-        "-t",
-        image,
-        ctx,
-      ]);
-      docker(["push", image]);
-      const r = await tsk(
-        ["build", "--root", storeDir(e, as), "--progress", "plain", "--cache-from", image, ctx],
-        { as },
-      );
-      assert.equal(r.code, 0, r.stderr);
+      dockerPushWithInlineCache(image, ctx);
+      const r = await tskBuild(ctx, ["--cache-from", image], as);
       assert.deepEqual(stages(r.stderr), { final: ["CACHED", "CACHED"], build: ["ran"] }, r.stderr);
 
       // tsk → docker (another marker: docker's own cache cannot answer)
-      const marker2 = `cache-interop-${randomBytes(6).toString("hex")}`;
+      const marker2 = newMarker();
       const ctx2 = makeContext(e, { Dockerfile: multiStage(marker2) }, as);
       const pushed = `${e.registry.host}/cache-interop/tsk-ms:${marker2}`;
-      const t = await tsk([
-        "build",
-        "--root",
-        storeDir(e, as),
-        "--progress",
-        "plain",
-        "--cache-to",
-        "type=inline",
-        "--push",
-        "-t",
-        pushed,
-        ctx2,
-      ], { as });
-      assert.equal(t.code, 0, t.stderr);
-      const local = `cache-interop-fromtsk-ms:${marker2}`;
-      images.push(local);
-      const log = docker([
-        "build",
-        "--progress",
-        "plain",
-        "--cache-from",
-        pushed,
-        "-t",
-        local,
-        ctx2,
-      ]);
+      await tskBuild(ctx2, ["--cache-to", "type=inline", "--push", "-t", pushed], as);
+      const log = dockerBuildFrom(pushed, `cache-interop-fromtsk-ms:${marker2}`, ctx2);
       assert.deepEqual(stages(log), { final: ["CACHED", "CACHED"], build: ["ran"] }, log);
     },
   );

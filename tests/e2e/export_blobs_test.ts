@@ -4,7 +4,7 @@
  * the second export (and the one after a zstd conversion) reuses the compressed blob instead of
  * compressing again (trace counters); the digest is the same with one CPU (no worker threads).
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createCipheriv, createHash } from "node:crypto";
@@ -12,22 +12,16 @@ import { chownSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import {
-  type Env,
-  env,
   makeContext,
   openOci,
-  stopEnv,
   storeDir,
   tsk,
   tskCommand,
   type TskOptions,
+  useEnv,
 } from "./harness.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(() => stopEnv());
+const e = useEnv();
 
 type Ev = { name: string; cat: string; ph: string; args?: Record<string, unknown> };
 

@@ -5,30 +5,24 @@
  * build-arg warnings; ENV/LABEL both syntaxes, MAINTAINER; ONBUILD triggers through a pushed image
  * and through a stage; `--target` and unneeded stages never running nor being resolved.
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import {
   asRootAndUser,
-  type Env,
-  env,
   makeContext,
   openOci,
   type RunResult,
   storeDir,
   tsk,
+  useEnv,
 } from "./harness.ts";
 
-let e: Env;
+const e = useEnv();
 let store: string;
-before(async () => {
-  e = await env();
+before(() => {
   store = storeDir(e);
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 const hostArch = ({ x64: "amd64", arm64: "arm64" } as Record<string, string>)[process.arch] ??

@@ -8,7 +8,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   existsSync,
@@ -22,21 +22,20 @@ import { createServer, type Server } from "node:http";
 import path from "node:path";
 import {
   asRootAndUser,
-  type Env,
-  env,
   makeContext,
   openOci,
   type RunResult,
   storeDir,
   tsk,
+  useEnv,
 } from "./harness.ts";
-import { freePort } from "../fixtures/registry.ts";
+import { type GitDaemon, startGitDaemon } from "../fixtures/git_daemon.ts";
 
-let e: Env;
+const e = useEnv();
 let store: string;
 let http: Server;
 let httpBase: string;
-let gitd: ChildProcess;
+let gitd: GitDaemon | undefined;
 let gitBase: string;
 const REMOTE = "remote file content\n";
 
@@ -47,7 +46,6 @@ function sh(cmd: string, args: string[], cwd?: string): string {
 }
 
 before(async () => {
-  e = await env();
   store = storeDir(e);
   http = createServer((req, res) => {
     if (req.url === "/file.txt") res.end(REMOTE);
@@ -72,27 +70,12 @@ before(async () => {
   g("tag", "v1");
   writeFileSync(path.join(repo, "g.txt"), "v2\n");
   g("commit", "-qam", "two");
-  const port = await freePort();
-  gitd = spawn("git", [
-    "daemon",
-    "--reuseaddr",
-    `--base-path=${gitRoot}`,
-    "--export-all",
-    "--listen=127.0.0.1",
-    `--port=${port}`,
-    gitRoot,
-  ], { stdio: "ignore" });
-  gitBase = `git://127.0.0.1:${port}`;
-  for (let i = 0; i < 50; i++) {
-    if (spawnSync("git", ["ls-remote", `${gitBase}/repo`]).status === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  gitd = await startGitDaemon(gitRoot);
+  gitBase = gitd.base;
 });
 after(async () => {
   http?.close();
-  gitd?.kill();
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
+  await gitd?.stop();
 });
 
 function build(ctx: string, extra: string[] = []): Promise<RunResult> {

@@ -3,27 +3,14 @@
  * step runs, with `Dockerfile:LINE`, the excerpt with the bad line marked, the cause and a
  * suggestion where one exists; never a stack trace.
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  asRootAndUser,
-  type Env,
-  env,
-  makeContext,
-  type RunResult,
-  storeDir,
-  tsk,
-} from "./harness.ts";
+import { asRootAndUser, makeContext, type RunResult, storeDir, tsk, useEnv } from "./harness.ts";
 
-let e: Env;
+const e = useEnv();
 let store: string;
-before(async () => {
-  e = await env();
+before(() => {
   store = storeDir(e);
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 type Case = {

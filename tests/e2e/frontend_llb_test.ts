@@ -4,23 +4,18 @@
  * lines that parse, name every op and carry the digests of the definition's op bytes.
  * (Digests of small graphs computed by hand are pinned by engine/llb/*_test.ts.)
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { lstatSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { asRootAndUser, type Env, env, makeContext, outDir, storeDir, tsk } from "./harness.ts";
+import { asRootAndUser, makeContext, outDir, storeDir, tsk, useEnv } from "./harness.ts";
 import { helloDefinition } from "../fixtures/llb_definition.ts";
 import { decodeDefinition, opDigest } from "../../proto/ops.ts";
 
-let e: Env;
+const e = useEnv();
 let store: string;
-before(async () => {
-  e = await env();
+before(() => {
   store = storeDir(e);
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 type DumpLine = {

@@ -5,30 +5,24 @@
  * shebang interpreters); RUN --mount bind (context, stage), cache (persisted across builds), tmpfs,
  * secret (file with uid/gid/mode, env=); --network=none; --security=sandbox.
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chownSync, existsSync, lstatSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import {
   asRootAndUser,
-  type Env,
-  env,
   makeContext,
   openOci,
   type RunResult,
   storeDir,
   tsk,
+  useEnv,
 } from "./harness.ts";
 
-let e: Env;
+const e = useEnv();
 let store: string;
-before(async () => {
-  e = await env();
+before(() => {
   store = storeDir(e, e.user);
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 function build(ctx: string, extra: string[] = []): Promise<RunResult> {

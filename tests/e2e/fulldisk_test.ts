@@ -4,27 +4,22 @@
  * filesystem and what it needs, and leaves no partial context mirror; with the disk then filled to
  * the last byte, `tsk debug fsck` and `tsk prune --all` still run and free the space.
  */
-import { after, before, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chownSync, mkdirSync, readdirSync, statfsSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, tsk } from "./harness.ts";
+import { makeContext, tsk, useEnv } from "./harness.ts";
 import { assertNoTrace } from "./no_trace.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
 const isRoot = process.getuid?.() === 0;
-let e: Env;
 const mounts: string[] = [];
-
-before(async () => {
-  if (isRoot) e = await env();
-});
-after(async () => {
+// Registered before useEnv's hook, so the tmpfs mounts under e.work are gone when stopEnv removes it.
+after(() => {
   for (const m of mounts) spawnSync("umount", ["-l", m]);
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
+const e = useEnv({ skip: !isRoot });
 
 function smallFs(name: string, owner?: UnprivilegedUser): { mnt: string; store: string } {
   const mnt = path.join(e.work, `fs-${name}`);

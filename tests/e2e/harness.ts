@@ -3,9 +3,17 @@
  * subuid/subgid ranges), against a real registry started here with an offline busybox image, and
  * opens the OCI tarballs it writes with real tools (tar, umoci, skopeo).
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { after, before, describe } from "node:test";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
@@ -48,6 +56,21 @@ export async function stopEnv(): Promise<void> {
   await e.registry.stop();
   spawnSync("rm", ["-rf", e.work]);
   shared = undefined;
+}
+
+/**
+ * The env of the calling test file: `env()` runs before its first test and `stopEnv()` after its
+ * last (hooks registered by this call, so make it at the top level, before the file's own hooks
+ * that use the env). The object returned is filled in by the time those hooks and tests run.
+ * With `skip` set (a reason the file's tests cannot run here) nothing is started.
+ */
+export function useEnv(o: { skip?: string | boolean } = {}): Env {
+  const e = {} as Env;
+  before(async () => {
+    if (!o.skip) Object.assign(e, await env());
+  });
+  after(() => stopEnv());
+  return e;
 }
 
 /**
@@ -101,6 +124,18 @@ export function makeContext(
   }
   chmodSync(dir, 0o755);
   if (owner) spawnSync("chown", ["-R", `${owner.uid}:${owner.gid}`, dir]);
+  return dir;
+}
+
+/** A copy of context `src` at another path (runner B checks out elsewhere), owned by `owner`. */
+export function copyContext(
+  e: Env,
+  src: string,
+  owner: UnprivilegedUser | undefined = current,
+): string {
+  const dir = makeContext(e, {}, owner);
+  cpSync(src, dir, { recursive: true });
+  if (owner) execFileSync("chown", ["-R", `${owner.uid}:${owner.gid}`, dir]);
   return dir;
 }
 

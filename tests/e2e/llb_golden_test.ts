@@ -3,16 +3,13 @@
  * protobufjs in Go's layout, digests by sha256sum, lines from BuildKit's JSON rules): the CLI
  * prints exactly the fixture's lines, read from stdin and from a file, as root and unprivileged.
  */
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { asRootAndUser, tsk } from "./harness.ts";
+import { asRootAndUser, tsk, useEnv } from "./harness.ts";
 
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+useEnv(); // asRootAndUser starts the env; this stops it after the last test
 
 const dir = new URL("../fixtures/llb_golden/", import.meta.url);
 const pbFile = fileURLToPath(new URL("busybox_run_mkfile.pb", dir));

@@ -5,12 +5,12 @@
  * very same image index. The cache holds every platform's layers once; mode=min keeps each
  * platform's final chain, without the build stage's layer. As root and as the unprivileged user.
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import { copyContext, makeContext, storeDir, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 import { multiarchUnavailable, pushMultiarchBusybox } from "../fixtures/base_images.ts";
 import { emulatorFor, listEmulators } from "../../rootless/binfmt.ts";
@@ -20,16 +20,11 @@ const missing = await multiarchUnavailable() ??
     ? undefined
     : "no qemu-aarch64 binfmt_misc handler with the F flag (run scripts/setup.d/50-multiarch.sh as root)");
 
-let e: Env;
+const e = useEnv({ skip: missing });
 let base: string;
 before(async () => {
   if (missing) return;
-  e = await env();
   base = (await pushMultiarchBusybox(e.registry.host, "library/busybox-mpcache")).ref;
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 // Random contents in both stages: runner B gets A's image only from A's cache.
@@ -65,14 +60,6 @@ function sh(cmd: string, args: string[]): string {
 /** A directory the user can write (the build's outputs and cache go there). */
 function dirFor(as?: UnprivilegedUser): string {
   return makeContext(e, {}, as);
-}
-
-/** The same context at another path (runner B checks out elsewhere). */
-function copyContext(src: string, as?: UnprivilegedUser): string {
-  const dir = makeContext(e, {}, as);
-  cpSync(src, dir, { recursive: true });
-  if (as) execFileSync("chown", ["-R", `${as.uid}:${as.gid}`, dir]);
-  return dir;
 }
 
 type Layout = { index: string; blob: (d: string) => string };
@@ -157,6 +144,26 @@ for (const who of ["root", "unprivileged"] as const) {
       ], as);
     });
 
+    /**
+     * Runner B: its own store and the context at another path, importing `cacheFrom`; it runs
+     * no step and writes runner A's image index.
+     */
+    async function runnerB(cacheFrom: string) {
+      const outB = dirFor(as);
+      const b = await build([
+        "--root",
+        storeDir(e, as),
+        "--cache-from",
+        cacheFrom,
+        "-o",
+        `type=oci,dest=${outB}/b.tar`,
+        copyContext(e, ctxA, as),
+      ], as);
+      assert.deepEqual(ran(b.stderr), [], b.stderr);
+      assert.equal(openLayout(`${outB}/b.tar`).index, openLayout(`${outA}/a.tar`).index);
+      return b;
+    }
+
     test("one cache holds the layers of both platforms, once each", () => {
       assert.doesNotMatch(a.stderr, /cache export covers/);
       // The build stage runs once (BUILDPLATFORM); the final stage's 3 steps run per platform.
@@ -178,49 +185,16 @@ for (const who of ["root", "unprivileged"] as const) {
     });
 
     test("runner B imports it, runs nothing and writes the same image index", async () => {
-      const outB = dirFor(as);
-      const b = await build([
-        "--root",
-        storeDir(e, as),
-        "--cache-from",
-        `type=local,src=${cacheMax}`,
-        "-o",
-        `type=oci,dest=${outB}/b.tar`,
-        copyContext(ctxA, as),
-      ], as);
-      assert.deepEqual(ran(b.stderr), [], b.stderr);
+      const b = await runnerB(`type=local,src=${cacheMax}`);
       assert.ok(b.stderr.split("\n").filter((l) => /^#\d+ CACHED$/.test(l)).length >= 7, b.stderr);
-      assert.equal(openLayout(`${outB}/b.tar`).index, openLayout(`${outA}/a.tar`).index);
     });
 
     test("through a registry: runner B runs nothing and writes the same image index", async () => {
-      const outB = dirFor(as);
-      const b = await build([
-        "--root",
-        storeDir(e, as),
-        "--cache-from",
-        `type=registry,ref=${e.registry.host}/mpcache/${who}:cache`,
-        "-o",
-        `type=oci,dest=${outB}/b.tar`,
-        copyContext(ctxA, as),
-      ], as);
-      assert.deepEqual(ran(b.stderr), [], b.stderr);
-      assert.equal(openLayout(`${outB}/b.tar`).index, openLayout(`${outA}/a.tar`).index);
+      await runnerB(`type=registry,ref=${e.registry.host}/mpcache/${who}:cache`);
     });
 
     test("mode=min: runner B restores both platforms' final stage", async () => {
-      const outB = dirFor(as);
-      const b = await build([
-        "--root",
-        storeDir(e, as),
-        "--cache-from",
-        `type=local,src=${cacheMin}`,
-        "-o",
-        `type=oci,dest=${outB}/b.tar`,
-        copyContext(ctxA, as),
-      ], as);
-      assert.deepEqual(ran(b.stderr), [], b.stderr);
-      assert.equal(openLayout(`${outB}/b.tar`).index, openLayout(`${outA}/a.tar`).index);
+      await runnerB(`type=local,src=${cacheMin}`);
     });
   });
 }

@@ -6,12 +6,12 @@
  * a base without the platform names the ones it has; SOURCE_DATE_EPOCH makes the index
  * reproducible across users, directories and times. As root and as the unprivileged user.
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, storeDir, TSK, tsk } from "./harness.ts";
+import { makeContext, storeDir, TSK, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 import { multiarchUnavailable, pushMultiarchBusybox } from "../fixtures/base_images.ts";
 import { emulatorFor, listEmulators } from "../../rootless/binfmt.ts";
@@ -30,16 +30,11 @@ const podmanMissing = spawnSync("podman", ["--version"]).status === 0
   ? undefined
   : "podman is not installed";
 
-let e: Env;
+const e = useEnv({ skip: missing });
 let base: string;
 before(async () => {
   if (missing) return;
-  e = await env();
   base = (await pushMultiarchBusybox(e.registry.host)).ref;
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 function sh(cmd: string, args: string[]): string {

@@ -3,20 +3,13 @@
  * child and never again in a grandchild, whether the child is a pushed image or a stage of the
  * same Dockerfile. As root and as the unprivileged user.
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { asRootAndUser, type Env, env, makeContext, outDir, storeDir, tsk } from "./harness.ts";
+import { asRootAndUser, makeContext, outDir, storeDir, tsk, useEnv } from "./harness.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 asRootAndUser("ONBUILD in a grandchild", () => {
   test("the trigger ran exactly once: one line in /log", async () => {

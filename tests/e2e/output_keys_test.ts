@@ -5,22 +5,15 @@
  * --annotation, buildinfo, store/unpack's notice, rewrite-timestamp; unknown keys are refused
  * with the valid ones listed. As root and as the unprivileged user.
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, type OciImage, openOci, storeDir, tsk } from "./harness.ts";
+import { makeContext, type OciImage, openOci, storeDir, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 function sh(cmd: string, args: string[]): { status: number; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: "utf8" });

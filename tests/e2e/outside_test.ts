@@ -4,18 +4,14 @@
  * one built inside, and a build that must run a step still runs it inside, with exact owners. A
  * layer tar first needed by such an export is read inside the namespace by a child.
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chownSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, stopEnv, storeDir, tsk } from "./harness.ts";
+import { makeContext, openOci, storeDir, tsk, useEnv } from "./harness.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(() => stopEnv());
+const e = useEnv();
 
 const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
 

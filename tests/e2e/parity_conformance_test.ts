@@ -6,32 +6,23 @@
  * syntax (`-`, `?`, classes, negation, escapes), `RUN --mount` without a target or with a
  * relative one (at the WORKDIR), and the mount stubs BuildKit's executor leaves on a bare base.
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, linkSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import {
-  type Env,
-  env,
   makeContext,
   type OciImage,
   openOci,
   type RunResult,
   storeDir,
   tsk,
+  useEnv,
 } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
-
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 function dockerfile(busybox: string, hlImage: string): string {
   return `

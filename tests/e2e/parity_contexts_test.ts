@@ -8,18 +8,18 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
-import { freePort } from "../fixtures/registry.ts";
+import { makeContext, openOci, type RunResult, storeDir, tsk, useEnv } from "./harness.ts";
+import { type GitDaemon, startGitDaemon } from "../fixtures/git_daemon.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
+const e = useEnv();
 let http: Server;
 let httpBase: string;
-let gitd: ChildProcess;
+let gitd: GitDaemon | undefined;
 let gitBase: string;
 let files: Map<string, Buffer>;
 
@@ -75,7 +75,6 @@ function gitHttpBackend(
 }
 
 before(async () => {
-  e = await env();
   // A repository with a branch and a tag, a subdirectory holding a Dockerfile.
   const gitRoot = path.join(e.work, "ctx-git");
   const repo = path.join(gitRoot, "repo.git");
@@ -95,21 +94,8 @@ before(async () => {
   g("commit", "-qam", "two");
   g("checkout", "-q", "main");
   g("config", "http.receivepack", "false");
-  const port = await freePort();
-  gitd = spawn("git", [
-    "daemon",
-    "--reuseaddr",
-    `--base-path=${gitRoot}`,
-    "--export-all",
-    "--listen=127.0.0.1",
-    `--port=${port}`,
-    gitRoot,
-  ], { stdio: "ignore" });
-  gitBase = `git://127.0.0.1:${port}`;
-  for (let i = 0; i < 50; i++) {
-    if (spawnSync("git", ["ls-remote", `${gitBase}/repo.git`]).status === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  gitd = await startGitDaemon(gitRoot);
+  gitBase = gitd.base;
 
   files = new Map();
   http = createServer((req, res) => {
@@ -133,9 +119,7 @@ before(async () => {
 
 after(async () => {
   http?.close();
-  gitd?.kill();
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
+  await gitd?.stop();
 });
 
 function build(

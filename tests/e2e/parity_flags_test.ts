@@ -4,22 +4,14 @@
  * `RUN --network=host` / `RUN --security=insecure` (refused without the entitlement), and
  * `tsk version` / `tsk --version`.
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
+import { makeContext, openOci, type RunResult, storeDir, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
-
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 function build(
   ctx: string,

@@ -4,20 +4,12 @@
  * `--progress=rawjson` writes only BuildKit SolveStatus lines to stdout (errors stay on stderr),
  * and a `# syntax=` naming another frontend gets exactly one notice.
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type Env, env, makeContext, type RunResult, storeDir, tsk } from "./harness.ts";
+import { makeContext, type RunResult, storeDir, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
-
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 function build(
   ctx: string,

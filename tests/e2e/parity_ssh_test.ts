@@ -19,7 +19,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, type RunResult, storeDir, tsk } from "./harness.ts";
+import { makeContext, openOci, type RunResult, storeDir, tsk, useEnv } from "./harness.ts";
 import { freePort } from "../fixtures/registry.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
@@ -28,7 +28,7 @@ const skip = !existsSync(SSHD) || spawnSync("ssh-agent", ["-h"]).error !== undef
   ? "openssh-server/openssh-client not installed (scripts/setup.d/40-ssh.sh)"
   : false;
 
-let e: Env;
+const e = useEnv({ skip });
 let sshd: ChildProcess | undefined;
 let port = 0;
 let dir = "";
@@ -58,7 +58,6 @@ function sshClosure(into: string): void {
 
 before(async () => {
   if (skip) return;
-  e = await env();
   dir = path.join(e.work, "ssh");
   mkdirSync(dir, { recursive: true });
   chmodSync(dir, 0o755);
@@ -119,11 +118,8 @@ before(async () => {
   sshClosure(sshRoot);
 });
 
-after(async () => {
+after(() => {
   sshd?.kill();
-  if (skip) return;
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 const SSH_CMD = (p: number) =>

@@ -9,23 +9,20 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { asRootAndUser, type Env, env, makeContext, outDir, storeDir, tsk } from "./harness.ts";
+import { asRootAndUser, makeContext, outDir, storeDir, tsk, useEnv } from "./harness.ts";
 import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
 import { pushBusybox } from "../fixtures/base_images.ts";
 import { image, marshalDefinition, mkfile } from "../../engine/llb/mod.ts";
 import { encodeDefinition } from "../../proto/ops.ts";
 
-let e: Env;
+const e = useEnv();
 let reg: RegistryFixture;
 
 before(async () => {
-  e = await env();
   reg = await startRegistry({ accessLog: true });
 });
 after(async () => {
   await reg?.stop();
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 /** Requests to the registry's /v2/<repo>/ while `f` ran (a sentinel request marks the log's end). */

@@ -8,21 +8,12 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import { makeContext, storeDir, tsk, useEnv } from "./harness.ts";
 import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
 import { pushBusybox } from "../fixtures/base_images.ts";
 
-let e: Env;
-// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 const regs: RegistryFixture[] = [];
-
-before(async () => {
-  e = await env();
-});
 after(async () => {
   for (const r of regs) await r.stop();
   rmSync(path.join(e.user.home, ".docker"), { recursive: true, force: true });

@@ -9,24 +9,18 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chownSync, cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, storeDir, tsk } from "./harness.ts";
+import { copyContext, makeContext, openOci, storeDir, tsk, useEnv } from "./harness.ts";
 import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
 import { pushBusybox } from "../fixtures/base_images.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
-// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 let reg: RegistryFixture;
 let busybox: string;
 
 before(async () => {
-  e = await env();
   reg = await startRegistry({ accessLog: true });
   await pushBusybox(reg.host);
   busybox = `${reg.host}/library/busybox:latest`;
@@ -77,16 +71,14 @@ async function blobGets(f: () => Promise<void>): Promise<string[]> {
   return out;
 }
 
-function ctxFor(as?: UnprivilegedUser, extra: Record<string, string> = {}): string {
-  return makeContext(e, { Dockerfile: dockerfile(), "a.txt": "A\n", "b.txt": "B\n", ...extra }, as);
+/** `skopeo inspect` of an image in the test registry, parsed (`raw`: the manifest itself). */
+function skopeoInspect(ref: string, raw = false) {
+  const args = ["inspect", ...(raw ? ["--raw"] : []), "--tls-verify=false", `docker://${ref}`];
+  return JSON.parse(execFileSync("skopeo", args, { encoding: "utf8" }));
 }
 
-/** The same context at another path (runner B checks out elsewhere). */
-function copyContext(src: string, as?: UnprivilegedUser): string {
-  const dir = makeContext(e, {}, as);
-  cpSync(src, dir, { recursive: true });
-  if (as) execFileSync("chown", ["-R", `${as.uid}:${as.gid}`, dir]);
-  return dir;
+function ctxFor(as?: UnprivilegedUser, extra: Record<string, string> = {}): string {
+  return makeContext(e, { Dockerfile: dockerfile(), "a.txt": "A\n", "b.txt": "B\n", ...extra }, as);
 }
 
 function outFile(name: string, as?: UnprivilegedUser): string {
@@ -123,7 +115,7 @@ for (const who of ["root", "unprivileged"] as const) {
         ctxA,
       ], as);
       assert.equal(ran(a.stderr).length, 6, a.stderr);
-      const ctxB = copyContext(ctxA, as);
+      const ctxB = copyContext(e, ctxA, as);
       const tarB = outFile("b.tar", as);
       let b!: Awaited<ReturnType<typeof build>>;
       const gets = await blobGets(async () => {
@@ -147,11 +139,7 @@ for (const who of ["root", "unprivileged"] as const) {
       assert.equal(readFileSync(path.join(imgB.rootfs, "both"), "utf8"), "A\nbuilt\nB\n");
       // Downloads: the cache config, the base image's config (resolving FROM), and the layers
       // of the output; never the builder stage's layer.
-      const manifest = JSON.parse(
-        execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${cacheRef}`], {
-          encoding: "utf8",
-        }),
-      );
+      const manifest = skopeoInspect(cacheRef, true);
       const wanted = new Set([
         manifest.config.digest,
         ...imgA.manifest.layers.map((l) => l.digest),
@@ -187,17 +175,13 @@ for (const who of ["root", "unprivileged"] as const) {
           "--push",
           "-t",
           pushed,
-          copyContext(ctxA, as),
+          copyContext(e, ctxA, as),
         ], as);
       });
       assert.deepEqual(ran(c.stderr), [], c.stderr);
       const layerDigests = new Set(imgA.manifest.layers.map((l) => l.digest));
       for (const g of cGets) assert.ok(!layerDigests.has(g), `downloaded layer ${g}`);
-      const inspect = JSON.parse(
-        execFileSync("skopeo", ["inspect", "--tls-verify=false", `docker://${pushed}`], {
-          encoding: "utf8",
-        }),
-      );
+      const inspect = skopeoInspect(pushed);
       assert.equal(inspect.Digest, imgA.index.manifests[0].digest);
       // The pushed image is complete: every layer can be pulled.
       execFileSync("skopeo", [
@@ -231,7 +215,7 @@ describe("more cache exporters", () => {
       storeDir(e, as),
       "--cache-from",
       `type=local,src=${dir}`,
-      copyContext(ctxA, as),
+      copyContext(e, ctxA, as),
     ], as);
     assert.deepEqual(ran(b.stderr), [], b.stderr);
   });
@@ -252,7 +236,7 @@ describe("more cache exporters", () => {
       }),
     );
     assert.equal(typeof cfg["moby.buildkit.cache.v0"], "string");
-    const b = await build(["--root", storeDir(e), "--cache-from", image, copyContext(ctxA)]);
+    const b = await build(["--root", storeDir(e), "--cache-from", image, copyContext(e, ctxA)]);
     // Inline is mode=min: the final stage is restored; the builder stage is not needed.
     assert.deepEqual(ran(b.stderr), [], b.stderr);
   });
@@ -273,7 +257,7 @@ describe("more cache exporters", () => {
       "app:latest",
       "-o",
       `type=oci,dest=${out}`,
-      copyContext(ctxA),
+      copyContext(e, ctxA),
     ]);
     assert.deepEqual(ran(b.stderr), [], b.stderr);
     assert.equal(readFileSync(path.join(openOci(out).rootfs, "two"), "utf8"), "1\n");
@@ -304,7 +288,7 @@ describe("more cache exporters", () => {
       storeDir(e),
       "--cache-from",
       `type=local,src=${dir},digest=${d.digest}`,
-      copyContext(ctxA),
+      copyContext(e, ctxA),
     ]);
     assert.deepEqual(ran(b.stderr), [], b.stderr);
   });
@@ -319,7 +303,7 @@ describe("more cache exporters", () => {
       `type=registry,ref=${cacheRef},mode=max`,
       ctxA,
     ]);
-    const ctxB = copyContext(ctxA);
+    const ctxB = copyContext(e, ctxA);
     writeFileSync(path.join(ctxB, "b.txt"), "changed\n");
     const b = await build([
       "--root",
@@ -350,7 +334,7 @@ describe("more cache exporters", () => {
       ctxA,
     ]);
     for (const mode of ["min", "max"]) {
-      const ctxB = copyContext(ctxA);
+      const ctxB = copyContext(e, ctxA);
       // a.txt feeds COPY --from=builder's destination: that step must run, so it needs the
       // builder's result.
       writeFileSync(path.join(ctxB, "a.txt"), "A2\n");
@@ -386,7 +370,7 @@ RUN --mount=type=cache,target=/cache,uid=1234 sh -c 'stat -c %u /cache > /owner;
         `type=registry,ref=${ref},mode=max${withMounts ? ",cache-mounts=true" : ""}`,
         ctxA,
       ], as);
-      const ctxB = copyContext(ctxA, as);
+      const ctxB = copyContext(e, ctxA, as);
       writeFileSync(path.join(ctxB, "v.txt"), "2"); // the RUN must run on runner B
       const out = path.join(makeContext(e, {}, as), "out");
       const b = await build([
@@ -432,17 +416,9 @@ describe("broken caches never fail a build; export failures do", () => {
     assert.match(b.stderr, /failed to import cache .*nothing:here/);
     assert.equal(ran(b.stderr).length, 6);
     // A layer blob deleted from the registry's storage.
-    const manifest = JSON.parse(
-      execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${ref}`], {
-        encoding: "utf8",
-      }),
-    );
+    const manifest = skopeoInspect(ref, true);
     // Every layer the steps made (the base image's stays: other tests pull it).
-    const base = JSON.parse(
-      execFileSync("skopeo", ["inspect", "--tls-verify=false", `docker://${busybox}`], {
-        encoding: "utf8",
-      }),
-    );
+    const base = skopeoInspect(busybox);
     const blobs = path.join(reg.dir, "data/docker/registry/v2/blobs/sha256");
     for (const l of manifest.layers as { digest: string }[]) {
       if (base.Layers.includes(l.digest)) continue;
@@ -553,16 +529,8 @@ describe("machine-readable results", () => {
     ], { as });
     assert.equal(r.code, 0, r.stderr);
     const meta = JSON.parse(readFileSync(`${dir}/meta.json`, "utf8"));
-    const raw = JSON.parse(
-      execFileSync("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${image}`], {
-        encoding: "utf8",
-      }),
-    );
-    const inspect = JSON.parse(
-      execFileSync("skopeo", ["inspect", "--tls-verify=false", `docker://${image}`], {
-        encoding: "utf8",
-      }),
-    );
+    const raw = skopeoInspect(image, true);
+    const inspect = skopeoInspect(image);
     assert.equal(meta["containerimage.digest"], inspect.Digest);
     assert.equal(meta["containerimage.config.digest"], raw.config.digest);
     assert.equal(meta["containerimage.descriptor"].digest, inspect.Digest);

@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, REPO, stopEnv, tsk } from "./harness.ts";
+import { makeContext, REPO, tsk, useEnv } from "./harness.ts";
 
 const ADDR = "docker-unix:///var/run/docker.sock";
 const noDocker = spawnSync("bash", ["-c", "command -v dockerd"]).status !== 0
@@ -27,7 +27,7 @@ const noSsh = noDocker || (!existsSync("/usr/bin/ssh-add") || !existsSync("/usr/
   ? "openssh-client not installed (scripts/setup.d/40-ssh.sh)"
   : false);
 
-let e: Env;
+const e = useEnv({ skip: noDocker });
 let tools = "";
 let keyDir = "";
 let agent: ChildProcess | undefined;
@@ -57,7 +57,6 @@ function sshAddClosure(into: string): void {
 
 before(async () => {
   if (noDocker) return;
-  e = await env();
   assert.equal(spawnSync("bash", [path.join(REPO, "scripts", "dockerd.sh")], { stdio: "ignore" }).status, 0);
   if (noSsh) return;
   tools = mkdtempSync(path.join(e.work, "remote-sshtools-"));
@@ -71,10 +70,9 @@ before(async () => {
   for (let i = 0; i < 50 && !existsSync(agentSock); i++) await new Promise((r) => setTimeout(r, 100));
   sh("ssh-add", [path.join(keyDir, "agentkey")], { SSH_AUTH_SOCK: agentSock });
 });
-after(async () => {
+after(() => {
   agent?.kill();
   for (const i of images) spawnSync("/usr/bin/docker", ["rmi", "-f", i], { stdio: "ignore" });
-  await stopEnv();
 });
 
 function fingerprint(key: string): string {

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, openOci, REPO, stopEnv, tsk } from "./harness.ts";
+import { makeContext, openOci, REPO, tsk, useEnv } from "./harness.ts";
 import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
 import { tree } from "../fixtures/tree.ts";
 
@@ -24,13 +24,12 @@ const noDocker = spawnSync("bash", ["-c", "command -v dockerd"]).status !== 0
   ? "needs root to start dockerd"
   : false;
 
-let e: Env;
+const e = useEnv({ skip: noDocker });
 let reg: RegistryFixture;
 let cfgDir: string;
 const images: string[] = [];
 before(async () => {
   if (noDocker) return;
-  e = await env();
   assert.equal(spawnSync("bash", [path.join(REPO, "scripts", "dockerd.sh")], { stdio: "ignore" }).status, 0);
   assert.ok(existsSync("/var/run/docker.sock"));
   reg = await startRegistry({ auth: "basic", username: "remote", password: "pw-push" });
@@ -43,7 +42,6 @@ before(async () => {
 after(async () => {
   for (const i of images) spawnSync("/usr/bin/docker", ["rmi", "-f", i], { stdio: "ignore" });
   await reg?.stop();
-  await stopEnv();
 });
 
 const CONFIG_LINES = `ENV FOO=bar PATH=/bin:/usr/bin

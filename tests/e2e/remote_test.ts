@@ -9,27 +9,25 @@
  * Root only: the docker socket is root:docker 0660, the unprivileged tskuser cannot reach it (its
  * clear error is asserted instead).
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, rmSync, writeFileSync, mkdtempSync, readFileSync } from "node:fs";
 import net from "node:net";
 import tls from "node:tls";
 import path from "node:path";
-import { type Env, env, makeContext, stopEnv, tsk, REPO } from "./harness.ts";
+import { makeContext, REPO, tsk, useEnv } from "./harness.ts";
 import { startRegistry } from "../fixtures/registry.ts";
 import { tree } from "../fixtures/tree.ts";
 import { pushBusybox } from "../fixtures/base_images.ts";
 
 const ADDR = "docker-unix:///var/run/docker.sock";
-let e: Env;
+const e = useEnv();
 let dockerUp = false;
-before(async () => {
-  e = await env();
+before(() => {
   dockerUp = spawnSync("bash", [path.join(REPO, "scripts", "dockerd.sh")], { stdio: "ignore" }).status === 0 &&
     existsSync("/var/run/docker.sock");
 });
-after(stopEnv);
 
 const noDocker = spawnSync("bash", ["-c", "command -v dockerd"]).status !== 0
   ? "dockerd is not installed"

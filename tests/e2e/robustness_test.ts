@@ -4,7 +4,7 @@
  * unprivileged user. Inputs: a truncated gzip layer and a layer that is not gzip at all (served by
  * the test registry), a `--root` that cannot be created, garbage on `dump-llb --llb -`.
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { spawn, spawnSync } from "node:child_process";
@@ -21,12 +21,12 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
-import { type Env, env, makeContext, type RunResult, storeDir, TSK, tsk } from "./harness.ts";
+import { makeContext, type RunResult, storeDir, TSK, tsk, useEnv } from "./harness.ts";
 import { gzipLayer, pushLayerImage, type RawEntry, rawTar } from "../fixtures/crafted_image.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 import { assertNoTrace } from "./no_trace.ts";
 
-let e: Env;
+const e = useEnv();
 let truncated: { ref: string; digest: string };
 let notGzip: { ref: string; digest: string };
 /** Outside every store: a hostile layer must not touch it. */
@@ -42,7 +42,6 @@ async function digestOf(b: Uint8Array): Promise<string> {
 }
 
 before(async () => {
-  e = await env();
   const tar = rawTar([
     { name: "data/", type: "5" },
     { name: "data/big", type: "0", data: randomBytes(64 * 1024) },
@@ -81,10 +80,6 @@ before(async () => {
       await pushLayerImage(e.registry.host, "secrobust/hostile", `l${i}`, [gzipLayer(entries)]),
     );
   }
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 const users: [string, () => UnprivilegedUser | undefined][] = [

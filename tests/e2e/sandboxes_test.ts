@@ -4,7 +4,7 @@
  * unprivileged user, and rootless through rootlesskit (TSK_ROOTLESSKIT=1). Which tool ran is
  * proven by wrappers early in PATH that log each call before running the real binary.
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
@@ -16,14 +16,13 @@ import {
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
-import { asRootAndUser, type Env, env, makeContext, openOci, storeDir, tsk } from "./harness.ts";
+import { asRootAndUser, makeContext, openOci, storeDir, tsk, useEnv } from "./harness.ts";
 
-let e: Env;
+const e = useEnv();
 /** A directory of logging wrappers (runc, rootlesskit) and the log they append to. */
 let wrappers: string;
 let log: string;
-before(async () => {
-  e = await env();
+before(() => {
   wrappers = mkdtempSync(path.join(e.work, "wrappers-"));
   chmodSync(wrappers, 0o755);
   log = path.join(wrappers, "calls.log");
@@ -36,10 +35,6 @@ before(async () => {
     writeFileSync(w, `#!/bin/sh\necho ${tool} >> ${log}\nexec ${real} "$@"\n`);
     chmodSync(w, 0o755);
   }
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
 });
 
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

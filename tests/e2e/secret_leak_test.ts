@@ -6,7 +6,7 @@
  * rawjson progress. And a `kill -9` while such a RUN holds the secrets leaves their values nowhere
  * on disk: not in the store, the temp dir or $XDG_RUNTIME_DIR. As root and rootless.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -22,18 +22,10 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
-import { type Env, env, makeContext, storeDir, TSK, tsk } from "./harness.ts";
+import { makeContext, storeDir, TSK, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
-// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
-before(async () => {
-  e = await env();
-});
+const e = useEnv();
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
 

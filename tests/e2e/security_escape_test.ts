@@ -24,15 +24,10 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { type Env, env, makeContext, storeDir, tsk } from "./harness.ts";
+import { makeContext, storeDir, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
-let e: Env;
-// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 /** Host directory that no build may read or change; world-writable so a rootless escape shows. */
 let canary: string;
 const TOKEN = `host-canary-${randomBytes(8).toString("hex")}`;
@@ -83,7 +78,6 @@ function resetCanary(): void {
 }
 
 before(async () => {
-  e = await env();
   canary = mkdtempSync(path.join(os.tmpdir(), "tsk-canary-"));
   resetCanary();
   canaryBefore = treeState(canary);

@@ -2,21 +2,13 @@
  * The copy-snapshot fallback (for kernels where overlayfs cannot mount in a user namespace)
  * produces an equivalent image to overlay snapshots: same files, owners and whiteouts.
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { lstatSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, layerEntries, makeContext, openOci, storeDir, tsk } from "./harness.ts";
+import { layerEntries, makeContext, openOci, storeDir, tsk, useEnv } from "./harness.ts";
 
-let e: Env;
-// Stop this file's shared env (registry, work dir under /tmp) when its tests are done.
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
-before(async () => {
-  e = await env();
-});
+const e = useEnv();
 
 test("copy snapshots build an equivalent image to overlay snapshots, rootless", async () => {
   const ctx = makeContext(e, {

@@ -5,7 +5,7 @@
  * `debug fsck` finds sound, and concurrent builds of overlapping Dockerfiles run shared steps once
  * (also with a prune waiting for them).
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -13,22 +13,15 @@ import path from "node:path";
 import {
   asRootAndUser,
   type Env,
-  env,
   makeContext,
   outDir as ownedOutDir,
   spawnTsk,
   storeDir,
   tsk,
+  useEnv,
 } from "./harness.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(async () => {
-  const { stopEnv } = await import("./harness.ts");
-  await stopEnv();
-});
+const e = useEnv();
 
 type DuJSON = {
   items: { id: string; type: string; size: number; reclaimable: boolean }[];
@@ -52,8 +45,13 @@ function outDir(): string {
   return ownedOutDir(e);
 }
 
+/** `tsk build` of `ctx` on `store` with plain progress, `extra` flags before the context. */
+function buildArgs(store: string, ctx: string, extra: string[] = []): string[] {
+  return ["build", "--root", store, "--progress", "plain", ...extra, ctx];
+}
+
 async function build(store: string, ctx: string, extra: string[] = [], as?: Env["user"]) {
-  return await tsk(["build", "--root", store, "--progress", "plain", ...extra, ctx], { as });
+  return await tsk(buildArgs(store, ctx, extra), { as });
 }
 
 /** Step lines of plain progress: `#N [i/n] RUN …` → whether that step was CACHED. */
@@ -260,29 +258,14 @@ RUN mkdir -p /x/y && for i in 1 2 3 4 5 6 7 8; do echo $i > /x/y/$i; done
     });
     // A first build pulls the base image; a second one (like the killed ones: base cached, the
     // RUNs re-run for a new N) learns how long a build takes here.
-    const warm = await tsk([
-      "build",
-      "--root",
-      store,
-      "--progress",
-      "plain",
-      "--build-arg",
-      "N=warm",
-      ctx,
-    ]);
+    const warm = await build(store, ctx, ["--build-arg", "N=warm"]);
     assert.equal(warm.code, 0, warm.stderr);
     const t0 = Date.now();
-    const calib = await tsk([
-      "build",
-      "--root",
-      store,
-      "--progress",
-      "plain",
+    const calib = await build(store, ctx, [
       "--build-arg",
       "N=calibrate",
       "-o",
       `type=oci,dest=${path.join(outDir(), "c.tar")}`,
-      ctx,
     ]);
     assert.equal(calib.code, 0, calib.stderr);
     const span = Math.max(300, Date.now() - t0);
@@ -294,18 +277,9 @@ RUN mkdir -p /x/y && for i in 1 2 3 4 5 6 7 8; do echo $i > /x/y/$i; done
       const line = 1 + Math.floor(rand() * (progressLines - 2));
       const delay = Math.floor(rand() * Math.min(50, span / 10));
       const out = path.join(outDir(), "img.tar");
-      const p = startTsk([
-        "build",
-        "--root",
-        store,
-        "--progress",
-        "plain",
-        "--build-arg",
-        `N=${i}`,
-        "-o",
-        `type=oci,dest=${out}`,
-        ctx,
-      ]);
+      const p = startTsk(
+        buildArgs(store, ctx, ["--build-arg", `N=${i}`, "-o", `type=oci,dest=${out}`]),
+      );
       const deadline = Date.now() + span * 5;
       while (p.stderr().split("\n").filter(Boolean).length < line && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 2));
@@ -323,18 +297,7 @@ RUN mkdir -p /x/y && for i in 1 2 3 4 5 6 7 8; do echo $i > /x/y/$i; done
       }
       assert.deepEqual(left, [], `seed ${seed}, iteration ${i}: mounts left after 5 s`);
       const dest = outDir();
-      const r = await tsk([
-        "build",
-        "--root",
-        store,
-        "--progress",
-        "plain",
-        "--build-arg",
-        `N=${i}`,
-        "-o",
-        `type=local,dest=${dest}`,
-        ctx,
-      ]);
+      const r = await build(store, ctx, ["--build-arg", `N=${i}`, "-o", `type=local,dest=${dest}`]);
       assert.equal(
         r.code,
         0,

@@ -3,17 +3,13 @@
  * Chrome trace-event JSON with a span per step (cached ones marked on the rebuild), the start-up
  * and GC spans, and the timeline draws it as an SVG with the critical path.
  */
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chownSync, mkdtempSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { type Env, env, makeContext, stopEnv, storeDir, tsk } from "./harness.ts";
+import { makeContext, storeDir, tsk, useEnv } from "./harness.ts";
 
-let e: Env;
-before(async () => {
-  e = await env();
-});
-after(() => stopEnv());
+const e = useEnv();
 
 type Ev = {
   name: string;
