@@ -4,6 +4,7 @@
  * OCI layout directory, or inline into the image config. `mode=min` keeps only records whose
  * result is part of the final image; `mode=max` keeps every step of every stage.
  */
+import { LAZY_PREFIX } from "../ops/refs.ts";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import type { ContentStore } from "../content/store.ts";
@@ -83,6 +84,8 @@ class Chains {
 
   async #compute(ref: string): Promise<BlobLayer[] | undefined> {
     const env = this.#env;
+    // A result imported by an earlier build and remembered in the store (lazy_record.ts).
+    if (ref.startsWith(LAZY_PREFIX)) ref = env.remote?.adopt(ref) ?? ref;
     if (env.remote?.isLazy(ref)) {
       return env.remote.chain(ref).map((l) => ({
         desc: { mediaType: l.desc.mediaType, digest: l.desc.digest, size: l.desc.size },
