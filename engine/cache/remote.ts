@@ -55,6 +55,7 @@ export const EMPTY_DIFF_ID = "sha256:" +
 
 const LAZY = "remote:";
 const UNCOMPRESSED = "containerd.io/uncompressed";
+const CREATED_AT = "buildkit/createdat";
 
 export type RemoteEnv = {
   store: ContentStore;
@@ -98,6 +99,7 @@ export class RemoteCache implements RemoteLookup {
   /** Adds the records of one loaded cache; earlier sources win for the same key. */
   addRecords(records: CacheRecord[], chainFor: (r: CacheRecord) => RemoteLayer[] | undefined) {
     const offset = this.#graph.length;
+    const chainsBefore = this.#chains.length;
     for (const r of records) {
       const chain = chainFor(r);
       let ci: number | undefined;
@@ -120,6 +122,13 @@ export class RemoteCache implements RemoteLookup {
       const list = this.#graphByDigest.get(r.digest) ?? [];
       list.push(id);
       this.#graphByDigest.set(r.digest, list);
+    }
+    // Then what each layer says of itself, where no record dates it.
+    for (const chain of this.#chains.slice(chainsBefore)) {
+      const names = snapshotNames(chain);
+      chain.forEach((l, i) => {
+        if (l.createdAt && !this.#created.has(names[i])) this.#created.set(names[i], l.createdAt);
+      });
     }
   }
 
@@ -396,7 +405,11 @@ export function addConfig(
     const diffId = d?.annotations?.[UNCOMPRESSED];
     // Results whose blob is not in the manifest are dropped (as BuildKit does); so are blobs
     // without their uncompressed digest (needed to verify and to name the snapshot).
-    return d && diffId ? { desc: d, diffId, source } : undefined;
+    if (!d || !diffId) return undefined;
+    // When the layer was made (BuildKit's `buildkit/createdat`): dates the lower layers of a
+    // result, whose own records may not be in this cache.
+    const createdAt = d.annotations?.[CREATED_AT];
+    return { desc: d, diffId, source, ...(createdAt ? { createdAt } : {}) };
   };
   const before = cache.size;
   cache.addRecords(cfg.records, (r) => {

@@ -3,7 +3,8 @@
  * manager saves what it loads: a runner with an empty store builds with --cache-from (all
  * CACHED), then builds again without it and still runs nothing, producing the same image; the
  * layers are fetched only when a build needs the files, and when the registry no longer has them
- * the step runs again with a warning, never a failure.
+ * the step runs again with a warning, never a failure. A cache exported from such a store dates
+ * every layer (`buildkit/createdat`), so a third store builds the same image from it.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -145,6 +146,31 @@ asRootAndUser("imported cache results remembered locally", (who) => {
       readFileSync(path.join(out, "noise")),
       readFileSync(path.join(img2.rootfs, "noise")),
     );
+
+    // Runner B exports the cache it only remembers; a third store restores everything from it.
+    const dir = path.join(outDir(e), "cache");
+    const b4 = await build([
+      "--root",
+      store,
+      "--cache-to",
+      `type=local,dest=${dir},mode=max`,
+      makeContext(e, files(tag)),
+    ]);
+    assert.deepEqual(ran(b4.stderr), [], b4.stderr);
+    const tar3 = path.join(outDir(e), "c.tar");
+    const c = await build([
+      "--root",
+      storeDir(e),
+      "--cache-from",
+      `type=local,src=${dir}`,
+      "-t",
+      "app:latest",
+      "-o",
+      `type=oci,dest=${tar3}`,
+      makeContext(e, files(tag)),
+    ]);
+    assert.deepEqual(ran(c.stderr), [], c.stderr);
+    assert.equal(openOci(tar3).index.manifests[0].digest, imgA.index.manifests[0].digest);
   });
 
   test("the registry lost the layers: the steps run again with a warning, never a failure", async () => {
