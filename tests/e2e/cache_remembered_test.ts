@@ -186,6 +186,9 @@ asRootAndUser("imported cache results remembered locally", (who) => {
       makeContext(e, files(tag)),
     ]);
     assert.deepEqual(ran(b1.stderr), [], b1.stderr);
+    // du and prune take the remembered records in their stride.
+    const du = await tsk(["du", "-v", "--root", store]);
+    assert.equal(du.code, 0, du.stderr);
     // (No output: nothing was downloaded.) The layers the build made (above busybox's) are gone from the registry.
     for (const l of imgA.manifest.layers.slice(1)) rmSync(blobData(l.digest), { force: true });
 
@@ -200,5 +203,9 @@ asRootAndUser("imported cache results remembered locally", (who) => {
     assert.match(b2.stderr, /WARN.*cache import: .*building the step instead/, b2.stderr);
     assert.ok(ran(b2.stderr).length > 0, b2.stderr);
     assert.equal(readFileSync(path.join(out, "b"), "utf8"), `A\n${tag}\n`);
+    const prune = await tsk(["prune", "--all", "--root", store]);
+    assert.equal(prune.code, 0, prune.stderr);
+    const fsck = await tsk(["debug", "fsck", "--dry-run", "--root", store]);
+    assert.match(fsck.stdout.toString(), /0 problems/);
   });
 });
