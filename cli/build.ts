@@ -609,6 +609,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
           shmSize: runFlags.shmSize,
           ulimits: runFlags.ulimits,
           namedContexts: named.named,
+          imageResolveMode: flags.pull ? "pull" : undefined, // BuildKit's image-resolve-mode
         }));
         converts.push(c);
         if (convert) for (const [k, v] of c.locations) convert.locations.set(k, v);

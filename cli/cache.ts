@@ -3,6 +3,7 @@
  * (a missing or broken source is a warning), exports `--cache-to` targets after it (a failure
  * fails the build unless `ignore-error=true`), and writes `--metadata-file` / `--iidfile`.
  */
+import { hasLazyRecords } from "../engine/cache/lazy_record.ts";
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
@@ -156,7 +157,9 @@ export async function importCaches(
   progress: Progress,
   locals: Map<string, string>,
 ): Promise<RemoteCache | undefined> {
-  if (!specs.length) return undefined;
+  // Results an earlier build imported are remembered in the store (engine/cache/lazy_record.ts):
+  // a cache that can fetch their layers is needed even without --cache-from.
+  if (!specs.length && !hasLazyRecords(engine.root)) return undefined;
   const cache = new RemoteCache({
     store: engine.store,
     meta: engine.meta,

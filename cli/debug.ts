@@ -36,6 +36,7 @@ Options:
       --build-arg KEY=VALUE  Build-time variable; repeatable
       --target string        Target stage
       --platform string      Target platform
+      --pull                 As tsk build --pull: base images carry image.resolvemode=pull
       --root DIR             Store directory (for image metadata)
 `;
 
@@ -63,6 +64,7 @@ export async function debugCommand(argv: string[]): Promise<number> {
       "build-arg": { type: "string", multiple: true, default: [] },
       target: { type: "string" },
       platform: { type: "string" },
+      pull: { type: "boolean", default: false },
       root: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -115,6 +117,7 @@ export async function debugCommand(argv: string[]): Promise<number> {
           const r = await engine.registry.resolve(ref, p);
           return { digest: r.manifestDigest, config: r.config as ImageConfig };
         },
+        imageResolveMode: values.pull ? "pull" : undefined,
       }).catch((err) => {
         process.stderr.write(formatDockerfileError(err, path.basename(file), source));
         throw err;

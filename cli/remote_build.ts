@@ -305,6 +305,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
           },
           warn: (m) => progress.warn(m),
           namedContexts: named.named,
+          imageResolveMode: flags.pull ? "pull" : undefined,
           noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
         });
         const def = convert.definition;

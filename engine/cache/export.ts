@@ -4,6 +4,7 @@
  * OCI layout directory, or inline into the image config. `mode=min` keeps only records whose
  * result is part of the final image; `mode=max` keeps every step of every stage.
  */
+import { LAZY_PREFIX } from "../ops/refs.ts";
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import type { ContentStore } from "../content/store.ts";
@@ -26,7 +27,7 @@ import {
   sortConfig,
   ZERO_TIME,
 } from "./config.ts";
-import { EMPTY_DIFF_ID, type RemoteCache, type RemoteLayer } from "./remote.ts";
+import { EMPTY_DIFF_ID, type RemoteCache, type RemoteLayer, snapshotNames } from "./remote.ts";
 
 export type CacheExportEnv = {
   store: ContentStore;
@@ -42,7 +43,14 @@ export type CacheExportEnv = {
 };
 
 /** One layer of a result chain: its blob, and whether image exporters drop it (empty). */
-type BlobLayer = { desc: Descriptor; diffId: string; dropped: boolean; lazy?: RemoteLayer };
+type BlobLayer = {
+  desc: Descriptor;
+  diffId: string;
+  dropped: boolean;
+  lazy?: RemoteLayer;
+  /** When the layer was made (Go time): the `buildkit/createdat` annotation of its descriptor. */
+  createdAt?: string;
+};
 
 export type ExportOptions = {
   mode: "min" | "max";
@@ -83,12 +91,20 @@ class Chains {
 
   async #compute(ref: string): Promise<BlobLayer[] | undefined> {
     const env = this.#env;
+    // A result imported by an earlier build and remembered in the store (lazy_record.ts).
+    if (ref.startsWith(LAZY_PREFIX)) ref = env.remote?.adopt(ref) ?? ref;
     if (env.remote?.isLazy(ref)) {
-      return env.remote.chain(ref).map((l) => ({
+      const remote = env.remote;
+      const chain = remote.chain(ref);
+      const names = snapshotNames(chain);
+      return chain.map((l, i) => ({
         desc: { mediaType: l.desc.mediaType, digest: l.desc.digest, size: l.desc.size },
         diffId: l.diffId,
         dropped: l.diffId === EMPTY_DIFF_ID,
         lazy: l,
+        createdAt: env.sourceDateEpoch !== undefined
+          ? goTime(new Date(env.sourceDateEpoch * 1000))
+          : l.createdAt ?? remote.createdAt(names[i]),
       }));
     }
     if (!(await env.snapshotter.exists(ref))) return undefined;
@@ -103,7 +119,13 @@ class Chains {
         // The same clamp as the image exporter (rewrite-timestamp), so both share the blob.
         clampEpoch: env.sourceDateEpoch,
       });
-      out.push({ desc: b.desc, diffId: b.diffId, dropped: b.empty && !s.startsWith("l-") });
+      const createdAt = await createdOf(env)(s);
+      out.push({
+        desc: b.desc,
+        diffId: b.diffId,
+        dropped: b.empty && !s.startsWith("l-"),
+        ...(createdAt !== ZERO_TIME ? { createdAt } : {}),
+      });
     }
     return out;
   }
@@ -129,7 +151,8 @@ function createdOf(env: CacheExportEnv): (ref: Ref) => Promise<string> {
   return async (ref) => {
     if (env.sourceDateEpoch !== undefined) return goTime(new Date(env.sourceDateEpoch * 1000));
     if (!ref) return ZERO_TIME;
-    if (env.remote?.isLazy(ref)) return env.remote.chain(ref).at(-1)?.createdAt ?? ZERO_TIME;
+    if (ref.startsWith(LAZY_PREFIX)) ref = env.remote?.adopt(ref) ?? ref; // lazy_record.ts
+    if (env.remote?.isLazy(ref)) return env.remote.chain(ref!).at(-1)?.createdAt ?? ZERO_TIME;
     try {
       return goTime(new Date(await env.snapshotter.createdAt(ref)));
     } catch {
@@ -387,7 +410,13 @@ export async function buildCacheOf(
       mediaType: layerMediaType(b.desc.mediaType, o.ociMediaTypes),
       digest: b.desc.digest,
       size: b.desc.size,
-      annotations: { ...b.desc.annotations, "containerd.io/uncompressed": b.diffId },
+      // As BuildKit: each layer says when it was made, so an importer dates every layer of a
+      // result, not only its top (the image built from it is the same).
+      annotations: {
+        ...b.desc.annotations,
+        ...(b.createdAt ? { "buildkit/createdat": b.createdAt } : {}),
+        "containerd.io/uncompressed": b.diffId,
+      },
     });
   }
   const manifest = o.imageManifest

@@ -20,6 +20,7 @@ import type { Ref, RemoteLookup } from "../solver/solver.ts";
 import { acquireLock } from "../content/lock.ts";
 import type { Vertex } from "../llb/load.ts";
 import { rootKey } from "./buildkit_keys.ts";
+import { lazyRecordRef, markLazyRecords, parseLazyRecordRef } from "./lazy_record.ts";
 import { chainIds, compressionOf } from "../ops/source_image.ts";
 import {
   CACHE_CONFIG_MEDIA_TYPE,
@@ -54,6 +55,7 @@ export const EMPTY_DIFF_ID = "sha256:" +
 
 const LAZY = "remote:";
 const UNCOMPRESSED = "containerd.io/uncompressed";
+const CREATED_AT = "buildkit/createdat";
 
 export type RemoteEnv = {
   store: ContentStore;
@@ -79,6 +81,8 @@ export class RemoteCache implements RemoteLookup {
   #matches = new Map<string, Promise<Set<number>>>();
   #chains: RemoteLayer[][] = [];
   #materialized = new Map<number, Promise<Ref>>();
+  /** `lazy:` record refs of this store already turned into chains (record → chain index). */
+  #adopted = new Map<string, number>();
   /** Snapshot name of a cached result → when it was made (Go time), from any record. */
   #created = new Map<string, string>();
   /** Blob GETs this process made for the cache (for tests and --metadata-file). */
@@ -95,6 +99,7 @@ export class RemoteCache implements RemoteLookup {
   /** Adds the records of one loaded cache; earlier sources win for the same key. */
   addRecords(records: CacheRecord[], chainFor: (r: CacheRecord) => RemoteLayer[] | undefined) {
     const offset = this.#graph.length;
+    const chainsBefore = this.#chains.length;
     for (const r of records) {
       const chain = chainFor(r);
       let ci: number | undefined;
@@ -117,6 +122,13 @@ export class RemoteCache implements RemoteLookup {
       const list = this.#graphByDigest.get(r.digest) ?? [];
       list.push(id);
       this.#graphByDigest.set(r.digest, list);
+    }
+    // Then what each layer says of itself, where no record dates it.
+    for (const chain of this.#chains.slice(chainsBefore)) {
+      const names = snapshotNames(chain);
+      chain.forEach((l, i) => {
+        if (l.createdAt && !this.#created.has(names[i])) this.#created.set(names[i], l.createdAt);
+      });
     }
   }
 
@@ -176,9 +188,52 @@ export class RemoteCache implements RemoteLookup {
     return p;
   }
 
+  /**
+   * A result by key: from the imported caches, else one an earlier build imported and this store
+   * remembers (a `lazy:` cache record, engine/cache/lazy_record.ts).
+   */
   lookup(key: string): Ref[] | undefined {
     const i = this.#byKey.get(key);
-    return i === undefined ? undefined : [`${LAZY}${i}`];
+    if (i !== undefined) return [`${LAZY}${i}`];
+    const rec = this.#env.meta.getCache(key);
+    const ref = rec?.snapshots.length === 1 ? this.adopt(rec.snapshots[0]) : undefined;
+    return ref ? [ref] : undefined;
+  }
+
+  /** A lazy ref for a `lazy:` record ref of this store (undefined for any other ref). */
+  adopt(record: Ref): Ref | undefined {
+    if (!record) return undefined;
+    const known = this.#adopted.get(record);
+    if (known !== undefined) return `${LAZY}${known}`;
+    const chain = parseLazyRecordRef(record);
+    if (!chain) return undefined;
+    const names = snapshotNames(chain);
+    chain.forEach((l, i) => {
+      if (l.createdAt && !this.#created.has(names[i])) this.#created.set(names[i], l.createdAt);
+    });
+    this.#chains.push(chain);
+    this.#adopted.set(record, this.#chains.length - 1);
+    return `${LAZY}${this.#chains.length - 1}`;
+  }
+
+  /**
+   * Remembers an imported result in this store under `key` (as BuildKit's combined cache manager
+   * saves what it loads): the next build finds it without `--cache-from`; its layers stay where
+   * they are until a build needs them.
+   */
+  remember(key: string, refs: Ref[]): void {
+    if (refs.length !== 1 || !this.isLazy(refs[0])) return;
+    const chain = this.chain(refs[0]);
+    if (!chain?.length) return;
+    // Every layer keeps when it was made (other records say it for the lower ones): the image
+    // built from the remembered result is dated as the one built with the import.
+    const names = snapshotNames(chain);
+    const dated = chain.map((l, i) => {
+      const createdAt = l.createdAt ?? this.#created.get(names[i]);
+      return createdAt ? { ...l, createdAt } : l;
+    });
+    markLazyRecords(this.#env.storeRoot);
+    this.#env.meta.putCache(key, [lazyRecordRef(dated)]);
   }
 
   /** When the cached result behind snapshot `name` was made (Go time), if a record says. */
@@ -350,7 +405,11 @@ export function addConfig(
     const diffId = d?.annotations?.[UNCOMPRESSED];
     // Results whose blob is not in the manifest are dropped (as BuildKit does); so are blobs
     // without their uncompressed digest (needed to verify and to name the snapshot).
-    return d && diffId ? { desc: d, diffId, source } : undefined;
+    if (!d || !diffId) return undefined;
+    // When the layer was made (BuildKit's `buildkit/createdat`): dates the lower layers of a
+    // result, whose own records may not be in this cache.
+    const createdAt = d.annotations?.[CREATED_AT];
+    return { desc: d, diffId, source, ...(createdAt ? { createdAt } : {}) };
   };
   const before = cache.size;
   cache.addRecords(cfg.records, (r) => {

@@ -17,7 +17,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { sweep } from "./collector.ts";
 import { leaseAlive, otherLiveLeases } from "./lease.ts";
-import { chainOf, recordIntact, scanStore, type UsageItem } from "./usage.ts";
+import { chainOf, isSnapshotRef, recordIntact, scanStore, type UsageItem } from "./usage.ts";
 import { alive } from "../content/lock.ts";
 
 type EngineLike = Parameters<typeof scanStore>[0];
@@ -84,7 +84,7 @@ export async function fsck(e: EngineLike, o: { dryRun?: boolean } = {}): Promise
   const dangling: string[] = [];
   for (const r of scan.records) {
     const bad = r.snapshots.filter((x) =>
-      x !== null && !x.startsWith("local:") && (!scan.snapshots.has(x) || brokenSnaps.has(x))
+      isSnapshotRef(x) && (!scan.snapshots.has(x) || brokenSnaps.has(x))
     );
     if (bad.length || !recordIntact(scan, r)) {
       dangling.push(r.key);

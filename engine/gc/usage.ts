@@ -171,9 +171,9 @@ export async function scanStore(e: EngineLike): Promise<StoreScan> {
   };
 }
 
-/** True for refs that name snapshots (not scratch, not a `local:` context). */
+/** True for refs that name snapshots (not scratch, not a `local:` context, not a `lazy:` import). */
 export function isSnapshotRef(r: string | null): r is string {
-  return typeof r === "string" && !r.startsWith("local:");
+  return typeof r === "string" && !r.startsWith("local:") && !r.startsWith("lazy:");
 }
 
 /** Snapshot chain of `name` (itself first) as far as it exists in the scan. */

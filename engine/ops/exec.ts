@@ -14,7 +14,7 @@ import { acquireLock } from "../content/lock.ts";
 import { overlayCopy } from "./merge.ts";
 import { resolveExistingInRoot } from "../../rootless/rootpath.ts";
 import { runtimeDir } from "../../rootless/runtime_dir.ts";
-import { encodeOp, opDigest } from "../../proto/ops.ts";
+import { ownDigest } from "./own_digest.ts";
 import { type SshSource, startAgent } from "../ssh/agent.ts";
 import { emulationProblem } from "../../rootless/binfmt.ts";
 import { defaultPlatform } from "../llb/platform.ts";
@@ -56,14 +56,15 @@ export function execHandler(v: Vertex, env: ExecEnv): OpHandler {
   return {
     cacheable: true,
     heavy: true,
-    // Proxy variables are not part of the cache key (BuildKit: ExecOp.Meta.ProxyEnv is stripped).
+    // Proxy variables are not part of the cache key (BuildKit: ExecOp.Meta.ProxyEnv is stripped),
+    // nor are the inputs' digests (their keys are: engine/ops/own_digest.ts).
     baseKey: () =>
       Promise.resolve(
-        meta.proxy_env
-          ? opDigest(
-            encodeOp({ ...v.op, exec: { ...exec, meta: { ...meta, proxy_env: undefined } } }),
-          )
-          : v.digest,
+        ownDigest(
+          meta.proxy_env
+            ? { ...v.op, exec: { ...exec, meta: { ...meta, proxy_env: undefined } } }
+            : v.op,
+        ),
       ),
     contentSelectors: () => new Map(),
     exists: async (refs) =>

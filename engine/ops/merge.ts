@@ -7,6 +7,7 @@ import path from "node:path";
 import type { Vertex } from "../llb/load.ts";
 import type { OpHandler, Ref } from "../solver/solver.ts";
 import type { RefViews } from "./refs.ts";
+import { ownDigest } from "./own_digest.ts";
 
 /**
  * Copies `src` over `dst`, replacing entries of another type and keeping modes, mtimes and (unless
@@ -51,7 +52,7 @@ export function mergeHandler(v: Vertex, views: RefViews): OpHandler {
   return {
     cacheable: true,
     heavy: true,
-    baseKey: () => Promise.resolve(v.digest),
+    baseKey: () => Promise.resolve(ownDigest(v.op)), // inputs by their keys (own_digest.ts)
     contentSelectors: () => new Map(),
     exists: async (refs) => (await Promise.all(refs.map((r) => views.exists(r)))).every(Boolean),
     async run(inputs: Ref[]): Promise<Ref[]> {

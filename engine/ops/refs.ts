@@ -11,6 +11,11 @@ import type { Snapshotter } from "../snapshot/snapshotter.ts";
 import type { Ref } from "../solver/solver.ts";
 
 export const LOCAL_PREFIX = "local:";
+/**
+ * A cache record's result imported from a remote cache and not downloaded yet (its layer chain,
+ * engine/cache/lazy_record.ts): never a snapshot of this store.
+ */
+export const LAZY_PREFIX = "lazy:";
 
 export type Materialized = { root: string; release(): Promise<void> };
 
@@ -87,6 +92,7 @@ export class RefViews {
 
   exists(ref: Ref): Promise<boolean> {
     if (!ref) return Promise.resolve(true);
+    if (ref.startsWith(LAZY_PREFIX)) return Promise.resolve(false);
     if (ref.startsWith(LOCAL_PREFIX)) {
       if (this.#local?.has(ref)) return Promise.resolve(true);
       return fsp.stat(ref.slice(LOCAL_PREFIX.length)).then(() => true, () => false);

@@ -6,7 +6,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { lstat, mkdtemp, readFile, readlink, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdtemp, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import zlib, { gzipSync } from "node:zlib";
@@ -18,7 +18,7 @@ import { RegistryClient } from "../source/registry.ts";
 import type { Vertex } from "../llb/load.ts";
 import type { VertexProgress } from "../solver/progress.ts";
 import { RefViews } from "./refs.ts";
-import { chainIds, imageHandler, layerSnapshotName } from "./source_image.ts";
+import { chainIds, type ImageEnv, imageHandler, layerSnapshotName } from "./source_image.ts";
 import { type RegistryFixture, startRegistry } from "../../tests/fixtures/registry.ts";
 import { gzipLayer, pushLayerImage, rawTar } from "../../tests/fixtures/crafted_image.ts";
 import { hostPlatform } from "../../tests/fixtures/base_images.ts";
@@ -37,6 +37,19 @@ after(async () => {
 });
 
 async function pull(ref: string) {
+  const s = await openStore();
+  try {
+    const refs = await handler(s, ref).run([], s.vp).catch((e: Error) => e);
+    const img = await s.registry.resolve(ref, hostPlatform());
+    return { refs, img, snap: s.snap, store: s.store, statuses: s.statuses };
+  } finally {
+    s.meta.close();
+  }
+}
+
+type Opened = Awaited<ReturnType<typeof openStore>>;
+
+async function openStore() {
   const base = await mkdtemp(path.join(tmpdir(), "tsk-srcimg-"));
   temps.push(base);
   const store = new ContentStore(path.join(base, "content"));
@@ -47,13 +60,6 @@ async function pull(ref: string) {
     insecure: [reg.host],
     configDir: "/nonexistent/tsk-test",
   });
-  const v = {
-    digest: "sha256:" + createHash("sha256").update(ref).digest("hex"),
-    op: { source: { identifier: `docker-image://${ref}` } },
-    inputs: [],
-    metadata: {},
-    name: ref,
-  } as unknown as Vertex;
   const statuses: string[] = [];
   const vp: VertexProgress = {
     id: 1,
@@ -63,21 +69,25 @@ async function pull(ref: string) {
     done() {},
     error() {},
   };
-  const h = imageHandler(v, {
-    views: new RefViews(snap, path.join(base, "tmp")),
+  return { base, store, meta, snap, registry, statuses, vp };
+}
+
+function handler(s: Opened, ref: string, registry: ImageEnv["registry"] = s.registry) {
+  const v = {
+    digest: "sha256:" + createHash("sha256").update(ref).digest("hex"),
+    op: { source: { identifier: `docker-image://${ref}` } },
+    inputs: [],
+    metadata: {},
+    name: ref,
+  } as unknown as Vertex;
+  return imageHandler(v, {
+    views: new RefViews(s.snap, path.join(s.base, "tmp")),
     registry,
-    store,
-    meta,
-    storeRoot: base,
+    store: s.store,
+    meta: s.meta,
+    storeRoot: s.base,
     defaultPlatform: hostPlatform(),
   });
-  try {
-    const refs = await h.run([], vp).catch((e: Error) => e);
-    const img = await registry.resolve(ref, hostPlatform());
-    return { refs, img, snap, store, statuses };
-  } finally {
-    meta.close();
-  }
 }
 
 test("layers unpack while downloading: exact files, owners and whiteouts", async () => {
@@ -167,6 +177,81 @@ test("a zstd layer unpacks while downloading too", async () => {
   const diffIds = (img.config as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids;
   const names = chainIds(diffIds).map(layerSnapshotName);
   assert.deepEqual(await readFile(path.join(snap.diffDir(names[1]), "z/big")), big);
+});
+
+test("a layer two images download at once: one unpack failing leaves the other's intact", async () => {
+  // Image A has a symlink loop at /d below the shared layer, so unpacking the shared layer's d/f
+  // fails for A only; image B unpacks the same blob on busybox. Both want it at the same time.
+  // More than the unpack's 4 MiB read-ahead: A's download is still running when A stops.
+  const huge = randomBytes(10 << 20);
+  const shared = gzipLayer([
+    { name: "d/f", type: "0", data: "f\n" },
+    { name: "big", type: "0", data: huge },
+  ]);
+  const sharedDigest = "sha256:" + createHash("sha256").update(shared.bytes).digest("hex");
+  const a = await pushLayerImage(reg.host, "srcimg/shared-a", "v1", [
+    gzipLayer([{ name: "d", type: "2", linkname: "d" }]),
+    shared,
+  ]);
+  const b = await pushLayerImage(reg.host, "srcimg/shared-b", "v1", [shared]);
+  const s = await openStore();
+  try {
+    // The real registry client, with A's and B's requests for the shared blob started in the
+    // same tick, A's first: B joins A's download (A unpacks while it downloads).
+    const waiting: { ref: string; start: () => void }[] = [];
+    const startAll = () => {
+      for (const w of waiting.sort((x, y) => x.ref.localeCompare(y.ref)).splice(0)) w.start();
+    };
+    const asked: string[] = [];
+    const registry: ImageEnv["registry"] = {
+      resolve: (ref, p) => s.registry.resolve(ref, p),
+      fetchBlob(ref, desc, tap) {
+        if (desc.digest !== sharedDigest) return s.registry.fetchBlob(ref, desc, tap);
+        return new Promise<void>((resolve, reject) => {
+          waiting.push({
+            ref,
+            start: () => {
+              asked.push(ref);
+              s.registry.fetchBlob(ref, desc, tap).then(resolve, reject);
+            },
+          });
+          if (waiting.length === 2) startAll();
+        });
+      },
+    };
+    const [ra, rb] = await Promise.all(
+      [a, b].map((ref) =>
+        handler(s, ref, registry).run([], s.vp).catch((e: Error) => e).finally(startAll)
+      ),
+    );
+    assert.ok(Array.isArray(rb), `B must not fail with A's unpack: ${rb}`);
+    assert.ok(ra instanceof Error, "A's unpack must fail");
+    assert.match(ra.message, /too many levels of symbolic links/);
+    assert.deepEqual(asked, [a, b], "both asked for the blob at once, A first");
+
+    const names = async (ref: string) => {
+      const img = await s.registry.resolve(ref, hostPlatform());
+      return chainIds((img.config as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids)
+        .map(layerSnapshotName);
+    };
+    const bNames = await names(b);
+    assert.deepEqual(rb, [bNames[1]]);
+    assert.deepEqual(await readFile(path.join(s.snap.diffDir(bNames[1]), "big")), huge);
+    assert.equal(await readFile(path.join(s.snap.diffDir(bNames[1]), "d/f"), "utf8"), "f\n");
+    // The store is consistent: the blob verified, no snapshot for A's failed layer, no half
+    // snapshot or ingest file left behind.
+    assert.equal(await s.store.verify(sharedDigest), true);
+    const aNames = await names(a);
+    assert.ok(await s.snap.exists(aNames[1]), "A's own layer below is fine");
+    assert.equal(await s.snap.exists(aNames[2]), false);
+    const left = (await readdir(path.join(s.base, "snapshots"))).filter((n) =>
+      n.startsWith("tmp-")
+    );
+    assert.deepEqual(left, []);
+    assert.deepEqual(await readdir(path.join(s.base, "content", "ingest")).catch(() => []), []);
+  } finally {
+    s.meta.close();
+  }
 });
 
 async function realRoot(p: string): Promise<string> {

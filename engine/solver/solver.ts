@@ -70,6 +70,8 @@ export interface RemoteLookup {
   lookupVertex?(v: Vertex): Promise<Ref[] | undefined>;
   isLazy(ref: Ref): boolean;
   materialize(ref: Ref): Promise<Ref>;
+  /** Records a hit in the local store, so the next build finds it without the import. */
+  remember?(key: string, refs: Ref[]): void;
 }
 
 /** What the solver knows about one vertex after a build, for cache export. */
@@ -344,6 +346,7 @@ export class Solver {
     const remote = this.#opts.remote?.lookup(dk) ?? await this.#opts.remote?.lookupVertex?.(v);
     if (remote) {
       this.#progress.cached(v);
+      this.#opts.remote!.remember?.(dk, remote);
       return { key: dk, refs: remote };
     }
     return undefined;
@@ -393,6 +396,8 @@ export class Solver {
       const remote = noRemote ? undefined : this.#opts.remote?.lookup(key);
       if (remote) {
         this.#progress.cached(v);
+        this.#opts.remote!.remember?.(key, remote);
+        if (id) this.#meta.putStep(id, record);
         return { key, refs: remote };
       }
       return undefined;

@@ -14,6 +14,7 @@ import type { ContentStore } from "../content/store.ts";
 import type { MetaStore } from "../content/meta.ts";
 import type { Descriptor, Platform } from "../types.ts";
 import {
+  type BlobTap,
   type ImageConfig,
   type ImageIndex,
   type ImageManifest,
@@ -57,8 +58,9 @@ export class ImageResolver {
     this.#o.warn = f;
   }
 
-  fetchBlob(ref: string, desc: Descriptor): Promise<void> {
-    return this.#o.registry.fetchBlob(ref, desc);
+  /** The registry client's, tap included (layers unpack while they download). */
+  fetchBlob(ref: string, desc: Descriptor, tap?: BlobTap): Promise<void> {
+    return this.#o.registry.fetchBlob(ref, desc, tap);
   }
 
   async resolve(

@@ -50,3 +50,29 @@ test("fromStore walks index → platform manifest → config without a registry"
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("fetchBlob hands the tap to the registry client (layers unpack while they download)", async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "resolver-"));
+  const meta = new MetaStore(path.join(dir, "meta.db"));
+  try {
+    const seen: unknown[] = [];
+    const registry = {
+      resolve: () => Promise.reject(new Error("no registry here")),
+      fetchBlob: (_ref: string, _desc: unknown, tap?: unknown) => {
+        seen.push(tap);
+        return Promise.resolve();
+      },
+    };
+    const r = new ImageResolver({ registry, store: new ContentStore(dir), meta });
+    const tap = () => {};
+    await r.fetchBlob("example.invalid/x:1", {
+      mediaType: "application/octet-stream",
+      digest: "sha256:" + "0".repeat(64),
+      size: 1,
+    }, tap);
+    assert.deepEqual(seen, [tap]);
+  } finally {
+    meta.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

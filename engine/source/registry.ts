@@ -14,6 +14,7 @@ import type { Descriptor, Platform } from "../types.ts";
 import { basicAuth, type Credentials, getCredentials } from "./auth.ts";
 import { isIndex, isManifest, MANIFEST_ACCEPT, MediaTypes } from "./media_types.ts";
 import { parseReference, type Reference } from "./reference.ts";
+import { type ChunkTap, SharedDownloads } from "./shared_download.ts";
 
 export type RegistryClientOptions = {
   store: ContentStore;
@@ -98,7 +99,7 @@ export type ImageConfig = {
 export type FetchedManifest = { digest: string; mediaType: string; bytes: Uint8Array };
 
 /** Sees each chunk of a blob download in order; the download waits for the returned promise. */
-export type BlobTap = (chunk: Uint8Array) => Promise<void> | void;
+export type BlobTap = ChunkTap;
 
 /** A response body whose chunks go through `tap` on their way to the store. */
 async function* tapped(body: ReadableStream<Uint8Array>, tap: BlobTap): AsyncGenerator<Uint8Array> {
@@ -283,7 +284,7 @@ export class RegistryClient {
   #challenges = new Map<string, Promise<Challenge | null>>();
   #tokens = new Map<string, Promise<Token>>();
   #creds = new Map<string, Promise<Credentials | undefined>>();
-  #inflight = new Map<string, Promise<void>>();
+  #downloads = new SharedDownloads();
   /** Blobs not in the store that a push may mount from another repository (digest → ref). */
   #mountSources = new Map<string, string>();
 
@@ -733,17 +734,13 @@ export class RegistryClient {
    * `tap` sees every downloaded chunk in order as it arrives (the download waits for it), so a
    * layer can be unpacked while it downloads; it is not called when the blob is already stored
    * or another call is downloading it. The blob is verified only when the promise resolves.
+   * Calls for the same blob share one download (engine/source/shared_download.ts): a tap that
+   * throws fails only its own call, never the others'.
    */
   fetchBlob(ref: string, desc: Descriptor, tap?: BlobTap): Promise<void> {
     validateDigest(desc.digest);
-    const key = desc.digest;
-    const running = this.#inflight.get(key);
-    if (running) return running;
-    const p = this.#fetchBlob(parseReference(ref), desc, tap).finally(() =>
-      this.#inflight.delete(key)
-    );
-    this.#inflight.set(key, p);
-    return p;
+    const r = parseReference(ref);
+    return this.#downloads.run(desc.digest, tap, (t) => this.#fetchBlob(r, desc, t));
   }
 
   async #fetchBlob(r: Reference, desc: Descriptor, tap?: BlobTap): Promise<void> {

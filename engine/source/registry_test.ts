@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createServer } from "node:http";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -396,6 +396,44 @@ describe("registry without auth", () => {
       /size mismatch/,
     );
   }
+
+  test("a shared download: the first caller's tap failing fails only that caller", async () => {
+    const pushed = await pushBusybox(reg.host, "shared/abort", "v1");
+    const { store, client } = await freshClient();
+    const r = await client.resolve(pushed.ref, image.platform);
+    const layer = r.layers[0];
+    let chunks = 0;
+    // The first caller unpacks while downloading and stops after the first chunk; a second
+    // caller (another stage or platform) wants the same blob at the same time.
+    const first = client.fetchBlob(r.ref, layer, () => {
+      if (++chunks > 1) throw new Error("unpacking stopped");
+    });
+    const second = client.fetchBlob(r.ref, layer, () => {
+      throw new Error("a joining caller's tap is never called");
+    });
+    await assert.rejects(first, /unpacking stopped/);
+    await second;
+    assert.ok(chunks > 1, "the first tap saw the download start");
+    assert.equal(await store.verify(layer.digest), true);
+  });
+
+  test("a download nobody else waits for stops with its tap, leaving nothing behind", async () => {
+    const pushed = await pushBusybox(reg.host, "shared/alone", "v1");
+    const { store, client } = await freshClient();
+    const r = await client.resolve(pushed.ref, image.platform);
+    const layer = r.layers[0];
+    const first = client.fetchBlob(r.ref, layer, () => {
+      throw new Error("unpacking stopped");
+    });
+    await assert.rejects(first, /unpacking stopped/);
+    // The download was stopped, not finished: no blob, no ingest file left.
+    assert.equal(await store.has(layer.digest), false);
+    const ingest = await readdir(join(store.root, "ingest")).catch(() => []);
+    assert.deepEqual(ingest, []);
+    // A later caller starts a fresh download.
+    await client.fetchBlob(r.ref, layer);
+    assert.equal(await store.verify(layer.digest), true);
+  });
 
   test("blob GETs follow redirects to another origin", async () => {
     const seenAuth: Array<string | undefined> = [];

@@ -3,7 +3,9 @@
  * build and by `--pull`; with the registry stopped a default build falls back to the digest the
  * tag resolved to before (warning naming both) while `--pull` fails naming the registry; an LLB
  * image source with `image.resolvemode=local` makes no request when the store has the image
- * (requests counted in the registry's access log).
+ * (requests counted in the registry's access log). `--pull` is in the LLB (`image.resolvemode=pull`
+ * on the base image, as BuildKit's frontend writes it), the worker honours it in any LLB, and the
+ * steps on the image keep their cache keys.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -119,9 +121,60 @@ asRootAndUser("base image resolution", (who) => {
       assert.equal(pulled.r.code, 1, pulled.r.stderr);
       assert.match(pulled.r.stderr, new RegExp(`with --pull .*cannot reach registry ${own.host}`));
       assert.doesNotMatch(pulled.r.stderr, /\n\s+at /, "no stack trace");
+
+      // The worker honours the attribute in any LLB (here from stdin), not only tsk's --pull.
+      const def = encodeDefinition(marshalDefinition(
+        image(pushed.ref, { resolveMode: "pull" }).file(mkfile("/p", 0o644, "p\n")),
+      ));
+      const llb = await tsk([
+        "build",
+        "--root",
+        store,
+        "--progress",
+        "plain",
+        "--frontend",
+        "llb",
+        "-o",
+        `type=local,dest=${path.join(outDir(e), "rootfs")}`,
+        makeContext(e, {}),
+      ], { stdin: def });
+      assert.equal(llb.code, 1, llb.stderr);
+      assert.match(
+        llb.stderr,
+        new RegExp(`image.resolvemode=pull.*cannot reach registry ${own.host}`),
+      );
     } finally {
       if (!stopped) await own.stop();
     }
+  });
+
+  test("--pull is written into the LLB as image.resolvemode=pull; the steps on it stay cached", async () => {
+    const { ref } = await pushBusybox(reg.host, `library/llbpull-${who}`);
+    const store = storeDir(e);
+    const df = `FROM ${ref}\nRUN echo built > /b\n`;
+    const ctx = makeContext(e, { Dockerfile: df });
+    const sourceAttrs = async (extra: string[]) => {
+      const r = await tsk(["debug", "dump-llb", "--root", store, ...extra, ctx]);
+      assert.equal(r.code, 0, r.stderr);
+      const ops = r.stdout.toString().trim().split("\n").map((l) => JSON.parse(l));
+      const src = ops.find((l) => l.Op.Op?.source?.identifier?.startsWith("docker-image://"));
+      return { attrs: src.Op.Op.source.attrs ?? {}, caps: src.OpMetadata?.caps ?? {} };
+    };
+    // As BuildKit's frontend writes it (client/llb: the cap only for the force-pull mode).
+    const plain = await sourceAttrs([]);
+    assert.equal(plain.attrs["image.resolvemode"], undefined);
+    const pulled = await sourceAttrs(["--pull"]);
+    assert.equal(pulled.attrs["image.resolvemode"], "pull");
+    assert.equal(pulled.caps["source.image.resolvemode"], true);
+
+    const first = await build(store, df);
+    assert.equal(first.r.code, 0, first.r.stderr);
+    assert.doesNotMatch(first.r.stderr, /RUN echo built > \/b\n#\d+ CACHED/);
+    // The same base image with --pull: the RUN is the same step (the mode is not in its key).
+    const again = await build(store, df, ["--pull"]);
+    assert.equal(again.r.code, 0, again.r.stderr);
+    assert.match(again.r.stderr, /RUN echo built > \/b\n#\d+ CACHED/);
+    assert.equal(readFileSync(path.join(again.out, "b"), "utf8"), "built\n");
   });
 
   test("image.resolvemode=local makes no request when the store has the image", async () => {

@@ -73,6 +73,14 @@ describe("remote build on dockerd's BuildKit", { skip: noDocker }, () => {
     assert.deepEqual(got, tree(localOut));
   });
 
+  test("--pull: the LLB's image.resolvemode=pull is accepted and built by dockerd's BuildKit", async () => {
+    const ctx = makeContext(e, { Dockerfile: `FROM ${e.busybox}\nRUN echo pulled > /p\n` }, undefined);
+    const o = out();
+    const r = await tsk(["build", "--addr", ADDR, "--pull", "--progress", "plain", "-o", `type=local,dest=${o}`, ctx], { as: undefined });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(path.join(o, "p"), "utf8"), "pulled\n");
+  });
+
   test("the context is sent again each build: changed, added and removed files show", async () => {
     const ctx = makeContext(e, { Dockerfile: "FROM scratch\nCOPY . /ctx\n", a: "1\n", gone: "x\n" }, undefined);
     const build = async () => {

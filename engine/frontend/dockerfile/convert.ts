@@ -107,6 +107,11 @@ export type ConvertOptions = {
   ulimits?: { name: string; soft: number; hard: number }[];
   /** --build-context: named contexts overriding images and stages in FROM, --from, from=. */
   namedContexts?: Map<string, NamedContext>;
+  /**
+   * BuildKit's `image-resolve-mode` (`--pull`: "pull"): written on every base image source as
+   * `image.resolvemode` (not on named contexts, as BuildKit's frontend does).
+   */
+  imageResolveMode?: "default" | "pull" | "local";
 };
 
 export type ConvertResult = {
@@ -506,7 +511,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   const fromImage = (ref: string): State => {
     if (named(ref)) return namedState(ref, platform).state;
     const r = resolvedImages.get(`${ref}|${platformString(platform)}`);
-    return llbImage(r ? `${ref}@${r.digest}` : ref, { platform });
+    return llbImage(r ? `${ref}@${r.digest}` : ref, { platform, resolveMode: o.imageResolveMode });
   };
 
   const context = llbLocal("context", {
@@ -636,6 +641,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         ` FROM ${canonicalName(baseNames[i])}@${resolved.digest}`;
       let state = llbImage(`${baseNames[i]}@${resolved.digest}`, {
         platform: p,
+        resolveMode: o.imageResolveMode,
         customName: name.replace(/@sha256:[a-f0-9]+$/, ""),
         ...loc(sourceMap, s.location),
         ignoreCache,
