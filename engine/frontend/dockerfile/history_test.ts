@@ -1,0 +1,152 @@
+/**
+ * Image config and history as BuildKit's Dockerfile frontend writes them (dockerfile2llb's
+ * dispatch* functions): created_by texts formatted with Go's %q / %v / %+v, ARG values, RUN's
+ * `|N K=V` prefix, COPY flags, EXPOSE ranges, ArgsEscaped, CMD reset by ENTRYPOINT, sorted labels,
+ * ONBUILD without a history entry and WORKDIR / without a layer. Found by scripts/parity.ts.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { convertDockerfile } from "./convert.ts";
+import { goDuration } from "./gofmt.ts";
+import { exposePorts } from "./expose.ts";
+import type { ImageConfig } from "../../image/config.ts";
+
+const base = (config: Record<string, unknown> = {}) => () =>
+  Promise.resolve({
+    digest: "sha256:" + "0".repeat(64),
+    config: { os: "linux", architecture: "amd64", config, history: [] } as never,
+  });
+
+async function image(
+  source: string,
+  o: { buildArgs?: Record<string, string>; target?: string; base?: Record<string, unknown> } = {},
+): Promise<ImageConfig> {
+  const r = await convertDockerfile({
+    source,
+    fileName: "Dockerfile",
+    buildArgs: o.buildArgs ?? {},
+    target: o.target,
+    platform: { OS: "linux", Architecture: "amd64" },
+    buildPlatform: { OS: "linux", Architecture: "amd64" },
+    excludes: [],
+    resolveImage: base(o.base),
+  });
+  return r.image;
+}
+
+const createdBy = (img: ImageConfig) => (img.history ?? []).map((h) => h.created_by);
+
+test("created_by of CMD, ENTRYPOINT, SHELL, HEALTHCHECK, VOLUME, EXPOSE, LABEL: Go's formatting", async () => {
+  const img = await image(`FROM b
+ENV V=/data
+SHELL ["/bin/sh", "-eu", "-c"]
+LABEL a="x y" q='say "hi"'
+VOLUME $V /logs
+EXPOSE 8000-8002 53/UDP 443
+HEALTHCHECK --interval=1m30s --timeout=3s --retries=2 CMD wget -q "http://x/" || exit 1
+ENTRYPOINT ["/e.sh", "a b"]
+CMD echo "$HOME"
+`);
+  assert.deepEqual(createdBy(img), [
+    "ENV V=/data",
+    "SHELL [/bin/sh -eu -c]",
+    'LABEL a=x y q=say "hi"',
+    "VOLUME [/data /logs]",
+    "EXPOSE [443/tcp 53/udp 8000/tcp 8001/tcp 8002/tcp]",
+    'HEALTHCHECK {Test:[CMD-SHELL wget -q "http://x/" || exit 1] Interval:1m30s Timeout:3s ' +
+    "StartPeriod:0s StartInterval:0s Retries:2}",
+    'ENTRYPOINT ["/e.sh" "a b"]',
+    'CMD ["/bin/sh" "-eu" "-c" "echo \\"$HOME\\""]',
+  ]);
+  const c = img.config as Record<string, unknown>;
+  assert.deepEqual(Object.keys(c.ExposedPorts as object), [
+    "443/tcp",
+    "53/udp",
+    "8000/tcp",
+    "8001/tcp",
+    "8002/tcp",
+  ]);
+  assert.equal(c.ArgsEscaped, true, "CMD sets ArgsEscaped as dispatchCmd does");
+});
+
+test("ARG history shows the value taken; RUN lists every ARG in scope, unset ones empty", async () => {
+  const img = await image(
+    `ARG G=global
+FROM b AS one
+ARG G
+ARG A=\${G}-x B OVR=default
+RUN true
+FROM one
+ENV A=from-env
+RUN true
+`,
+    { buildArgs: { OVR: "cli" } },
+  );
+  const h = createdBy(img);
+  assert.ok(h.includes("ARG G=global"), h.join("\n"));
+  assert.ok(h.includes("ARG A=global-x B OVR=cli"), h.join("\n"));
+  assert.equal(
+    h.filter((x) => x?.startsWith("RUN")).join("\n"),
+    "RUN |4 G=global A=global-x B= OVR=cli /bin/sh -c true # buildkit\n" +
+      "RUN |4 G=global A=from-env B= OVR=cli /bin/sh -c true # buildkit",
+  );
+});
+
+test("COPY history names --chown/--chmod but not --from; ONBUILD adds no entry", async () => {
+  const img = await image(`FROM b AS s
+FROM b
+ONBUILD RUN echo hi
+COPY --from=s --chown=1:2 --chmod=640 /a /b
+COPY --link x y
+`);
+  assert.deepEqual(createdBy(img), [
+    "COPY --chown=1:2 --chmod=640 /a /b # buildkit",
+    "COPY x y # buildkit",
+  ]);
+});
+
+test("ENTRYPOINT resets a CMD inherited from a parent stage; empty lists are left out", async () => {
+  const img = await image(`FROM b AS parent
+CMD ["run"]
+FROM parent
+ENTRYPOINT ["/x"]
+`);
+  const c = img.config as Record<string, unknown>;
+  assert.deepEqual(c.Entrypoint, ["/x"]);
+  assert.ok(!("Cmd" in c), JSON.stringify(c));
+  const img2 = await image(`FROM b\nCMD ["a"]\nENTRYPOINT []\n`);
+  const c2 = img2.config as Record<string, unknown>;
+  assert.deepEqual(c2.Cmd, ["a"], "a CMD of this stage stays");
+  assert.ok(!("Entrypoint" in c2));
+});
+
+test("labels are sorted (a Go map); WORKDIR / makes no layer", async () => {
+  const img = await image(`FROM b\nLABEL z=1 a=2\nLABEL m=3\nWORKDIR /\nWORKDIR /srv\n`, {
+    base: { Labels: { k: "base" } },
+  });
+  assert.deepEqual(Object.keys((img.config as { Labels: object }).Labels), ["a", "k", "m", "z"]);
+  const wd = (img.history ?? []).filter((h) => h.created_by?.startsWith("WORKDIR"));
+  assert.deepEqual(wd.map((h) => [h.created_by, !!h.empty_layer]), [
+    ["WORKDIR /", true],
+    ["WORKDIR /srv", false],
+  ]);
+});
+
+test("goDuration is time.Duration.String", () => {
+  assert.equal(goDuration(0), "0s");
+  assert.equal(goDuration(5e9), "5s");
+  assert.equal(goDuration(90e9), "1m30s");
+  assert.equal(goDuration(3600e9), "1h0m0s");
+  assert.equal(goDuration(1.5e9), "1.5s");
+  assert.equal(goDuration(100e6), "100ms");
+  assert.equal(goDuration(1500), "1.5µs");
+});
+
+test("exposePorts: ranges, protocols, BuildKit's errors", () => {
+  assert.deepEqual(exposePorts("80"), ["80/tcp"]);
+  assert.deepEqual(exposePorts("9000-9001/UDP"), ["9000/udp", "9001/udp"]);
+  assert.deepEqual(exposePorts("127.0.0.1:8080:80"), ["80/tcp"]);
+  assert.throws(() => exposePorts("80/xyz"), /invalid port: "80\/xyz": invalid proto: xyz/);
+  assert.throws(() => exposePorts("abc"), /invalid containerPort: abc/);
+  assert.throws(() => exposePorts("90-80"), /invalid containerPort: 90-80/);
+});
