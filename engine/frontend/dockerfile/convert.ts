@@ -1072,15 +1072,12 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const destRaw = ex(d, c.destPath, line);
     const wd = d.state.getDir() || "/";
     let dest = path.posix.isAbsolute(destRaw) ? destRaw : path.posix.join(wd, destRaw);
-    const total = c.sourcePaths.length + c.sourceContents.length;
     const destIsDir = destRaw === "." || destRaw === "" || destRaw.endsWith("/") ||
       destRaw.endsWith("/.");
     if (destIsDir && !dest.endsWith("/")) dest += "/";
-    if (total > 1 && !dest.endsWith("/")) {
-      throw new Error(
-        `When using ${c.kind} with more than one source file, the destination must be a directory and end with a /`,
-      );
-    }
+    // More than one source into a destination without a trailing `/` is no error in BuildKit
+    // (the reference says it must be a directory, dispatchCopy does not check): each source is
+    // copied to that path in turn, so a file destination ends up holding the last one.
     let mode: number | string | undefined;
     if (c.chmod) {
       const m = ex(d, c.chmod, line);

@@ -150,3 +150,11 @@ test("exposePorts: ranges, protocols, BuildKit's errors", () => {
   assert.throws(() => exposePorts("abc"), /invalid containerPort: abc/);
   assert.throws(() => exposePorts("90-80"), /invalid containerPort: 90-80/);
 });
+
+test("COPY of several sources to a destination without / is no error (dispatchCopy has no check)", async () => {
+  const img = await image(`FROM b\nCOPY a.txt b.txt /notadir\nCOPY *.json /app\n`);
+  assert.deepEqual(createdBy(img), [
+    "COPY a.txt b.txt /notadir # buildkit",
+    "COPY *.json /app # buildkit",
+  ]);
+});
