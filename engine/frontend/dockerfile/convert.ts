@@ -1083,11 +1083,12 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       const m = ex(d, c.chmod, line);
       if (/^[0-7]+$/.test(m) && parseInt(m, 8) <= 0o7777) mode = parseInt(m, 8);
       else if (/^([ugoa]*[-+=][rwxXst]*,?)+$/.test(m)) mode = m;
-      else {
+      else if (/^[0-9]/.test(m)) {
+        // BuildKit's dispatchCopy: anything that looks numeric gets the octal message
         throw new Error(
-          `invalid chmod parameter: '${m}'. it should be octal string and between 0 and 07777, or symbolic (e.g. u+x,go-w)`,
+          `invalid chmod parameter: '${m}'. it should be octal string and between 0 and 07777`,
         );
-      }
+      } else throw new Error("invalid syntax"); // dchapes-mode's ErrSyntax, as BuildKit returns it
     }
     const chownStr = c.chown ? ex(d, c.chown, line) : undefined;
     const excludes = c.excludes.map((x) => ex(d, x, line));

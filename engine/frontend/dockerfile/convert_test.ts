@@ -2,7 +2,8 @@
  * Image config and history as BuildKit's Dockerfile frontend writes them (dockerfile2llb's
  * dispatch* functions): created_by texts formatted with Go's %q / %v / %+v, ARG values, RUN's
  * `|N K=V` prefix, COPY flags, EXPOSE ranges, ArgsEscaped, CMD reset by ENTRYPOINT, sorted labels,
- * ONBUILD without a history entry and WORKDIR / without a layer. Found by scripts/parity.ts.
+ * ONBUILD without a history entry, WORKDIR / without a layer, several COPY sources to one path
+ * and COPY --chmod's errors. Found by scripts/parity.ts side by side with dockerd's BuildKit.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -157,4 +158,13 @@ test("COPY of several sources to a destination without / is no error (dispatchCo
     "COPY a.txt b.txt /notadir # buildkit",
     "COPY *.json /app # buildkit",
   ]);
+});
+
+test("COPY --chmod errors: BuildKit's texts", async () => {
+  await assert.rejects(
+    image(`FROM b\nCOPY --chmod=999 a /a\n`),
+    /invalid chmod parameter: '999'. it should be octal string and between 0 and 07777$/,
+  );
+  await assert.rejects(image(`FROM b\nCOPY --chmod=17777 a /a\n`), /between 0 and 07777$/);
+  await assert.rejects(image(`FROM b\nCOPY --chmod=u+q a /a\n`), /^.*invalid syntax$/);
 });
