@@ -168,3 +168,31 @@ test("COPY --chmod errors: BuildKit's texts", async () => {
   await assert.rejects(image(`FROM b\nCOPY --chmod=17777 a /a\n`), /between 0 and 07777$/);
   await assert.rejects(image(`FROM b\nCOPY --chmod=u+q a /a\n`), /^.*invalid syntax$/);
 });
+
+test("only an instruction's parse error says 'dockerfile parse error on line N'", async () => {
+  const detail = async (src: string) => {
+    try {
+      await image(src);
+    } catch (e) {
+      return (e as { detail: string }).detail;
+    }
+    return "no error";
+  };
+  assert.equal(
+    await detail("FROM b\nFOOBAR x\n"),
+    "dockerfile parse error on line 2: unknown instruction: FOOBAR",
+  );
+  assert.equal(
+    await detail("FROM b\nHEALTHCHECK --interval=abc CMD true\n"),
+    'dockerfile parse error on line 2: time: invalid duration "abc"',
+  );
+  // parser, stage and dispatch errors carry a location only (parser.WithLocation)
+  assert.equal(await detail("FROM b\nENV ONLYKEY\n"), "ENV must have two arguments");
+  assert.equal(await detail("RUN true\n"), "no build stage in current context");
+  assert.equal(await detail("ARG I\nFROM $I\n"), "base name ($I) should not be blank");
+  assert.equal(
+    await detail("FROM b\nEXPOSE 80/xyz\n"),
+    'invalid port: "80/xyz": invalid proto: xyz',
+  );
+  assert.equal(await detail("FROM b AS x\nFROM b AS x\n"), 'duplicate stage name "x"');
+});
