@@ -440,7 +440,12 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         key,
         o.resolveImage(base, ociPlatform(p)).catch((err) => {
           throw withLocation(
-            new Error(`failed to resolve source metadata for ${base}: ${(err as Error).message}`),
+            // BuildKit: errors.Wrap(<resolver's "failed to resolve source metadata for REF">, name)
+            new Error(
+              `${base}: failed to resolve source metadata for ${canonicalName(base)}: ${
+                (err as Error).message
+              }`,
+            ),
             stages[i].location.start,
           );
         }),

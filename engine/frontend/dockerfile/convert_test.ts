@@ -196,3 +196,20 @@ test("only an instruction's parse error says 'dockerfile parse error on line N'"
   );
   assert.equal(await detail("FROM b AS x\nFROM b AS x\n"), 'duplicate stage name "x"');
 });
+
+test("a FROM that does not resolve: BuildKit's wrapping (name: ...for canonical ref: cause)", async () => {
+  await assert.rejects(
+    convertDockerfile({
+      source: "FROM nosuch:1.0\n",
+      fileName: "Dockerfile",
+      buildArgs: {},
+      platform: { OS: "linux", Architecture: "amd64" },
+      excludes: [],
+      resolveImage: () => Promise.reject(new Error("docker.io/library/nosuch:1.0: not found")),
+    }),
+    (e: Error) =>
+      e.message ===
+        "nosuch:1.0: failed to resolve source metadata for docker.io/library/nosuch:1.0: " +
+          "docker.io/library/nosuch:1.0: not found",
+  );
+});
