@@ -18,6 +18,8 @@ export type CtxEntry =
 export type ParityCase = {
   name: string;
   dockerfile: string;
+  /** the Dockerfile's path in the context (default Dockerfile), passed with -f */
+  file?: string;
   files?: Record<string, CtxEntry>;
   buildArgs?: Record<string, string>;
   target?: string;
@@ -28,6 +30,8 @@ export type ParityCase = {
   fails?: boolean;
   /** the case needs the debian image */
   debian?: boolean;
+  /** a failing case dockerd 20.10 (BuildKit v0.8) still built: why (tsk must fail alone) */
+  oldDockerSucceeds?: string;
   /** dockerd 20.10 (BuildKit v0.8) cannot build it: the reason (tsk is checked alone) */
   oldDocker?: string;
 };
@@ -773,5 +777,136 @@ COPY --chown=nosuchuser:nosuchgroup a.txt /a
 COPY --chown=nosuchuser a.txt /b
 `,
     files: { "a.txt": "a\n" },
+  },
+);
+
+/** File-system edge cases a RUN makes, and more failing builds. */
+CASES.push(
+  {
+    name: "run-fs-edges",
+    dockerfile: `FROM {{BB}}
+RUN mkdir -p /x && mkfifo /x/fifo && ln /bin/busybox /x/hl-to-lower && echo n > /x/n1 && ln /x/n1 /x/n2 \\
+    && chmod 0700 /bin && chown 5:6 /etc/passwd && touch -d @1234567890 /etc/group \\
+    && mkdir -m 2775 /x/setgid && ln -s $(printf 't%.0s' $(seq 1 150)) /x/longlink \\
+    && mkdir -p /x/$(printf 'd%.0s' $(seq 1 90))/$(printf 'e%.0s' $(seq 1 90)) \\
+    && echo deep > /x/$(printf 'd%.0s' $(seq 1 90))/$(printf 'e%.0s' $(seq 1 90))/$(printf 'f%.0s' $(seq 1 90)) \\
+    && printf 'x' > '/x/sp ace' && mkdir /x/empty
+RUN rm /x/n1 && echo changed > /x/n2 && rm -rf /x/empty && mkdir /x/empty && rm /bin/vi && ln -s busybox /bin/vi2
+`,
+  },
+  {
+    name: "err-run-missing-secret",
+    fails: true,
+    dockerfile: `FROM {{BB}}
+RUN --mount=type=secret,id=nope,required cat /run/secrets/nope
+`,
+  },
+  {
+    name: "err-copy-from-bad-index",
+    fails: true,
+    dockerfile: `FROM {{BB}}
+COPY --from=5 /x /x
+`,
+  },
+  {
+    name: "err-bad-chmod",
+    fails: true,
+    oldDockerSucceeds: "v0.8 took --chmod=999; current dispatchCopy refuses a non-octal mode",
+    dockerfile: `FROM {{BB}}
+COPY --chmod=999 a.txt /a
+`,
+    files: { "a.txt": "a\n" },
+  },
+  {
+    name: "err-bad-expose",
+    fails: true,
+    dockerfile: `FROM {{BB}}
+EXPOSE 80/xyz
+`,
+  },
+  {
+    name: "err-bad-healthcheck",
+    fails: true,
+    dockerfile: `FROM {{BB}}
+HEALTHCHECK --interval=abc CMD true
+`,
+  },
+  {
+    name: "err-workdir-on-file",
+    fails: true,
+    dockerfile: `FROM {{BB}}
+RUN echo f > /afile
+WORKDIR /afile/sub
+`,
+  },
+  {
+    name: "err-missing-image",
+    fails: true,
+    dockerfile: `FROM {{REG}}/library/nosuchimage:1.0
+RUN true
+`,
+  },
+  {
+    name: "err-env-no-value",
+    fails: true,
+    dockerfile: `FROM {{BB}}
+ENV ONLYKEY
+`,
+  },
+  {
+    name: "cmd-broken-json",
+    dockerfile: `FROM {{BB}}
+CMD ["unterminated
+`,
+  },
+);
+
+/** Dockerfile text shapes: comments inside RUN, escape directive, CRLF, BOM, custom file names. */
+CASES.push(
+  {
+    name: "run-comments-continuations",
+    dockerfile: `FROM {{BB}}
+RUN set -e; \\
+    # a comment between continuation lines
+    echo one > /one; \\
+
+    echo two > /two
+RUN ["sh", "-c", "echo $HOME > /home-json"]
+CMD ["sh", "-c", "echo $HOME"]
+LABEL "unicode.label"="ünïcödé ✓" dollar='$NOPE'
+ENV GREETING="héllo wörld"
+`,
+  },
+  {
+    name: "escape-directive",
+    dockerfile:
+      "# escape=`\nFROM {{BB}}\nRUN echo a `\n    && echo b > /ab\nCOPY a.txt /dir\\\\name/\nENV P=C:\\\\path\n",
+    files: { "a.txt": "a\n" },
+  },
+  {
+    name: "crlf-bom",
+    dockerfile:
+      '\ufeffFROM {{BB}}\r\nRUN echo crlf > /crlf \\\r\n    && echo more >> /crlf\r\nENV A=1 \\\r\n    B=2\r\nCMD ["sh"]\r\n',
+  },
+  {
+    name: "custom-dockerfile-name",
+    file: "build/app.Dockerfile",
+    dockerfile: `FROM {{BB}}
+COPY . /ctx/
+`,
+    files: {
+      "build/app.Dockerfile.dockerignore": "secret*\n",
+      ".dockerignore": "*.txt\n",
+      "secret.key": "s\n",
+      "keep.txt": "k\n",
+    },
+  },
+  {
+    name: "err-required-var",
+    fails: true,
+    dockerfile: `FROM {{BB}}
+ARG NEEDED
+ENV X=\${NEEDED:?NEEDED must be set}
+`,
   },
 );
