@@ -110,6 +110,8 @@ export type Image = {
   config: Record<string, unknown>;
   layers: number;
   tree: Map<string, Node>;
+  /** the paths each layer's tar holds (whiteouts as written), in layer order */
+  layerPaths: string[][];
 };
 
 function norm(p: string): string {
@@ -143,9 +145,13 @@ export async function readImage(tarball: string): Promise<Image> {
   const removeUnder = (p: string) => {
     for (const k of [...tree.keys()]) if (k.startsWith(p + "/")) tree.delete(k);
   };
+  const layerPaths: string[][] = [];
   for (const layer of manifest.Layers as string[]) {
+    const paths: string[] = [];
+    layerPaths.push(paths);
     for await (const { entry, body } of readTar(layerStream(path.join(dir, layer)))) {
       const p = norm(entry.path);
+      if (p) paths.push(p);
       const base = path.posix.basename(p);
       const parent = path.posix.dirname(p);
       if (base === ".wh..wh..opq") {
@@ -196,7 +202,8 @@ export async function readImage(tarball: string): Promise<Image> {
   }
   for (const [p, g] of groups) tree.get(p)!.links = [...g].filter((x) => x !== p).sort();
   rmSync(dir, { recursive: true, force: true });
-  return { config, layers: (manifest.Layers as string[]).length, tree };
+  for (const l of layerPaths) l.sort();
+  return { config, layers: (manifest.Layers as string[]).length, tree, layerPaths };
 }
 
 const CONFIG_KEYS = [
@@ -257,6 +264,10 @@ export function oldBuildKit(diff: string): string | undefined {
       "mount targets stayed (MountStubsCleaner removes them, recursively for Dockerfile RUN)",
     ],
     [/^\/mounts-gone: content/, "lists the mount targets above"],
+    [
+      /^layer \d+: only buildkit \[("(var|mnt|ctx|scratch|run|custom)(\/[^"]*)?",?)+\] only tsk \[\]$/,
+      "mount targets stayed in the layer (MountStubsCleaner)",
+    ],
   ];
   for (const [re, why] of rules) if (re.test(diff)) return why;
   return undefined;
@@ -291,6 +302,17 @@ export function compareImages(d: Image, t: Image, dStart: number, tStart: number
     }
   }
   if (d.layers !== t.layers) out.push(`layers: buildkit ${d.layers} tsk ${t.layers}`);
+  else {
+    for (let i = 0; i < d.layers; i++) {
+      const a = new Set(d.layerPaths[i]), b = new Set(t.layerPaths[i]);
+      const onlyA = [...a].filter((x) => !b.has(x)), onlyB = [...b].filter((x) => !a.has(x));
+      if (onlyA.length || onlyB.length) {
+        out.push(
+          `layer ${i}: only buildkit ${j(onlyA.slice(0, 8))} only tsk ${j(onlyB.slice(0, 8))}`,
+        );
+      }
+    }
+  }
   for (const [p, a] of d.tree) {
     const b = t.tree.get(p);
     if (!b) {
