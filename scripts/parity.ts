@@ -76,6 +76,7 @@ export function materialize(
       }
       const r = spawnSync("tar", [
         spec.gzip ? "-czf" : "-cf",
+        ...(spec.compress ? [`--${spec.compress}`] : []),
         p,
         "--sort=name",
         `--mtime=@${CTX_MTIME}`,
@@ -344,6 +345,7 @@ function buildFlags(c: ParityCase, ctx: string): string[] {
   const a: string[] = [];
   for (const [k, v] of Object.entries(c.buildArgs ?? {})) a.push("--build-arg", `${k}=${v}`);
   if (c.file) a.push("-f", path.join(ctx, c.file));
+  for (const [k, v] of Object.entries(c.labels ?? {})) a.push("--label", `${k}=${v}`);
   if (c.target) a.push("--target", c.target);
   if (c.platform) a.push("--platform", c.platform);
   for (const [id, src] of Object.entries(c.secrets ?? {})) {

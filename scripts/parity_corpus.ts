@@ -13,7 +13,12 @@ export type CtxEntry =
   | { symlink: string }
   | { hardlink: string }
   | { dir: true; mode?: number }
-  | { tar: Record<string, string>; gzip?: boolean; owner?: number };
+  | {
+    tar: Record<string, string>;
+    gzip?: boolean;
+    compress?: "xz" | "bzip2" | "zstd";
+    owner?: number;
+  };
 
 export type ParityCase = {
   name: string;
@@ -24,6 +29,8 @@ export type ParityCase = {
   buildArgs?: Record<string, string>;
   target?: string;
   platform?: string;
+  /** --label K=V */
+  labels?: Record<string, string>;
   /** --secret id=ID,src=<ctx-relative file> */
   secrets?: Record<string, string>;
   /** expect both builders to fail; compare exit status and the error text */
@@ -908,5 +915,66 @@ COPY . /ctx/
 ARG NEEDED
 ENV X=\${NEEDED:?NEEDED must be set}
 `,
+  },
+);
+
+/** ARG/ENV interplay, symlinked WORKDIR, every archive compression ADD unpacks, CLI labels. */
+CASES.push(
+  {
+    name: "arg-env-interplay",
+    dockerfile: `FROM {{BB}}
+ENV X=env
+ARG X=arg
+RUN echo "$X" > /x
+ARG Y=argy
+ENV Y=env-$Y
+RUN echo "$Y" > /y
+ARG Z
+ENV Z=\${Z:-zdefault}
+RUN echo "$Z" > /z && env | grep -E '^(X|Y|Z)=' | sort > /env
+`,
+    buildArgs: { Z: "from-cli" },
+  },
+  {
+    name: "workdir-symlink",
+    dockerfile: `FROM {{BB}}
+RUN mkdir -p /real && ln -s /real /link && ln -s missing-target /dangling
+WORKDIR /link/sub
+RUN pwd > /pwd && touch here
+WORKDIR /dangling
+RUN pwd > /pwd2
+`,
+  },
+  {
+    name: "add-compressions",
+    dockerfile: `FROM {{BB}}
+ADD a.tar.xz /xz/
+ADD a.tar.bz2 /bz2/
+ADD a.tar.zst /zst/
+ADD a.tar.gz /opt/app
+ADD a.tgz /tgz
+`,
+    files: {
+      "a.tar.xz": { tar: { "f/x": "x\n" }, compress: "xz" },
+      "a.tar.bz2": { tar: { "f/b": "b\n" }, compress: "bzip2" },
+      "a.tar.zst": { tar: { "f/z": "z\n" }, compress: "zstd" },
+      "a.tar.gz": { tar: { "f/g": "g\n" }, gzip: true },
+      "a.tgz": { tar: { "f/t": "t\n" }, gzip: true },
+    },
+  },
+  {
+    name: "cli-labels",
+    dockerfile: `FROM {{BB}}
+LABEL from.file=1 shared=file
+`,
+    labels: { "from.cli": "2", shared: "cli" },
+  },
+  {
+    name: "err-copy-ignored-file",
+    fails: true,
+    dockerfile: `FROM {{BB}}
+COPY logs/app.log /app.log
+`,
+    files: { ".dockerignore": "logs\n", "logs/app.log": "l\n" },
   },
 );

@@ -741,7 +741,13 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           } else if (globalArgs.has(kv.key) && globalArgs.get(kv.key) !== "\u0000unset") {
             v = globalArgs.get(kv.key);
           }
-          if (v !== undefined) d.args.set(kv.key, v);
+          if (v !== undefined) {
+            d.args.set(kv.key, v);
+            // BuildKit's dispatchArg adds the value to the state's environment: RUN and later
+            // expansions see it, also over an earlier ENV of the same name (the image's Env
+            // keeps the ENV); a later ENV replaces it again.
+            if (!NON_ENV_ARGS.has(kv.key)) d.state = d.state.addEnv(kv.key, v);
+          }
           d.declared ??= [];
           if (!d.declared.includes(kv.key)) d.declared.push(kv.key);
           shown.push(v !== undefined ? `${kv.key}=${v}` : kv.key);
@@ -1313,6 +1319,9 @@ function canonicalName(ref: string): string {
   }
   return name;
 }
+
+/** ARGs BuildKit never puts in the environment (dockerfile2llb's nonEnvArgs). */
+const NON_ENV_ARGS = new Set(["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"]);
 
 /** A Go []string field with `omitempty`: nil and empty lists are left out of the JSON. */
 function setList(cfg: Record<string, unknown>, key: string, v: string[] | null): void {

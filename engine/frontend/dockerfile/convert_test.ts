@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { convertDockerfile } from "./convert.ts";
 import { goDuration } from "./gofmt.ts";
 import { exposePorts } from "./expose.ts";
+import { loadDefinition } from "../../llb/load.ts";
 import type { ImageConfig } from "../../image/config.ts";
 
 const base = (config: Record<string, unknown> = {}) => () =>
@@ -211,5 +212,25 @@ test("a FROM that does not resolve: BuildKit's wrapping (name: ...for canonical 
       e.message ===
         "nosuch:1.0: failed to resolve source metadata for docker.io/library/nosuch:1.0: " +
           "docker.io/library/nosuch:1.0: not found",
+  );
+});
+
+test("an ARG after an ENV of the same name is what RUN sees (the image's Env keeps the ENV)", async () => {
+  const r = await convertDockerfile({
+    source: "FROM b\nENV X=env\nARG X=arg\nRUN echo $X\nENV X=env2\nRUN echo $X\n",
+    fileName: "Dockerfile",
+    buildArgs: {},
+    platform: { OS: "linux", Architecture: "amd64" },
+    excludes: [],
+    resolveImage: base(),
+  });
+  const { vertices } = loadDefinition(r.definition);
+  const envs = [...vertices.values()].flatMap((v) => v.op.exec ? [v.op.exec.meta?.env ?? []] : [])
+    .map((env) => env.filter((e) => e.startsWith("X=")));
+  assert.deepEqual(envs.sort(), [["X=arg"], ["X=env2"]]);
+  assert.ok((r.image.config.Env as string[]).includes("X=env2"));
+  assert.deepEqual(
+    (r.image.history ?? []).filter((h) => h.created_by?.startsWith("RUN")).map((h) => h.created_by),
+    ["RUN |1 X=arg /bin/sh -c echo $X # buildkit", "RUN |1 X=env2 /bin/sh -c echo $X # buildkit"],
   );
 });
