@@ -75,8 +75,8 @@ export function materialize(
         }
       }
       const r = spawnSync("tar", [
-        spec.gzip ? "-czf" : "-cf",
         ...(spec.compress ? [`--${spec.compress}`] : []),
+        spec.gzip ? "-czf" : "-cf",
         p,
         "--sort=name",
         `--mtime=@${CTX_MTIME}`,
@@ -265,6 +265,10 @@ export function oldBuildKit(diff: string): string | undefined {
       "mount targets stayed (MountStubsCleaner removes them, recursively for Dockerfile RUN)",
     ],
     [/^\/mounts-gone: content/, "lists the mount targets above"],
+    [
+      /^(layer \d+: only buildkit \["zst\/a\.tar\.zst"\]|\/zst\/)/,
+      "ADD did not unpack zstd (go-archive's DecompressStream does)",
+    ],
     [
       /^layer \d+: only buildkit \[("(var|mnt|ctx|scratch|run|custom)(\/[^"]*)?",?)+\] only tsk \[\]$/,
       "mount targets stayed in the layer (MountStubsCleaner)",
