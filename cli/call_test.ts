@@ -151,6 +151,6 @@ test("targets: text and JSON", async () => {
   assert.equal(bad.exitCode, 1);
   assert.match(
     bad.stderr,
-    /^Dockerfile:1\n[\s\S]*ERROR: dockerfile parse error on line 1: no build stage in current context\n$/,
+    /^Dockerfile:1\n[\s\S]*ERROR: no build stage in current context\n$/,
   );
 });

@@ -272,7 +272,9 @@ async function generateBlob(
   s.end({
     tarBytes: rawSize,
     blobBytes: info.size,
-    ...(comp instanceof ParallelGzip ? { blocks: comp.blocks, storedBlocks: comp.storedBlocks } : {}),
+    ...(comp instanceof ParallelGzip
+      ? { blocks: comp.blocks, storedBlocks: comp.storedBlocks }
+      : {}),
   });
   const rec = {
     snapshot,
@@ -285,6 +287,27 @@ async function generateBlob(
   };
   o.meta.putLayer(rec);
   return rec;
+}
+
+/**
+ * The runtime config with its map fields (Labels, ExposedPorts, Volumes) in sorted key order, as
+ * Go's encoding/json writes maps in BuildKit's configs: also labels from a base image or
+ * `--label`, whatever order they came in.
+ */
+function goMapsSorted(c: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...c };
+  for (const k of ["Labels", "ExposedPorts", "Volumes"]) {
+    const m = out[k];
+    if (m && typeof m === "object" && !Array.isArray(m)) {
+      out[k] = Object.fromEntries(
+        Object.entries(m as Record<string, unknown>).sort((
+          [a],
+          [b],
+        ) => (a < b ? -1 : a > b ? 1 : 0)),
+      );
+    }
+  }
+  return out;
 }
 
 function canonicalJSON(v: unknown): Uint8Array {
@@ -339,6 +362,7 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
   const kept = layers.filter((_, i) => !emptyGenerated[i]);
   const config: ImageConfig = {
     ...o.config,
+    ...(o.config.config ? { config: goMapsSorted(o.config.config) } : {}),
     created,
     rootfs: { type: "layers", diff_ids: kept.map((l) => l.diffId) },
     history,

@@ -372,3 +372,21 @@ test("overlay snapshots give the same image (in a mount namespace)", {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("Labels, ExposedPorts and Volumes are written with sorted keys, as Go marshals maps", async () => {
+  await withStore(async (t) => {
+    const config = chainConfig();
+    config.config = {
+      ...config.config,
+      Labels: { "z.cli": "1", a: "2", "m.base": "3" },
+      ExposedPorts: { "8080/tcp": {}, "443/tcp": {} },
+      Volumes: { "/z": {}, "/a": {} },
+    };
+    const img = await assemble(t, null, { config });
+    const json = new TextDecoder().decode(img.configBytes);
+    assert.ok(json.includes('"Labels":{"a":"2","m.base":"3","z.cli":"1"}'), json);
+    assert.ok(json.includes('"ExposedPorts":{"443/tcp":{},"8080/tcp":{}}'), json);
+    assert.ok(json.includes('"Volumes":{"/a":{},"/z":{}}'), json);
+    assert.deepEqual(config.config.Labels, { "z.cli": "1", a: "2", "m.base": "3" }, "input kept");
+  });
+});

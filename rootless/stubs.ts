@@ -2,7 +2,9 @@
  * Mount-point stubs: a mount target missing from the rootfs must be created for the mount, but
  * must not end up in the step's layer. As BuildKit's executor/stubs.go does, we remember every
  * path component we created (deepest first) and, after the run, remove those that are still an
- * empty directory or an empty regular file, restoring the parent directory's timestamps.
+ * empty directory or an empty regular file; the parent directory keeps the times it had just
+ * before the removal (so it dates from the stub's creation or the step's own changes, and lands
+ * in the layer as it does with BuildKit: e.g. `etc/` when the base has no /etc/hosts).
  */
 import {
   lstatSync,
@@ -17,8 +19,8 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 
-/** Paths created (deepest removed first) and the times of the directories they were made in. */
-export type Stubs = { paths: string[]; parents?: Map<string, { atime: Date; mtime: Date }> };
+/** Paths created (deepest removed first). */
+export type Stubs = { paths: string[] };
 
 /**
  * Ensure host path `target` (already resolved inside `root`) exists as a directory or file,
@@ -36,17 +38,6 @@ export function ensureMountpoint(
     missing.push(p);
   }
   if (missing.length === 0) return;
-  // The existing directory the stubs go into gets its times back when they are removed.
-  const parent = dirname(missing[missing.length - 1]);
-  stubs.parents ??= new Map();
-  if (!stubs.parents.has(parent)) {
-    try {
-      const st = statSync(parent);
-      stubs.parents.set(parent, { atime: st.atime, mtime: st.mtime });
-    } catch {
-      // raced away: nothing to restore
-    }
-  }
   stubs.paths.push(...missing);
   // One component at a time, never following a link: each parent must still be the directory
   // the resolution found (a shared cache mount can change under us), and neither mkdir nor an
@@ -96,17 +87,7 @@ export function removeStubs(stubs: Stubs): void {
       // Gone already or not ours to remove.
     }
   }
-  for (const [dir, t] of stubs.parents ?? []) {
-    // Only when every stub made in it is gone (a step may have filled one: it stays, legitimately).
-    if (paths.some((p) => dirname(p) === dir && exists(p))) continue;
-    try {
-      utimesSync(dir, t.atime, t.mtime);
-    } catch {
-      // gone
-    }
-  }
   stubs.paths = [];
-  stubs.parents = undefined;
 }
 
 function exists(p: string): boolean {

@@ -6,7 +6,9 @@ import {
   mkdtempSync,
   readdirSync,
   rmSync,
+  statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +31,27 @@ test("stubs created for mounts are removed afterwards, used ones are kept", () =
     assert.ok(!existsSync(`${root}/mnt`), "/mnt must be removed");
     assert.ok(existsSync(`${root}/proc`), "pre-existing /proc must stay");
     assert.ok(!existsSync(`${root}/keep/x`) && existsSync(`${root}/keep/file`));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("the directory a stub was made in keeps its times from just before the removal", () => {
+  // BuildKit's MountStubsCleaner backs the parent's times up right before removing a stub, not
+  // before creating it: /etc of a base without /etc/hosts is dated by the step and lands in its
+  // layer, and what the step itself did in /etc keeps its time.
+  const root = mkdtempSync(`${tmpdir()}/tsk-stubs-`);
+  try {
+    mkdirSync(`${root}/etc`);
+    utimesSync(`${root}/etc`, 1000, 1000);
+    const stubs: Stubs = { paths: [] };
+    ensureMountpoint(stubs, root, `${root}/etc/hosts`, "file");
+    assert.notEqual(statSync(`${root}/etc`).mtimeMs, 1000_000, "creating the stub dates /etc");
+    writeFileSync(`${root}/etc/new`, "x"); // the step changes /etc
+    utimesSync(`${root}/etc`, 2000, 2000);
+    removeStubs(stubs);
+    assert.ok(!existsSync(`${root}/etc/hosts`));
+    assert.equal(statSync(`${root}/etc`).mtimeMs, 2000_000);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

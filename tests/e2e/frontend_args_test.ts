@@ -147,7 +147,7 @@ RUN cp /args.txt /final-args.txt
     assert.ok(run, createdBy.join("\n"));
     assert.match(
       run,
-      /^RUN \|\d+ GLOBAL=global-default TARGETPLATFORM=linux\/\w+ .*FOO=foo-default EMPTY= FROMENV=value-from-environment \/bin\/sh -c echo/,
+      /^RUN \|\d+ GLOBAL=global-default TARGETPLATFORM=linux\/\w+ .*FOO=foo-default EMPTY= UNSET= FROMENV=value-from-environment \/bin\/sh -c echo/,
     );
     assert.doesNotMatch(
       createdBy.join("\n"),

@@ -22,6 +22,8 @@ import { envFromList, ShellLex } from "./shell_lex.ts";
 import { DockerfileError, withLocation } from "./errors.ts";
 import { suggest } from "./instructions.ts";
 import { stageCycle } from "./stage_graph.ts";
+import { exposePorts } from "./expose.ts";
+import { goHealthcheck, goList, goQuoteList } from "./gofmt.ts";
 import {
   ALL_CAPS,
   chown as chownSpec,
@@ -149,6 +151,8 @@ type StageState = {
   image: ImageConfig;
   /** ARG values visible to RUN/expansion in this stage, in declaration order. */
   args: Map<string, string>;
+  /** Every ARG declared in scope (also those without a value), in order: RUN's history lists them. */
+  declared?: string[];
   cmdIndex: number;
   cmdTotal: number;
   /** The instruction being dispatched is an ONBUILD trigger (its step name says so). */
@@ -447,7 +451,12 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         key,
         o.resolveImage(base, ociPlatform(p)).catch((err) => {
           throw withLocation(
-            new Error(`failed to resolve source metadata for ${base}: ${(err as Error).message}`),
+            // BuildKit: errors.Wrap(<resolver's "failed to resolve source metadata for REF">, name)
+            new Error(
+              `${base}: failed to resolve source metadata for ${canonicalName(base)}: ${
+                (err as Error).message
+              }`,
+            ),
             stages[i].location.start,
           );
         }),
@@ -595,9 +604,12 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         // The ARGs the parent stage declared (with their values) stay in scope, as BuildKit's
         // dispatchState.init appends base.buildArgs.
         args: new Map(parent.args),
+        declared: [...(parent.declared ?? [])],
         cmdIndex: 0,
         cmdTotal: total,
-        cmdSet: parent.cmdSet,
+        // CMD set in the parent stage does not survive an ENTRYPOINT here (BuildKit's
+        // dispatchState.init does not carry its `cmd` tracker over).
+        cmdSet: false,
         ignoreCache,
         deps: new Set([fromStage]),
       };
@@ -732,6 +744,9 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         return;
       }
       case "ARG": {
+        // History shows each ARG with the value it took (build-arg, expanded default or the
+        // global value), as BuildKit's dispatchArg does.
+        const shown: string[] = [];
         for (const kv of c.args) {
           let v: string | undefined;
           if (o.buildArgs[kv.key] !== undefined) {
@@ -742,15 +757,18 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           } else if (globalArgs.has(kv.key) && globalArgs.get(kv.key) !== "\u0000unset") {
             v = globalArgs.get(kv.key);
           }
-          if (v !== undefined) d.args.set(kv.key, v);
+          if (v !== undefined) {
+            d.args.set(kv.key, v);
+            // BuildKit's dispatchArg adds the value to the state's environment: RUN and later
+            // expansions see it, also over an earlier ENV of the same name (the image's Env
+            // keeps the ENV); a later ENV replaces it again.
+            if (!NON_ENV_ARGS.has(kv.key)) d.state = d.state.addEnv(kv.key, v);
+          }
+          d.declared ??= [];
+          if (!d.declared.includes(kv.key)) d.declared.push(kv.key);
+          shown.push(v !== undefined ? `${kv.key}=${v}` : kv.key);
         }
-        history(
-          d,
-          `ARG ${
-            c.args.map((a) => (a.value !== undefined ? `${a.key}=${a.value}` : a.key)).join(" ")
-          }`,
-          false,
-        );
+        history(d, `ARG ${shown.join(" ")}`, false);
         return;
       }
       case "LABEL": {
@@ -764,9 +782,9 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         }));
         for (const { k, v } of pairs) {
           labels[k] = v;
-          parts.push(`${k}=${JSON.stringify(v)}`);
+          parts.push(`${k}=${v}`); // KeyValuePair.String(): unquoted
         }
-        d.image.config.Labels = labels;
+        d.image.config.Labels = sortKeys(labels); // a Go map: marshalled with sorted keys
         history(d, `LABEL ${parts.join(" ")}`, false);
         return;
       }
@@ -788,6 +806,11 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         const wd = path.posix.isAbsolute(p) ? path.posix.normalize(p) : path.posix.join(prev, p);
         d.state = d.state.dir(wd);
         d.image.config.WorkingDir = wd;
+        if (wd === "/") {
+          // BuildKit's dispatchWorkdir: nothing to create, no layer
+          history(d, `WORKDIR ${wd}`, false);
+          return;
+        }
         const user = d.state.getUser();
         const action = llbMkdir(wd, 0o755, {
           makeParents: true,
@@ -799,32 +822,28 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       }
       case "EXPOSE": {
         const ports = (d.image.config.ExposedPorts as Record<string, object> | undefined) ?? {};
+        // BuildKit's dispatchExpose: a range is exposed port by port; history lists the ports
+        // in the order of the (sorted) arguments.
+        const list: string[] = [];
         for (const raw of c.ports) {
           for (const p of ex(d, raw, line).split(/\s+/).filter(Boolean)) {
-            const [num, proto = "tcp"] = p.split("/");
-            if (!/^\d+(-\d+)?$/.test(num)) throw new Error(`invalid containerPort: ${num}`);
-            ports[`${num}/${proto.toLowerCase()}`] = {};
+            list.push(...exposePorts(p));
           }
         }
+        for (const p of list) ports[p] = {};
         d.image.config.ExposedPorts = sortKeys(ports);
-        history(
-          d,
-          `EXPOSE map[${
-            Object.keys(d.image.config.ExposedPorts as object).map((k) => `${k}:{}`).join(" ")
-          }]`,
-          false,
-        );
+        history(d, `EXPOSE ${goList(list)}`, false);
         return;
       }
       case "VOLUME": {
         const vols = (d.image.config.Volumes as Record<string, object> | undefined) ?? {};
-        for (const v of c.volumes) {
-          const x = ex(d, v, line);
+        const expanded = c.volumes.map((v) => ex(d, v, line));
+        for (const x of expanded) {
           if (!x.trim()) throw new Error("VOLUME specified can not be an empty string");
           vols[x] = {};
         }
         d.image.config.Volumes = sortKeys(vols);
-        history(d, `VOLUME [${c.volumes.join(" ")}]`, false);
+        history(d, `VOLUME ${goList(expanded)}`, false);
         return;
       }
       case "STOPSIGNAL": {
@@ -836,21 +855,23 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       }
       case "SHELL": {
         d.image.config.Shell = c.shell;
-        history(d, `SHELL ${JSON.stringify(c.shell)}`, false);
+        history(d, `SHELL ${goList(c.shell)}`, false);
         return;
       }
       case "CMD": {
         const cmd = withShell(d, c.cmdLine, c.prependShell);
-        d.image.config.Cmd = cmd;
+        setList(d.image.config, "Cmd", cmd);
+        // Deprecated in the OCI spec, but BuildKit's dispatchCmd still sets it (Docker reads it).
+        d.image.config.ArgsEscaped = true;
         d.cmdSet = true;
-        history(d, `CMD ${JSON.stringify(cmd)}`, false);
+        history(d, `CMD ${goQuoteList(cmd)}`, false);
         return;
       }
       case "ENTRYPOINT": {
         const ep = c.cmdLine ? withShell(d, c.cmdLine, c.prependShell) : null;
-        d.image.config.Entrypoint = ep;
-        if (!d.cmdSet) d.image.config.Cmd = null;
-        history(d, `ENTRYPOINT ${JSON.stringify(ep)}`, false);
+        setList(d.image.config, "Entrypoint", ep);
+        if (!d.cmdSet) delete d.image.config.Cmd;
+        history(d, `ENTRYPOINT ${goQuoteList(ep ?? [])}`, false);
         return;
       }
       case "HEALTHCHECK": {
@@ -867,14 +888,13 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           // HEALTHCHECK NONE disables an inherited check.
         }
         d.image.config.Healthcheck = hc;
-        history(d, `HEALTHCHECK &{${JSON.stringify(h.test)}}`, false);
+        history(d, `HEALTHCHECK ${goHealthcheck(h)}`, false);
         return;
       }
       case "ONBUILD": {
         const list = (d.image.config.OnBuild as string[] | undefined) ?? [];
         list.push(c.expression);
-        d.image.config.OnBuild = list;
-        history(d, `ONBUILD ${c.expression}`, false);
+        d.image.config.OnBuild = list; // no history entry (BuildKit's dispatchOnbuild)
         return;
       }
       case "RUN":
@@ -1030,7 +1050,14 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const name = `RUN ${
       c.files.length ? shown : (c.prependShell ? c.cmdLine.join(" ") : JSON.stringify(c.cmdLine))
     }`;
-    const argsForHistory = Object.entries(buildArgEnv).filter(([k]) => !PROXY_ARGS.includes(k));
+    // BuildKit's runCommandString: every ARG in scope, valued from the environment of the step
+    // (ENV wins over the ARG) or "" when it has no value.
+    const scope = new Map(scopeEnv(d).map((e) => {
+      const i = e.indexOf("=");
+      return [e.slice(0, i), e.slice(i + 1)] as const;
+    }));
+    const argsForHistory = (d.declared ?? []).filter((k) => !PROXY_ARGS.includes(k))
+      .map((k) => [k, scope.get(k) ?? ""] as const);
     const histArgs = argsForHistory.length
       ? `|${argsForHistory.length} ${argsForHistory.map(([k, v]) => `${k}=${v}`).join(" ")} `
       : "";
@@ -1072,25 +1099,23 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const destRaw = ex(d, c.destPath, line);
     const wd = d.state.getDir() || "/";
     let dest = path.posix.isAbsolute(destRaw) ? destRaw : path.posix.join(wd, destRaw);
-    const total = c.sourcePaths.length + c.sourceContents.length;
     const destIsDir = destRaw === "." || destRaw === "" || destRaw.endsWith("/") ||
       destRaw.endsWith("/.");
     if (destIsDir && !dest.endsWith("/")) dest += "/";
-    if (total > 1 && !dest.endsWith("/")) {
-      throw new Error(
-        `When using ${c.kind} with more than one source file, the destination must be a directory and end with a /`,
-      );
-    }
+    // More than one source into a destination without a trailing `/` is no error in BuildKit
+    // (the reference says it must be a directory, dispatchCopy does not check): each source is
+    // copied to that path in turn, so a file destination ends up holding the last one.
     let mode: number | string | undefined;
     if (c.chmod) {
       const m = ex(d, c.chmod, line);
       if (/^[0-7]+$/.test(m) && parseInt(m, 8) <= 0o7777) mode = parseInt(m, 8);
       else if (/^([ugoa]*[-+=][rwxXst]*,?)+$/.test(m)) mode = m;
-      else {
+      else if (/^[0-9]/.test(m)) {
+        // BuildKit's dispatchCopy: anything that looks numeric gets the octal message
         throw new Error(
-          `invalid chmod parameter: '${m}'. it should be octal string and between 0 and 07777, or symbolic (e.g. u+x,go-w)`,
+          `invalid chmod parameter: '${m}'. it should be octal string and between 0 and 07777`,
         );
-      }
+      } else throw new Error("invalid syntax"); // dchapes-mode's ErrSyntax, as BuildKit returns it
     }
     const chownStr = c.chown ? ex(d, c.chown, line) : undefined;
     const excludes = c.excludes.map((x) => ex(d, x, line));
@@ -1188,7 +1213,9 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       .join("");
     const text = `${c.kind} ${fromLabel}${flags}${shownSrcs.join(" ")} ${destRaw}`;
     d.state = d.state.file(action, opOpts(d, c, text));
-    history(d, `${text} # buildkit`, true);
+    // BuildKit's commit message names --parents, --chown and --chmod, never --from or --link.
+    const parents = c.kind === "COPY" && c.parents ? "--parents " : "";
+    history(d, `${c.kind} ${parents}${flags}${shownSrcs.join(" ")} ${destRaw} # buildkit`, true);
   }
 
   const target = done.get(targetIdx)!;
@@ -1321,6 +1348,15 @@ function canonicalName(ref: string): string {
     name += ":latest";
   }
   return name;
+}
+
+/** ARGs BuildKit never puts in the environment (dockerfile2llb's nonEnvArgs). */
+const NON_ENV_ARGS = new Set(["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"]);
+
+/** A Go []string field with `omitempty`: nil and empty lists are left out of the JSON. */
+function setList(cfg: Record<string, unknown>, key: string, v: string[] | null): void {
+  if (v?.length) cfg[key] = v;
+  else delete cfg[key];
 }
 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {

@@ -7,7 +7,11 @@ export type DockerfileErrorOptions = {
   file?: string;
   endLine?: number;
   hint?: string;
-  /** prefix the message with `dockerfile parse error on line N: ` when formatting (default true) */
+  /**
+   * prefix the message with `dockerfile parse error on line N: ` when formatting: only errors
+   * of parsing an instruction (BuildKit's instructions.Parse wraps them in a parseError; parser,
+   * stage and dispatch errors only get a location). Default false.
+   */
   parseError?: boolean;
 };
 
@@ -38,7 +42,7 @@ export class DockerfileError extends Error {
     if (opts.endLine !== undefined && opts.endLine > line) this.endLine = opts.endLine;
     if (opts.file !== undefined) this.file = opts.file;
     if (opts.hint !== undefined) this.hint = opts.hint;
-    this.parseError = opts.parseError ?? true;
+    this.parseError = opts.parseError ?? false;
   }
 
   /** The message BuildKit prints, e.g. `dockerfile parse error on line 3: unknown instruction: RUNN`. */

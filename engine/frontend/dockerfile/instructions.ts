@@ -672,8 +672,15 @@ export function parseInstruction(node: Node): Instruction {
   try {
     return parseInstructionInner(node);
   } catch (e) {
-    if (e instanceof DockerfileError) throw e;
-    throw new DockerfileError((e as Error).message, node.startLine, { endLine: node.endLine });
+    // BuildKit's instructions.Parse: every error of parsing an instruction is a parseError
+    if (e instanceof DockerfileError) {
+      e.parseError = true;
+      throw e;
+    }
+    throw new DockerfileError((e as Error).message, node.startLine, {
+      endLine: node.endLine,
+      parseError: true,
+    });
   }
 }
 

@@ -1,0 +1,486 @@
+/**
+ * Side-by-side parity with BuildKit: builds each Dockerfile of the corpus (scripts/parity_corpus.ts)
+ * with docker (dockerd's BuildKit, DOCKER_BUILDKIT=1) and with dist/tsk, exports both as docker
+ * tarballs and compares image config, history, layer count and the merged file tree (types,
+ * modes, owners, link targets, hardlink groups, contents, mtimes kept from a source); failing
+ * builds are compared by exit status and error text.
+ *
+ *   deno run -A scripts/parity.ts [--case NAME]... [--registry HOST:PORT] [--tsk PATH] [--keep]
+ *
+ * Exit status 1 when any case differs. The comparison functions are reused by
+ * tests/e2e/parity_docker_test.ts.
+ */
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  createReadStream,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { Readable } from "node:stream";
+import { createGunzip } from "node:zlib";
+import { readTar } from "../engine/snapshot/tar_reader.ts";
+import { CASES, type ParityCase } from "./parity_corpus.ts";
+
+export const DOCKER = "/usr/bin/docker";
+const CTX_MTIME = 1600000000;
+
+/** Writes the case's context (Dockerfile, files, links, dirs, tars) into `dir`. */
+export function materialize(
+  c: ParityCase,
+  dir: string,
+  images: { bb: string; deb: string },
+): void {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const df = c.dockerfile.replaceAll("{{BB}}", images.bb).replaceAll("{{DEB}}", images.deb)
+    .replaceAll("{{REG}}", images.bb.split("/")[0]);
+  const dfPath = path.join(dir, c.file ?? "Dockerfile");
+  mkdirSync(path.dirname(dfPath), { recursive: true });
+  writeFileSync(dfPath, df);
+  const later: [string, number][] = [];
+  for (const [name, spec] of Object.entries(c.files ?? {})) {
+    const p = path.join(dir, name);
+    mkdirSync(path.dirname(p), { recursive: true });
+    if (typeof spec === "string") writeFileSync(p, spec);
+    else if ("content" in spec) {
+      writeFileSync(p, spec.content);
+      if (spec.mode !== undefined) chmodSync(p, spec.mode);
+      if (spec.mtime !== undefined) later.push([p, spec.mtime]);
+    } else if ("symlink" in spec) symlinkSync(spec.symlink, p);
+    else if ("hardlink" in spec) linkSync(path.join(dir, spec.hardlink), p);
+    else if ("dir" in spec) {
+      mkdirSync(p, { recursive: true });
+      if (spec.mode !== undefined) chmodSync(p, spec.mode);
+    } else if ("tar" in spec) {
+      const src = p + ".src";
+      mkdirSync(src);
+      for (const [n, content] of Object.entries(spec.tar)) {
+        const q = path.join(src, n);
+        if (n.endsWith("/")) mkdirSync(q, { recursive: true });
+        else {
+          mkdirSync(path.dirname(q), { recursive: true });
+          writeFileSync(q, content);
+        }
+      }
+      const r = spawnSync("tar", [
+        ...(spec.compress ? [`--${spec.compress}`] : []),
+        spec.gzip ? "-czf" : "-cf",
+        p,
+        "--sort=name",
+        `--mtime=@${CTX_MTIME}`,
+        `--owner=${spec.owner ?? 0}`,
+        `--group=${spec.owner ?? 0}`,
+        "-C",
+        src,
+        ".",
+      ]);
+      if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
+      rmSync(src, { recursive: true });
+    }
+  }
+  // Fixed mtimes everywhere (not following symlinks), so kept mtimes can be compared.
+  spawnSync("find", [dir, "-exec", "touch", "-h", "-d", `@${CTX_MTIME}`, "{}", "+"]);
+  for (const [p, t] of later) utimesSync(p, t, t);
+}
+
+export type Node = {
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  linkname?: string;
+  sha?: string;
+  /** other paths of the same hardlink group */
+  links?: string[];
+};
+
+export type Image = {
+  config: Record<string, unknown>;
+  layers: number;
+  tree: Map<string, Node>;
+  /** the paths each layer's tar holds (whiteouts as written), in layer order */
+  layerPaths: string[][];
+};
+
+function norm(p: string): string {
+  return p.replace(/^\.?\/+/, "").replace(/\/+$/, "");
+}
+
+async function* layerStream(file: string): AsyncGenerator<Uint8Array> {
+  const head = Buffer.alloc(4);
+  const fd = (await import("node:fs")).openSync(file, "r");
+  (await import("node:fs")).readSync(fd, head, 0, 4, 0);
+  (await import("node:fs")).closeSync(fd);
+  if (head[0] === 0x1f && head[1] === 0x8b) {
+    yield* createReadStream(file).pipe(createGunzip()) as AsyncIterable<Uint8Array>;
+  } else if (head.readUInt32LE(0) === 0xfd2fb528) {
+    const r = spawnSync("zstd", ["-dc", file], { maxBuffer: 1 << 30 });
+    yield* Readable.from([r.stdout]);
+  } else yield* createReadStream(file) as AsyncIterable<Uint8Array>;
+}
+
+/** Reads a `docker save`-style tarball: config and the merged tree of its layers. */
+export async function readImage(tarball: string): Promise<Image> {
+  const dir = tarball + ".x";
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  const r = spawnSync("tar", ["-xf", tarball, "-C", dir]);
+  if (r.status !== 0) throw new Error(`tar -xf ${tarball}: ${r.stderr}`);
+  const manifest = JSON.parse(readFileSync(path.join(dir, "manifest.json"), "utf8"))[0];
+  const config = JSON.parse(readFileSync(path.join(dir, manifest.Config), "utf8"));
+  const tree = new Map<string, Node>();
+  const hard = new Map<string, string>(); // path → path it links to
+  const removeUnder = (p: string) => {
+    for (const k of [...tree.keys()]) if (k.startsWith(p + "/")) tree.delete(k);
+  };
+  const layerPaths: string[][] = [];
+  for (const layer of manifest.Layers as string[]) {
+    const paths: string[] = [];
+    layerPaths.push(paths);
+    for await (const { entry, body } of readTar(layerStream(path.join(dir, layer)))) {
+      const p = norm(entry.path);
+      if (p) paths.push(p);
+      const base = path.posix.basename(p);
+      const parent = path.posix.dirname(p);
+      if (base === ".wh..wh..opq") {
+        removeUnder(parent === "." ? "" : parent);
+        continue;
+      }
+      if (base.startsWith(".wh.")) {
+        const gone = path.posix.join(parent, base.slice(4));
+        tree.delete(gone);
+        removeUnder(gone);
+        continue;
+      }
+      if (p === "") continue;
+      let sha: string | undefined;
+      if (entry.type === "file") {
+        const h = createHash("sha256");
+        for await (const c of body) h.update(c);
+        sha = h.digest("hex").slice(0, 16);
+      } else for await (const _ of body) { /* drain */ }
+      const old = tree.get(p);
+      if (old?.type === "dir" && entry.type !== "dir") removeUnder(p);
+      const node: Node = {
+        type: entry.type,
+        mode: entry.mode,
+        uid: entry.uid,
+        gid: entry.gid,
+        mtime: Math.floor(entry.mtime),
+        sha,
+      };
+      if (entry.type === "symlink") node.linkname = entry.linkname;
+      if (entry.type === "hardlink") {
+        const to = norm(entry.linkname!);
+        hard.set(p, to);
+        const t = tree.get(to);
+        if (t) Object.assign(node, { ...t, type: "file" });
+      }
+      tree.set(p, node);
+    }
+  }
+  // hardlink groups of the final tree (the first member written differs between builders)
+  const groups = new Map<string, Set<string>>();
+  for (const [p, to] of hard) {
+    if (!tree.has(p) || !tree.has(to)) continue;
+    const g = groups.get(to) ?? groups.get(p) ?? new Set<string>([to]);
+    g.add(p);
+    groups.set(to, g);
+    groups.set(p, g);
+  }
+  for (const [p, g] of groups) tree.get(p)!.links = [...g].filter((x) => x !== p).sort();
+  rmSync(dir, { recursive: true, force: true });
+  for (const l of layerPaths) l.sort();
+  return { config, layers: (manifest.Layers as string[]).length, tree, layerPaths };
+}
+
+const CONFIG_KEYS = [
+  "Env",
+  "Cmd",
+  "Entrypoint",
+  "WorkingDir",
+  "User",
+  "ExposedPorts",
+  "Volumes",
+  "Labels",
+  "Healthcheck",
+  "StopSignal",
+  "OnBuild",
+  "Shell",
+  "ArgsEscaped",
+];
+
+const j = (v: unknown) => JSON.stringify(v);
+
+/**
+ * A file dated less than this many seconds before its build counts as dated by the build: docker
+ * reuses layers of earlier builds (same diff) even with --no-cache, so "the build's own time" is
+ * approximate; base images and contexts are far older.
+ */
+const FRESH = 3600;
+
+/**
+ * Why a difference comes from dockerd's old BuildKit (v0.8) and not from tsk: current BuildKit's
+ * source (the reference) does what tsk does. Undefined: a real difference.
+ */
+export function oldBuildKit(diff: string): string | undefined {
+  const rules: [RegExp, string][] = [
+    [
+      /^config\.OnBuild: buildkit null tsk undefined$/,
+      "OnBuild without omitempty (dockerspec has it)",
+    ],
+    [/^history\[\d+\]\.created_by: buildkit "EXPOSE map\[/, "EXPOSE history was %v of a map"],
+    [/^history\[\d+\]\.created_by: buildkit "HEALTHCHECK &\{/, "HEALTHCHECK history was %q"],
+    [
+      /^history\[\d+\]\.created_by: buildkit "(COPY|ADD) .* tsk "(COPY|ADD) (--parents )?--(chown|chmod)=/,
+      "COPY/ADD history had no --chown/--chmod",
+    ],
+    [
+      /^history\[\d+\]\.created_by: buildkit "RUN (?!\|).* tsk "RUN \|/,
+      "a stage FROM another stage did not inherit its ARGs (dispatchState.init appends base.buildArgs)",
+    ],
+    [
+      /^history\[\d+\]\.created_by: buildkit "ARG /,
+      "ARG history showed the Dockerfile text, not the value",
+    ],
+    [
+      new RegExp(`^/\\S.*: mtime build-time/${CTX_MTIME} \\(buildkit/tsk\\)$`),
+      "context dirs dated at sync (fsutil re-applies dir times since v0.11)",
+    ],
+    [
+      /^\/(var|var\/cache|var\/cache\/thing|mnt|mnt\/assets|ctx|scratch|run|run\/secrets|custom): only in buildkit \(dir\)$/,
+      "mount targets stayed (MountStubsCleaner removes them, recursively for Dockerfile RUN)",
+    ],
+    [/^\/mounts-gone: content/, "lists the mount targets above"],
+    [
+      /^(layer \d+: only buildkit \["zst\/a\.tar\.zst"\]|\/zst\/)/,
+      "ADD did not unpack zstd (go-archive's DecompressStream does)",
+    ],
+    [
+      /^layer \d+: only buildkit \[("(var|mnt|ctx|scratch|run|custom)(\/[^"]*)?",?)+\] only tsk \[\]$/,
+      "mount targets stayed in the layer (MountStubsCleaner)",
+    ],
+  ];
+  for (const [re, why] of rules) if (re.test(diff)) return why;
+  return undefined;
+}
+
+/**
+ * Differences between BuildKit's image `d` (built from `dStart`, seconds) and tsk's `t`.
+ * Mtimes are compared where BuildKit kept one from before the build (context, base image,
+ * archives); a file BuildKit dated during the build must be dated during the build by tsk too.
+ */
+export function compareImages(d: Image, t: Image, dStart: number, tStart: number): string[] {
+  const out: string[] = [];
+  const dc = (d.config.config ?? {}) as Record<string, unknown>;
+  const tc = (t.config.config ?? {}) as Record<string, unknown>;
+  for (const k of CONFIG_KEYS) {
+    if (j(dc[k]) !== j(tc[k])) out.push(`config.${k}: buildkit ${j(dc[k])} tsk ${j(tc[k])}`);
+  }
+  for (const k of ["architecture", "os", "variant"]) {
+    if (j(d.config[k]) !== j(t.config[k])) {
+      out.push(`${k}: buildkit ${j(d.config[k])} tsk ${j(t.config[k])}`);
+    }
+  }
+  const dh = (d.config.history ?? []) as Record<string, unknown>[];
+  const th = (t.config.history ?? []) as Record<string, unknown>[];
+  if (dh.length !== th.length) out.push(`history length: buildkit ${dh.length} tsk ${th.length}`);
+  for (let i = 0; i < Math.max(dh.length, th.length); i++) {
+    for (const k of ["created_by", "empty_layer", "comment"]) {
+      const a = dh[i]?.[k], b = th[i]?.[k];
+      if (j(a ?? null) !== j(b ?? null)) {
+        out.push(`history[${i}].${k}: buildkit ${j(a)} tsk ${j(b)}`);
+      }
+    }
+  }
+  if (d.layers !== t.layers) out.push(`layers: buildkit ${d.layers} tsk ${t.layers}`);
+  else {
+    for (let i = 0; i < d.layers; i++) {
+      const a = new Set(d.layerPaths[i]), b = new Set(t.layerPaths[i]);
+      const onlyA = [...a].filter((x) => !b.has(x)), onlyB = [...b].filter((x) => !a.has(x));
+      if (onlyA.length || onlyB.length) {
+        out.push(
+          `layer ${i}: only buildkit ${j(onlyA.slice(0, 8))} only tsk ${j(onlyB.slice(0, 8))}`,
+        );
+      }
+    }
+  }
+  for (const [p, a] of d.tree) {
+    const b = t.tree.get(p);
+    if (!b) {
+      out.push(`/${p}: only in buildkit (${a.type})`);
+      continue;
+    }
+    const diffs: string[] = [];
+    if (a.type !== b.type) diffs.push(`type ${a.type}/${b.type}`);
+    if (a.mode !== b.mode) diffs.push(`mode ${a.mode.toString(8)}/${b.mode.toString(8)}`);
+    if (a.uid !== b.uid || a.gid !== b.gid) diffs.push(`owner ${a.uid}:${a.gid}/${b.uid}:${b.gid}`);
+    if (a.linkname !== b.linkname) diffs.push(`link ${a.linkname}/${b.linkname}`);
+    if (a.sha !== b.sha) diffs.push(`content`);
+    if (j(a.links ?? []) !== j(b.links ?? [])) diffs.push(`hardlinks ${j(a.links)}/${j(b.links)}`);
+    if (a.type !== "symlink" || a.mtime < dStart - FRESH) {
+      const aFresh = a.mtime >= dStart - FRESH, bFresh = b.mtime >= tStart - FRESH;
+      if (aFresh !== bFresh || (!aFresh && a.mtime !== b.mtime)) {
+        diffs.push(`mtime ${aFresh ? "build-time" : a.mtime}/${bFresh ? "build-time" : b.mtime}`);
+      }
+    }
+    if (diffs.length) out.push(`/${p}: ${diffs.join(", ")} (buildkit/tsk)`);
+  }
+  for (const [p, b] of t.tree) if (!d.tree.has(p)) out.push(`/${p}: only in tsk (${b.type})`);
+  return out;
+}
+
+export type BuildResult = { code: number; log: string; tarball: string; start: number };
+
+function buildFlags(c: ParityCase, ctx: string): string[] {
+  const a: string[] = [];
+  for (const [k, v] of Object.entries(c.buildArgs ?? {})) a.push("--build-arg", `${k}=${v}`);
+  if (c.file) a.push("-f", path.join(ctx, c.file));
+  for (const [k, v] of Object.entries(c.labels ?? {})) a.push("--label", `${k}=${v}`);
+  if (c.target) a.push("--target", c.target);
+  if (c.platform) a.push("--platform", c.platform);
+  for (const [id, src] of Object.entries(c.secrets ?? {})) {
+    a.push("--secret", `id=${id},src=${path.join(ctx, src)}`);
+  }
+  return a;
+}
+
+/** Builds with dockerd's BuildKit and saves the image as a tarball beside the context. */
+export function buildDocker(c: ParityCase, ctx: string, out: string, tag: string): BuildResult {
+  const start = Math.floor(Date.now() / 1000);
+  const r = spawnSync(DOCKER, [
+    "build",
+    "--no-cache",
+    "--progress=plain",
+    "-t",
+    tag,
+    ...buildFlags(c, ctx),
+    ctx,
+  ], {
+    env: { ...process.env, DOCKER_BUILDKIT: "1" },
+    encoding: "utf8",
+  });
+  const log = (r.stdout ?? "") + (r.stderr ?? "");
+  if (r.status !== 0) return { code: r.status ?? 1, log, tarball: "", start };
+  const tarball = path.join(out, "docker.tar");
+  const s = spawnSync(DOCKER, ["save", "-o", tarball, tag], { encoding: "utf8" });
+  if (s.status !== 0) throw new Error(`docker save: ${s.stderr}`);
+  spawnSync(DOCKER, ["rmi", "-f", tag]);
+  return { code: 0, log, tarball, start };
+}
+
+/** Builds with tsk (`argv0` prefixes the command, e.g. setpriv for the unprivileged user). */
+export function buildTsk(
+  c: ParityCase,
+  ctx: string,
+  out: string,
+  o: { tsk: string; root: string; argv0?: string[] },
+): BuildResult {
+  const start = Math.floor(Date.now() / 1000);
+  const tarball = path.join(out, "tsk.tar");
+  const cmd = [...(o.argv0 ?? []), o.tsk];
+  const r = spawnSync(cmd[0], [
+    ...cmd.slice(1),
+    "build",
+    "--no-cache",
+    "--progress=plain",
+    "--root",
+    o.root,
+    "-o",
+    `type=docker,dest=${tarball},name=parity:latest`,
+    ...buildFlags(c, ctx),
+    ctx,
+  ], { encoding: "utf8" });
+  return { code: r.status ?? 1, log: (r.stdout ?? "") + (r.stderr ?? ""), tarball, start };
+}
+
+/** The last error lines of a build log (what a user reads). */
+export function errorText(log: string): string {
+  const lines = log.trimEnd().split("\n");
+  const i = lines.findIndex((l) => /^(ERROR|error:|failed to solve)/.test(l));
+  return (i >= 0 ? lines.slice(i) : lines.slice(-6)).join("\n");
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const only: string[] = [];
+  let registry = "127.0.0.1:5000";
+  let tskBin = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "dist", "tsk");
+  let keep = false;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--case") only.push(argv[++i]);
+    else if (argv[i] === "--registry") registry = argv[++i];
+    else if (argv[i] === "--tsk") tskBin = argv[++i];
+    else if (argv[i] === "--keep") keep = true;
+    else throw new Error(`unknown argument ${argv[i]}`);
+  }
+  const images = {
+    bb: `${registry}/library/busybox:latest`,
+    deb: `${registry}/library/debian:bookworm`,
+  };
+  const work = path.join(os.tmpdir(), "parity");
+  const root = path.join(work, "store");
+  mkdirSync(root, { recursive: true });
+  let failed = 0;
+  for (const c of CASES) {
+    if (only.length && !only.includes(c.name)) continue;
+    const dir = path.join(work, c.name);
+    const ctx = path.join(dir, "ctx");
+    materialize(c, ctx, images);
+    const t = buildTsk(c, ctx, dir, { tsk: tskBin, root });
+    if (c.oldDocker) {
+      console.log(`== ${c.name}: tsk only (${c.oldDocker}): exit ${t.code}`);
+      if (t.code !== 0) console.log(errorText(t.log));
+      continue;
+    }
+    const d = buildDocker(c, ctx, dir, `parity-${c.name}`);
+    const diffs: string[] = [];
+    if (c.fails) {
+      if (d.code === 0 && !c.oldDockerSucceeds) diffs.push("buildkit succeeded");
+      if (d.code === 0 && c.oldDockerSucceeds) console.log(`   (v0.8: ${c.oldDockerSucceeds})`);
+      if (t.code === 0) diffs.push("tsk succeeded");
+      console.log(`== ${c.name}: buildkit exit ${d.code}, tsk exit ${t.code}`);
+      console.log("-- buildkit:\n" + errorText(d.log));
+      console.log("-- tsk:\n" + errorText(t.log));
+    } else if (d.code !== 0 || t.code !== 0) {
+      diffs.push(`build failed: buildkit ${d.code}, tsk ${t.code}`);
+      if (d.code) diffs.push("buildkit: " + errorText(d.log));
+      if (t.code) diffs.push("tsk: " + errorText(t.log));
+    } else {
+      diffs.push(
+        ...compareImages(await readImage(d.tarball), await readImage(t.tarball), d.start, t.start),
+      );
+    }
+    const real = diffs.filter((x) => !oldBuildKit(x));
+    console.log(
+      `== ${c.name}: ${real.length ? real.length + " difference(s)" : "same"}` +
+        (diffs.length > real.length ? ` (+${diffs.length - real.length} from BuildKit v0.8)` : ""),
+    );
+    for (const x of diffs) {
+      console.log((oldBuildKit(x) ? "   (v0.8: " + oldBuildKit(x) + ") " : "   ") + x);
+    }
+    if (real.length) failed++;
+    if (!keep) {
+      for (const f of ["docker.tar", "tsk.tar"]) {
+        const p = path.join(dir, f);
+        if (existsSync(p) && lstatSync(p).isFile()) rmSync(p);
+      }
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+if (import.meta.main) process.exit(await main());
