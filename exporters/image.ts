@@ -56,6 +56,17 @@ export type AssembleOptions = {
 };
 
 const EMPTY_TAR_SIZE = 1024;
+
+/**
+ * The gzip blob of an empty layer (a tar of only its end blocks) exactly as BuildKit writes it
+ * with Go's compress/gzip: `sha256:4f4fb700…`, 32 bytes, the layer a step that changed nothing
+ * (`WORKDIR` of an existing directory, `RUN true`) adds to images BuildKit builds. Written the
+ * same way, such layers are shared with registries' copies.
+ */
+export const EMPTY_GZIP_LAYER = Uint8Array.from([
+  31, 139, 8, 0, 0, 0, 0, 0, 0, 255, 98, 24, 5, 163, 96, 20, 140, 88, 0, 8, 0, 0, 255, 255, 46,
+  175, 181, 239, 0, 4, 0, 0,
+]);
 const STAGE_BUFFER = 2 * 1024 * 1024;
 
 function layerMediaType(c: Compression, kind: "oci" | "docker"): string {
@@ -203,6 +214,16 @@ async function convertBlob(
   key: string,
   o: LayerBlobOptions,
 ): Promise<LayerRecord> {
+  if (src.empty && o.compression === "gzip") {
+    const info = await o.store.putBytes(EMPTY_GZIP_LAYER);
+    return {
+      ...src,
+      compression: key,
+      digest: info.digest,
+      size: info.size,
+      mediaType: layerMediaType(o.compression, "oci"),
+    };
+  }
   const w = await o.store.writer();
   const sink = new Writable({
     write(chunk, _e, cb) {
@@ -268,7 +289,13 @@ async function generateBlob(
     await w.abort().catch(() => {});
     throw err;
   }
-  const info = await w.commit();
+  const empty = rawSize <= EMPTY_TAR_SIZE;
+  const info = empty && o.compression === "gzip"
+    ? await (async () => {
+      await w.abort();
+      return await o.store.putBytes(EMPTY_GZIP_LAYER);
+    })()
+    : await w.commit();
   s.end({
     tarBytes: rawSize,
     blobBytes: info.size,
@@ -283,7 +310,7 @@ async function generateBlob(
     digest: info.digest,
     size: info.size,
     mediaType: layerMediaType(o.compression, "oci"),
-    empty: rawSize <= EMPTY_TAR_SIZE,
+    empty,
   };
   o.meta.putLayer(rec);
   return rec;
@@ -314,7 +341,7 @@ function canonicalJSON(v: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(v));
 }
 
-/** Builds the image view of `ref`: every snapshot of its chain becomes a layer (empty ones dropped). */
+/** Builds the image view of `ref`: every snapshot of its chain becomes a layer (empty ones too). */
 export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
   const kind = o.mediaTypes ?? "oci";
   const compression = o.compression ?? "gzip";
@@ -327,7 +354,6 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
     chain.push(...(await o.snapshotter.parents(o.ref)).reverse(), o.ref);
   }
   const layers: Layer[] = [];
-  const emptyGenerated: boolean[] = [];
   for (const s of chain) {
     const b = await layerBlob(s, {
       snapshotter: o.snapshotter,
@@ -338,7 +364,7 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
       forceCompression: o.forceCompression,
       clampEpoch: (o.rewriteTimestamp ?? true) ? o.sourceDateEpoch : undefined,
     });
-    emptyGenerated.push(b.empty && !s.startsWith("l-"));
+    // Empty layers are kept, as BuildKit keeps them: a step that changed nothing still adds one.
     layers.push({
       desc: { ...b.desc, mediaType: retype(b.desc.mediaType, kind) },
       diffId: b.diffId,
@@ -351,7 +377,7 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
   );
   const history = alignHistory(
     o.config.history ?? [],
-    emptyGenerated,
+    layers.length,
     o.sourceDateEpoch,
     o.created ?? isoTime(Date.now()),
     layerTimes,
@@ -359,12 +385,11 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
   const created = o.sourceDateEpoch !== undefined
     ? isoTime(o.sourceDateEpoch * 1000)
     : history.at(-1)?.created ?? o.created ?? isoTime(Date.now());
-  const kept = layers.filter((_, i) => !emptyGenerated[i]);
   const config: ImageConfig = {
     ...o.config,
     ...(o.config.config ? { config: goMapsSorted(o.config.config) } : {}),
     created,
-    rootfs: { type: "layers", diff_ids: kept.map((l) => l.diffId) },
+    rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
     history,
   };
   const configBytes = canonicalJSON(config);
@@ -378,7 +403,7 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
     schemaVersion: 2,
     mediaType: kind === "docker" ? MEDIA.dockerManifest : MEDIA.ociManifest,
     config: configDesc,
-    layers: kept.map((l) => l.desc),
+    layers: layers.map((l) => l.desc),
   };
   if (o.annotations && Object.keys(o.annotations).length) manifest.annotations = o.annotations;
   const manifestBytes = canonicalJSON(manifest);
@@ -387,7 +412,7 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
     config,
     configDesc,
     configBytes,
-    layers: kept,
+    layers,
     manifest,
     manifestBytes,
     manifestDesc: {
@@ -399,33 +424,31 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
 }
 
 /**
- * Pairs history entries with layers: the i-th non-empty entry describes the i-th layer. Layers
- * dropped as empty mark their entry empty. Without a matching history, entries are synthesised.
+ * Pairs history entries with layers: the i-th non-empty entry describes the i-th layer (empty
+ * layers included, as BuildKit exports them). Without a matching history, entries are synthesised.
  * Times follow BuildKit's exporter: an entry without `created` takes its layer's creation time
  * (`layerTimes`, per layer of the chain), entries without a layer take the first new layer's time
  * (or the previous entry's); with SOURCE_DATE_EPOCH, every later or missing time becomes it.
  */
 export function alignHistory(
   history: HistoryEntry[],
-  emptyGenerated: boolean[],
+  layerCount: number,
   epoch?: number,
   buildTime?: string,
   layerTimes: (string | undefined)[] = [],
 ): HistoryEntry[] {
   const nonEmpty = history.filter((h) => !h.empty_layer).length;
   let out: HistoryEntry[];
-  if (nonEmpty !== emptyGenerated.length) {
+  if (nonEmpty !== layerCount) {
     out = history.filter((h) => h.empty_layer).length === history.length
       ? history.map((h) => ({ ...h }))
       : [];
-    for (let i = 0; i < emptyGenerated.length; i++) {
-      if (!emptyGenerated[i]) {
-        out.push({
-          ...(layerTimes[i] ? { created: layerTimes[i] } : {}),
-          created_by: "tsk build layer",
-          comment: "tsk",
-        });
-      }
+    for (let i = 0; i < layerCount; i++) {
+      out.push({
+        ...(layerTimes[i] ? { created: layerTimes[i] } : {}),
+        created_by: "tsk build layer",
+        comment: "tsk",
+      });
     }
   } else {
     let li = 0;
@@ -433,7 +456,6 @@ export function alignHistory(
       const e = { ...h };
       if (!h.empty_layer) {
         if (!e.created && layerTimes[li]) e.created = layerTimes[li];
-        if (emptyGenerated[li]) e.empty_layer = true;
         li++;
       }
       return e;

@@ -27,7 +27,7 @@ import {
   sortConfig,
   ZERO_TIME,
 } from "./config.ts";
-import { EMPTY_DIFF_ID, type RemoteCache, type RemoteLayer, snapshotNames } from "./remote.ts";
+import { type RemoteCache, type RemoteLayer, snapshotNames } from "./remote.ts";
 
 export type CacheExportEnv = {
   store: ContentStore;
@@ -42,11 +42,10 @@ export type CacheExportEnv = {
   bkSlow?: (v: Vertex) => Promise<Map<number, string>>;
 };
 
-/** One layer of a result chain: its blob, and whether image exporters drop it (empty). */
+/** One layer of a result chain: its blob. */
 type BlobLayer = {
   desc: Descriptor;
   diffId: string;
-  dropped: boolean;
   lazy?: RemoteLayer;
   /** When the layer was made (Go time): the `buildkit/createdat` annotation of its descriptor. */
   createdAt?: string;
@@ -100,7 +99,6 @@ class Chains {
       return chain.map((l, i) => ({
         desc: { mediaType: l.desc.mediaType, digest: l.desc.digest, size: l.desc.size },
         diffId: l.diffId,
-        dropped: l.diffId === EMPTY_DIFF_ID,
         lazy: l,
         createdAt: env.sourceDateEpoch !== undefined
           ? goTime(new Date(env.sourceDateEpoch * 1000))
@@ -123,7 +121,6 @@ class Chains {
       out.push({
         desc: b.desc,
         diffId: b.diffId,
-        dropped: b.empty && !s.startsWith("l-"),
         ...(createdAt !== ZERO_TIME ? { createdAt } : {}),
       });
     }
@@ -334,7 +331,7 @@ export async function buildCacheOf(
       layerIdx.set(prefix, i);
     }
     if (!blobs.has(x.desc.digest)) {
-      blobs.set(x.desc.digest, { desc: x.desc, diffId: x.diffId, dropped: false });
+      blobs.set(x.desc.digest, { desc: x.desc, diffId: x.diffId });
     }
     if (recIdx.has(x.digest)) continue;
     recIdx.set(x.digest, recs.length);
@@ -507,8 +504,8 @@ export async function writeLocalCache(
 
 /**
  * `type=inline`: the records of the final image's chain as the image config's
- * `moby.buildkit.cache.v0` value. Layer indices are the image's own (empty layers, which the
- * image exporter drops, are left out of each chain).
+ * `moby.buildkit.cache.v0` value. Layer indices are the image's own (a result's chain is a
+ * prefix of the final image's layers, empty layers included).
  */
 export async function inlineCache(
   records: SolvedRecord[],
@@ -519,9 +516,6 @@ export async function inlineCache(
   const chains = new Chains(env, compression);
   const final = await chains.get(finalRef);
   if (!final?.length) return undefined;
-  const imageIndex: (number | undefined)[] = [];
-  let n = 0;
-  for (const l of final) imageIndex.push(l.dropped ? undefined : n++);
   const created = createdOf(env);
   const byDigest = new Map<string, CacheRecord>();
   const resultOf = new Map<string, Omit<CacheRecord, "digest">>();
@@ -529,12 +523,10 @@ export async function inlineCache(
   const plan = await bkPlan(records, env.bkDigests, env.bkSlow);
   const covered = bkCovered(plan, new Set(items.map((x) => x.rec.vertex.digest)));
   for (const { rec, chain } of items) {
-    const idx = chain.map((_, i) => imageIndex[i]).filter((x): x is number => x !== undefined);
-    if (!idx.length) continue;
-    const contiguous = idx.every((x, i) => x === i);
-    const result = contiguous
-      ? { layers: [{ layer: idx[idx.length - 1], createdAt: await created(rec.refs![0]) }] }
-      : { chains: [{ layers: idx, createdAt: await created(rec.refs![0]) }] };
+    if (!chain.length) continue;
+    const result = {
+      layers: [{ layer: chain.length - 1, createdAt: await created(rec.refs![0]) }],
+    };
     resultOf.set(rec.vertex.digest, result);
     if (covered.has(rec.vertex.digest)) continue;
     for (const digest of [rec.key, rec.dkey]) {
