@@ -14,6 +14,7 @@ import { parseDuration, parseSize, resolveSize } from "../engine/config.ts";
 import { formatBytes, parseFilters, prune } from "../engine/gc/collector.ts";
 import { asCollector } from "../engine/gc/lease.ts";
 import { itemJSON } from "./du.ts";
+import { writeStdout } from "./stdout.ts";
 
 export const PRUNE_HELP = `Usage: tsk prune [OPTIONS]
 
@@ -68,7 +69,7 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.help) {
-    process.stdout.write(PRUNE_HELP);
+    writeStdout(PRUNE_HELP);
     return 0;
   }
   // On a full disk the reserve is what gives SQLite and the lock file room (engine/content/space.ts).
@@ -87,7 +88,7 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     });
     if (!result) throw new Error("could not start pruning");
     if (values.format === "json") {
-      process.stdout.write(
+      writeStdout(
         JSON.stringify(
           {
             removed: result.removed.map(itemJSON),
@@ -102,10 +103,10 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     } else {
       if (values.verbose) {
         for (const i of result.removed) {
-          process.stdout.write(`${i.id}\t${i.type}\t${formatBytes(i.size)}\n`);
+          writeStdout(`${i.id}\t${i.type}\t${formatBytes(i.size)}\n`);
         }
       }
-      process.stdout.write(`Total:\t${formatBytes(result.reclaimed)}\n`);
+      writeStdout(`Total:\t${formatBytes(result.reclaimed)}\n`);
     }
     return 0;
   } catch (err) {
