@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { fsck } from "../engine/gc/fsck.ts";
 import { formatBytes } from "../engine/gc/collector.ts";
 import { collectWhenIdle, onReleasedStore } from "./collect.ts";
+import { writeStdout } from "./stdout.ts";
 
 export const FSCK_HELP = `Usage: tsk debug fsck [OPTIONS]
 
@@ -45,7 +46,7 @@ export async function fsckCommand(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.help) {
-    process.stdout.write(FSCK_HELP);
+    writeStdout(FSCK_HELP);
     return 0;
   }
   return await onReleasedStore(values.root, async (engine) => {
@@ -55,22 +56,22 @@ export async function fsckCommand(argv: string[]): Promise<number> {
       : await collectWhenIdle(engine, "fsck", () => fsck(engine));
     const unrepaired = r.problems.filter((p) => !p.repaired).length;
     if (values.format === "json") {
-      process.stdout.write(JSON.stringify(r, null, 2) + "\n");
+      writeStdout(JSON.stringify(r, null, 2) + "\n");
     } else {
       for (const p of r.problems) {
-        process.stdout.write(`${p.kind} ${p.id}: ${p.detail}${p.repaired ? " (repaired)" : ""}\n`);
+        writeStdout(`${p.kind} ${p.id}: ${p.detail}${p.repaired ? " (repaired)" : ""}\n`);
       }
       if (values.verbose) {
         for (const o of r.orphans) {
-          process.stdout.write(
+          writeStdout(
             `orphan ${o.id}: ${o.description} (${formatBytes(o.size)})${dry ? "" : " (removed)"}\n`,
           );
         }
-        for (const s of r.stale) process.stdout.write(`stale ${s} (removed)\n`);
+        for (const s of r.stale) writeStdout(`stale ${s} (removed)\n`);
       }
       const c = r.checked;
       const orphanBytes = r.orphans.reduce((a, o) => a + o.size, 0);
-      process.stdout.write(
+      writeStdout(
         `fsck: checked ${c.blobs} blobs, ${c.snapshots} snapshots, ${c.records} records, ${c.layers} layers, ${c.images} images; ` +
           `${r.problems.length} problems (${r.problems.length - unrepaired} repaired), ` +
           `${r.orphans.length} orphans ${dry ? "found" : "removed"} (${

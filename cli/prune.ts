@@ -12,6 +12,7 @@ import { parseDuration, parseSize, resolveSize } from "../engine/config.ts";
 import { formatBytes, parseFilters, prune } from "../engine/gc/collector.ts";
 import { collectWhenIdle, onReleasedStore } from "./collect.ts";
 import { itemJSON } from "./du.ts";
+import { writeStdout } from "./stdout.ts";
 
 export const PRUNE_HELP = `Usage: tsk prune [OPTIONS]
 
@@ -66,7 +67,7 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.help) {
-    process.stdout.write(PRUNE_HELP);
+    writeStdout(PRUNE_HELP);
     return 0;
   }
   return await onReleasedStore(values.root, async (engine) => {
@@ -78,7 +79,7 @@ export async function pruneCommand(argv: string[]): Promise<number> {
         filters: values.filter,
       }));
     if (values.format === "json") {
-      process.stdout.write(
+      writeStdout(
         JSON.stringify(
           {
             removed: result.removed.map(itemJSON),
@@ -93,10 +94,10 @@ export async function pruneCommand(argv: string[]): Promise<number> {
     } else {
       if (values.verbose) {
         for (const i of result.removed) {
-          process.stdout.write(`${i.id}\t${i.type}\t${formatBytes(i.size)}\n`);
+          writeStdout(`${i.id}\t${i.type}\t${formatBytes(i.size)}\n`);
         }
       }
-      process.stdout.write(`Total:\t${formatBytes(result.reclaimed)}\n`);
+      writeStdout(`Total:\t${formatBytes(result.reclaimed)}\n`);
     }
     return 0;
   });

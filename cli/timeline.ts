@@ -6,6 +6,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseTrace, renderTimelineHtml, renderTimelineSvg } from "../engine/timeline.ts";
+import { writeStdout } from "./stdout.ts";
 
 export const TIMELINE_HELP =
   `Usage: tsk debug timeline TRACE.json [-o FILE.svg|FILE.html] [--title TEXT]
@@ -32,7 +33,7 @@ export async function timelineCommand(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.help) {
-    process.stdout.write(TIMELINE_HELP);
+    writeStdout(TIMELINE_HELP);
     return 0;
   }
   if (positionals.length !== 1) {
@@ -65,7 +66,7 @@ export async function timelineCommand(argv: string[]): Promise<number> {
     ? renderTimelineSvg(bars, { title })
     : renderTimelineHtml(bars, { title });
   if (!out) {
-    process.stdout.write(doc);
+    writeStdout(doc);
     return 0;
   }
   try {
