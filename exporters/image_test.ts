@@ -7,10 +7,11 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { alignHistory, assembleImage, type HistoryEntry } from "./image.ts";
+import { alignHistory, assembleImage, EMPTY_GZIP_LAYER, type HistoryEntry } from "./image.ts";
 import { MEDIA } from "./media.ts";
 import {
   buildChain,
@@ -43,9 +44,14 @@ function assemble(
   });
 }
 
-const EXPECTED_PATHS = [["etc/", "etc/os-release"], ["app/", "app/a.txt"], ["app/", "app/b.txt"]];
+const EXPECTED_PATHS = [
+  ["etc/", "etc/os-release"],
+  ["app/", "app/a.txt"],
+  [], // RUN true: BuildKit keeps a step's empty layer
+  ["app/", "app/b.txt"],
+];
 
-test("layers go base first, the empty step is dropped and its history marked empty_layer", async () => {
+test("layers go base first; the empty step keeps its layer (BuildKit's 32-byte blob)", async () => {
   await withStore(async (t) => {
     const ref = await buildChain(t.snapshotter);
     const img = await assemble(t, ref);
@@ -58,9 +64,15 @@ test("layers go base first, the empty step is dropped and its history marked emp
       { created: "2020-01-01T00:00:00Z", created_by: "base layer" },
       { created: "2020-01-01T00:00:00Z", created_by: "ENV X=1", empty_layer: true },
       { created: "2030-01-01T00:00:00Z", created_by: "COPY a.txt /app/" },
-      { created: "2030-01-01T00:00:00Z", created_by: "RUN true", empty_layer: true },
+      { created: "2030-01-01T00:00:00Z", created_by: "RUN true" },
       { created: "2030-01-01T00:00:00Z", created_by: "COPY b.txt /app/" },
     ]);
+    assert.deepEqual(img.layers[2].desc.digest, sha256(EMPTY_GZIP_LAYER));
+    assert.equal(
+      img.layers[2].desc.digest,
+      "sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1",
+    );
+    assert.deepEqual(new Uint8Array(gunzipSync(EMPTY_GZIP_LAYER)), new Uint8Array(1024));
     // every descriptor matches its blob in the store
     for (const l of img.layers) {
       assert.equal(l.desc.mediaType, MEDIA.ociLayerGzip);
@@ -227,7 +239,7 @@ test("annotations, scratch and local refs", async () => {
   });
 });
 
-test("a pulled (l-) empty layer is kept, a generated one dropped", async () => {
+test("empty layers are kept, pulled (l-) or generated", async () => {
   await withStore(async (t) => {
     const s = t.snapshotter;
     await s.prepare("k0");
@@ -247,17 +259,14 @@ test("a pulled (l-) empty layer is kept, a generated one dropped", async () => {
       meta: t.meta,
       sourceDateEpoch: EPOCH,
     });
-    assert.equal(img.layers.length, 1);
-    assert.deepEqual(
-      tarPaths(layerTar(t.store, img.layers[0].desc.digest, img.layers[0].desc.mediaType)),
-      [],
-    );
-    // no history given: one synthesised entry per kept layer
-    assert.deepEqual(img.config.history, [{
-      created: EPOCH_ISO,
-      created_by: "tsk build layer",
-      comment: "tsk",
-    }]);
+    assert.equal(img.layers.length, 2);
+    for (const l of img.layers) {
+      assert.deepEqual(tarPaths(layerTar(t.store, l.desc.digest, l.desc.mediaType)), []);
+      assert.equal(l.desc.digest, sha256(EMPTY_GZIP_LAYER));
+    }
+    // no history given: one synthesised entry per layer
+    const entry = { created: EPOCH_ISO, created_by: "tsk build layer", comment: "tsk" };
+    assert.deepEqual(img.config.history, [entry, entry]);
   });
 });
 
@@ -365,7 +374,7 @@ test("overlay snapshots give the same image (in a mount namespace)", {
     const ovl = JSON.parse(r.stdout);
     assert.deepEqual(ovl.layerPaths, EXPECTED_PATHS);
     assert.deepEqual(ovl.diffIds, ovl.layerDiffIds);
-    assert.equal(ovl.history[3].empty_layer, true);
+    assert.equal(ovl.history[3].empty_layer, undefined, "RUN true keeps its (empty) layer");
     // the mounts went away with the namespace
     assert.ok(!readFileSync("/proc/self/mountinfo", "utf8").includes(dir));
   } finally {
