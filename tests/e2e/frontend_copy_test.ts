@@ -8,7 +8,6 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   existsSync,
@@ -25,6 +24,7 @@ import {
   makeContext,
   openOci,
   type RunResult,
+  sh,
   storeDir,
   tsk,
   useEnv,
@@ -38,12 +38,6 @@ let httpBase: string;
 let gitd: GitDaemon | undefined;
 let gitBase: string;
 const REMOTE = "remote file content\n";
-
-function sh(cmd: string, args: string[], cwd?: string): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
 before(async () => {
   store = storeDir(e);
@@ -62,7 +56,7 @@ before(async () => {
   const repo = path.join(gitRoot, "repo");
   mkdirSync(repo, { recursive: true });
   const g = (...a: string[]) =>
-    sh("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...a], repo);
+    sh("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...a], { cwd: repo });
   g("init", "-q", "-b", "main");
   writeFileSync(path.join(repo, "g.txt"), "v1\n");
   g("add", ".");

@@ -235,8 +235,17 @@ export type OciImage = {
   blob(digest: string): Buffer;
 };
 
-function sh(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
+/** Runs a tool to its end (in `o.cwd`, with `o.env` added); its stdout, or an error with stderr. */
+export function sh(
+  cmd: string,
+  args: string[],
+  o: { cwd?: string; env?: Record<string, string> } = {},
+): string {
+  const r = spawnSync(cmd, args, {
+    cwd: o.cwd,
+    encoding: "utf8",
+    env: o.env ? { ...process.env, ...o.env } : undefined,
+  });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr}`);
   return r.stdout;
 }
