@@ -10,6 +10,7 @@ import { remoteAddr } from "./remote_addr.ts";
 import { openEngine } from "../engine/engine.ts";
 import { storeUsage, type UsageItem } from "../engine/gc/usage.ts";
 import { formatBytes, itemMatches, parseFilters } from "../engine/gc/collector.ts";
+import { writeStdout } from "./stdout.ts";
 
 export const DU_HELP = `Usage: tsk du [OPTIONS]
 
@@ -123,12 +124,12 @@ export async function duCommand(argv: string[]): Promise<number> {
     if (values.format === "json") {
       const byType: Record<string, number> = {};
       for (const i of items) byType[i.type] = (byType[i.type] ?? 0) + i.size;
-      process.stdout.write(
+      writeStdout(
         JSON.stringify({ items: items.map(itemJSON), reclaimable, total, byType }, null, 2) + "\n",
       );
     } else {
-      process.stdout.write(values.verbose ? formatVerbose(items) : formatTable(items));
-      process.stdout.write(
+      writeStdout(values.verbose ? formatVerbose(items) : formatTable(items));
+      writeStdout(
         `Reclaimable:\t${formatBytes(reclaimable)}\nTotal:\t\t${formatBytes(total)}\n`,
       );
     }

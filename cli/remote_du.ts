@@ -10,6 +10,7 @@ import type { UsageRecord } from "../proto/control.ts";
 import { formatBytes } from "../engine/units.ts";
 import { parseDuration } from "../engine/config.ts";
 import { ago } from "./du.ts";
+import { writeStdout } from "./stdout.ts";
 
 const REMOTE_OPTIONS = {
   addr: { type: "string" },
@@ -71,7 +72,7 @@ export async function remoteDuCommand(argv: string[], addr: string): Promise<num
     const total = recs.reduce((n, r) => n + (r.Size ?? 0), 0);
     const reclaimable = recs.filter((r) => !r.InUse && !r.Shared).reduce((n, r) => n + (r.Size ?? 0), 0);
     if (values.format === "json") {
-      process.stdout.write(JSON.stringify({ items: recs.map(json), reclaimable, total }, null, 2) + "\n");
+      writeStdout(JSON.stringify({ items: recs.map(json), reclaimable, total }, null, 2) + "\n");
       return 0;
     }
     let out = `${"ID".padEnd(28)}${"RECLAIMABLE".padEnd(13)}${"SIZE".padEnd(12)}LAST ACCESSED\n`;
@@ -83,7 +84,7 @@ export async function remoteDuCommand(argv: string[], addr: string): Promise<num
       if (values.verbose && r.Description) out += `  ${r.Description}\n`;
     }
     out += `Reclaimable:\t${formatBytes(reclaimable)}\nTotal:\t\t${formatBytes(total)}\n`;
-    process.stdout.write(out);
+    writeStdout(out);
     return 0;
   });
 }
