@@ -22,7 +22,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { findBinary, requireBinary } from "./binaries.ts";
-import { childPids, runChild } from "./child.ts";
+import { childExit, childPids, runChild } from "./child.ts";
 import { loopbackUpCommand, needsNetNamespace } from "./network.ts";
 import { resolveInRoot } from "./rootpath.ts";
 import {
@@ -276,6 +276,5 @@ export async function runBuiltin(p: PreparedRun): Promise<RunResult> {
     const lines = log.trim().split("\n").filter((l) => l !== "");
     throw new Error(`sandbox setup failed (exit ${res.exitCode}): ${lines.slice(-4).join(" | ")}`);
   }
-  if (res.aborted) return { exitCode: 137, signal: "SIGKILL" };
-  return res.signal ? { exitCode: res.exitCode, signal: res.signal } : { exitCode: res.exitCode };
+  return childExit(res);
 }

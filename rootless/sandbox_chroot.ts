@@ -30,7 +30,7 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import { requireBinary } from "./binaries.ts";
-import { childPids, runChild } from "./child.ts";
+import { childExit, childPids, runChild } from "./child.ts";
 import { needsNetNamespace } from "./network.ts";
 import { resolveInRoot } from "./rootpath.ts";
 import {
@@ -254,8 +254,7 @@ export async function runChroot(p: PreparedRun, _stubs: Stubs): Promise<RunResul
       signal: p.signal,
       kill: killTree,
     });
-    if (res.aborted) return { exitCode: 137, signal: "SIGKILL" };
-    return res.signal ? { exitCode: res.exitCode, signal: res.signal } : { exitCode: res.exitCode };
+    return childExit(res);
   } finally {
     for (const u of undo.reverse()) u();
   }
