@@ -19,10 +19,9 @@ import { tmpdir } from "node:os";
 import { findBinary } from "./binaries.ts";
 import { runInSandbox, type RunSpec, type SandboxKind, sandboxKind } from "./sandbox.ts";
 import { makeBusyboxRootfs } from "./testdata/busybox_rootfs.ts";
+import { runScript } from "./testdata/sandbox_script.ts";
 
 const kinds: SandboxKind[] = findBinary("runc") ? ["runc", "builtin"] : ["builtin"];
-
-type Out = { exitCode: number; signal?: string; out: string; err: string; bytes: number };
 
 for (const kind of kinds) {
   describe(`sandbox (${kind})`, () => {
@@ -32,25 +31,8 @@ for (const kind of kinds) {
     });
     after(() => rmSync(rootfs, { recursive: true, force: true }));
 
-    const run = async (script: string, extra: Partial<RunSpec> = {}): Promise<Out> => {
-      let out = "", err = "", bytes = 0;
-      const dec = new TextDecoder(), decErr = new TextDecoder();
-      const r = await runInSandbox({
-        rootfs,
-        args: ["/bin/sh", "-c", script],
-        env: [],
-        cwd: "/",
-        user: "",
-        network: "host",
-        onStdout: (c) => {
-          bytes += c.byteLength;
-          out += dec.decode(c, { stream: true });
-        },
-        onStderr: (c) => (err += decErr.decode(c, { stream: true })),
-        ...extra,
-      }, kind);
-      return { ...r, out: out.trim(), err: err.trim(), bytes };
-    };
+    const run = (script: string, extra: Partial<RunSpec> = {}) =>
+      runScript(rootfs, kind, script, extra);
 
     test("user: root, name, uid:gid, supplementary groups", async () => {
       assert.equal((await run("id -u; id -g")).out, "0\n0");
