@@ -21,12 +21,12 @@ import { createServer, type Server } from "node:http";
 import path from "node:path";
 import {
   asRootAndUser,
+  buildOci,
   makeContext,
   openOci,
   type RunResult,
   sh,
   storeDir,
-  tsk,
   useEnv,
 } from "./harness.ts";
 import { type GitDaemon, startGitDaemon } from "../fixtures/git_daemon.ts";
@@ -73,19 +73,7 @@ after(async () => {
 });
 
 function build(ctx: string, extra: string[] = []): Promise<RunResult> {
-  return tsk([
-    "build",
-    "--root",
-    store,
-    "--progress",
-    "plain",
-    "-t",
-    "x/copy:1",
-    "-o",
-    "type=oci",
-    ...extra,
-    ctx,
-  ]);
+  return buildOci(store, "x/copy:1", ctx, extra);
 }
 
 /** `ls -ln`-like view of a path: type+mode, uid, gid. */

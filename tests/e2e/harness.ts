@@ -209,6 +209,23 @@ export function tsk(args: string[], o: TskOptions = {}): Promise<RunResult> {
   });
 }
 
+/**
+ * `tsk build` of `ctx` on the store `root` with plain progress, the image tagged `tag` as an OCI
+ * tarball on stdout; `extra` flags go before the context.
+ */
+export function buildOci(
+  root: string,
+  tag: string,
+  ctx: string,
+  extra: string[] = [],
+  o: TskOptions = {},
+): Promise<RunResult> {
+  return tsk(
+    ["build", "--root", root, "--progress", "plain", "-t", tag, "-o", "type=oci", ...extra, ctx],
+    o,
+  );
+}
+
 /** A store dir for a test, owned by the user who will run tsk (default: the current user). */
 export function storeDir(e: Env, as: UnprivilegedUser | undefined = current): string {
   const d = mkdtempSync(path.join(e.work, "store-"));
