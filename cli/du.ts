@@ -5,7 +5,7 @@
  * block per item; both end with `Reclaimable:` and `Total:` lines. `--format json` prints
  * `{"items":[...],"reclaimable":N,"total":N,"byType":{TYPE:N}}` with sizes in bytes.
  */
-import { parseArgs } from "node:util";
+import { checkFormat, parseCommandArgs } from "./args.ts";
 import { remoteAddr } from "./remote_addr.ts";
 import { openEngine } from "../engine/engine.ts";
 import { storeUsage, type UsageItem } from "../engine/gc/usage.ts";
@@ -86,9 +86,8 @@ export async function duCommand(argv: string[]): Promise<number> {
   // --addr / TSK_ADDR / BUILDKIT_HOST: a BuildKit's cache (cli/remote_du.ts).
   const addr = argv.includes("--help") || argv.includes("-h") ? undefined : remoteAddr(argv);
   if (addr !== undefined) return await (await import("./remote_du.ts")).remoteDuCommand(argv, addr);
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const parsed = parseCommandArgs(
+    {
       args: argv,
       options: {
         verbose: { type: "boolean", short: "v", default: false },
@@ -97,19 +96,15 @@ export async function duCommand(argv: string[]): Promise<number> {
         root: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
-    }));
-    if (!["table", "json"].includes(values.format!)) {
-      throw new Error(`invalid --format ${JSON.stringify(values.format)}: want table or json`);
-    }
-    parseFilters(values.filter!);
-  } catch (err) {
-    process.stderr.write(`ERROR: ${(err as Error).message}\n\n${DU_HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    writeStdout(DU_HELP);
-    return 0;
-  }
+    },
+    DU_HELP,
+    ({ values }) => {
+      checkFormat(values.format, ["table", "json"]);
+      parseFilters(values.filter!);
+    },
+  );
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   const engine = await openEngine({ root: values.root, existing: true });
   try {
     const usage = await storeUsage(engine);

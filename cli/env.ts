@@ -5,7 +5,7 @@
  * network and temp dir. Users paste it into bug reports.
  */
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { parseCommandArgs } from "./args.ts";
 import { defaultRoot } from "../engine/engine.ts";
 import { detectSnapshotter } from "../engine/snapshot/snapshotter.ts";
 import { describeFindings, recordedChoice, refusal } from "../rootless/probe.ts";
@@ -29,24 +29,16 @@ function maps(m: IdMapEntry[]): string {
 }
 
 export async function envCommand(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        root: { type: "string" },
-        format: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`ERROR: ${(err as Error).message}\n\n${ENV_HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(ENV_HELP);
-    return 0;
-  }
+  const parsed = parseCommandArgs({
+    args: argv,
+    options: {
+      root: { type: "string" },
+      format: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }, ENV_HELP);
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   const choice = recordedChoice();
   if (!choice) {
     process.stderr.write("ERROR: tsk debug env: no probe result (internal error)\n");

@@ -6,7 +6,7 @@
  * N problems (N repaired), N orphans removed (SIZE)`. Exit status 0 when the store is sound (after
  * repairs), 1 when something could not be repaired (or, with --dry-run, when corruption was found).
  */
-import { parseArgs } from "node:util";
+import { checkFormat, parseCommandArgs } from "./args.ts";
 import { fsck } from "../engine/gc/fsck.ts";
 import { formatBytes } from "../engine/gc/collector.ts";
 import { collectWhenIdle, onReleasedStore } from "./collect.ts";
@@ -26,9 +26,8 @@ Options:
 `;
 
 export async function fsckCommand(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
+  const parsed = parseCommandArgs(
+    {
       args: argv,
       options: {
         "dry-run": { type: "boolean", default: false },
@@ -37,18 +36,12 @@ export async function fsckCommand(argv: string[]): Promise<number> {
         root: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
-    }));
-    if (!["text", "json"].includes(values.format!)) {
-      throw new Error(`invalid --format ${JSON.stringify(values.format)}: want text or json`);
-    }
-  } catch (err) {
-    process.stderr.write(`ERROR: ${(err as Error).message}\n\n${FSCK_HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    writeStdout(FSCK_HELP);
-    return 0;
-  }
+    },
+    FSCK_HELP,
+    ({ values }) => checkFormat(values.format, ["text", "json"]),
+  );
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   return await onReleasedStore(values.root, async (engine) => {
     const dry = values["dry-run"]!;
     const r = dry

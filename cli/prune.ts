@@ -6,7 +6,7 @@
  * `{"removed":[...],"reclaimed":N,"before":N,"after":N}`. `-f/--force` is docker's "do not prompt"
  * flag, accepted and without effect: tsk never prompts.
  */
-import { parseArgs } from "node:util";
+import { checkFormat, parseCommandArgs } from "./args.ts";
 import { remoteAddr } from "./remote_addr.ts";
 import { parseDuration, parseSize, resolveSize } from "../engine/config.ts";
 import { formatBytes, parseFilters, prune } from "../engine/gc/collector.ts";
@@ -36,11 +36,10 @@ export async function pruneCommand(argv: string[]): Promise<number> {
   // --addr / TSK_ADDR / BUILDKIT_HOST: a BuildKit's cache (cli/remote_du.ts).
   const addr = argv.includes("--help") || argv.includes("-h") ? undefined : remoteAddr(argv);
   if (addr !== undefined) return await (await import("./remote_du.ts")).remotePruneCommand(argv, addr);
-  let values;
   let keepDuration: number | undefined;
   let keepStorage: ReturnType<typeof parseSize> | undefined;
-  try {
-    ({ values } = parseArgs({
+  const parsed = parseCommandArgs(
+    {
       args: argv,
       options: {
         all: { type: "boolean", short: "a", default: false },
@@ -53,23 +52,19 @@ export async function pruneCommand(argv: string[]): Promise<number> {
         root: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
-    }));
-    if (!["table", "json"].includes(values.format!)) {
-      throw new Error(`invalid --format ${JSON.stringify(values.format)}: want table or json`);
-    }
-    if (values["keep-duration"] !== undefined) {
-      keepDuration = parseDuration(values["keep-duration"]);
-    }
-    if (values["keep-storage"] !== undefined) keepStorage = parseSize(values["keep-storage"]);
-    parseFilters(values.filter!);
-  } catch (err) {
-    process.stderr.write(`ERROR: ${(err as Error).message}\n\n${PRUNE_HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    writeStdout(PRUNE_HELP);
-    return 0;
-  }
+    },
+    PRUNE_HELP,
+    ({ values }) => {
+      checkFormat(values.format, ["table", "json"]);
+      if (values["keep-duration"] !== undefined) {
+        keepDuration = parseDuration(values["keep-duration"]);
+      }
+      if (values["keep-storage"] !== undefined) keepStorage = parseSize(values["keep-storage"]);
+      parseFilters(values.filter!);
+    },
+  );
+  if (typeof parsed === "number") return parsed;
+  const { values } = parsed;
   return await onReleasedStore(values.root, async (engine) => {
     const result = await collectWhenIdle(engine, "pruning", async () =>
       prune(engine, {

@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { parseCommandArgs } from "./args.ts";
 import { parseTrace, renderTimelineHtml, renderTimelineSvg } from "../engine/timeline.ts";
 import { writeStdout } from "./stdout.ts";
 
@@ -17,25 +17,17 @@ the critical path outlined in red, cached steps hatched. The format follows -o's
 `;
 
 export async function timelineCommand(argv: string[]): Promise<number> {
-  let values, positionals;
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        output: { type: "string", short: "o" },
-        title: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`ERROR: ${(err as Error).message}\n\n${TIMELINE_HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    writeStdout(TIMELINE_HELP);
-    return 0;
-  }
+  const parsed = parseCommandArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      output: { type: "string", short: "o" },
+      title: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }, TIMELINE_HELP);
+  if (typeof parsed === "number") return parsed;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1) {
     process.stderr.write(`ERROR: want exactly one trace file\n\n${TIMELINE_HELP}`);
     return 2;

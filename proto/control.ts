@@ -1,12 +1,14 @@
 /**
  * Codec for BuildKit's control API and session messages (proto/control.proto), on tsk's own
- * schema-driven protobuf codec. Imported as text so the compiled binary embeds the schema.
+ * schema-driven protobuf codec (proto_files.ts embeds the schema text in the compiled binary).
  */
-import text from "./control.proto" with { type: "text" };
 import { Codec } from "./codec.ts";
+import { PROTO_FILES } from "./proto_files.ts";
 import { parseProto } from "./schema.ts";
 
-export const controlCodec: Codec = new Codec(parseProto(text));
+export const controlCodec: Codec = new Codec(
+  parseProto(PROTO_FILES["control.proto"], PROTO_FILES),
+);
 
 /** fsutil Packet types. */
 export const PacketType = { STAT: 0, REQ: 1, DATA: 2, FIN: 3, ERR: 4 } as const;

@@ -1,12 +1,14 @@
 /**
  * Codec for BuildKit's gateway (LLBBridge) messages (proto/gateway.proto), on tsk's own
- * schema-driven protobuf codec. Imported as text so the compiled binary embeds the schema.
+ * schema-driven protobuf codec (proto_files.ts embeds the schema text in the compiled binary).
  */
-import text from "./gateway.proto" with { type: "text" };
 import { Codec } from "./codec.ts";
+import { PROTO_FILES } from "./proto_files.ts";
 import { parseProto } from "./schema.ts";
 
-export const gatewayCodec: Codec = new Codec(parseProto(text));
+export const gatewayCodec: Codec = new Codec(
+  parseProto(PROTO_FILES["gateway.proto"], PROTO_FILES),
+);
 
 export type GatewayRef = { id?: string; def?: Uint8Array };
 export type GatewayResult = {

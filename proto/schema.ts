@@ -1,8 +1,10 @@
 /**
- * A tiny proto3 schema parser: turns the text of a self-contained .proto file (top-level messages
- * and enums, `oneof`, `map<K, V>`, `repeated`) into descriptors the reflection codec in codec.ts
- * walks. Enough for BuildKit's ops.proto; anything fancier (nested types, proto2, extensions,
- * `optional`, imports) is rejected loudly instead of being misread.
+ * A tiny proto3 schema parser: turns the text of a .proto file (top-level messages and enums,
+ * `oneof`, `map<K, V>`, `repeated`, `import` of other such files) into descriptors the reflection
+ * codec in codec.ts walks. Enough for BuildKit's ops.proto and the control and gateway messages;
+ * anything fancier (nested types, proto2, extensions, `optional`, `import public`) is rejected
+ * loudly instead of being misread. An imported file's types are named by their full name
+ * (`pb.Platform`), as a file of another package names them.
  */
 
 export const SCALAR_TYPES = [
@@ -56,6 +58,7 @@ export type EnumDesc = { name: string; values: Map<string, number> };
 
 export type Schema = {
   package: string;
+  /** The file's own messages by name; those of imported files by full name (`pkg.Name`). */
   messages: Map<string, MessageDesc>;
   enums: Map<string, EnumDesc>;
 };
@@ -80,8 +83,16 @@ function tokenize(src: string): string[] {
   return out;
 }
 
-/** Parses proto3 text into a Schema. Throws on anything it does not understand. */
-export function parseProto(src: string): Schema {
+/**
+ * Parses proto3 text into a Schema. `files` holds the text of the files its `import` statements
+ * name (by the name as written). Throws on anything it does not understand.
+ */
+export function parseProto(src: string, files: Record<string, string> = {}): Schema {
+  return parseFile(src, files, []);
+}
+
+/** parseProto for a file reached through the imports in `chain`. */
+function parseFile(src: string, files: Record<string, string>, chain: string[]): Schema {
   const toks = tokenize(src);
   let p = 0;
   const peek = () => toks[p];
@@ -97,6 +108,8 @@ export function parseProto(src: string): Schema {
   };
   const schema: Schema = { package: "", messages: new Map(), enums: new Map() };
   const rawMessages: { name: string; fields: FieldDesc[] }[] = [];
+  /** Types of imported files, by full name. */
+  const imported: Schema = { package: "", messages: new Map(), enums: new Map() };
 
   const parseField = (fields: FieldDesc[], oneof?: string) => {
     let repeated = false;
@@ -152,6 +165,20 @@ export function parseProto(src: string): Schema {
       expect(";");
     } else if (t === "option") {
       while (next() !== ";");
+    } else if (t === "import") {
+      const file = next();
+      if (file === "public" || file === "weak") {
+        throw new Error(`proto parse: 'import ${file}' is not supported`);
+      }
+      expect(";");
+      const name = file.slice(1, -1);
+      if (!(name in files)) throw new Error(`proto parse: imported file ${file} not given`);
+      if (chain.includes(name)) throw new Error(`proto parse: import cycle through ${file}`);
+      const dep = parseFile(files[name], files, [...chain, name]);
+      if (!dep.package) throw new Error(`proto parse: imported file ${file} has no package`);
+      const depTypes = qualified(dep);
+      for (const [k, m] of depTypes.messages) imported.messages.set(k, m);
+      for (const [k, en] of depTypes.enums) imported.enums.set(k, en);
     } else if (t === "enum") {
       const name = next();
       expect("{");
@@ -192,8 +219,8 @@ export function parseProto(src: string): Schema {
   for (const raw of rawMessages) {
     for (const f of raw.fields) {
       if (isScalar(f.type)) f.kind = "scalar";
-      else if (schema.enums.has(f.type)) f.kind = "enum";
-      else if (names.has(f.type)) f.kind = "message";
+      else if (schema.enums.has(f.type) || imported.enums.has(f.type)) f.kind = "enum";
+      else if (names.has(f.type) || imported.messages.has(f.type)) f.kind = "message";
       else throw new Error(`proto parse: unknown type ${f.type} in ${raw.name}.${f.name}`);
       f.packed = f.repeated && !f.mapKey && (f.kind === "enum" || PACKABLE.has(f.type));
     }
@@ -233,5 +260,40 @@ export function parseProto(src: string): Schema {
       oneofs,
     });
   }
+  for (const [k, m] of imported.messages) schema.messages.set(k, m);
+  for (const [k, en] of imported.enums) schema.enums.set(k, en);
   return schema;
+}
+
+/**
+ * `s` as an importing file sees it: its own types under their full names (`pkg.Name`), and the
+ * message and enum types its fields name made full names too, so the codec finds them there.
+ */
+function qualified(s: Schema): Schema {
+  const full = (name: string) => `${s.package}.${name}`;
+  const own = (t: string) => !t.includes("."); // an imported file's types have full names
+  const out: Schema = { package: s.package, messages: new Map(), enums: new Map() };
+  for (const [k, en] of s.enums) out.enums.set(own(k) ? full(k) : k, en);
+  for (const [k, m] of s.messages) {
+    if (!own(k)) {
+      out.messages.set(k, m); // imported by `s` already: full names throughout
+      continue;
+    }
+    const copy = new Map<FieldDesc, FieldDesc>();
+    for (const f of m.fields) {
+      copy.set(f, f.kind !== "scalar" && own(f.type) ? { ...f, type: full(f.type) } : f);
+    }
+    const fields = m.fields.map((f) => copy.get(f)!);
+    const oneofs = new Map<string, FieldDesc[]>();
+    for (const [o, fs] of m.oneofs) oneofs.set(o, fs.map((f) => copy.get(f)!));
+    out.messages.set(full(k), {
+      name: full(k),
+      fields,
+      encodeOrder: m.encodeOrder.map((f) => copy.get(f)!),
+      byNumber: new Map(fields.map((f) => [f.number, f])),
+      byName: new Map(fields.map((f) => [f.name, f])),
+      oneofs,
+    });
+  }
+  return out;
 }

@@ -19,6 +19,12 @@ export type ChildOptions = {
   kill: (pid: number) => void;
 };
 
+/** What a sandbox reports for a helper's run: killed (137, SIGKILL) when aborted, else its exit. */
+export function childExit(res: ChildResult & { aborted: boolean }): ChildResult {
+  if (res.aborted) return { exitCode: 137, signal: "SIGKILL" };
+  return res.signal ? { exitCode: res.exitCode, signal: res.signal } : { exitCode: res.exitCode };
+}
+
 export function runChild(
   argv: string[],
   opts: ChildOptions,

@@ -22,11 +22,10 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { findBinary, requireBinary } from "./binaries.ts";
-import { childPids, runChild } from "./child.ts";
+import { childExit, childPids, runChild } from "./child.ts";
+import { DEFAULT_BOUNDING_SET, helperEnvAndArgs } from "./helper_env.ts";
 import { loopbackUpCommand, needsNetNamespace } from "./network.ts";
-import { resolveInRoot } from "./rootpath.ts";
 import {
-  DEFAULT_CAPS,
   MASKED_PATHS,
   type PreparedRun,
   READONLY_PATHS,
@@ -158,16 +157,7 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
   L.push(`cd ${q(R)}`, mnt("--move", ".", "/"));
   L.push(`echo ok > ${q(statusFile)}`, "set +x", "exec 2>&3 3>&-");
 
-  // Env for the host helpers: the command's env minus what would change how they load; those
-  // variables are re-applied by the rootfs' own `env` right before the command, if it has one.
-  const loaderVars = p.env.filter((e) => e.startsWith("LD_"));
-  const helperEnv = loaderVars.length > 0 ? p.env.filter((e) => !e.startsWith("LD_")) : p.env;
-  let args = p.args;
-  if (loaderVars.length > 0) {
-    const envInRoot = ["/usr/bin/env", "/bin/env"].find((e) => existsSync(resolveInRoot(R, e)));
-    if (envInRoot) args = [envInRoot, ...loaderVars, ...args];
-    else helperEnv.push(...loaderVars);
-  }
+  const { helperEnv, args } = helperEnvAndArgs(R, p.env, p.args);
   // With setgroups denied (a single-id user namespace) groups cannot be changed at all; runc
   // skips supplementary groups then, and so do we.
   const groups = setgroupsDenied()
@@ -175,7 +165,6 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
     : p.groups.length > 0
     ? ["--groups", p.groups.join(",")]
     : ["--clear-groups"];
-  const bounding = ["-all", ...DEFAULT_CAPS.map((c) => "+" + c.slice(4).toLowerCase())].join(",");
   // --ulimit: util-linux prlimit sets the limits and execs the rest of the chain.
   const ulimits = p.ulimits ?? [];
   const prlimit = ulimits.length
@@ -194,7 +183,7 @@ export function builtinScript(p: PreparedRun, statusFile: string, logFile: strin
     String(p.gid),
     ...groups,
     // --security=insecure keeps every capability of the namespace.
-    ...(p.insecure ? [] : ["--bounding-set", bounding]),
+    ...(p.insecure ? [] : ["--bounding-set", DEFAULT_BOUNDING_SET]),
     "--",
     ...prlimit,
     bin.unshare,
@@ -276,6 +265,5 @@ export async function runBuiltin(p: PreparedRun): Promise<RunResult> {
     const lines = log.trim().split("\n").filter((l) => l !== "");
     throw new Error(`sandbox setup failed (exit ${res.exitCode}): ${lines.slice(-4).join(" | ")}`);
   }
-  if (res.aborted) return { exitCode: 137, signal: "SIGKILL" };
-  return res.signal ? { exitCode: res.exitCode, signal: res.signal } : { exitCode: res.exitCode };
+  return childExit(res);
 }

@@ -16,7 +16,6 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
-  existsSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -30,15 +29,10 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import { requireBinary } from "./binaries.ts";
-import { childPids, runChild } from "./child.ts";
+import { childExit, childPids, runChild } from "./child.ts";
+import { DEFAULT_BOUNDING_SET, helperEnvAndArgs } from "./helper_env.ts";
 import { needsNetNamespace } from "./network.ts";
-import { resolveInRoot } from "./rootpath.ts";
-import {
-  DEFAULT_CAPS,
-  type PreparedMount,
-  type PreparedRun,
-  type RunResult,
-} from "./oci_runtime_spec.ts";
+import { type PreparedMount, type PreparedRun, type RunResult } from "./oci_runtime_spec.ts";
 import type { Stubs } from "./stubs.ts";
 
 const DEVICES: [string, number, number][] = [
@@ -215,20 +209,8 @@ export async function runChroot(p: PreparedRun, _stubs: Stubs): Promise<RunResul
     if (p.resolv) undo.push(placeFile(p.resolv.hostTarget, readFileSync(p.resolv.source!)));
     for (const m of p.mounts) undo.push(placeMount(m, bin.cp));
 
-    // Loader variables would change how the host helpers load: re-apply them with the rootfs'
-    // own `env` right before the command (as the built-in sandbox does).
-    const loaderVars = p.env.filter((e) => e.startsWith("LD_"));
-    const helperEnv = p.env.filter((e) => !e.startsWith("LD_"));
-    let args = p.args;
-    if (loaderVars.length > 0) {
-      const envInRoot = ["/usr/bin/env", "/bin/env"].find((e) =>
-        existsSync(resolveInRoot(p.rootfs, e))
-      );
-      if (envInRoot) args = [envInRoot, ...loaderVars, ...args];
-      else helperEnv.push(...loaderVars);
-    }
+    const { helperEnv, args } = helperEnvAndArgs(p.rootfs, p.env, p.args);
     const groups = p.groups.length > 0 ? ["--groups", p.groups.join(",")] : ["--clear-groups"];
-    const bounding = ["-all", ...DEFAULT_CAPS.map((c) => "+" + c.slice(4).toLowerCase())].join(",");
     const argv = [
       bin.env,
       "-i",
@@ -238,7 +220,7 @@ export async function runChroot(p: PreparedRun, _stubs: Stubs): Promise<RunResul
       String(p.gid),
       ...groups,
       "--bounding-set",
-      bounding,
+      DEFAULT_BOUNDING_SET,
       "--",
       bin.nsenter,
       `--root=${p.rootfs}`,
@@ -254,8 +236,7 @@ export async function runChroot(p: PreparedRun, _stubs: Stubs): Promise<RunResul
       signal: p.signal,
       kill: killTree,
     });
-    if (res.aborted) return { exitCode: 137, signal: "SIGKILL" };
-    return res.signal ? { exitCode: res.exitCode, signal: res.signal } : { exitCode: res.exitCode };
+    return childExit(res);
   } finally {
     for (const u of undo.reverse()) u();
   }

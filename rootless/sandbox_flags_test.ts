@@ -8,9 +8,10 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { findBinary } from "./binaries.ts";
-import { runInSandbox, type RunSpec, type SandboxKind } from "./sandbox.ts";
+import { type RunSpec, type SandboxKind } from "./sandbox.ts";
 import { boundingCapabilities } from "./oci_runtime_spec.ts";
 import { makeBusyboxRootfs } from "./testdata/busybox_rootfs.ts";
+import { runScript } from "./testdata/sandbox_script.ts";
 
 const kinds: SandboxKind[] = findBinary("runc") ? ["runc", "builtin"] : ["builtin"];
 
@@ -31,19 +32,8 @@ for (const kind of kinds) {
     after(() => rmSync(rootfs, { recursive: true, force: true }));
 
     const run = async (script: string, extra: Partial<RunSpec> = {}) => {
-      let out = "";
-      const dec = new TextDecoder();
-      const r = await runInSandbox({
-        rootfs,
-        args: ["/bin/sh", "-c", script],
-        env: [],
-        cwd: "/",
-        user: "",
-        network: "host",
-        onStdout: (c) => (out += dec.decode(c, { stream: true })),
-        ...extra,
-      }, kind);
-      return { code: r.exitCode, out: out.trim() };
+      const r = await runScript(rootfs, kind, script, extra);
+      return { code: r.exitCode, out: r.out };
     };
 
     test("extra hosts are appended to /etc/hosts", async () => {

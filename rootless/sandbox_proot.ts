@@ -10,7 +10,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { requireBinary } from "./binaries.ts";
-import { runChild } from "./child.ts";
+import { childExit, runChild } from "./child.ts";
 import type { PreparedRun, RunResult } from "./oci_runtime_spec.ts";
 import { killTree, refuseNetworkNone } from "./sandbox_chroot.ts";
 
@@ -62,6 +62,5 @@ export async function runProot(p: PreparedRun): Promise<RunResult> {
     signal: p.signal,
     kill: killTree,
   });
-  if (res.aborted) return { exitCode: 137, signal: "SIGKILL" };
-  return res.signal ? { exitCode: res.exitCode, signal: res.signal } : { exitCode: res.exitCode };
+  return childExit(res);
 }

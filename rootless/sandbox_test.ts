@@ -19,10 +19,9 @@ import { tmpdir } from "node:os";
 import { findBinary } from "./binaries.ts";
 import { runInSandbox, type RunSpec, type SandboxKind, sandboxKind } from "./sandbox.ts";
 import { makeBusyboxRootfs } from "./testdata/busybox_rootfs.ts";
+import { runScript } from "./testdata/sandbox_script.ts";
 
 const kinds: SandboxKind[] = findBinary("runc") ? ["runc", "builtin"] : ["builtin"];
-
-type Out = { exitCode: number; signal?: string; out: string; err: string; bytes: number };
 
 for (const kind of kinds) {
   describe(`sandbox (${kind})`, () => {
@@ -32,25 +31,8 @@ for (const kind of kinds) {
     });
     after(() => rmSync(rootfs, { recursive: true, force: true }));
 
-    const run = async (script: string, extra: Partial<RunSpec> = {}): Promise<Out> => {
-      let out = "", err = "", bytes = 0;
-      const dec = new TextDecoder(), decErr = new TextDecoder();
-      const r = await runInSandbox({
-        rootfs,
-        args: ["/bin/sh", "-c", script],
-        env: [],
-        cwd: "/",
-        user: "",
-        network: "host",
-        onStdout: (c) => {
-          bytes += c.byteLength;
-          out += dec.decode(c, { stream: true });
-        },
-        onStderr: (c) => (err += decErr.decode(c, { stream: true })),
-        ...extra,
-      }, kind);
-      return { ...r, out: out.trim(), err: err.trim(), bytes };
-    };
+    const run = (script: string, extra: Partial<RunSpec> = {}) =>
+      runScript(rootfs, kind, script, extra);
 
     test("user: root, name, uid:gid, supplementary groups", async () => {
       assert.equal((await run("id -u; id -g")).out, "0\n0");
@@ -97,26 +79,19 @@ for (const kind of kinds) {
     test("exit codes", async () => {
       assert.equal((await run("exit 3")).exitCode, 3);
       assert.equal((await run("echo oops >&2; exit 0")).err, "oops");
-      const missing = await runInSandbox({
-        rootfs,
-        args: ["/no/such/binary"],
-        env: [],
-        cwd: "/",
-        user: "",
-        network: "host",
-        onStderr: () => {},
-      }, kind);
-      assert.equal(missing.exitCode, 127);
-      const notExec = await runInSandbox({
-        rootfs,
-        args: ["/etc/passwd"],
-        env: [],
-        cwd: "/",
-        user: "",
-        network: "host",
-        onStderr: () => {},
-      }, kind);
-      assert.equal(notExec.exitCode, 126);
+      // As a shell reports them: 127 not found, 126 not executable.
+      const exitOf = async (binary: string) =>
+        (await runInSandbox({
+          rootfs,
+          args: [binary],
+          env: [],
+          cwd: "/",
+          user: "",
+          network: "host",
+          onStderr: () => {},
+        }, kind)).exitCode;
+      assert.equal(await exitOf("/no/such/binary"), 127);
+      assert.equal(await exitOf("/etc/passwd"), 126);
     });
 
     test("pid namespace: the command is pid 1", async () => {

@@ -5,7 +5,7 @@ import { Readable } from "node:stream";
 import { Buffer } from "node:buffer";
 import { type TarEntry, TarWriter } from "./tar_writer.ts";
 import { applyLayer } from "./apply.ts";
-import { canChownTo, canMknodDevices, chunksOf, Collector, tempDir } from "./testutil.ts";
+import { canChownTo, canMknodDevices, chunksOf, Collector, withDir } from "./testutil.ts";
 import { getXattrsTree } from "./helpers.ts";
 
 type Item = Partial<TarEntry> & { path: string; type: TarEntry["type"]; data?: string };
@@ -30,15 +30,6 @@ async function layer(items: Item[]): Promise<Buffer> {
 }
 
 const wh = (path: string): Item => ({ path, type: "file", mode: 0, data: "" });
-
-async function withDir(fn: (d: string) => Promise<void>) {
-  const d = await tempDir();
-  try {
-    await fn(d);
-  } finally {
-    await fsp.rm(d, { recursive: true, force: true });
-  }
-}
 
 const base: Item[] = [
   { path: "etc/", type: "dir" },

@@ -234,28 +234,30 @@ async function walkTree(
 }
 
 /** Overlay upper dir → OCI layer tar. */
-export async function writeLayerFromUpper(
+export function writeLayerFromUpper(
   upperDir: string,
   out: Sink,
   opts: LayerOptions = {},
 ): Promise<void> {
-  const root = await fsp.realpath(upperDir);
-  const xattrs = await getXattrsTree(root);
-  const em = new Emitter(out, opts);
-  await walkTree(em, xattrs, root, "", true);
-  await em.w.finish();
+  return writeDirTar(upperDir, out, opts, true);
 }
 
 /** A whole directory tree → tar (no root entry, no whiteout interpretation). */
-export async function writeTreeTar(
-  root: string,
+export function writeTreeTar(root: string, out: Sink, opts: LayerOptions = {}): Promise<void> {
+  return writeDirTar(root, out, opts, false);
+}
+
+/** The tree under `dir` (its real path) → tar; `overlay`: read overlayfs whiteouts as such. */
+async function writeDirTar(
+  dir: string,
   out: Sink,
-  opts: LayerOptions = {},
+  opts: LayerOptions,
+  overlay: boolean,
 ): Promise<void> {
-  const r = await fsp.realpath(root);
-  const xattrs = await getXattrsTree(r);
+  const root = await fsp.realpath(dir);
+  const xattrs = await getXattrsTree(root);
   const em = new Emitter(out, opts);
-  await walkTree(em, xattrs, r, "", false);
+  await walkTree(em, xattrs, root, "", overlay);
   await em.w.finish();
 }
 

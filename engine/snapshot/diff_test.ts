@@ -6,17 +6,8 @@ import { writeLayerFromDirs, writeLayerFromUpper, writeTreeTar } from "./diff.ts
 import { readTar } from "./tar_reader.ts";
 import type { TarEntry } from "./tar_writer.ts";
 import { applyLayer } from "./apply.ts";
-import { chunksOf, Collector, describeTree, gnuList, tempDir } from "./testutil.ts";
+import { chunksOf, Collector, describeTree, gnuList, withDir } from "./testutil.ts";
 import { run, runOk } from "./helpers.ts";
-
-async function withDir(fn: (d: string) => Promise<void>) {
-  const d = await tempDir();
-  try {
-    await fn(d);
-  } finally {
-    await fsp.rm(d, { recursive: true, force: true });
-  }
-}
 
 async function entries(tar: Uint8Array): Promise<{ e: TarEntry; data: string }[]> {
   const out = [];

@@ -11,6 +11,16 @@ export async function tempDir(prefix = "tsk-snap-"): Promise<string> {
   return await fsp.mkdtemp(`${tmpdir()}/${prefix}`);
 }
 
+/** Runs `fn` with a fresh temp dir, removed afterwards. */
+export async function withDir<T>(fn: (d: string) => Promise<T>): Promise<T> {
+  const d = await tempDir();
+  try {
+    return await fn(d);
+  } finally {
+    await fsp.rm(d, { recursive: true, force: true });
+  }
+}
+
 /** A Writable collecting everything written (tests only: small archives). */
 export class Collector extends Writable {
   chunks: Buffer[] = [];

@@ -2,16 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Semaphore } from "./semaphore.ts";
-
-/** Rejects after `ms` so a missing slot shows as a failure, not a hang. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<T>((
-    _,
-    rej,
-  ) => (timer = setTimeout(() => rej(new Error(`timed out: ${what}`)), ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+import { within } from "./testutil.ts";
 
 test("Semaphore: at most n holders, FIFO hand-over, idempotent release", async () => {
   const sem = new Semaphore(2);

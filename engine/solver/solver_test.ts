@@ -22,6 +22,7 @@ import type { Vertex } from "../llb/load.ts";
 import { MetaStore } from "../content/meta.ts";
 import { type OpHandler, type Ref, type SolveOptions, Solver, type Worker } from "./solver.ts";
 import { PlainProgress, type VertexProgress } from "./progress.ts";
+import { within } from "./testutil.ts";
 
 type RunHook = (vp: VertexProgress, solver: Solver) => Promise<void>;
 
@@ -289,16 +290,6 @@ test("ignoreCache and the vertex's ignore_cache metadata rerun just that vertex"
     assert.deepEqual(w.runs, ["[s 2/2] RUN x"]);
   });
 });
-
-/** A promise that rejects after `ms` so a missing concurrency shows as a failure, not a hang. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<T>((
-    _,
-    rej,
-  ) => (timer = setTimeout(() => rej(new Error(`timed out: ${what}`)), ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 test("independent vertices run concurrently", async () => {
   await withMeta(async (meta) => {

@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import {
   asRootAndUser,
+  buildOci,
   makeContext,
   openOci,
   type RunResult,
@@ -33,19 +34,7 @@ function build(
   extra: string[],
   envVars: Record<string, string> = {},
 ): Promise<RunResult> {
-  return tsk([
-    "build",
-    "--root",
-    store,
-    "--progress",
-    "plain",
-    "-t",
-    "x/args:1",
-    "-o",
-    "type=oci",
-    ...extra,
-    ctx,
-  ], { env: envVars });
+  return buildOci(store, "x/args:1", ctx, extra, { env: envVars });
 }
 
 /** `#N [stage i/n] RUN …` lines of a plain progress log that were not CACHED. */

@@ -8,7 +8,6 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   existsSync,
@@ -22,11 +21,12 @@ import { createServer, type Server } from "node:http";
 import path from "node:path";
 import {
   asRootAndUser,
+  buildOci,
   makeContext,
   openOci,
   type RunResult,
+  sh,
   storeDir,
-  tsk,
   useEnv,
 } from "./harness.ts";
 import { type GitDaemon, startGitDaemon } from "../fixtures/git_daemon.ts";
@@ -38,12 +38,6 @@ let httpBase: string;
 let gitd: GitDaemon | undefined;
 let gitBase: string;
 const REMOTE = "remote file content\n";
-
-function sh(cmd: string, args: string[], cwd?: string): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
 before(async () => {
   store = storeDir(e);
@@ -62,7 +56,7 @@ before(async () => {
   const repo = path.join(gitRoot, "repo");
   mkdirSync(repo, { recursive: true });
   const g = (...a: string[]) =>
-    sh("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...a], repo);
+    sh("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...a], { cwd: repo });
   g("init", "-q", "-b", "main");
   writeFileSync(path.join(repo, "g.txt"), "v1\n");
   g("add", ".");
@@ -79,19 +73,7 @@ after(async () => {
 });
 
 function build(ctx: string, extra: string[] = []): Promise<RunResult> {
-  return tsk([
-    "build",
-    "--root",
-    store,
-    "--progress",
-    "plain",
-    "-t",
-    "x/copy:1",
-    "-o",
-    "type=oci",
-    ...extra,
-    ctx,
-  ]);
+  return buildOci(store, "x/copy:1", ctx, extra);
 }
 
 /** `ls -ln`-like view of a path: type+mode, uid, gid. */

@@ -11,11 +11,11 @@ import { chownSync, existsSync, lstatSync, readFileSync, writeFileSync } from "n
 import path from "node:path";
 import {
   asRootAndUser,
+  buildOci,
   makeContext,
   openOci,
   type RunResult,
   storeDir,
-  tsk,
   useEnv,
 } from "./harness.ts";
 
@@ -26,19 +26,7 @@ before(() => {
 });
 
 function build(ctx: string, extra: string[] = []): Promise<RunResult> {
-  return tsk([
-    "build",
-    "--root",
-    store,
-    "--progress",
-    "plain",
-    "-t",
-    "x/run:1",
-    "-o",
-    "type=oci",
-    ...extra,
-    ctx,
-  ]); // as the user of the running describe (asRootAndUser)
+  return buildOci(store, "x/run:1", ctx, extra); // as the user of the running describe (asRootAndUser)
 }
 
 asRootAndUser("heredocs", () => {

@@ -209,6 +209,23 @@ export function tsk(args: string[], o: TskOptions = {}): Promise<RunResult> {
   });
 }
 
+/**
+ * `tsk build` of `ctx` on the store `root` with plain progress, the image tagged `tag` as an OCI
+ * tarball on stdout; `extra` flags go before the context.
+ */
+export function buildOci(
+  root: string,
+  tag: string,
+  ctx: string,
+  extra: string[] = [],
+  o: TskOptions = {},
+): Promise<RunResult> {
+  return tsk(
+    ["build", "--root", root, "--progress", "plain", "-t", tag, "-o", "type=oci", ...extra, ctx],
+    o,
+  );
+}
+
 /** A store dir for a test, owned by the user who will run tsk (default: the current user). */
 export function storeDir(e: Env, as: UnprivilegedUser | undefined = current): string {
   const d = mkdtempSync(path.join(e.work, "store-"));
@@ -235,8 +252,17 @@ export type OciImage = {
   blob(digest: string): Buffer;
 };
 
-function sh(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
+/** Runs a tool to its end (in `o.cwd`, with `o.env` added); its stdout, or an error with stderr. */
+export function sh(
+  cmd: string,
+  args: string[],
+  o: { cwd?: string; env?: Record<string, string> } = {},
+): string {
+  const r = spawnSync(cmd, args, {
+    cwd: o.cwd,
+    encoding: "utf8",
+    env: o.env ? { ...process.env, ...o.env } : undefined,
+  });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr}`);
   return r.stdout;
 }

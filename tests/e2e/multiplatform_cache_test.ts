@@ -7,10 +7,9 @@
  */
 import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { copyContext, makeContext, storeDir, tsk, useEnv } from "./harness.ts";
+import { copyContext, makeContext, sh, storeDir, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 import { multiarchUnavailable, pushMultiarchBusybox } from "../fixtures/base_images.ts";
 import { emulatorFor, listEmulators } from "../../rootless/binfmt.ts";
@@ -49,12 +48,6 @@ function ran(stderr: string): string[] {
     if (c) cached.add(c[1]);
   }
   return [...names].filter(([id]) => !cached.has(id)).map(([, n]) => n).sort();
-}
-
-function sh(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr}`);
-  return r.stdout;
 }
 
 /** A directory the user can write (the build's outputs and cache go there). */

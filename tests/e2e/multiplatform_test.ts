@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { makeContext, storeDir, TSK, tsk, useEnv } from "./harness.ts";
+import { makeContext, sh, storeDir, TSK, tsk, useEnv } from "./harness.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 import { multiarchUnavailable, pushMultiarchBusybox } from "../fixtures/base_images.ts";
 import { emulatorFor, listEmulators } from "../../rootless/binfmt.ts";
@@ -36,12 +36,6 @@ before(async () => {
   if (missing) return;
   base = (await pushMultiarchBusybox(e.registry.host)).ref;
 });
-
-function sh(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** Pulls one platform of `ref` with skopeo into an OCI layout and unpacks it with umoci. */
 function unpack(ref: string, arch: string): string {

@@ -8,11 +8,11 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import path from "node:path";
-import { makeContext, openOci, type RunResult, storeDir, tsk, useEnv } from "./harness.ts";
+import { makeContext, openOci, type RunResult, sh, storeDir, tsk, useEnv } from "./harness.ts";
 import { type GitDaemon, startGitDaemon } from "../fixtures/git_daemon.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
@@ -22,12 +22,6 @@ let httpBase: string;
 let gitd: GitDaemon | undefined;
 let gitBase: string;
 let files: Map<string, Buffer>;
-
-function sh(cmd: string, args: string[], cwd?: string): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** A tar.gz of `entries` (name → content), made with GNU tar. */
 function tarball(entries: Record<string, string>, gzip = true): Buffer {
@@ -80,7 +74,7 @@ before(async () => {
   const repo = path.join(gitRoot, "repo.git");
   mkdirSync(path.join(repo, "sub"), { recursive: true });
   const g = (...a: string[]) =>
-    sh("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...a], repo);
+    sh("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...a], { cwd: repo });
   g("init", "-q", "-b", "main");
   writeFileSync(path.join(repo, "g.txt"), "git v1\n");
   writeFileSync(path.join(repo, "sub", "s.txt"), "sub v1\n");

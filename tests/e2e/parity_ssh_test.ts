@@ -19,7 +19,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
-import { makeContext, openOci, type RunResult, storeDir, tsk, useEnv } from "./harness.ts";
+import { makeContext, openOci, type RunResult, sh, storeDir, tsk, useEnv } from "./harness.ts";
 import { freePort } from "../fixtures/registry.ts";
 import type { UnprivilegedUser } from "../fixtures/unpriv_user.ts";
 
@@ -34,12 +34,6 @@ let port = 0;
 let dir = "";
 let sshRoot = "";
 let repo = "";
-
-function sh(cmd: string, args: string[], opts: { env?: Record<string, string> } = {}): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...opts.env } });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** /usr/bin/ssh and the libraries it loads, at their paths, to COPY into a busybox image. */
 function sshClosure(into: string): void {

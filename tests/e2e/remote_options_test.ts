@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from "node:fs";
 import path from "node:path";
-import { makeContext, REPO, tsk, useEnv } from "./harness.ts";
+import { makeContext, REPO, sh, tsk, useEnv } from "./harness.ts";
 
 const ADDR = "docker-unix:///var/run/docker.sock";
 const noDocker = spawnSync("bash", ["-c", "command -v dockerd"]).status !== 0
@@ -33,12 +33,6 @@ let keyDir = "";
 let agent: ChildProcess | undefined;
 let agentSock = "";
 const images: string[] = [];
-
-function sh(cmd: string, args: string[], env: Record<string, string> = {}): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...env } });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
 
 /** /usr/bin/ssh-add and the libraries it loads, at their paths (a named context to COPY from). */
 function sshAddClosure(into: string): void {
@@ -68,7 +62,7 @@ before(async () => {
   agentSock = path.join(keyDir, "agent.sock");
   agent = spawn("ssh-agent", ["-D", "-a", agentSock], { stdio: "ignore" });
   for (let i = 0; i < 50 && !existsSync(agentSock); i++) await new Promise((r) => setTimeout(r, 100));
-  sh("ssh-add", [path.join(keyDir, "agentkey")], { SSH_AUTH_SOCK: agentSock });
+  sh("ssh-add", [path.join(keyDir, "agentkey")], { env: { SSH_AUTH_SOCK: agentSock } });
 });
 after(() => {
   agent?.kill();

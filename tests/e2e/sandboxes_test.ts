@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
-import { asRootAndUser, makeContext, openOci, storeDir, tsk, useEnv } from "./harness.ts";
+import { asRootAndUser, buildOci, makeContext, openOci, storeDir, tsk, useEnv } from "./harness.ts";
 
 const e = useEnv();
 /** A directory of logging wrappers (runc, rootlesskit) and the log they append to. */
@@ -52,18 +52,9 @@ USER 1000
 async function buildWith(vars: Record<string, string>) {
   writeFileSync(log, "");
   const ctx = makeContext(e, { Dockerfile: dockerfile(e.busybox) });
-  const r = await tsk([
-    "build",
-    "--root",
-    storeDir(e),
-    "--progress",
-    "plain",
-    "-t",
-    "x/sandbox:1",
-    "-o",
-    "type=oci",
-    ctx,
-  ], { env: { PATH: `${wrappers}:${PATH}`, ...vars } });
+  const r = await buildOci(storeDir(e), "x/sandbox:1", ctx, [], {
+    env: { PATH: `${wrappers}:${PATH}`, ...vars },
+  });
   assert.equal(r.code, 0, r.stderr);
   const img = openOci(r.stdout, "1");
   const file = lstatSync(path.join(img.rootfs, "app/file"));
