@@ -6,6 +6,7 @@
  * builds are compared by exit status and error text.
  *
  *   deno run -A scripts/parity.ts [--case NAME]... [--registry HOST:PORT] [--tsk PATH] [--keep]
+ *       [--user NAME]   (tsk runs as that unprivileged user, rootless; the context is chowned)
  *
  * Exit status 1 when any case differs. The comparison functions are reused by
  * tests/e2e/parity_docker_test.ts.
@@ -420,27 +421,49 @@ async function main(): Promise<number> {
   let registry = "127.0.0.1:5000";
   let tskBin = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "dist", "tsk");
   let keep = false;
+  let user: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--case") only.push(argv[++i]);
     else if (argv[i] === "--registry") registry = argv[++i];
     else if (argv[i] === "--tsk") tskBin = argv[++i];
     else if (argv[i] === "--keep") keep = true;
+    else if (argv[i] === "--user") user = argv[++i];
     else throw new Error(`unknown argument ${argv[i]}`);
   }
   const images = {
     bb: `${registry}/library/busybox:latest`,
     deb: `${registry}/library/debian:bookworm`,
   };
-  const work = path.join(os.tmpdir(), "parity");
+  const work = path.join(os.tmpdir(), user ? `parity-${user}` : "parity");
   const root = path.join(work, "store");
   mkdirSync(root, { recursive: true });
+  let argv0: string[] | undefined;
+  if (user) {
+    const id = (f: string) => spawnSync("id", [f, user!], { encoding: "utf8" }).stdout.trim();
+    const home = spawnSync("sh", ["-c", `getent passwd ${user} | cut -d: -f6`], { encoding: "utf8" })
+      .stdout.trim();
+    argv0 = [
+      "setpriv",
+      `--reuid=${id("-u")}`,
+      `--regid=${id("-g")}`,
+      "--init-groups",
+      "env",
+      "-i",
+      `HOME=${home}`,
+      `USER=${user}`,
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ];
+    chmodSync(work, 0o755);
+    spawnSync("chown", ["-R", `${user}:`, root]);
+  }
   let failed = 0;
   for (const c of CASES) {
     if (only.length && !only.includes(c.name)) continue;
     const dir = path.join(work, c.name);
     const ctx = path.join(dir, "ctx");
     materialize(c, ctx, images);
-    const t = buildTsk(c, ctx, dir, { tsk: tskBin, root });
+    if (user) spawnSync("chown", ["-R", `${user}:`, dir]);
+    const t = buildTsk(c, ctx, dir, { tsk: tskBin, root, argv0 });
     if (c.oldDocker) {
       console.log(`== ${c.name}: tsk only (${c.oldDocker}): exit ${t.code}`);
       if (t.code !== 0) console.log(errorText(t.log));

@@ -978,3 +978,17 @@ COPY logs/app.log /app.log
     files: { ".dockerignore": "logs\n", "logs/app.log": "l\n" },
   },
 );
+
+/** What a RUN sees: hostname, /etc/hosts, umask, groups, /dev, capabilities, mounts. */
+CASES.push({
+  name: "run-environment",
+  dockerfile: `FROM {{BB}}
+RUN echo 'staff:x:50:worker' >> /etc/group && echo 'worker:x:3001:3001::/home/worker:/bin/sh' >> /etc/passwd && echo 'worker:x:3001:' >> /etc/group
+RUN hostname > /hostname; cat /etc/hosts > /hosts; umask > /umask; id > /id; pwd > /pwd; \\
+    ls -A /dev | sort > /devlist; grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status > /caps; \\
+    ulimit -n > /nofile; env | sort > /env; cat /etc/resolv.conf | grep -v '^#' > /resolv 2>&1; \\
+    awk '$2 == "/" || $2 == "/proc" || $2 == "/dev" || $2 == "/sys" {print $2, $3}' /proc/mounts | sort > /mounts; true
+USER worker
+RUN id > /tmp/id-worker; umask > /tmp/umask-worker; echo $HOME > /tmp/home-worker
+`,
+});
