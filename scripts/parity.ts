@@ -11,7 +11,7 @@
  * Exit status 1 when any case differs. The comparison functions are reused by
  * tests/e2e/parity_docker_test.ts.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -41,12 +41,13 @@ const CTX_MTIME = 1600000000;
 export function materialize(
   c: ParityCase,
   dir: string,
-  images: { bb: string; deb: string },
+  images: { bb: string; deb: string; http?: string },
 ): void {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const df = c.dockerfile.replaceAll("{{BB}}", images.bb).replaceAll("{{DEB}}", images.deb)
-    .replaceAll("{{REG}}", images.bb.split("/")[0]);
+    .replaceAll("{{REG}}", images.bb.split("/")[0])
+    .replaceAll("{{HTTP}}", images.http ?? "http://127.0.0.1:9");
   const dfPath = path.join(dir, c.file ?? "Dockerfile");
   mkdirSync(path.dirname(dfPath), { recursive: true });
   writeFileSync(dfPath, df);
@@ -267,6 +268,10 @@ export function oldBuildKit(diff: string): string | undefined {
     ],
     [/^\/mounts-gone: content/, "lists the mount targets above"],
     [
+      /^\/usr\/local\/bin\/tool: mode 600\/755 \(buildkit\/tsk\)$/,
+      "ADD <url> ignored --chmod (convert_copy.go passes chopt to the HTTP copy)",
+    ],
+    [
       /^(layer \d+: only buildkit \["zst\/a\.tar\.zst"\]|\/zst\/)/,
       "ADD did not unpack zstd (go-archive's DecompressStream does)",
     ],
@@ -430,9 +435,12 @@ async function main(): Promise<number> {
     else if (argv[i] === "--user") user = argv[++i];
     else throw new Error(`unknown argument ${argv[i]}`);
   }
+  const httpDir = path.join(os.tmpdir(), "parity-http");
+  const http = await serveDir(httpDir);
   const images = {
     bb: `${registry}/library/busybox:latest`,
     deb: `${registry}/library/debian:bookworm`,
+    http: http.url,
   };
   const work = path.join(os.tmpdir(), user ? `parity-${user}` : "parity");
   const root = path.join(work, "store");
@@ -440,7 +448,9 @@ async function main(): Promise<number> {
   let argv0: string[] | undefined;
   if (user) {
     const id = (f: string) => spawnSync("id", [f, user!], { encoding: "utf8" }).stdout.trim();
-    const home = spawnSync("sh", ["-c", `getent passwd ${user} | cut -d: -f6`], { encoding: "utf8" })
+    const home = spawnSync("sh", ["-c", `getent passwd ${user} | cut -d: -f6`], {
+      encoding: "utf8",
+    })
       .stdout.trim();
     argv0 = [
       "setpriv",
@@ -460,7 +470,10 @@ async function main(): Promise<number> {
   for (const c of CASES) {
     if (only.length && !only.includes(c.name)) continue;
     const dir = path.join(work, c.name);
-    const ctx = path.join(dir, "ctx");
+    // A new path per run: dockerd syncs a context path incrementally, and our fixed mtimes would
+    // hide a changed file of the same size (a Dockerfile with another port) from it.
+    rmSync(dir, { recursive: true, force: true });
+    const ctx = path.join(dir, `ctx-${process.pid}`);
     materialize(c, ctx, images);
     if (user) spawnSync("chown", ["-R", `${user}:`, dir]);
     const t = buildTsk(c, ctx, dir, { tsk: tskBin, root, argv0 });
@@ -503,7 +516,32 @@ async function main(): Promise<number> {
       }
     }
   }
+  http.stop();
   return failed ? 1 : 0;
+}
+
+/**
+ * Files for ADD <url> cases, served by scripts/parity_http.ts in its own process (both builders
+ * fetch from the host's network): fixed Last-Modified, a tarball (ADD does not unpack URLs).
+ */
+export async function serveDir(dir: string): Promise<{ url: string; stop(): void }> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(path.join(dir, "sub"), { recursive: true });
+  writeFileSync(path.join(dir, "remote.txt"), "remote\n");
+  writeFileSync(path.join(dir, "sub", "tool.sh"), "#!/bin/sh\necho tool\n");
+  spawnSync("tar", ["-czf", path.join(dir, "remote.tar.gz"), "-C", dir, "remote.txt"]);
+  spawnSync("find", [dir, "-exec", "touch", "-d", "@1500000000", "{}", "+"]);
+  const child = spawn(process.execPath, [
+    "run",
+    "-A",
+    path.join(path.dirname(new URL(import.meta.url).pathname), "parity_http.ts"),
+    dir,
+  ], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim()));
+    child.once("exit", (c) => reject(new Error(`parity_http.ts exited (${c})`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, stop: () => child.kill() };
 }
 
 if (import.meta.main) process.exit(await main());

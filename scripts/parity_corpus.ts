@@ -992,3 +992,17 @@ USER worker
 RUN id > /tmp/id-worker; umask > /tmp/umask-worker; echo $HOME > /tmp/home-worker
 `,
 });
+
+/** ADD <url>: file name, mode, Last-Modified, archives not unpacked, --chmod/--chown. */
+CASES.push({
+  name: "add-url",
+  dockerfile: `FROM {{BB}}
+ADD {{HTTP}}/remote.txt /dl/
+ADD {{HTTP}}/remote.txt /dl/renamed.txt
+ADD {{HTTP}}/remote.tar.gz /dl/archive/
+ADD {{HTTP}}/sub/tool.sh?version=1 /dl/q/
+ADD --chmod=755 --chown=1:2 {{HTTP}}/sub/tool.sh /usr/local/bin/tool
+WORKDIR /w
+ADD {{HTTP}}/remote.txt .
+`,
+});
