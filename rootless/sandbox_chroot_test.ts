@@ -80,7 +80,9 @@ for (const kind of kinds) {
       for (const p of ["dev", "proc", "sys"]) {
         assert.deepEqual(readdirSync(`${rootfs}/${p}`), [], `${p} left empty`);
       }
-      assert.equal(statSync(`${rootfs}/etc`).mtimeMs, before);
+      // /etc keeps the times it had just before the stubs went (MountStubsCleaner): dated by the
+      // run, as with BuildKit, never put back to before it
+      assert.ok(statSync(`${rootfs}/etc`).mtimeMs >= before);
     });
 
     test("exit codes and a missing command", async () => {
