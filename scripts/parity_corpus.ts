@@ -1006,3 +1006,19 @@ WORKDIR /w
 ADD {{HTTP}}/remote.txt .
 `,
 });
+
+CASES.push({
+  name: "heredoc-chmod",
+  oldDocker: "dockerfile 1.4 heredocs (BuildKit v0.10)",
+  dockerfile: `FROM {{BB}}
+COPY --chmod=u+x,g+w <<EOF /symbolic.sh
+#!/bin/sh
+EOF
+COPY --chmod=700 <<EOF /numeric.sh
+#!/bin/sh
+EOF
+COPY <<EOF /plain.txt
+plain
+EOF
+`,
+});
