@@ -1022,3 +1022,24 @@ plain
 EOF
 `,
 });
+
+/** Images with no or only metadata layers. */
+CASES.push(
+  {
+    name: "scratch-metadata-only",
+    oldDocker: "docker save cannot export an image without layers ('empty export')",
+    dockerfile: `FROM scratch
+ENV A=1
+LABEL x=y
+CMD ["/app"]
+`,
+  },
+  {
+    name: "scratch-workdir",
+    dockerfile: `FROM scratch
+WORKDIR /app
+USER 1000:1000
+WORKDIR /app/data
+`,
+  },
+);
