@@ -364,6 +364,24 @@ function buildFlags(c: ParityCase, ctx: string): string[] {
   return a;
 }
 
+/** Builds a case's base image with docker and pushes it as REG/parity/NAME:1. */
+export function pushParent(
+  p: { name: string; dockerfile: string },
+  dir: string,
+  images: { bb: string },
+): void {
+  const ref = `${images.bb.split("/")[0]}/parity/${p.name}:1`;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, "Dockerfile"), p.dockerfile.replaceAll("{{BB}}", images.bb));
+  for (const args of [["build", "-q", "-t", ref, dir], ["push", "-q", ref], ["rmi", "-f", ref]]) {
+    const r = spawnSync(DOCKER, args, {
+      env: { ...process.env, DOCKER_BUILDKIT: "1" },
+      encoding: "utf8",
+    });
+    if (r.status !== 0) throw new Error(`docker ${args[0]} ${ref}: ${r.stderr}`);
+  }
+}
+
 /** Builds with dockerd's BuildKit and saves the image as a tarball beside the context. */
 export function buildDocker(c: ParityCase, ctx: string, out: string, tag: string): BuildResult {
   const start = Math.floor(Date.now() / 1000);
@@ -475,6 +493,7 @@ async function main(): Promise<number> {
     rmSync(dir, { recursive: true, force: true });
     const ctx = path.join(dir, `ctx-${process.pid}`);
     materialize(c, ctx, images);
+    if (c.parent) pushParent(c.parent, path.join(dir, "parent"), images);
     if (user) spawnSync("chown", ["-R", `${user}:`, dir]);
     const t = buildTsk(c, ctx, dir, { tsk: tskBin, root, argv0 });
     if (c.oldDocker) {

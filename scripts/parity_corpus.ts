@@ -29,6 +29,8 @@ export type ParityCase = {
   buildArgs?: Record<string, string>;
   target?: string;
   platform?: string;
+  /** a base image docker builds from this Dockerfile and pushes as {{REG}}/parity/NAME:1 first */
+  parent?: { name: string; dockerfile: string };
   /** --label K=V */
   labels?: Record<string, string>;
   /** --secret id=ID,src=<ctx-relative file> */
@@ -1043,3 +1045,21 @@ WORKDIR /app/data
 `,
   },
 );
+
+/** ONBUILD triggers of a pushed base image (docker builds and pushes it first). */
+CASES.push({
+  name: "onbuild-from-image",
+  parent: {
+    name: "onbuild-parent",
+    dockerfile: `FROM {{BB}}
+ONBUILD RUN echo trig > /trig
+ONBUILD COPY marker /marker
+ONBUILD ENV OB=1
+CMD ["sh"]
+`,
+  },
+  dockerfile: `FROM {{REG}}/parity/onbuild-parent:1
+RUN cat /trig /marker > /both
+`,
+  files: { marker: "m\n" },
+});
