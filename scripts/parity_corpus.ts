@@ -1063,3 +1063,14 @@ RUN cat /trig /marker > /both
 `,
   files: { marker: "m\n" },
 });
+
+CASES.push({
+  name: "copy-link-existing-dirs",
+  oldDocker: "COPY --link (dockerfile 1.4, BuildKit v0.10); see docs/parity.md (not fixed)",
+  dockerfile: `FROM {{BB}}
+RUN mkdir -m 0700 /private && chown 5:5 /private && mkdir /real && ln -s real /linkdir
+COPY --link a.txt /private/
+COPY --link a.txt /linkdir/
+`,
+  files: { "a.txt": "a\n" },
+});
