@@ -268,6 +268,10 @@ export function oldBuildKit(diff: string): string | undefined {
     ],
     [/^\/mounts-gone: content/, "lists the mount targets above"],
     [
+      /^\/work: mtime \d+\/build-time \(buildkit\/tsk\)$/,
+      "dockerd reused an earlier build's WORKDIR layer despite --no-cache",
+    ],
+    [
       /^\/usr\/local\/bin\/tool: mode 600\/755 \(buildkit\/tsk\)$/,
       "ADD <url> ignored --chmod (convert_copy.go passes chopt to the HTTP copy)",
     ],
