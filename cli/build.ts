@@ -882,7 +882,9 @@ export function formatBuildError(
   source: Uint8Array,
   convert?: ConvertResult,
 ): string {
-  if (err instanceof DockerfileError) return formatDockerfileError(err, fileName, source);
+  if (err instanceof DockerfileError) {
+    return formatDockerfileError(err, fileName, source, { solve: true });
+  }
   if (err instanceof UsageError) return `ERROR: ${err.message}\n`;
   const e = err as Error & { vertexName?: string; vertexDigest?: string };
   let out = "";

@@ -6,11 +6,12 @@
  * builds are compared by exit status and error text.
  *
  *   deno run -A scripts/parity.ts [--case NAME]... [--registry HOST:PORT] [--tsk PATH] [--keep]
+ *       [--user NAME]   (tsk runs as that unprivileged user, rootless; the context is chowned)
  *
  * Exit status 1 when any case differs. The comparison functions are reused by
  * tests/e2e/parity_docker_test.ts.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -40,12 +41,13 @@ const CTX_MTIME = 1600000000;
 export function materialize(
   c: ParityCase,
   dir: string,
-  images: { bb: string; deb: string },
+  images: { bb: string; deb: string; http?: string },
 ): void {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const df = c.dockerfile.replaceAll("{{BB}}", images.bb).replaceAll("{{DEB}}", images.deb)
-    .replaceAll("{{REG}}", images.bb.split("/")[0]);
+    .replaceAll("{{REG}}", images.bb.split("/")[0])
+    .replaceAll("{{HTTP}}", images.http ?? "http://127.0.0.1:9");
   const dfPath = path.join(dir, c.file ?? "Dockerfile");
   mkdirSync(path.dirname(dfPath), { recursive: true });
   writeFileSync(dfPath, df);
@@ -266,6 +268,14 @@ export function oldBuildKit(diff: string): string | undefined {
     ],
     [/^\/mounts-gone: content/, "lists the mount targets above"],
     [
+      /^\/work: mtime \d+\/build-time \(buildkit\/tsk\)$/,
+      "dockerd reused an earlier build's WORKDIR layer despite --no-cache",
+    ],
+    [
+      /^\/usr\/local\/bin\/tool: mode 600\/755 \(buildkit\/tsk\)$/,
+      "ADD <url> ignored --chmod (convert_copy.go passes chopt to the HTTP copy)",
+    ],
+    [
       /^(layer \d+: only buildkit \["zst\/a\.tar\.zst"\]|\/zst\/)/,
       "ADD did not unpack zstd (go-archive's DecompressStream does)",
     ],
@@ -358,6 +368,24 @@ function buildFlags(c: ParityCase, ctx: string): string[] {
   return a;
 }
 
+/** Builds a case's base image with docker and pushes it as REG/parity/NAME:1. */
+export function pushParent(
+  p: { name: string; dockerfile: string },
+  dir: string,
+  images: { bb: string },
+): void {
+  const ref = `${images.bb.split("/")[0]}/parity/${p.name}:1`;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, "Dockerfile"), p.dockerfile.replaceAll("{{BB}}", images.bb));
+  for (const args of [["build", "-q", "-t", ref, dir], ["push", "-q", ref], ["rmi", "-f", ref]]) {
+    const r = spawnSync(DOCKER, args, {
+      env: { ...process.env, DOCKER_BUILDKIT: "1" },
+      encoding: "utf8",
+    });
+    if (r.status !== 0) throw new Error(`docker ${args[0]} ${ref}: ${r.stderr}`);
+  }
+}
+
 /** Builds with dockerd's BuildKit and saves the image as a tarball beside the context. */
 export function buildDocker(c: ParityCase, ctx: string, out: string, tag: string): BuildResult {
   const start = Math.floor(Date.now() / 1000);
@@ -420,27 +448,58 @@ async function main(): Promise<number> {
   let registry = "127.0.0.1:5000";
   let tskBin = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "dist", "tsk");
   let keep = false;
+  let user: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--case") only.push(argv[++i]);
     else if (argv[i] === "--registry") registry = argv[++i];
     else if (argv[i] === "--tsk") tskBin = argv[++i];
     else if (argv[i] === "--keep") keep = true;
+    else if (argv[i] === "--user") user = argv[++i];
     else throw new Error(`unknown argument ${argv[i]}`);
   }
+  const httpDir = path.join(os.tmpdir(), "parity-http");
+  const http = await serveDir(httpDir);
   const images = {
     bb: `${registry}/library/busybox:latest`,
     deb: `${registry}/library/debian:bookworm`,
+    http: http.url,
   };
-  const work = path.join(os.tmpdir(), "parity");
+  const work = path.join(os.tmpdir(), user ? `parity-${user}` : "parity");
   const root = path.join(work, "store");
   mkdirSync(root, { recursive: true });
+  let argv0: string[] | undefined;
+  if (user) {
+    const id = (f: string) => spawnSync("id", [f, user!], { encoding: "utf8" }).stdout.trim();
+    const home = spawnSync("sh", ["-c", `getent passwd ${user} | cut -d: -f6`], {
+      encoding: "utf8",
+    })
+      .stdout.trim();
+    argv0 = [
+      "setpriv",
+      `--reuid=${id("-u")}`,
+      `--regid=${id("-g")}`,
+      "--init-groups",
+      "env",
+      "-i",
+      `HOME=${home}`,
+      `USER=${user}`,
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ];
+    chmodSync(work, 0o755);
+    spawnSync("chown", ["-R", `${user}:`, root]);
+  }
   let failed = 0;
   for (const c of CASES) {
     if (only.length && !only.includes(c.name)) continue;
     const dir = path.join(work, c.name);
-    const ctx = path.join(dir, "ctx");
+    // A new path per run: dockerd syncs a context path incrementally, and our fixed mtimes would
+    // hide a changed file of the same size (a Dockerfile with another port) from it.
+    rmSync(dir, { recursive: true, force: true });
+    const ctx = path.join(dir, `ctx-${process.pid}`);
     materialize(c, ctx, images);
-    const t = buildTsk(c, ctx, dir, { tsk: tskBin, root });
+    if (c.parent) pushParent(c.parent, path.join(dir, "parent"), images);
+    if (user) spawnSync("chown", ["-R", `${user}:`, dir]);
+    const t = buildTsk(c, ctx, dir, { tsk: tskBin, root, argv0 });
     if (c.oldDocker) {
       console.log(`== ${c.name}: tsk only (${c.oldDocker}): exit ${t.code}`);
       if (t.code !== 0) console.log(errorText(t.log));
@@ -480,7 +539,32 @@ async function main(): Promise<number> {
       }
     }
   }
+  http.stop();
   return failed ? 1 : 0;
+}
+
+/**
+ * Files for ADD <url> cases, served by scripts/parity_http.ts in its own process (both builders
+ * fetch from the host's network): fixed Last-Modified, a tarball (ADD does not unpack URLs).
+ */
+export async function serveDir(dir: string): Promise<{ url: string; stop(): void }> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(path.join(dir, "sub"), { recursive: true });
+  writeFileSync(path.join(dir, "remote.txt"), "remote\n");
+  writeFileSync(path.join(dir, "sub", "tool.sh"), "#!/bin/sh\necho tool\n");
+  spawnSync("tar", ["-czf", path.join(dir, "remote.tar.gz"), "-C", dir, "remote.txt"]);
+  spawnSync("find", [dir, "-exec", "touch", "-d", "@1500000000", "{}", "+"]);
+  const child = spawn(process.execPath, [
+    "run",
+    "-A",
+    path.join(path.dirname(new URL(import.meta.url).pathname), "parity_http.ts"),
+    dir,
+  ], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout!.once("data", (d: Buffer) => resolve(d.toString().trim()));
+    child.once("exit", (c) => reject(new Error(`parity_http.ts exited (${c})`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, stop: () => child.kill() };
 }
 
 if (import.meta.main) process.exit(await main());

@@ -29,6 +29,8 @@ export type ParityCase = {
   buildArgs?: Record<string, string>;
   target?: string;
   platform?: string;
+  /** a base image docker builds from this Dockerfile and pushes as {{REG}}/parity/NAME:1 first */
+  parent?: { name: string; dockerfile: string };
   /** --label K=V */
   labels?: Record<string, string>;
   /** --secret id=ID,src=<ctx-relative file> */
@@ -978,3 +980,97 @@ COPY logs/app.log /app.log
     files: { ".dockerignore": "logs\n", "logs/app.log": "l\n" },
   },
 );
+
+/** What a RUN sees: hostname, /etc/hosts, umask, groups, /dev, capabilities, mounts. */
+CASES.push({
+  name: "run-environment",
+  dockerfile: `FROM {{BB}}
+RUN echo 'staff:x:50:worker' >> /etc/group && echo 'worker:x:3001:3001::/home/worker:/bin/sh' >> /etc/passwd && echo 'worker:x:3001:' >> /etc/group
+RUN hostname > /hostname; cat /etc/hosts > /hosts; umask > /umask; id > /id; pwd > /pwd; \\
+    ls -A /dev | sort > /devlist; grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status > /caps; \\
+    ulimit -n > /nofile; env | sort > /env; cat /etc/resolv.conf | grep -v '^#' > /resolv 2>&1; \\
+    awk '$2 == "/" || $2 == "/proc" || $2 == "/dev" || $2 == "/sys" {print $2, $3}' /proc/mounts | sort > /mounts; true
+USER worker
+RUN id > /tmp/id-worker; umask > /tmp/umask-worker; echo $HOME > /tmp/home-worker
+`,
+});
+
+/** ADD <url>: file name, mode, Last-Modified, archives not unpacked, --chmod/--chown. */
+CASES.push({
+  name: "add-url",
+  dockerfile: `FROM {{BB}}
+ADD {{HTTP}}/remote.txt /dl/
+ADD {{HTTP}}/remote.txt /dl/renamed.txt
+ADD {{HTTP}}/remote.tar.gz /dl/archive/
+ADD {{HTTP}}/sub/tool.sh?version=1 /dl/q/
+ADD --chmod=755 --chown=1:2 {{HTTP}}/sub/tool.sh /usr/local/bin/tool
+WORKDIR /w
+ADD {{HTTP}}/remote.txt .
+`,
+});
+
+CASES.push({
+  name: "heredoc-chmod",
+  oldDocker: "dockerfile 1.4 heredocs (BuildKit v0.10)",
+  dockerfile: `FROM {{BB}}
+COPY --chmod=u+x,g+w <<EOF /symbolic.sh
+#!/bin/sh
+EOF
+COPY --chmod=700 <<EOF /numeric.sh
+#!/bin/sh
+EOF
+COPY <<EOF /plain.txt
+plain
+EOF
+`,
+});
+
+/** Images with no or only metadata layers. */
+CASES.push(
+  {
+    name: "scratch-metadata-only",
+    oldDocker: "docker save cannot export an image without layers ('empty export')",
+    dockerfile: `FROM scratch
+ENV A=1
+LABEL x=y
+CMD ["/app"]
+`,
+  },
+  {
+    name: "scratch-workdir",
+    dockerfile: `FROM scratch
+WORKDIR /app
+USER 1000:1000
+WORKDIR /app/data
+`,
+  },
+);
+
+/** ONBUILD triggers of a pushed base image (docker builds and pushes it first). */
+CASES.push({
+  name: "onbuild-from-image",
+  parent: {
+    name: "onbuild-parent",
+    dockerfile: `FROM {{BB}}
+ONBUILD RUN echo trig > /trig
+ONBUILD COPY marker /marker
+ONBUILD ENV OB=1
+CMD ["sh"]
+`,
+  },
+  dockerfile: `FROM {{REG}}/parity/onbuild-parent:1
+RUN cat /trig /marker > /both
+`,
+  files: { marker: "m\n" },
+});
+
+CASES.push({
+  name: "copy-link-existing-dirs",
+  oldDocker: "COPY --link (dockerfile 1.4, BuildKit v0.10); see docs/parity.md (not fixed)",
+  dockerfile: `FROM {{BB}}
+RUN mkdir -m 0700 /private && chown 5:5 /private && mkdir /real && ln -s real /linkdir
+COPY --link a.txt /private/
+COPY --link a.txt /linkdir/
+`,
+  files: { "a.txt": "a\n" },
+});

@@ -124,6 +124,14 @@ asRootAndUser("parity with BuildKit", () => {
     assert.equal(b.img.tree.get("notadir")?.sha, b.img.tree.get("notadir2")?.sha);
   });
 
+  test("COPY --chmod of a heredoc, numeric or symbolic, applies to the 0644 document", async () => {
+    const t = await tskBuild("heredoc-chmod", store);
+    assert.equal(t.code, 0, t.stderr);
+    assert.equal(t.img.tree.get("symbolic.sh")?.mode, 0o764);
+    assert.equal(t.img.tree.get("numeric.sh")?.mode, 0o700);
+    assert.equal(t.img.tree.get("plain.txt")?.mode, 0o644);
+  });
+
   describe("the same image as dockerd's BuildKit", { skip: dockerSkip }, () => {
     for (const name of ["nginx-like", "copy-into-symlinks", "whiteouts", "entrypoint-inherit"]) {
       test(name, async () => {

@@ -1195,11 +1195,11 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       // BuildKit expands heredoc bodies with quotes left as written (SkipProcessQuotes).
       const data = sc.expand ? expand(heredocLex, sc.data, scopeEnv(d), line) : sc.data;
       const base = path.posix.basename(sc.path);
-      const st = scratch().dir("/").file(
-        llbMkfile(base, typeof mode === "number" ? mode : 0o644, data),
-      );
+      // As BuildKit: the document is made 0644 and --chmod (numeric or symbolic) is the copy's
+      const st = scratch().dir("/").file(llbMkfile(base, 0o644, data));
       const opts: CopyOptions = {
         createDestPath: true,
+        ...(mode !== undefined ? { mode } : {}),
         ...(chownStr ? { chown: chownSpec(chownStr) } : {}),
       };
       const target = dest.endsWith("/") ? path.posix.join(dest, base) : dest;

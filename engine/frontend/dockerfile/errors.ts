@@ -81,13 +81,16 @@ export function formatDockerfileError(
   err: unknown,
   fileName: string,
   source: string | Uint8Array,
+  /** a build's failure: the frontend ran inside the solve, so buildx says `failed to solve: ` */
+  o: { solve?: boolean } = {},
 ): string {
+  const what = o.solve ? "ERROR: failed to solve: " : "ERROR: ";
   if (!(err instanceof DockerfileError)) {
-    return `ERROR: ${escapeControls(err instanceof Error ? err.message : String(err))}\n`;
+    return `${what}${escapeControls(err instanceof Error ? err.message : String(err))}\n`;
   }
   const text = typeof source === "string" ? source : new TextDecoder().decode(source);
   let out = excerpt(text, err.file ?? fileName, err.line, err.endLine ?? err.line);
-  out += `ERROR: ${escapeControls(err.detail)}\n`;
+  out += `${what}${escapeControls(err.detail)}\n`;
   if (err.hint) out += `HINT: ${escapeControls(err.hint)}\n`;
   return out;
 }

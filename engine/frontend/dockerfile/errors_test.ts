@@ -80,3 +80,12 @@ test("parser errors carry ranges; hint and plain errors", () => {
   );
   assert.equal(formatDockerfileError(new Error("x"), "Dockerfile", src), "ERROR: x\n");
 });
+
+test("a build's Dockerfile error reads 'ERROR: failed to solve: ...' as buildx prints it", () => {
+  const err = new DockerfileError("unknown instruction: FOOBAR", 2, { parseError: true });
+  assert.ok(
+    formatDockerfileError(err, "Dockerfile", "FROM a\nFOOBAR x\n", { solve: true }).endsWith(
+      "ERROR: failed to solve: dockerfile parse error on line 2: unknown instruction: FOOBAR\n",
+    ),
+  );
+});
