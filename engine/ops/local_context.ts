@@ -28,7 +28,7 @@ import { acquireLock } from "../content/lock.ts";
 import { counter, span } from "../trace.ts";
 import { diskFullError, filesystemOf, isDiskFull } from "../content/space.ts";
 import { fileHeader as bkFileHeader } from "../cache/buildkit_contenthash.ts";
-import { hashFiles } from "./hash_lanes.ts";
+import { hashFiles } from "./file_hash.ts";
 
 export type ContextEntry = {
   /** Path relative to the context root, `/`-separated, no leading slash. */
@@ -104,14 +104,35 @@ export function yielder(everyMs = 4): () => Promise<void> | void {
   };
 }
 
-/** Walks the context applying the exclude/include patterns; lstat everywhere (FIFOs lack types on Deno). */
+/** A walked entry; `st` is missing only for regular files of a `lazyFiles` walk. */
+export type WalkEntry = { path: string; st?: Stats };
+
+/**
+ * Walks the context applying the exclude/include patterns; lstat everywhere (FIFOs lack types
+ * on Deno), except, with `lazyFiles`, for entries the directory lists as regular files: those
+ * are stat'ed by whoever opens them (file_hash.ts), one path lookup fewer each.
+ */
+export async function walkContext(
+  root: string,
+  excludes: string[],
+  includes: string[],
+  skip?: string[],
+): Promise<{ path: string; st: Stats }[]>;
+export async function walkContext(
+  root: string,
+  excludes: string[],
+  includes: string[],
+  skip: string[],
+  o: { lazyFiles: boolean },
+): Promise<WalkEntry[]>;
 export async function walkContext(
   root: string,
   excludes: string[],
   includes: string[],
   /** Absolute paths never sent (tsk's own store when it lives inside the context). */
   skip: string[] = [],
-): Promise<{ path: string; st: Stats }[]> {
+  o: { lazyFiles: boolean } = { lazyFiles: false },
+): Promise<WalkEntry[]> {
   const skipRel = new Set(
     skip.map((s) => path.relative(root, s)).filter((r) =>
       r && !r.startsWith("..") && !path.isAbsolute(r)
@@ -119,7 +140,7 @@ export async function walkContext(
   );
   const ex = excludes.length ? new PatternMatcher(excludes) : undefined;
   const inc = includes.length ? new PatternMatcher(includes) : undefined;
-  const out: { path: string; st: Stats }[] = [];
+  const out: WalkEntry[] = [];
   // Synchronous calls: for tens of thousands of lstat()s they are several times faster than
   // promise round trips. The walk still lets the event loop run every few milliseconds, so
   // registry requests made while the context is hashed (a prefetch) keep going.
@@ -127,8 +148,14 @@ export async function walkContext(
   async function visit(rel: string): Promise<void> {
     const abs = rel ? path.join(root, rel) : root;
     let names: string[];
+    /** Names the directory lists as regular files (lazyFiles only). */
+    let files: Set<string> | undefined;
     try {
-      names = readdirSync(abs);
+      if (o.lazyFiles) {
+        const dirents = readdirSync(abs, { withFileTypes: true });
+        names = dirents.map((d) => d.name);
+        files = new Set(dirents.filter((d) => d.isFile()).map((d) => d.name));
+      } else names = readdirSync(abs);
     } catch (err) {
       throw new Error(`reading build context ${abs}: ${(err as Error).message}`);
     }
@@ -138,6 +165,11 @@ export async function walkContext(
       if (pause) await pause; // (an await of nothing would still cost a turn per entry)
       const p = rel ? `${rel}/${name}` : name;
       if (skipRel.has(p)) continue;
+      if (files?.has(name)) {
+        if (ex?.matches(p) || (inc && !inc.matches(p))) continue;
+        out.push({ path: p });
+        continue;
+      }
       const st = lstatSync(path.join(abs, name));
       const excluded = ex?.matches(p) ?? false;
       if (st.isDirectory()) {
@@ -157,7 +189,7 @@ export async function walkContext(
   await visit("");
   // Parents of emitted entries must exist in the mirror even when the dir itself was excluded.
   const have = new Set(out.map((e) => e.path));
-  const extra: { path: string; st: Stats }[] = [];
+  const extra: WalkEntry[] = [];
   for (const e of out) {
     let d = path.posix.dirname(e.path);
     while (d !== "." && !have.has(d)) {
@@ -171,6 +203,15 @@ export async function walkContext(
 
 function includeMayMatchBelow(includes: string[], dir: string): boolean {
   return includes.some((p) => p.replace(/^\/+/, "").startsWith(dir + "/") || p.includes("**"));
+}
+
+/** Sets a walked-without-stat file entry's stat fields from its descriptor's stat. */
+function fillStat(e: ContextEntry, st: Stats): void {
+  e.mode = st.mode;
+  e.size = st.size;
+  e.sig = sigOf(st);
+  e.mtimeMs = st.mtimeMs;
+  e.link = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
 }
 
 /** Hash of the filtered context: what a `local://` source's cache key depends on. */
@@ -223,15 +264,28 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
   const stat = caches.load(scope);
   readSpan.end({ rows: stat.size });
   const scanSpan = span("context scan", "context");
-  const walked = await walkContext(o.contextDir, o.excludePatterns, o.includePatterns, [
-    o.storeRoot,
-  ]);
+  // A scope without a stat cache reads every file anyway: its files are stat'ed as they are
+  // opened (file_hash.ts), not once more by the walk.
+  const walked = await walkContext(
+    o.contextDir,
+    o.excludePatterns,
+    o.includePatterns,
+    [o.storeRoot],
+    { lazyFiles: stat.size === 0 },
+  );
   scanSpan.end({ entries: walked.length });
   const entries = new Map<string, ContextEntry>();
   const changed: string[] = [];
   const toHash: ContextEntry[] = [];
   const upserts: ContextEntry[] = [];
   for (const { path: p, st } of walked) {
+    if (!st) {
+      // Filled in when hashed (fillStat).
+      const e: ContextEntry = { path: p, type: "file", mode: 0, size: 0, digest: "", sig: "", mtimeMs: 0 };
+      toHash.push(e);
+      entries.set(p, e);
+      continue;
+    }
     const sig = sigOf(st);
     const prev = stat.get(p);
     let type: ContextEntry["type"];
@@ -280,14 +334,27 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
         changed.push(e.path);
       }
     };
-    // Small files in one synchronous read each (far fewer thread hops for many tiny files), on
-    // two lanes when there are many (hash_lanes.ts); large ones streamed, a few at a time, so
-    // memory stays bounded.
-    const small = toHash.filter((e) => e.size <= SMALL_FILE);
-    const big = toHash.filter((e) => e.size > SMALL_FILE);
-    const lanes = { worker: 0 };
-    const hashed = await hashFiles(o.contextDir, small, yielder(), lanes);
-    small.forEach((e, i) => note(e, hashed[i].digest, hashed[i].bk, hashed[i].size));
+    // Small files in one synchronous read each (far fewer thread hops for many tiny files);
+    // large ones streamed, a few at a time, so memory stays bounded. Files the walk did not
+    // stat are stat'ed as they are opened (then sorted into small and large).
+    const small = toHash.filter((e) => !e.sig || e.size <= SMALL_FILE);
+    const big = toHash.filter((e) => e.sig && e.size > SMALL_FILE);
+    const hashed = await hashFiles(
+      o.contextDir,
+      small.map((e) => ({ path: e.path, mode: e.sig ? e.mode : undefined })),
+      SMALL_FILE,
+      yielder(),
+    );
+    small.forEach((e, i) => {
+      const h = hashed[i];
+      if (h.kind === "special") {
+        entries.delete(e.path); // sockets, fifos, devices are not sent
+        return;
+      }
+      if (h.st) fillStat(e, h.st);
+      if (h.kind === "large") big.push(e);
+      else note(e, h.digest, h.bk, h.size);
+    });
     let next = 0;
     await Promise.all(Array.from({ length: 4 }, async () => {
       while (next < big.length) {
@@ -304,7 +371,7 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
         note(e, "sha256:" + h.digest("hex"), "sha256:" + bk.digest("hex"), n);
       }
     }));
-    hashSpan.end({ bytes: bytesRead, byWorker: lanes.worker });
+    hashSpan.end({ bytes: bytesRead });
   }
   changed.push(...removed);
   changed.sort();

@@ -29,6 +29,7 @@ import {
   type ContextEntry,
   materializeMirror,
   prefetchContext,
+  sigOf,
   syncContext,
   syncContextOnce,
   type SyncResult,
@@ -558,5 +559,33 @@ test("a prefetch that fails fails the sync that takes it, with the sync's error"
     prefetchContext(o);
     await new Promise((r) => setTimeout(r, 20)); // it has failed by now, unobserved
     await assert.rejects(syncContextOnce(o), /reading build context .*missing/);
+  });
+});
+
+test("a cold sync stats files as it opens them: the same entries as a walk that lstats", async () => {
+  await withContext(async (e) => {
+    await mkdir(path.join(e.ctx, "d"));
+    await writeFile(path.join(e.ctx, "d", "a"), "a", { mode: 0o640 });
+    await writeFile(path.join(e.ctx, "x"), "x".repeat(300 * 1024)); // streamed (large)
+    await symlink("d/a", path.join(e.ctx, "l"));
+    spawnSync("ln", [path.join(e.ctx, "d", "a"), path.join(e.ctx, "hard")]);
+    assert.equal(spawnSync("mkfifo", [path.join(e.ctx, "fifo")]).status, 0);
+    const cold = await syncContext(syncOptions(e.ctx, e.store));
+    assert.deepEqual([...cold.entries.keys()], ["d", "d/a", "hard", "l", "x"]);
+    for (const { path: p, st } of await walkContext(e.ctx, [], [])) {
+      const got = cold.entries.get(p)!;
+      assert.equal(got.sig, sigOf(st), p);
+      assert.equal(got.mode, st.mode, p);
+      assert.equal(got.size, st.size, p);
+    }
+    assert.ok(
+      cold.entries.get("hard")!.link &&
+        cold.entries.get("hard")!.link === cold.entries.get("d/a")!.link,
+    );
+    // the warm sync (stat cache, lstat walk) finds nothing changed, with the same digests
+    const warm = await syncContext(syncOptions(e.ctx, e.store));
+    assert.deepEqual(warm.changed, []);
+    assert.equal(warm.checksum, cold.checksum);
+    assert.equal(warm.bytesRead, 0);
   });
 });
