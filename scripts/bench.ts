@@ -20,6 +20,8 @@
  * then the build with --cache-from; warm = the same again; tools without a cache import: not run)
  * and, per command: wall time, peak memory of the builder's process tree (+ dockerd for docker),
  * CPU time, bytes read (/proc/PID/io rchar of the tree), image size from the exported tarball.
+ * Before every timed command the file systems are synced (`sync`), so no phase pays for the
+ * writeback of the one before it.
  * Medians over the runs are printed as a markdown table, with tsk/peer ratios.
  *
  * Must run as root (it empties the peers' caches and runs tsk-rootless through setpriv). A tool
@@ -330,6 +332,9 @@ async function runBench(opts: {
         const tag = `tsk-bench-${sc.id}`;
         const phase = async (p: Phase, argv: string[]): Promise<Measured> => {
           const logFile = path.join(logs, `${sc.id}-${t.id}-${p}-${run}.log`);
+          // Each phase is timed on its own: the previous one's (or the prune's) dirty pages are
+          // written back first, as on a CI runner that did not just run runner A's build.
+          sh("sync", []);
           const load = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
           log(`${sc.id} run ${run}/${runs} ${t.id}: ${p}`);
           const m = await measure(argv, {
