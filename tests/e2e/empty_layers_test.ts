@@ -6,8 +6,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { asRootAndUser, makeContext, openOci, outDir, storeDir, tsk, useEnv } from "./harness.ts";
-import path from "node:path";
+import { asRootAndUser, buildOci, makeContext, openOci, storeDir, useEnv } from "./harness.ts";
 
 const e = useEnv();
 const EMPTY_GZIP = "sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1";
@@ -15,25 +14,16 @@ const EMPTY_DIFF = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfa
 
 asRootAndUser("empty layers", () => {
   test("WORKDIR of an existing dir adds BuildKit's empty layer", async () => {
-    const out = path.join(outDir(e), "img.tar");
-    const r = await tsk([
-      "build",
-      "--root",
+    const r = await buildOci(
       storeDir(e),
-      "--progress",
-      "plain",
-      "--cache-to",
-      "type=inline",
-      "-t",
       "x/empty:1",
-      "-o",
-      `type=oci,dest=${out}`,
       makeContext(e, {
         Dockerfile: `FROM ${e.busybox}\nWORKDIR /bin\nENV A=1\nWORKDIR /bin\nRUN echo hi > /f\n`,
       }),
-    ]);
+      ["--cache-to", "type=inline"],
+    );
     assert.equal(r.code, 0, r.stderr);
-    const img = openOci(out, "1");
+    const img = openOci(r.stdout, "1");
     const layers = img.manifest.layers as { digest: string; size: number }[];
     const base = img.config.rootfs.diff_ids.length - 3;
     assert.ok(base >= 1, "the base image's layers come first");
