@@ -24,6 +24,9 @@ export type StatRow = { sig: string; digest: string; bk?: string };
 
 const VERSION = 2;
 
+/** Scopes are hex digests, optionally prefixed ("mirror:"): safe file names once ':' is gone. */
+const isScope = (scope: string) => /^[\w:-]+$/.test(scope);
+
 /** The stat caches of one store (STORE/statcache). */
 export class StatCaches {
   readonly dir: string;
@@ -33,8 +36,7 @@ export class StatCaches {
   }
 
   #file(scope: string): string {
-    // Scopes are hex digests, optionally prefixed ("mirror:"): safe file names once ':' is gone.
-    if (!/^[\w:-]+$/.test(scope)) {
+    if (!isScope(scope)) {
       throw new Error(`invalid stat cache scope ${JSON.stringify(scope)}`);
     }
     return path.join(this.dir, scope.replace(/:/g, "_") + ".json");
@@ -99,20 +101,7 @@ export class StatCaches {
 
   /** Forgets a scope (a name that cannot be one is ignored). */
   delete(scope: string): void {
-    if (/^[\w:-]+$/.test(scope)) rmSync(this.#file(scope), { force: true });
-  }
-
-  /** Scopes that have a stat cache. */
-  scopes(): string[] {
-    let names: string[];
-    try {
-      names = readdirSync(this.dir);
-    } catch {
-      return [];
-    }
-    return names.filter((n) => n.endsWith(".json")).map((n) =>
-      n.slice(0, -5).replace(/^mirror_/, "mirror:")
-    ).sort();
+    if (isScope(scope)) rmSync(this.#file(scope), { force: true });
   }
 
   /** Removes temporary files a killed save left behind (older than `graceMs`). */

@@ -29,10 +29,9 @@ test("save replaces a scope's rows; other scopes are untouched", () => {
     c.save("aa", [["z", { sig: "26", digest: "dz" }]]);
     assert.deepEqual([...c.load("aa")], [["z", { sig: "26", digest: "dz" }]]);
     assert.deepEqual([...c.load("mirror:aa")], [["a", { sig: "9", digest: "d9" }]]);
-    assert.deepEqual(c.scopes(), ["aa", "mirror:aa"]);
     c.delete("aa");
     assert.equal(c.load("aa").size, 0);
-    assert.deepEqual(c.scopes(), ["mirror:aa"]);
+    assert.deepEqual([...c.load("mirror:aa")], [["a", { sig: "9", digest: "d9" }]]);
     c.delete("not a scope.json"); // ignored, not thrown
   });
 });

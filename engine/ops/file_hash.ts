@@ -3,11 +3,19 @@
  * (tarsum header + bytes), in one synchronous read per file. A file the walk did not stat (a
  * cold sync: the directory entry said "regular file") is opened without following links and
  * stat'ed through its descriptor, which saves a path lookup per file: on a 20,000-file context
- * the lstat()s were a fifth of a cold sync. Files above `maxBytes` are only stat'ed here; the
- * caller streams them.
+ * the lstat()s were a fifth of a cold sync. Files above `maxBytes` are only stat'ed by
+ * hashFile; hashStream hashes them as they stream.
  */
 import { createHash } from "node:crypto";
-import { closeSync, constants, fstatSync, openSync, readFileSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  fstatSync,
+  openSync,
+  readFileSync,
+  type Stats,
+} from "node:fs";
 import path from "node:path";
 import { fileHeader } from "../cache/buildkit_contenthash.ts";
 
@@ -29,6 +37,27 @@ export function hashBytes(data: Uint8Array, mode: number): { digest: string; bk:
       createHash("sha256").update(fileHeader(mode & 0o7777, data.length, "0")).update(data)
         .digest("hex"),
   };
+}
+
+/**
+ * Hashes a large file both ways as it streams by (bounded memory). The tarsum header carries
+ * the size the file was stat'ed with: a file whose size moves while read has a new signature,
+ * so the next sync reads it again.
+ */
+export async function hashStream(
+  abs: string,
+  mode: number,
+  statSize: number,
+): Promise<{ digest: string; bk: string; size: number }> {
+  const h = createHash("sha256");
+  const bk = createHash("sha256").update(fileHeader(mode & 0o7777, statSize, "0"));
+  let size = 0;
+  for await (const chunk of createReadStream(abs)) {
+    h.update(chunk as Uint8Array);
+    bk.update(chunk as Uint8Array);
+    size += (chunk as Uint8Array).length;
+  }
+  return { digest: "sha256:" + h.digest("hex"), bk: "sha256:" + bk.digest("hex"), size };
 }
 
 // O_NONBLOCK: a FIFO that replaced a file never blocks the open; O_NOFOLLOW: a symlink that

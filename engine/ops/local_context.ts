@@ -27,8 +27,7 @@ import { type StatRow, StatCaches } from "../content/stat_cache.ts";
 import { acquireLock } from "../content/lock.ts";
 import { counter, span } from "../trace.ts";
 import { diskFullError, filesystemOf, isDiskFull } from "../content/space.ts";
-import { fileHeader as bkFileHeader } from "../cache/buildkit_contenthash.ts";
-import { hashFiles } from "./file_hash.ts";
+import { hashFiles, hashStream } from "./file_hash.ts";
 
 export type ContextEntry = {
   /** Path relative to the context root, `/`-separated, no leading slash. */
@@ -205,14 +204,19 @@ function includeMayMatchBelow(includes: string[], dir: string): boolean {
   return includes.some((p) => p.replace(/^\/+/, "").startsWith(dir + "/") || p.includes("**"));
 }
 
-/** Sets a walked-without-stat file entry's stat fields from its descriptor's stat. */
-function fillStat(e: ContextEntry, st: Stats): void {
-  e.mode = st.mode;
-  e.size = st.size;
-  e.sig = sigOf(st);
-  e.mtimeMs = st.mtimeMs;
-  e.link = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
+/** An entry's stat fields, whether the walk lstat'ed it or file_hash.ts fstat'ed it. */
+function statFields(st: Stats): Pick<ContextEntry, "mode" | "size" | "sig" | "mtimeMs" | "link"> {
+  return {
+    mode: st.mode,
+    size: st.size,
+    sig: sigOf(st),
+    mtimeMs: st.mtimeMs,
+    link: st.isFile() && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined,
+  };
 }
+
+/** The stat fields of a file the walk did not stat (filled in by statFields when opened). */
+const NOT_STATED = { mode: 0, size: 0, sig: "", mtimeMs: 0 } as const;
 
 /** Hash of the filtered context: what a `local://` source's cache key depends on. */
 export function contextChecksum(entries: Iterable<ContextEntry>): string {
@@ -280,13 +284,12 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
   const upserts: ContextEntry[] = [];
   for (const { path: p, st } of walked) {
     if (!st) {
-      // Filled in when hashed (fillStat).
-      const e: ContextEntry = { path: p, type: "file", mode: 0, size: 0, digest: "", sig: "", mtimeMs: 0 };
+      // Its stat fields come when it is opened to be hashed (an empty sig says so).
+      const e: ContextEntry = { path: p, type: "file", digest: "", ...NOT_STATED };
       toHash.push(e);
       entries.set(p, e);
       continue;
     }
-    const sig = sigOf(st);
     const prev = stat.get(p);
     let type: ContextEntry["type"];
     let digest = "";
@@ -295,16 +298,8 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
       type = "symlink";
       digest = readlinkSync(path.join(o.contextDir, p));
     } else type = "file";
-    const e: ContextEntry = {
-      path: p,
-      type,
-      mode: st.mode,
-      size: st.size,
-      digest,
-      sig,
-      mtimeMs: st.mtimeMs,
-      link: st.isFile() && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined,
-    };
+    const e: ContextEntry = { path: p, type, digest, ...statFields(st) };
+    const sig = e.sig;
     if (type === "file") {
       if (prev && prev.sig === sig) {
         e.digest = prev.digest;
@@ -351,7 +346,7 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
         entries.delete(e.path); // sockets, fifos, devices are not sent
         return;
       }
-      if (h.st) fillStat(e, h.st);
+      if (h.st) Object.assign(e, statFields(h.st));
       if (h.kind === "large") big.push(e);
       else note(e, h.digest, h.bk, h.size);
     });
@@ -359,16 +354,8 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     await Promise.all(Array.from({ length: 4 }, async () => {
       while (next < big.length) {
         const e = big[next++];
-        const h = createHash("sha256");
-        const bk = createHash("sha256").update(bkFileHeader(e.mode & 0o7777, e.size, "0"));
-        let n = 0;
-        for await (const chunk of createReadStream(path.join(o.contextDir, e.path))) {
-          h.update(chunk as Uint8Array);
-          bk.update(chunk as Uint8Array);
-          n += (chunk as Uint8Array).length;
-        }
-        // A file whose size moved while read has a new signature: the next sync reads it again.
-        note(e, "sha256:" + h.digest("hex"), "sha256:" + bk.digest("hex"), n);
+        const h = await hashStream(path.join(o.contextDir, e.path), e.mode, e.size);
+        note(e, h.digest, h.bk, h.size);
       }
     }));
     hashSpan.end({ bytes: bytesRead });
@@ -406,15 +393,8 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
 
 /** Syncs started ahead of the solver (prefetchContext), by their options. */
 const prefetched = new Map<string, Promise<SyncResult>>();
-const optionsKey = (o: LocalSyncOptions) =>
-  JSON.stringify([
-    path.resolve(o.storeRoot),
-    path.resolve(o.contextDir),
-    o.name,
-    o.excludePatterns,
-    o.includePatterns,
-    o.followPaths,
-  ]);
+/** A sync's identity: its store and its scope (directory and filter). */
+const optionsKey = (o: LocalSyncOptions) => `${path.resolve(o.storeRoot)}\0${scopeOf(o)}`;
 
 /**
  * Starts syncing a context before the solver asks for it: the frontend knows the build reads
