@@ -8,7 +8,15 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { lstatSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { asRootAndUser, makeContext, outDir, storeDir, tsk, useEnv } from "./harness.ts";
+import {
+  asRootAndUser,
+  buildLlbLocal,
+  makeContext,
+  outDir,
+  storeDir,
+  tsk,
+  useEnv,
+} from "./harness.ts";
 import { helloDefinition } from "../fixtures/llb_definition.ts";
 import { decodeDefinition, opDigest } from "../../proto/ops.ts";
 
@@ -34,18 +42,7 @@ asRootAndUser("--frontend llb", () => {
     const def = helloDefinition(e.busybox);
     const ctx = makeContext(e, { "input.txt": "from the context\n" });
     const out = path.join(outDir(e), "llb-out");
-    const r = await tsk([
-      "build",
-      "--root",
-      store,
-      "--progress",
-      "plain",
-      "--frontend",
-      "llb",
-      "-o",
-      `type=local,dest=${out}`,
-      ctx,
-    ], { stdin: def });
+    const r = await buildLlbLocal(store, def, ctx, out);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /write greeting/);
     assert.equal(readFileSync(path.join(out, "greeting.txt"), "utf8"), "hello from llb\n");

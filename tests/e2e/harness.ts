@@ -226,6 +226,31 @@ export function buildOci(
   );
 }
 
+/**
+ * `tsk build --frontend llb` of the definition `def` (on stdin) with the context `ctx` on the
+ * store `root`, plain progress, the result's files written to `dest`.
+ */
+export function buildLlbLocal(
+  root: string,
+  def: Uint8Array,
+  ctx: string,
+  dest: string,
+  o: TskOptions = {},
+): Promise<RunResult> {
+  return tsk([
+    "build",
+    "--root",
+    root,
+    "--progress",
+    "plain",
+    "--frontend",
+    "llb",
+    "-o",
+    `type=local,dest=${dest}`,
+    ctx,
+  ], { ...o, stdin: def });
+}
+
 /** A store dir for a test, owned by the user who will run tsk (default: the current user). */
 export function storeDir(e: Env, as: UnprivilegedUser | undefined = current): string {
   const d = mkdtempSync(path.join(e.work, "store-"));

@@ -11,7 +11,15 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { asRootAndUser, makeContext, outDir, storeDir, tsk, useEnv } from "./harness.ts";
+import {
+  asRootAndUser,
+  buildLlbLocal,
+  makeContext,
+  outDir,
+  storeDir,
+  tsk,
+  useEnv,
+} from "./harness.ts";
 import { type RegistryFixture, startRegistry } from "../fixtures/registry.ts";
 import { pushBusybox } from "../fixtures/base_images.ts";
 import { image, marshalDefinition, mkfile } from "../../engine/llb/mod.ts";
@@ -126,18 +134,12 @@ asRootAndUser("base image resolution", (who) => {
       const def = encodeDefinition(marshalDefinition(
         image(pushed.ref, { resolveMode: "pull" }).file(mkfile("/p", 0o644, "p\n")),
       ));
-      const llb = await tsk([
-        "build",
-        "--root",
+      const llb = await buildLlbLocal(
         store,
-        "--progress",
-        "plain",
-        "--frontend",
-        "llb",
-        "-o",
-        `type=local,dest=${path.join(outDir(e), "rootfs")}`,
+        def,
         makeContext(e, {}),
-      ], { stdin: def });
+        path.join(outDir(e), "rootfs"),
+      );
       assert.equal(llb.code, 1, llb.stderr);
       assert.match(
         llb.stderr,
@@ -195,18 +197,7 @@ asRootAndUser("base image resolution", (who) => {
       );
     const llb = async (mode: "local" | "default" | "pull") => {
       const out = path.join(outDir(e), "rootfs");
-      const r = await tsk([
-        "build",
-        "--root",
-        store,
-        "--progress",
-        "plain",
-        "--frontend",
-        "llb",
-        "-o",
-        `type=local,dest=${out}`,
-        makeContext(e, {}),
-      ], { stdin: def(mode) });
+      const r = await buildLlbLocal(store, def(mode), makeContext(e, {}), out);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(readFileSync(path.join(out, "m"), "utf8"), "built\n");
       return r.stderr;
