@@ -439,6 +439,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     root: flags.root,
     insecureRegistries: flags["insecure-registry"],
     notice: (m) => progress.warn(m),
+    background: true,
   }));
   // Base images resolve tags again on every build; --pull forbids the offline fallback.
   const imageResolver = new ImageResolver({
@@ -815,6 +816,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   } finally {
     if (tracer) await writeTrace(tracer, flags.trace!);
     await lease?.end().catch(() => {});
+    await engine.settled();
     engine.close();
     await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
   }

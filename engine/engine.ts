@@ -10,6 +10,7 @@ import path from "node:path";
 import { ContentStore } from "./content/store.ts";
 import { MetaStore } from "./content/meta.ts";
 import { detectSnapshotter, type Snapshotter } from "./snapshot/snapshotter.ts";
+import { DeferredSnapshotter } from "./snapshot/deferred.ts";
 import { RegistryClient } from "./source/registry.ts";
 import { errnoText, TskError } from "./tsk_error.ts";
 import {
@@ -28,6 +29,8 @@ export type Engine = {
   meta: MetaStore;
   snapshotter: Snapshotter;
   registry: RegistryClient;
+  /** Work the open left running (a new store's snapshotter probe and reserve file). */
+  settled(): Promise<void>;
   close(): void;
 };
 
@@ -43,6 +46,11 @@ export type EngineOptions = {
   releaseReserve?: boolean;
   /** Where notices (e.g. the copy-snapshot fallback) are printed. */
   notice?: (msg: string) => void;
+  /**
+   * A new store's snapshotter probe and reserve file are made while the caller goes on (a
+   * build's first snapshot waits for the probe); the caller awaits `settled()` before it ends.
+   */
+  background?: boolean;
 };
 
 /** `--root`, else `$XDG_DATA_HOME/tsk`, else `~/.local/share/tsk`. */
@@ -91,9 +99,15 @@ export async function openEngine(o: EngineOptions = {}): Promise<Engine> {
   const store = new ContentStore(path.join(root, "content"));
   let meta: MetaStore | undefined;
   let snapshotter: Snapshotter;
+  const pending: Promise<unknown>[] = [];
   try {
     meta = new MetaStore(path.join(root, "meta.db"));
-    snapshotter = await detectSnapshotter(path.join(root, "snapshots"));
+    const probe = detectSnapshotter(path.join(root, "snapshots"));
+    if (o.background) {
+      const deferred = new DeferredSnapshotter(probe);
+      snapshotter = deferred;
+      pending.push(deferred.ready);
+    } else snapshotter = await probe;
   } catch (err) {
     meta?.close();
     // SQLite reports a full disk at open as "disk I/O error" (its -shm file cannot grow).
@@ -103,11 +117,18 @@ export async function openEngine(o: EngineOptions = {}): Promise<Engine> {
     throw err;
   }
   // Room for SQLite and lock files when the disk fills up (released first by prune and fsck).
-  if (!o.releaseReserve) await ensureReserve(root);
+  if (!o.releaseReserve) {
+    const reserve = ensureReserve(root);
+    if (o.background) pending.push(reserve);
+    else await reserve;
+  }
   const registry = new RegistryClient({
     store,
     insecure: o.insecureRegistries ?? [],
     userAgent: "tsk/0.1",
   });
-  return { root, store, meta, snapshotter, registry, close: () => meta.close() };
+  const settled = async () => {
+    await Promise.allSettled(pending);
+  };
+  return { root, store, meta, snapshotter, registry, settled, close: () => meta.close() };
 }

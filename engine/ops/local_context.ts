@@ -27,7 +27,7 @@ import { type StatRow, StatCaches } from "../content/stat_cache.ts";
 import { acquireLock } from "../content/lock.ts";
 import { counter, span } from "../trace.ts";
 import { diskFullError, filesystemOf, isDiskFull } from "../content/space.ts";
-import { hashFiles, hashStream } from "./file_hash.ts";
+import { type FileStat, hashFiles, hashStream } from "./file_hash.ts";
 
 export type ContextEntry = {
   /** Path relative to the context root, `/`-separated, no leading slash. */
@@ -106,6 +106,8 @@ export function yielder(everyMs = 4): () => Promise<void> | void {
 /** A walked entry; `st` is missing only for regular files of a `lazyFiles` walk. */
 export type WalkEntry = { path: string; st?: Stats };
 
+export type WalkOptions = { lazyFiles: boolean };
+
 /**
  * Walks the context applying the exclude/include patterns; lstat everywhere (FIFOs lack types
  * on Deno), except, with `lazyFiles`, for entries the directory lists as regular files: those
@@ -122,7 +124,7 @@ export async function walkContext(
   excludes: string[],
   includes: string[],
   skip: string[],
-  o: { lazyFiles: boolean },
+  o: WalkOptions,
 ): Promise<WalkEntry[]>;
 export async function walkContext(
   root: string,
@@ -130,7 +132,7 @@ export async function walkContext(
   includes: string[],
   /** Absolute paths never sent (tsk's own store when it lives inside the context). */
   skip: string[] = [],
-  o: { lazyFiles: boolean } = { lazyFiles: false },
+  o: WalkOptions = { lazyFiles: false },
 ): Promise<WalkEntry[]> {
   const skipRel = new Set(
     skip.map((s) => path.relative(root, s)).filter((r) =>
@@ -152,8 +154,12 @@ export async function walkContext(
     try {
       if (o.lazyFiles) {
         const dirents = readdirSync(abs, { withFileTypes: true });
-        names = dirents.map((d) => d.name);
-        files = new Set(dirents.filter((d) => d.isFile()).map((d) => d.name));
+        names = [];
+        files = new Set();
+        for (const d of dirents) {
+          names.push(d.name);
+          if (d.isFile()) files.add(d.name);
+        }
       } else names = readdirSync(abs);
     } catch (err) {
       throw new Error(`reading build context ${abs}: ${(err as Error).message}`);
@@ -205,13 +211,16 @@ function includeMayMatchBelow(includes: string[], dir: string): boolean {
 }
 
 /** An entry's stat fields, whether the walk lstat'ed it or file_hash.ts fstat'ed it. */
-function statFields(st: Stats): Pick<ContextEntry, "mode" | "size" | "sig" | "mtimeMs" | "link"> {
+function statFields(
+  st: FileStat,
+): Pick<ContextEntry, "mode" | "size" | "sig" | "mtimeMs" | "link"> {
+  const isFile = (st.mode & 0o170000) === 0o100000;
   return {
     mode: st.mode,
     size: st.size,
     sig: sigOf(st),
     mtimeMs: st.mtimeMs,
-    link: st.isFile() && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined,
+    link: isFile && st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined,
   };
 }
 
@@ -334,12 +343,12 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
     // stat are stat'ed as they are opened (then sorted into small and large).
     const small = toHash.filter((e) => !e.sig || e.size <= SMALL_FILE);
     const big = toHash.filter((e) => e.sig && e.size > SMALL_FILE);
-    const hashed = await hashFiles(
-      o.contextDir,
-      small.map((e) => ({ path: e.path, mode: e.sig ? e.mode : undefined })),
-      SMALL_FILE,
-      yielder(),
-    );
+    const jobs = small.map((e) => ({
+      path: e.path,
+      mode: e.sig ? e.mode : undefined,
+      size: e.sig ? e.size : undefined,
+    }));
+    const hashed = await hashFiles(o.contextDir, jobs, SMALL_FILE, yielder());
     small.forEach((e, i) => {
       const h = hashed[i];
       if (h.kind === "special") {

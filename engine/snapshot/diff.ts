@@ -21,6 +21,7 @@ import type { BigIntStats } from "node:fs";
 import type { Writable } from "node:stream";
 import { Buffer } from "node:buffer";
 import { type TarEntry, TarWriter } from "./tar_writer.ts";
+import { compareUtf8 } from "../gostr.ts";
 import { getXattrsTree } from "./helpers.ts";
 import { containerOwner, OWNER_XATTR } from "../../rootless/owners.ts";
 
@@ -45,11 +46,7 @@ const NOT_EMITTED = /^((trusted|user)\.overlay\.|security\.selinux$)/;
 const OPAQUE_NAMES = ["user.overlay.opaque", "trusted.overlay.opaque"];
 
 /** Bytewise (UTF-8) comparison of two strings. */
-export function compareBytes(a: string, b: string): number {
-  const nonAscii = /[\u0080-\uffff]/;
-  if (!nonAscii.test(a) && !nonAscii.test(b)) return a < b ? -1 : a > b ? 1 : 0;
-  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
-}
+export const compareBytes = compareUtf8;
 
 class Emitter {
   w: TarWriter;
