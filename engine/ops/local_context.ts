@@ -142,6 +142,8 @@ export async function walkContext(
   const ex = excludes.length ? new PatternMatcher(excludes) : undefined;
   const inc = includes.length ? new PatternMatcher(includes) : undefined;
   const out: WalkEntry[] = [];
+  /** Whether a directory walked into was not emitted (then its emitted children need it). */
+  let dirsLeftOut = false;
   // Synchronous calls: for tens of thousands of lstat()s they are several times faster than
   // promise round trips. The walk still lets the event loop run every few milliseconds, so
   // registry requests made while the context is hashed (a prefetch) keep going.
@@ -181,7 +183,7 @@ export async function walkContext(
         if (excluded && ex!.canSkipDir(p)) continue;
         if (!excluded && (!inc || inc.matches(p) || includeMayMatchBelow(includes, p))) {
           out.push({ path: p, st });
-        }
+        } else dirsLeftOut = true;
         await visit(p);
         continue;
       }
@@ -192,6 +194,7 @@ export async function walkContext(
     }
   }
   await visit("");
+  if (!dirsLeftOut) return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   // Parents of emitted entries must exist in the mirror even when the dir itself was excluded.
   const have = new Set(out.map((e) => e.path));
   const extra: WalkEntry[] = [];
@@ -229,10 +232,17 @@ const NOT_STATED = { mode: 0, size: 0, sig: "", mtimeMs: 0 } as const;
 
 /** Hash of the filtered context: what a `local://` source's cache key depends on. */
 export function contextChecksum(entries: Iterable<ContextEntry>): string {
+  // One update per 4,096 entries: per-entry update calls cost twice the hashing.
   const h = createHash("sha256");
+  let lines: string[] = [];
   for (const e of entries) {
-    h.update(`${e.path}\0${e.type}\0${(e.mode & 0o7777).toString(8)}\0${e.digest}\n`);
+    lines.push(`${e.path}\0${e.type}\0${(e.mode & 0o7777).toString(8)}\0${e.digest}\n`);
+    if (lines.length === 4096) {
+      h.update(lines.join(""));
+      lines = [];
+    }
   }
+  h.update(lines.join(""));
   return "sha256:" + h.digest("hex");
 }
 
