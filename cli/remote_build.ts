@@ -392,7 +392,13 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     const sharedKey = createHash("sha256").update(`${os.hostname()}:${ctxDir}`).digest("hex");
     req.Session = await client.startSession(path.basename(ctxDir), sharedKey, handlers, (e) => (sessionError ??= e));
     const renamed = new Map<string, string>();
-    const defBytes = definition ? encodeDefinition(bindSession(definition, req.Session, renamed)) : undefined;
+    // A target without filesystem ops (`FROM scratch` with only metadata): BuildKit's frontend
+    // returns an empty result, which only the gateway can say (a Solve whose Definition has no
+    // ops would wait for a frontend); the exporters then export no layers.
+    const emptyResult = definition !== undefined && !definition.def?.length;
+    const defBytes = definition && !emptyResult
+      ? encodeDefinition(bindSession(definition, req.Session, renamed))
+      : undefined;
     if (defBytes && !imageConfig) req.Definition = defBytes;
     for (const [oldD, newD] of renamed) {
       const loc = locations?.get(oldD);
@@ -403,7 +409,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     statusDone.catch(() => {});
     let response: Record<string, string>;
     try {
-      response = defBytes && imageConfig
+      response = (defBytes && imageConfig) || emptyResult
         ? await solveThroughGateway(client, req, { definition: defBytes, config: imageConfig, cacheImports: cache.Imports })
         : await client.solve(req);
     } finally {
