@@ -358,7 +358,8 @@ async function reachImageMetadata(
   for (const { digest, doc } of docs) {
     const layers = digestsOf(doc.layers);
     const config = (doc.config as { digest?: unknown } | undefined)?.digest;
-    if (!layers.length || typeof config !== "string") continue;
+    // (No layers at all — an image of `FROM scratch` with only metadata — counts as all kept.)
+    if (typeof config !== "string") continue;
     if (!layers.every((l) => blobs.has(l) && !blobs.get(l)!.startsWith("metadata"))) continue;
     blobs.set(digest, "metadata: manifest of kept layers");
     if (scan.blobs.has(config) && !blobs.has(config)) {

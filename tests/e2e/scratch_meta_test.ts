@@ -43,8 +43,14 @@ asRootAndUser("images without layers", (who) => {
   test("FROM scratch with only metadata: no layers, empty_layer history, stable digests", async () => {
     const ctx = makeContext(e, { Dockerfile: META });
     const epoch = { SOURCE_DATE_EPOCH: "1700000000" };
-    const r = await buildOci(storeDir(e), "x/meta:1", ctx, [], { env: epoch });
+    const store = storeDir(e);
+    const r = await buildOci(store, "x/meta:1", ctx, [], { env: epoch });
     assert.equal(r.code, 0, r.stderr);
+    // What the export left in the store is no garbage (a clean build leaves none).
+    const du = await tsk(["du", "--root", store, "--format", "json"]);
+    assert.equal(du.code, 0, du.stderr);
+    const items = JSON.parse(du.stdout.toString()).items as { type: string; description: string }[];
+    assert.deepEqual(items.filter((i) => i.type === "garbage"), []);
     const img = openOci(r.stdout, "1"); // skopeo validates it, umoci unpacks it
     assert.deepEqual(img.manifest.layers, []);
     assert.deepEqual(img.config.rootfs, { type: "layers", diff_ids: [] });
