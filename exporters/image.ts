@@ -383,15 +383,15 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
     layerTimes,
   );
   // No layer and no dated history entry (scratch with only metadata): no time at all, as
-  // BuildKit writes it (`created: null`; left out here, as the OCI spec types it a string).
+  // BuildKit writes it (`created: null`; left out here, as the OCI spec types it a string: an
+  // undefined value is not serialised).
   const created = o.sourceDateEpoch !== undefined
     ? isoTime(o.sourceDateEpoch * 1000)
     : history.at(-1)?.created ?? (layers.length ? o.created ?? isoTime(Date.now()) : undefined);
-  const { created: _undated, ...base } = o.config;
   const config: ImageConfig = {
-    ...base,
+    ...o.config,
     ...(o.config.config ? { config: goMapsSorted(o.config.config) } : {}),
-    ...(created ? { created } : {}),
+    created,
     rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
     history,
   };
