@@ -288,9 +288,12 @@ export async function prune(e: EngineLike, o: PruneOptions = {}): Promise<PruneR
   if (removed.some((i) => i.type === "image.named" || isResolved(i))) {
     const still = (await reachable(e, await scanStore(e), { heuristics: false })).blobs;
     for (const i of removed) {
-      if (i.type === "image.named" || isResolved(i)) {
-        i.blobs = i.blobs?.filter((d) => !still.has(d));
+      if (!(i.type === "image.named" || isResolved(i))) continue;
+      for (const d of i.blobs?.filter((d) => still.has(d)) ?? []) {
+        const st = await fsp.stat(e.store.path(d)).catch(() => undefined);
+        i.size = Math.max(0, i.size - (st ? st.blocks * 512 : 0)); // kept: not reclaimed
       }
+      i.blobs = i.blobs?.filter((d) => !still.has(d));
     }
   }
   // Then files, children before parents.

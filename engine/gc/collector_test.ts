@@ -249,15 +249,27 @@ test("a resolved base image's index, manifest and config are one image item, kep
     for (const d of Object.values(img)) assert.equal(await e.store.has(d), false, d);
   }));
 
-test("a named image with a base image's manifest keeps it when the resolution is pruned", () =>
+test("a named image and a resolution sharing a manifest: pruning one keeps what the other names", () =>
   withEngine("tsk-gc-", async (e) => {
     const img = await baseImage(e, "2");
     e.meta.putImage("docker.io/library/same:1", img.manifest); // `FROM base` and nothing else
     e.meta.putResolved("reg.example/library/base:2", img.index);
-    const r = await prune(e, { all: true, filters: ["type=image"] });
+    const sizes = Object.fromEntries((await storeUsage(e)).items.map((i) => [i.id, i.size]));
+    // The named image holds manifest, config and layer; the resolution names the first two.
+    let r = await prune(e, { filters: ["type=image.named"] });
+    assert.deepEqual(r.removed.map((i) => i.id), ["docker.io/library/same:1"]);
+    assert.ok(
+      r.reclaimed > 0 && r.reclaimed < sizes["docker.io/library/same:1"],
+      String(r.reclaimed),
+    );
+    assert.equal(await e.store.has(img.layer), false);
+    for (const d of [img.index, img.manifest, img.config]) assert.ok(await e.store.has(d), d);
+    // Now the resolution holds all three, and its prune takes them.
+    r = await prune(e, { all: true });
     assert.deepEqual(r.removed.map((i) => i.id), ["reg.example/library/base:2"]);
-    assert.equal(await e.store.has(img.index), false);
-    for (const d of [img.manifest, img.config]) assert.ok(await e.store.has(d), d);
+    for (const d of [img.index, img.manifest, img.config]) {
+      assert.equal(await e.store.has(d), false, d);
+    }
   }));
 
 test("layer blobs of results imported from a cache are kept build cache, not garbage", () =>
