@@ -32,6 +32,7 @@ import { hasNamedContexts, remoteCache, remoteFrontendContexts } from "./remote_
 import { type SshSource, startAgent, type AgentSocket } from "../engine/ssh/agent.ts";
 import { bindSession } from "../engine/remote/bind_session.ts";
 import { getCredentials } from "../engine/source/auth.ts";
+import { parseReference } from "../engine/source/reference.ts";
 import { escapeControls, excerpt } from "../engine/frontend/dockerfile/errors.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
 
@@ -296,6 +297,9 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
             const mp = progress.start(`[internal] load metadata for ${escapeControls(ref)}`);
             try {
               const r = await engine.registry.resolve(ref, p);
+              // Recorded as a local build records it, so the store keeps (and du shows) this base
+              // image's metadata as what it is, not as unreferenced blobs.
+              engine.meta.putResolved(parseReference(ref).toString(), r.indexDigest ?? r.manifestDigest);
               mp.done();
               return { digest: r.manifestDigest, config: r.config as ImageConfig };
             } catch (err) {

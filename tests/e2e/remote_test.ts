@@ -156,6 +156,17 @@ describe("remote build on dockerd's BuildKit", { skip: noDocker }, () => {
     }
   });
 
+  test("the base image metadata resolved for the conversion is a base image item in du, not garbage", async () => {
+    const store = mkdtempSync(path.join(e.work, "remote-store-"));
+    const ctx = makeContext(e, { Dockerfile: `FROM ${e.busybox}\nRUN echo r > /r\n` }, undefined);
+    const r = await tsk(["build", "--addr", ADDR, "--root", store, "-o", `type=local,dest=${out()}`, ctx], { as: undefined });
+    assert.equal(r.code, 0, r.stderr);
+    const du = await tsk(["du", "--root", store, "--format", "json"], { as: undefined });
+    const items = JSON.parse(du.stdout.toString()).items as { id: string; type: string }[];
+    assert.deepEqual(items.filter((i) => i.type === "garbage"), []);
+    assert.equal(items.find((i) => i.id === e.busybox)?.type, "image", du.stdout.toString());
+  });
+
   test("a secret reaches the RUN and appears nowhere in the output or the log", async () => {
     const value = `s3cr3t-${Date.now()}`;
     const ctx = makeContext(e, {
