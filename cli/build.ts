@@ -628,8 +628,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
     for (const d of converts.length ? converts.map((c) => c.definition) : [def]) {
       checkEntitlements(d, runFlags.allow);
     }
+    // A Dockerfile whose target has no filesystem op (`FROM scratch` with only metadata) has no
+    // graph: its result is scratch (a null ref), exported as an image without layers, as
+    // BuildKit's frontend returns an empty result. An empty LLB on stdin stays an error (buildctl's).
     const graphs = converts.length
-      ? converts.map((c) => loadDefinition(c.definition))
+      ? converts.map((c) => c.definition.def?.length ? loadDefinition(c.definition) : undefined)
       : [loadDefinition(def)];
     const graph = graphs[0];
     const abort = new AbortController();
@@ -660,7 +663,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath),
     ]]);
     const remote = await phase("import caches", "cache", () => importCaches(engine, cacheFrom, platform, progress, locals));
-    await importCacheMounts(engine, remote, graph.root, progress);
+    if (graph) await importCacheMounts(engine, remote, graph.root, progress);
     const solver = new Solver(worker, engine.meta, progress, {
       remote,
       fastKeys: cacheTo.length > 0,
@@ -677,7 +680,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     // The first failure cancels every other running step (their sandboxes are killed).
     solver.signal.addEventListener("abort", () => abort.abort(solver.signal.reason));
     // Every platform in one solver: equal vertices (same digest) are solved once.
-    const refs = await phase("solve", "solve", () => Promise.all(graphs.map((g) => solver.solve(g.root, g.index))));
+    const refs = await phase("solve", "solve", () => Promise.all(graphs.map((g) => g ? solver.solve(g.root, g.index) : null)));
     const lazyRefs = refs.slice();
     // A fully cached result from an imported cache: pushing it needs no download (the blobs
     // are mounted from the cache's repository); any other output needs the files.
@@ -685,7 +688,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     if (remote && refs.some((r) => remote.isLazy(r))) {
       const materialize = async () => {
         for (const [i, g] of graphs.entries()) {
-          if (remote.isLazy(refs[i])) refs[i] = await solver.output(g.root, g.index);
+          if (g && remote.isLazy(refs[i])) refs[i] = await solver.output(g.root, g.index);
         }
       };
       if (refs.length > 1) await materialize();
@@ -707,7 +710,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     const cacheCtxs = graphs.map((g, i) => ({
       engine,
       solver,
-      root: g.root,
+      root: g?.root,
       ref: remote?.isLazy(lazyRefs[i]) && exportEngine !== engine ? lazyRefs[i] : refs[i],
       remote,
       progress,
@@ -761,7 +764,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       if (exportEngine === engine || !outputs.every((o) => o.push)) throw err;
       progress.warn(`pushing from the imported cache failed: ${(err as Error).message}`);
       exportEngine = engine;
-      refs[0] = await solver.output(graphs[0].root, graphs[0].index);
+      refs[0] = await solver.output(graphs[0]!.root, graphs[0]!.index);
       images[0] = { ...images[0], ref: refs[0] };
       cacheCtxs[0].ref = refs[0];
       await runExports();

@@ -215,7 +215,8 @@ export type CacheExportResult = { spec: CacheExportSpec; manifest?: Descriptor; 
 type ExportCtx = {
   engine: Engine;
   solver: Solver;
-  root: Vertex;
+  /** The result's vertex; none when the result is scratch (an empty definition). */
+  root?: Vertex;
   ref: Ref;
   remote?: RemoteCache;
   progress: Progress;
@@ -248,7 +249,7 @@ export async function withInlineCache(
   if (!spec) return config;
   try {
     const value = await inlineCache(
-      await c.solver.records(c.root),
+      c.root ? await c.solver.records(c.root) : [],
       c.ref,
       env(c),
       spec.compression,
@@ -290,14 +291,16 @@ export async function exportCaches(
       vp.status(`preparing build cache for export (mode=${spec.mode})`);
       const extra = [];
       if (spec.cacheMounts) {
-        for (const id of new Set(all.flatMap((x) => cacheMountIds(x.root)))) {
+        for (const id of new Set(all.flatMap((x) => x.root ? cacheMountIds(x.root) : []))) {
           const b = await cacheMountBlob(c.engine.root, c.engine.store, id);
           if (b) extra.push({ digest: cacheMountKey(id), ...b });
           if (b) vp.status(`cache mount ${id}: ${b.desc.size} bytes`);
         }
       }
       const parts = [];
-      for (const x of all) parts.push({ records: await x.solver.records(x.root), finalRef: x.ref });
+      for (const x of all) {
+        parts.push({ records: x.root ? await x.solver.records(x.root) : [], finalRef: x.ref });
+      }
       const built = await buildCacheOf(parts, env(c), {
         mode: spec.mode,
         compression: spec.compression,

@@ -32,6 +32,7 @@ import { hasNamedContexts, remoteCache, remoteFrontendContexts } from "./remote_
 import { type SshSource, startAgent, type AgentSocket } from "../engine/ssh/agent.ts";
 import { bindSession } from "../engine/remote/bind_session.ts";
 import { getCredentials } from "../engine/source/auth.ts";
+import { parseReference } from "../engine/source/reference.ts";
 import { escapeControls, excerpt } from "../engine/frontend/dockerfile/errors.ts";
 import type { ImageConfig } from "../engine/image/config.ts";
 
@@ -296,6 +297,9 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
             const mp = progress.start(`[internal] load metadata for ${escapeControls(ref)}`);
             try {
               const r = await engine.registry.resolve(ref, p);
+              // Recorded as a local build records it, so the store keeps (and du shows) this base
+              // image's metadata as what it is, not as unreferenced blobs.
+              engine.meta.putResolved(parseReference(ref).toString(), r.indexDigest ?? r.manifestDigest);
               mp.done();
               return { digest: r.manifestDigest, config: r.config as ImageConfig };
             } catch (err) {
@@ -392,7 +396,13 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     const sharedKey = createHash("sha256").update(`${os.hostname()}:${ctxDir}`).digest("hex");
     req.Session = await client.startSession(path.basename(ctxDir), sharedKey, handlers, (e) => (sessionError ??= e));
     const renamed = new Map<string, string>();
-    const defBytes = definition ? encodeDefinition(bindSession(definition, req.Session, renamed)) : undefined;
+    // A target without filesystem ops (`FROM scratch` with only metadata): BuildKit's frontend
+    // returns an empty result, which only the gateway can say (a Solve whose Definition has no
+    // ops would wait for a frontend); the exporters then export no layers.
+    const emptyResult = definition !== undefined && !definition.def?.length;
+    const defBytes = definition && !emptyResult
+      ? encodeDefinition(bindSession(definition, req.Session, renamed))
+      : undefined;
     if (defBytes && !imageConfig) req.Definition = defBytes;
     for (const [oldD, newD] of renamed) {
       const loc = locations?.get(oldD);
@@ -403,7 +413,7 @@ export async function remoteBuildCommand(argv: string[], addrText: string): Prom
     statusDone.catch(() => {});
     let response: Record<string, string>;
     try {
-      response = defBytes && imageConfig
+      response = (defBytes && imageConfig) || emptyResult
         ? await solveThroughGateway(client, req, { definition: defBytes, config: imageConfig, cacheImports: cache.Imports })
         : await client.solve(req);
     } finally {

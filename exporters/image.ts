@@ -382,9 +382,12 @@ export async function assembleImage(o: AssembleOptions): Promise<ImageView> {
     o.created ?? isoTime(Date.now()),
     layerTimes,
   );
+  // No layer and no dated history entry (scratch with only metadata): no time at all, as
+  // BuildKit writes it (`created: null`; left out here, as the OCI spec types it a string: an
+  // undefined value is not serialised).
   const created = o.sourceDateEpoch !== undefined
     ? isoTime(o.sourceDateEpoch * 1000)
-    : history.at(-1)?.created ?? o.created ?? isoTime(Date.now());
+    : history.at(-1)?.created ?? (layers.length ? o.created ?? isoTime(Date.now()) : undefined);
   const config: ImageConfig = {
     ...o.config,
     ...(o.config.config ? { config: goMapsSorted(o.config.config) } : {}),
@@ -461,7 +464,10 @@ export function alignHistory(
       return e;
     });
   }
-  // Entries still without a time: the first new layer's time, else the previous entry's.
+  // Entries still without a time: the first new layer's time, else the previous entry's; the
+  // build's time only when there are layers (an image without any keeps them undated, as
+  // BuildKit exports `FROM scratch` with only metadata, so its digest does not change).
+  if (layerCount === 0) buildTime = undefined;
   let fill: string | undefined;
   let gap = false;
   for (const h of out) {

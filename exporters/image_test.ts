@@ -330,12 +330,18 @@ test("alignHistory pairs entries with layers", () => {
       { created: LT2, created_by: "RUN y" },
     ],
   );
-  // nothing dates an entry: the build's time
+  // nothing dates an entry: the build's time, when there are layers
   assert.deepEqual(
-    alignHistory([{ created_by: "ENV a", empty_layer: true }], 0, undefined, BUILD_TIME),
+    alignHistory([{ created_by: "ENV a", empty_layer: true }, {}], 1, undefined, BUILD_TIME),
     [
       { created: BUILD_TIME, created_by: "ENV a", empty_layer: true },
+      { created: BUILD_TIME },
     ],
+  );
+  // no layer at all (scratch with only metadata): undated, as BuildKit leaves them
+  assert.deepEqual(
+    alignHistory([{ created_by: "ENV a", empty_layer: true }], 0, undefined, BUILD_TIME),
+    [{ created_by: "ENV a", empty_layer: true }],
   );
   assert.deepEqual(alignHistory([], 0), []);
 });

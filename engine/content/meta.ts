@@ -16,6 +16,8 @@ export type LayerRecord = {
   empty: boolean;
 };
 export type ImageRecord = { name: string; manifestDigest: string; updated: number };
+/** A base image reference as last resolved (engine/source/image_resolver.ts). */
+export type ResolvedRecord = { ref: string; digest: string; updated: number };
 /** A running build: pid plus the process start time (so a recycled pid is not mistaken for it). */
 export type LeaseRecord = { id: string; pid: number; start: string; created: number };
 
@@ -181,6 +183,15 @@ export class MetaStore {
   putResolved(ref: string, digest: string): void {
     this.#db.prepare("INSERT OR REPLACE INTO resolved (ref, digest, updated) VALUES (?, ?, ?)")
       .run(ref, digest, Date.now());
+  }
+
+  /** Every recorded resolution (ref → index or manifest digest): what keeps a base image's metadata. */
+  allResolved(): ResolvedRecord[] {
+    return this.#db.prepare("SELECT ref, digest, updated FROM resolved").all() as ResolvedRecord[];
+  }
+
+  deleteResolved(ref: string): void {
+    this.#db.prepare("DELETE FROM resolved WHERE ref = ?").run(ref);
   }
 
   /** Named images built into the store. */

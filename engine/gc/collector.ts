@@ -31,6 +31,7 @@ import { asCollector } from "./lease.ts";
 import { StatCaches } from "../content/stat_cache.ts";
 import {
   type ItemType,
+  reachable,
   recordIntact,
   scanStore,
   type SizeMode,
@@ -275,9 +276,25 @@ export async function prune(e: EngineLike, o: PruneOptions = {}): Promise<PruneR
     ),
   );
   for (const s of gone) e.meta.deleteLayers(s);
+  const isResolved = (i: UsageItem) =>
+    i.type === "image" && !scan.snapshots.has(i.id) && scan.resolved.some((r) => r.ref === i.id);
   for (const i of removed) {
     if (i.type === "image.named") e.meta.deleteImage(i.id);
+    if (isResolved(i)) e.meta.deleteResolved(i.id);
     if (i.type === "source.local") new StatCaches(e.root).delete(i.id);
+  }
+  // A named or resolved image's blobs may still be named by what stays (the same manifest under
+  // another name, a base image used as is): only those nothing references any more go.
+  if (removed.some((i) => i.type === "image.named" || isResolved(i))) {
+    const still = (await reachable(e, await scanStore(e), { heuristics: false })).blobs;
+    for (const i of removed) {
+      if (!(i.type === "image.named" || isResolved(i))) continue;
+      for (const d of i.blobs?.filter((d) => still.has(d)) ?? []) {
+        const st = await fsp.stat(e.store.path(d)).catch(() => undefined);
+        i.size = Math.max(0, i.size - (st ? st.blocks * 512 : 0)); // kept: not reclaimed
+      }
+      i.blobs = i.blobs?.filter((d) => !still.has(d));
+    }
   }
   // Then files, children before parents.
   removed.sort((a, b) => depth(scan, b.id) - depth(scan, a.id));

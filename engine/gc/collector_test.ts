@@ -9,6 +9,7 @@ import { fsck } from "./fsck.ts";
 import { asCollector, beginBuild } from "./lease.ts";
 import { storeUsage } from "./usage.ts";
 import { snap, usedAt, withEngine } from "./testutil.ts";
+import { lazyRecordRef } from "../cache/lazy_record.ts";
 
 test("usage items add up; orphans and leftovers are garbage; sweep removes exactly them", () =>
   withEngine("tsk-gc-", async (e) => {
@@ -186,4 +187,108 @@ test("a named multi-platform index keeps every platform's manifest, config and l
     const removed = (await sweep(e)).map((i) => i.id);
     assert.deepEqual(removed, [garbage.digest]);
     for (const d of [index.digest, ...Object.values(blobs)]) assert.ok(await e.store.has(d), d);
+  }));
+
+/** A base image as a registry serves it (index → manifest → config, one layer) put in the store. */
+async function baseImage(e: Parameters<Parameters<typeof withEngine>[1]>[0], tag: string) {
+  const layer = await e.store.putBytes(`layer of ${tag}`);
+  const config = await e.store.putBytes(`{"architecture":"amd64","os":"linux","tag":"${tag}"}`);
+  const manifest = await e.store.putBytes(JSON.stringify({
+    schemaVersion: 2,
+    config: { digest: config.digest },
+    layers: [{ digest: layer.digest }],
+  }));
+  const index = await e.store.putBytes(JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{ digest: manifest.digest }, { digest: `sha256:${"0".repeat(64)}` }],
+  }));
+  return {
+    layer: layer.digest,
+    config: config.digest,
+    manifest: manifest.digest,
+    index: index.digest,
+  };
+}
+
+test("a resolved base image's index, manifest and config are one image item, kept until --all", () =>
+  withEngine("tsk-gc-", async (e) => {
+    const now = Date.now();
+    const img = await baseImage(e, "1");
+    // The pulled layer lives as a layer snapshot with its blob (as engine/ops/source_image.ts).
+    await snap(e, "l-layer", undefined, 1000);
+    e.meta.putLayer({
+      snapshot: "l-layer",
+      compression: "gzip",
+      diffId: `sha256:${"1".repeat(64)}`,
+      digest: img.layer,
+      size: 10,
+      mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+      empty: false,
+    });
+    usedAt(e, "pulled", ["l-layer"], now);
+    e.meta.putResolved("reg.example/library/base:1", img.index);
+    const items = (await storeUsage(e)).items;
+    const base = items.find((i) => i.id === "reg.example/library/base:1");
+    assert.equal(base?.type, "image");
+    assert.deepEqual(base?.blobs?.sort(), [img.index, img.manifest, img.config].sort());
+    assert.match(
+      base!.description,
+      /^base image reg\.example\/library\/base:1@sha256:\S+ \(index, manifest, config\)$/,
+    );
+    assert.ok(base!.size > 0);
+    assert.deepEqual(items.filter((i) => i.type === "garbage"), []);
+    // Neither the sweep nor a prune without --all takes them (base image layers stay too) …
+    assert.deepEqual(await sweep(e), []);
+    let r = await prune(e, { now });
+    assert.deepEqual(r.removed.map((i) => i.id), []);
+    for (const d of Object.values(img)) assert.ok(await e.store.has(d), d);
+    // … a prune of type=image does: the resolution is forgotten first, then its blobs go.
+    r = await prune(e, { filters: ["type=image"], now });
+    assert.deepEqual(r.removed.map((i) => i.id).sort(), ["l-layer", "reg.example/library/base:1"]);
+    assert.equal(e.meta.getResolved("reg.example/library/base:1"), undefined);
+    for (const d of Object.values(img)) assert.equal(await e.store.has(d), false, d);
+  }));
+
+test("a named image and a resolution sharing a manifest: pruning one keeps what the other names", () =>
+  withEngine("tsk-gc-", async (e) => {
+    const img = await baseImage(e, "2");
+    e.meta.putImage("docker.io/library/same:1", img.manifest); // `FROM base` and nothing else
+    e.meta.putResolved("reg.example/library/base:2", img.index);
+    const sizes = Object.fromEntries((await storeUsage(e)).items.map((i) => [i.id, i.size]));
+    // The named image holds manifest, config and layer; the resolution names the first two.
+    let r = await prune(e, { filters: ["type=image.named"] });
+    assert.deepEqual(r.removed.map((i) => i.id), ["docker.io/library/same:1"]);
+    assert.ok(
+      r.reclaimed > 0 && r.reclaimed < sizes["docker.io/library/same:1"],
+      String(r.reclaimed),
+    );
+    assert.equal(await e.store.has(img.layer), false);
+    for (const d of [img.index, img.manifest, img.config]) assert.ok(await e.store.has(d), d);
+    // Now the resolution holds all three, and its prune takes them.
+    r = await prune(e, { all: true });
+    assert.deepEqual(r.removed.map((i) => i.id), ["reg.example/library/base:2"]);
+    for (const d of [img.index, img.manifest, img.config]) {
+      assert.equal(await e.store.has(d), false, d);
+    }
+  }));
+
+test("layer blobs of results imported from a cache are kept build cache, not garbage", () =>
+  withEngine("tsk-gc-", async (e) => {
+    const now = Date.now();
+    const downloaded = await e.store.putBytes("downloaded layer");
+    const chain = [downloaded.digest, `sha256:${"2".repeat(64)}`].map((d) => ({
+      desc: { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: d, size: 16 },
+      diffId: `sha256:${"3".repeat(64)}`,
+      source: { kind: "local" as const, dir: "/nonexistent" },
+    }));
+    usedAt(e, "imported", [lazyRecordRef(chain)], now);
+    const item = (await storeUsage(e)).items.find((i) => i.id === downloaded.digest);
+    assert.equal(item?.type, "regular");
+    assert.equal(item?.description, "blob (layer of a result imported from a cache)");
+    assert.deepEqual(await sweep(e), []);
+    // Build cache: a prune takes it (the record stays: the layer can be fetched again).
+    const r = await prune(e, { now });
+    assert.deepEqual(r.removed.map((i) => i.id), [downloaded.digest]);
+    assert.equal(await e.store.has(downloaded.digest), false);
+    assert.deepEqual(e.meta.allCache().map((c) => c.key), ["imported"]);
   }));

@@ -4,10 +4,14 @@
  * store belongs to exactly one item (hard links are counted once), so the items add up to the total.
  *
  * Reachability: cache records → their snapshots → parent chains; layer rows of kept snapshots →
- * blobs; named images → manifest → config and layer blobs. Everything else is garbage.
+ * blobs; cache records imported from a remote cache (`lazy:` refs) → the layer blobs of their
+ * chain downloaded so far; named images → manifest → config and layer blobs; resolved base image
+ * references (the `resolved` rows the offline fallback and digest-pinned builds read) → index,
+ * manifests and configs. Everything else is garbage.
  *
  * Item types: `regular` (a built snapshot: RUN/COPY/… results), `image` (a base-image layer
- * snapshot), `image.named` (an image stored by `--output type=image`), `source.local` (a context
+ * snapshot, or a base image's index, manifest and config as last resolved), `image.named` (an
+ * image stored by `--output type=image`), `source.local` (a context
  * mirror), `exec.cachemount` (`RUN --mount=type=cache`), `source.http`, `source.git`, `garbage`
  * (unreachable: orphan snapshots, unreferenced blobs, leftovers of killed builds), `metadata`
  * (meta.db, never reclaimable).
@@ -15,7 +19,8 @@
 import { promises as fsp } from "node:fs";
 import { createHash } from "node:crypto";
 import path from "node:path";
-import type { CacheRecord, ImageRecord, LayerRecord } from "../content/meta.ts";
+import type { CacheRecord, ImageRecord, LayerRecord, ResolvedRecord } from "../content/meta.ts";
+import { parseLazyRecordRef } from "../cache/lazy_record.ts";
 import { DiskCounter, measure } from "./disk_usage.ts";
 
 type EngineLike = {
@@ -76,6 +81,7 @@ export type StoreScan = {
   records: (CacheRecord & { lastUsed: number })[];
   layers: LayerRecord[];
   images: ImageRecord[];
+  resolved: ResolvedRecord[];
 };
 
 function code(e: unknown): string | undefined {
@@ -168,6 +174,7 @@ export async function scanStore(e: EngineLike): Promise<StoreScan> {
     records: e.meta.allCache(),
     layers: e.meta.allLayers(),
     images: e.meta.allImages(),
+    resolved: e.meta.allResolved(),
   };
 }
 
@@ -234,13 +241,62 @@ async function manifestBlobs(e: EngineLike, digest: string, depth = 0): Promise<
   return out;
 }
 
-/** What is reachable from the intact records, layer rows of kept snapshots and named images. */
-export async function reachable(e: EngineLike, scan: StoreScan): Promise<Reachability> {
+/**
+ * A base image's metadata as resolved: the index or manifest `digest`, the manifests of an index
+ * that are in the store, and their configs (its layers belong to the layer snapshots pulled from
+ * them). Only blobs in the store, each with what it is.
+ */
+export async function imageMetadataBlobs(
+  e: EngineLike,
+  scan: StoreScan,
+  digest: string,
+  depth = 0,
+): Promise<{ digest: string; kind: "index" | "manifest" | "config" }[]> {
+  if (!scan.blobs.has(digest) || scan.blobs.get(digest)!.size > METADATA_MAX) return [];
+  let doc: { config?: { digest?: unknown }; manifests?: { digest?: unknown }[] };
+  try {
+    doc = await e.store.readJSON(digest);
+  } catch {
+    return [];
+  }
+  if (Array.isArray(doc?.manifests)) {
+    const out: Awaited<ReturnType<typeof imageMetadataBlobs>> = [{ digest, kind: "index" }];
+    for (const m of depth < 2 ? doc.manifests : []) {
+      if (typeof m?.digest === "string") {
+        out.push(...await imageMetadataBlobs(e, scan, m.digest, depth + 1));
+      }
+    }
+    return out;
+  }
+  const config = doc?.config?.digest;
+  if (typeof config !== "string") return [];
+  return [
+    { digest, kind: "manifest" },
+    ...(scan.blobs.has(config) ? [{ digest: config, kind: "config" as const }] : []),
+  ];
+}
+
+/**
+ * What is reachable from the intact records (their snapshots, or the chains of imported ones),
+ * layer rows of kept snapshots, named images and resolved base images; with `heuristics` (the
+ * default) also the manifests and configs an export left beside layers that are kept.
+ */
+export async function reachable(
+  e: EngineLike,
+  scan: StoreScan,
+  o: { heuristics?: boolean } = {},
+): Promise<Reachability> {
   const snaps = new Map<string, { lastUsed: number; records: number }>();
+  const blobs = new Map<string, string>();
   for (const r of scan.records) {
     if (!recordIntact(scan, r)) continue;
     const seen = new Set<string>();
     for (const ref of r.snapshots) {
+      for (const l of parseLazyRecordRef(ref) ?? []) {
+        if (scan.blobs.has(l.desc.digest) && !blobs.has(l.desc.digest)) {
+          blobs.set(l.desc.digest, "layer of a result imported from a cache");
+        }
+      }
       if (!isSnapshotRef(ref)) continue;
       for (const s of chainOf(scan, ref)) {
         if (seen.has(s)) continue;
@@ -252,7 +308,6 @@ export async function reachable(e: EngineLike, scan: StoreScan): Promise<Reachab
       }
     }
   }
-  const blobs = new Map<string, string>();
   for (const l of scan.layers) {
     if (snaps.has(l.snapshot) && !blobs.has(l.digest)) {
       blobs.set(l.digest, `layer of ${l.snapshot}`);
@@ -263,7 +318,12 @@ export async function reachable(e: EngineLike, scan: StoreScan): Promise<Reachab
       if (!blobs.has(d)) blobs.set(d, `image ${img.name}`);
     }
   }
-  await reachImageMetadata(e, scan, blobs);
+  for (const r of scan.resolved) {
+    for (const m of await imageMetadataBlobs(e, scan, r.digest)) {
+      if (!blobs.has(m.digest)) blobs.set(m.digest, `base image ${r.ref}`);
+    }
+  }
+  if (o.heuristics !== false) await reachImageMetadata(e, scan, blobs);
   return { snapshots: snaps, blobs };
 }
 
@@ -298,7 +358,8 @@ async function reachImageMetadata(
   for (const { digest, doc } of docs) {
     const layers = digestsOf(doc.layers);
     const config = (doc.config as { digest?: unknown } | undefined)?.digest;
-    if (!layers.length || typeof config !== "string") continue;
+    // (No layers at all — an image of `FROM scratch` with only metadata — counts as all kept.)
+    if (typeof config !== "string") continue;
     if (!layers.every((l) => blobs.has(l) && !blobs.get(l)!.startsWith("metadata"))) continue;
     blobs.set(digest, "metadata: manifest of kept layers");
     if (scan.blobs.has(config) && !blobs.has(config)) {
@@ -401,6 +462,33 @@ export async function storeUsage(
       item.paths.push(e.store.path(d));
       add(item, e.store.path(d));
     }
+    items.push(item);
+  }
+  // A base image's index, manifest and config, as resolved: one item per reference, kept with
+  // the base image layers (a prune removes them with --all or type=image).
+  for (const res of scan.resolved) {
+    const blobs: string[] = [];
+    const kinds = new Set<string>();
+    const item: UsageItem = {
+      id: res.ref,
+      type: "image",
+      size: 0,
+      created: res.updated,
+      lastUsed: res.updated,
+      blobs,
+      description: "",
+      reclaimable: true,
+      paths: [],
+    };
+    for (const m of await imageMetadataBlobs(e, scan, res.digest)) {
+      if (attributed.has(m.digest)) continue;
+      attributed.add(m.digest);
+      blobs.push(m.digest);
+      kinds.add(m.kind);
+      add(item, e.store.path(m.digest));
+    }
+    if (!blobs.length) continue;
+    item.description = `base image ${res.ref}@${res.digest} (${[...kinds].join(", ")})`;
     items.push(item);
   }
   for (const [d, b] of scan.blobs) {

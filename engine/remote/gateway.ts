@@ -22,7 +22,8 @@ const SVC = "/moby.buildkit.v1.frontend.LLBBridge/";
 export const BUILD_ID_KEY = "buildkit-controlapi-buildid";
 
 export type GatewayBuild = {
-  definition: Uint8Array;
+  /** Undefined: the result is empty (no ref), as BuildKit's frontend returns for `FROM scratch` with only metadata. */
+  definition?: Uint8Array;
   /** The image config JSON (result metadata `containerimage.config`). */
   config?: object;
   cacheImports?: { Type: string; Attrs: Record<string, string> }[];
@@ -65,27 +66,29 @@ export async function solveThroughGateway(
   const ret = async (r: { result?: GatewayResult; error?: { code: number; message: string } }) => {
     await client.grpc.unary(SVC + "Return", encodeGateway("ReturnRequest", r), md);
   };
-  let result: GatewayResult;
-  try {
-    const res = decodeGateway<GatewaySolveResponse>(
-      "SolveResponse",
-      await client.grpc.unary(
-        SVC + "Solve",
-        encodeGateway("SolveRequest", {
-          Definition: b.definition,
-          allowResultReturn: true,
-          CacheImports: b.cacheImports ?? [],
-        }),
-        md,
-      ),
-    );
-    const id = res.result?.ref?.id ?? res.result?.refDeprecated ?? res.ref ?? "";
-    result = caps.has("proto.refarray") ? { ref: { id } } : { refDeprecated: id };
-  } catch (err) {
-    // The control Solve then fails with this error (and the failed step's status).
-    await ret({ error: { code: (err as GrpcError).code ?? 2, message: (err as Error).message } }).catch(() => {});
-    await control;
-    throw err;
+  let result: GatewayResult = {};
+  if (b.definition) {
+    try {
+      const res = decodeGateway<GatewaySolveResponse>(
+        "SolveResponse",
+        await client.grpc.unary(
+          SVC + "Solve",
+          encodeGateway("SolveRequest", {
+            Definition: b.definition,
+            allowResultReturn: true,
+            CacheImports: b.cacheImports ?? [],
+          }),
+          md,
+        ),
+      );
+      const id = res.result?.ref?.id ?? res.result?.refDeprecated ?? res.ref ?? "";
+      result = caps.has("proto.refarray") ? { ref: { id } } : { refDeprecated: id };
+    } catch (err) {
+      // The control Solve then fails with this error (and the failed step's status).
+      await ret({ error: { code: (err as GrpcError).code ?? 2, message: (err as Error).message } }).catch(() => {});
+      await control;
+      throw err;
+    }
   }
   if (b.config) {
     result.metadata = { "containerimage.config": new TextEncoder().encode(JSON.stringify(b.config)) };

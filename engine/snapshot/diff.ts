@@ -426,7 +426,12 @@ export async function writeTreesTar(
     const r = await fsp.realpath(t.root);
     const xattrs = await getXattrsTree(r);
     // An empty prefix merges the trees (later entries win on extraction).
-    if (t.prefix) await em.emit(r, t.prefix, await fsp.lstat(r, { bigint: true }), undefined);
+    // The platform directory as BuildKit's tar exporter writes it: 0755, root's, dated
+    // SOURCE_DATE_EPOCH or 0, whatever the rootfs' top looks like (a scratch result has none).
+    if (t.prefix) {
+      const mtime = opts.sourceDateEpoch ?? 0;
+      await em.w.add({ path: t.prefix, type: "dir", mode: 0o755, uid: 0, gid: 0, mtime });
+    }
     await walkTree(em, xattrs, r, t.prefix ? t.prefix + "/" : "", false);
   }
   await em.w.finish();

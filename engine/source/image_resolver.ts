@@ -72,7 +72,10 @@ export class ImageResolver {
     if (r.digest) {
       const local = await this.fromStore(r, r.digest, platform);
       if (local) return local;
-      return await this.#o.registry.resolve(ref, platform);
+      const img = await this.#o.registry.resolve(ref, platform);
+      // Recorded like a tag, so the store keeps what it fetched (engine/gc/usage.ts).
+      this.#o.meta.putResolved(r.toString(), r.digest);
+      return img;
     }
     const key = r.toString();
     if (mode === "local") {

@@ -133,6 +133,40 @@ describe("remote build on dockerd's BuildKit", { skip: noDocker }, () => {
     }
   });
 
+  test("FROM scratch with only metadata: an empty result (the gateway's), exported without layers", async () => {
+    const name = `remote-tsk-e2e-meta:${process.pid}`;
+    const ctx = makeContext(e, { Dockerfile: `FROM scratch\nLABEL tsk.meta=yes\nCMD ["/x"]\n` }, undefined);
+    try {
+      const fmt = "{{json .Config.Labels}} {{json .Config.Cmd}} {{json .RootFS.Layers}}";
+      const inspect = () => spawnSync("/usr/bin/docker", ["image", "inspect", name, "--format", fmt], { encoding: "utf8" });
+      const s = await tsk(["build", "--addr", ADDR, "--frontend", "dockerfile.v0", "-o", `type=moby,name=${name}`, ctx], { as: undefined });
+      assert.equal(s.code, 0, s.stderr);
+      const server = inspect();
+      assert.equal(server.stdout, `{"tsk.meta":"yes"} ["/x"] null\n`, server.stderr);
+      spawnSync("/usr/bin/docker", ["rmi", "-f", name], { stdio: "ignore" });
+      const r = await tsk(["build", "--addr", ADDR, "--progress", "plain", "-o", `type=moby,name=${name}`, ctx], { as: undefined });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(inspect().stdout, server.stdout);
+      const o = out();
+      const t = await tsk(["build", "--addr", ADDR, "-o", `type=tar,dest=${o}/rootfs.tar`, ctx], { as: undefined });
+      assert.equal(t.code, 0, t.stderr);
+      assert.deepEqual(readFileSync(`${o}/rootfs.tar`), Buffer.alloc(1024));
+    } finally {
+      spawnSync("/usr/bin/docker", ["rmi", "-f", name], { stdio: "ignore" });
+    }
+  });
+
+  test("the base image metadata resolved for the conversion is a base image item in du, not garbage", async () => {
+    const store = mkdtempSync(path.join(e.work, "remote-store-"));
+    const ctx = makeContext(e, { Dockerfile: `FROM ${e.busybox}\nRUN echo r > /r\n` }, undefined);
+    const r = await tsk(["build", "--addr", ADDR, "--root", store, "-o", `type=local,dest=${out()}`, ctx], { as: undefined });
+    assert.equal(r.code, 0, r.stderr);
+    const du = await tsk(["du", "--root", store, "--format", "json"], { as: undefined });
+    const items = JSON.parse(du.stdout.toString()).items as { id: string; type: string }[];
+    assert.deepEqual(items.filter((i) => i.type === "garbage"), []);
+    assert.equal(items.find((i) => i.id === e.busybox)?.type, "image", du.stdout.toString());
+  });
+
   test("a secret reaches the RUN and appears nowhere in the output or the log", async () => {
     const value = `s3cr3t-${Date.now()}`;
     const ctx = makeContext(e, {
