@@ -173,6 +173,9 @@ test(PLAIN, { skip }, async () => {
 });
 
 for (const name of [SNAPSHOTS, REFUSED, PLAIN]) {
-  test(`rootless (test user, user namespace): ${name}`, { skip: rootlessSkip }, () =>
-    runAsTestUser(import.meta.url, name, { userns: true }));
+  test(
+    `rootless (test user, user namespace): ${name}`,
+    { skip: rootlessSkip },
+    () => runAsTestUser(import.meta.url, name, { userns: true }),
+  );
 }
