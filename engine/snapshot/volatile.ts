@@ -4,9 +4,10 @@
  * Mounted `volatile` (Linux ≥ 5.10), an overlay turns every fsync/fdatasync/syncfs inside it into
  * a no-op, so package managers that fsync each file (dpkg, npm, pip) stop waiting for the disk.
  * What a step writes then reaches the disk only through normal writeback, so the overlay
- * snapshotter syncs the store's file system once when it commits such a snapshot, before the
- * commit marker and before any record names it: a committed snapshot is durable, a killed or
- * crashed step leaves an uncommitted snapshot dir that GC and fsck remove. (Without `volatile`
+ * snapshotter syncs the store's file system once when it commits such a snapshot: after its
+ * commit marker and rename (so they reach the disk too), before any record names it (a failed
+ * sync removes it again). A recorded snapshot is durable; a killed or crashed step leaves an
+ * uncommitted snapshot dir, or a committed one nothing names, which GC and fsck remove. (Without `volatile`
  * the umount of an overlay syncs the upper file system itself: the same one sync per commit.)
  *
  * The kernel leaves `WORKDIR/work/incompat/volatile` behind and refuses a later mount of the same
