@@ -120,8 +120,9 @@ export async function scanStore(e: EngineLike): Promise<StoreScan> {
   const leftovers: Leftover[] = [];
   for (const n of await readdirSafe(snapshotsDir)) {
     const dir = path.join(snapshotsDir, n);
-    // `.empty` (overlay padding) and `backend` (which snapshotter the store uses) belong to the layout.
-    if (n === ".empty" || n === "backend") continue;
+    // `.empty` (overlay padding), `backend` (which snapshotter the store uses) and
+    // `overlay-volatile` (engine/snapshot/volatile.ts) belong to the layout.
+    if (n === ".empty" || n === "backend" || n === "overlay-volatile") continue;
     if (/\.tmp-[0-9a-f]+$/.test(n)) {
       leftovers.push({ dir, kind: "tmp" }); // an unfinished atomic write
       continue;

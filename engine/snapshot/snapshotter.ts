@@ -28,6 +28,12 @@ import { PassThrough, type Writable } from "node:stream";
 import { applyLayer } from "./apply.ts";
 import { writeLayerFromDirs, writeLayerFromUpper } from "./diff.ts";
 import { run, runOk } from "./helpers.ts";
+import {
+  mountMaybeVolatile,
+  syncFilesystem,
+  volatileWanted,
+  wasVolatile,
+} from "./volatile.ts";
 
 export type LayerWriteOptions = { sourceDateEpoch?: number };
 
@@ -266,7 +272,7 @@ async function mountOverlay(
   cwd: string,
   lowers: string[],
   target: string,
-  upper?: { upper: string; work: string },
+  upper?: { upper: string; work: string; volatile?: boolean },
 ): Promise<void> {
   let opts = `lowerdir=${lowers.join(":")}`;
   if (upper) opts += `,upperdir=${upper.upper},workdir=${upper.work}`;
@@ -274,6 +280,7 @@ async function mountOverlay(
   if (opts.length > 4000) {
     throw new Error(`overlay: too many layers (${lowers.length}) for one mount`);
   }
+  if (upper?.volatile) opts += ",volatile"; // engine/snapshot/volatile.ts
   await runOk("mount", ["-t", "overlay", "overlay", "-o", opts, target], { cwd });
 }
 
@@ -295,6 +302,8 @@ async function unmount(target: string): Promise<void> {
 
 export class OverlaySnapshotter extends BaseSnapshotter implements Snapshotter {
   readonly kind = "overlay" as const;
+  /** Whether active snapshots are mounted `volatile` (read once, engine/snapshot/volatile.ts). */
+  #volatile?: Promise<boolean>;
 
   async #lowers(parent: string): Promise<string[]> {
     const chain = [parent, ...(await this.parents(parent))];
@@ -313,15 +322,30 @@ export class OverlaySnapshotter extends BaseSnapshotter implements Snapshotter {
     const id = this.id(key);
     try {
       const lowers = parent !== undefined ? await this.#lowers(parent) : [await this.#empty()];
-      await mountOverlay(this.root, lowers, `${dir}/mnt`, {
-        upper: `${id}/fs`,
-        work: `${id}/work`,
-      });
+      await this.#mountActive(lowers, dir, id);
     } catch (e) {
       await this.trash(dir).catch(() => {});
       throw e;
     }
     return { root: `${dir}/mnt` };
+  }
+
+  /** Mounts an active snapshot `volatile` where the kernel allows it, else without. */
+  async #mountActive(lowers: string[], dir: string, id: string): Promise<void> {
+    this.#volatile ??= volatileWanted(this.root);
+    const wanted = await this.#volatile;
+    const volatile = await mountMaybeVolatile({
+      root: this.root,
+      workDir: `${dir}/work`,
+      wanted,
+      mount: (volatile) =>
+        mountOverlay(this.root, lowers, `${dir}/mnt`, {
+          upper: `${id}/fs`,
+          work: `${id}/work`,
+          volatile,
+        }),
+    });
+    if (wanted && !volatile) this.#volatile = Promise.resolve(false);
   }
 
   async view(key: string, parent: string): Promise<{ root: string }> {
@@ -345,8 +369,20 @@ export class OverlaySnapshotter extends BaseSnapshotter implements Snapshotter {
     const dir = await this.requireActive(key);
     await unmount(`${dir}/mnt`);
     await fsp.rmdir(`${dir}/mnt`);
+    // A volatile mount's umount did not sync (a plain one's did): the one sync is ours, after
+    // the marker and rename, before the caller records the snapshot anywhere.
+    const sync = await wasVolatile(`${dir}/work`);
+    // Also removes the kernel's incompat/volatile mark (the pair is never mounted again).
     await fsp.rm(`${dir}/work`, { recursive: true, force: true });
     await this.seal(name, key);
+    if (sync) {
+      try {
+        await syncFilesystem(this.dir(name));
+      } catch (e) {
+        await this.trash(this.dir(name)).catch(() => {});
+        throw e;
+      }
+    }
   }
 
   async remove(key: string): Promise<void> {
