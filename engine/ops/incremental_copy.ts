@@ -91,8 +91,8 @@ export function planIncremental(
       else groups.set(e.link, [name]);
     }
   }
-  // A hardlink group is reused only whole: same names, none changed (tar links only names it
-  // copies, so a group copied in part would lose its links).
+  // A hardlink group is reused only whole: no name new to it, none changed (tar links only names
+  // it copies, so a group copied in part would lose its links). Names that left it are dropped.
   const prevGroups = new Map<string, string[]>();
   for (const r of rows) {
     if (!r[4]) continue;
@@ -102,7 +102,7 @@ export function planIncremental(
   }
   for (const [link, names] of groups) {
     const before = prevGroups.get(link) ?? [];
-    const same = before.length === names.length && names.every((n) => before.includes(n));
+    const same = names.every((n) => before.includes(n));
     if (!same || names.some((n) => fresh.has(n))) for (const n of names) fresh.add(n);
   }
   // Dropped from the new upper dir: what left the context, changed type, or is copied again. A
