@@ -215,22 +215,27 @@ export async function runContextCopy(
       }
       counter("context copy linked", { files: prev!.plan.reused });
     }
-    const rows: ManifestRow[] = [];
-    for (const [name, e] of res.entries) rows.push(rowOf(name, e));
-    const manifest: Manifest = {
-      v: VERSION,
-      srcRel: res.srcRel,
-      destRel: res.destRel,
-      nowDirs,
-      rows,
-    };
-    await fsp.writeFile(
-      path.join(path.dirname(snap.diffDir(key)), MANIFEST),
-      JSON.stringify(manifest),
-    );
+    // Only overlay snapshots are ever linked from (copy snapshots are whole trees).
+    const overlay = snap.kind === "overlay";
+    if (overlay) {
+      const rows: ManifestRow[] = [];
+      for (const [name, e] of res.entries) rows.push(rowOf(name, e));
+      const manifest: Manifest = {
+        v: VERSION,
+        srcRel: res.srcRel,
+        destRel: res.destRel,
+        nowDirs,
+        rows,
+      };
+      await fsp.writeFile(
+        path.join(path.dirname(snap.diffDir(key)), MANIFEST),
+        JSON.stringify(manifest),
+      );
+    }
     const name = await views.commit(key);
     committed = true;
-    meta.putStep(id, { snapshot: name });
+    // After the commit: a record never names a snapshot that is not there.
+    if (overlay) meta.putStep(id, { snapshot: name });
     return name;
   } finally {
     if (!committed) await views.discard(key).catch(() => {});
