@@ -271,8 +271,11 @@ async function previousCopy(
     if (e.path.startsWith(prefix)) entries.set(e.path.slice(prefix.length), e);
   }
   const plan = planIncremental(entries, manifest.rows);
-  // Nothing to share: the full copy is as fast and simpler.
-  if (plan.reused === 0) return undefined;
+  // Less than half to share: linking everything and unlinking most of it again costs more than
+  // the full copy saves.
+  let files = 0;
+  for (const e of entries.values()) if (e.type !== "dir") files++;
+  if (plan.reused === 0 || plan.reused * 2 < files) return undefined;
   return { upper, manifest, plan };
 }
 

@@ -211,6 +211,17 @@ asRootAndUser("incremental COPY", () => {
     });
   });
 
+  test("most files changed: a full copy, the same image", async () => {
+    const ctx = baseContext();
+    const store = storeDir(e);
+    await build(store, ctx);
+    for (let i = 0; i < 50; i++) writeFileSync(path.join(ctx, "d", `n${i}`), `m${i}\n`);
+    settle(ctx);
+    const again = await build(store, ctx);
+    assert.equal(again.linked, 0);
+    assert.equal(again.digest, (await build(storeDir(e), ctx)).digest);
+  });
+
   test("the copy snapshotter builds the same image after an edit (full copy)", async () => {
     const ctx = baseContext();
     const env = { ...EPOCH, TSK_SNAPSHOTTER: "copy" };
