@@ -215,7 +215,7 @@ asRootAndUser("incremental COPY", () => {
     const ctx = baseContext();
     const store = storeDir(e);
     await build(store, ctx);
-    for (let i = 0; i < 50; i++) writeFileSync(path.join(ctx, "d", `n${i}`), `m${i}\n`);
+    for (let i = 0; i < 50; i++) writeFileSync(path.join(ctx, "d", `n${i}`), `edited ${i}\n`);
     settle(ctx);
     const again = await build(store, ctx);
     assert.equal(again.linked, 0);
