@@ -3,7 +3,7 @@
  * rebuild shares the unchanged files with the previous COPY's snapshot, and its image is
  * byte-identical to a full build of the same context on an empty store (modes, owners, mtimes of
  * files and directories, hardlinks, xattrs, removed files, type changes, `.dockerignore`
- * changes, a `--chown --chmod` COPY after it). The copy snapshotter keeps building correctly; a
+ * changes, files over the base image's, a `--chown --chmod` COPY after it). The copy snapshotter keeps building correctly; a
  * kill -9 during the incremental copy leaves a store fsck finds sound and a correct next build;
  * pruning the older snapshot leaves the newer intact, and `tsk du` adds up. As root and
  * unprivileged.
@@ -207,6 +207,20 @@ asRootAndUser("incremental COPY", () => {
       writeFileSync(path.join(ctx, "f.txt"), "f edited\n");
       // keep.log is sent now, d/b.txt no longer.
       writeFileSync(path.join(ctx, ".dockerignore"), "skip/\nd/b.txt\n");
+      settle(ctx);
+    });
+  });
+
+  test("over the base image's files: one shadowed, then dropped; a file replaced by a dir", async () => {
+    const ctx = makeContext(e, { "Dockerfile": `FROM ${e.busybox}\nCOPY . /etc/\n` });
+    for (let i = 0; i < 20; i++) writeFileSync(path.join(ctx, `c${i}.conf`), `${i}\n`);
+    writeFileSync(path.join(ctx, "group"), "grp:x:5:\n");
+    settle(ctx);
+    await editAndCompare(ctx, () => {
+      rmSync(path.join(ctx, "group")); // busybox's /etc/group shows again
+      mkdirSync(path.join(ctx, "passwd")); // over busybox's /etc/passwd file
+      writeFileSync(path.join(ctx, "passwd/x"), "x\n");
+      writeFileSync(path.join(ctx, "c3.conf"), "three\n");
       settle(ctx);
     });
   });
