@@ -11,12 +11,7 @@ import { lstatSync, promises as fsp } from "node:fs";
 import path from "node:path";
 import { followLinks } from "../../rootless/rootpath.ts";
 import type { CopyAction } from "./file_actions.ts";
-import {
-  type ContextEntry,
-  contextChangedError,
-  sigOf,
-  type SyncResult,
-} from "./local_context.ts";
+import { contextChangedError, type ContextEntry, sigOf, type SyncResult } from "./local_context.ts";
 import { cleanPath, resolveInRoot } from "./root_path.ts";
 import { counter, span } from "../trace.ts";
 import { runCommand } from "../run_command.ts";

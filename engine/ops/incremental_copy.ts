@@ -103,7 +103,7 @@ export function planIncremental(
   for (const [link, names] of groups) {
     const before = prevGroups.get(link) ?? [];
     const same = names.every((n) => before.includes(n));
-    if (!same || names.some((n) => fresh.has(n))) for (const n of names) fresh.add(n);
+    if (!same || names.some((n) => fresh.has(n))) { for (const n of names) fresh.add(n); }
   }
   // Dropped from the new upper dir: what left the context, changed type, or is copied again. A
   // directory that stays one is kept (its children may be reused; tar sets its metadata).
@@ -199,10 +199,17 @@ export async function runContextCopy(
   const key = work.key;
   let committed = false;
   try {
-    const res = await copyContextInto(r, work.root, a, seeded ? {
-      only: (n) => prev!.plan.fresh.has(n),
-      expectDestRel: prev!.manifest.destRel,
-    } : {});
+    const res = await copyContextInto(
+      r,
+      work.root,
+      a,
+      seeded
+        ? {
+          only: (n) => prev!.plan.fresh.has(n),
+          expectDestRel: prev!.manifest.destRel,
+        }
+        : {},
+    );
     if (!res) return undefined;
     const nowDirs = seeded ? prev!.manifest.nowDirs : res.nowDirs;
     if (seeded) {

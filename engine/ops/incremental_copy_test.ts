@@ -39,7 +39,9 @@ test("nothing changed: everything reused, nothing copied or dropped", () => {
 });
 
 test("a changed file (sig or digest) is copied again and dropped from the linked upper", () => {
-  const now = before.map((e) => e.path === "d/a" ? entry("d/a", "file", "1:11:2:6:33188", D(1)) : e);
+  const now = before.map((e) =>
+    e.path === "d/a" ? entry("d/a", "file", "1:11:2:6:33188", D(1)) : e
+  );
   const p = planIncremental(map(now), rows);
   assert.deepEqual([...p.fresh], ["d/a"]);
   assert.deepEqual(p.drop, ["d/a"]);
@@ -73,7 +75,9 @@ test("removed and added entries", () => {
 test("a hardlink group is reused only whole and unchanged", () => {
   // h2 became a copy (new inode): h1 keeps its sig but its group changed, so both go again.
   const broken = before.map((e) =>
-    e.path === "h2" ? entry("h2", "file", "1:40:2:5:33188", D(3)) : e.path === "h1"
+    e.path === "h2"
+      ? entry("h2", "file", "1:40:2:5:33188", D(3))
+      : e.path === "h1"
       ? entry("h1", "file", e.sig, D(3)) // nlink 1 now: no link
       : e
   );

@@ -181,8 +181,7 @@ function prefetcher(list: Child[]): (i: number) => Promise<Uint8Array> | undefin
   let next = 0;
   // Files with several links too: an incremental COPY's files share their inodes with the
   // previous snapshot's (a second name inside this tree becomes a tar hardlink, its read unused).
-  const small = (c: Child) =>
-    c.st.isFile() && c.st.size > 0n && c.st.size <= BigInt(SMALL_FILE);
+  const small = (c: Child) => c.st.isFile() && c.st.size > 0n && c.st.size <= BigInt(SMALL_FILE);
   const fill = (from: number) => {
     if (next < from) next = from;
     while (next < list.length && started.size < PARALLEL) {

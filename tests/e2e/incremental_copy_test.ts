@@ -92,7 +92,7 @@ function settle(ctx: string, keepTimes: string[] = []): void {
   const walk = (rel: string) => {
     const abs = path.join(ctx, rel);
     const st = lstatSync(abs);
-    if (st.isDirectory()) for (const n of readdirSync(abs)) walk(rel ? `${rel}/${n}` : n);
+    if (st.isDirectory()) { for (const n of readdirSync(abs)) walk(rel ? `${rel}/${n}` : n); }
     if (keepTimes.includes(rel) || st.isSymbolicLink()) return;
     utimesSync(abs, T0, T0 + (rel.length % 7));
   };
