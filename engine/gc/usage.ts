@@ -404,7 +404,13 @@ export async function storeUsage(
   // Directory items' last use is their atime: measuring reads them, so their times are put back.
   const times: { path: string; atime: Date; mtime: Date }[] = [];
 
-  for (const s of scan.snapshots.values()) {
+  // Oldest first: a file an incremental COPY shares with an earlier snapshot (one inode, two
+  // names: engine/ops/incremental_copy.ts) counts for the earlier one, the later one counts what
+  // it added; when the earlier one goes, the later one's next measure has all of it.
+  const byAge = [...scan.snapshots.values()].sort((a, b) =>
+    a.created - b.created || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  );
+  for (const s of byAge) {
     const r = reach.snapshots.get(s.name);
     const blobs: string[] = [];
     const isImage = s.name.startsWith("l-");

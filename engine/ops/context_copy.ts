@@ -11,7 +11,7 @@ import { lstatSync, promises as fsp } from "node:fs";
 import path from "node:path";
 import { followLinks } from "../../rootless/rootpath.ts";
 import type { CopyAction } from "./file_actions.ts";
-import { contextChangedError, sigOf, type SyncResult } from "./local_context.ts";
+import { contextChangedError, type ContextEntry, sigOf, type SyncResult } from "./local_context.ts";
 import { cleanPath, resolveInRoot } from "./root_path.ts";
 import { counter, span } from "../trace.ts";
 import { runCommand } from "../run_command.ts";
@@ -35,6 +35,30 @@ const TAR_PIPE = [
   '| tar -x -f - -C "$2" --numeric-owner --same-owner --same-permissions',
 ].join("\n");
 
+/** What copyContextInto did, for an incremental copy's manifest (incremental_copy.ts). */
+export type ContextCopyResult = {
+  /** The context-relative source directory ("" for the root). */
+  srcRel: string;
+  /** The destination directory, relative to destRoot. */
+  destRel: string;
+  /** Directories (relative to destRoot) whose mtime became "now": made for dest, or given one. */
+  nowDirs: string[];
+  /** The synced entries under the source directory, by their path relative to it. */
+  entries: Map<string, ContextEntry>;
+  /** Files, symlinks and dirs tar wrote. */
+  copied: number;
+};
+
+export type ContextCopyOptions = {
+  /**
+   * Which files and symlinks to copy (by their path relative to the source directory); every
+   * directory is copied anyway (its mode and mtime are set again). Default: all.
+   */
+  only?: (rel: string) => boolean;
+  /** Copy nothing (return undefined) unless the destination resolves to this path. */
+  expectDestRel?: string;
+};
+
 /**
  * Copies the contents of context directory `a.src` into `a.dest` of destRoot. Returns false,
  * having changed nothing, when the source is not a synced directory or the destination is not a
@@ -45,15 +69,35 @@ export async function copyFromContext(
   destRoot: string,
   a: CopyAction,
 ): Promise<boolean> {
+  return (await copyContextInto(r, destRoot, a)) !== undefined;
+}
+
+/** copyFromContext, saying what it did (undefined: nothing, as copyFromContext's false). */
+export async function copyContextInto(
+  r: SyncResult,
+  destRoot: string,
+  a: CopyAction,
+  o: ContextCopyOptions = {},
+): Promise<ContextCopyResult | undefined> {
   const rel = resolveInEntries(r, a.src ?? "/");
-  if (rel === undefined || (rel !== "" && r.entries.get(rel)?.type !== "dir")) return false;
+  if (rel === undefined || (rel !== "" && r.entries.get(rel)?.type !== "dir")) return undefined;
   const dest = await resolveInRoot(destRoot, a.dest, { followLast: true });
+  const destRel = path.relative(destRoot, dest);
+  if (o.expectDestRel !== undefined && destRel !== o.expectDestRel) return undefined;
   const destSt = await fsp.lstat(dest).catch(() => undefined);
-  if (destSt && !destSt.isDirectory()) return false;
-  if (!destSt && !a.createDestPath) return false;
+  if (destSt && !destSt.isDirectory()) return undefined;
+  if (!destSt && !a.createDestPath) return undefined;
   const sp = span("context copy", "context");
   // As fsutil: a destination made here is 0755 and root's; an existing one keeps its metadata.
+  const nowDirs: string[] = [];
   if (!destSt) {
+    // The dirs made for it and the existing one they go into get "now" as their mtime.
+    let up = path.dirname(dest);
+    while (up.length > destRoot.length && !(await fsp.lstat(up).catch(() => undefined))) {
+      nowDirs.push(path.relative(destRoot, up));
+      up = path.dirname(up);
+    }
+    nowDirs.push(path.relative(destRoot, up));
     await fsp.mkdir(dest, { recursive: true, mode: 0o755 });
     await fsp.chmod(dest, 0o755);
   }
@@ -61,10 +105,14 @@ export async function copyFromContext(
   const prefix = rel ? rel + "/" : "";
   const names: string[] = [];
   const copied = [];
+  const entries = new Map<string, ContextEntry>();
   let bytes = 0;
   for (const e of r.entries.values()) {
     if (!e.path.startsWith(prefix)) continue;
-    names.push(e.path.slice(prefix.length));
+    const name = e.path.slice(prefix.length);
+    entries.set(name, e);
+    if (e.type !== "dir" && o.only && !o.only(name)) continue;
+    names.push(name);
     copied.push(e);
     if (e.type === "file") bytes += e.size;
   }
@@ -100,5 +148,5 @@ export async function copyFromContext(
   await fsp.utimes(dest, keep.atime, new Date());
   sp.end({ entries: names.length, bytes });
   counter("context copy", { files: names.length, bytes });
-  return true;
+  return { srcRel: rel, destRel, nowDirs, entries, copied: names.length };
 }

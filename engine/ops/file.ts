@@ -27,9 +27,30 @@ export function fileHandler(
   checksum: (ref: Ref, sel: string[]) => Promise<string>,
   /** Copies from a `local:` ref straight from the context; false: not done, use the mirror. */
   localCopy?: (ref: string, destRoot: string, a: fa.CopyAction) => Promise<boolean>,
+  /**
+   * Runs a FileOp that is one such copy as a whole (incremental_copy.ts): its committed ref, or
+   * undefined when it is not one (then the actions run here).
+   */
+  contextCopy?: (
+    o: { opDigest: string; parent: Ref; local: string; action: fa.CopyAction },
+  ) => Promise<string | undefined>,
 ): OpHandler {
   const actions = v.op.file?.actions ?? [];
   const nInputs = v.inputs.length;
+
+  /** The one action of a FileOp that only copies a directory from a `local:` input. */
+  function singleContextCopy(inputs: Ref[]) {
+    const a = actions.length === 1 ? actions[0] : undefined;
+    if (!a?.copy || (a.output ?? 0) !== 0) return undefined;
+    const inp = a.input ?? 0;
+    const sIn = a.secondaryInput ?? 0;
+    if (inp >= nInputs || sIn < 0 || sIn >= nInputs) return undefined;
+    const local = inputs[sIn];
+    if (!local?.startsWith(LOCAL_PREFIX) || !fastCopyEligible(a.copy as fa.CopyAction)) {
+      return undefined;
+    }
+    return { parent: inp >= 0 ? inputs[inp] : null, local, action: a.copy as fa.CopyAction };
+  }
 
   // Inputs read only as copy sources are keyed by the content they contribute (BuildKit's selectors).
   function contentSelectors(): Map<number, string[]> {
@@ -66,6 +87,14 @@ export function fileHandler(
     checksum,
     exists: async (refs) => (await Promise.all(refs.map((r) => views.exists(r)))).every(Boolean),
     async run(inputs: Ref[], vp: VertexProgress): Promise<Ref[]> {
+      const single = contextCopy ? singleContextCopy(inputs) : undefined;
+      if (single) {
+        const ref = await contextCopy!({ opDigest: opWithoutInputs(v), ...single });
+        if (ref !== undefined) {
+          vp.status(`copy ${single.action.src} ${single.action.dest}`);
+          return [ref];
+        }
+      }
       const results: (Working | undefined)[] = [];
       const opened: Working[] = [];
       const outputs: Ref[] = [];

@@ -7,7 +7,7 @@ import { promises as fsp } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
-import type { Snapshotter } from "../snapshot/snapshotter.ts";
+import type { Seed, Snapshotter } from "../snapshot/snapshotter.ts";
 import type { Ref } from "../solver/solver.ts";
 
 export const LOCAL_PREFIX = "local:";
@@ -61,8 +61,11 @@ export class RefViews {
     return { root, release: () => this.#snap.remove(key) };
   }
 
-  /** A new writable snapshot on top of `ref` (which must be a snapshot or scratch). */
-  async prepare(ref: Ref): Promise<{ key: string; root: string }> {
+  /**
+   * A new writable snapshot on top of `ref` (which must be a snapshot or scratch); `seed` fills
+   * its upper dir before it is mounted (overlay only: see Snapshotter.prepare).
+   */
+  async prepare(ref: Ref, seed?: Seed): Promise<{ key: string; root: string }> {
     if (ref && ref.startsWith(LOCAL_PREFIX)) {
       // A context used as a base: start empty and copy it in (rare: LLB that runs on local sources).
       const key = `active-${randomUUID()}`;
@@ -75,7 +78,7 @@ export class RefViews {
       return { key, root };
     }
     const key = `active-${randomUUID()}`;
-    const { root } = await this.#snap.prepare(key, ref ?? undefined);
+    const { root } = await this.#snap.prepare(key, ref ?? undefined, seed);
     return { key, root };
   }
 

@@ -14,6 +14,7 @@ import type { RegistryClient } from "../source/registry.ts";
 import type { Platform } from "../types.ts";
 import { materializeMirror } from "./local_context.ts";
 import { copyFromContext } from "./context_copy.ts";
+import { runContextCopy } from "./incremental_copy.ts";
 import { LOCAL_PREFIX, RefViews } from "./refs.ts";
 import { imageHandler } from "./source_image.ts";
 import { localChecksum, type LocalEnv, localHandler } from "./source_local.ts";
@@ -119,6 +120,11 @@ export class LocalWorker implements Worker {
       return fileHandler(v, this.views, (ref, sel) => this.checksum(ref, sel), (ref, root, a) => {
         const r = this.#local.synced.get(ref);
         return r ? copyFromContext(r, root, a) : Promise.resolve(false);
+      }, (c) => {
+        const r = this.#local.synced.get(c.local);
+        if (!r) return Promise.resolve(undefined);
+        const env = { views: this.views, snapshotter: this.#o.snapshotter, meta: this.#o.meta };
+        return runContextCopy(env, { opDigest: c.opDigest, parent: c.parent, r, action: c.action });
       });
     }
     if (op.merge) return mergeHandler(v, this.views);

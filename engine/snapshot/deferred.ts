@@ -6,7 +6,7 @@
  * directory is left behind).
  */
 import type { Writable } from "node:stream";
-import type { LayerWriteOptions, Snapshotter } from "./snapshotter.ts";
+import type { LayerWriteOptions, Seed, Snapshotter } from "./snapshotter.ts";
 
 export class DeferredSnapshotter implements Snapshotter {
   readonly ready: Promise<Snapshotter>;
@@ -30,8 +30,8 @@ export class DeferredSnapshotter implements Snapshotter {
     return this.#now().diffDir(name);
   }
 
-  async prepare(key: string, parent?: string) {
-    return await (await this.ready).prepare(key, parent);
+  async prepare(key: string, parent?: string, seed?: Seed) {
+    return await (await this.ready).prepare(key, parent, seed);
   }
   async view(key: string, parent: string) {
     return await (await this.ready).view(key, parent);

@@ -48,3 +48,19 @@ test("over a real probe: the backend is recorded and no probe directory is left"
     assert.deepEqual(names, ["backend"]);
     assert.equal((await fsp.readFile(`${d}/snapshots/backend`, "utf8")).trim(), real.kind);
   }));
+
+test("prepare hands the seed on to the backend", () =>
+  withDir(async (d) => {
+    const seen: unknown[] = [];
+    const backend = new CopySnapshotter(`${d}/snapshots`);
+    const spy = Object.assign(Object.create(backend), {
+      prepare: (key: string, parent?: string, seed?: unknown) => {
+        seen.push(seed);
+        return backend.prepare(key, parent);
+      },
+    });
+    const s = new DeferredSnapshotter(Promise.resolve(spy));
+    const seed = async () => {};
+    await s.prepare("k", undefined, seed);
+    assert.deepEqual(seen, [seed]);
+  }));

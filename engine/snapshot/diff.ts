@@ -179,8 +179,9 @@ const SMALL_FILE = 64 * 1024;
 function prefetcher(list: Child[]): (i: number) => Promise<Uint8Array> | undefined {
   const started = new Map<number, Promise<Uint8Array>>();
   let next = 0;
-  const small = (c: Child) =>
-    c.st.isFile() && c.st.size > 0n && c.st.size <= BigInt(SMALL_FILE) && c.st.nlink === 1n;
+  // Files with several links too: an incremental COPY's files share their inodes with the
+  // previous snapshot's (a second name inside this tree becomes a tar hardlink, its read unused).
+  const small = (c: Child) => c.st.isFile() && c.st.size > 0n && c.st.size <= BigInt(SMALL_FILE);
   const fill = (from: number) => {
     if (next < from) next = from;
     while (next < list.length && started.size < PARALLEL) {

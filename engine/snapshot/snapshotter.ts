@@ -37,10 +37,17 @@ import {
 
 export type LayerWriteOptions = { sourceDateEpoch?: number };
 
+/** Fills a new snapshot's (still unmounted) upper dir: engine/ops/incremental_copy.ts. */
+export type Seed = (upperDir: string) => Promise<void>;
+
 export interface Snapshotter {
   readonly kind: "overlay" | "copy";
-  /** new active snapshot on top of committed parent chain (parent undefined = empty); returns the dir where the rootfs is visible (mounted) */
-  prepare(key: string, parent?: string): Promise<{ root: string }>;
+  /**
+   * new active snapshot on top of committed parent chain (parent undefined = empty); returns the
+   * dir where the rootfs is visible (mounted). `seed` (overlay only; other backends and wrappers
+   * may not call it) fills the empty upper dir before it is mounted (offline, as overlayfs allows).
+   */
+  prepare(key: string, parent?: string, seed?: Seed): Promise<{ root: string }>;
   /** read-only view of a committed snapshot's full rootfs (mounted or materialised) */
   view(key: string, parent: string): Promise<{ root: string }>;
   /** unmount active key and make it an immutable committed snapshot `name` whose diff is the upper dir */
@@ -315,9 +322,10 @@ export class OverlaySnapshotter extends BaseSnapshotter implements Snapshotter {
     return ".empty";
   }
 
-  async prepare(key: string, parent?: string): Promise<{ root: string }> {
+  async prepare(key: string, parent?: string, seed?: Seed): Promise<{ root: string }> {
     const dir = await this.create(key, parent, async (tmp) => {
       for (const d of ["fs", "work", "mnt"]) await fsp.mkdir(`${tmp}/${d}`);
+      if (seed) await seed(`${tmp}/fs`);
     }, false);
     const id = this.id(key);
     try {
