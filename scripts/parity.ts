@@ -11,6 +11,7 @@
  * Exit status 1 when any case differs. The comparison functions are reused by
  * tests/e2e/parity_docker_test.ts.
  */
+import { Buffer } from "node:buffer";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -20,6 +21,7 @@ import {
   linkSync,
   lstatSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -30,12 +32,63 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { Readable } from "node:stream";
-import { createGunzip } from "node:zlib";
+import { createGunzip, gzipSync } from "node:zlib";
 import { readTar } from "../engine/snapshot/tar_reader.ts";
-import { CASES, type ParityCase } from "./parity_corpus.ts";
+import { CASES, type CtxEntry, type ParityCase } from "./parity_corpus.ts";
 
 export const DOCKER = "/usr/bin/docker";
 const CTX_MTIME = 1600000000;
+
+/** Writes one context entry at `p` (a Buffer for names that are not UTF-8). */
+function writeEntry(
+  p: string | Buffer,
+  spec: CtxEntry,
+  root: string,
+  later: [string, number][],
+): void {
+  const parent = typeof p === "string"
+    ? path.dirname(p)
+    : Buffer.from(path.dirname(p.toString("latin1")), "latin1");
+  // Deno's recursive mkdir takes no Buffer: a non-UTF-8 name's parent is made one level deep
+  if (typeof parent === "string") mkdirSync(parent, { recursive: true });
+  else if (!existsSync(parent)) mkdirSync(parent);
+  if (typeof spec === "string") writeFileSync(p, spec);
+  else if ("content" in spec) {
+    writeFileSync(p, spec.content);
+    if (spec.mode !== undefined) chmodSync(p, spec.mode);
+    if (spec.mtime !== undefined) later.push([String(p), spec.mtime]);
+  } else if ("symlink" in spec) symlinkSync(spec.symlink, p);
+  else if ("hardlink" in spec) linkSync(path.join(root, spec.hardlink), p);
+  else if ("dir" in spec) {
+    mkdirSync(p, { recursive: true });
+    if (spec.mode !== undefined) chmodSync(p, spec.mode);
+  } else if ("gzipFile" in spec) writeFileSync(p, gzipSync(spec.gzipFile));
+  else if ("tar" in spec) {
+    const src = String(p) + ".src";
+    mkdirSync(src);
+    for (const [n, e] of Object.entries(spec.tar)) {
+      const q = path.join(src, n);
+      if (n.endsWith("/") && typeof e === "string") mkdirSync(q, { recursive: true });
+      else writeEntry(q.replace(/\/$/, ""), e, src, []);
+    }
+    // dirs last: a mode without search permission would stop the writes below it
+    const r = spawnSync("tar", [
+      ...(spec.compress ? [`--${spec.compress}`] : []),
+      spec.gzip ? "-czf" : "-cf",
+      String(p),
+      "--sort=name",
+      `--mtime=@${CTX_MTIME}`,
+      `--owner=${spec.owner ?? 0}`,
+      `--group=${spec.owner ?? 0}`,
+      ...(spec.prefix ? ["-P", `--transform=s,^,${spec.prefix},`] : []),
+      "-C",
+      src,
+      ...(spec.plain || spec.prefix ? readdirSync(src).sort() : ["."]),
+    ]);
+    if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
+    rmSync(src, { recursive: true });
+  }
+}
 
 /** Writes the case's context (Dockerfile, files, links, dirs, tars) into `dir`. */
 export function materialize(
@@ -47,50 +100,20 @@ export function materialize(
   mkdirSync(dir, { recursive: true });
   const df = c.dockerfile.replaceAll("{{BB}}", images.bb).replaceAll("{{DEB}}", images.deb)
     .replaceAll("{{REG}}", images.bb.split("/")[0])
+    .replaceAll("{{BBREPO}}", images.bb.replace(/:[^:/]*$/, ""))
     .replaceAll("{{HTTP}}", images.http ?? "http://127.0.0.1:9");
   const dfPath = path.join(dir, c.file ?? "Dockerfile");
   mkdirSync(path.dirname(dfPath), { recursive: true });
   writeFileSync(dfPath, df);
   const later: [string, number][] = [];
   for (const [name, spec] of Object.entries(c.files ?? {})) {
-    const p = path.join(dir, name);
-    mkdirSync(path.dirname(p), { recursive: true });
-    if (typeof spec === "string") writeFileSync(p, spec);
-    else if ("content" in spec) {
-      writeFileSync(p, spec.content);
-      if (spec.mode !== undefined) chmodSync(p, spec.mode);
-      if (spec.mtime !== undefined) later.push([p, spec.mtime]);
-    } else if ("symlink" in spec) symlinkSync(spec.symlink, p);
-    else if ("hardlink" in spec) linkSync(path.join(dir, spec.hardlink), p);
-    else if ("dir" in spec) {
-      mkdirSync(p, { recursive: true });
-      if (spec.mode !== undefined) chmodSync(p, spec.mode);
-    } else if ("tar" in spec) {
-      const src = p + ".src";
-      mkdirSync(src);
-      for (const [n, content] of Object.entries(spec.tar)) {
-        const q = path.join(src, n);
-        if (n.endsWith("/")) mkdirSync(q, { recursive: true });
-        else {
-          mkdirSync(path.dirname(q), { recursive: true });
-          writeFileSync(q, content);
-        }
-      }
-      const r = spawnSync("tar", [
-        ...(spec.compress ? [`--${spec.compress}`] : []),
-        spec.gzip ? "-czf" : "-cf",
-        p,
-        "--sort=name",
-        `--mtime=@${CTX_MTIME}`,
-        `--owner=${spec.owner ?? 0}`,
-        `--group=${spec.owner ?? 0}`,
-        "-C",
-        src,
-        ".",
-      ]);
-      if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
-      rmSync(src, { recursive: true });
-    }
+    const p = name.startsWith("latin1:")
+      ? Buffer.concat([Buffer.from(dir + "/"), Buffer.from(name.slice(7), "latin1")]).toString(
+        "latin1",
+      )
+      : path.join(dir, name);
+    if (name.startsWith("latin1:")) writeEntry(Buffer.from(p, "latin1"), spec, dir, later);
+    else writeEntry(p, spec, dir, later);
   }
   // Fixed mtimes everywhere (not following symlinks), so kept mtimes can be compared.
   spawnSync("find", [dir, "-exec", "touch", "-h", "-d", `@${CTX_MTIME}`, "{}", "+"]);
@@ -300,7 +323,7 @@ export function compareImages(d: Image, t: Image, dStart: number, tStart: number
   for (const k of CONFIG_KEYS) {
     if (j(dc[k]) !== j(tc[k])) out.push(`config.${k}: buildkit ${j(dc[k])} tsk ${j(tc[k])}`);
   }
-  for (const k of ["architecture", "os", "variant"]) {
+  for (const k of ["architecture", "os", "variant", "author"]) {
     if (j(d.config[k]) !== j(t.config[k])) {
       out.push(`${k}: buildkit ${j(d.config[k])} tsk ${j(t.config[k])}`);
     }

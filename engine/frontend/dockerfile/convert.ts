@@ -49,6 +49,7 @@ import {
 } from "../../llb/mod.ts";
 import type { Definition } from "../../../proto/ops.ts";
 import { defaultPlatform, type Platform as LlbPlatform } from "../../llb/platform.ts";
+import { parsePlatformSpecifier } from "../../llb/platform_spec.ts";
 import type { HistoryEntry, ImageConfig } from "../../image/config.ts";
 import type { Platform } from "../../types.ts";
 import { DOCKERFILE_SYNTAX } from "../../compat.ts";
@@ -271,9 +272,13 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   const globalEnv = () =>
     [...globalArgs].filter(([, v]) => v !== "\u0000unset").map(([k, v]) => `${k}=${v}`);
 
-  // Stage names and FROM expansion.
+  // Stage names and FROM expansion. A name used twice is no error (BuildKit only lints
+  // DuplicateStageName): FROM takes the latest stage of that name defined before it (addState),
+  // --from, mount from= and --target the last one in the file (statesByName once all are added).
   const byName = new Map<string, number>();
   const baseNames: string[] = [];
+  /** the stage each FROM names, when one of that name is defined before it */
+  const baseStage: (number | undefined)[] = [];
   const lone = stages.length === 1 && !stages[0].name;
   stages.forEach((s, i) => {
     const base = expand(lex, s.baseName, globalEnv(), s.location.start);
@@ -281,15 +286,8 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       throw new DockerfileError(`base name (${s.baseName}) should not be blank`, s.location.start);
     }
     baseNames.push(base);
-    if (s.name) {
-      if (byName.has(s.name)) {
-        throw new DockerfileError(
-          `duplicate stage name ${JSON.stringify(s.name)}`,
-          s.location.start,
-        );
-      }
-      byName.set(s.name, i);
-    }
+    baseStage.push(byName.get(base.toLowerCase()));
+    if (s.name) byName.set(s.name, i);
   });
   let targetIdx = stages.length - 1;
   if (o.target) {
@@ -347,6 +345,14 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           );
         }
         const j = byName.get(ref.toLowerCase());
+        if (j === i) {
+          // validateCircularDependency runs before dispatch: a stage copying from itself is a cycle
+          throw new DockerfileError(
+            `circular dependency detected on stage: ${s.name}`,
+            c.location.start,
+            { endLine: c.location.end },
+          );
+        }
         if (j !== undefined && j >= i) {
           throw new DockerfileError(
             `cannot copy from stage ${
@@ -381,7 +387,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     needed.add(i);
     if (overridden.has(i)) return;
     const s = stages[i];
-    const from = byName.get(baseNames[i].toLowerCase());
+    const from = baseStage[i] ?? byName.get(baseNames[i].toLowerCase());
     if (from !== undefined) {
       if (from >= i) {
         const cycle = stageCycle(baseNames, byName, i);
@@ -569,7 +575,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       continue;
     }
     let st: StageState;
-    const fromStage = byName.get(baseNames[i].toLowerCase());
+    const fromStage = baseStage[i] ?? byName.get(baseNames[i].toLowerCase());
     // BuildKit numbers only the steps that make a vertex: FROM an image, RUN, COPY, ADD, WORKDIR
     // (ONBUILD triggers all count in the total, as BuildKit adds them).
     let total = (fromStage === undefined && baseNames[i] !== "scratch" ? 1 : 0) +
@@ -914,6 +920,32 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     return [...shell, ...cmd];
   }
 
+  /**
+   * BuildKit's RUN step name (dispatchRun's customname): the instruction as written, flags
+   * included, a heredoc's first line appended, then the step's variables expanded with quotes
+   * kept and unset ones left as written (processCmdEnv; secret env values as `****`), and the
+   * command word upper-cased.
+   */
+  function runStepName(d: StageState, c: RunInstruction, runMounts: RunMount[]): string {
+    let text = c.original.trim();
+    if (c.files.length) {
+      const lines = c.files[0].data.trim().replaceAll("\r\n", "\n").split("\n");
+      text += ` (${lines[0]}${lines.length > 1 ? "..." : ""})`;
+    }
+    const env = scopeEnv(d);
+    for (const m of runMounts) if (m.type === "secret" && m.env) env.push(`${m.env}=****`);
+    const nameLex = new ShellLex(lex.escapeToken);
+    nameLex.rawQuotes = true;
+    nameLex.skipUnsetEnv = true;
+    try {
+      text = nameLex.processWord(text, env);
+    } catch {
+      // BuildKit keeps the text as written when it cannot be expanded
+    }
+    const sp = text.indexOf(" ");
+    return sp < 0 ? text.toUpperCase() : text.slice(0, sp).toUpperCase() + text.slice(sp);
+  }
+
   function dispatchRun(d: StageState, c: RunInstruction): void {
     let args = c.cmdLine.slice();
     const mounts: MountSpec[] = [];
@@ -1046,10 +1078,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         usedBuildArgs.add(k);
       }
     }
-    const shown = c.original.replace(/^\s*RUN\s+/i, "");
-    const name = `RUN ${
-      c.files.length ? shown : (c.prependShell ? c.cmdLine.join(" ") : JSON.stringify(c.cmdLine))
-    }`;
+    const name = runStepName(d, c, runMounts);
     // BuildKit's runCommandString: every ARG in scope, valued from the environment of the step
     // (ENV wins over the ARG) or "" when it has no value.
     const scope = new Map(scopeEnv(d).map((e) => {
@@ -1307,18 +1336,20 @@ function stageRefsOf(c: Instruction): string[] {
 function stagePlatform(s: Stage, def: LlbPlatform, lex: ShellLex, env: string[]): LlbPlatform {
   if (!s.platform) return def;
   const v = expand(lex, s.platform, env, s.location.start);
-  const [os, arch, variant] = v.split("/");
-  if (!os || !arch) {
+  if (v === "") {
     throw new DockerfileError(
-      `invalid platform ${JSON.stringify(v)}: expected os/arch[/variant]`,
+      `empty platform value from expression ${s.platform}`,
       s.location.start,
     );
   }
-  return normalizePlatform({
-    OS: os,
-    Architecture: arch,
-    ...(variant ? { Variant: variant } : {}),
-  });
+  try {
+    return parsePlatformSpecifier(v);
+  } catch (e) {
+    throw new DockerfileError(
+      `failed to parse platform ${s.platform}: ${(e as Error).message}`,
+      s.location.start,
+    );
+  }
 }
 
 function expand(lex: ShellLex, word: string, env: string[], line: number): string {
