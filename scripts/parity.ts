@@ -306,6 +306,28 @@ export function oldBuildKit(diff: string): string | undefined {
       /^layer \d+: only buildkit \[("(var|mnt|ctx|scratch|run|custom)(\/[^"]*)?",?)+\] only tsk \[\]$/,
       "mount targets stayed in the layer (MountStubsCleaner)",
     ],
+    [
+      /^\/chown(-name)?\/d(\/[ef])?: owner 1234:1234\/1000:1000 /,
+      "ADD --chown left an unpacked archive's owners (unpack.go passes ChownOpts)",
+    ],
+    [
+      /^(\/out\/linux-one\.txt: content|step only in buildkit: .*t=\$TARGETARCH|step only in tsk: .*t=amd64 g=)/,
+      "a global ARG without a value hid the predefined platform ARG (buildMetaArgs keeps it)",
+    ],
+    [
+      /^layer 1: only buildkit \[\] only tsk \["ctx\/cmd"|^\/ctx\/cmd(\/tool(\/main\.go)?)?: only in tsk/,
+      "the 20.10 CLI's fsutil skipped an excluded dir unless an exception named a path in it " +
+      "(current fsutil walks it when an exception has wildcards: !**/*.go)",
+    ],
+    [/^step only in buildkit: \[[^\]]*\] FROM \S+@sha256:/, "FROM step names had the digest"],
+    [
+      /^history\[\d+\]\.created_by: buildkit "RUN \|7 VERSION=1\.0 .* BUILDARCH=amd64 VERSION=1\.0 /,
+      "RUN history listed a re-declared ARG twice (runCommandString keeps one)",
+    ],
+    [
+      /^step only in (buildkit: \[(mid|leaf) \d\/1\] |tsk: \[(mid|leaf) \d\/3\] )/,
+      "ONBUILD trigger steps were not counted in the total nor prefixed ONBUILD (prefixCommand)",
+    ],
   ];
   for (const [re, why] of rules) if (re.test(diff)) return why;
   return undefined;
@@ -458,6 +480,16 @@ export function buildTsk(
   return { code: r.status ?? 1, log: (r.stdout ?? "") + (r.stderr ?? ""), tarball, start };
 }
 
+/** The step names of a plain progress log (`#N [stage i/n] RUN …`), [internal] ones left out. */
+export function stepNames(log: string): string[] {
+  const names = new Set<string>();
+  for (const l of log.split("\n")) {
+    const m = /^#\d+ (\[(?!internal\]).*)$/.exec(l);
+    if (m && !/ (DONE|CACHED|ERROR)\b/.test(m[1].slice(-8))) names.add(m[1].trimEnd());
+  }
+  return [...names].sort();
+}
+
 /** The last error lines of a build log (what a user reads). */
 export function errorText(log: string): string {
   const lines = log.trimEnd().split("\n");
@@ -545,6 +577,11 @@ async function main(): Promise<number> {
       diffs.push(
         ...compareImages(await readImage(d.tarball), await readImage(t.tarball), d.start, t.start),
       );
+    }
+    if (d.code === 0 && t.code === 0) {
+      const dn = stepNames(d.log), tn = stepNames(t.log);
+      for (const n of dn) if (!tn.includes(n)) diffs.push(`step only in buildkit: ${n}`);
+      for (const n of tn) if (!dn.includes(n)) diffs.push(`step only in tsk: ${n}`);
     }
     const real = diffs.filter((x) => !oldBuildKit(x));
     console.log(

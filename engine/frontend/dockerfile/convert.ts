@@ -822,7 +822,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           makeParents: true,
           ...(user ? { chown: chownSpec(user) } : {}),
         });
-        d.state = d.state.file(action, opOpts(d, c, `WORKDIR ${wd}`));
+        d.state = d.state.file(action, opOpts(d, c, fileStepName(d, c)));
         history(d, `WORKDIR ${wd}`, true);
         return;
       }
@@ -937,13 +937,16 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const nameLex = new ShellLex(lex.escapeToken);
     nameLex.rawQuotes = true;
     nameLex.skipUnsetEnv = true;
-    try {
-      text = nameLex.processWord(text, env);
-    } catch {
-      // BuildKit keeps the text as written when it cannot be expanded
-    }
-    const sp = text.indexOf(" ");
-    return sp < 0 ? text.toUpperCase() : text.slice(0, sp).toUpperCase() + text.slice(sp);
+    return stepName(nameLex, text, env);
+  }
+
+  /**
+   * The step name of COPY, ADD and WORKDIR (dispatchCopy's and dispatchWorkdir's): the
+   * instruction as written, expanded with the stage's lexer (quotes removed, unset variables
+   * empty), the command word upper-cased; `COPY ["a", "/b/"]` shows as `COPY [a, /b/]`.
+   */
+  function fileStepName(d: StageState, c: Instruction): string {
+    return stepName(lex, c.original.trim(), scopeEnv(d));
   }
 
   function dispatchRun(d: StageState, c: RunInstruction): void {
@@ -1113,7 +1116,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const line = c.location.start;
     const isAdd = c.kind === "ADD";
     let src: State = context;
-    let fromLabel = "";
     const from = c.kind === "COPY" ? c.from : undefined;
     if (from) {
       const j = stageRef(from, d.index, line);
@@ -1123,7 +1125,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       } else {
         src = fromImage(from);
       }
-      fromLabel = `--from=${from} `;
     }
     const destRaw = ex(d, c.destPath, line);
     const wd = d.state.getDir() || "/";
@@ -1240,8 +1241,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     if (!action) throw new Error(`${c.kind} needs at least one source`);
     const flags = [chownStr ? `--chown=${chownStr} ` : "", c.chmod ? `--chmod=${c.chmod} ` : ""]
       .join("");
-    const text = `${c.kind} ${fromLabel}${flags}${shownSrcs.join(" ")} ${destRaw}`;
-    d.state = d.state.file(action, opOpts(d, c, text));
+    d.state = d.state.file(action, opOpts(d, c, fileStepName(d, c)));
     // BuildKit's commit message names --parents, --chown and --chmod, never --from or --link.
     const parents = c.kind === "COPY" && c.parents ? "--parents " : "";
     history(d, `${c.kind} ${parents}${flags}${shownSrcs.join(" ")} ${destRaw} # buildkit`, true);
@@ -1350,6 +1350,17 @@ function stagePlatform(s: Stage, def: LlbPlatform, lex: ShellLex, env: string[])
       s.location.start,
     );
   }
+}
+
+/** processCmdEnv + uppercaseCmd: `text` expanded (as written when it cannot be), first word upper-cased. */
+function stepName(lex: ShellLex, text: string, env: string[]): string {
+  try {
+    text = lex.processWord(text, envFromList(env));
+  } catch {
+    // BuildKit keeps the text as written when it cannot be expanded
+  }
+  const sp = text.indexOf(" ");
+  return sp < 0 ? text.toUpperCase() : text.slice(0, sp).toUpperCase() + text.slice(sp);
 }
 
 function expand(lex: ShellLex, word: string, env: string[], line: number): string {

@@ -3,7 +3,7 @@
  * customname): the instruction as written, flags and spacing kept, variables of the step
  * expanded with quotes kept, unset ones left as written, a heredoc's first line appended.
  * Found by scripts/parity.ts's step-name comparison (tsk re-serialised exec forms as JSON and
- * did not expand variables).
+ * did not expand variables; COPY and WORKDIR showed their resolved paths).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -25,7 +25,8 @@ async function stepNames(source: string): Promise<string[]> {
       }),
   });
   const { vertices } = loadDefinition(r.definition);
-  return [...vertices.values()].map((v) => v.name).filter((n) => / RUN /.test(n)).sort();
+  return [...vertices.values()].map((v) => v.name).filter((n) => / (RUN|COPY|ADD|WORKDIR) /.test(n))
+    .sort();
 }
 
 test("RUN step names: the text as written, variables expanded, quotes kept", async () => {
@@ -46,5 +47,27 @@ EOF
     '[3/5] RUN ["sh", "-c", "echo world"]',
     "[4/5] RUN --mount=type=secret,id=s,env=TOKEN --mount=type=tmpfs,target=/t echo world **** 1",
     "[5/5] RUN <<EOF (echo a...)",
+  ]);
+});
+
+test("COPY, ADD and WORKDIR step names: as written, expanded with quotes removed", async () => {
+  const names = await stepNames(`FROM b
+ENV D=/dst U=1000
+WORKDIR /srv
+workdir ../c
+COPY ["dir", "file.txt", "/json/"]
+COPY --chown=$U --from=b a $D/
+add --chmod=644 x \${NOPE}/z
+COPY <<EOF /etc/app.conf
+x
+EOF
+`);
+  assert.deepEqual(names, [
+    "[2/7] WORKDIR /srv",
+    "[3/7] WORKDIR ../c",
+    "[4/7] COPY [dir, file.txt, /json/]",
+    "[5/7] COPY --chown=1000 --from=b a /dst/",
+    "[6/7] ADD --chmod=644 x /z",
+    "[7/7] COPY <<EOF /etc/app.conf",
   ]);
 });
