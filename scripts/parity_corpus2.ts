@@ -409,8 +409,7 @@ COPY a.txt
     files: { "a.txt": "a\n" },
   },
   {
-    name: "err-run-no-args",
-    fails: true,
+    name: "run-no-args",
     dockerfile: `FROM {{BB}}
 RUN
 `,

@@ -914,10 +914,11 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     void onbuild;
   }
 
+  /** BuildKit's withShell: the shell, then the command line as one argument (`""` when empty). */
   function withShell(d: StageState, cmd: string[], prepend: boolean): string[] {
     if (!prepend) return cmd;
     const shell = (d.image.config.Shell as string[] | undefined) ?? ["/bin/sh", "-c"];
-    return [...shell, ...cmd];
+    return [...shell, cmd.join(" ")];
   }
 
   /**
