@@ -1074,11 +1074,12 @@ RUN cat /trig /marker > /both
 
 CASES.push({
   name: "copy-link-existing-dirs",
-  oldDocker: "COPY --link (dockerfile 1.4, BuildKit v0.10); see docs/parity.md (not fixed)",
+  oldDocker: "COPY --link (dockerfile 1.4, BuildKit v0.10); see docs/parity.md",
   dockerfile: `FROM {{BB}}
 RUN mkdir -m 0700 /private && chown 5:5 /private && mkdir /real && ln -s real /linkdir
 COPY --link a.txt /private/
 COPY --link a.txt /linkdir/
+COPY --link --chown=1:2 a.txt /usr/share/nested/
 `,
   files: { "a.txt": "a\n" },
 });

@@ -3,7 +3,8 @@
  * BuildKit does, checked on tsk's image and progress log alone — a stage name used twice (FROM
  * takes the earlier stage, --from the last), ADD of a tar whose names climb out with `../` or
  * are absolute (they land inside the destination), RUN/COPY/WORKDIR step names as written with
- * variables expanded, and containerd's error for a malformed FROM --platform. As root and as
+ * variables expanded, COPY --link merged onto the stage (its parent dirs replace the stage's),
+ * and containerd's error for a malformed FROM --platform. As root and as
  * the unprivileged user.
  */
 import { after, before, test } from "node:test";
@@ -100,6 +101,31 @@ asRootAndUser("parity round 2", () => {
     const w = await build("workdir-forms2", store);
     assert.equal(w.code, 0, w.stderr);
     assert.ok(stepNames(w.stderr).includes("[5/8] WORKDIR ../c"), w.stderr);
+  });
+
+  test("COPY --link: the copy's layer holds its parent dirs, which replace the stage's", async () => {
+    const t = await build("copy-link-existing-dirs", store);
+    assert.equal(t.code, 0, t.stderr);
+    const tree = t.img!.tree;
+    // /private was 0700 5:5, /linkdir a symlink, /usr and /usr/share root's: the scratch copy's
+    // dirs (0755, owned as --chown says) take their place, as BuildKit's merge does
+    assert.deepEqual([tree.get("private")?.mode, tree.get("private")?.uid], [0o755, 0]);
+    assert.equal(tree.get("linkdir")?.type, "dir");
+    assert.equal(tree.get("linkdir/a.txt")?.type, "file");
+    assert.equal(tree.get("real/a.txt"), undefined);
+    assert.deepEqual([tree.get("usr/share")?.uid, tree.get("usr/share")?.gid], [1, 2]);
+    const layers = t.img!.layerPaths;
+    assert.deepEqual(layers.at(-3), ["private", "private/a.txt"]);
+    assert.deepEqual(layers.at(-1), [
+      "usr",
+      "usr/share",
+      "usr/share/nested",
+      "usr/share/nested/a.txt",
+    ]);
+    assert.match(
+      t.stderr,
+      /#\d+ \[5\/5\] LINK COPY --link --chown=1:2 a\.txt \/usr\/share\/nested\//,
+    );
   });
 
   test("FROM --platform that containerd cannot parse: its error", async () => {

@@ -36,6 +36,7 @@ import {
   local as llbLocal,
   ociLayout as llbOciLayout,
   marshalDefinition,
+  merge as llbMerge,
   mkdir as llbMkdir,
   mkfile as llbMkfile,
   type MountSpec,
@@ -1242,7 +1243,22 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     if (!action) throw new Error(`${c.kind} needs at least one source`);
     const flags = [chownStr ? `--chown=${chownStr} ` : "", c.chmod ? `--chmod=${c.chmod} ` : ""]
       .join("");
-    d.state = d.state.file(action, opOpts(d, c, fileStepName(d, c)));
+    const stepText = fileStepName(d, c);
+    // COPY/ADD --link without --chmod (convert_copy.go): the copy is made onto scratch and merged
+    // onto the stage, so its layer holds the destination's parents as the copy created them and
+    // existing dirs (or a symlink in the way) take their place; both vertices carry the step's
+    // number (`LINK` names the merge). A --chown by name (`root` is 0) stays a plain copy, as on
+    // workers without MergeOp: on scratch BuildKit has no /etc/passwd to read it from and fails
+    // (`invalid user index: -1`, moby/buildkit#2987).
+    const spec = chownStr ? chownSpec(chownStr) : undefined;
+    const chownByName = !!spec && [spec.user, spec.group].some((u) => u && "name" in u);
+    if (c.link && !c.chmod && !chownByName) {
+      const p = d.state.getPlatform();
+      const copied = (p ? scratch().platform(p) : scratch()).file(action, opOpts(d, c, stepText));
+      d.cmdIndex--;
+      const merged = llbMerge([d.state, copied], opOpts(d, c, `LINK ${stepText}`));
+      d.state = d.state.withOutput(merged.output);
+    } else d.state = d.state.file(action, opOpts(d, c, stepText));
     // BuildKit's commit message names --parents, --chown and --chmod, never --from or --link.
     const parents = c.kind === "COPY" && c.parents ? "--parents " : "";
     history(d, `${c.kind} ${parents}${flags}${shownSrcs.join(" ")} ${destRaw} # buildkit`, true);
