@@ -320,13 +320,18 @@ export function oldBuildKit(diff: string): string | undefined {
       "(current fsutil walks it when an exception has wildcards: !**/*.go)",
     ],
     [
-      /^step only in (buildkit: \[[^\]]*\] FROM \S+@sha256:|tsk: \[[^\]]*\] FROM \S+:bookworm$)/,
+      /^(step only in buildkit: \[[^\]]*\] FROM \S+@sha256:|step only in tsk: \[[^\]]*\] FROM \S+:bookworm$|shared FROM vertex .* buildkit \[[^\]]*\] FROM \S+@sha256:)/,
       "FROM step names had the digest of an image pulled before (dispatch names FROM BaseName)",
     ],
     [/^\/ls: content/, "ls -l of context dirs dated at sync (above)"],
     [
       /^history\[\d+\]\.created_by: buildkit "RUN \|7 VERSION=1\.0 .* BUILDARCH=amd64 VERSION=1\.0 /,
       "RUN history listed a re-declared ARG twice (runCommandString keeps one)",
+    ],
+    [
+      /^shared FROM vertex named after another stage: /,
+      "FileOp inputs were a Go map (allOutputs), so which stage named a FROM shared by several " +
+      "stages varied; current client/llb orders base then source and the last marshalled wins",
     ],
     [
       /^step numbered with ONBUILD triggers: /,
@@ -591,9 +596,17 @@ async function main(): Promise<number> {
       for (const n of dn) {
         if (tn.includes(n)) continue;
         const m = onbuild ? tn.find((x) => !dn.includes(x) && key(x) === key(n)) : undefined;
+        // one FROM vertex shared by several stages, named after another of them
+        const from = / FROM (\S+)$/.exec(n)?.[1];
+        const f = from
+          ? tn.find((x) => !dn.includes(x) && x.endsWith(` FROM ${from.replace(/@.*/, "")}`))
+          : undefined;
         if (m) {
           paired.add(m);
           diffs.push(`step numbered with ONBUILD triggers: buildkit ${n} tsk ${m}`);
+        } else if (f) {
+          paired.add(f);
+          diffs.push(`shared FROM vertex named after another stage: buildkit ${n} tsk ${f}`);
         } else diffs.push(`step only in buildkit: ${n}`);
       }
       for (const n of tn) {
