@@ -106,14 +106,23 @@ export function materialize(
   mkdirSync(path.dirname(dfPath), { recursive: true });
   writeFileSync(dfPath, df);
   const later: [string, number][] = [];
+  let n = 0;
   for (const [name, spec] of Object.entries(c.files ?? {})) {
-    const p = name.startsWith("latin1:")
-      ? Buffer.concat([Buffer.from(dir + "/"), Buffer.from(name.slice(7), "latin1")]).toString(
-        "latin1",
-      )
-      : path.join(dir, name);
-    if (name.startsWith("latin1:")) writeEntry(Buffer.from(p, "latin1"), spec, dir, later);
-    else writeEntry(p, spec, dir, later);
+    if (!name.startsWith("latin1:")) {
+      writeEntry(path.join(dir, name), spec, dir, later);
+      continue;
+    }
+    // a top-level name in Latin-1 bytes: Deno's fs takes only UTF-8 paths, so the entry is
+    // written under a placeholder and renamed by the shell (printf's octal escapes)
+    const tmp = path.join(dir, `.latin1-${n++}`);
+    writeEntry(tmp, spec, dir, later);
+    const octal = [...Buffer.from(name.slice(7), "latin1")]
+      .map((
+        b,
+      ) => (b >= 0x80 || b === 0x25 || b === 0x5c ? "\\" + b.toString(8) : String.fromCharCode(b)))
+      .join("");
+    const r = spawnSync("sh", ["-c", 'mv "$1" "$(dirname "$1")/$(printf "$2")"', "sh", tmp, octal]);
+    if (r.status !== 0) throw new Error(`rename to ${name}: ${r.stderr}`);
   }
   // Fixed mtimes everywhere (not following symlinks), so kept mtimes can be compared.
   spawnSync("find", [dir, "-exec", "touch", "-h", "-d", `@${CTX_MTIME}`, "{}", "+"]);
@@ -331,7 +340,13 @@ export function oldBuildKit(diff: string): string | undefined {
     [
       /^shared FROM vertex named after another stage: /,
       "FileOp inputs were a Go map (allOutputs), so which stage named a FROM shared by several " +
-      "stages varied; current client/llb orders base then source and the last marshalled wins",
+      "stages varied (dockerd also keeps a shared vertex's name from an earlier build); current " +
+      "client/llb orders base then source and the last marshalled wins",
+    ],
+    [
+      /^step only in tsk: \[[^\]]*\] (ONBUILD |FROM )/,
+      "dockerd names a vertex after the build that first ran it (an earlier case's stage), and " +
+      "v0.8 did not prefix ONBUILD triggers",
     ],
     [
       /^step numbered with ONBUILD triggers: /,

@@ -4,13 +4,15 @@
  * takes the earlier stage, --from the last), ADD of a tar whose names climb out with `../` or
  * are absolute (they land inside the destination), RUN/COPY/WORKDIR step names as written with
  * variables expanded, COPY --link merged onto the stage (its parent dirs replace the stage's),
- * and containerd's error for a malformed FROM --platform. As root and as
+ * names that are not UTF-8 kept byte for byte, and containerd's error for a malformed
+ * FROM --platform. As root and as
  * the unprivileged user.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
 import path from "node:path";
 import { asRootAndUser, currentUser, type Env, env, outDir, storeDir, tsk } from "./harness.ts";
 import { type Image, materialize, readImage, stepNames } from "../../scripts/parity.ts";
@@ -62,6 +64,15 @@ function fileText(tarball: string, file: string): string {
     if (r.status === 0) text = r.stdout;
   }
   return text;
+}
+
+/** The bytes of the image's layer `i` (negative: from the end). */
+function layerOf(tarball: string, i: number): Buffer {
+  const dir = tarball + ".l";
+  spawnSync("mkdir", ["-p", dir]);
+  spawnSync("tar", ["-xf", tarball, "-C", dir]);
+  const layers = JSON.parse(readFileSync(path.join(dir, "manifest.json"), "utf8"))[0].Layers;
+  return readFileSync(path.join(dir, layers.at(i)));
 }
 
 asRootAndUser("parity round 2", () => {
@@ -126,6 +137,21 @@ asRootAndUser("parity round 2", () => {
       t.stderr,
       /#\d+ \[5\/5\] LINK COPY --link --chown=1:2 a\.txt \/usr\/share\/nested\//,
     );
+  });
+
+  test("names that are not UTF-8 made by a RUN keep their bytes in the layer", async () => {
+    const t = await build("non-utf8-names", store);
+    assert.equal(t.code, 0, t.stderr);
+    const tree = t.img!.tree; // readTar carries such bytes escaped as U+DC80..U+DCFF
+    assert.equal(tree.get("made/caf\udce9")?.type, "file");
+    assert.equal(tree.get("made/\udcffbytes")?.type, "file");
+    assert.equal(tree.get("made/d\udce9/f\udcff")?.type, "file");
+    assert.equal(tree.get("made/link")?.linkname, "caf\udce9");
+    const listing = spawnSync("tar", ["-tzf", "-"], {
+      input: layerOf(t.tarball, -1),
+      encoding: "latin1",
+    }).stdout;
+    assert.match(listing, /^made\/caf\\351$/m, listing);
   });
 
   test("FROM --platform that containerd cannot parse: its error", async () => {
