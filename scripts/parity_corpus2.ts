@@ -318,6 +318,16 @@ RUN mkdir /made && cd /made && touch "$(printf 'caf\\351')" "$(printf '\\377byte
 `,
   },
   {
+    name: "non-utf8-copy",
+    dockerfile: `FROM {{BB}} AS made
+RUN mkdir -p /m/sub && cd /m && touch "$(printf 'caf\\351')" "sub/$(printf '\\377x')" && ln -s "$(printf 'caf\\351')" link
+
+FROM {{BB}}
+COPY --from=made /m /copied/
+COPY --from=made /m/caf* /m/link /picked/
+`,
+  },
+  {
     // tsk fails while loading such a context (engine/ops/local_context.ts; docs/parity.md)
     name: "non-utf8-context",
     dockerfile: `FROM {{BB}}
@@ -337,9 +347,12 @@ COPY . /ctx/
 RUN mkdir /base && cd /base && touch "$(printf 'caf\\351')" && mkdir "$(printf 'd\\377')" && echo x > "$(printf 'd\\377/f\\351')" && ln -s "$(printf 'd\\377')" link
 `,
     },
-    // COPY --from of such names is not handled yet (docs/parity.md)
-    dockerfile: `FROM {{REG}}/parity/non-utf8-parent:1
+    dockerfile: `FROM {{REG}}/parity/non-utf8-parent:1 AS made
 RUN cd /base && touch "$(printf 'new\\351')" && rm "$(printf 'caf\\351')" && cat d*/f* > /read
+
+FROM {{BB}}
+COPY --from=made /base /copied/
+COPY --from=made /base/link /base/d* /picked/
 `,
   },
   {

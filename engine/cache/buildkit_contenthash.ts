@@ -9,6 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, promises as fsp } from "node:fs";
+import { fsPath, nameFromBytes, nameToBytes } from "../snapshot/fs_name.ts";
 import path from "node:path";
 import { PatternMatcher } from "../frontend/dockerfile/dockerignore.ts";
 
@@ -46,7 +47,7 @@ export async function contextChecksum(
   if (!sel) return undefined;
   const { matcher, rel } = sel;
   const abs = path.join(dir, rel);
-  const st = await fsp.lstat(abs).catch(() => undefined);
+  const st = await fsp.lstat(fsPath(abs)).catch(() => undefined);
   if (!st || st.isSymbolicLink()) return undefined;
   try {
     return await entry(abs, rel, st, rel === "", matcher, excludes.length > 0);
@@ -68,25 +69,28 @@ export async function entry(
   if (st.isFile()) {
     const h = createHash("sha256");
     h.update(fileHeader(mode, Number(st.size), "0"));
-    for await (const chunk of createReadStream(abs)) h.update(chunk as Uint8Array);
+    const fh = await fsp.open(fsPath(abs), "r"); // Bun's createReadStream takes no Buffer path
+    for await (const chunk of fh.createReadStream()) h.update(chunk as Uint8Array);
     return "sha256:" + h.digest("hex");
   }
   if (st.isSymbolicLink()) {
-    return sha(fileHeader(0o777, 0, "2", await fsp.readlink(abs)));
+    const target = nameFromBytes(await fsp.readlink(fsPath(abs), { encoding: "buffer" }));
+    return sha(fileHeader(0o777, 0, "2", target));
   }
   if (!st.isDirectory()) throw new Unsupported();
   const h = createHash("sha256");
   h.update("\0");
   h.update(isRoot ? sha("") : sha(fileHeader(mode, 0, "5")));
-  const names = (await fsp.readdir(abs)).sort((a, b) =>
-    Buffer.compare(Buffer.from(a), Buffer.from(b))
+  // names as bytes (fs_name.ts): one that is not UTF-8 is hashed as the bytes BuildKit hashes
+  const names = (await fsp.readdir(fsPath(abs), { encoding: "buffer" })).map(nameFromBytes).sort(
+    (a, b) => Buffer.compare(nameToBytes(a), nameToBytes(b)),
   );
   for (const name of names) {
     const childRel = rel ? `${rel}/${name}` : name;
     if (filtering && matcher.matches(childRel)) continue;
-    const childAbs = path.join(abs, name);
-    const cst = await fsp.lstat(childAbs);
-    h.update("\0" + name);
+    const childAbs = abs + "/" + name; // not path.join: Bun's turns escapes into U+FFFD
+    const cst = await fsp.lstat(fsPath(childAbs));
+    h.update(Buffer.concat([Uint8Array.of(0), nameToBytes(name)]));
     h.update(await entry(childAbs, childRel, cst, false, matcher, filtering));
   }
   return "sha256:" + h.digest("hex");

@@ -337,7 +337,9 @@ async function unchanged(
   if (k === "d" || k === "p") return true;
   if (k === "c" || k === "b") return a.rdev === b.rdev;
   if (k === "l") {
-    const [a, b] = await Promise.all([l, u].map((x) => fsp.readlink(fsPath(x.abs), "buffer")));
+    const [a, b] = await Promise.all(
+      [l, u].map((x) => fsp.readlink(fsPath(x.abs), { encoding: "buffer" })),
+    );
     return Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
   }
   if (k !== "f") return true;

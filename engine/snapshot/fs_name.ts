@@ -10,8 +10,9 @@ const strict = new TextDecoder("utf-8", { fatal: true });
 const enc = new TextEncoder();
 const ESCAPE = /[\udc80-\udcff]/;
 
-/** Bytes of a name → string (escaping bytes that are not UTF-8). */
-export function nameFromBytes(b: Uint8Array): string {
+/** Bytes of a name → string (escaping bytes that are not UTF-8); a string is returned as is. */
+export function nameFromBytes(b: Uint8Array | string): string {
+  if (typeof b === "string") return b;
   try {
     return strict.decode(b);
   } catch {

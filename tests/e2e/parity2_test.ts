@@ -154,6 +154,17 @@ asRootAndUser("parity round 2", () => {
     assert.match(listing, /^made\/caf\\351$/m, listing);
   });
 
+  test("COPY --from of names that are not UTF-8 copies their bytes", async () => {
+    const t = await build("non-utf8-copy", store);
+    assert.equal(t.code, 0, t.stderr);
+    const tree = t.img!.tree;
+    assert.equal(tree.get("copied/caf\udce9")?.type, "file");
+    assert.equal(tree.get("copied/sub/\udcffx")?.type, "file");
+    assert.equal(tree.get("copied/link")?.linkname, "caf\udce9");
+    assert.equal(tree.get("picked/caf\udce9")?.type, "file");
+    assert.equal(tree.get("picked/link")?.type, "file", "the link named as a source is followed");
+  });
+
   test("FROM --platform that containerd cannot parse: its error", async () => {
     const t = await build("err-from-bad-platform", store);
     assert.equal(t.code, 1);
