@@ -545,6 +545,7 @@ async function main(): Promise<number> {
   };
   const work = path.join(os.tmpdir(), user ? `parity-${user}` : "parity");
   const root = path.join(work, "store");
+  const freshStore = !existsSync(root);
   mkdirSync(root, { recursive: true });
   let argv0: string[] | undefined;
   if (user) {
@@ -565,7 +566,9 @@ async function main(): Promise<number> {
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     ];
     chmodSync(work, 0o755);
-    spawnSync("chown", ["-R", `${user}:`, root]);
+    // only a new store: chown -R of an existing one would make every file in its snapshots the
+    // user's, i.e. root inside the user namespace (a base image's /home/app 1000 → 0)
+    if (freshStore) spawnSync("chown", [`${user}:`, root]);
   }
   let failed = 0;
   for (const c of CASES) {
