@@ -300,7 +300,7 @@ export function oldBuildKit(diff: string): string | undefined {
     ],
     [/^\/mounts-gone: content/, "lists the mount targets above"],
     [
-      /^\/work: mtime \d+\/build-time \(buildkit\/tsk\)$/,
+      /^\/(work|home\/app): mtime \d+\/build-time \(buildkit\/tsk\)$/,
       "dockerd reused an earlier build's WORKDIR layer despite --no-cache",
     ],
     [
