@@ -300,7 +300,7 @@ export function oldBuildKit(diff: string): string | undefined {
     ],
     [/^\/mounts-gone: content/, "lists the mount targets above"],
     [
-      /^\/(work|home\/app): mtime \d+\/build-time \(buildkit\/tsk\)$/,
+      /^\/(work|home\/app|app|app\/data): mtime \d+\/build-time \(buildkit\/tsk\)$/,
       "dockerd reused an earlier build's WORKDIR layer despite --no-cache",
     ],
     [
@@ -609,7 +609,7 @@ async function main(): Promise<number> {
       const dn = stepNames(d.log), tn = stepNames(t.log);
       // the same step numbered otherwise where ONBUILD triggers ran: reported as one pair
       const onbuild = tn.some((n) => /\] ONBUILD /.test(n));
-      const key = (n: string) => n.replace(/ +\d+\/\d+\] (ONBUILD )?/, " #] ");
+      const key = (n: string) => n.replace(/([[ ]) *\d+\/\d+\] (ONBUILD )?/, "$1#] ");
       const paired = new Set<string>();
       for (const n of dn) {
         if (tn.includes(n)) continue;
