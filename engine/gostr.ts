@@ -118,22 +118,3 @@ export function codePoints(s: string): number[] {
   for (const ch of s) out.push(ch.codePointAt(0)!);
   return out;
 }
-
-/**
- * Go's string order: by UTF-8 bytes, which is code point order. UTF-16 code units give the same
- * order except that a surrogate (a code point above U+FFFF) must sort after U+E000–U+FFFF; so
- * no string is encoded, which matters when sorting tens of thousands of names.
- */
-export function compareUtf8(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    const xs = x >= 0xd800 && x <= 0xdfff;
-    const ys = y >= 0xd800 && y <= 0xdfff;
-    if (xs !== ys) return xs ? 1 : -1;
-    return x < y ? -1 : 1;
-  }
-  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
-}

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compareUtf8, goQuote, goQuoteList, trimSpace } from "./gostr.ts";
+import { goQuote, goQuoteList, trimSpace } from "./gostr.ts";
 
 test("goQuote escapes as Go's strconv.Quote", () => {
   assert.equal(goQuote('a"b\\c'), String.raw`"a\"b\\c"`);
@@ -15,12 +15,4 @@ test("goQuote escapes as Go's strconv.Quote", () => {
 test("trimSpace trims Go's unicode.IsSpace on both ends", () => {
   assert.equal(trimSpace("\u3000\t a b \u0085\n"), "a b");
   assert.equal(trimSpace("x\u200b"), "x\u200b"); // U+200B is not a space in Go
-});
-
-test("compareUtf8 orders as Go (UTF-8 bytes), surrogates included", () => {
-  const names = ["b", "a", "ab", "", "é", "\uffff", "\ue000", "😀", "z", "\u0800", "a\u00ff", "A"];
-  const bytes = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
-  assert.deepEqual([...names].sort(compareUtf8), bytes);
-  assert.equal(compareUtf8("😀", "\uffff"), 1); // code unit order would say -1
-  assert.equal(compareUtf8("x", "x"), 0);
 });

@@ -11,6 +11,7 @@
  */
 import { spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
+import { fsPath } from "../engine/snapshot/fs_name.ts";
 import { hostMode, idMapping } from "./userns.ts";
 
 export const OWNER_XATTR = "user.tsk.owner";
@@ -70,9 +71,9 @@ export function containerOwner(
  */
 export async function lchownContainer(path: string, uid: number, gid: number): Promise<void> {
   const h = hostOwner(uid, gid);
-  if (!translatingIds()) return await fsp.lchown(path, uid, gid);
-  if (h.exact) return await fsp.lchown(path, h.uid, h.gid).catch(() => {});
-  if ((await fsp.lstat(path)).isSymbolicLink()) return;
+  if (!translatingIds()) return await fsp.lchown(fsPath(path), uid, gid);
+  if (h.exact) return await fsp.lchown(fsPath(path), h.uid, h.gid).catch(() => {});
+  if ((await fsp.lstat(fsPath(path))).isSymbolicLink()) return;
   await new Promise<void>((resolve, reject) => {
     const args = ["-n", OWNER_XATTR, "-v", `${uid}:${gid}`, path];
     const p = spawn("setfattr", args, { stdio: ["ignore", "ignore", "pipe"] });

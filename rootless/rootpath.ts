@@ -5,6 +5,7 @@
  * /etc/passwd lookups, so that a symlink in an image can never point a mount at a host path.
  */
 import { lstatSync, mkdirSync, readlinkSync, realpathSync } from "node:fs";
+import { fsPath, nameFromBytes } from "../engine/snapshot/fs_name.ts";
 
 const MAX_SYMLINKS = 255;
 
@@ -49,7 +50,7 @@ export function followLinks(
     }
     let isLink = false;
     try {
-      isLink = lstatSync(found.host).isSymbolicLink();
+      isLink = lstatSync(fsPath(found.host)).isSymbolicLink();
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code !== "ENOENT" && code !== "ENOTDIR") throw e;
@@ -64,7 +65,7 @@ export function followLinks(
       err.code = "ELOOP";
       throw err;
     }
-    const target = readlinkSync(found.host);
+    const target = nameFromBytes(readlinkSync(fsPath(found.host), { encoding: "buffer" }));
     if (target.startsWith("/")) done.length = 0;
     pending = [...target.split("/"), ...pending];
   }
@@ -101,7 +102,7 @@ export function resolveExistingInRoot(root: string, p: string, what: string): st
   let real: string, realRoot: string;
   try {
     realRoot = realpathSync(root);
-    real = realpathSync(host);
+    real = nameFromBytes(realpathSync(fsPath(host), { encoding: "buffer" }));
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === "ENOENT" || code === "ENOTDIR") throw new Error(`${what}: ${p}: not found`);

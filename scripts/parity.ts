@@ -11,6 +11,7 @@
  * Exit status 1 when any case differs. The comparison functions are reused by
  * tests/e2e/parity_docker_test.ts.
  */
+import { Buffer } from "node:buffer";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -20,6 +21,7 @@ import {
   linkSync,
   lstatSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -30,12 +32,63 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { Readable } from "node:stream";
-import { createGunzip } from "node:zlib";
+import { createGunzip, gzipSync } from "node:zlib";
 import { readTar } from "../engine/snapshot/tar_reader.ts";
-import { CASES, type ParityCase } from "./parity_corpus.ts";
+import { CASES, type CtxEntry, type ParityCase } from "./parity_corpus.ts";
 
 export const DOCKER = "/usr/bin/docker";
 const CTX_MTIME = 1600000000;
+
+/** Writes one context entry at `p` (a Buffer for names that are not UTF-8). */
+function writeEntry(
+  p: string | Buffer,
+  spec: CtxEntry,
+  root: string,
+  later: [string, number][],
+): void {
+  const parent = typeof p === "string"
+    ? path.dirname(p)
+    : Buffer.from(path.dirname(p.toString("latin1")), "latin1");
+  // Deno's recursive mkdir takes no Buffer: a non-UTF-8 name's parent is made one level deep
+  if (typeof parent === "string") mkdirSync(parent, { recursive: true });
+  else if (!existsSync(parent)) mkdirSync(parent);
+  if (typeof spec === "string") writeFileSync(p, spec);
+  else if ("content" in spec) {
+    writeFileSync(p, spec.content);
+    if (spec.mode !== undefined) chmodSync(p, spec.mode);
+    if (spec.mtime !== undefined) later.push([String(p), spec.mtime]);
+  } else if ("symlink" in spec) symlinkSync(spec.symlink, p);
+  else if ("hardlink" in spec) linkSync(path.join(root, spec.hardlink), p);
+  else if ("dir" in spec) {
+    mkdirSync(p, { recursive: true });
+    if (spec.mode !== undefined) chmodSync(p, spec.mode);
+  } else if ("gzipFile" in spec) writeFileSync(p, gzipSync(spec.gzipFile));
+  else if ("tar" in spec) {
+    const src = String(p) + ".src";
+    mkdirSync(src);
+    for (const [n, e] of Object.entries(spec.tar)) {
+      const q = path.join(src, n);
+      if (n.endsWith("/") && typeof e === "string") mkdirSync(q, { recursive: true });
+      else writeEntry(q.replace(/\/$/, ""), e, src, []);
+    }
+    // dirs last: a mode without search permission would stop the writes below it
+    const r = spawnSync("tar", [
+      ...(spec.compress ? [`--${spec.compress}`] : []),
+      spec.gzip ? "-czf" : "-cf",
+      String(p),
+      "--sort=name",
+      `--mtime=@${CTX_MTIME}`,
+      `--owner=${spec.owner ?? 0}`,
+      `--group=${spec.owner ?? 0}`,
+      ...(spec.prefix ? ["-P", `--transform=s,^,${spec.prefix},`] : []),
+      "-C",
+      src,
+      ...(spec.plain || spec.prefix ? readdirSync(src).sort() : ["."]),
+    ]);
+    if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
+    rmSync(src, { recursive: true });
+  }
+}
 
 /** Writes the case's context (Dockerfile, files, links, dirs, tars) into `dir`. */
 export function materialize(
@@ -47,50 +100,29 @@ export function materialize(
   mkdirSync(dir, { recursive: true });
   const df = c.dockerfile.replaceAll("{{BB}}", images.bb).replaceAll("{{DEB}}", images.deb)
     .replaceAll("{{REG}}", images.bb.split("/")[0])
+    .replaceAll("{{BBREPO}}", images.bb.replace(/:[^:/]*$/, ""))
     .replaceAll("{{HTTP}}", images.http ?? "http://127.0.0.1:9");
   const dfPath = path.join(dir, c.file ?? "Dockerfile");
   mkdirSync(path.dirname(dfPath), { recursive: true });
   writeFileSync(dfPath, df);
   const later: [string, number][] = [];
+  let n = 0;
   for (const [name, spec] of Object.entries(c.files ?? {})) {
-    const p = path.join(dir, name);
-    mkdirSync(path.dirname(p), { recursive: true });
-    if (typeof spec === "string") writeFileSync(p, spec);
-    else if ("content" in spec) {
-      writeFileSync(p, spec.content);
-      if (spec.mode !== undefined) chmodSync(p, spec.mode);
-      if (spec.mtime !== undefined) later.push([p, spec.mtime]);
-    } else if ("symlink" in spec) symlinkSync(spec.symlink, p);
-    else if ("hardlink" in spec) linkSync(path.join(dir, spec.hardlink), p);
-    else if ("dir" in spec) {
-      mkdirSync(p, { recursive: true });
-      if (spec.mode !== undefined) chmodSync(p, spec.mode);
-    } else if ("tar" in spec) {
-      const src = p + ".src";
-      mkdirSync(src);
-      for (const [n, content] of Object.entries(spec.tar)) {
-        const q = path.join(src, n);
-        if (n.endsWith("/")) mkdirSync(q, { recursive: true });
-        else {
-          mkdirSync(path.dirname(q), { recursive: true });
-          writeFileSync(q, content);
-        }
-      }
-      const r = spawnSync("tar", [
-        ...(spec.compress ? [`--${spec.compress}`] : []),
-        spec.gzip ? "-czf" : "-cf",
-        p,
-        "--sort=name",
-        `--mtime=@${CTX_MTIME}`,
-        `--owner=${spec.owner ?? 0}`,
-        `--group=${spec.owner ?? 0}`,
-        "-C",
-        src,
-        ".",
-      ]);
-      if (r.status !== 0) throw new Error(`tar: ${r.stderr}`);
-      rmSync(src, { recursive: true });
+    if (!name.startsWith("latin1:")) {
+      writeEntry(path.join(dir, name), spec, dir, later);
+      continue;
     }
+    // a top-level name in Latin-1 bytes: Deno's fs takes only UTF-8 paths, so the entry is
+    // written under a placeholder and renamed by the shell (printf's octal escapes)
+    const tmp = path.join(dir, `.latin1-${n++}`);
+    writeEntry(tmp, spec, dir, later);
+    const octal = [...Buffer.from(name.slice(7), "latin1")]
+      .map((
+        b,
+      ) => (b >= 0x80 || b === 0x25 || b === 0x5c ? "\\" + b.toString(8) : String.fromCharCode(b)))
+      .join("");
+    const r = spawnSync("sh", ["-c", 'mv "$1" "$(dirname "$1")/$(printf "$2")"', "sh", tmp, octal]);
+    if (r.status !== 0) throw new Error(`rename to ${name}: ${r.stderr}`);
   }
   // Fixed mtimes everywhere (not following symlinks), so kept mtimes can be compared.
   spawnSync("find", [dir, "-exec", "touch", "-h", "-d", `@${CTX_MTIME}`, "{}", "+"]);
@@ -268,7 +300,7 @@ export function oldBuildKit(diff: string): string | undefined {
     ],
     [/^\/mounts-gone: content/, "lists the mount targets above"],
     [
-      /^\/work: mtime \d+\/build-time \(buildkit\/tsk\)$/,
+      /^\/(work|home\/app|app|app\/data): mtime \d+\/build-time \(buildkit\/tsk\)$/,
       "dockerd reused an earlier build's WORKDIR layer despite --no-cache",
     ],
     [
@@ -282,6 +314,43 @@ export function oldBuildKit(diff: string): string | undefined {
     [
       /^layer \d+: only buildkit \[("(var|mnt|ctx|scratch|run|custom)(\/[^"]*)?",?)+\] only tsk \[\]$/,
       "mount targets stayed in the layer (MountStubsCleaner)",
+    ],
+    [
+      /^\/chown(-name)?\/d(\/[ef])?: owner 1234:1234\/1000:1000 /,
+      "ADD --chown left an unpacked archive's owners (unpack.go passes ChownOpts)",
+    ],
+    [
+      /^(\/out\/linux-one\.txt: content|step only in buildkit: .*t=\$TARGETARCH|step only in tsk: .*t=amd64 g=)/,
+      "a global ARG without a value hid the predefined platform ARG (buildMetaArgs keeps it)",
+    ],
+    [
+      /^layer 1: only buildkit \[\] only tsk \["ctx\/cmd"|^\/ctx\/cmd(\/tool(\/main\.go)?)?: only in tsk/,
+      "the 20.10 CLI's fsutil skipped an excluded dir unless an exception named a path in it " +
+      "(current fsutil walks it when an exception has wildcards: !**/*.go)",
+    ],
+    [
+      /^(step only in buildkit: \[[^\]]*\] FROM \S+@sha256:|step only in tsk: \[[^\]]*\] FROM \S+:bookworm$|shared FROM vertex .* buildkit \[[^\]]*\] FROM \S+@sha256:)/,
+      "FROM step names had the digest of an image pulled before (dispatch names FROM BaseName)",
+    ],
+    [/^\/ls: content/, "ls -l of context dirs dated at sync (above)"],
+    [
+      /^history\[\d+\]\.created_by: buildkit "RUN \|7 VERSION=1\.0 .* BUILDARCH=amd64 VERSION=1\.0 /,
+      "RUN history listed a re-declared ARG twice (runCommandString keeps one)",
+    ],
+    [
+      /^shared FROM vertex named after another stage: /,
+      "FileOp inputs were a Go map (allOutputs), so which stage named a FROM shared by several " +
+      "stages varied (dockerd also keeps a shared vertex's name from an earlier build); current " +
+      "client/llb orders base then source and the last marshalled wins",
+    ],
+    [
+      /^step only in tsk: \[[^\]]*\] (ONBUILD |FROM )/,
+      "dockerd names a vertex after the build that first ran it (an earlier case's stage), and " +
+      "v0.8 did not prefix ONBUILD triggers",
+    ],
+    [
+      /^step numbered with ONBUILD triggers: /,
+      "ONBUILD trigger steps were not counted in the total nor prefixed ONBUILD (prefixCommand)",
     ],
   ];
   for (const [re, why] of rules) if (re.test(diff)) return why;
@@ -300,7 +369,7 @@ export function compareImages(d: Image, t: Image, dStart: number, tStart: number
   for (const k of CONFIG_KEYS) {
     if (j(dc[k]) !== j(tc[k])) out.push(`config.${k}: buildkit ${j(dc[k])} tsk ${j(tc[k])}`);
   }
-  for (const k of ["architecture", "os", "variant"]) {
+  for (const k of ["architecture", "os", "variant", "author"]) {
     if (j(d.config[k]) !== j(t.config[k])) {
       out.push(`${k}: buildkit ${j(d.config[k])} tsk ${j(t.config[k])}`);
     }
@@ -435,6 +504,16 @@ export function buildTsk(
   return { code: r.status ?? 1, log: (r.stdout ?? "") + (r.stderr ?? ""), tarball, start };
 }
 
+/** The step names of a plain progress log (`#N [stage i/n] RUN …`), [internal] ones left out. */
+export function stepNames(log: string): string[] {
+  const names = new Set<string>();
+  for (const l of log.split("\n")) {
+    const m = /^#\d+ (\[(?!internal\]).*)$/.exec(l);
+    if (m && !/ (DONE|CACHED|ERROR)\b/.test(m[1].slice(-8))) names.add(m[1].trimEnd());
+  }
+  return [...names].sort();
+}
+
 /** The last error lines of a build log (what a user reads). */
 export function errorText(log: string): string {
   const lines = log.trimEnd().split("\n");
@@ -466,6 +545,7 @@ async function main(): Promise<number> {
   };
   const work = path.join(os.tmpdir(), user ? `parity-${user}` : "parity");
   const root = path.join(work, "store");
+  const freshStore = !existsSync(root);
   mkdirSync(root, { recursive: true });
   let argv0: string[] | undefined;
   if (user) {
@@ -486,7 +566,9 @@ async function main(): Promise<number> {
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     ];
     chmodSync(work, 0o755);
-    spawnSync("chown", ["-R", `${user}:`, root]);
+    // only a new store: chown -R of an existing one would make every file in its snapshots the
+    // user's, i.e. root inside the user namespace (a base image's /home/app 1000 → 0)
+    if (freshStore) spawnSync("chown", [`${user}:`, root]);
   }
   let failed = 0;
   for (const c of CASES) {
@@ -522,6 +604,32 @@ async function main(): Promise<number> {
       diffs.push(
         ...compareImages(await readImage(d.tarball), await readImage(t.tarball), d.start, t.start),
       );
+    }
+    if (d.code === 0 && t.code === 0) {
+      const dn = stepNames(d.log), tn = stepNames(t.log);
+      // the same step numbered otherwise where ONBUILD triggers ran: reported as one pair
+      const onbuild = tn.some((n) => /\] ONBUILD /.test(n));
+      const key = (n: string) => n.replace(/([[ ]) *\d+\/\d+\] (ONBUILD )?/, "$1#] ");
+      const paired = new Set<string>();
+      for (const n of dn) {
+        if (tn.includes(n)) continue;
+        const m = onbuild ? tn.find((x) => !dn.includes(x) && key(x) === key(n)) : undefined;
+        // one FROM vertex shared by several stages, named after another of them
+        const from = / FROM (\S+)$/.exec(n)?.[1];
+        const f = from
+          ? tn.find((x) => !dn.includes(x) && x.endsWith(` FROM ${from.replace(/@.*/, "")}`))
+          : undefined;
+        if (m) {
+          paired.add(m);
+          diffs.push(`step numbered with ONBUILD triggers: buildkit ${n} tsk ${m}`);
+        } else if (f) {
+          paired.add(f);
+          diffs.push(`shared FROM vertex named after another stage: buildkit ${n} tsk ${f}`);
+        } else diffs.push(`step only in buildkit: ${n}`);
+      }
+      for (const n of tn) {
+        if (!dn.includes(n) && !paired.has(n)) diffs.push(`step only in tsk: ${n}`);
+      }
     }
     const real = diffs.filter((x) => !oldBuildKit(x));
     console.log(

@@ -5,6 +5,7 @@
  * that need debian are skipped where only busybox exists. scripts/parity.ts builds each with
  * docker (BuildKit) and with tsk and compares the results.
  */
+import { CASES2 } from "./parity_corpus2.ts";
 
 /** One context entry: text content, or a file with a mode, a symlink, a hardlink, a dir, a tar. */
 export type CtxEntry =
@@ -14,11 +15,18 @@ export type CtxEntry =
   | { hardlink: string }
   | { dir: true; mode?: number }
   | {
-    tar: Record<string, string>;
+    /** entries of the archive (a key ending in / is a dir) */
+    tar: Record<string, CtxEntry>;
     gzip?: boolean;
     compress?: "xz" | "bzip2" | "zstd";
     owner?: number;
-  };
+    /** member names without the leading `./` */
+    plain?: boolean;
+    /** a prefix put before every member name (e.g. `../../`, kept with tar -P) */
+    prefix?: string;
+  }
+  /** a single gzip-compressed file (not a tar) */
+  | { gzipFile: string };
 
 export type ParityCase = {
   name: string;
@@ -1066,11 +1074,14 @@ RUN cat /trig /marker > /both
 
 CASES.push({
   name: "copy-link-existing-dirs",
-  oldDocker: "COPY --link (dockerfile 1.4, BuildKit v0.10); see docs/parity.md (not fixed)",
+  oldDocker: "COPY --link (dockerfile 1.4, BuildKit v0.10); see docs/parity.md",
   dockerfile: `FROM {{BB}}
 RUN mkdir -m 0700 /private && chown 5:5 /private && mkdir /real && ln -s real /linkdir
 COPY --link a.txt /private/
 COPY --link a.txt /linkdir/
+COPY --link --chown=1:2 a.txt /usr/share/nested/
 `,
   files: { "a.txt": "a\n" },
 });
+
+CASES.push(...CASES2);

@@ -9,9 +9,9 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, promises as fsp } from "node:fs";
+import { compareNames, fsPath, nameFromBytes, nameToBytes } from "../snapshot/fs_name.ts";
 import path from "node:path";
 import { PatternMatcher } from "../frontend/dockerfile/dockerignore.ts";
-import { compareUtf8 } from "../gostr.ts";
 
 const sha = (s: string | Uint8Array) => "sha256:" + createHash("sha256").update(s).digest("hex");
 
@@ -47,7 +47,7 @@ export async function contextChecksum(
   if (!sel) return undefined;
   const { matcher, rel } = sel;
   const abs = path.join(dir, rel);
-  const st = await fsp.lstat(abs).catch(() => undefined);
+  const st = await fsp.lstat(fsPath(abs)).catch(() => undefined);
   if (!st || st.isSymbolicLink()) return undefined;
   try {
     return await entry(abs, rel, st, rel === "", matcher, excludes.length > 0);
@@ -69,23 +69,28 @@ export async function entry(
   if (st.isFile()) {
     const h = createHash("sha256");
     h.update(fileHeader(mode, Number(st.size), "0"));
-    for await (const chunk of createReadStream(abs)) h.update(chunk as Uint8Array);
+    const fh = await fsp.open(fsPath(abs), "r"); // Bun's createReadStream takes no Buffer path
+    for await (const chunk of fh.createReadStream()) h.update(chunk as Uint8Array);
     return "sha256:" + h.digest("hex");
   }
   if (st.isSymbolicLink()) {
-    return sha(fileHeader(0o777, 0, "2", await fsp.readlink(abs)));
+    const target = nameFromBytes(await fsp.readlink(fsPath(abs), { encoding: "buffer" }));
+    return sha(fileHeader(0o777, 0, "2", target));
   }
   if (!st.isDirectory()) throw new Unsupported();
   const h = createHash("sha256");
   h.update("\0");
   h.update(isRoot ? sha("") : sha(fileHeader(mode, 0, "5")));
-  const names = (await fsp.readdir(abs)).sort(compareUtf8);
+  // names as bytes (fs_name.ts): one that is not UTF-8 is hashed as the bytes BuildKit hashes
+  const names = (await fsp.readdir(fsPath(abs), { encoding: "buffer" })).map(nameFromBytes).sort(
+    compareNames,
+  );
   for (const name of names) {
     const childRel = rel ? `${rel}/${name}` : name;
     if (filtering && matcher.matches(childRel)) continue;
-    const childAbs = path.join(abs, name);
-    const cst = await fsp.lstat(childAbs);
-    h.update("\0" + name);
+    const childAbs = abs + "/" + name; // not path.join: Bun's turns escapes into U+FFFD
+    const cst = await fsp.lstat(fsPath(childAbs));
+    h.update(Buffer.concat([Uint8Array.of(0), nameToBytes(name)]));
     h.update(await entry(childAbs, childRel, cst, false, matcher, filtering));
   }
   return "sha256:" + h.digest("hex");
@@ -149,7 +154,7 @@ export async function entriesChecksum(
   for (const e of entries.values()) {
     if (e.type === "file" && !e.bk && e.path.startsWith(prefix)) await bkOf(e);
   }
-  const byName = (a: Kid, b: Kid) => compareUtf8(a.name, b.name);
+  const byName = (a: Kid, b: Kid) => compareNames(a.name, b.name);
   // A directory's hash covers, for each child in Go's order, NUL, its name and its hash: all of
   // it goes to SHA-256 as one string (one update call per directory, not three per file).
   const hashOf = (r: string, e: HashedEntry | undefined): string => {

@@ -184,14 +184,13 @@ async function lstatOrNull(p: string): Promise<fs.Stats | null> {
   }
 }
 
-/** Archive member name → relative path inside the extraction root ("" = the root itself). */
+/**
+ * Archive member name → relative path inside the extraction root ("" = the root itself). As
+ * BuildKit's ADD (go-archive's chrootarchive unpacks with the destination as `/`), a name is
+ * cleaned as if rooted there: `../../x` and `/x` both land at `<dest>/x`, never outside.
+ */
 export function cleanArchivePath(name: string): string {
-  const c = cleanPath(name.replace(/^\/+/, ""));
-  if (c === "." || c === "") return "";
-  if (c === ".." || c.startsWith("../")) {
-    throw new Error(`archive path ${JSON.stringify(name)} is outside extraction root`);
-  }
-  return c;
+  return cleanPath("/" + name).replace(/^\/+/, "");
 }
 
 export type ExtractOptions = {
@@ -202,7 +201,7 @@ export type ExtractOptions = {
 /**
  * Extract the archive at `path` (of `kind`, from isArchive) into `destDir` (created if missing).
  * Entry owners, modes and times are preserved; names and symlinks are resolved with destDir as
- * the root so nothing lands outside it; `..` names are rejected.
+ * the root so nothing lands outside it; `..` names are clamped to destDir as BuildKit does.
  */
 export async function extractArchive(
   path: string,

@@ -4,11 +4,12 @@
  * on mtimes, so touching a file keeps the cache and renaming one does not.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, promises as fsp } from "node:fs";
+import { promises as fsp } from "node:fs";
 import path from "node:path";
 import type { ContextEntry } from "./local_context.ts";
 import { entryHash } from "./local_context.ts";
 import { containsWildcards, couldMatchBelow, filepathMatch } from "./gomatch.ts";
+import { fsPath, nameFromBytes } from "../snapshot/fs_name.ts";
 
 const WILD = { test: (sel: string) => sel.split("/").some(containsWildcards) };
 
@@ -68,7 +69,9 @@ export function checksumEntries(entries: Map<string, ContextEntry>, selectors: s
 
 async function fileHash(p: string): Promise<string> {
   const h = createHash("sha256");
-  for await (const chunk of createReadStream(p)) h.update(chunk as Uint8Array);
+  // through a handle: Bun's createReadStream takes no Buffer path (a name that is not UTF-8)
+  const fh = await fsp.open(fsPath(p), "r");
+  for await (const chunk of fh.createReadStream()) h.update(chunk as Uint8Array);
   return h.digest("hex");
 }
 
@@ -80,19 +83,28 @@ export async function checksumTree(root: string, selectors: string[]): Promise<s
     h.update(`sel:${sel}\n`);
     const lines: string[] = [];
     const visit = async (rel: string): Promise<void> => {
-      const abs = rel ? path.join(root, rel) : root;
-      const names = (await fsp.readdir(abs).catch(() => [] as string[])).sort();
+      // joined by hand: Bun's path.join turns the escapes of a non-UTF-8 name into U+FFFD
+      const abs = rel ? root.replace(/\/+$/, "") + "/" + rel : root;
+      const names = (await fsp.readdir(fsPath(abs), { encoding: "buffer" }).catch(() =>
+        [] as Uint8Array[]
+      ))
+        .map(nameFromBytes).sort();
       for (const n of names) {
         const p = rel ? `${rel}/${n}` : n;
         // Only descend where the selector can still match.
         const depthOk = sel === "" || selected(sel, p) || sel.startsWith(p + "/") ||
           mayMatchBelow(sel, p);
         if (!depthOk) continue;
-        const st = await fsp.lstat(path.join(abs, n));
+        const child = abs + "/" + n;
+        const st = await fsp.lstat(fsPath(child));
         if (selected(sel, p)) {
           let content = "";
-          if (st.isFile()) content = await fileHash(path.join(abs, n));
-          else if (st.isSymbolicLink()) content = await fsp.readlink(path.join(abs, n));
+          if (st.isFile()) content = await fileHash(child);
+          else if (st.isSymbolicLink()) {
+            content = nameFromBytes(
+              await fsp.readlink(fsPath(child), { encoding: "buffer" }),
+            );
+          }
           const type = st.isDirectory()
             ? "dir"
             : st.isFile()

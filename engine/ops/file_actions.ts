@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import { lchownContainer } from "../../rootless/owners.ts";
 import * as fsp from "node:fs/promises";
 import { cleanPath, containerPath, resolveInRoot } from "./root_path.ts";
+import { fsPath, nameFromBytes } from "../snapshot/fs_name.ts";
 import { readGroups, readPasswd } from "./users.ts";
 import { extractArchive, isArchive, mknod } from "./archive.ts";
 import { containsWildcards, couldMatchBelow, filepathMatch } from "./gomatch.ts";
@@ -101,7 +102,7 @@ function rootRelError(e: unknown, ...roots: string[]): unknown {
 
 async function lstatOrNull(p: string): Promise<fs.Stats | null> {
   try {
-    return await fsp.lstat(p);
+    return await fsp.lstat(fsPath(p));
   } catch (e) {
     const c = errCode(e);
     if (c === "ENOENT" || c === "ENOTDIR") return null;
@@ -375,8 +376,8 @@ export async function resolveChown(
 
 async function setTimes(p: string, t: number | undefined, isLink: boolean): Promise<void> {
   if (t === undefined) return;
-  if (isLink) await fsp.lutimes(p, t, t);
-  else await fsp.utimes(p, t, t);
+  if (isLink) await fsp.lutimes(fsPath(p), t, t);
+  else await fsp.utimes(fsPath(p), t, t);
 }
 
 /**
@@ -410,13 +411,13 @@ async function mkdirAll(
   const created: string[] = [];
   for (const d of missing) {
     try {
-      await fsp.mkdir(d, perm);
+      await fsp.mkdir(fsPath(d), perm);
     } catch (e) {
       if (errCode(e) === "EEXIST" && (await lstatOrNull(d))?.isDirectory()) continue;
       throw e;
     }
     created.push(d);
-    await fsp.chmod(d, perm);
+    await fsp.chmod(fsPath(d), perm);
     if (ids) await lchownContainer(d, ids.uid, ids.gid);
   }
   await setTimesAll(created, utime);
@@ -425,7 +426,7 @@ async function mkdirAll(
 
 async function setTimesAll(dirs: string[], utime: number | undefined): Promise<void> {
   if (utime === undefined) return;
-  for (let i = dirs.length - 1; i >= 0; i--) await fsp.utimes(dirs[i], utime, utime);
+  for (let i = dirs.length - 1; i >= 0; i--) await fsp.utimes(fsPath(dirs[i]), utime, utime);
 }
 
 /** Bounded concurrency for the leaf syscalls of a copy. */
@@ -493,13 +494,13 @@ class Copier {
   private async copyFileInfo(st: fs.Stats, target: string): Promise<void> {
     const ids = this.o.chown ?? { uid: st.uid, gid: st.gid };
     if (this.o.chown) await lchownContainer(target, ids.uid, ids.gid);
-    else await fsp.lchown(target, ids.uid, ids.gid);
+    else await fsp.lchown(fsPath(target), ids.uid, ids.gid);
     const isLink = st.isSymbolicLink();
-    if (!isLink) await fsp.chmod(target, this.permFor(st));
+    if (!isLink) await fsp.chmod(fsPath(target), this.permFor(st));
     const at = this.o.utime ?? st.atimeMs / 1000;
     const mt = this.o.utime ?? st.mtimeMs / 1000;
-    if (isLink) await fsp.lutimes(target, at, mt);
-    else await fsp.utimes(target, at, mt);
+    if (isLink) await fsp.lutimes(fsPath(target), at, mt);
+    else await fsp.utimes(fsPath(target), at, mt);
   }
 
   private included(rel: string): boolean {
@@ -521,7 +522,7 @@ class Copier {
             }
             return false;
           }
-          await fsp.mkdir(p.target, p.st.mode & 0o777);
+          await fsp.mkdir(fsPath(p.target), p.st.mode & 0o777);
           await this.copyFileInfo(p.st, p.target);
           return true;
         })();
@@ -546,7 +547,7 @@ class Copier {
     const prep = await this.limit.run(async () => {
       let st: fs.Stats;
       try {
-        st = await fsp.lstat(src);
+        st = await fsp.lstat(fsPath(src));
       } catch (e) {
         if (rel !== "" && !this.included(rel) && errCode(e) === "ENOENT") return null;
         throw e;
@@ -555,7 +556,7 @@ class Copier {
       let tst = fresh ? null : await lstatOrNull(target);
       if (include) {
         if (this.o.alwaysReplace && tst && !(st.isDirectory() && tst.isDirectory())) {
-          await fsp.rm(target, { recursive: true, force: true });
+          await fsp.rm(fsPath(target), { recursive: true, force: true });
           tst = null;
         }
         await this.createParents(pending);
@@ -569,7 +570,7 @@ class Copier {
               "EISDIR",
             );
           }
-          await fsp.unlink(target);
+          await fsp.unlink(fsPath(target));
         }
         await this.copyLeaf(src, target, st);
         return null;
@@ -578,13 +579,14 @@ class Copier {
       let created = false;
       if (include) {
         if (!tst) {
-          await fsp.mkdir(target, st.mode & 0o777);
+          await fsp.mkdir(fsPath(target), st.mode & 0o777);
           created = true;
         } else if (!tst.isDirectory()) {
           throw codedError(`cannot copy to non-directory: ${this.cpath(target)}`, "ENOTDIR");
         }
       }
-      const names = (await fsp.readdir(src)).sort();
+      const names = (await fsp.readdir(fsPath(src), { encoding: "buffer" })).map(nameFromBytes)
+        .sort();
       return { st, include, created, names };
     });
     if (!prep) return;
@@ -620,7 +622,7 @@ class Copier {
         const key = `${st.dev}:${st.ino}`;
         const first = this.inodes.get(key);
         if (first) {
-          await fsp.link(await first, target);
+          await fsp.link(fsPath(await first), fsPath(target));
           await this.copyFileInfo(st, target);
           return;
         }
@@ -644,7 +646,7 @@ class Copier {
       }
       await copyFileContents(src, target);
     } else if (st.isSymbolicLink()) {
-      await fsp.symlink(await fsp.readlink(src), target);
+      await fsp.symlink(await fsp.readlink(fsPath(src), { encoding: "buffer" }), fsPath(target));
     } else if (st.isFIFO()) {
       await mknod(target, "p");
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
@@ -665,7 +667,11 @@ let cloneUnsupported = false;
 async function copyFileContents(src: string, dst: string): Promise<void> {
   if (!cloneUnsupported) {
     try {
-      await fsp.copyFile(src, dst, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
+      await fsp.copyFile(
+        fsPath(src),
+        fsPath(dst),
+        fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE,
+      );
       return;
     } catch (e) {
       const c = errCode(e);
@@ -675,7 +681,7 @@ async function copyFileContents(src: string, dst: string): Promise<void> {
       cloneUnsupported = true;
     }
   }
-  await fsp.copyFile(src, dst, fs.constants.COPYFILE_EXCL);
+  await fsp.copyFile(fsPath(src), fsPath(dst), fs.constants.COPYFILE_EXCL);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -726,7 +732,7 @@ export async function resolveWildcards(
   const walk = async (dir: string, rel: string): Promise<void> => {
     let names: string[];
     try {
-      names = (await fsp.readdir(dir)).sort();
+      names = (await fsp.readdir(fsPath(dir), { encoding: "buffer" })).map(nameFromBytes).sort();
     } catch (e) {
       if (errCode(e) === "ENOTDIR" || errCode(e) === "ENOENT") return;
       throw e;
@@ -898,7 +904,7 @@ export async function mkfile(root: string, a: MkFileAction, userRoot?: string): 
     }`;
     let fh: fsp.FileHandle;
     try {
-      fh = await fsp.open(tmp, "wx", 0o600);
+      fh = await fsp.open(fsPath(tmp), "wx", 0o600);
     } catch (e) {
       if (errCode(e) === "ENOENT" || errCode(e) === "ENOTDIR") {
         throw codedError(
@@ -925,7 +931,7 @@ export async function mkfile(root: string, a: MkFileAction, userRoot?: string): 
       }
       await setTimes(tmp, utime, false);
       try {
-        await fsp.rename(tmp, p);
+        await fsp.rename(fsPath(tmp), fsPath(p));
       } catch (e) {
         throw codedError(
           `rename ${target}: ${(e as Error).message.replace(/,.*$/, "")}`,
@@ -933,7 +939,7 @@ export async function mkfile(root: string, a: MkFileAction, userRoot?: string): 
         );
       }
     } catch (e) {
-      await fsp.rm(tmp, { force: true }).catch(() => {});
+      await fsp.rm(fsPath(tmp), { force: true }).catch(() => {});
       throw e;
     }
   } catch (e) {
@@ -953,13 +959,13 @@ export async function mkdir(root: string, a: MkDirAction, userRoot?: string): Pr
       return;
     }
     try {
-      await fsp.mkdir(p, perm);
+      await fsp.mkdir(fsPath(p), perm);
     } catch (e) {
       if (errCode(e) === "EEXIST") return;
       throw e;
     }
-    await fsp.chmod(p, perm);
-    if (ids) await fsp.lchown(p, ids.uid, ids.gid);
+    await fsp.chmod(fsPath(p), perm);
+    if (ids) await fsp.lchown(fsPath(p), ids.uid, ids.gid);
     await setTimes(p, utime, false);
   } catch (e) {
     throw rootRelError(e, root);
@@ -991,7 +997,7 @@ async function rmPath(root: string, src: string, allowNotFound: boolean): Promis
     // os.Stat follows a final symlink: resolve it inside the root
     const followed = await resolveInRoot(root, c);
     try {
-      await fsp.stat(followed);
+      await fsp.stat(fsPath(followed));
     } catch (e) {
       if (errCode(e) === "ENOENT" || errCode(e) === "ENOTDIR") {
         throw codedError(`stat ${c}: no such file or directory`, "ENOENT");
@@ -999,7 +1005,7 @@ async function rmPath(root: string, src: string, allowNotFound: boolean): Promis
       throw e;
     }
   }
-  await fsp.rm(p, { recursive: true, force: true });
+  await fsp.rm(fsPath(p), { recursive: true, force: true });
 }
 
 /** FileActionSymlink: create newpath → oldpath (oldpath stored verbatim). */
@@ -1007,8 +1013,8 @@ export async function symlink(root: string, a: SymlinkAction, userRoot?: string)
   try {
     const newpath = await resolveInRoot(root, cleanPath("/" + (a.newpath ?? "")));
     const ids = await resolveChown(a.owner, userRoot);
-    await fsp.symlink(a.oldpath ?? "", newpath);
-    if (ids) await fsp.lchown(newpath, ids.uid, ids.gid);
+    await fsp.symlink(fsPath(a.oldpath ?? ""), fsPath(newpath));
+    if (ids) await fsp.lchown(fsPath(newpath), ids.uid, ids.gid);
     await setTimes(newpath, timestampToSeconds(a.timestamp), true);
   } catch (e) {
     throw rootRelError(e, root);

@@ -1,6 +1,10 @@
 /**
- * MergeOp: the inputs' filesystems layered in order onto an empty snapshot (later inputs win),
- * as BuildKit's merge does for `COPY --link` results.
+ * MergeOp: the inputs' filesystems layered in order (later inputs win), as BuildKit's merge does
+ * for `COPY --link` results. The first input's snapshot is the parent of the result, so its
+ * layers stay as they are and the rest become one layer on top (BuildKit keeps every input's
+ * layers; a `COPY --link` copy is a single one): the later inputs are applied as a layer would
+ * be, dirs taking the copy's metadata, entries of another type (a symlink where the copy has a
+ * dir) replaced.
  */
 import { promises as fsp } from "node:fs";
 import path from "node:path";
@@ -56,9 +60,9 @@ export function mergeHandler(v: Vertex, views: RefViews): OpHandler {
     contentSelectors: () => new Map(),
     exists: async (refs) => (await Promise.all(refs.map((r) => views.exists(r)))).every(Boolean),
     async run(inputs: Ref[]): Promise<Ref[]> {
-      const act = await views.prepare(null);
+      const act = await views.prepare(order.length ? inputs[order[0]] : null);
       try {
-        for (const idx of order) {
+        for (const idx of order.slice(1)) {
           const view = await views.view(inputs[idx]);
           try {
             await overlayCopy(view.root, act.root);

@@ -28,6 +28,7 @@ import type { Readable } from "node:stream";
 import { readTar } from "./tar_reader.ts";
 import type { TarEntry } from "./tar_writer.ts";
 import { mknodBatch, type NodeSpec, setXattrsBatch } from "./helpers.ts";
+import { fsPath, nameFromBytes } from "./fs_name.ts";
 import { hostOwner, OWNER_XATTR } from "../../rootless/owners.ts";
 
 export type ApplyFormat = "overlay" | "merged";
@@ -78,7 +79,7 @@ function errCode(e: unknown): string | undefined {
 
 function lstatOrNull(p: string): Stats | null {
   try {
-    return fs.lstatSync(p);
+    return fs.lstatSync(fsPath(p));
   } catch (e) {
     if (errCode(e) === "ENOENT") return null;
     throw e;
@@ -155,36 +156,36 @@ class Applier {
       if (low?.st.isSymbolicLink()) {
         // A symlink of a lower layer: follow it, scoped to the root, as the merged view does.
         if (++links > 255) throw new Error(`too many levels of symbolic links: ${key}`);
-        const t = fs.readlinkSync(low.path);
+        const t = nameFromBytes(fs.readlinkSync(fsPath(low.path), { encoding: "buffer" }));
         if (t.startsWith("/")) cur = [];
         queue.unshift(...t.split("/"));
       } else if (!st) {
         if (!create) {
           throw Object.assign(new Error(`no such directory: ${key}`), { code: "ENOENT" });
         }
-        fs.mkdirSync(abs, { mode: 0o755 });
+        fs.mkdirSync(fsPath(abs), { mode: 0o755 });
         if (low?.st.isDirectory()) {
           // Copy-up of the lower directory's metadata, as overlayfs does.
-          fs.chmodSync(abs, low.st.mode & 0o7777);
+          fs.chmodSync(fsPath(abs), low.st.mode & 0o7777);
           try {
-            fs.lchownSync(abs, low.st.uid, low.st.gid);
+            fs.lchownSync(fsPath(abs), low.st.uid, low.st.gid);
           } catch {
             this.result.chownFailures++;
           }
-        } else fs.chmodSync(abs, 0o755);
+        } else fs.chmodSync(fsPath(abs), 0o755);
         cur.push(c);
       } else if (st.isSymbolicLink()) {
         if (++links > 255) throw new Error(`too many levels of symbolic links: ${key}`);
-        const t = fs.readlinkSync(abs);
+        const t = nameFromBytes(fs.readlinkSync(fsPath(abs), { encoding: "buffer" }));
         if (t.startsWith("/")) cur = [];
         queue.unshift(...t.split("/"));
       } else if (st.isDirectory()) {
         cur.push(c);
       } else if (create && this.format === "overlay" && isWhiteoutDev(st)) {
         // a whiteout of a lower dir that this layer now populates again: opaque dir
-        fs.rmSync(abs);
-        fs.mkdirSync(abs, { mode: 0o755 });
-        fs.chmodSync(abs, 0o755);
+        fs.rmSync(fsPath(abs));
+        fs.mkdirSync(fsPath(abs), { mode: 0o755 });
+        fs.chmodSync(fsPath(abs), 0o755);
         this.opaque.add(abs);
         cur.push(c);
       } else {
@@ -205,14 +206,14 @@ class Applier {
     this.pending.delete(abs);
     if (!st) return;
     if (st.isDirectory()) {
-      await fsp.rm(abs, { recursive: true, force: true });
+      await fsp.rm(fsPath(abs), { recursive: true, force: true });
       this.dirCache.clear();
       const prefix = abs + "/";
       for (const p of this.dirMeta.keys()) if (p.startsWith(prefix)) this.dirMeta.delete(p);
       for (const p of this.opaque) if (p === abs || p.startsWith(prefix)) this.opaque.delete(p);
       this.dirMeta.delete(abs);
     } else {
-      fs.unlinkSync(abs);
+      fs.unlinkSync(fsPath(abs));
       if (st.isSymbolicLink()) this.dirCache.clear();
     }
   }
@@ -224,7 +225,7 @@ class Applier {
       this.xattrs.push({ path: abs, xattrs: { [OWNER_XATTR]: `${e.uid}:${e.gid}` } });
     }
     try {
-      fs.lchownSync(abs, h.uid, h.gid);
+      fs.lchownSync(fsPath(abs), h.uid, h.gid);
     } catch (err) {
       const c = errCode(err);
       if (c === "EINVAL" || c === "EPERM") this.result.chownFailures++;
@@ -283,9 +284,13 @@ class Applier {
         }
         break;
       case "symlink":
-        await this.replaceWith(target, false, () => fs.symlinkSync(e.linkname!, target));
+        await this.replaceWith(
+          target,
+          false,
+          () => fs.symlinkSync(fsPath(e.linkname!), fsPath(target)),
+        );
         this.chown(target, e);
-        fs.lutimesSync(target, e.mtime, e.mtime);
+        fs.lutimesSync(fsPath(target), e.mtime, e.mtime);
         this.queueXattrs(target, e);
         break;
       case "hardlink":
@@ -344,7 +349,7 @@ class Applier {
   }
 
   async dir(target: string, e: TarEntry): Promise<void> {
-    await this.replaceWith(target, true, () => fs.mkdirSync(target, { mode: 0o700 }));
+    await this.replaceWith(target, true, () => fs.mkdirSync(fsPath(target), { mode: 0o700 }));
     this.chown(target, e);
     this.dirMeta.set(target, e);
     this.queueXattrs(target, e);
@@ -357,7 +362,7 @@ class Applier {
   ): Promise<void> {
     let fd = -1;
     await this.replaceWith(target, false, () => {
-      fd = fs.openSync(target, "wx", 0o600);
+      fd = fs.openSync(fsPath(target), "wx", 0o600);
     });
     try {
       // A small file's chunks are all here: no await between its syscalls.
@@ -404,7 +409,7 @@ class Applier {
     const st = lstatOrNull(src);
     if (!st) throw new Error(`hardlink target not found: ${e.linkname}`);
     if (st.isDirectory()) throw new Error(`hardlink to a directory: ${e.path} -> ${e.linkname}`);
-    await this.replaceWith(target, false, () => fs.linkSync(src, target));
+    await this.replaceWith(target, false, () => fs.linkSync(fsPath(src), fsPath(target)));
   }
 
   async whiteout(target: string): Promise<void> {
@@ -434,9 +439,9 @@ class Applier {
   }
 
   async clearNotAdded(dir: string): Promise<void> {
-    for (const name of fs.readdirSync(dir)) {
+    for (const name of fs.readdirSync(fsPath(dir), { encoding: "buffer" }).map(nameFromBytes)) {
       const abs = dir + "/" + name;
-      const st = fs.lstatSync(abs);
+      const st = fs.lstatSync(fsPath(abs));
       if (!this.added.has(abs)) await this.remove(abs, st);
       else if (st.isDirectory()) await this.clearNotAdded(abs);
     }
@@ -463,8 +468,8 @@ class Applier {
       const e = n.entry;
       if (!e) continue;
       this.chown(n.path, e);
-      fs.chmodSync(n.path, e.mode & 0o7777);
-      fs.lutimesSync(n.path, e.mtime, e.mtime);
+      fs.chmodSync(fsPath(n.path), e.mode & 0o7777);
+      fs.lutimesSync(fsPath(n.path), e.mtime, e.mtime);
       this.queueXattrs(n.path, e);
     }
   }
@@ -483,8 +488,8 @@ class Applier {
     }
     const dirs = [...this.dirMeta.entries()].sort((a, b) => b[0].length - a[0].length);
     for (const [abs, e] of dirs) {
-      fs.chmodSync(abs, e.mode & 0o7777);
-      fs.lutimesSync(abs, e.mtime, e.mtime);
+      fs.chmodSync(fsPath(abs), e.mode & 0o7777);
+      fs.lutimesSync(fsPath(abs), e.mtime, e.mtime);
     }
     if (!quiet) {
       const r = this.result;

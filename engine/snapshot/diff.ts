@@ -21,9 +21,9 @@ import type { BigIntStats } from "node:fs";
 import type { Writable } from "node:stream";
 import { Buffer } from "node:buffer";
 import { type TarEntry, TarWriter } from "./tar_writer.ts";
-import { compareUtf8 } from "../gostr.ts";
 import { getXattrsTree } from "./helpers.ts";
 import { containerOwner, OWNER_XATTR } from "../../rootless/owners.ts";
+import { compareNames, fsPath, nameFromBytes, nameToBytes } from "./fs_name.ts";
 
 export type LayerOptions = {
   /** clamp every mtime to this (seconds since the epoch) */
@@ -46,7 +46,7 @@ const NOT_EMITTED = /^((trusted|user)\.overlay\.|security\.selinux$)/;
 const OPAQUE_NAMES = ["user.overlay.opaque", "trusted.overlay.opaque"];
 
 /** Bytewise (UTF-8) comparison of two strings. */
-export const compareBytes = compareUtf8;
+export const compareBytes = compareNames;
 
 class Emitter {
   w: TarWriter;
@@ -108,7 +108,7 @@ class Emitter {
       await this.w.add(e, e.size > 0 ? (content ?? abs) : undefined);
     } else if (st.isSymbolicLink()) {
       e.type = "symlink";
-      e.linkname = await fsp.readlink(abs);
+      e.linkname = nameFromBytes(await fsp.readlink(fsPath(abs), { encoding: "buffer" }));
       await this.w.add(e);
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
       e.type = st.isCharacterDevice() ? "char" : "block";
@@ -159,10 +159,11 @@ async function mapLimit<T, R>(items: T[], fn: (t: T) => Promise<R>): Promise<R[]
 }
 
 async function children(dir: string, whiteoutKeys: boolean): Promise<Child[]> {
-  const names = await fsp.readdir(dir);
+  // names as bytes: one that is not UTF-8 is carried escaped (fs_name.ts), not mangled
+  const names = (await fsp.readdir(fsPath(dir), { encoding: "buffer" })).map(nameFromBytes);
   const out = await mapLimit(names, async (name) => {
     const abs = dir + "/" + name;
-    const st = await fsp.lstat(abs, { bigint: true });
+    const st = await fsp.lstat(fsPath(abs), { bigint: true });
     const key = whiteoutKeys && isWhiteout(st) ? ".wh." + name : name;
     return { name, key, abs, st };
   });
@@ -187,7 +188,7 @@ function prefetcher(list: Child[]): (i: number) => Promise<Uint8Array> | undefin
     while (next < list.length && started.size < PARALLEL) {
       const c = list[next];
       if (small(c)) {
-        const p = fsp.readFile(c.abs);
+        const p = fsp.readFile(fsPath(c.abs));
         p.catch(() => {}); // surfaced when awaited
         started.set(next, p);
       }
@@ -278,9 +279,9 @@ function sameXattrs(a: Record<string, string> | undefined, b: Record<string, str
 }
 
 async function sameContent(a: string, b: string, size: number): Promise<boolean> {
-  const fa = await fsp.open(a, "r");
+  const fa = await fsp.open(fsPath(a), "r");
   try {
-    const fb = await fsp.open(b, "r");
+    const fb = await fsp.open(fsPath(b), "r");
     try {
       const n = Math.min(size, 1 << 20) || 1;
       const ba = new Uint8Array(n), bb = new Uint8Array(n);
@@ -332,7 +333,12 @@ async function unchanged(
   if (a.mtimeNs !== b.mtimeNs) return false;
   if (k === "d" || k === "p") return true;
   if (k === "c" || k === "b") return a.rdev === b.rdev;
-  if (k === "l") return (await fsp.readlink(l.abs)) === (await fsp.readlink(u.abs));
+  if (k === "l") {
+    const [a, b] = await Promise.all(
+      [l, u].map((x) => fsp.readlink(fsPath(x.abs), { encoding: "buffer" })),
+    );
+    return Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+  }
   if (k !== "f") return true;
   if (a.size !== b.size) return false;
   // size and mtime agree: conclusive unless the mtime looks truncated (whole seconds), in which

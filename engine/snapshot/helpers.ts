@@ -6,6 +6,7 @@
 
 import { spawn } from "node:child_process";
 import { Buffer } from "node:buffer";
+import { nameFromBytes } from "./fs_name.ts";
 
 export type RunResult = { code: number; stdout: Buffer; stderr: string };
 
@@ -123,7 +124,7 @@ export async function getXattrsTree(
   let cur: Record<string, string> | null = null;
   for (const line of r.stdout.toString("latin1").split("\n")) {
     if (line.startsWith("# file: ")) {
-      const path = unquote(line.slice(8)).toString("utf8");
+      const path = nameFromBytes(unquote(line.slice(8)));
       cur = {};
       out.set(path, cur);
     } else if (line === "") {

@@ -8,6 +8,7 @@
  */
 
 import type { Readable } from "node:stream";
+import { nameFromBytes } from "./fs_name.ts";
 import type { TarEntry, TarEntryType } from "./tar_writer.ts";
 
 export type { TarEntry, TarEntryType } from "./tar_writer.ts";
@@ -89,10 +90,11 @@ class ByteSource {
   }
 }
 
+/** A NUL-terminated header field; a name that is not UTF-8 comes back escaped (fs_name.ts). */
 function cstr(b: Uint8Array, off: number, len: number): string {
   let end = off;
   while (end < off + len && b[end] !== 0) end++;
-  return utf8.decode(b.subarray(off, end));
+  return nameFromBytes(b.subarray(off, end));
 }
 
 function num(b: Uint8Array, off: number, len: number): number {
@@ -214,7 +216,7 @@ export async function* readTar(
         } else {
           let end = body.indexOf(0);
           if (end < 0) end = body.length;
-          const s = utf8.decode(body.subarray(0, end));
+          const s = nameFromBytes(body.subarray(0, end));
           if (flag === "L") gnuName = s;
           else gnuLink = s;
         }
@@ -252,8 +254,9 @@ export async function* readTar(
         if (!Number.isFinite(n)) throw new Error(`tar: bad PAX ${k}=${v}`);
         return n;
       };
-      name = str("path") ?? gnuName ?? name;
-      const linkname = str("linkpath") ?? gnuLink ?? cstr(h, 157, 100);
+      const rawStr = (k: string) => (pax.has(k) ? nameFromBytes(pax.get(k)!) : undefined);
+      name = rawStr("path") ?? gnuName ?? name;
+      const linkname = rawStr("linkpath") ?? gnuLink ?? cstr(h, 157, 100);
       const realSize = intOf("size", size);
       const entry: TarEntry = {
         path: name,

@@ -14,6 +14,7 @@
 
 import { open } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
+import { fsPath, nameToBytes } from "./fs_name.ts";
 
 export type TarEntryType = "file" | "dir" | "symlink" | "hardlink" | "char" | "block" | "fifo";
 
@@ -157,7 +158,7 @@ export class TarWriter {
   }
 
   async #copyFile(path: string, size: number, name: string): Promise<number> {
-    const fh = await open(path, "r");
+    const fh = await open(fsPath(path), "r");
     let total = 0;
     try {
       while (total < size) {
@@ -304,8 +305,9 @@ export function encodeHeaders(entry: TarEntry, size: number): Uint8Array[] {
   const uname = entry.uname ?? "", gname = entry.gname ?? "";
   const pax: [string, Uint8Array][] = [];
   const fitsName = (s: string, max: number) => isPlainAscii(s) && enc.encode(s).length <= max;
-  if (!fitsName(name, 100)) pax.push(["path", enc.encode(name)]);
-  if (!fitsName(linkname, 100)) pax.push(["linkpath", enc.encode(linkname)]);
+  // a name that is not UTF-8 (escaped, fs_name.ts) is written as its own bytes, as Go's tar does
+  if (!fitsName(name, 100)) pax.push(["path", nameToBytes(name)]);
+  if (!fitsName(linkname, 100)) pax.push(["linkpath", nameToBytes(linkname)]);
   if (!fitsName(uname, 32)) pax.push(["uname", enc.encode(uname)]);
   if (!fitsName(gname, 32)) pax.push(["gname", enc.encode(gname)]);
   for (const [k, v] of [["uid", uid], ["gid", gid]] as const) {

@@ -86,7 +86,7 @@ for (const mode of ["root", "rootless"] as const) {
         "[stage-1 1/4] RUN echo one > /one",
         "[stage-1 2/4] WORKDIR /w",
         "[stage-1 3/4] COPY f.txt .",
-        '[stage-1 4/4] RUN echo "three $X"',
+        '[stage-1 4/4] RUN echo "three 1"',
       ]);
     });
 
@@ -114,7 +114,7 @@ for (const mode of ["root", "rootless"] as const) {
       const base = byName.get("[base 2/2] RUN echo base > /base");
       assert.equal(base?.cached, true);
       assert.match(base!.digest, /^sha256:[0-9a-f]{64}$/);
-      const run = vertexes.filter((v) => v.name === '[stage-1 4/4] RUN echo "three $X"');
+      const run = vertexes.filter((v) => v.name === '[stage-1 4/4] RUN echo "three 1"');
       assert.ok(run.some((v) => v.started && !v.completed), "a started event");
       assert.ok(run.some((v) => v.completed && !v.cached), "a completed event");
       // Inputs name other vertexes of the stream.

@@ -36,6 +36,7 @@ import {
   local as llbLocal,
   ociLayout as llbOciLayout,
   marshalDefinition,
+  merge as llbMerge,
   mkdir as llbMkdir,
   mkfile as llbMkfile,
   type MountSpec,
@@ -49,6 +50,7 @@ import {
 } from "../../llb/mod.ts";
 import type { Definition } from "../../../proto/ops.ts";
 import { defaultPlatform, type Platform as LlbPlatform } from "../../llb/platform.ts";
+import { parsePlatformSpecifier } from "../../llb/platform_spec.ts";
 import type { HistoryEntry, ImageConfig } from "../../image/config.ts";
 import type { Platform } from "../../types.ts";
 import { DOCKERFILE_SYNTAX } from "../../compat.ts";
@@ -271,9 +273,13 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
   const globalEnv = () =>
     [...globalArgs].filter(([, v]) => v !== "\u0000unset").map(([k, v]) => `${k}=${v}`);
 
-  // Stage names and FROM expansion.
+  // Stage names and FROM expansion. A name used twice is no error (BuildKit only lints
+  // DuplicateStageName): FROM takes the latest stage of that name defined before it (addState),
+  // --from, mount from= and --target the last one in the file (statesByName once all are added).
   const byName = new Map<string, number>();
   const baseNames: string[] = [];
+  /** the stage each FROM names, when one of that name is defined before it */
+  const baseStage: (number | undefined)[] = [];
   const lone = stages.length === 1 && !stages[0].name;
   stages.forEach((s, i) => {
     const base = expand(lex, s.baseName, globalEnv(), s.location.start);
@@ -281,15 +287,8 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       throw new DockerfileError(`base name (${s.baseName}) should not be blank`, s.location.start);
     }
     baseNames.push(base);
-    if (s.name) {
-      if (byName.has(s.name)) {
-        throw new DockerfileError(
-          `duplicate stage name ${JSON.stringify(s.name)}`,
-          s.location.start,
-        );
-      }
-      byName.set(s.name, i);
-    }
+    baseStage.push(byName.get(base.toLowerCase()));
+    if (s.name) byName.set(s.name, i);
   });
   let targetIdx = stages.length - 1;
   if (o.target) {
@@ -347,6 +346,14 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           );
         }
         const j = byName.get(ref.toLowerCase());
+        if (j === i) {
+          // validateCircularDependency runs before dispatch: a stage copying from itself is a cycle
+          throw new DockerfileError(
+            `circular dependency detected on stage: ${s.name}`,
+            c.location.start,
+            { endLine: c.location.end },
+          );
+        }
         if (j !== undefined && j >= i) {
           throw new DockerfileError(
             `cannot copy from stage ${
@@ -381,7 +388,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     needed.add(i);
     if (overridden.has(i)) return;
     const s = stages[i];
-    const from = byName.get(baseNames[i].toLowerCase());
+    const from = baseStage[i] ?? byName.get(baseNames[i].toLowerCase());
     if (from !== undefined) {
       if (from >= i) {
         const cycle = stageCycle(baseNames, byName, i);
@@ -569,7 +576,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       continue;
     }
     let st: StageState;
-    const fromStage = byName.get(baseNames[i].toLowerCase());
+    const fromStage = baseStage[i] ?? byName.get(baseNames[i].toLowerCase());
     // BuildKit numbers only the steps that make a vertex: FROM an image, RUN, COPY, ADD, WORKDIR
     // (ONBUILD triggers all count in the total, as BuildKit adds them).
     let total = (fromStage === undefined && baseNames[i] !== "scratch" ? 1 : 0) +
@@ -816,7 +823,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
           makeParents: true,
           ...(user ? { chown: chownSpec(user) } : {}),
         });
-        d.state = d.state.file(action, opOpts(d, c, `WORKDIR ${wd}`));
+        d.state = d.state.file(action, opOpts(d, c, fileStepName(d, c)));
         history(d, `WORKDIR ${wd}`, true);
         return;
       }
@@ -908,10 +915,40 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     void onbuild;
   }
 
+  /** BuildKit's withShell: the shell, then the command line as one argument (`""` when empty). */
   function withShell(d: StageState, cmd: string[], prepend: boolean): string[] {
     if (!prepend) return cmd;
     const shell = (d.image.config.Shell as string[] | undefined) ?? ["/bin/sh", "-c"];
-    return [...shell, ...cmd];
+    return [...shell, cmd.join(" ")];
+  }
+
+  /**
+   * BuildKit's RUN step name (dispatchRun's customname): the instruction as written, flags
+   * included, a heredoc's first line appended, then the step's variables expanded with quotes
+   * kept and unset ones left as written (processCmdEnv; secret env values as `****`), and the
+   * command word upper-cased.
+   */
+  function runStepName(d: StageState, c: RunInstruction, runMounts: RunMount[]): string {
+    let text = c.original.trim();
+    if (c.files.length) {
+      const lines = c.files[0].data.trim().replaceAll("\r\n", "\n").split("\n");
+      text += ` (${lines[0]}${lines.length > 1 ? "..." : ""})`;
+    }
+    const env = scopeEnv(d);
+    for (const m of runMounts) if (m.type === "secret" && m.env) env.push(`${m.env}=****`);
+    const nameLex = new ShellLex(lex.escapeToken);
+    nameLex.rawQuotes = true;
+    nameLex.skipUnsetEnv = true;
+    return stepName(nameLex, text, env);
+  }
+
+  /**
+   * The step name of COPY, ADD and WORKDIR (dispatchCopy's and dispatchWorkdir's): the
+   * instruction as written, expanded with the stage's lexer (quotes removed, unset variables
+   * empty), the command word upper-cased; `COPY ["a", "/b/"]` shows as `COPY [a, /b/]`.
+   */
+  function fileStepName(d: StageState, c: Instruction): string {
+    return stepName(lex, c.original.trim(), scopeEnv(d));
   }
 
   function dispatchRun(d: StageState, c: RunInstruction): void {
@@ -1046,10 +1083,7 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
         usedBuildArgs.add(k);
       }
     }
-    const shown = c.original.replace(/^\s*RUN\s+/i, "");
-    const name = `RUN ${
-      c.files.length ? shown : (c.prependShell ? c.cmdLine.join(" ") : JSON.stringify(c.cmdLine))
-    }`;
+    const name = runStepName(d, c, runMounts);
     // BuildKit's runCommandString: every ARG in scope, valued from the environment of the step
     // (ENV wins over the ARG) or "" when it has no value.
     const scope = new Map(scopeEnv(d).map((e) => {
@@ -1084,7 +1118,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     const line = c.location.start;
     const isAdd = c.kind === "ADD";
     let src: State = context;
-    let fromLabel = "";
     const from = c.kind === "COPY" ? c.from : undefined;
     if (from) {
       const j = stageRef(from, d.index, line);
@@ -1094,7 +1127,6 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
       } else {
         src = fromImage(from);
       }
-      fromLabel = `--from=${from} `;
     }
     const destRaw = ex(d, c.destPath, line);
     const wd = d.state.getDir() || "/";
@@ -1211,8 +1243,22 @@ export async function convertDockerfile(o: ConvertOptions): Promise<ConvertResul
     if (!action) throw new Error(`${c.kind} needs at least one source`);
     const flags = [chownStr ? `--chown=${chownStr} ` : "", c.chmod ? `--chmod=${c.chmod} ` : ""]
       .join("");
-    const text = `${c.kind} ${fromLabel}${flags}${shownSrcs.join(" ")} ${destRaw}`;
-    d.state = d.state.file(action, opOpts(d, c, text));
+    const stepText = fileStepName(d, c);
+    // COPY/ADD --link without --chmod (convert_copy.go): the copy is made onto scratch and merged
+    // onto the stage, so its layer holds the destination's parents as the copy created them and
+    // existing dirs (or a symlink in the way) take their place; both vertices carry the step's
+    // number (`LINK` names the merge). A --chown by name (`root` is 0) stays a plain copy, as on
+    // workers without MergeOp: on scratch BuildKit has no /etc/passwd to read it from and fails
+    // (`invalid user index: -1`, moby/buildkit#2987).
+    const spec = chownStr ? chownSpec(chownStr) : undefined;
+    const chownByName = !!spec && [spec.user, spec.group].some((u) => u && "name" in u);
+    if (c.link && !c.chmod && !chownByName) {
+      const p = d.state.getPlatform();
+      const copied = (p ? scratch().platform(p) : scratch()).file(action, opOpts(d, c, stepText));
+      d.cmdIndex--;
+      const merged = llbMerge([d.state, copied], opOpts(d, c, `LINK ${stepText}`));
+      d.state = d.state.withOutput(merged.output);
+    } else d.state = d.state.file(action, opOpts(d, c, stepText));
     // BuildKit's commit message names --parents, --chown and --chmod, never --from or --link.
     const parents = c.kind === "COPY" && c.parents ? "--parents " : "";
     history(d, `${c.kind} ${parents}${flags}${shownSrcs.join(" ")} ${destRaw} # buildkit`, true);
@@ -1307,18 +1353,31 @@ function stageRefsOf(c: Instruction): string[] {
 function stagePlatform(s: Stage, def: LlbPlatform, lex: ShellLex, env: string[]): LlbPlatform {
   if (!s.platform) return def;
   const v = expand(lex, s.platform, env, s.location.start);
-  const [os, arch, variant] = v.split("/");
-  if (!os || !arch) {
+  if (v === "") {
     throw new DockerfileError(
-      `invalid platform ${JSON.stringify(v)}: expected os/arch[/variant]`,
+      `empty platform value from expression ${s.platform}`,
       s.location.start,
     );
   }
-  return normalizePlatform({
-    OS: os,
-    Architecture: arch,
-    ...(variant ? { Variant: variant } : {}),
-  });
+  try {
+    return parsePlatformSpecifier(v);
+  } catch (e) {
+    throw new DockerfileError(
+      `failed to parse platform ${s.platform}: ${(e as Error).message}`,
+      s.location.start,
+    );
+  }
+}
+
+/** processCmdEnv + uppercaseCmd: `text` expanded (as written when it cannot be), first word upper-cased. */
+function stepName(lex: ShellLex, text: string, env: string[]): string {
+  try {
+    text = lex.processWord(text, envFromList(env));
+  } catch {
+    // BuildKit keeps the text as written when it cannot be expanded
+  }
+  const sp = text.indexOf(" ");
+  return sp < 0 ? text.toUpperCase() : text.slice(0, sp).toUpperCase() + text.slice(sp);
 }
 
 function expand(lex: ShellLex, word: string, env: string[], line: number): string {

@@ -195,7 +195,10 @@ test("only an instruction's parse error says 'dockerfile parse error on line N'"
     await detail("FROM b\nEXPOSE 80/xyz\n"),
     'invalid port: "80/xyz": invalid proto: xyz',
   );
-  assert.equal(await detail("FROM b AS x\nFROM b AS x\n"), 'duplicate stage name "x"');
+  assert.equal(
+    await detail("FROM b AS a\nCOPY --from=a /x /y\n"),
+    "circular dependency detected on stage: a",
+  );
 });
 
 test("a FROM that does not resolve: BuildKit's wrapping (name: ...for canonical ref: cause)", async () => {
