@@ -464,6 +464,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
   let lease: Lease | undefined;
   let lintWarnings: ReturnType<typeof lintDockerfile>["warnings"] = [];
   let canceled = false;
+  /** The cache imports, started while the Dockerfile converts (they need nothing from it). */
+  let importing: ReturnType<typeof importCaches> | undefined;
   try {
     // A lease keeps garbage collection away while this build runs (engine/gc/lease.ts).
     lease = await phase("lease", "startup", () => beginBuild(engine));
@@ -575,6 +577,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
         }
         return r;
       };
+      // The cache manifests are fetched while the base images resolve and the context hashes.
+      importing = importCaches(engine, cacheFrom, platform, progress, cacheLocals(ctxDir, dockerfilePath));
+      importing.catch(() => {});
       for (const [i, p] of platforms.entries()) {
         const c = await phase("convert", "frontend", () => convertDockerfile({
           source,
@@ -658,11 +663,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
       ssh,
       signal: abort.signal,
     });
-    const locals = new Map([["context", ctxDir], [
-      "dockerfile",
-      path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath),
-    ]]);
-    const remote = await phase("import caches", "cache", () => importCaches(engine, cacheFrom, platform, progress, locals));
+    const locals = cacheLocals(ctxDir, dockerfilePath);
+    const remote = await phase("import caches", "cache", () => importing ?? importCaches(engine, cacheFrom, platform, progress, locals));
     if (graph) await importCacheMounts(engine, remote, graph.root, progress);
     const solver = new Solver(worker, engine.meta, progress, {
       remote,
@@ -808,6 +810,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     if (flags.quiet) process.stdout.write(`${image!.configDesc.digest}\n`);
     return 0;
   } catch (err) {
+    await importing?.catch(() => {}); // its progress lines come before the error's
     await progress.close();
     if (canceled) {
       process.stderr.write("ERROR: build canceled (interrupted)\n");
@@ -823,6 +826,14 @@ export async function buildCommand(argv: string[]): Promise<number> {
     engine.close();
     await fsp.rm(tmp, { recursive: true, force: true }).catch(() => {});
   }
+}
+
+/** The local sources BuildKit's content keys of an imported cache read (context, Dockerfile dir). */
+function cacheLocals(ctxDir: string, dockerfilePath: string): Map<string, string> {
+  return new Map([["context", ctxDir], [
+    "dockerfile",
+    path.dirname(dockerfilePath === "-" ? ctxDir : dockerfilePath),
+  ]]);
 }
 
 /** `--call=check|outline|targets[,format=json]`: answer about the Dockerfile without building. */

@@ -384,14 +384,7 @@ export async function syncContext(o: LocalSyncOptions): Promise<SyncResult> {
   if (upserts.length || removed.length) {
     // The whole scope is rewritten: one file write beats 20,000 row upserts (stat_cache.ts).
     const ws = span("stat cache write", "context", { rows: entries.size });
-    caches.save(
-      scope,
-      (function* () {
-        for (const e of entries.values()) {
-          yield [e.path, { sig: e.sig, digest: e.digest, bk: e.bk }];
-        }
-      })(),
-    );
+    caches.save(scope, entries.values());
     ws.end();
   } else caches.touch(scope);
   counter("context", { files: toHash.length, bytes: bytesRead });
@@ -582,9 +575,11 @@ export async function materializeMirror(r: SyncResult, o: MirrorOptions): Promis
       // copy only what this one wrote (the rest is copied again next time).
       caches.save(
         mscope,
-        (interrupted ? toCopy : [...entries.values()]).map((
-          e,
-        ) => [e.path, { sig: e.sig, digest: e.digest }]),
+        (interrupted ? toCopy : [...entries.values()]).map((e) => ({
+          path: e.path,
+          sig: e.sig,
+          digest: e.digest,
+        })),
       );
       await fsp.rm(marker, { force: true });
       copySpan.end({ bytes });
