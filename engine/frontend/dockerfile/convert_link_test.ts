@@ -5,23 +5,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { convertDockerfile } from "./convert.ts";
+import { convertForTest } from "./convert_testutil.ts";
 import { loadDefinition, type Vertex } from "../../llb/load.ts";
 
 async function vertices(source: string): Promise<Vertex[]> {
-  const r = await convertDockerfile({
-    source,
-    fileName: "Dockerfile",
-    buildArgs: {},
-    platform: { OS: "linux", Architecture: "amd64" },
-    buildPlatform: { OS: "linux", Architecture: "amd64" },
-    excludes: [],
-    resolveImage: () =>
-      Promise.resolve({
-        digest: "sha256:" + "0".repeat(64),
-        config: { os: "linux", architecture: "amd64", config: {}, history: [] } as never,
-      }),
-  });
+  const r = await convertForTest(source);
   return [...loadDefinition(r.definition).vertices.values()];
 }
 

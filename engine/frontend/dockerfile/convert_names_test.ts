@@ -7,23 +7,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { convertDockerfile } from "./convert.ts";
+import { convertForTest } from "./convert_testutil.ts";
 import { loadDefinition } from "../../llb/load.ts";
 
 async function stepNames(source: string): Promise<string[]> {
-  const r = await convertDockerfile({
-    source,
-    fileName: "Dockerfile",
-    buildArgs: {},
-    platform: { OS: "linux", Architecture: "amd64" },
-    buildPlatform: { OS: "linux", Architecture: "amd64" },
-    excludes: [],
-    resolveImage: () =>
-      Promise.resolve({
-        digest: "sha256:" + "0".repeat(64),
-        config: { os: "linux", architecture: "amd64", config: {}, history: [] } as never,
-      }),
-  });
+  const r = await convertForTest(source);
   const { vertices } = loadDefinition(r.definition);
   return [...vertices.values()].map((v) => v.name).filter((n) => / (RUN|COPY|ADD|WORKDIR) /.test(n))
     .sort();

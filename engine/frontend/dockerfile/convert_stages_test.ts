@@ -7,24 +7,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { convertDockerfile } from "./convert.ts";
+import { convertForTest } from "./convert_testutil.ts";
 import { loadDefinition } from "../../llb/load.ts";
 
 async function env(source: string, target?: string): Promise<string[]> {
-  const r = await convertDockerfile({
-    source,
-    fileName: "Dockerfile",
-    buildArgs: {},
-    target,
-    platform: { OS: "linux", Architecture: "amd64" },
-    buildPlatform: { OS: "linux", Architecture: "amd64" },
-    excludes: [],
-    resolveImage: () =>
-      Promise.resolve({
-        digest: "sha256:" + "0".repeat(64),
-        config: { os: "linux", architecture: "amd64", config: {}, history: [] } as never,
-      }),
-  });
+  const r = await convertForTest(source, { target });
   const e = (r.image.config as { Env?: string[] } | undefined)?.Env ?? [];
   return e.filter((x) => !x.startsWith("PATH="));
 }
@@ -45,19 +32,7 @@ test("a stage name used twice: FROM takes the one defined before it, --target th
 });
 
 test("RUN without arguments runs the shell with an empty command, as BuildKit's withShell", async () => {
-  const r = await convertDockerfile({
-    source: "FROM b\nRUN\n",
-    fileName: "Dockerfile",
-    buildArgs: {},
-    platform: { OS: "linux", Architecture: "amd64" },
-    buildPlatform: { OS: "linux", Architecture: "amd64" },
-    excludes: [],
-    resolveImage: () =>
-      Promise.resolve({
-        digest: "sha256:" + "0".repeat(64),
-        config: { os: "linux", architecture: "amd64", config: {}, history: [] } as never,
-      }),
-  });
+  const r = await convertForTest("FROM b\nRUN\n");
   const hist = r.image.history!.map((h) => h.created_by);
   assert.deepEqual(hist.at(-1), "RUN /bin/sh -c  # buildkit");
   const { vertices } = loadDefinition(r.definition);

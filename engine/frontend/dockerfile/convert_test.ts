@@ -8,16 +8,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { convertDockerfile } from "./convert.ts";
+import { fakeBase } from "./convert_testutil.ts";
 import { goDuration } from "./gofmt.ts";
 import { exposePorts } from "./expose.ts";
 import { loadDefinition } from "../../llb/load.ts";
 import type { ImageConfig } from "../../image/config.ts";
 
-const base = (config: Record<string, unknown> = {}) => () =>
-  Promise.resolve({
-    digest: "sha256:" + "0".repeat(64),
-    config: { os: "linux", architecture: "amd64", config, history: [] } as never,
-  });
+const base = fakeBase;
 
 async function image(
   source: string,
