@@ -5,9 +5,9 @@
  * complete view (the last one wins). Rows of SQLite cost ~4 µs each to write, which for a 20,000
  * file context was most of a cold sync's overhead after hashing; one file costs ~0.2 µs a row.
  * The file is a header, four fields per row (path, signature, digest, BuildKit hash or ""), and
- * an end mark, all separated by NUL, which no path, signature, digest or link target contains: one join
- * to write and one split to read, 2–3× cheaper than JSON both ways. A path that is not valid
- * UTF-16 (an escaped non-UTF-8 name) is left out: its file is simply hashed again.
+ * an end mark, all separated by NUL, which no path, signature, digest or link target contains:
+ * one join to write and one split to read, 2–3× cheaper than JSON both ways. A path that is not
+ * valid UTF-16 (an escaped non-UTF-8 name) is left out: its file is simply hashed again.
  * It is only a cache: a missing or unreadable file means the files are hashed again.
  */
 import { randomBytes } from "node:crypto";
@@ -77,10 +77,10 @@ export class StatCaches {
       if (!r.path.isWellFormed()) continue;
       fields.push(r.path, r.sig, r.digest, r.bk ?? "");
     }
-    const file = this.#file(scope);
-    const tmp = `${file}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
     fields.push(END);
     const text = fields.join("\0");
+    const file = this.#file(scope);
+    const tmp = `${file}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
     try {
       writeFileSync(tmp, text);
     } catch (err) {

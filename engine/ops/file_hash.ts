@@ -15,6 +15,7 @@ import {
   readSync,
 } from "node:fs";
 import { fileHeader } from "../cache/buildkit_contenthash.ts";
+import { digestOf } from "../content/store.ts";
 
 /**
  * `mode` known: the walk stat'ed the file (and `size` is its size then, a hint for the read);
@@ -85,7 +86,7 @@ export function hashFile(root: string, job: HashJob, maxBytes: number): Hashed {
 /** Hashes one file's bytes both ways. */
 export function hashBytes(data: Uint8Array, mode: number): { digest: string; bk: string } {
   return {
-    digest: "sha256:" + createHash("sha256").update(data).digest("hex"),
+    digest: digestOf(data),
     bk: "sha256:" +
       createHash("sha256").update(fileHeader(mode & 0o7777, data.length, "0")).update(data)
         .digest("hex"),

@@ -45,9 +45,6 @@ type Xattrs = Map<string, Record<string, string>>;
 const NOT_EMITTED = /^((trusted|user)\.overlay\.|security\.selinux$)/;
 const OPAQUE_NAMES = ["user.overlay.opaque", "trusted.overlay.opaque"];
 
-/** Bytewise (UTF-8) comparison of two strings. */
-export const compareBytes = compareNames;
-
 class Emitter {
   w: TarWriter;
   epoch?: number;
@@ -167,7 +164,7 @@ async function children(dir: string, whiteoutKeys: boolean): Promise<Child[]> {
     const key = whiteoutKeys && isWhiteout(st) ? ".wh." + name : name;
     return { name, key, abs, st };
   });
-  out.sort((a, b) => compareBytes(a.key, b.key));
+  out.sort((a, b) => compareNames(a.key, b.key));
   return out;
 }
 
@@ -363,7 +360,7 @@ async function diffWalk(
   type Item = { key: string; l?: Child; u?: Child };
   const items: Item[] = up.map((u) => ({ key: u.name, u, l: lowBy.get(u.name) }));
   for (const l of low) if (!upNames.has(l.name)) items.push({ key: ".wh." + l.name, l });
-  items.sort((a, b) => compareBytes(a.key, b.key));
+  items.sort((a, b) => compareNames(a.key, b.key));
 
   for (const it of items) {
     if (!it.u) {
