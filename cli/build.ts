@@ -56,8 +56,8 @@ import {
   parseCacheTo,
 } from "./cache_flag.ts";
 import {
-  buildRef,
   bindSolver,
+  buildRef,
   exportCaches,
   type ImageResult,
   importCacheMounts,
@@ -425,22 +425,21 @@ export async function buildCommand(argv: string[]): Promise<number> {
     return 1;
   }
   const ctxDir = main.dir;
-  const dockerfilePath = flags.file === "-"
-    ? "-"
-    : main.dockerfile ??
-      (main.remote
-        ? path.join(ctxDir, path.posix.normalize("/" + (flags.file ?? "Dockerfile")))
-        : path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile")));
+  const dockerfilePath = flags.file === "-" ? "-" : main.dockerfile ??
+    (main.remote
+      ? path.join(ctxDir, path.posix.normalize("/" + (flags.file ?? "Dockerfile")))
+      : path.resolve(flags.file ?? path.join(ctxDir, "Dockerfile")));
   const dockerfileName = flags.file && flags.file !== "-"
     ? path.basename(flags.file)
     : "Dockerfile";
   let source: Uint8Array = new Uint8Array();
-  const engine = await phase("open store", "startup", () => openEngine({
-    root: flags.root,
-    insecureRegistries: flags["insecure-registry"],
-    notice: (m) => progress.warn(m),
-    background: true,
-  }));
+  const engine = await phase("open store", "startup", () =>
+    openEngine({
+      root: flags.root,
+      insecureRegistries: flags["insecure-registry"],
+      notice: (m) => progress.warn(m),
+      background: true,
+    }));
   // Base images resolve tags again on every build; --pull forbids the offline fallback.
   const imageResolver = new ImageResolver({
     registry: engine.registry,
@@ -578,47 +577,54 @@ export async function buildCommand(argv: string[]): Promise<number> {
         return r;
       };
       // The cache manifests are fetched while the base images resolve and the context hashes.
-      importing = importCaches(engine, cacheFrom, platform, progress, cacheLocals(ctxDir, dockerfilePath));
+      importing = importCaches(
+        engine,
+        cacheFrom,
+        platform,
+        progress,
+        cacheLocals(ctxDir, dockerfilePath),
+      );
       importing.catch(() => {});
       for (const [i, p] of platforms.entries()) {
-        const c = await phase("convert", "frontend", () => convertDockerfile({
-          source,
-          fileName: dockerfileName,
-          buildArgs: args,
-          target: flags.target,
-          platform: p,
-          multiPlatform: multi,
-          excludes,
-          noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
-          resolveImage,
-          // Hash the context while the base images resolve (engine/ops/local_context.ts).
-          onContextNeeded: () =>
-            prefetchContext({
-              contextDir: ctxDir,
-              name: "context",
-              excludePatterns: excludes,
-              includePatterns: [],
-              followPaths: [],
-              storeRoot: engine.root,
-            }),
-          // The same Dockerfile warns the same for every platform: once is enough.
-          warn: (msg) => i === 0 && progress.warn(msg),
-          // BuildKit's InvalidBaseImagePlatform check, known only once the images are resolved.
-          onBaseImagePlatform: (image, expected, actual, loc) => {
-            const w = baseImagePlatformWarning(lint.config!, image, expected, actual, loc);
-            if (w && !lintWarnings.some((x) => JSON.stringify(x) === JSON.stringify(w))) {
-              lintWarnings = [...lintWarnings, w].sort((a, b) => a.line - b.line);
-            }
-          },
-          network: runFlags.network,
-          extraHosts: runFlags.extraHosts,
-          shmSize: runFlags.shmSize,
-          ulimits: runFlags.ulimits,
-          namedContexts: named.named,
-          imageResolveMode: flags.pull ? "pull" : undefined, // BuildKit's image-resolve-mode
-        }));
+        const c = await phase("convert", "frontend", () =>
+          convertDockerfile({
+            source,
+            fileName: dockerfileName,
+            buildArgs: args,
+            target: flags.target,
+            platform: p,
+            multiPlatform: multi,
+            excludes,
+            noCacheStages: flags["no-cache-filter"].flatMap((s) => s.split(",")).filter(Boolean),
+            resolveImage,
+            // Hash the context while the base images resolve (engine/ops/local_context.ts).
+            onContextNeeded: () =>
+              prefetchContext({
+                contextDir: ctxDir,
+                name: "context",
+                excludePatterns: excludes,
+                includePatterns: [],
+                followPaths: [],
+                storeRoot: engine.root,
+              }),
+            // The same Dockerfile warns the same for every platform: once is enough.
+            warn: (msg) => i === 0 && progress.warn(msg),
+            // BuildKit's InvalidBaseImagePlatform check, known only once the images are resolved.
+            onBaseImagePlatform: (image, expected, actual, loc) => {
+              const w = baseImagePlatformWarning(lint.config!, image, expected, actual, loc);
+              if (w && !lintWarnings.some((x) => JSON.stringify(x) === JSON.stringify(w))) {
+                lintWarnings = [...lintWarnings, w].sort((a, b) => a.line - b.line);
+              }
+            },
+            network: runFlags.network,
+            extraHosts: runFlags.extraHosts,
+            shmSize: runFlags.shmSize,
+            ulimits: runFlags.ulimits,
+            namedContexts: named.named,
+            imageResolveMode: flags.pull ? "pull" : undefined, // BuildKit's image-resolve-mode
+          }));
         converts.push(c);
-        if (convert) for (const [k, v] of c.locations) convert.locations.set(k, v);
+        if (convert) { for (const [k, v] of c.locations) convert.locations.set(k, v); }
         else convert = c;
       }
       if (lint.errorOnWarning && lintWarnings.length) {
@@ -664,7 +670,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
       signal: abort.signal,
     });
     const locals = cacheLocals(ctxDir, dockerfilePath);
-    const remote = await phase("import caches", "cache", () => importing ?? importCaches(engine, cacheFrom, platform, progress, locals));
+    const remote = await phase(
+      "import caches",
+      "cache",
+      () => importing ?? importCaches(engine, cacheFrom, platform, progress, locals),
+    );
     if (graph) await importCacheMounts(engine, remote, graph.root, progress);
     const solver = new Solver(worker, engine.meta, progress, {
       remote,
@@ -682,7 +692,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
     // The first failure cancels every other running step (their sandboxes are killed).
     solver.signal.addEventListener("abort", () => abort.abort(solver.signal.reason));
     // Every platform in one solver: equal vertices (same digest) are solved once.
-    const refs = await phase("solve", "solve", () => Promise.all(graphs.map((g) => g ? solver.solve(g.root, g.index) : null)));
+    const refs = await phase(
+      "solve",
+      "solve",
+      () => Promise.all(graphs.map((g) => g ? solver.solve(g.root, g.index) : null)),
+    );
     const lazyRefs = refs.slice();
     // A fully cached result from an imported cache: pushing it needs no download (the blobs
     // are mounted from the cache's repository); any other output needs the files.
@@ -700,7 +714,12 @@ export async function buildCommand(argv: string[]): Promise<number> {
         // Image outputs need the layer blobs, not their files: download, do not unpack. A blob
         // that cannot be had falls back to the solver, which warns and builds the step.
         try {
-          ({ engine: exportEngine, ref: refs[0] } = await lazyEngine(engine, remote, refs[0], true));
+          ({ engine: exportEngine, ref: refs[0] } = await lazyEngine(
+            engine,
+            remote,
+            refs[0],
+            true,
+          ));
         } catch {
           await materialize();
         }
@@ -754,7 +773,11 @@ export async function buildCommand(argv: string[]): Promise<number> {
         });
         if (r.descriptor && !image) {
           // Several platforms: the index digest is the image's id, as in containerd's store.
-          image = { manifestDesc: r.descriptor, configDesc: r.config ?? r.descriptor, names: r.names };
+          image = {
+            manifestDesc: r.descriptor,
+            configDesc: r.config ?? r.descriptor,
+            names: r.names,
+          };
         }
       }
     };

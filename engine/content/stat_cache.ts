@@ -62,10 +62,13 @@ export class StatCaches {
     // A file cut short or of another version is no cache.
     if (f[0] !== HEADER || f[f.length - 1] !== END || (f.length - 2) % 4 !== 0) return m;
     for (let i = 1; i < f.length - 1; i += 4) {
-      m.set(f[i], f[i + 3] ? { sig: f[i + 1], digest: f[i + 2], bk: f[i + 3] } : {
-        sig: f[i + 1],
-        digest: f[i + 2],
-      });
+      m.set(
+        f[i],
+        f[i + 3] ? { sig: f[i + 1], digest: f[i + 2], bk: f[i + 3] } : {
+          sig: f[i + 1],
+          digest: f[i + 2],
+        },
+      );
     }
     return m;
   }

@@ -17,7 +17,11 @@ function withStore(fn: (root: string, c: StatCaches) => void): void {
 test("save replaces a scope's rows; other scopes are untouched", () => {
   withStore((_root, c) => {
     assert.equal(c.load("aa").size, 0);
-    c.save("aa", [{ path: "a", sig: "1", digest: "da" }, { path: "b c\n", sig: "2", digest: "db" }]);
+    c.save("aa", [{ path: "a", sig: "1", digest: "da" }, {
+      path: "b c\n",
+      sig: "2",
+      digest: "db",
+    }]);
     c.save("mirror:aa", [{ path: "a", sig: "9", digest: "d9" }]);
     c.save("bk", [{ path: "f", sig: "1", digest: "d1", bk: "b1" }]);
     assert.deepEqual([...c.load("bk")], [["f", { sig: "1", digest: "d1", bk: "b1" }]]);
@@ -56,7 +60,7 @@ test("names with NUL-free oddities round-trip; a name that is not well-formed UT
   withStore((_root, c) => {
     const rows = [
       { path: "tab\tnew\nline", sig: "1:2:3:4.5:33188", digest: "sha256:aa", bk: "sha256:bb" },
-      { path: "é 😀 \\ \"q\"", sig: "1", digest: "" },
+      { path: 'é 😀 \\ "q"', sig: "1", digest: "" },
       { path: "link", sig: "2", digest: "../target with spaces" },
       { path: "caf\udce9", sig: "3", digest: "d" }, // an escaped non-UTF-8 byte
     ];

@@ -6,14 +6,7 @@
  * by hashFile; hashStream hashes them as they stream.
  */
 import { createHash } from "node:crypto";
-import {
-  closeSync,
-  constants,
-  createReadStream,
-  fstatSync,
-  openSync,
-  readSync,
-} from "node:fs";
+import { closeSync, constants, createReadStream, fstatSync, openSync, readSync } from "node:fs";
 import { fileHeader } from "../cache/buildkit_contenthash.ts";
 import { digestOf } from "../content/store.ts";
 

@@ -23,7 +23,7 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { PatternMatcher } from "../frontend/dockerfile/dockerignore.ts";
-import { type StatRow, StatCaches } from "../content/stat_cache.ts";
+import { StatCaches, type StatRow } from "../content/stat_cache.ts";
 import { acquireLock } from "../content/lock.ts";
 import { counter, span } from "../trace.ts";
 import { diskFullError, filesystemOf, isDiskFull } from "../content/space.ts";

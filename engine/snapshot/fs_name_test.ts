@@ -29,7 +29,22 @@ test("bytes that are not UTF-8 round-trip; valid sequences beside them decode", 
 
 test("compareNames orders as Go (by bytes): pairs above U+FFFF and escaped bytes included", () => {
   const esc = nameFromBytes(Uint8Array.of(0x63, 0x61, 0x66, 0xe9)); // "caf\xe9", not UTF-8
-  const names = ["b", "a", "ab", "", "é", "\uffff", "\ue000", "😀", "z", "\u0800", "a\u00ff", "A", esc, "café"];
+  const names = [
+    "b",
+    "a",
+    "ab",
+    "",
+    "é",
+    "\uffff",
+    "\ue000",
+    "😀",
+    "z",
+    "\u0800",
+    "a\u00ff",
+    "A",
+    esc,
+    "café",
+  ];
   const bytes = [...names].sort((x, y) => Buffer.compare(nameToBytes(x), nameToBytes(y)));
   assert.deepEqual([...names].sort(compareNames), bytes);
   assert.equal(compareNames("😀", "\uffff"), 1); // code unit order would say -1

@@ -2,7 +2,7 @@
  * Converting a Dockerfile in unit tests: linux/amd64, no build args or ignore patterns, and every
  * base image resolved to an empty one (or one with the given config) without a registry.
  */
-import { type ConvertOptions, type ConvertResult, convertDockerfile } from "./convert.ts";
+import { convertDockerfile, type ConvertOptions, type ConvertResult } from "./convert.ts";
 
 const AMD64 = { OS: "linux", Architecture: "amd64" };
 
